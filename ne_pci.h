@@ -1,0 +1,126 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The Nitro Enclaves PCI device (1d0f:e4c1) as the driver sees it:
+ * registers, commands and their wire structures, and the interface between
+ * the PCI driver (ne_pci.c) and the user API (ne_kvm_compat.c).
+ */
+#ifndef _NE_PCI_H
+#define _NE_PCI_H
+
+#include <linux/atomic.h>
+#include <linux/build_bug.h>
+#include <linux/mutex.h>
+#include <linux/pci.h>
+#include <linux/types.h>
+#include <linux/wait.h>
+#include <linux/workqueue.h>
+
+#define PCI_DEVICE_ID_NE		0xe4c1
+
+/* BAR 3 registers. */
+#define NE_PCI_BAR			3
+#define NE_ENABLE			0x000	/* u8 */
+#define NE_VERSION			0x002	/* u16 */
+#define NE_COMMAND			0x004	/* u32, write only */
+#define NE_EVTCNT			0x00c	/* u32, read only */
+#define NE_SEND_DATA			0x010	/* 240 bytes */
+#define NE_RECV_DATA			0x100	/* 240 bytes */
+#define NE_DATA_SIZE			240
+
+#define NE_ENABLE_OFF			0x00
+#define NE_ENABLE_ON			0x01
+#define NE_VERSION_MAX			0x0001
+
+#define NE_EVTCNT_REPLY_MASK		0x0000ffff
+#define NE_EVTCNT_EVENT_SHIFT		16
+
+/* MSI-X vectors. */
+#define NE_VEC_REPLY			0
+#define NE_VEC_EVENT			1
+
+enum ne_pci_cmd_type {
+	NE_CMD_INVALID = 0,
+	NE_CMD_ENCLAVE_START = 1,
+	NE_CMD_ENCLAVE_GET_SLOT = 2,
+	NE_CMD_ENCLAVE_STOP = 3,
+	NE_CMD_SLOT_ALLOC = 4,
+	NE_CMD_SLOT_FREE = 5,
+	NE_CMD_SLOT_ADD_MEM = 6,
+	NE_CMD_SLOT_ADD_VCPU = 7,
+	NE_CMD_SLOT_COUNT = 8,
+	NE_CMD_NEXT_SLOT = 9,
+	NE_CMD_SLOT_INFO = 10,
+	NE_CMD_SLOT_ADD_BULK_VCPUS = 11,
+	NE_CMD_MAX = 12,
+};
+
+/* Request payloads, at natural alignment as on the wire. */
+struct ne_req_enclave_start {
+	u64 slot_uid;
+	u64 enclave_cid;
+	u64 flags;
+};
+
+struct ne_req_slot {			/* ENCLAVE_STOP, SLOT_FREE, SLOT_INFO */
+	u64 slot_uid;
+};
+
+struct ne_req_slot_alloc {		/* also SLOT_COUNT */
+	u8 unused;
+};
+
+struct ne_req_slot_add_mem {
+	u64 slot_uid;
+	u64 paddr;
+	u64 size;
+};
+
+struct ne_req_slot_add_vcpu {
+	u64 slot_uid;
+	u32 vcpu_id;
+	u8 padding[4];
+};
+
+/* The one reply layout of every command: 72 bytes. */
+struct ne_pci_reply {
+	s32 rc;
+	u8 padding0[4];
+	u64 slot_uid;
+	u64 enclave_cid;
+	u64 slot_count;
+	u64 mem_regions;
+	u64 mem_size;
+	u64 nr_vcpus;
+	u64 flags;
+	u16 state;
+	u8 padding1[6];
+};
+
+static_assert(sizeof(struct ne_pci_reply) == 72);
+
+/**
+ * struct ne_pci_dev - one probed NE PCI device
+ * @pdev:	the PCI device.
+ * @iomem:	BAR 3.
+ * @cmd_lock:	serialises commands: the device takes one at a time.
+ * @reply_wq:	woken by the reply interrupt.
+ * @replies:	replies seen so far (EVTCNT 15:0), under @cmd_lock.
+ * @stale:	a command timed out and its reply is still due, under
+ *		@cmd_lock.
+ */
+struct ne_pci_dev {
+	struct pci_dev *pdev;
+	void __iomem *iomem;
+	struct mutex cmd_lock;		/* one command at a time */
+	wait_queue_head_t reply_wq;
+	u16 replies;
+	bool stale;
+};
+
+int ne_pci_cmd(struct ne_pci_dev *ne, enum ne_pci_cmd_type type,
+	       const void *req, size_t req_size, struct ne_pci_reply *reply);
+
+int ne_misc_register(struct ne_pci_dev *ne);
+void ne_misc_unregister(struct ne_pci_dev *ne);
+
+#endif /* _NE_PCI_H */

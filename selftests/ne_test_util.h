@@ -1,0 +1,69 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Helpers shared by the selftests: finding the device, skipping without it.
+ */
+#ifndef NE_TEST_UTIL_H
+#define NE_TEST_UTIL_H
+
+#include <dirent.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kselftest.h"
+
+#define NE_DEV_PATH		"/dev/nitro_enclaves"
+#define NE_PCI_VENDOR		0x1d0f
+#define NE_PCI_DEVICE		0xe4c1
+#define NE_SYSFS_PCI		"/sys/bus/pci/devices"
+
+static inline unsigned long ne_read_sysfs_hex(const char *dir, const char *name)
+{
+	char path[PATH_MAX + 64];
+	unsigned long val = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	f = fopen(path, "r");
+	if (!f)
+		return 0;
+	if (fscanf(f, "%lx", &val) != 1)
+		val = 0;
+	fclose(f);
+	return val;
+}
+
+/* Finds the NE PCI device; writes its sysfs directory into @dir. */
+static inline int ne_find_pci_device(char *dir, size_t len)
+{
+	struct dirent *de;
+	DIR *d = opendir(NE_SYSFS_PCI);
+	int rc = -1;
+
+	if (!d)
+		return -1;
+	while ((de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(dir, len, NE_SYSFS_PCI "/%s", de->d_name);
+		if (ne_read_sysfs_hex(dir, "vendor") == NE_PCI_VENDOR &&
+		    ne_read_sysfs_hex(dir, "device") == NE_PCI_DEVICE) {
+			rc = 0;
+			break;
+		}
+	}
+	closedir(d);
+	return rc;
+}
+
+/* No NE device on this machine: the whole program skips. */
+static inline void ne_require_device(void)
+{
+	char dir[PATH_MAX];
+
+	if (ne_find_pci_device(dir, sizeof(dir)))
+		ksft_exit_skip("no Nitro Enclaves PCI device (1d0f:e4c1) here\n");
+}
+
+#endif /* NE_TEST_UTIL_H */
