@@ -1,0 +1,328 @@
+// SPDX-License-Identifier: GPL-2.0
+/* Parsing of `nectl run` arguments and of nitro-cli style --config files. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "errors.h"
+#include "json.h"
+
+/* Bigger config files are not configs. */
+#define CONFIG_MAX_SIZE		(64 * 1024)
+
+static int report(char *err, size_t errlen, int code, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static int report(char *err, size_t errlen, int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+	return code;
+}
+
+int parse_u64(const char *s, uint64_t max, bool allow_hex, uint64_t *out)
+{
+	unsigned long long v;
+	int base = 10;
+	const char *p = s;
+	char *end;
+
+	if (allow_hex && (s[0] == '0') && (s[1] == 'x' || s[1] == 'X')) {
+		base = 16;
+		p += 2;
+	}
+	if (!*p)
+		return -1;
+	for (end = (char *)p; *end; end++)
+		if (!(base == 16 ? !!strchr("0123456789abcdefABCDEF", *end) : (*end >= '0' && *end <= '9')))
+			return -1;
+	errno = 0;
+	v = strtoull(p, &end, base);
+	if (errno == ERANGE || v > max)
+		return -2;
+	*out = v;
+	return 0;
+}
+
+bool enclave_name_valid(const char *name)
+{
+	size_t len = strlen(name), i;
+
+	if (len == 0 || len > NECTL_NAME_MAX)
+		return false;
+	for (i = 0; i < len; i++)
+		if ((unsigned char)name[i] < 0x20 || name[i] == 0x7f || name[i] == '/')
+			return false;
+	return true;
+}
+
+bool enclave_cid_valid(uint64_t cid)
+{
+	/* 1 and 2 are reserved by vsock, 3 is the parent, U32_MAX is "any". */
+	return cid == 0 || (cid > 3 && cid < 0xFFFFFFFFULL);
+}
+
+static int set_number(const char *what, const char *text, uint64_t max, uint64_t *out,
+		      char *err, size_t errlen)
+{
+	int r = parse_u64(text, max, false, out);
+
+	if (r == -1)
+		return report(err, errlen, E_INTEGER_PARSE,
+			      "%s '%s' is not a non-negative decimal integer", what, text);
+	if (r == -2)
+		return report(err, errlen, E_INVALID_ARG, "%s %s is too large (at most %llu)",
+			      what, text, (unsigned long long)max);
+	return 0;
+}
+
+static int copy_string(char *dst, size_t size, const char *what, const char *src,
+		       char *err, size_t errlen)
+{
+	if (strlen(src) >= size)
+		return report(err, errlen, E_INVALID_ARG, "%s is too long (at most %zu bytes)",
+			      what, size - 1);
+	strcpy(dst, src);
+	return 0;
+}
+
+/* Checks that do not depend on where the values came from. */
+static int run_options_check(const struct run_options *o, char *err, size_t errlen)
+{
+	if (!o->eif_path[0])
+		return report(err, errlen, E_MISSING_ARG, "--eif-path is required");
+	if (!o->memory_mib)
+		return report(err, errlen, E_MISSING_ARG,
+			      "--memory (MiB, at least 64) is required and must not be 0");
+	if (!o->cpu_count)
+		return report(err, errlen, E_MISSING_ARG, "--cpu-count (at least 1) is required and must not be 0");
+	if (!enclave_cid_valid(o->enclave_cid))
+		return report(err, errlen, E_INVALID_ARG,
+			      "--enclave-cid %llu is reserved (0 = automatic; 1, 2, 3 and 4294967295 are not allowed)",
+			      (unsigned long long)o->enclave_cid);
+	if (o->enclave_name[0] && !enclave_name_valid(o->enclave_name))
+		return report(err, errlen, E_NAMING,
+			      "--enclave-name must be 1 to %d printable characters without '/'",
+			      NECTL_NAME_MAX);
+	return 0;
+}
+
+static int read_small_file(const char *path, char **text, size_t *len, char *err, size_t errlen)
+{
+	struct stat st;
+	ssize_t n;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return report(err, errlen, E_FILE_READ, "cannot open config %s: %s", path,
+			      strerror(errno));
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode) || st.st_size > CONFIG_MAX_SIZE) {
+		close(fd);
+		return report(err, errlen, E_FILE_READ,
+			      "config %s is not a regular file of at most %d bytes", path,
+			      CONFIG_MAX_SIZE);
+	}
+	*text = malloc(st.st_size + 1);
+	if (!*text) {
+		close(fd);
+		return report(err, errlen, E_FILE_READ, "out of memory");
+	}
+	n = read(fd, *text, st.st_size);
+	close(fd);
+	if (n != st.st_size) {
+		free(*text);
+		return report(err, errlen, E_FILE_READ, "cannot read config %s", path);
+	}
+	*len = n;
+	return 0;
+}
+
+static const struct option run_long_options[] = {
+	{ "eif-path", required_argument, NULL, 'e' },
+	{ "memory", required_argument, NULL, 'm' },
+	{ "cpu-count", required_argument, NULL, 'c' },
+	{ "cpu-ids", required_argument, NULL, 'I' },
+	{ "enclave-cid", required_argument, NULL, 'C' },
+	{ "debug-mode", no_argument, NULL, 'd' },
+	{ "attach-console", no_argument, NULL, 'a' },
+	{ "enclave-name", required_argument, NULL, 'n' },
+	{ "config", required_argument, NULL, 'f' },
+	{ "no-heartbeat", no_argument, NULL, 'H' },
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL, 0, NULL, 0 },
+};
+
+static int apply_run_option(int opt, const char *arg, struct run_options *o,
+			    char *err, size_t errlen)
+{
+	switch (opt) {
+	case 'e':
+		return copy_string(o->eif_path, sizeof(o->eif_path), "--eif-path", arg, err, errlen);
+	case 'm':
+		return set_number("--memory", arg, NECTL_MAX_MEMORY_MIB, &o->memory_mib, err, errlen);
+	case 'c':
+		return set_number("--cpu-count", arg, NECTL_MAX_CPUS, &o->cpu_count, err, errlen);
+	case 'I':
+		return report(err, errlen, E_INVALID_ARG,
+			      "--cpu-ids is not supported: ne-kvm's driver picks the parent CPUs (whole cores first); use --cpu-count");
+	case 'C':
+		return set_number("--enclave-cid", arg, UINT64_MAX, &o->enclave_cid, err, errlen);
+	case 'd':
+		o->debug_mode = true;
+		return 0;
+	case 'a':
+		o->attach_console = true;
+		o->debug_mode = true;	/* the console exists only in debug mode */
+		return 0;
+	case 'n':
+		return copy_string(o->enclave_name, sizeof(o->enclave_name), "--enclave-name",
+				   arg, err, errlen);
+	case 'f':
+		return copy_string(o->config_path, sizeof(o->config_path), "--config", arg,
+				   err, errlen);
+	case 'H':
+		o->no_heartbeat = true;
+		return 0;
+	default:
+		return report(err, errlen, E_INVALID_ARG, "unknown option (see nectl run --help)");
+	}
+}
+
+int run_options_parse(int argc, char **argv, struct run_options *o, bool *want_help,
+		      char *err, size_t errlen)
+{
+	bool launch_option_seen = false;
+	char *text = NULL;
+	size_t len = 0;
+	int opt, code;
+
+	memset(o, 0, sizeof(*o));
+	*want_help = false;
+	optind = 0;	/* GNU: full re-initialisation, so parsing can be repeated */
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, "+", run_long_options, NULL)) != -1) {
+		if (opt == 'h') {
+			*want_help = true;
+			return 0;
+		}
+		if (opt == '?' || opt == ':')
+			return report(err, errlen, E_INVALID_ARG,
+				      "unknown option or missing value: '%s' (see nectl run --help)",
+				      argv[optind - 1]);
+		if (opt != 'f' && opt != 'H')
+			launch_option_seen = true;
+		code = apply_run_option(opt, optarg, o, err, errlen);
+		if (code)
+			return code;
+	}
+	if (optind < argc)
+		return report(err, errlen, E_INVALID_ARG, "unexpected argument '%s'", argv[optind]);
+	if (o->config_path[0]) {
+		if (launch_option_seen)
+			return report(err, errlen, E_CONFLICTING_ARGS,
+				      "--config cannot be combined with other launch options (only --no-heartbeat)");
+		code = read_small_file(o->config_path, &text, &len, err, errlen);
+		if (code)
+			return code;
+		code = run_options_from_config(text, len, o, err, errlen);
+		free(text);
+		if (code)
+			return code;
+	}
+	return run_options_check(o, err, errlen);
+}
+
+static int config_number(const struct json_value *v, const char *key, uint64_t max,
+			 uint64_t *out, char *err, size_t errlen)
+{
+	if (!json_to_u64(v, out))
+		return report(err, errlen, E_CONFIG_PARSE,
+			      "config key %s must be a non-negative integer", key);
+	if (*out > max)
+		return report(err, errlen, E_INVALID_ARG, "config key %s is too large (at most %llu)",
+			      key, (unsigned long long)max);
+	return 0;
+}
+
+static int config_bool(const struct json_value *v, const char *key, bool *out,
+		       char *err, size_t errlen)
+{
+	if (v->type != JSON_BOOL)
+		return report(err, errlen, E_CONFIG_PARSE, "config key %s must be true or false", key);
+	*out = v->boolean;
+	return 0;
+}
+
+static int config_string(const struct json_value *v, const char *key, char *dst, size_t size,
+			 char *err, size_t errlen)
+{
+	if (v->type != JSON_STRING)
+		return report(err, errlen, E_CONFIG_PARSE, "config key %s must be a string", key);
+	return copy_string(dst, size, key, v->text, err, errlen);
+}
+
+static int apply_config_key(const char *key, const struct json_value *v, struct run_options *o,
+			    char *err, size_t errlen)
+{
+	if (!strcmp(key, "eif_path"))
+		return config_string(v, key, o->eif_path, sizeof(o->eif_path), err, errlen);
+	if (!strcmp(key, "memory_mib"))
+		return config_number(v, key, NECTL_MAX_MEMORY_MIB, &o->memory_mib, err, errlen);
+	if (!strcmp(key, "cpu_count"))
+		return config_number(v, key, NECTL_MAX_CPUS, &o->cpu_count, err, errlen);
+	if (!strcmp(key, "cpu_ids"))
+		return report(err, errlen, E_INVALID_ARG,
+			      "config key cpu_ids is not supported: ne-kvm's driver picks the parent CPUs; use cpu_count");
+	if (!strcmp(key, "enclave_cid")) {
+		if (v->type == JSON_NULL)
+			return 0;
+		return config_number(v, key, UINT64_MAX, &o->enclave_cid, err, errlen);
+	}
+	if (!strcmp(key, "debug_mode"))
+		return config_bool(v, key, &o->debug_mode, err, errlen);
+	if (!strcmp(key, "attach_console")) {
+		int code = config_bool(v, key, &o->attach_console, err, errlen);
+
+		if (o->attach_console)
+			o->debug_mode = true;
+		return code;
+	}
+	if (!strcmp(key, "enclave_name")) {
+		if (v->type == JSON_NULL)
+			return 0;
+		return config_string(v, key, o->enclave_name, sizeof(o->enclave_name), err, errlen);
+	}
+	return report(err, errlen, E_CONFIG_PARSE,
+		      "unknown config key \"%s\" (known: eif_path, memory_mib, cpu_count, enclave_cid, debug_mode, attach_console, enclave_name)",
+		      key);
+}
+
+int run_options_from_config(const char *text, size_t len, struct run_options *o,
+			    char *err, size_t errlen)
+{
+	char perr[160];
+	struct json_value *root = json_parse(text, len, perr, sizeof(perr));
+	size_t i;
+	int code = 0;
+
+	if (!root)
+		return report(err, errlen, E_CONFIG_PARSE, "config is not valid JSON: %s", perr);
+	if (root->type != JSON_OBJECT) {
+		json_free(root);
+		return report(err, errlen, E_CONFIG_PARSE, "config must be a JSON object");
+	}
+	for (i = 0; i < root->count && !code; i++)
+		code = apply_config_key(root->keys[i], root->items[i], o, err, errlen);
+	json_free(root);
+	return code;
+}

@@ -1,0 +1,579 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * EIF reader and writer.  The reader never trusts the file: every offset and
+ * size is checked against the file size before it is used (without integer
+ * overflow), and all data is read with bounded pread() calls.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "crc32.h"
+#include "eif.h"
+
+#define IO_CHUNK	(1u << 20)
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+static uint16_t get_be16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] << 8 | p[1]);
+}
+
+static uint32_t get_be32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static uint64_t get_be64(const uint8_t *p)
+{
+	return (uint64_t)get_be32(p) << 32 | get_be32(p + 4);
+}
+
+static void put_be16(uint8_t *p, uint16_t v)
+{
+	p[0] = v >> 8;
+	p[1] = v;
+}
+
+static void put_be32(uint8_t *p, uint32_t v)
+{
+	put_be16(p, v >> 16);
+	put_be16(p + 2, v);
+}
+
+static void put_be64(uint8_t *p, uint64_t v)
+{
+	put_be32(p, v >> 32);
+	put_be32(p + 4, v);
+}
+
+/* pread exactly len bytes; a short file is an error, not a short read. */
+static int pread_full(int fd, void *buf, size_t len, uint64_t off)
+{
+	uint8_t *p = buf;
+
+	while (len) {
+		ssize_t n = pread(fd, p, len, off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			if (n == 0)
+				errno = ENODATA;
+			return -1;
+		}
+		p += n;
+		len -= n;
+		off += n;
+	}
+	return 0;
+}
+
+static int write_full(int fd, const void *buf, size_t len)
+{
+	const uint8_t *p = buf;
+
+	while (len) {
+		ssize_t n = write(fd, p, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -1;
+		p += n;
+		len -= n;
+	}
+	return 0;
+}
+
+void eif_hex(const uint8_t *bytes, size_t len, char *out)
+{
+	static const char digits[] = "0123456789abcdef";
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		out[2 * i] = digits[bytes[i] >> 4];
+		out[2 * i + 1] = digits[bytes[i] & 15];
+	}
+	out[2 * len] = '\0';
+}
+
+void eif_pcr_extend_from_zero(const uint8_t data_digest[SHA384_DIGEST_SIZE],
+			      uint8_t pcr[SHA384_DIGEST_SIZE])
+{
+	uint8_t buf[2 * SHA384_DIGEST_SIZE] = { 0 };
+
+	memcpy(buf + SHA384_DIGEST_SIZE, data_digest, SHA384_DIGEST_SIZE);
+	sha384(buf, sizeof(buf), pcr);
+}
+
+static const char *section_name(uint16_t type)
+{
+	static const char *const names[] = {
+		"invalid", "kernel", "cmdline", "ramdisk", "signature", "metadata",
+	};
+
+	return type < sizeof(names) / sizeof(names[0]) ? names[type] : "unknown";
+}
+
+/* ------------------------------------------------------------------ reader */
+
+static int check_header(const uint8_t *hdr, struct eif_info *info, char *err, size_t errlen)
+{
+	unsigned int i;
+
+	if (memcmp(hdr, EIF_MAGIC, 4)) {
+		set_err(err, errlen, "bad magic %02x %02x %02x %02x (an EIF starts with \".eif\")",
+			hdr[0], hdr[1], hdr[2], hdr[3]);
+		return -1;
+	}
+	info->version = get_be16(hdr + 4);
+	info->flags = get_be16(hdr + 6);
+	info->num_sections = get_be16(hdr + 26);
+	info->stored_crc = get_be32(hdr + EIF_CRC_OFFSET);
+	if (info->version < 1 || info->version > EIF_VERSION) {
+		set_err(err, errlen, "unsupported EIF version %u (nectl reads versions 1 to %u)",
+			info->version, EIF_VERSION);
+		return -1;
+	}
+	if (info->flags & ~1u) {
+		set_err(err, errlen, "unknown header flags 0x%x", info->flags);
+		return -1;
+	}
+	if (info->num_sections == 0 || info->num_sections > EIF_MAX_SECTIONS) {
+		set_err(err, errlen, "header declares %u sections (must be 1 to %u)",
+			info->num_sections, EIF_MAX_SECTIONS);
+		return -1;
+	}
+	for (i = 0; i < EIF_MAX_SECTIONS; i++) {
+		uint64_t off = get_be64(hdr + 28 + 8 * i);
+		uint64_t size = get_be64(hdr + 284 + 8 * i);
+
+		if (i >= info->num_sections) {
+			if (off || size) {
+				set_err(err, errlen, "unused section slot %u is not zero", i);
+				return -1;
+			}
+			continue;
+		}
+		info->sections[i].offset = off;
+		info->sections[i].size = size;
+	}
+	return 0;
+}
+
+/* Bounds of section i, its header, and that both fit in the file. */
+static int check_section(int fd, struct eif_info *info, unsigned int i, char *err, size_t errlen)
+{
+	struct eif_section *s = &info->sections[i];
+	uint8_t sh[EIF_SECTION_HEADER_SIZE];
+	uint64_t declared;
+
+	if (s->offset < EIF_HEADER_SIZE || s->offset > info->file_size ||
+	    info->file_size - s->offset < EIF_SECTION_HEADER_SIZE) {
+		set_err(err, errlen, "section %u header at offset %llu lies outside the file (%llu bytes)",
+			i, (unsigned long long)s->offset, (unsigned long long)info->file_size);
+		return -1;
+	}
+	if (s->size > info->file_size - s->offset - EIF_SECTION_HEADER_SIZE) {
+		set_err(err, errlen, "section %u (%llu bytes at offset %llu) runs past the end of the file (%llu bytes)",
+			i, (unsigned long long)s->size, (unsigned long long)s->offset,
+			(unsigned long long)info->file_size);
+		return -1;
+	}
+	if (pread_full(fd, sh, sizeof(sh), s->offset)) {
+		set_err(err, errlen, "cannot read section %u header: %s", i, strerror(errno));
+		return -1;
+	}
+	s->type = get_be16(sh);
+	declared = get_be64(sh + 4);
+	if (s->type < EIF_SECTION_KERNEL || s->type > EIF_SECTION_METADATA) {
+		set_err(err, errlen, "section %u has invalid type %u", i, s->type);
+		return -1;
+	}
+	if (get_be16(sh + 2)) {
+		set_err(err, errlen, "section %u (%s) has non-zero flags 0x%x", i,
+			section_name(s->type), get_be16(sh + 2));
+		return -1;
+	}
+	if (declared != s->size) {
+		set_err(err, errlen, "section %u (%s) header says %llu bytes, main header says %llu",
+			i, section_name(s->type), (unsigned long long)declared,
+			(unsigned long long)s->size);
+		return -1;
+	}
+	return 0;
+}
+
+static int check_layout(struct eif_info *info, char *err, size_t errlen)
+{
+	unsigned int count[EIF_SECTION_METADATA + 1] = { 0 };
+	unsigned int i, j;
+
+	for (i = 0; i < info->num_sections; i++) {
+		const struct eif_section *a = &info->sections[i];
+
+		count[a->type]++;
+		for (j = i + 1; j < info->num_sections; j++) {
+			const struct eif_section *b = &info->sections[j];
+			/* Both ends are within the file, so these sums cannot overflow. */
+			uint64_t a_end = a->offset + EIF_SECTION_HEADER_SIZE + a->size;
+			uint64_t b_end = b->offset + EIF_SECTION_HEADER_SIZE + b->size;
+
+			if (a->offset < b_end && b->offset < a_end) {
+				set_err(err, errlen, "sections %u and %u overlap", i, j);
+				return -1;
+			}
+		}
+	}
+	if (count[EIF_SECTION_KERNEL] != 1 || count[EIF_SECTION_CMDLINE] != 1 ||
+	    !count[EIF_SECTION_RAMDISK]) {
+		set_err(err, errlen, "needs exactly one kernel, one cmdline and at least one ramdisk section (has %u, %u, %u)",
+			count[EIF_SECTION_KERNEL], count[EIF_SECTION_CMDLINE],
+			count[EIF_SECTION_RAMDISK]);
+		return -1;
+	}
+	if (count[EIF_SECTION_METADATA] > 1 || count[EIF_SECTION_SIGNATURE] > 1) {
+		set_err(err, errlen, "more than one metadata or signature section");
+		return -1;
+	}
+	info->is_signed = count[EIF_SECTION_SIGNATURE] == 1;
+	return 0;
+}
+
+struct eif_hashers {
+	struct sha384_ctx pcr0, pcr1, pcr2;
+	unsigned int ramdisks_seen;
+};
+
+static void measure(struct eif_hashers *h, uint16_t type, const uint8_t *buf, size_t len)
+{
+	if (!h)
+		return;
+	switch (type) {
+	case EIF_SECTION_KERNEL:
+	case EIF_SECTION_CMDLINE:
+		sha384_update(&h->pcr0, buf, len);
+		sha384_update(&h->pcr1, buf, len);
+		break;
+	case EIF_SECTION_RAMDISK:
+		sha384_update(&h->pcr0, buf, len);
+		if (h->ramdisks_seen == 1)
+			sha384_update(&h->pcr1, buf, len);
+		else
+			sha384_update(&h->pcr2, buf, len);
+		break;
+	default:
+		break;	/* metadata and signature are never measured */
+	}
+}
+
+/* One pass over every section, in header order: CRC, PCRs, metadata copy. */
+static int scan_sections(int fd, struct eif_info *info, const uint8_t *hdr, bool measured,
+			 char *err, size_t errlen)
+{
+	struct eif_hashers h, *hp = measured ? &h : NULL;
+	uint8_t digest[SHA384_DIGEST_SIZE];
+	uint8_t *buf = malloc(IO_CHUNK);
+	uint32_t crc;
+	unsigned int i;
+
+	if (!buf) {
+		set_err(err, errlen, "out of memory");
+		return -1;
+	}
+	sha384_init(&h.pcr0);
+	sha384_init(&h.pcr1);
+	sha384_init(&h.pcr2);
+	h.ramdisks_seen = 0;
+	crc = crc32_update(0, hdr, EIF_CRC_OFFSET);
+	for (i = 0; i < info->num_sections; i++) {
+		const struct eif_section *s = &info->sections[i];
+		uint64_t off = s->offset + EIF_SECTION_HEADER_SIZE, left = s->size;
+		size_t meta_pos = 0;
+
+		if (pread_full(fd, buf, EIF_SECTION_HEADER_SIZE, s->offset))
+			goto io_error;
+		crc = crc32_update(crc, buf, EIF_SECTION_HEADER_SIZE);
+		if (s->type == EIF_SECTION_RAMDISK)
+			h.ramdisks_seen++;
+		if (s->type == EIF_SECTION_METADATA) {
+			if (s->size > EIF_MAX_METADATA_SIZE) {
+				set_err(err, errlen, "metadata section is %llu bytes (limit %u)",
+					(unsigned long long)s->size, EIF_MAX_METADATA_SIZE);
+				goto fail;
+			}
+			info->metadata = malloc(s->size + 1);
+			if (!info->metadata) {
+				set_err(err, errlen, "out of memory");
+				goto fail;
+			}
+			info->metadata_len = s->size;
+			info->metadata[s->size] = '\0';
+		}
+		while (left) {
+			size_t n = left < IO_CHUNK ? left : IO_CHUNK;
+
+			if (pread_full(fd, buf, n, off))
+				goto io_error;
+			crc = crc32_update(crc, buf, n);
+			measure(hp, s->type, buf, n);
+			if (s->type == EIF_SECTION_METADATA) {
+				memcpy(info->metadata + meta_pos, buf, n);
+				meta_pos += n;
+			}
+			off += n;
+			left -= n;
+		}
+	}
+	free(buf);
+	info->computed_crc = crc;
+	info->crc_ok = crc == info->stored_crc;
+	info->measured = measured;
+	if (!measured)
+		return 0;
+	sha384_final(&h.pcr0, digest);
+	eif_pcr_extend_from_zero(digest, info->pcr0);
+	sha384_final(&h.pcr1, digest);
+	eif_pcr_extend_from_zero(digest, info->pcr1);
+	sha384_final(&h.pcr2, digest);
+	eif_pcr_extend_from_zero(digest, info->pcr2);
+	return 0;
+io_error:
+	set_err(err, errlen, "cannot read section %u: %s", i,
+		errno == ENODATA ? "file shrank while reading" : strerror(errno));
+fail:
+	free(buf);
+	return -1;
+}
+
+int eif_read(int fd, struct eif_info *info, bool measured, char *err, size_t errlen)
+{
+	uint8_t hdr[EIF_HEADER_SIZE];
+	struct stat st;
+	unsigned int i;
+
+	memset(info, 0, sizeof(*info));
+	if (fstat(fd, &st)) {
+		set_err(err, errlen, "cannot stat: %s", strerror(errno));
+		return -1;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		set_err(err, errlen, "not a regular file");
+		return -1;
+	}
+	info->file_size = st.st_size;
+	if (info->file_size < EIF_HEADER_SIZE) {
+		set_err(err, errlen, "truncated: %llu bytes, shorter than the %u-byte EIF header",
+			(unsigned long long)info->file_size, EIF_HEADER_SIZE);
+		return -1;
+	}
+	if (pread_full(fd, hdr, sizeof(hdr), 0)) {
+		set_err(err, errlen, "cannot read the header: %s", strerror(errno));
+		return -1;
+	}
+	if (check_header(hdr, info, err, errlen))
+		return -1;
+	for (i = 0; i < info->num_sections; i++)
+		if (check_section(fd, info, i, err, errlen))
+			return -1;
+	if (check_layout(info, err, errlen))
+		return -1;
+	if (scan_sections(fd, info, hdr, measured, err, errlen)) {
+		eif_info_release(info);
+		return -1;
+	}
+	return 0;
+}
+
+void eif_info_release(struct eif_info *info)
+{
+	free(info->metadata);
+	info->metadata = NULL;
+	info->metadata_len = 0;
+}
+
+/* ------------------------------------------------------------------ writer */
+
+struct build_section {
+	uint16_t type;
+	const char *path;	/* data from this file, or */
+	const char *bytes;	/* from memory */
+	uint64_t size;
+	int fd;
+};
+
+/* Copies one section (header, then data) into out, updating the CRC. */
+static int emit_section(int out, const struct build_section *s, uint32_t *crc,
+			uint8_t *buf, char *err, size_t errlen)
+{
+	uint8_t sh[EIF_SECTION_HEADER_SIZE];
+	uint64_t off = 0;
+
+	put_be16(sh, s->type);
+	put_be16(sh + 2, 0);
+	put_be64(sh + 4, s->size);
+	*crc = crc32_update(*crc, sh, sizeof(sh));
+	if (write_full(out, sh, sizeof(sh)))
+		goto write_error;
+	if (!s->path) {
+		*crc = crc32_update(*crc, s->bytes, s->size);
+		if (write_full(out, s->bytes, s->size))
+			goto write_error;
+		return 0;
+	}
+	while (off < s->size) {
+		size_t n = s->size - off < IO_CHUNK ? s->size - off : IO_CHUNK;
+
+		if (pread_full(s->fd, buf, n, off)) {
+			set_err(err, errlen, "cannot read %s: %s", s->path,
+				errno == ENODATA ? "file shrank while reading" : strerror(errno));
+			return -1;
+		}
+		*crc = crc32_update(*crc, buf, n);
+		if (write_full(out, buf, n))
+			goto write_error;
+		off += n;
+	}
+	return 0;
+write_error:
+	set_err(err, errlen, "cannot write the EIF: %s", strerror(errno));
+	return -1;
+}
+
+static int open_input(struct build_section *s, char *err, size_t errlen)
+{
+	struct stat st;
+
+	s->fd = open(s->path, O_RDONLY | O_CLOEXEC);
+	if (s->fd < 0 || fstat(s->fd, &st)) {
+		set_err(err, errlen, "cannot open %s %s: %s", section_name(s->type), s->path,
+			strerror(errno));
+		return -1;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		set_err(err, errlen, "%s %s is not a regular file", section_name(s->type), s->path);
+		return -1;
+	}
+	if (st.st_size == 0) {
+		set_err(err, errlen, "%s %s is empty", section_name(s->type), s->path);
+		return -1;
+	}
+	s->size = st.st_size;
+	return 0;
+}
+
+static int write_sections(int out, struct build_section *secs, unsigned int n,
+			  char *err, size_t errlen)
+{
+	uint8_t hdr[EIF_HEADER_SIZE] = { 0 };
+	uint64_t off = EIF_HEADER_SIZE;
+	uint8_t *buf = malloc(IO_CHUNK);
+	uint32_t crc;
+	unsigned int i;
+	int ret = -1;
+
+	if (!buf) {
+		set_err(err, errlen, "out of memory");
+		return -1;
+	}
+	memcpy(hdr, EIF_MAGIC, 4);
+	put_be16(hdr + 4, EIF_VERSION);
+	put_be16(hdr + 6, 0);			/* x86_64 */
+	put_be64(hdr + 8, 1ULL << 30);		/* default_mem, as the reference builder */
+	put_be64(hdr + 16, 2);			/* default_cpus, likewise */
+	put_be16(hdr + 26, n);
+	for (i = 0; i < n; i++) {
+		put_be64(hdr + 28 + 8 * i, off);
+		put_be64(hdr + 284 + 8 * i, secs[i].size);
+		off += EIF_SECTION_HEADER_SIZE + secs[i].size;
+	}
+	crc = crc32_update(0, hdr, EIF_CRC_OFFSET);
+	if (write_full(out, hdr, sizeof(hdr))) {
+		set_err(err, errlen, "cannot write the EIF: %s", strerror(errno));
+		goto out;
+	}
+	for (i = 0; i < n; i++)
+		if (emit_section(out, &secs[i], &crc, buf, err, errlen))
+			goto out;
+	/* The CRC covers everything but itself, so it is patched in last. */
+	put_be32(hdr, crc);
+	if (pwrite(out, hdr, 4, EIF_CRC_OFFSET) != 4) {
+		set_err(err, errlen, "cannot write the CRC: %s", strerror(errno));
+		goto out;
+	}
+	ret = 0;
+out:
+	free(buf);
+	return ret;
+}
+
+int eif_write(const struct eif_build_input *in, const char *out_path, char *err, size_t errlen)
+{
+	struct build_section secs[EIF_MAX_SECTIONS];
+	char tmp_path[4096];
+	unsigned int n = 0, i;
+	int out = -1, ret = -1;
+
+	if (in->nr_ramdisks < 1 || in->nr_ramdisks > EIF_MAX_RAMDISKS) {
+		set_err(err, errlen, "%u ramdisks given: an EIF holds 1 to %u", in->nr_ramdisks,
+			EIF_MAX_RAMDISKS);
+		return -1;
+	}
+	memset(secs, 0, sizeof(secs));
+	/* The reference builder's order: kernel, cmdline, metadata, ramdisks. */
+	secs[n++] = (struct build_section){ EIF_SECTION_KERNEL, in->kernel_path, NULL, 0, -1 };
+	secs[n++] = (struct build_section){ EIF_SECTION_CMDLINE, NULL, in->cmdline,
+					    strlen(in->cmdline), -1 };
+	secs[n++] = (struct build_section){ EIF_SECTION_METADATA, NULL, in->metadata_json,
+					    strlen(in->metadata_json), -1 };
+	for (i = 0; i < in->nr_ramdisks; i++)
+		secs[n++] = (struct build_section){ EIF_SECTION_RAMDISK, in->ramdisk_paths[i],
+						    NULL, 0, -1 };
+	for (i = 0; i < n; i++)
+		if (secs[i].path && open_input(&secs[i], err, errlen))
+			goto out;
+	if (snprintf(tmp_path, sizeof(tmp_path), "%s.tmp.%d", out_path, (int)getpid()) >=
+	    (int)sizeof(tmp_path)) {
+		set_err(err, errlen, "output path too long");
+		goto out;
+	}
+	out = open(tmp_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (out < 0) {
+		set_err(err, errlen, "cannot create %s: %s", tmp_path, strerror(errno));
+		goto out;
+	}
+	if (write_sections(out, secs, n, err, errlen))
+		goto out;
+	if (fsync(out) || rename(tmp_path, out_path)) {
+		set_err(err, errlen, "cannot write %s: %s", out_path, strerror(errno));
+		goto out;
+	}
+	ret = 0;
+out:
+	if (out >= 0) {
+		close(out);
+		if (ret)
+			unlink(tmp_path);
+	}
+	for (i = 0; i < n; i++)
+		if (secs[i].fd >= 0)
+			close(secs[i].fd);
+	return ret;
+}

@@ -1,0 +1,508 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Listing the enclaves of the machine.  The driver gives every VM fd an
+ * fdinfo with the enclave's state, so scanning /proc/PID/fd for "ne-vm"
+ * anon inodes finds enclaves made by any program, nectl or not.  Names and
+ * measurements of nectl's own enclaves come from its registry, a JSON file
+ * per enclave that the holder process writes and removes.
+ */
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "enclaves.h"
+#include "metadata.h"
+
+const char *nectl_run_dir(void)
+{
+	const char *dir = getenv("NECTL_RUN_DIR");
+
+	return dir && *dir ? dir : "/run/nectl";
+}
+
+int nectl_lock(const char *file)
+{
+	char path[512];
+	int fd;
+
+	if (mkdir(nectl_run_dir(), 0755) && errno != EEXIST)
+		return -1;
+	snprintf(path, sizeof(path), "%s/%s", nectl_run_dir(), file);
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -1;
+	while (flock(fd, LOCK_EX)) {
+		if (errno != EINTR) {
+			close(fd);
+			return -1;
+		}
+	}
+	return fd;
+}
+
+void nectl_unlock(int fd)
+{
+	if (fd >= 0)
+		close(fd);	/* drops the flock */
+}
+
+void nectl_log(const char *fmt, ...)
+{
+	char path[512], stamp[32];
+	time_t now = time(NULL);
+	struct tm tm;
+	va_list ap;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/nectl.log", nectl_run_dir());
+	f = fopen(path, "ae");
+	if (!f)
+		return;
+	gmtime_r(&now, &tm);
+	strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	fprintf(f, "%s nectl[%d]: ", stamp, (int)getpid());
+	va_start(ap, fmt);
+	vfprintf(f, fmt, ap);
+	va_end(ap);
+	fputc('\n', f);
+	fclose(f);
+}
+
+int fdinfo_read(pid_t pid, int fd, const char *key, char *value, size_t len)
+{
+	size_t keylen = strlen(key);
+	char path[64], line[512];
+	int found = -1;
+	FILE *f;
+
+	if (pid)
+		snprintf(path, sizeof(path), "/proc/%d/fdinfo/%d", (int)pid, fd);
+	else
+		snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+	f = fopen(path, "re");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		char *v;
+
+		if (strncmp(line, key, keylen) || line[keylen] != ':')
+			continue;
+		v = line + keylen + 1;
+		while (*v == ' ' || *v == '\t')
+			v++;
+		v[strcspn(v, "\n")] = '\0';
+		snprintf(value, len, "%s", v);
+		found = 0;
+		break;
+	}
+	fclose(f);
+	return found;
+}
+
+int parse_cpu_list(const char *text, unsigned int *ids, unsigned int max)
+{
+	unsigned int count = 0;
+	const char *p = text;
+
+	while (*p && *p != '\n') {
+		unsigned long lo, hi;
+		char *end;
+
+		if (!isdigit((unsigned char)*p))
+			return -1;
+		lo = strtoul(p, &end, 10);
+		hi = lo;
+		if (*end == '-') {
+			if (!isdigit((unsigned char)end[1]))
+				return -1;
+			hi = strtoul(end + 1, &end, 10);
+		}
+		if (hi < lo || hi - lo > 4096)
+			return -1;
+		for (; lo <= hi; lo++) {
+			if (count == max)
+				return -1;
+			ids[count++] = lo;
+		}
+		p = end;
+		if (*p == ',')
+			p++;
+		else if (*p && *p != '\n')
+			return -1;
+	}
+	return count;
+}
+
+static uint64_t fdinfo_u64(pid_t pid, int fd, const char *key)
+{
+	char v[64];
+
+	if (fdinfo_read(pid, fd, key, v, sizeof(v)))
+		return 0;
+	return strtoull(v, NULL, 0);
+}
+
+static void enclave_load(struct enclave *e, pid_t pid, int fd)
+{
+	char v[512], path[64];
+	FILE *f;
+	int n;
+
+	memset(e, 0, sizeof(*e));
+	e->pid = pid;
+	e->fd = fd;
+	e->slot_uid = fdinfo_u64(pid, fd, "ne_slot_uid");
+	e->cid = fdinfo_u64(pid, fd, "ne_enclave_cid");
+	e->flags = fdinfo_u64(pid, fd, "ne_flags");
+	e->mem_bytes = fdinfo_u64(pid, fd, "ne_mem_bytes");
+	e->vcpus = fdinfo_u64(pid, fd, "ne_vcpus");
+	if (fdinfo_read(pid, fd, "ne_state", e->state, sizeof(e->state)))
+		strcpy(e->state, "unknown");
+	fdinfo_read(pid, fd, "ne_last_error", e->last_error, sizeof(e->last_error));
+	if (!fdinfo_read(pid, fd, "ne_parent_cpus", v, sizeof(v))) {
+		n = parse_cpu_list(v, e->cpu_ids, NECTL_MAX_CPU_IDS);
+		e->nr_cpu_ids = n > 0 ? n : 0;
+	}
+	snprintf(path, sizeof(path), "/proc/%d/comm", (int)pid);
+	f = fopen(path, "re");
+	if (f) {
+		if (fgets(e->comm, sizeof(e->comm), f))
+			e->comm[strcspn(e->comm, "\n")] = '\0';
+		fclose(f);
+	}
+}
+
+static bool holder_alive(pid_t pid)
+{
+	return pid > 0 && (kill(pid, 0) == 0 || errno == EPERM);
+}
+
+static void registry_path(uint64_t slot_uid, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s/%llx.json", nectl_run_dir(), (unsigned long long)slot_uid);
+}
+
+/* The holder writes at most the 1 MiB metadata plus a few fields. */
+#define REGISTRY_MAX_SIZE	(2u << 20)
+
+static struct json_value *registry_load_path(const char *path)
+{
+	struct json_value *v = NULL;
+	char *text, err[128];
+	struct stat st;
+	size_t n;
+	FILE *f = fopen(path, "re");
+
+	if (!f)
+		return NULL;
+	if (fstat(fileno(f), &st) || st.st_size <= 0 || st.st_size > REGISTRY_MAX_SIZE) {
+		fclose(f);
+		return NULL;
+	}
+	text = malloc(st.st_size);
+	if (text) {
+		n = fread(text, 1, st.st_size, f);
+		if (n == (size_t)st.st_size)
+			v = json_parse(text, n, err, sizeof(err));
+		free(text);
+	}
+	fclose(f);
+	return v;
+}
+
+static pid_t registry_holder(const struct json_value *reg)
+{
+	uint64_t pid;
+
+	return json_to_u64(json_get(reg, "HolderPID"), &pid) ? (pid_t)pid : 0;
+}
+
+/* Attaches the registry entry when its holder is alive and holds this enclave. */
+static void enclave_join_registry(struct enclave *e)
+{
+	const struct json_value *v;
+	char path[512];
+
+	registry_path(e->slot_uid, path, sizeof(path));
+	e->registry = registry_load_path(path);
+	if (!e->registry)
+		return;
+	if (registry_holder(e->registry) != e->pid) {
+		json_free(e->registry);
+		e->registry = NULL;
+		return;
+	}
+	v = json_get(e->registry, "EnclaveName");
+	if (v && v->type == JSON_STRING)
+		e->name = v->text;
+	v = json_get(e->registry, "State");
+	e->terminating = v && v->type == JSON_STRING && !strcmp(v->text, "TERMINATING");
+}
+
+int registry_write(uint64_t slot_uid, const char *text, size_t len)
+{
+	char path[512], tmp[600];
+	FILE *f;
+
+	registry_path(slot_uid, path, sizeof(path));
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	f = fopen(tmp, "we");
+	if (!f)
+		return -1;
+	if (fwrite(text, 1, len, f) != len) {
+		fclose(f);
+		unlink(tmp);
+		return -1;
+	}
+	if (fclose(f) || rename(tmp, path)) {
+		unlink(tmp);
+		return -1;
+	}
+	return 0;
+}
+
+void registry_remove(uint64_t slot_uid)
+{
+	char path[512];
+
+	registry_path(slot_uid, path, sizeof(path));
+	unlink(path);
+}
+
+bool registry_name_taken(const char *name)
+{
+	const struct json_value *v;
+	struct dirent *de;
+	char path[1024];
+	bool taken = false;
+	DIR *dir = opendir(nectl_run_dir());
+
+	if (!dir)
+		return false;
+	while (!taken && (de = readdir(dir))) {
+		struct json_value *reg;
+		size_t len = strlen(de->d_name);
+
+		if (len < 6 || strcmp(de->d_name + len - 5, ".json"))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", nectl_run_dir(), de->d_name);
+		reg = registry_load_path(path);
+		if (!reg)
+			continue;
+		v = json_get(reg, "EnclaveName");
+		if (!holder_alive(registry_holder(reg)))
+			unlink(path);	/* stale: its holder is gone */
+		else if (v && v->type == JSON_STRING && !strcmp(v->text, name))
+			taken = true;
+		json_free(reg);
+	}
+	closedir(dir);
+	return taken;
+}
+
+static bool is_vm_fd(pid_t pid, const char *fdname)
+{
+	char path[300], target[64];
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd/%s", (int)pid, fdname);
+	n = readlink(path, target, sizeof(target) - 1);
+	if (n <= 0)
+		return false;
+	target[n] = '\0';
+	return !strcmp(target, "anon_inode:ne-vm");
+}
+
+static int add_enclave(struct enclave **list, size_t *count, size_t *cap, pid_t pid, int fd)
+{
+	struct enclave e;
+	size_t i;
+
+	enclave_load(&e, pid, fd);
+	for (i = 0; i < *count; i++) {
+		if ((*list)[i].slot_uid != e.slot_uid)
+			continue;
+		/* A forked or passed fd: keep the copy a live holder owns. */
+		if (!(*list)[i].registry) {
+			enclave_join_registry(&e);
+			if (e.registry) {
+				json_free((*list)[i].registry);
+				(*list)[i] = e;
+			}
+		}
+		return 0;
+	}
+	if (*count == *cap) {
+		size_t ncap = *cap ? *cap * 2 : 8;
+		struct enclave *n = realloc(*list, ncap * sizeof(*n));
+
+		if (!n)
+			return -1;
+		*list = n;
+		*cap = ncap;
+	}
+	enclave_join_registry(&e);
+	(*list)[(*count)++] = e;
+	return 0;
+}
+
+static int scan_process(struct enclave **list, size_t *count, size_t *cap, pid_t pid)
+{
+	struct dirent *de;
+	char path[64];
+	DIR *dir;
+	int ret = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+	dir = opendir(path);
+	if (!dir)
+		return 0;	/* gone, or not ours to look at */
+	while (!ret && (de = readdir(dir)))
+		if (de->d_name[0] != '.' && is_vm_fd(pid, de->d_name))
+			ret = add_enclave(list, count, cap, pid, atoi(de->d_name));
+	closedir(dir);
+	return ret;
+}
+
+static int compare_slots(const void *a, const void *b)
+{
+	const struct enclave *x = a, *y = b;
+
+	return x->slot_uid < y->slot_uid ? -1 : x->slot_uid > y->slot_uid;
+}
+
+int enclaves_scan(struct enclave **list, size_t *count)
+{
+	struct dirent *de;
+	size_t cap = 0;
+	DIR *proc = opendir("/proc");
+
+	*list = NULL;
+	*count = 0;
+	if (!proc)
+		return -1;
+	while ((de = readdir(proc))) {
+		if (!isdigit((unsigned char)de->d_name[0]))
+			continue;
+		if (scan_process(list, count, &cap, atoi(de->d_name))) {
+			closedir(proc);
+			enclaves_free(*list, *count);
+			return -1;
+		}
+	}
+	closedir(proc);
+	if (*count)
+		qsort(*list, *count, sizeof(**list), compare_slots);
+	return 0;
+}
+
+void enclaves_free(struct enclave *list, size_t count)
+{
+	size_t i;
+
+	for (i = 0; i < count; i++)
+		json_free(list[i].registry);
+	free(list);
+}
+
+void enclave_id(uint64_t slot_uid, char *buf, size_t len)
+{
+	char tag[128] = "";
+	FILE *f = fopen("/sys/devices/virtual/dmi/id/board_asset_tag", "re");
+
+	if (f) {
+		if (!fgets(tag, sizeof(tag), f))
+			tag[0] = '\0';
+		fclose(f);
+		tag[strcspn(tag, "\n ")] = '\0';
+	}
+	/* Only an EC2 instance id is a useful prefix; anything else is replaced. */
+	if (strncmp(tag, "i-", 2))
+		strcpy(tag, "i-0000000000000000");
+	snprintf(buf, len, "%s-enc%llx", tag, (unsigned long long)slot_uid);
+}
+
+bool enclave_id_matches(uint64_t slot_uid, const char *id)
+{
+	char full[200], hex[32];
+	const char *enc;
+
+	enclave_id(slot_uid, full, sizeof(full));
+	snprintf(hex, sizeof(hex), "%llx", (unsigned long long)slot_uid);
+	if (!strcasecmp(id, full) || !strcasecmp(id, hex))
+		return true;
+	enc = strstr(id, "enc");
+	/* Any instance prefix: the slot uid is what identifies the enclave. */
+	return enc && !strcasecmp(enc + 3, hex) && (enc == id || enc[-1] == '-');
+}
+
+static const char *describe_state(const struct enclave *e)
+{
+	if (e->terminating || !strcmp(e->state, "stopped"))
+		return "TERMINATING";
+	if (!strcmp(e->state, "running"))
+		return "RUNNING";
+	return "EMPTY";		/* a slot that has not been started yet */
+}
+
+void enclave_describe(struct json_writer *w, const struct enclave *e, bool with_metadata)
+{
+	const struct json_value *v;
+	char id[200];
+	unsigned int i;
+
+	enclave_id(e->slot_uid, id, sizeof(id));
+	json_begin_object(w);
+	json_key(w, "EnclaveName");
+	if (e->name)
+		json_string(w, e->name);
+	else
+		json_null(w);
+	json_key(w, "EnclaveID");
+	json_string(w, id);
+	json_key(w, "ProcessID");
+	json_u64(w, e->pid);
+	json_key(w, "EnclaveCID");
+	json_u64(w, e->cid);
+	json_key(w, "NumberOfCPUs");
+	json_u64(w, e->vcpus);
+	json_key(w, "CPUIDs");
+	json_begin_array(w);
+	for (i = 0; i < e->nr_cpu_ids; i++)
+		json_u64(w, e->cpu_ids[i]);
+	json_end_array(w);
+	json_key(w, "MemoryMiB");
+	json_u64(w, e->mem_bytes >> 20);
+	json_key(w, "State");
+	json_string(w, describe_state(e));
+	json_key(w, "Flags");
+	json_string(w, (e->flags & 1) ? "DEBUG_MODE" : "NONE");
+	v = json_get(e->registry, "Measurements");
+	if (v) {
+		json_key(w, "Measurements");
+		json_tree(w, v);
+	}
+	if (!e->registry) {
+		/* Made through the raw ioctls by another program: say which. */
+		json_key(w, "Launcher");
+		json_string(w, e->comm);
+	}
+	v = json_get(e->registry, "Heartbeat");
+	if (v) {
+		json_key(w, "Heartbeat");
+		json_tree(w, v);
+	}
+	if (with_metadata)
+		metadata_write_identity(w, json_get(e->registry, "EifMetadata"));
+	json_end_object(w);
+}

@@ -1,0 +1,65 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+#ifndef NECTL_ENCLAVES_H
+#define NECTL_ENCLAVES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "json.h"
+
+#define NECTL_MAX_CPU_IDS	256
+
+/* One enclave on the machine, as the driver shows it through fdinfo. */
+struct enclave {
+	uint64_t slot_uid;
+	pid_t pid;			/* a process holding its VM fd */
+	int fd;
+	char comm[32];
+	char state[16];			/* ne_state: init, running, stopped */
+	uint64_t cid;
+	uint64_t flags;
+	uint64_t mem_bytes;
+	uint64_t vcpus;
+	unsigned int nr_cpu_ids;
+	unsigned int cpu_ids[NECTL_MAX_CPU_IDS];
+	char last_error[160];
+	/* From nectl's registry, when a live nectl holder owns it. */
+	struct json_value *registry;
+	const char *name;		/* points into registry, or NULL */
+	bool terminating;
+};
+
+/* The state directory: $NECTL_RUN_DIR or /run/nectl. */
+const char *nectl_run_dir(void);
+/* Creates the directory and takes an exclusive flock on one of its files. */
+int nectl_lock(const char *file);
+void nectl_unlock(int fd);
+void nectl_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Every enclave on the machine (deduplicated by slot uid), joined with the registry. */
+int enclaves_scan(struct enclave **list, size_t *count);
+void enclaves_free(struct enclave *list, size_t count);
+
+/* "<board asset tag or i-0000000000000000>-enc<slot uid hex>" */
+void enclave_id(uint64_t slot_uid, char *buf, size_t len);
+/* Accepts a full EnclaveID, or its "enc<hex>" tail, or the bare hex slot uid. */
+bool enclave_id_matches(uint64_t slot_uid, const char *id);
+
+/* Parses "2-3,5" into ids; returns the count or -1. */
+int parse_cpu_list(const char *text, unsigned int *ids, unsigned int max);
+
+/* Reads "key: value" from /proc/PID/fdinfo/FD (pid 0 = self); 0 when found. */
+int fdinfo_read(pid_t pid, int fd, const char *key, char *value, size_t len);
+
+/* Registry: $RUN_DIR/<slot hex>.json, written atomically. */
+int registry_write(uint64_t slot_uid, const char *text, size_t len);
+void registry_remove(uint64_t slot_uid);
+/* Is this name used by a live nectl enclave? */
+bool registry_name_taken(const char *name);
+
+/* Writes the describe-enclaves object for e (with ImageName, ImageVersion, Metadata). */
+void enclave_describe(struct json_writer *w, const struct enclave *e, bool with_metadata);
+
+#endif

@@ -1,0 +1,158 @@
+// SPDX-License-Identifier: GPL-2.0
+/* The error table, its one-line printing and `nectl explain`. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "errors.h"
+
+struct error_doc {
+	int code;
+	const char *title;
+	const char *text;
+};
+
+static const struct error_doc error_docs[] = {
+	{ E_MISSING_ARG, "Missing argument",
+	  "A required option was not given. Run the command with --help to see its options." },
+	{ E_CONFLICTING_ARGS, "Conflicting arguments",
+	  "Two options that exclude each other were given (for example --enclave-id and --all,\n"
+	  "or --config together with launch options). Give only one of them." },
+	{ E_INVALID_ARG, "Invalid argument",
+	  "An option has a value nectl cannot use (unknown option, value out of range,\n"
+	  "reserved CID 0-3 or 4294967295, name too long...). The message names the option." },
+	{ E_PROCESS_SPAWN, "Process spawn failure",
+	  "nectl could not fork the holder process that keeps the enclave alive. The system\n"
+	  "is probably out of processes or memory." },
+	{ E_FILE_READ, "File read failure",
+	  "A file (EIF, kernel, ramdisk, config) could not be read. Check that it exists and\n"
+	  "is readable." },
+	{ E_EPOLL, "Event wait failure", "epoll or signalfd could not be set up." },
+	{ E_LOCK, "Lock failure",
+	  "nectl could not create or lock its state directory (/run/nectl by default, or\n"
+	  "$NECTL_RUN_DIR). Check that it is writable: nectl run usually needs root." },
+	{ E_CONFIG_PARSE, "Malformed config file",
+	  "The --config file is not valid JSON or has a key nectl does not know. Keys are\n"
+	  "nitro-cli's: eif_path, memory_mib, cpu_count, cpu_ids, enclave_cid, debug_mode,\n"
+	  "attach_console, enclave_name." },
+	{ E_FILE_OPERATION, "File operation failure",
+	  "A file nectl needs is missing or cannot be opened. For /dev/nitro_enclaves: load\n"
+	  "the driver (insmod ne_kvm.ko) and check that you are root or in its group." },
+	{ E_CPU_NOT_IN_POOL, "CPU pool not set up",
+	  "The driver's CPU pool is empty. Give it whole cores, never CPU 0 or its siblings:\n"
+	  "echo 2-3 > /sys/module/ne_kvm/parameters/ne_cpus" },
+	{ E_INSUFFICIENT_CPUS, "Insufficient CPUs available",
+	  "The CPU pool has fewer free CPUs than requested. Terminate other enclaves, ask for\n"
+	  "fewer CPUs, or add cores to /sys/module/ne_kvm/parameters/ne_cpus (only while no\n"
+	  "enclave exists). The count must use whole cores (a multiple of the threads per core)." },
+	{ E_MEMORY_REQUEST_TOO_SMALL, "Insufficient memory requested",
+	  "The enclave needs at least 64 MiB and at least 4 times the EIF file size, so that\n"
+	  "its ramdisks can be unpacked. Increase --memory." },
+	{ E_INSUFFICIENT_MEMORY, "Insufficient hugepage memory available",
+	  "Not enough free hugepages for the requested memory. The message lists what is\n"
+	  "free and how many pages of which size are missing. Reserve more, for example\n"
+	  "echo N > /sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages, or terminate an enclave." },
+	{ E_CREATE_VM, "Enclave creation failure",
+	  "KVM_CREATE_VM on /dev/nitro_enclaves failed: the device has no free slot, or the\n"
+	  "driver is not ready. The message gives the errno." },
+	{ E_IOCTL, "ioctl failure",
+	  "The driver refused a request. The message gives the errno and the driver's reason\n"
+	  "(ne_last_error in the enclave fd's fdinfo)." },
+	{ E_SET_MEMORY_REGION, "Memory donation failure",
+	  "KVM_SET_USER_MEMORY_REGION was refused (not hugetlb memory, wrong NUMA node, too\n"
+	  "many memory ranges, memory already used). The message gives the driver's reason." },
+	{ E_CREATE_VCPU, "vCPU donation failure", "KVM_CREATE_VCPU was refused; see the driver's reason." },
+	{ E_START, "Enclave start failure",
+	  "NE_ENCLAVE_START was refused: CID in use or reserved, less than 64 MiB, or a core\n"
+	  "only partly given (use an even --cpu-count on hosts with 2 threads per core)." },
+	{ E_EIF, "Malformed enclave image",
+	  "The EIF file is not valid: bad magic, unsupported version, sections outside the\n"
+	  "file, overlapping or oversized sections, missing kernel/cmdline/ramdisk, or a CRC\n"
+	  "mismatch. Rebuild it with nectl build-eif." },
+	{ E_BOOT, "Enclave boot failure",
+	  "The enclave did not send its heartbeat (one byte 0xB7 to vsock CID 3 port 9000) in\n"
+	  "time, or the heartbeat listener could not be bound because the parent has no vsock\n"
+	  "device with CID 3. The enclave was terminated. Check the kernel and init of the\n"
+	  "image (run with --debug-mode and `nectl console`), or give it more memory." },
+	{ E_HOLDER, "Holder process failure",
+	  "The holder process that owns the enclave died or did not answer. Its log is\n"
+	  "$NECTL_RUN_DIR/nectl.log (default /run/nectl/nectl.log)." },
+	{ E_CONSOLE_CONNECT, "Console connection failure",
+	  "The console is only available for enclaves started with --debug-mode or\n"
+	  "--attach-console, and needs vsock in the parent (CID 0, port enclave CID + 10000)." },
+	{ E_CONSOLE_READ, "Console read failure",
+	  "The console stream ended with an error; usually the enclave stopped or rebooted." },
+	{ E_CONSOLE_WRITE, "Console output failure", "Writing the console stream to stdout failed." },
+	{ E_INTEGER_PARSE, "Integer parsing failure",
+	  "An option or config value that must be a non-negative integer is not one (or is\n"
+	  "too large)." },
+	{ E_EIF_BUILD, "EIF build failure",
+	  "nectl build-eif could not write the image (input missing, too many ramdisks,\n"
+	  "output not writable)." },
+	{ E_NAMING, "Enclave naming failure",
+	  "The enclave name is already used by a running enclave, or is not a usable name\n"
+	  "(1-127 characters, no '/' or control characters)." },
+	{ E_NO_SUCH_ENCLAVE, "No such enclave",
+	  "No running enclave matches the given --enclave-id or --enclave-name. Run\n"
+	  "`nectl describe-enclaves` to list them." },
+	{ E_NOT_OURS, "Enclave not owned by nectl",
+	  "The enclave was created by another program through the raw ioctls; only the\n"
+	  "process holding its fd can terminate it (by closing the fd). The message names it." },
+	{ E_TERMINATE, "Termination failure",
+	  "The holder did not exit after being asked to terminate the enclave." },
+};
+
+#define NR_ERROR_DOCS (sizeof(error_docs) / sizeof(error_docs[0]))
+
+static const struct error_doc *find_doc(int code)
+{
+	size_t i;
+
+	for (i = 0; i < NR_ERROR_DOCS; i++)
+		if (error_docs[i].code == code)
+			return &error_docs[i];
+	return NULL;
+}
+
+const char *nectl_error_title(int code)
+{
+	const struct error_doc *d = find_doc(code);
+
+	return d ? d->title : "Unspecified error";
+}
+
+int nectl_error(int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "[ E%02d ] %s: ", code, nectl_error_title(code));
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, " (nectl explain E%02d)\n", code);
+	return code;
+}
+
+void nectl_list_errors(void)
+{
+	size_t i;
+
+	for (i = 0; i < NR_ERROR_DOCS; i++)
+		printf("E%02d  %s\n", error_docs[i].code, error_docs[i].title);
+}
+
+int nectl_explain(const char *arg)
+{
+	const struct error_doc *d;
+	char *end;
+	long code;
+
+	if (arg[0] == 'E' || arg[0] == 'e')
+		arg++;
+	code = strtol(arg, &end, 10);
+	if (!arg[0] || *end || code < 0 || !(d = find_doc(code)))
+		return -1;
+	printf("E%02d  %s\n\n%s\n\nExit status: %d.\n", d->code, d->title, d->text, d->code);
+	return 0;
+}

@@ -1,0 +1,343 @@
+// SPDX-License-Identifier: GPL-2.0
+/* Hugepage pool discovery, exact-fit planning and mapping. */
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "hugepages.h"
+
+#ifndef MAP_HUGE_SHIFT
+#define MAP_HUGE_SHIFT 26
+#endif
+
+void hp_size_name(uint64_t bytes, char *buf, size_t len)
+{
+	if (bytes >= (1ULL << 30) && !(bytes & ((1ULL << 30) - 1)))
+		snprintf(buf, len, "%llu GiB", (unsigned long long)(bytes >> 30));
+	else
+		snprintf(buf, len, "%llu MiB", (unsigned long long)(bytes >> 20));
+}
+
+static int read_u64_file(const char *path, uint64_t *out)
+{
+	unsigned long long v;
+	FILE *f = fopen(path, "re");
+	int ok;
+
+	if (!f)
+		return -1;
+	ok = fscanf(f, "%llu", &v) == 1;
+	fclose(f);
+	if (!ok)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+static void pool_insert(struct hp_pool *pool, uint64_t bytes, uint64_t free_pages, uint64_t total)
+{
+	unsigned int i = pool->nr_sizes;
+
+	/* Insertion sort, largest first. */
+	while (i > 0 && pool->page_bytes[i - 1] < bytes) {
+		pool->page_bytes[i] = pool->page_bytes[i - 1];
+		pool->free_pages[i] = pool->free_pages[i - 1];
+		pool->total_pages[i] = pool->total_pages[i - 1];
+		i--;
+	}
+	pool->page_bytes[i] = bytes;
+	pool->free_pages[i] = free_pages;
+	pool->total_pages[i] = total;
+	pool->nr_sizes++;
+}
+
+int hp_pool_read(const char *sysfs_dir, struct hp_pool *pool)
+{
+	struct dirent *de;
+	char path[512];
+	DIR *dir;
+
+	memset(pool, 0, sizeof(*pool));
+	dir = opendir(sysfs_dir);
+	if (!dir)
+		return -1;
+	while ((de = readdir(dir)) && pool->nr_sizes < HP_MAX_SIZES) {
+		unsigned long long kib;
+		uint64_t free_pages, resv = 0, total = 0;
+
+		if (sscanf(de->d_name, "hugepages-%llukB", &kib) != 1)
+			continue;
+		/* The driver takes only multiples of 2 MiB. */
+		if (kib < 2048 || kib % 2048)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s/free_hugepages", sysfs_dir, de->d_name);
+		if (read_u64_file(path, &free_pages))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s/resv_hugepages", sysfs_dir, de->d_name);
+		read_u64_file(path, &resv);
+		snprintf(path, sizeof(path), "%s/%s/nr_hugepages", sysfs_dir, de->d_name);
+		read_u64_file(path, &total);
+		pool_insert(pool, (uint64_t)kib << 10, free_pages > resv ? free_pages - resv : 0,
+			    total);
+	}
+	closedir(dir);
+	return 0;
+}
+
+static void describe_missing(const struct hp_pool *pool, uint64_t need, uint64_t have,
+			     char *msg, size_t msglen)
+{
+	uint64_t missing = need - have, smallest;
+	size_t pos = 0;
+	char name[32];
+	unsigned int i;
+	int n;
+
+	n = snprintf(msg, msglen, "need %llu MiB of hugepages, only %llu MiB can be used; free:",
+		     (unsigned long long)(need >> 20), (unsigned long long)(have >> 20));
+	pos = n > 0 ? (size_t)n : 0;
+	for (i = 0; i < pool->nr_sizes && pos < msglen; i++) {
+		hp_size_name(pool->page_bytes[i], name, sizeof(name));
+		n = snprintf(msg + pos, msglen - pos, "%s %llu x %s", i ? "," : "",
+			     (unsigned long long)pool->free_pages[i], name);
+		pos += n > 0 ? (size_t)n : 0;
+	}
+	if (!pool->nr_sizes && pos < msglen) {
+		n = snprintf(msg + pos, msglen - pos, " none (no hugepage sizes of 2 MiB multiples)");
+		pos += n > 0 ? (size_t)n : 0;
+	}
+	if (!pool->nr_sizes || pos >= msglen)
+		return;
+	smallest = pool->page_bytes[pool->nr_sizes - 1];
+	hp_size_name(smallest, name, sizeof(name));
+	snprintf(msg + pos, msglen - pos,
+		 "; missing %llu MiB = %llu more %s pages: echo %llu > /sys/kernel/mm/hugepages/hugepages-%llukB/nr_hugepages",
+		 (unsigned long long)(missing >> 20),
+		 (unsigned long long)((missing + smallest - 1) / smallest), name,
+		 (unsigned long long)(pool->total_pages[pool->nr_sizes - 1] +
+				      (missing + smallest - 1) / smallest),
+		 (unsigned long long)(smallest >> 10));
+}
+
+/* After an overshooting page at index big, drop smaller pages no longer needed. */
+static void trim_smaller_pages(const struct hp_pool *pool, struct hp_plan *plan,
+			       unsigned int big, uint64_t need)
+{
+	uint64_t total = 0;
+	unsigned int i;
+
+	for (i = 0; i < pool->nr_sizes; i++)
+		total += plan->pages[i] * pool->page_bytes[i];
+	for (i = pool->nr_sizes; i-- > big + 1;) {
+		while (plan->pages[i] && total - pool->page_bytes[i] >= need) {
+			plan->pages[i]--;
+			total -= pool->page_bytes[i];
+		}
+	}
+}
+
+int hp_plan(const struct hp_pool *pool, uint64_t need, struct hp_plan *plan,
+	    char *msg, size_t msglen)
+{
+	uint64_t left = need, free_bytes = 0;
+	unsigned int i;
+
+	memset(plan, 0, sizeof(*plan));
+	msg[0] = '\0';
+	for (i = 0; i < pool->nr_sizes; i++) {
+		uint64_t take = left / pool->page_bytes[i];
+
+		if (take > pool->free_pages[i])
+			take = pool->free_pages[i];
+		plan->pages[i] = take;
+		left -= take * pool->page_bytes[i];
+		free_bytes += pool->free_pages[i] * pool->page_bytes[i];
+	}
+	/*
+	 * With sizes that divide each other, the greedy fill above is exact
+	 * whenever any exact fill exists.  A remainder means the small pages ran
+	 * out: cover it with the smallest single page that is still free.
+	 */
+	if (left) {
+		for (i = pool->nr_sizes; i-- > 0;) {
+			if (pool->page_bytes[i] >= left && plan->pages[i] < pool->free_pages[i]) {
+				plan->pages[i]++;
+				left = 0;
+				trim_smaller_pages(pool, plan, i, need);
+				break;
+			}
+		}
+	}
+	if (left) {
+		describe_missing(pool, need, need - left < free_bytes ? need - left : free_bytes,
+				 msg, msglen);
+		return -1;
+	}
+	for (i = 0; i < pool->nr_sizes; i++)
+		plan->total_bytes += plan->pages[i] * pool->page_bytes[i];
+	return 0;
+}
+
+static int log2_u64(uint64_t v)
+{
+	int n = 0;
+
+	while (v >>= 1)
+		n++;
+	return n;
+}
+
+/* Physical frame of the page mapped at addr, or 0 when unknown (no CAP_SYS_ADMIN). */
+static uint64_t page_frame(int pagemap, const void *addr)
+{
+	uint64_t entry;
+	off_t off = (uintptr_t)addr / 4096 * sizeof(entry);
+
+	if (pread(pagemap, &entry, sizeof(entry), off) != sizeof(entry) || !(entry >> 63))
+		return 0;
+	return entry & ((1ULL << 55) - 1);
+}
+
+struct page_order {
+	uint64_t frame;
+	uint64_t index;
+};
+
+static int compare_frames(const void *a, const void *b)
+{
+	const struct page_order *x = a, *y = b;
+
+	return x->frame < y->frame ? -1 : x->frame > y->frame;
+}
+
+/* Moves the pages of one mapping to new_base, in the order of order[]. */
+static int move_pages(void *addr, uint64_t page_bytes, const struct page_order *order,
+		      uint64_t pages, char *new_base)
+{
+	uint64_t k;
+
+	for (k = 0; k < pages; k++) {
+		void *from = (char *)addr + order[k].index * page_bytes;
+
+		if (mremap(from, page_bytes, page_bytes, MREMAP_MAYMOVE | MREMAP_FIXED,
+			   new_base + k * page_bytes) == MAP_FAILED)
+			return -1;
+	}
+	return 0;
+}
+
+/*
+ * The device takes a limited number of physical ranges per enclave (64 in
+ * the emulation; NE_ERR_MEM_MAX_REGIONS on EC2), and hugetlb hands out pages
+ * in no useful physical order (often descending).  Faulting the pages in,
+ * reading their frames from /proc/self/pagemap and mremap()ing them into
+ * ascending physical order lets the driver merge neighbours into one range.
+ * Returns the (possibly new) address of the mapping, or NULL on failure
+ * (then the mapping is gone).  Without the frames it changes nothing.
+ */
+static void *sort_physically(void *addr, uint64_t page_bytes, uint64_t pages)
+{
+	uint64_t bytes = page_bytes * pages, k, sorted = 1;
+	struct page_order *order;
+	char *reserve, *base;
+	int pagemap;
+
+	if (pages < 2)
+		return addr;
+	for (k = 0; k < pages; k++)
+		*(volatile char *)((char *)addr + k * page_bytes) = 0;
+	pagemap = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	order = calloc(pages, sizeof(*order));
+	if (pagemap < 0 || !order)
+		goto keep;
+	for (k = 0; k < pages; k++) {
+		order[k].frame = page_frame(pagemap, (char *)addr + k * page_bytes);
+		order[k].index = k;
+		if (!order[k].frame)
+			goto keep;
+		if (k && order[k].frame < order[k - 1].frame)
+			sorted = 0;
+	}
+	if (sorted)
+		goto keep;
+	qsort(order, pages, sizeof(*order), compare_frames);
+	/* Address space for the result, aligned to the page size. */
+	reserve = mmap(NULL, bytes + page_bytes, PROT_NONE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (reserve == MAP_FAILED)
+		goto keep;
+	base = (char *)(((uintptr_t)reserve + page_bytes - 1) & ~(uintptr_t)(page_bytes - 1));
+	if (base > reserve)
+		munmap(reserve, base - reserve);
+	if (reserve + page_bytes > base)
+		munmap(base + bytes, reserve + page_bytes - base);
+	if (move_pages(addr, page_bytes, order, pages, base)) {
+		/* Pages are now split between both areas: drop both. */
+		munmap(base, bytes);
+		munmap(addr, bytes);
+		base = NULL;
+	}
+	free(order);
+	close(pagemap);
+	return base;
+keep:
+	free(order);
+	if (pagemap >= 0)
+		close(pagemap);
+	return addr;
+}
+
+int hp_map(const struct hp_pool *pool, const struct hp_plan *plan, struct hp_region *regions,
+	   unsigned int max_regions)
+{
+	unsigned int count = 0, i;
+	int saved;
+
+	/*
+	 * One mapping per page size, holding all the pages of that size: each
+	 * mapping costs the enclave one memory slot (KVM_CAP_NR_MEMSLOTS is
+	 * small), while the driver merges physically contiguous pages anyway.
+	 */
+	for (i = 0; i < pool->nr_sizes; i++) {
+		uint64_t bytes = pool->page_bytes[i] * plan->pages[i];
+		int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB |
+			    (log2_u64(pool->page_bytes[i]) << MAP_HUGE_SHIFT);
+		void *p;
+
+		if (!plan->pages[i])
+			continue;
+		if (count == max_regions) {
+			errno = E2BIG;
+			goto fail;
+		}
+		/* MAP_PRIVATE hugetlb reserves the pages now: no SIGBUS later. */
+		p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, flags, -1, 0);
+		if (p == MAP_FAILED)
+			goto fail;
+		p = sort_physically(p, pool->page_bytes[i], plan->pages[i]);
+		if (!p)
+			goto fail;
+		regions[count].addr = p;
+		regions[count].bytes = bytes;
+		count++;
+	}
+	return count;
+fail:
+	saved = errno;
+	hp_unmap(regions, count);
+	errno = saved;
+	return -1;
+}
+
+void hp_unmap(struct hp_region *regions, unsigned int count)
+{
+	unsigned int i;
+
+	for (i = 0; i < count; i++)
+		munmap(regions[i].addr, regions[i].bytes);
+}

@@ -1,0 +1,53 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+#ifndef NECTL_HUGEPAGES_H
+#define NECTL_HUGEPAGES_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define HP_MAX_SIZES	8
+#define HP_MAX_REGIONS	HP_MAX_SIZES
+
+struct hp_pool {
+	unsigned int nr_sizes;
+	uint64_t page_bytes[HP_MAX_SIZES];	/* largest first */
+	uint64_t free_pages[HP_MAX_SIZES];	/* free minus reserved */
+	uint64_t total_pages[HP_MAX_SIZES];	/* nr_hugepages */
+};
+
+struct hp_plan {
+	uint64_t pages[HP_MAX_SIZES];	/* per size of the pool */
+	uint64_t total_bytes;
+};
+
+struct hp_region {
+	void *addr;
+	uint64_t bytes;
+};
+
+/* Reads the pool from sysfs_dir (normally /sys/kernel/mm/hugepages). */
+int hp_pool_read(const char *sysfs_dir, struct hp_pool *pool);
+
+/*
+ * Chooses pages for need_bytes: largest sizes first but never a page bigger
+ * than what is still needed, so the request is met exactly whenever the free
+ * pages allow it (nitro-cli issue #602).  Only if that leaves a remainder is
+ * one page of the smallest size covering it added (overshoot, reported).
+ * Returns 0, or -1 with what is missing described in msg.
+ */
+int hp_plan(const struct hp_pool *pool, uint64_t need_bytes, struct hp_plan *plan,
+	    char *msg, size_t msglen);
+
+/*
+ * Maps the plan's pages (one MAP_HUGETLB mapping per page size, largest first).
+ * Returns the number of regions, or -1 if a page could not be mapped (then
+ * nothing stays mapped).
+ */
+int hp_map(const struct hp_pool *pool, const struct hp_plan *plan, struct hp_region *regions,
+	   unsigned int max_regions);
+void hp_unmap(struct hp_region *regions, unsigned int count);
+
+/* "2 MiB", "1 GiB" */
+void hp_size_name(uint64_t bytes, char *buf, size_t len);
+
+#endif

@@ -1,0 +1,47 @@
+// SPDX-License-Identifier: GPL-2.0
+/* How an EIF's metadata section is shown by describe-eif and describe-enclaves. */
+#include "metadata.h"
+
+static void write_flattened(struct json_writer *w, const struct json_value *meta)
+{
+	static const char *const groups[] = { "BuildMetadata", "CustomMetadata" };
+	const struct json_value *v;
+	size_t g, i;
+
+	json_key(w, "Metadata");
+	json_begin_object(w);
+	for (g = 0; g < sizeof(groups) / sizeof(groups[0]); g++) {
+		v = json_get(meta, groups[g]);
+		if (!v || v->type != JSON_OBJECT)
+			continue;
+		for (i = 0; i < v->count; i++) {
+			json_key(w, v->keys[i]);
+			json_tree(w, v->items[i]);
+		}
+	}
+	v = json_get(meta, "DockerInfo");
+	if (v) {
+		json_key(w, "DockerInfo");
+		json_tree(w, v);
+	}
+	json_end_object(w);
+}
+
+static void write_field(struct json_writer *w, const struct json_value *meta, const char *key)
+{
+	const struct json_value *v = json_get(meta, key);
+
+	json_key(w, key);
+	if (v)
+		json_tree(w, v);
+	else
+		json_null(w);
+}
+
+void metadata_write_identity(struct json_writer *w, const struct json_value *meta)
+{
+	write_field(w, meta, "ImageName");
+	write_field(w, meta, "ImageVersion");
+	if (meta)
+		write_flattened(w, meta);
+}

@@ -1,0 +1,469 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * nectl: launcher for ne-kvm enclaves and EIF tool, speaking nitro-cli's JSON.
+ * This file: command dispatch, help, build-eif, describe-eif, explain.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "commands.h"
+#include "eif.h"
+#include "errors.h"
+#include "json.h"
+#include "launch.h"
+#include "metadata.h"
+
+#define NECTL_VERSION		"0.1.0"
+#define MAX_CMDLINE		(64 * 1024)
+
+static const char main_help[] =
+	"Usage: nectl COMMAND [OPTIONS]\n\n"
+	"Launch and manage Nitro Enclaves through the ne-kvm driver (/dev/nitro_enclaves),\n"
+	"and build or inspect enclave images (EIF v4).  JSON goes to stdout, progress and\n"
+	"errors to stderr; the exit status is the error code (see `nectl explain`).\n\n"
+	"Commands:\n"
+	"  build-eif           build an EIF from a kernel, a command line and ramdisks\n"
+	"  describe-eif        show an EIF's version, CRC check, PCR0-2 and metadata\n"
+	"  run                 launch an enclave (alias: run-enclave)\n"
+	"  describe-enclaves   list every enclave on this machine\n"
+	"  terminate-enclave   terminate enclaves started by nectl\n"
+	"  console             stream a debug-mode enclave's console\n"
+	"  explain CODE        explain an error code (E27 or 27); without CODE, list them\n"
+	"  help, --help        this text; `nectl COMMAND --help` for a command\n"
+	"  --version           print the version\n\n"
+	"Environment: NECTL_RUN_DIR (state and log directory, default /run/nectl),\n"
+	"SOURCE_DATE_EPOCH (BuildTime of build-eif).\n";
+
+static const char build_help[] =
+	"Usage: nectl build-eif --kernel BZIMAGE --cmdline TEXT --ramdisk CPIO [--ramdisk CPIO...]\n"
+	"                       [--name NAME] [--version VERSION] [--metadata FILE.json] -o OUT.eif\n\n"
+	"Writes an EIF version 4 (big-endian; sections kernel, cmdline, metadata, ramdisks;\n"
+	"CRC-32 over everything but the CRC field) and prints its measurements as\n"
+	"nitro-cli build-enclave does.  NAME defaults to OUT without .eif, VERSION to 1.0.\n"
+	"--metadata adds a JSON object as CustomMetadata.  At most 29 ramdisks.\n";
+
+static const char describe_eif_help[] =
+	"Usage: nectl describe-eif [--eif-path] FILE\n\n"
+	"Checks FILE and prints {EifVersion, Measurements{PCR0,PCR1,PCR2}, IsSigned,\n"
+	"CheckCRC, ImageName, ImageVersion, Metadata}.  A malformed file is refused with\n"
+	"E35; a CRC mismatch prints the JSON (CheckCRC false) and exits with E35.\n";
+
+static const char run_help[] =
+	"Usage: nectl run --eif-path FILE --memory MIB --cpu-count N [--enclave-cid CID]\n"
+	"                 [--debug-mode] [--attach-console] [--enclave-name NAME] [--no-heartbeat]\n"
+	"       nectl run --config FILE.json [--no-heartbeat]\n\n"
+	"Launches an enclave and leaves it running under a small holder process, then\n"
+	"prints {EnclaveName, EnclaveID, ProcessID, EnclaveCID, NumberOfCPUs, CPUIDs,\n"
+	"MemoryMiB}.  Memory comes from hugepages, exactly the amount asked (rounded up\n"
+	"to 2 MiB) whenever the free pages allow it.  The enclave must send its 0xB7\n"
+	"heartbeat to vsock CID 3 port 9000 within nitro-cli's timeout (at least 180 s);\n"
+	"otherwise it is terminated (E36).\n\n"
+	"  --memory MIB          at least 64 and at least 4 x the EIF size\n"
+	"  --cpu-count N         vCPUs; the driver uses whole cores (N even with 2 threads/core)\n"
+	"  --enclave-cid CID     0 or absent: chosen by the hypervisor; 1-3 are reserved\n"
+	"  --debug-mode          make the console available (nectl console)\n"
+	"  --attach-console      debug mode, and stream the console after the start\n"
+	"  --enclave-name NAME   default: the EIF file name, with _1, _2... if taken\n"
+	"  --config FILE.json    nitro-cli keys: eif_path, memory_mib, cpu_count,\n"
+	"                        enclave_cid, debug_mode, attach_console, enclave_name\n"
+	"  --no-heartbeat        TESTING ONLY: do not bind vsock nor wait for the heartbeat;\n"
+	"                        the run JSON then says \"Heartbeat\": \"SKIPPED (--no-heartbeat)\"\n\n"
+	"Environment: NECTL_HEARTBEAT_TIMEOUT=S overrides the heartbeat timeout (tests).\n";
+
+static int read_file_text(const char *path, size_t max, char **out, size_t *len)
+{
+	FILE *f = fopen(path, "re");
+	size_t n;
+	char *buf;
+
+	if (!f)
+		return -1;
+	buf = malloc(max + 1);
+	if (!buf) {
+		fclose(f);
+		return -1;
+	}
+	n = fread(buf, 1, max + 1, f);
+	fclose(f);
+	if (n > max) {
+		free(buf);
+		errno = EFBIG;
+		return -1;
+	}
+	buf[n] = '\0';
+	*out = buf;
+	*len = n;
+	return 0;
+}
+
+/* The "Linux version" string a bzImage carries (setup header kernel_version). */
+static void bzimage_version(const char *path, char *out, size_t len)
+{
+	unsigned char hdr[0x210];
+	char ver[128];
+	ssize_t n;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	snprintf(out, len, "unknown");
+	if (fd < 0)
+		return;
+	if (pread(fd, hdr, sizeof(hdr), 0) == (ssize_t)sizeof(hdr) && !memcmp(hdr + 0x202, "HdrS", 4)) {
+		unsigned int off = (hdr[0x20E] | hdr[0x20F] << 8) + 0x200;
+
+		n = pread(fd, ver, sizeof(ver) - 1, off);
+		if (n > 0) {
+			ver[n] = '\0';
+			ver[strcspn(ver, " ")] = '\0';
+			if (ver[0])
+				snprintf(out, len, "%s", ver);
+		}
+	}
+	close(fd);
+}
+
+static char *build_metadata(const char *name, const char *version, const char *kernel,
+			    const struct json_value *custom)
+{
+	char stamp[32], kver[128], *text = NULL;
+	const char *sde = getenv("SOURCE_DATE_EPOCH");
+	time_t when = sde ? (time_t)strtoll(sde, NULL, 10) : time(NULL);
+	struct json_writer w;
+	struct utsname uts;
+	struct tm tm;
+	size_t len;
+	FILE *f = open_memstream(&text, &len);
+
+	if (!f)
+		return NULL;
+	gmtime_r(&when, &tm);
+	strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S+00:00", &tm);
+	bzimage_version(kernel, kver, sizeof(kver));
+	if (uname(&uts))
+		strcpy(uts.sysname, "Linux");
+	json_init(&w, f);
+	json_begin_object(&w);
+	json_key(&w, "ImageName");
+	json_string(&w, name);
+	json_key(&w, "ImageVersion");
+	json_string(&w, version);
+	json_key(&w, "BuildMetadata");
+	json_begin_object(&w);
+	json_key(&w, "BuildTime");
+	json_string(&w, stamp);
+	json_key(&w, "BuildTool");
+	json_string(&w, "nectl");
+	json_key(&w, "BuildToolVersion");
+	json_string(&w, NECTL_VERSION);
+	json_key(&w, "OperatingSystem");
+	json_string(&w, uts.sysname);
+	json_key(&w, "KernelVersion");
+	json_string(&w, kver);
+	json_end_object(&w);
+	json_key(&w, "DockerInfo");
+	json_null(&w);
+	json_key(&w, "CustomMetadata");
+	if (custom)
+		json_tree(&w, custom);
+	else
+		json_null(&w);
+	json_end_object(&w);
+	fclose(f);
+	return text;
+}
+
+static void print_measurements(struct json_writer *w, const struct eif_info *info)
+{
+	char hex[2 * SHA384_DIGEST_SIZE + 1];
+
+	json_key(w, "Measurements");
+	json_begin_object(w);
+	json_key(w, "HashAlgorithm");
+	json_string(w, "Sha384 { ... }");
+	eif_hex(info->pcr0, SHA384_DIGEST_SIZE, hex);
+	json_key(w, "PCR0");
+	json_string(w, hex);
+	eif_hex(info->pcr1, SHA384_DIGEST_SIZE, hex);
+	json_key(w, "PCR1");
+	json_string(w, hex);
+	eif_hex(info->pcr2, SHA384_DIGEST_SIZE, hex);
+	json_key(w, "PCR2");
+	json_string(w, hex);
+	json_end_object(w);
+}
+
+struct build_args {
+	const char *kernel, *cmdline, *name, *version, *metadata, *output;
+	const char *ramdisks[EIF_MAX_RAMDISKS];
+	unsigned int nr_ramdisks;
+};
+
+static int parse_build_args(int argc, char **argv, struct build_args *a, bool *help)
+{
+	static const struct option options[] = {
+		{ "kernel", required_argument, NULL, 'k' },
+		{ "cmdline", required_argument, NULL, 'c' },
+		{ "ramdisk", required_argument, NULL, 'r' },
+		{ "name", required_argument, NULL, 'n' },
+		{ "version", required_argument, NULL, 'v' },
+		{ "metadata", required_argument, NULL, 'm' },
+		{ "output", required_argument, NULL, 'o' },
+		{ "output-file", required_argument, NULL, 'o' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int opt;
+
+	memset(a, 0, sizeof(*a));
+	*help = false;
+	optind = 0;
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, "+o:h", options, NULL)) != -1) {
+		switch (opt) {
+		case 'k': a->kernel = optarg; break;
+		case 'c': a->cmdline = optarg; break;
+		case 'n': a->name = optarg; break;
+		case 'v': a->version = optarg; break;
+		case 'm': a->metadata = optarg; break;
+		case 'o': a->output = optarg; break;
+		case 'r':
+			if (a->nr_ramdisks == EIF_MAX_RAMDISKS)
+				return nectl_error(E_EIF_BUILD, "more than %d ramdisks: an EIF has at most %d sections",
+						   EIF_MAX_RAMDISKS, EIF_MAX_SECTIONS);
+			a->ramdisks[a->nr_ramdisks++] = optarg;
+			break;
+		case 'h':
+			*help = true;
+			return 0;
+		default:
+			fputs(build_help, stderr);
+			return nectl_error(E_INVALID_ARG, "unknown option or missing value: '%s'",
+					   argv[optind - 1]);
+		}
+	}
+	if (optind < argc)
+		return nectl_error(E_INVALID_ARG, "unexpected argument '%s'", argv[optind]);
+	if (!a->kernel || !a->cmdline || !a->nr_ramdisks || !a->output)
+		return nectl_error(E_MISSING_ARG, "build-eif needs --kernel, --cmdline, at least one --ramdisk and -o (missing: %s%s%s%s)",
+				   a->kernel ? "" : "--kernel ", a->cmdline ? "" : "--cmdline ",
+				   a->nr_ramdisks ? "" : "--ramdisk ", a->output ? "" : "-o");
+	if (strlen(a->cmdline) > MAX_CMDLINE)
+		return nectl_error(E_INVALID_ARG, "--cmdline is longer than %d bytes", MAX_CMDLINE);
+	return 0;
+}
+
+static int load_custom_metadata(const char *path, struct json_value **out)
+{
+	char *text, err[160];
+	size_t len;
+
+	*out = NULL;
+	if (!path)
+		return 0;
+	if (read_file_text(path, 256 * 1024, &text, &len))
+		return nectl_error(E_FILE_READ, "cannot read --metadata %s: %s", path, strerror(errno));
+	*out = json_parse(text, len, err, sizeof(err));
+	free(text);
+	if (!*out)
+		return nectl_error(E_CONFIG_PARSE, "--metadata %s is not valid JSON: %s", path, err);
+	if ((*out)->type != JSON_OBJECT) {
+		json_free(*out);
+		return nectl_error(E_CONFIG_PARSE, "--metadata %s must hold a JSON object", path);
+	}
+	return 0;
+}
+
+static int cmd_build_eif(int argc, char **argv)
+{
+	struct eif_build_input in;
+	struct build_args a;
+	struct json_value *custom;
+	struct eif_info info;
+	struct json_writer w;
+	char err[512], name[NECTL_NAME_MAX + 1];
+	const char *base;
+	char *meta;
+	bool help;
+	int code, fd;
+
+	code = parse_build_args(argc, argv, &a, &help);
+	if (help)
+		fputs(build_help, stdout);
+	if (code || help)
+		return code;
+	code = load_custom_metadata(a.metadata, &custom);
+	if (code)
+		return code;
+	base = strrchr(a.output, '/');
+	base = base ? base + 1 : a.output;
+	snprintf(name, sizeof(name), "%.*s", (int)(strlen(base) > 4 &&
+		 !strcmp(base + strlen(base) - 4, ".eif") ? strlen(base) - 4 : strlen(base)), base);
+	fprintf(stderr, "Start building the Enclave Image...\n");
+	meta = build_metadata(a.name ? a.name : name, a.version ? a.version : "1.0", a.kernel, custom);
+	json_free(custom);
+	if (!meta)
+		return nectl_error(E_EIF_BUILD, "out of memory");
+	in = (struct eif_build_input){ a.kernel, a.cmdline, a.ramdisks, a.nr_ramdisks, meta };
+	code = eif_write(&in, a.output, err, sizeof(err));
+	free(meta);
+	if (code)
+		return nectl_error(E_EIF_BUILD, "%s", err);
+	/* Measure what was written, through the reader: one source of truth. */
+	fd = open(a.output, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || eif_read(fd, &info, true, err, sizeof(err))) {
+		if (fd >= 0)
+			close(fd);
+		return nectl_error(E_EIF_BUILD, "cannot read back %s: %s", a.output,
+				   fd < 0 ? strerror(errno) : err);
+	}
+	close(fd);
+	fprintf(stderr, "Enclave Image successfully created.\n");
+	json_init(&w, stdout);
+	json_begin_object(&w);
+	print_measurements(&w, &info);
+	json_end_object(&w);
+	json_finish(&w);
+	eif_info_release(&info);
+	return 0;
+}
+
+static int cmd_describe_eif(int argc, char **argv)
+{
+	struct json_value *meta = NULL;
+	struct json_writer w;
+	struct eif_info info;
+	const char *path = NULL;
+	char err[512];
+	int fd, i;
+
+	for (i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+			fputs(describe_eif_help, stdout);
+			return 0;
+		}
+		if (!strcmp(argv[i], "--eif-path") && i + 1 < argc && !path)
+			path = argv[++i];
+		else if (argv[i][0] != '-' && !path)
+			path = argv[i];
+		else
+			return nectl_error(E_INVALID_ARG, "unexpected argument '%s' (see describe-eif --help)",
+					   argv[i]);
+	}
+	if (!path)
+		return nectl_error(E_MISSING_ARG, "describe-eif needs the EIF file");
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return nectl_error(E_FILE_READ, "cannot open %s: %s", path, strerror(errno));
+	if (eif_read(fd, &info, true, err, sizeof(err))) {
+		close(fd);
+		return nectl_error(E_EIF, "%s: %s", path, err);
+	}
+	close(fd);
+	if (info.metadata) {
+		meta = json_parse(info.metadata, info.metadata_len, err, sizeof(err));
+		if (!meta || meta->type != JSON_OBJECT) {
+			json_free(meta);
+			eif_info_release(&info);
+			return nectl_error(E_EIF, "%s: the metadata section is not a JSON object%s%s",
+					   path, meta ? "" : ": ", meta ? "" : err);
+		}
+	}
+	json_init(&w, stdout);
+	json_begin_object(&w);
+	json_key(&w, "EifVersion");
+	json_u64(&w, info.version);
+	print_measurements(&w, &info);
+	json_key(&w, "IsSigned");
+	json_bool(&w, info.is_signed);
+	json_key(&w, "CheckCRC");
+	json_bool(&w, info.crc_ok);
+	metadata_write_identity(&w, meta);
+	json_end_object(&w);
+	json_finish(&w);
+	json_free(meta);
+	eif_info_release(&info);
+	if (info.is_signed)
+		fprintf(stderr, "Note: the signature section is present but nectl does not verify it (no PCR8).\n");
+	if (!info.crc_ok)
+		return nectl_error(E_EIF, "%s: CRC mismatch (stored %08x, computed %08x): the file is corrupt",
+				   path, info.stored_crc, info.computed_crc);
+	return 0;
+}
+
+static int cmd_run(int argc, char **argv)
+{
+	struct run_options opt;
+	char err[512];
+	bool help;
+	int code = run_options_parse(argc, argv, &opt, &help, err, sizeof(err));
+
+	if (help) {
+		fputs(run_help, stdout);
+		return 0;
+	}
+	if (code)
+		return nectl_error(code, "%s", err);
+	return nectl_run(&opt);
+}
+
+static int cmd_explain(int argc, char **argv)
+{
+	if (argc == 1) {
+		nectl_list_errors();
+		return 0;
+	}
+	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+		printf("Usage: nectl explain [CODE | --error-code CODE]\n\nExplains an error code (E27 or 27); without CODE, lists them all.\n");
+		return 0;
+	}
+	if (!strcmp(argv[1], "--error-code") && argc == 3)
+		argv++;
+	else if (argc != 2)
+		return nectl_error(E_INVALID_ARG, "explain takes one error code");
+	if (nectl_explain(argv[1]))
+		return nectl_error(E_INVALID_ARG, "unknown error code '%s': `nectl explain` lists them",
+				   argv[1]);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct {
+		const char *name;
+		int (*fn)(int argc, char **argv);
+	} commands[] = {
+		{ "build-eif", cmd_build_eif },
+		{ "describe-eif", cmd_describe_eif },
+		{ "run", cmd_run },
+		{ "run-enclave", cmd_run },
+		{ "describe-enclaves", cmd_describe_enclaves },
+		{ "terminate-enclave", cmd_terminate_enclave },
+		{ "console", cmd_console },
+		{ "explain", cmd_explain },
+	};
+	size_t i;
+
+	if (argc < 2) {
+		fputs(main_help, stderr);
+		return nectl_error(E_MISSING_ARG, "no command given");
+	}
+	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+		fputs(main_help, stdout);
+		return 0;
+	}
+	if (!strcmp(argv[1], "--version")) {
+		printf("nectl %s\n", NECTL_VERSION);
+		return 0;
+	}
+	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (!strcmp(argv[1], commands[i].name))
+			return commands[i].fn(argc - 1, argv + 1);
+	return nectl_error(E_INVALID_ARG, "unknown command '%s' (see nectl --help)", argv[1]);
+}

@@ -1,0 +1,363 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0
+"""Host tests of nectl, printing TAP.
+
+The EIF writer is checked by an independent reader written here with
+Python's struct, zlib.crc32 and hashlib.sha384; the reader (describe-eif) by
+a table of malformed files, run under an ASan/UBSan build too.  The C unit
+tests (JSON, arguments, --config, hugepage planner...) are run and renumbered.
+"""
+import hashlib
+import json
+import os
+import random
+import struct
+import subprocess
+import sys
+import tempfile
+import zlib
+
+NECTL = os.environ.get("NECTL", "build/tools/nectl")
+NECTL_ASAN = os.environ.get("NECTL_ASAN")
+UNIT = os.environ.get("UNIT", "build/tools/nectl_unit_test")
+
+count = 0
+failed = 0
+
+
+def tap(ok, name, detail=""):
+    global count, failed
+    count += 1
+    if not ok:
+        failed += 1
+    name = name.replace("\n", " ")
+    print(("ok" if ok else "not ok") + " %d - %s" % (count, name))
+    if not ok and detail:
+        for line in str(detail).splitlines()[:20]:
+            print("#   " + line)
+    sys.stdout.flush()
+
+
+def nectl(*args, binary=None, env=None):
+    e = dict(os.environ)
+    e["SOURCE_DATE_EPOCH"] = "1700000000"
+    e.update(env or {})
+    return subprocess.run([binary or NECTL] + list(args), capture_output=True, text=True, env=e)
+
+
+# ------------------------------------------------------ independent reader
+
+HDR = 548
+
+
+def parse_eif(data):
+    """Parse an EIF the way the spec describes it (big-endian)."""
+    magic, version, flags, mem, cpus, _res, nsec = struct.unpack_from(">4sHHQQHH", data, 0)
+    offsets = struct.unpack_from(">32Q", data, 28)
+    sizes = struct.unpack_from(">32Q", data, 284)
+    (crc,) = struct.unpack_from(">I", data, 544)
+    sections = []
+    for i in range(nsec):
+        stype, sflags, ssize = struct.unpack_from(">HHQ", data, offsets[i])
+        body = data[offsets[i] + 12: offsets[i] + 12 + ssize]
+        sections.append((stype, sflags, ssize, sizes[i], offsets[i], body))
+    return dict(magic=magic, version=version, flags=flags, mem=mem, cpus=cpus, nsec=nsec,
+                offsets=offsets, sizes=sizes, crc=crc, sections=sections)
+
+
+def pcr(data):
+    return hashlib.sha384(b"\0" * 48 + hashlib.sha384(data).digest()).hexdigest()
+
+
+def expected_pcrs(kernel, cmdline, ramdisks):
+    return (pcr(kernel + cmdline + b"".join(ramdisks)),
+            pcr(kernel + cmdline + ramdisks[0]),
+            pcr(b"".join(ramdisks[1:])))
+
+
+def make_eif(sections, version=4, crc=None, nsec=None, offsets=None, sizes=None):
+    """A hand-made EIF (for the malformed table), sections = [(type, flags, body)]."""
+    off = HDR
+    offs, szs, body = [], [], b""
+    for stype, sflags, data in sections:
+        offs.append(off)
+        szs.append(len(data))
+        body += struct.pack(">HHQ", stype, sflags, len(data)) + data
+        off += 12 + len(data)
+    offs = offsets or offs
+    szs = sizes or szs
+    hdr = struct.pack(">4sHHQQHH", b".eif", version, 0, 1 << 30, 2, 0,
+                      len(sections) if nsec is None else nsec)
+    hdr += struct.pack(">32Q", *(list(offs) + [0] * (32 - len(offs))))
+    hdr += struct.pack(">32Q", *(list(szs) + [0] * (32 - len(szs))))
+    hdr += b"\0" * 4
+    c = zlib.crc32(hdr + body) if crc is None else crc
+    return hdr + struct.pack(">I", c) + body
+
+
+def main():
+    tmp = tempfile.mkdtemp(prefix="nectl-test.")
+    rnd = random.Random(1234)
+
+    def write(name, data):
+        path = os.path.join(tmp, name)
+        with open(path, "wb") as f:
+            f.write(data)
+        return path
+
+    # -- C unit tests, renumbered
+    r = subprocess.run([UNIT], capture_output=True, text=True)
+    for line in r.stdout.splitlines():
+        if line.startswith("ok ") or line.startswith("not ok "):
+            ok = line.startswith("ok ")
+            tap(ok, "unit: " + line.split(" - ", 1)[1])
+    tap(r.returncode in (0, 1) and count > 50, "unit: the C unit test ran to the end",
+        r.stderr)
+
+    # -- CRC-32 and SHA-384 against zlib and hashlib, at block boundaries
+    for size in (0, 1, 55, 111, 112, 127, 128, 129, 255, 256, 1000, 4093 * 3 + 17, 1 << 20):
+        data = bytes(rnd.getrandbits(8) for _ in range(size)) if size < 5000 else os.urandom(size)
+        path = write("h.bin", data)
+        c = subprocess.run([UNIT, "crc32", path], capture_output=True, text=True).stdout.strip()
+        s = subprocess.run([UNIT, "sha384", path], capture_output=True, text=True).stdout.strip()
+        tap(c == "%08x" % zlib.crc32(data), "crc32 of %d bytes matches zlib" % size, c)
+        tap(s == hashlib.sha384(data).hexdigest(), "sha384 of %d bytes matches hashlib" % size, s)
+
+    # -- build-eif round trip
+    kernel = os.urandom(300000)
+    ramdisks = [os.urandom(100000), os.urandom(5000), os.urandom(1)]
+    cmdline = b"reboot=k panic=30 pci=off console=ttyS0"
+    kpath = write("bzImage", kernel)
+    rpaths = [write("rd%d.cpio" % i, d) for i, d in enumerate(ramdisks)]
+    custom = write("custom.json", b'{"Team": "ne-kvm", "Build": 7}')
+    out = os.path.join(tmp, "round.eif")
+    args = ["build-eif", "--kernel", kpath, "--cmdline", cmdline.decode(), "-o", out,
+            "--name", "img", "--version", "2.1", "--metadata", custom]
+    for p in rpaths:
+        args += ["--ramdisk", p]
+    r = nectl(*args)
+    tap(r.returncode == 0, "build-eif succeeds", r.stderr)
+    data = open(out, "rb").read()
+    e = parse_eif(data)
+    tap(e["magic"] == b".eif" and e["version"] == 4 and e["flags"] == 0,
+        "EIF header: magic .eif, version 4, x86_64 flags")
+    tap(e["mem"] == 1 << 30 and e["cpus"] == 2, "EIF header: default_mem 1 GiB, default_cpus 2")
+    types = [s[0] for s in e["sections"]]
+    tap(types == [1, 2, 5, 3, 3, 3], "sections in the standard order kernel, cmdline, metadata, ramdisks",
+        types)
+    off = HDR
+    ok = True
+    for s in e["sections"]:
+        ok &= s[4] == off and s[2] == s[3] and s[1] == 0
+        off += 12 + s[2]
+    tap(ok and off == len(data), "sections back to back, header sizes equal section sizes, flags 0")
+    tap(all(e["offsets"][i] == 0 and e["sizes"][i] == 0 for i in range(e["nsec"], 32)),
+        "unused section slots are zero")
+    bodies = [s[5] for s in e["sections"]]
+    tap(bodies[0] == kernel and bodies[1] == cmdline and bodies[3:] == ramdisks,
+        "kernel, cmdline (no NUL) and ramdisks stored unchanged")
+    tap(e["crc"] == zlib.crc32(data[:544] + data[548:]),
+        "CRC-32 (zlib) over everything but the CRC field matches")
+    meta = json.loads(bodies[2])
+    tap(meta["ImageName"] == "img" and meta["ImageVersion"] == "2.1" and
+        meta["BuildMetadata"]["BuildTool"] == "nectl" and
+        meta["BuildMetadata"]["BuildTime"] == "2023-11-14T22:13:20+00:00" and
+        meta["CustomMetadata"] == {"Team": "ne-kvm", "Build": 7},
+        "metadata section is JSON with ImageName, ImageVersion, BuildMetadata, CustomMetadata",
+        bodies[2])
+    p0, p1, p2 = expected_pcrs(kernel, cmdline, ramdisks)
+    try:
+        built = json.loads(r.stdout)["Measurements"]
+    except ValueError:
+        built = {}
+    tap(built.get("PCR0") == p0 and built.get("PCR1") == p1 and built.get("PCR2") == p2 and
+        built.get("HashAlgorithm") == "Sha384 { ... }",
+        "build-eif prints PCR0/1/2 equal to hashlib's extend-from-zero", r.stdout)
+    r = nectl("describe-eif", out)
+    try:
+        d = json.loads(r.stdout)
+    except ValueError:
+        d = {}
+    tap(r.returncode == 0 and d.get("EifVersion") == 4 and d.get("CheckCRC") is True and
+        d.get("IsSigned") is False, "describe-eif: EifVersion 4, CheckCRC true, IsSigned false",
+        r.stdout + r.stderr)
+    m = d.get("Measurements", {})
+    tap((m.get("PCR0"), m.get("PCR1"), m.get("PCR2")) == (p0, p1, p2),
+        "describe-eif PCRs match hashlib")
+    tap(d.get("ImageName") == "img" and d.get("ImageVersion") == "2.1" and
+        d.get("Metadata", {}).get("Team") == "ne-kvm" and
+        d.get("Metadata", {}).get("BuildTool") == "nectl",
+        "describe-eif shows ImageName, ImageVersion and flattened metadata", r.stdout)
+    r2 = nectl("describe-eif", "--eif-path", out)
+    tap(r2.returncode == 0 and r2.stdout == r.stdout, "describe-eif --eif-path FILE works the same")
+
+    # A single ramdisk: PCR2 is the extend of empty data; default name from -o.
+    out1 = os.path.join(tmp, "single.eif")
+    r = nectl("build-eif", "--kernel", kpath, "--cmdline", "x", "--ramdisk", rpaths[0], "-o", out1)
+    d = json.loads(nectl("describe-eif", out1).stdout or "{}")
+    tap(r.returncode == 0 and d.get("Measurements", {}).get("PCR2") == pcr(b"") and
+        d.get("Measurements", {}).get("PCR1") == pcr(kernel + b"x" + ramdisks[0]) and
+        d.get("ImageName") == "single" and d.get("ImageVersion") == "1.0",
+        "one ramdisk: PCR1 covers it, PCR2 is empty; name defaults to the output name")
+
+    # Ramdisk limits: 29 fit (32 sections), 30 do not.
+    small = write("tiny.cpio", b"x")
+    out29 = os.path.join(tmp, "r29.eif")
+    r = nectl("build-eif", "--kernel", kpath, "--cmdline", "x", "-o", out29, *(["--ramdisk", small] * 29))
+    tap(r.returncode == 0 and parse_eif(open(out29, "rb").read())["nsec"] == 32 and
+        nectl("describe-eif", out29).returncode == 0, "29 ramdisks: 32 sections, readable", r.stderr)
+    r = nectl("build-eif", "--kernel", kpath, "--cmdline", "x", "-o", os.path.join(tmp, "r30.eif"),
+              *(["--ramdisk", small] * 30))
+    tap(r.returncode == 48 and "[ E48 ]" in r.stderr and not os.path.exists(os.path.join(tmp, "r30.eif")),
+        "30 ramdisks refused with E48, nothing written", r.stderr)
+    for name, extra, code in [
+            ("no kernel", ["--cmdline", "x", "--ramdisk", small, "-o", out1], 1),
+            ("no ramdisk", ["--kernel", kpath, "--cmdline", "x", "-o", out1], 1),
+            ("missing kernel file", ["--kernel", "/nonexistent", "--cmdline", "x", "--ramdisk", small,
+                                     "-o", os.path.join(tmp, "nk.eif")], 48),
+            ("empty ramdisk", ["--kernel", kpath, "--cmdline", "x", "--ramdisk", write("e.cpio", b""),
+                               "-o", os.path.join(tmp, "er.eif")], 48),
+            ("unwritable output", ["--kernel", kpath, "--cmdline", "x", "--ramdisk", small,
+                                   "-o", "/nonexistent/dir/x.eif"], 48),
+            ("bad --metadata JSON", ["--kernel", kpath, "--cmdline", "x", "--ramdisk", small,
+                                     "--metadata", write("bad.json", b"{nope"), "-o", out1], 17),
+            ("unknown option", ["--kernel", kpath, "--bogus"], 3)]:
+        r = nectl("build-eif", *extra)
+        tap(r.returncode == code and ("[ E%02d ]" % code) in r.stderr,
+            "build-eif %s: exit %d with one clear error" % (name, code), r.stderr)
+
+    # -- malformed and hostile files
+    k, c, rd, md = (1, 0, b"K" * 100), (2, 0, b"console=ttyS0"), (3, 0, b"R" * 50), (5, 0, b"{}")
+    good = make_eif([k, c, md, rd])
+    tap(nectl("describe-eif", write("good.eif", good)).returncode == 0,
+        "the hand-made reference EIF is accepted")
+    big = (1 << 64) - 1
+    cases = [
+        ("empty file", b""),
+        ("truncated header (547 bytes)", good[:547]),
+        ("header only", good[:548]),
+        ("truncated in the last section", good[:-1]),
+        ("truncated in a section header", good[:548 + 12 + 100 + 5]),
+        ("bad magic", b"EIF." + good[4:]),
+        ("version 0", make_eif([k, c, md, rd], version=0)),
+        ("version 5", make_eif([k, c, md, rd], version=5)),
+        ("zero sections", make_eif([k, c, md, rd], nsec=0)),
+        ("33 sections", make_eif([k, c, md, rd], nsec=33)),
+        ("65535 sections", make_eif([k, c, md, rd], nsec=65535)),
+        ("section offset past the end", make_eif([k, c, md, rd], offsets=[548, 660, 685, 1 << 40])),
+        ("section offset inside the header", make_eif([k, c, md, rd], offsets=[548, 660, 685, 100])),
+        ("section offset 2^64-1", make_eif([k, c, md, rd], offsets=[548, 660, 685, big])),
+        ("section size 2^64-1 (overflow)", make_eif([k, c, md, (3, 0, b"")], sizes=[100, 13, 2, big])),
+        ("section size past the end", make_eif([k, c, md, rd], sizes=[100, 13, 2, 51])),
+        ("header and section sizes differ", make_eif([k, c, md, rd], sizes=[100, 13, 2, 49])),
+        ("overlapping sections", make_eif([k, c, md, rd], offsets=[548, 548, 685, 699])),
+        ("invalid section type 0", make_eif([(0, 0, b"K" * 100), c, md, rd])),
+        ("unknown section type 9", make_eif([k, c, md, rd, (9, 0, b"?")])),
+        ("non-zero section flags", make_eif([k, (2, 1, b"console=ttyS0"), md, rd])),
+        ("no kernel", make_eif([c, md, rd])),
+        ("two kernels", make_eif([k, k, c, md, rd])),
+        ("no ramdisk", make_eif([k, c, md])),
+        ("two metadata sections", make_eif([k, c, md, md, rd])),
+        ("metadata is not JSON", make_eif([k, c, (5, 0, b"{not json"), rd])),
+        ("metadata is a JSON array", make_eif([k, c, (5, 0, b"[1]"), rd])),
+        ("metadata deeper than the parser allows", make_eif([k, c, (5, 0, b"[" * 10000), rd])),
+        ("metadata over 1 MiB", make_eif([k, c, (5, 0, b" " * ((1 << 20) + 1)), rd])),
+        ("unused slot not zero", good[:28 + 8 * 4] + struct.pack(">Q", 5) + good[28 + 8 * 5:]),
+        ("a directory", None),
+    ]
+    for name, blob in cases:
+        path = tmp if blob is None else write("bad.eif", blob)
+        for binary in [NECTL] + ([NECTL_ASAN] if NECTL_ASAN else []):
+            r = nectl("describe-eif", path, binary=binary)
+            lines = [l for l in r.stderr.splitlines() if l.strip()]
+            ok = r.returncode == 35 and len(lines) == 1 and lines[0].startswith("[ E35 ]") and not r.stdout
+            tap(ok, "%s: %s refused with one E35 line" %
+                ("asan" if binary != NECTL else "describe-eif", name), r.stderr + r.stdout)
+    # CRC mismatch: the JSON is still shown (as nitro-cli does), with an E35 error.
+    bad_crc = good[:544] + struct.pack(">I", zlib.crc32(good[:544] + good[548:]) ^ 1) + good[548:]
+    flipped = bytearray(good)
+    flipped[548 + 12 + 50] ^= 0x40  # inside the kernel data
+    for name, blob in [("CRC field wrong", bad_crc), ("one data bit flipped", bytes(flipped))]:
+        r = nectl("describe-eif", write("crc.eif", blob))
+        try:
+            d = json.loads(r.stdout)
+        except ValueError:
+            d = {}
+        tap(r.returncode == 35 and d.get("CheckCRC") is False and "CRC mismatch" in r.stderr,
+            "CRC mismatch (%s): CheckCRC false and E35" % name, r.stdout + r.stderr)
+    # Random corruption never crashes (fuzz with a fixed seed, ASan build when there is one).
+    crashes = []
+    for i in range(150):
+        blob = bytearray(good)
+        for _ in range(rnd.randint(1, 8)):
+            pos = rnd.randrange(len(blob))
+            blob[pos] = rnd.getrandbits(8)
+        r = nectl("describe-eif", write("fuzz.eif", bytes(blob)), binary=NECTL_ASAN or NECTL)
+        if r.returncode not in (0, 35):
+            crashes.append((i, r.returncode, r.stderr[-300:]))
+    tap(not crashes, "150 randomly corrupted EIFs: exit 0 or 35, never a crash", crashes[:3])
+
+    # -- run: argument and config errors, checked before any device access
+    eif = out1
+    cfg = write("cfg.json", json.dumps({"eif_path": eif, "memory_mib": 64, "cpu_count": 2}).encode())
+    runs = [
+        ("no arguments", [], 1),
+        ("--memory not a number", ["--eif-path", eif, "--memory", "lots", "--cpu-count", "2"], 47),
+        ("--enclave-cid 3", ["--eif-path", eif, "--memory", "64", "--cpu-count", "2", "--enclave-cid", "3"], 3),
+        ("--config with --memory", ["--config", cfg, "--memory", "64"], 2),
+        ("--config with an unknown key", ["--config", write("c2.json", b'{"eif_path": "a", "mem": 1}')], 17),
+        ("--config not JSON", ["--config", write("c3.json", b"eif_path: a")], 17),
+        ("missing EIF", ["--eif-path", "/nonexistent.eif", "--memory", "64", "--cpu-count", "2"], 7),
+        ("corrupt EIF", ["--eif-path", write("c.eif", bytes(flipped)), "--memory", "64", "--cpu-count", "2"], 35),
+        ("memory below 64 MiB", ["--eif-path", eif, "--memory", "62", "--cpu-count", "2"], 26),
+        ("memory below 4 x EIF", ["--eif-path", write("big.eif", make_eif([(1, 0, b"K" * (17 << 20)), c, rd])),
+                                  "--memory", "64", "--cpu-count", "2"], 26),
+    ]
+    for name, args, code in runs:
+        r = nectl("run", *args)
+        lines = [l for l in r.stderr.splitlines() if l.startswith("[ E")]
+        tap(r.returncode == code and len(lines) == 1 and lines[0].startswith("[ E%02d ]" % code),
+            "run %s: E%02d" % (name, code), r.stderr)
+    if not os.path.exists("/dev/nitro_enclaves"):
+        r = nectl("run", "--config", cfg)
+        tap(r.returncode == 19 and "insmod ne_kvm.ko" in r.stderr,
+            "run --config reaches the device check: E19 names the missing driver", r.stderr)
+
+    # -- help, explain, unknown commands
+    for cmd in ["build-eif", "describe-eif", "run", "describe-enclaves", "terminate-enclave", "console",
+                "explain"]:
+        r = nectl(cmd, "--help")
+        tap(r.returncode == 0 and "Usage: nectl" in r.stdout, "%s --help" % cmd, r.stderr)
+    r = nectl("--help")
+    tap(r.returncode == 0 and "Commands:" in r.stdout, "nectl --help")
+    r = nectl("explain")
+    codes = [l.split()[0] for l in r.stdout.splitlines() if l.startswith("E")]
+    ok = r.returncode == 0 and len(codes) > 20
+    for code in codes:
+        e2 = nectl("explain", code)
+        ok &= e2.returncode == 0 and ("Exit status: %d." % int(code[1:])) in e2.stdout
+    tap(ok, "explain lists %d codes and explains each" % len(codes))
+    readme = open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "README.md")).read()
+    documented = [l.split("|")[1].strip() for l in readme.splitlines() if l.startswith("| E")]
+    tap(documented == codes, "the README's error table lists exactly the codes of nectl explain",
+        (documented, codes))
+    r = nectl("explain", "E99")
+    tap(r.returncode == 3 and "[ E03 ]" in r.stderr, "explain E99: unknown code is E03")
+    r = nectl("frobnicate")
+    tap(r.returncode == 3 and "[ E03 ]" in r.stderr, "unknown command is E03")
+    r = nectl("describe-enclaves", "--bogus")
+    tap(r.returncode == 3, "describe-enclaves --bogus is E03")
+    r = nectl("terminate-enclave")
+    tap(r.returncode == 1, "terminate-enclave without a selector is E01")
+    r = nectl("terminate-enclave", "--all", "--enclave-name", "x")
+    tap(r.returncode == 2, "terminate-enclave --all --enclave-name is E02")
+    r = nectl("console", "--enclave-id", "x", "--disconnect-timeout", "0")
+    tap(r.returncode == 47, "console --disconnect-timeout 0 is E47", r.stderr)
+
+    subprocess.run(["rm", "-rf", tmp])
+    print("# nectl host tests: %d passed, %d failed" % (count - failed, failed))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,467 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Host unit tests of nectl's pure parts: JSON, run arguments and --config,
+ * the hugepage planner, cpu lists, the heartbeat timeout rule and enclave
+ * ids.  Prints TAP.  Also a helper for tests/run, which checks the CRC and
+ * SHA-384 against Python's zlib and hashlib:
+ *   nectl_unit_test crc32 FILE | sha384 FILE
+ */
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include "cli.h"
+#include "crc32.h"
+#include "eif.h"
+#include "enclaves.h"
+#include "errors.h"
+#include "hugepages.h"
+#include "json.h"
+#include "launch.h"
+#include "sha384.h"
+
+static int test_number, failures;
+
+static void check(int ok, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void check(int ok, const char *fmt, ...)
+{
+	char line[1024], *p;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	/* One TAP line per test, whatever the inputs contain. */
+	for (p = line; *p; p++)
+		if ((unsigned char)*p < 0x20)
+			*p = ' ';
+	printf("%s %d - %s\n", ok ? "ok" : "not ok", ++test_number, line);
+	if (!ok)
+		failures++;
+}
+
+#define MIB (1ULL << 20)
+#define GIB (1ULL << 30)
+
+/* ------------------------------------------------------------------ JSON */
+
+static void test_json(void)
+{
+	static const struct {
+		const char *text;
+		int valid;
+	} cases[] = {
+		{ "{}", 1 }, { "[]", 1 }, { "0", 1 }, { "-0.5e+3", 1 }, { "\"a\\u00e9\\ud83d\\ude00\"", 1 },
+		{ "{\"a\": [1, true, false, null, {\"b\": \"c\"}]}", 1 }, { " \n{ } \t", 1 },
+		{ "", 0 }, { "{", 0 }, { "}", 0 }, { "[1,]", 0 }, { "{\"a\" 1}", 0 }, { "{\"a\":1,}", 0 },
+		{ "01", 0 }, { "1.", 0 }, { "+1", 0 }, { ".5", 0 }, { "1e", 0 }, { "tru", 0 },
+		{ "nul", 0 }, { "\"abc", 0 }, { "\"\\x\"", 0 }, { "\"\\ud800\"", 0 }, { "\"\\udc00\"", 0 },
+		{ "\"\\u12\"", 0 }, { "\"a\nb\"", 0 }, { "{} {}", 0 }, { "{\"a\":1,\"a\":2}", 0 },
+		{ "{1:2}", 0 }, { "\"\\u0000\"", 0 },
+	};
+	char deep[2 * (JSON_MAX_DEPTH + 2) + 1], err[160], *out = NULL;
+	const char *text;
+	struct json_value *v;
+	struct json_writer w;
+	size_t i, len;
+	uint64_t n;
+	FILE *f;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		v = json_parse(cases[i].text, strlen(cases[i].text), err, sizeof(err));
+		check(!!v == cases[i].valid, "json: '%s' is %s%s%s", cases[i].text,
+		      cases[i].valid ? "accepted" : "refused", v ? "" : ": ", v ? "" : err);
+		json_free(v);
+	}
+	/* Exactly at the depth limit, then one past it. */
+	for (i = 0; i < 2; i++) {
+		size_t d = JSON_MAX_DEPTH + i;
+
+		memset(deep, '[', d);
+		memset(deep + d, ']', d);
+		v = json_parse(deep, 2 * d, err, sizeof(err));
+		check(i ? !v && strstr(err, "nested") : !!v, "json: depth %zu %s", d,
+		      i ? "refused" : "accepted");
+		json_free(v);
+	}
+	v = json_parse("{\"k\": 18446744073709551615, \"m\": 18446744073709551616, \"s\": -1}", 63,
+		       err, sizeof(err));
+	check(v && json_to_u64(json_get(v, "k"), &n) && n == UINT64_MAX,
+	      "json: u64 max converts");
+	check(v && !json_to_u64(json_get(v, "m"), &n) && !json_to_u64(json_get(v, "s"), &n),
+	      "json: 2^64 and negative numbers do not convert");
+	json_free(v);
+	text = "\"a\\\"b\\\\c\\n\\u0001\"";
+	v = json_parse(text, strlen(text), err, sizeof(err));
+	f = open_memstream(&out, &len);
+	json_init(&w, f);
+	json_begin_object(&w);
+	json_key(&w, "x");
+	if (v)
+		json_tree(&w, v);
+	json_key(&w, "e");
+	json_begin_array(&w);
+	json_end_array(&w);
+	json_end_object(&w);
+	fclose(f);
+	check(out && !strcmp(out, "{\n  \"x\": \"a\\\"b\\\\c\\n\\u0001\",\n  \"e\": []\n}"),
+	      "json: writer escapes and indents like serde_json (got %s)", out);
+	free(out);
+	json_free(v);
+}
+
+/* ------------------------------------------------------- run arguments */
+
+static int parse_args(const char *line, struct run_options *o, char *err, size_t errlen)
+{
+	char *copy = strdup(line), *argv[32], *tok, *save;
+	int argc = 0;
+	bool help;
+	int code;
+
+	for (tok = strtok_r(copy, " ", &save); tok && argc < 31; tok = strtok_r(NULL, " ", &save))
+		argv[argc++] = tok;
+	argv[argc] = NULL;
+	code = run_options_parse(argc, argv, o, &help, err, errlen);
+	free(copy);
+	return code;
+}
+
+static void test_run_args(void)
+{
+	static const struct {
+		const char *args;
+		int code;
+	} cases[] = {
+		{ "run --eif-path a.eif --memory 512 --cpu-count 2", 0 },
+		{ "run --eif-path a.eif --memory 512 --cpu-count 2 --enclave-cid 16 --debug-mode --enclave-name x", 0 },
+		{ "run --eif-path=a.eif --memory=512 --cpu-count=2 --no-heartbeat", 0 },
+		{ "run --memory 512 --cpu-count 2", E_MISSING_ARG },
+		{ "run --eif-path a.eif --cpu-count 2", E_MISSING_ARG },
+		{ "run --eif-path a.eif --memory 512", E_MISSING_ARG },
+		{ "run --eif-path a.eif --memory 0 --cpu-count 2", E_MISSING_ARG },
+		{ "run --eif-path a.eif --memory 512 --cpu-count 0", E_MISSING_ARG },
+		{ "run --eif-path a.eif --memory 12x --cpu-count 2", E_INTEGER_PARSE },
+		{ "run --eif-path a.eif --memory -1 --cpu-count 2", E_INTEGER_PARSE },
+		{ "run --eif-path a.eif --memory 0x10 --cpu-count 2", E_INTEGER_PARSE },
+		{ "run --eif-path a.eif --memory 1048576 --cpu-count 2", 0 },
+		{ "run --eif-path a.eif --memory 1048577 --cpu-count 2", E_INVALID_ARG },
+		{ "run --eif-path a.eif --memory 99999999999999999999999 --cpu-count 2", E_INVALID_ARG },
+		{ "run --eif-path a.eif --memory 512 --cpu-count 1024", 0 },
+		{ "run --eif-path a.eif --memory 512 --cpu-count 1025", E_INVALID_ARG },
+		{ "run --eif-path a.eif --memory 512 --cpu-count 2 --enclave-cid 1", E_INVALID_ARG },
+		{ "run --eif-path a.eif --memory 512 --cpu-count 2 --enclave-cid 2", E_INVALID_ARG },
+		{ "run --eif-path a.eif --memory 512 --cpu-count 2 --enclave-cid 3", E_INVALID_ARG },
+		{ "run --eif-path a.eif --memory 512 --cpu-count 2 --enclave-cid 4", 0 },
+		{ "run --eif-path a.eif --memory 512 --cpu-count 2 --enclave-cid 4294967294", 0 },
+		{ "run --eif-path a.eif --memory 512 --cpu-count 2 --enclave-cid 4294967295", E_INVALID_ARG },
+		{ "run --eif-path a.eif --memory 512 --cpu-count 2 --enclave-cid 4294967296", E_INVALID_ARG },
+		{ "run --eif-path a.eif --memory 512 --cpu-count 2 --cpu-ids 1", E_INVALID_ARG },
+		{ "run --eif-path a.eif --memory 512 --cpu-count 2 --bogus", E_INVALID_ARG },
+		{ "run --eif-path a.eif --memory 512 --cpu-count 2 extra", E_INVALID_ARG },
+		{ "run --eif-path a.eif --memory", E_INVALID_ARG },
+		{ "run --config x.json --memory 512", E_CONFLICTING_ARGS },
+		{ "run --config /nonexistent/x.json", E_FILE_READ },
+		{ "run --eif-path a.eif --memory 512 --cpu-count 2 --enclave-name a/b", E_NAMING },
+	};
+	struct run_options o;
+	char err[512], name[200];
+	size_t i;
+	int code;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		code = parse_args(cases[i].args, &o, err, sizeof(err));
+		check(code == cases[i].code, "args: '%s' gives E%02d (got E%02d%s%s)", cases[i].args,
+		      cases[i].code, code, code ? ": " : "", code ? err : "");
+	}
+	code = parse_args("run --eif-path a.eif --memory 512 --cpu-count 2 --attach-console", &o,
+			  err, sizeof(err));
+	check(!code && o.attach_console && o.debug_mode && o.memory_mib == 512 && o.cpu_count == 2 &&
+	      !strcmp(o.eif_path, "a.eif"), "args: --attach-console implies debug mode, values kept");
+	memset(name, 'n', NECTL_NAME_MAX);
+	name[NECTL_NAME_MAX] = '\0';
+	check(enclave_name_valid(name), "name: %d characters accepted", NECTL_NAME_MAX);
+	name[NECTL_NAME_MAX] = 'n';
+	name[NECTL_NAME_MAX + 1] = '\0';
+	check(!enclave_name_valid(name), "name: %d characters refused", NECTL_NAME_MAX + 1);
+	check(!enclave_name_valid("") && !enclave_name_valid("a\tb") && enclave_name_valid("my enclave_1"),
+	      "name: empty and control characters refused");
+}
+
+static void test_config(void)
+{
+	static const struct {
+		const char *json;
+		int code;
+	} cases[] = {
+		{ "{\"eif_path\": \"a.eif\", \"memory_mib\": 256, \"cpu_count\": 2}", 0 },
+		{ "{\"eif_path\": \"a.eif\", \"memory_mib\": 256, \"cpu_count\": 2, \"enclave_cid\": null, \"enclave_name\": null, \"debug_mode\": false, \"attach_console\": false}", 0 },
+		{ "{\"eif_path\": \"a.eif\", \"memory_mib\": \"256\", \"cpu_count\": 2}", E_CONFIG_PARSE },
+		{ "{\"eif_path\": \"a.eif\", \"memory_mib\": 256.5, \"cpu_count\": 2}", E_CONFIG_PARSE },
+		{ "{\"eif_path\": \"a.eif\", \"memory_mib\": -256, \"cpu_count\": 2}", E_CONFIG_PARSE },
+		{ "{\"eif_path\": 7, \"memory_mib\": 256, \"cpu_count\": 2}", E_CONFIG_PARSE },
+		{ "{\"eif_path\": \"a.eif\", \"memory_mib\": 256, \"cpu_count\": 2, \"debug_mode\": 1}", E_CONFIG_PARSE },
+		{ "{\"eif_path\": \"a.eif\", \"memory_mib\": 256, \"cpu_count\": 2, \"colour\": 1}", E_CONFIG_PARSE },
+		{ "{\"eif_path\": \"a.eif\", \"memory_mib\": 256, \"cpu_ids\": [1, 3]}", E_INVALID_ARG },
+		{ "{\"eif_path\": \"a.eif\", \"memory_mib\": 256, \"cpu_count\": 2", E_CONFIG_PARSE },
+		{ "[1, 2]", E_CONFIG_PARSE },
+		{ "{\"eif_path\": \"a.eif\", \"memory_mib\": 2097152, \"cpu_count\": 2}", E_INVALID_ARG },
+	};
+	struct run_options o;
+	const char *json;
+	char err[512];
+	size_t i;
+	int code;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		memset(&o, 0, sizeof(o));
+		code = run_options_from_config(cases[i].json, strlen(cases[i].json), &o, err, sizeof(err));
+		check(code == cases[i].code, "config: %s gives E%02d (got E%02d%s%s)", cases[i].json,
+		      cases[i].code, code, code ? ": " : "", code ? err : "");
+	}
+	memset(&o, 0, sizeof(o));
+	json = "{\"eif_path\": \"/x/a.eif\", \"memory_mib\": 300, \"cpu_count\": 4, \"enclave_cid\": 17, \"attach_console\": true, \"enclave_name\": \"n1\"}";
+	code = run_options_from_config(json, strlen(json), &o, err, sizeof(err));
+	check(!code && !strcmp(o.eif_path, "/x/a.eif") && o.memory_mib == 300 && o.cpu_count == 4 &&
+	      o.enclave_cid == 17 && o.attach_console && o.debug_mode && !strcmp(o.enclave_name, "n1"),
+	      "config: every key lands in its field");
+}
+
+/* ------------------------------------------------------- hugepage planner */
+
+static struct hp_pool pool_of(uint64_t free_1g, uint64_t free_2m)
+{
+	struct hp_pool p = { .nr_sizes = 2, .page_bytes = { GIB, 2 * MIB },
+			     .free_pages = { free_1g, free_2m }, .total_pages = { free_1g, free_2m } };
+	return p;
+}
+
+static void test_planner(void)
+{
+	static const struct {
+		uint64_t free_1g, free_2m, need;
+		int ok;
+		uint64_t pages_1g, pages_2m;
+	} cases[] = {
+		/* nitro-cli #602: 256 MiB with 1 GiB pages free used to give 1 GiB. */
+		{ 4, 512, 256 * MIB, 1, 0, 128 },
+		{ 4, 512, 1 * GIB, 1, 1, 0 },
+		{ 4, 512, 1 * GIB + 2 * MIB, 1, 1, 1 },
+		{ 0, 512, 1 * GIB, 1, 0, 512 },		/* every page of the pool */
+		{ 0, 512, 1 * GIB + 2 * MIB, 0, 0, 0 },	/* one past it */
+		{ 2, 10, 2 * GIB + 20 * MIB, 1, 2, 10 },
+		{ 1, 10, 256 * MIB, 1, 1, 0 },		/* small pages short: one 1 GiB page, no waste kept */
+		{ 0, 0, 64 * MIB, 0, 0, 0 },
+		{ 3, 0, 3 * GIB, 1, 3, 0 },
+		{ 3, 0, 3 * GIB + 2 * MIB, 0, 0, 0 },
+	};
+	struct hp_pool pool;
+	struct hp_plan plan;
+	char msg[768];
+	size_t i;
+	int r;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		pool = pool_of(cases[i].free_1g, cases[i].free_2m);
+		r = hp_plan(&pool, cases[i].need, &plan, msg, sizeof(msg));
+		if (cases[i].ok)
+			check(!r && plan.pages[0] == cases[i].pages_1g && plan.pages[1] == cases[i].pages_2m,
+			      "hugepages: %llu MiB from %llu x 1G + %llu x 2M = %llu x 1G + %llu x 2M (got %llu + %llu)",
+			      (unsigned long long)(cases[i].need / MIB), (unsigned long long)cases[i].free_1g,
+			      (unsigned long long)cases[i].free_2m, (unsigned long long)cases[i].pages_1g,
+			      (unsigned long long)cases[i].pages_2m, (unsigned long long)plan.pages[0],
+			      (unsigned long long)plan.pages[1]);
+		else
+			check(r == -1 && strstr(msg, "missing") && strstr(msg, "2 MiB"),
+			      "hugepages: %llu MiB from %llu x 1G + %llu x 2M refused, naming what is missing: %s",
+			      (unsigned long long)(cases[i].need / MIB), (unsigned long long)cases[i].free_1g,
+			      (unsigned long long)cases[i].free_2m, msg);
+	}
+	pool = pool_of(0, 100);
+	pool.total_pages[1] = 120;
+	hp_plan(&pool, 300 * MIB, &plan, msg, sizeof(msg));
+	check(strstr(msg, "missing 100 MiB = 50 more 2 MiB pages") &&
+	      strstr(msg, "echo 170 > /sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages"),
+	      "hugepages: the shortage message gives the count to reserve: %s", msg);
+}
+
+/* ------------------------------------------------------------ misc */
+
+static void test_misc(void)
+{
+	unsigned int ids[8];
+	char buf[200];
+	uint8_t digest[SHA384_DIGEST_SIZE];
+	int n, saved;
+
+	n = parse_cpu_list("2-3,5", ids, 8);
+	check(n == 3 && ids[0] == 2 && ids[1] == 3 && ids[2] == 5, "cpu list: 2-3,5");
+	check(parse_cpu_list("", ids, 8) == 0, "cpu list: empty");
+	check(parse_cpu_list("0-8", ids, 8) == -1, "cpu list: 9 ids into 8 slots refused");
+	check(parse_cpu_list("0-7", ids, 8) == 8, "cpu list: 8 ids into 8 slots");
+	check(parse_cpu_list("3-2", ids, 8) == -1 && parse_cpu_list("a", ids, 8) == -1 &&
+	      parse_cpu_list("1,,2", ids, 8) == -1, "cpu list: malformed lists refused");
+	check(heartbeat_timeout_seconds(10 << 20, 64 << 20) == 180, "heartbeat: minimum 180 s");
+	check(heartbeat_timeout_seconds(10 * GIB, 128 * GIB) == 360,
+	      "heartbeat: 10 GiB EIF, 128 GiB memory gives 360 s");
+	check(heartbeat_timeout_seconds(6 * GIB, 100 * GIB) == 180 &&
+	      heartbeat_timeout_seconds(6 * GIB + 1, 100 * GIB + 1) == 360,
+	      "heartbeat: unit boundaries (6 GiB, 100 GiB)");
+	enclave_id(0x1a2b, buf, sizeof(buf));
+	check(strstr(buf, "-enc1a2b") && enclave_id_matches(0x1a2b, buf) &&
+	      enclave_id_matches(0x1a2b, "enc1a2b") && enclave_id_matches(0x1a2b, "1a2b") &&
+	      !enclave_id_matches(0x1a2b, "enc1a2") && !enclave_id_matches(0x1a2b, "xenc1a2b"),
+	      "enclave id: %s and its short forms match, others do not", buf);
+	check(crc32_update(0, "123456789", 9) == 0xCBF43926, "crc32: check value of \"123456789\"");
+	sha384("abc", 3, digest);
+	eif_hex(digest, sizeof(digest), buf);
+	check(!strcmp(buf, "cb00753f45a35e8bb5a03d699ac65007272c32ab0eded1631a8b605a43ff5bed8086072ba1e7cc2358baeca134c825a7"),
+	      "sha384: FIPS 180-2 \"abc\" vector");
+	fflush(stdout);
+	saved = dup(1);
+	dup2(open("/dev/null", O_WRONLY | O_CLOEXEC), 1);	/* explain prints its text */
+	n = nectl_explain("E27") == 0 && nectl_explain("27") == 0 && nectl_explain("E99") == -1 &&
+	    nectl_explain("") == -1 && nectl_explain("E2x") == -1;
+	fflush(stdout);
+	dup2(saved, 1);
+	close(saved);
+	check(n, "explain: known and unknown codes");
+}
+
+/* ---------------------------------------------- heartbeat (over AF_UNIX) */
+
+enum peer_action { PEER_NONE, PEER_GOOD, PEER_WRONG_BYTE, PEER_SILENT };
+
+/* A stand-in for the enclave's init: connect, send a byte, expect it back. */
+static pid_t start_peer(const struct sockaddr_un *addr, enum peer_action action)
+{
+	unsigned char byte = action == PEER_WRONG_BYTE ? 0x00 : 0xB7, echo = 0;
+	pid_t pid = fork();
+	int fd;
+
+	if (pid != 0)
+		return pid;
+	fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	if (connect(fd, (const struct sockaddr *)addr, sizeof(*addr)))
+		_exit(2);
+	if (action == PEER_SILENT) {
+		/* Says nothing; returns when the parent gives up and closes. */
+		_exit(read(fd, &echo, 1) == 0 ? 0 : 5);
+	}
+	if (write(fd, &byte, 1) != 1)
+		_exit(3);
+	/* Exit 0 only if the parent echoed the heartbeat. */
+	_exit(read(fd, &echo, 1) == 1 && echo == 0xB7 ? 0 : 4);
+}
+
+static void test_heartbeat(void)
+{
+	static const struct {
+		enum peer_action action;
+		int code;
+		const char *reason;
+	} cases[] = {
+		{ PEER_GOOD, 0, "" },
+		{ PEER_WRONG_BYTE, E_BOOT, "sent 0x00 instead of the 0xB7" },
+		{ PEER_NONE, E_BOOT, "no heartbeat from the enclave within 1 s" },
+		{ PEER_SILENT, E_BOOT, "sent no heartbeat byte within 1 s" },
+	};
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	char err[512];
+	int sig[2];
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int lfd = socket(AF_UNIX, SOCK_STREAM, 0), code, status = 0;
+		pid_t peer = -1;
+		time_t start = time(NULL);
+
+		snprintf(addr.sun_path, sizeof(addr.sun_path), "/tmp/nectl-hb-%d-%zu", (int)getpid(), i);
+		unlink(addr.sun_path);
+		if (bind(lfd, (struct sockaddr *)&addr, sizeof(addr)) || listen(lfd, 1)) {
+			check(0, "heartbeat: cannot set up the AF_UNIX listener");
+			continue;
+		}
+		if (cases[i].action != PEER_NONE)
+			peer = start_peer(&addr, cases[i].action);
+		err[0] = '\0';
+		code = heartbeat_wait(lfd, -1, 16, 1, err, sizeof(err));
+		if (peer > 0)
+			waitpid(peer, &status, 0);
+		check(code == cases[i].code && strstr(err, cases[i].reason) &&
+		      (cases[i].action != PEER_GOOD || (WIFEXITED(status) && !WEXITSTATUS(status))) &&
+		      (code == 0 || cases[i].action == PEER_WRONG_BYTE || time(NULL) - start >= 1),
+		      "heartbeat: peer %d gives E%02d %s(got E%02d: %s)", cases[i].action,
+		      cases[i].code, cases[i].action == PEER_GOOD ? "and gets 0xB7 back " : "",
+		      code, err);
+		close(lfd);
+		unlink(addr.sun_path);
+	}
+	/* A termination request (signalfd readable) ends the wait at once. */
+	if (pipe(sig) == 0) {
+		int lfd = socket(AF_UNIX, SOCK_STREAM, 0), code;
+
+		snprintf(addr.sun_path, sizeof(addr.sun_path), "/tmp/nectl-hb-%d-sig", (int)getpid());
+		unlink(addr.sun_path);
+		bind(lfd, (struct sockaddr *)&addr, sizeof(addr));
+		listen(lfd, 1);
+		if (write(sig[1], "x", 1) != 1)
+			check(0, "heartbeat: pipe write");
+		code = heartbeat_wait(lfd, sig[0], 16, 30, err, sizeof(err));
+		check(code == E_BOOT && strstr(err, "interrupted"),
+		      "heartbeat: a termination request interrupts the wait (%s)", err);
+		close(lfd);
+		close(sig[0]);
+		close(sig[1]);
+		unlink(addr.sun_path);
+	}
+}
+
+static int hash_file(const char *what, const char *path)
+{
+	struct sha384_ctx ctx;
+	uint8_t buf[4096], digest[SHA384_DIGEST_SIZE];
+	char hex[2 * SHA384_DIGEST_SIZE + 1];
+	uint32_t crc = 0;
+	ssize_t n;
+	int fd = open(path, O_RDONLY);
+
+	if (fd < 0)
+		return 2;
+	sha384_init(&ctx);
+	/* Odd read sizes exercise the partial-block paths. */
+	while ((n = read(fd, buf, 1 + (ctx.total_bytes % 4093))) > 0) {
+		crc = crc32_update(crc, buf, n);
+		sha384_update(&ctx, buf, n);
+	}
+	close(fd);
+	sha384_final(&ctx, digest);
+	eif_hex(digest, sizeof(digest), hex);
+	if (!strcmp(what, "crc32"))
+		printf("%08x\n", crc);
+	else
+		printf("%s\n", hex);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc == 3)
+		return hash_file(argv[1], argv[2]);
+	test_json();
+	test_run_args();
+	test_config();
+	test_planner();
+	test_misc();
+	test_heartbeat();
+	printf("# %d tests, %d failed\n", test_number, failures);
+	return failures ? 1 : 0;
+}
