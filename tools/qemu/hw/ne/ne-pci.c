@@ -13,6 +13,18 @@
  *   0x010  240  SEND_DATA  request payload
  *   0x100  240  RECV_DATA  reply payload (72 bytes used)
  *
+ * BAR 2 (only with test-controls=on) holds the test controls documented in
+ * include/hw/ne/ne-testctl.h.  What each command does is ne-hv.c's business;
+ * this file rings it in, completes it later on the virtual clock (one
+ * command in flight, as on the real device) and posts the reply.
+ * ENABLE = 0 (or a device reset) abandons the command in flight and stops
+ * and frees every slot.  Commands rung while disabled answer -ENODEV.
+ *
+ * Properties: cmd-latency-us (50; virtual time from doorbell to reply),
+ * max-slots (8), max-mem-regions (64; ranges per slot, the SLOT_ALLOC
+ * reply's mem_regions), first-cid (16; where CID 0 = "choose" starts),
+ * test-controls (off; BAR 2).
+ *
  * Copyright (c) 2026 The ne-kvm authors
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
@@ -28,9 +40,10 @@
 #include "hw/qdev-properties.h"
 #include "migration/vmstate.h"
 #include "qom/object.h"
+#include "hw/ne/ne-testctl.h"
+#include "ne-hv.h"
 #include "trace.h"
 
-#define TYPE_NE_PCI "ne-pci"
 OBJECT_DECLARE_SIMPLE_TYPE(NEPCIState, NE_PCI)
 
 #define NE_PCI_VENDOR_ID        0x1d0f
@@ -55,11 +68,26 @@ OBJECT_DECLARE_SIMPLE_TYPE(NEPCIState, NE_PCI)
 #define NE_ENABLE_ON            0x01
 #define NE_VERSION_MAX          0x0001
 
-#define NE_REPLY_SIZE           72
+/* A one-shot fault armed through the test controls. */
+typedef struct NEFaultKnob {
+    bool armed;
+    uint32_t type;
+    uint32_t value;
+} NEFaultKnob;
 
-/* Linux errno values on the wire, whatever the host's are. */
-#define NE_ERRNO_ENODEV         19
-#define NE_ERRNO_EOPNOTSUPP     95
+typedef struct NETestCtl {
+    NEFaultKnob fail;
+    NEFaultKnob delay;
+    NEFaultKnob noreply;
+    uint64_t event_slot;
+    int32_t event_status;
+    uint32_t cmds_total;
+    uint32_t cmds_ignored;
+    uint32_t replies;
+    uint32_t events;
+    uint32_t faults_fired;
+    uint32_t cmd_count[NE_TESTCTL_CMD_TYPES];
+} NETestCtl;
 
 struct NEPCIState {
     PCIDevice parent_obj;
@@ -78,9 +106,17 @@ struct NEPCIState {
     bool cmd_busy;
     uint32_t cmd_type;
     uint8_t cmd_req[NE_DATA_SIZE];
+    bool cmd_forced;            /* FAIL knob: answer cmd_forced_rc */
+    int32_t cmd_forced_rc;
 
-    /* Properties. */
+    NEHv hv;
+
+    MemoryRegion testctl_bar;
+    NETestCtl tc;
+
+    /* Properties (and hv.max_slots, hv.max_mem_regions, hv.first_cid). */
     uint32_t cmd_latency_us;
+    bool test_controls;
 };
 
 static void ne_pci_notify(NEPCIState *s, unsigned int vector)
@@ -93,46 +129,102 @@ static void ne_pci_notify(NEPCIState *s, unsigned int vector)
     }
 }
 
-static void ne_pci_post_reply(NEPCIState *s, int32_t rc)
+static void ne_pci_post_reply(NEPCIState *s, const NEReply *reply)
 {
     memset(s->recv_data, 0, sizeof(s->recv_data));
-    stl_le_p(s->recv_data, rc);
+    ne_hv_encode_reply(reply, s->recv_data);
     s->evtcnt = (s->evtcnt & 0xffff0000) | ((s->evtcnt + 1) & 0xffff);
-    trace_ne_pci_reply(s->cmd_type, rc, s->evtcnt & 0xffff);
+    s->tc.replies++;
+    trace_ne_pci_reply(s->cmd_type, ne_hv_cmd_name(s->cmd_type), reply->rc,
+                       reply->slot_uid, s->evtcnt & 0xffff);
     ne_pci_notify(s, NE_VEC_REPLY);
+}
+
+/* Out-of-band event: EVTCNT[31:16] goes up and vector 1 fires. */
+static void ne_pci_raise_event(void *opaque)
+{
+    NEPCIState *s = opaque;
+
+    s->evtcnt = (s->evtcnt & 0xffff) | ((s->evtcnt + 0x10000) & 0xffff0000);
+    s->tc.events++;
+    trace_ne_pci_event(s->evtcnt >> 16);
+    ne_pci_notify(s, NE_VEC_EVENT);
 }
 
 /* Runs on the virtual clock, outside the MMIO handler that rang the bell. */
 static void ne_pci_cmd_complete(void *opaque)
 {
     NEPCIState *s = opaque;
+    NEReply reply = { 0 };
 
     if (!s->cmd_busy) {
         return;
     }
     s->cmd_busy = false;
     if (s->enable != NE_ENABLE_ON) {
-        ne_pci_post_reply(s, -NE_ERRNO_ENODEV);
-        return;
+        reply.rc = -NE_ERRNO_ENODEV;
+    } else if (s->cmd_forced) {
+        reply.rc = s->cmd_forced_rc;
+    } else {
+        ne_hv_execute(&s->hv, s->cmd_type, s->cmd_req, &reply);
     }
-    ne_pci_post_reply(s, -NE_ERRNO_EOPNOTSUPP);
+    s->cmd_forced = false;
+    ne_pci_post_reply(s, &reply);
+}
+
+/* Consumes @knob if it is armed for commands of @type. */
+static bool ne_pci_knob_fires(NEPCIState *s, NEFaultKnob *knob,
+                              const char *name, uint32_t type)
+{
+    if (!knob->armed ||
+        (knob->type != NE_TESTCTL_ANY_TYPE && knob->type != type)) {
+        return false;
+    }
+    knob->armed = false;
+    s->tc.faults_fired++;
+    trace_ne_pci_fault(name, type, knob->value);
+    return true;
+}
+
+static void ne_pci_count_cmd(NEPCIState *s, uint32_t type)
+{
+    s->tc.cmds_total++;
+    s->tc.cmd_count[MIN(type, NE_TESTCTL_CMD_TYPES - 1)]++;
 }
 
 static void ne_pci_cmd_submit(NEPCIState *s, uint32_t type)
 {
-    int64_t now = qemu_clock_get_ns(QEMU_CLOCK_VIRTUAL);
+    int64_t delay_ns = (int64_t)s->cmd_latency_us * SCALE_US;
 
     if (s->cmd_busy) {
+        s->tc.cmds_ignored++;
         qemu_log_mask(LOG_GUEST_ERROR,
                       "ne-pci: command %u written while command %u is in "
                       "flight; ignored\n", type, s->cmd_type);
+        trace_ne_pci_command_ignored(type, s->cmd_type);
         return;
     }
     s->cmd_busy = true;
     s->cmd_type = type;
+    s->cmd_forced = false;
     memcpy(s->cmd_req, s->send_data, sizeof(s->cmd_req));
-    trace_ne_pci_command(type);
-    timer_mod(&s->cmd_timer, now + (int64_t)s->cmd_latency_us * SCALE_US);
+    ne_pci_count_cmd(s, type);
+    trace_ne_pci_command(type, ne_hv_cmd_name(type), ldq_le_p(s->cmd_req),
+                         ldq_le_p(s->cmd_req + 8), ldq_le_p(s->cmd_req + 16));
+
+    /* A hung device: the command stays in flight until disabled. */
+    if (ne_pci_knob_fires(s, &s->tc.noreply, "noreply", type)) {
+        return;
+    }
+    if (ne_pci_knob_fires(s, &s->tc.fail, "fail", type)) {
+        s->cmd_forced = true;
+        s->cmd_forced_rc = (int32_t)s->tc.fail.value;
+    }
+    if (ne_pci_knob_fires(s, &s->tc.delay, "delay", type)) {
+        delay_ns += (int64_t)s->tc.delay.value * SCALE_MS;
+    }
+    timer_mod(&s->cmd_timer,
+              qemu_clock_get_ns(QEMU_CLOCK_VIRTUAL) + delay_ns);
 }
 
 /* Disabling the device ends every enclave and abandons the command. */
@@ -140,7 +232,9 @@ static void ne_pci_disable(NEPCIState *s)
 {
     timer_del(&s->cmd_timer);
     s->cmd_busy = false;
+    s->cmd_forced = false;
     s->enable = NE_ENABLE_OFF;
+    ne_hv_free_all(&s->hv);
 }
 
 static uint64_t ne_pci_read(void *opaque, hwaddr addr, unsigned size)
@@ -214,11 +308,195 @@ static const MemoryRegionOps ne_pci_reg_ops = {
     },
 };
 
+/* ---- test controls (BAR 2, test-controls=on only) ----------------------- */
+
+static NEFaultKnob *ne_testctl_knob(NEPCIState *s, hwaddr addr)
+{
+    switch (addr & ~0xfULL) {
+    case NE_TESTCTL_FAIL_ARM:
+        return &s->tc.fail;
+    case NE_TESTCTL_DELAY_ARM:
+        return &s->tc.delay;
+    case NE_TESTCTL_NOREPLY_ARM:
+        return &s->tc.noreply;
+    default:
+        return NULL;
+    }
+}
+
+static bool ne_testctl_read32(NEPCIState *s, hwaddr addr, uint32_t *val)
+{
+    NEFaultKnob *knob = ne_testctl_knob(s, addr);
+
+    if (knob && (addr & 0xf) <= 8) {
+        *val = (addr & 0xf) == 0 ? knob->armed :
+               (addr & 0xf) == 4 ? knob->type : knob->value;
+        return true;
+    }
+    if (addr >= NE_TESTCTL_CMD_COUNT_BASE &&
+        addr < NE_TESTCTL_CMD_COUNT(NE_TESTCTL_CMD_TYPES)) {
+        *val = s->tc.cmd_count[(addr - NE_TESTCTL_CMD_COUNT_BASE) / 4];
+        return true;
+    }
+    switch (addr) {
+    case NE_TESTCTL_MAGIC:
+        *val = NE_TESTCTL_MAGIC_VALUE;
+        return true;
+    case NE_TESTCTL_LAYOUT:
+        *val = NE_TESTCTL_LAYOUT_VERSION;
+        return true;
+    case NE_TESTCTL_EVENT_SLOT:
+        *val = s->tc.event_slot;
+        return true;
+    case NE_TESTCTL_EVENT_SLOT + 4:
+        *val = s->tc.event_slot >> 32;
+        return true;
+    case NE_TESTCTL_EVENT_STATUS:
+        *val = s->tc.event_status;
+        return true;
+    case NE_TESTCTL_CMDS_TOTAL:
+        *val = s->tc.cmds_total;
+        return true;
+    case NE_TESTCTL_CMDS_IGNORED:
+        *val = s->tc.cmds_ignored;
+        return true;
+    case NE_TESTCTL_REPLIES:
+        *val = s->tc.replies;
+        return true;
+    case NE_TESTCTL_EVENTS:
+        *val = s->tc.events;
+        return true;
+    case NE_TESTCTL_FAULTS_FIRED:
+        *val = s->tc.faults_fired;
+        return true;
+    case NE_TESTCTL_CARVE_READS:
+        *val = s->hv.carve_reads;
+        return true;
+    case NE_TESTCTL_CARVE_WRITES:
+        *val = s->hv.carve_writes;
+        return true;
+    case NE_TESTCTL_SLOTS:
+        *val = s->hv.nr_slots;
+        return true;
+    case NE_TESTCTL_COUNTERS_RESET:
+        *val = 0;
+        return true;
+    default:
+        return false;
+    }
+}
+
+static void ne_testctl_reset_counters(NEPCIState *s)
+{
+    s->tc.cmds_total = 0;
+    s->tc.cmds_ignored = 0;
+    s->tc.replies = 0;
+    s->tc.events = 0;
+    s->tc.faults_fired = 0;
+    memset(s->tc.cmd_count, 0, sizeof(s->tc.cmd_count));
+    s->hv.carve_reads = 0;
+    s->hv.carve_writes = 0;
+}
+
+static bool ne_testctl_write32(NEPCIState *s, hwaddr addr, uint32_t val)
+{
+    NEFaultKnob *knob = ne_testctl_knob(s, addr);
+
+    if (knob && (addr & 0xf) <= 8) {
+        if ((addr & 0xf) == 0) {
+            knob->armed = val != 0;
+        } else if ((addr & 0xf) == 4) {
+            knob->type = val;
+        } else {
+            knob->value = val;
+        }
+        return true;
+    }
+    switch (addr) {
+    case NE_TESTCTL_EVENT_SLOT:
+        s->tc.event_slot = deposit64(s->tc.event_slot, 0, 32, val);
+        return true;
+    case NE_TESTCTL_EVENT_SLOT + 4:
+        s->tc.event_slot = deposit64(s->tc.event_slot, 32, 32, val);
+        return true;
+    case NE_TESTCTL_EVENT_RAISE:
+        if (val == 1) {
+            s->tc.event_status = ne_hv_enclave_exited(&s->hv,
+                                                      s->tc.event_slot);
+        }
+        return true;
+    case NE_TESTCTL_COUNTERS_RESET:
+        if (val == 1) {
+            ne_testctl_reset_counters(s);
+        }
+        return true;
+    default:
+        return false;
+    }
+}
+
+static uint64_t ne_testctl_read(void *opaque, hwaddr addr, unsigned size)
+{
+    NEPCIState *s = opaque;
+    uint32_t lo = 0, hi = 0;
+    uint64_t val = 0;
+
+    if (size == 4 && ne_testctl_read32(s, addr, &lo)) {
+        val = lo;
+    } else if (size == 8 && addr == NE_TESTCTL_EVENT_SLOT) {
+        ne_testctl_read32(s, addr, &lo);
+        ne_testctl_read32(s, addr + 4, &hi);
+        val = deposit64(lo, 32, 32, hi);
+    } else {
+        qemu_log_mask(LOG_GUEST_ERROR,
+                      "ne-pci: test-controls read of size %u at 0x%"
+                      HWADDR_PRIx " is not a register access\n", size, addr);
+    }
+    trace_ne_pci_testctl_read(addr, size, val);
+    return val;
+}
+
+static void ne_testctl_write(void *opaque, hwaddr addr, uint64_t val,
+                             unsigned size)
+{
+    NEPCIState *s = opaque;
+
+    trace_ne_pci_testctl_write(addr, size, val);
+    if (size == 4 && ne_testctl_write32(s, addr, val)) {
+        return;
+    }
+    if (size == 8 && addr == NE_TESTCTL_EVENT_SLOT) {
+        s->tc.event_slot = val;
+        return;
+    }
+    qemu_log_mask(LOG_GUEST_ERROR,
+                  "ne-pci: test-controls write of size %u at 0x%"
+                  HWADDR_PRIx " is not a register access; ignored\n",
+                  size, addr);
+}
+
+static const MemoryRegionOps ne_testctl_ops = {
+    .read = ne_testctl_read,
+    .write = ne_testctl_write,
+    .endianness = DEVICE_LITTLE_ENDIAN,
+    .valid = {
+        .min_access_size = 1,
+        .max_access_size = 8,
+    },
+    .impl = {
+        .min_access_size = 1,
+        .max_access_size = 8,
+    },
+};
+
 static void ne_pci_realize(PCIDevice *pdev, Error **errp)
 {
     NEPCIState *s = NE_PCI(pdev);
     int i;
 
+    if (!ne_hv_init(&s->hv, OBJECT(s), ne_pci_raise_event, s, errp)) {
+        return;
+    }
     if (msix_init_exclusive_bar(pdev, NE_MSIX_VECTORS, NE_MSIX_BAR, errp)) {
         return;
     }
@@ -230,6 +508,12 @@ static void ne_pci_realize(PCIDevice *pdev, Error **errp)
                           "ne-pci-regs", NE_REG_BAR_SIZE);
     pci_register_bar(pdev, NE_REG_BAR, PCI_BASE_ADDRESS_SPACE_MEMORY,
                      &s->regs);
+    if (s->test_controls) {
+        memory_region_init_io(&s->testctl_bar, OBJECT(s), &ne_testctl_ops, s,
+                              "ne-pci-testctl", NE_TESTCTL_BAR_SIZE);
+        pci_register_bar(pdev, NE_TESTCTL_BAR, PCI_BASE_ADDRESS_SPACE_MEMORY,
+                         &s->testctl_bar);
+    }
     timer_init_ns(&s->cmd_timer, QEMU_CLOCK_VIRTUAL, ne_pci_cmd_complete, s);
 }
 
@@ -238,7 +522,25 @@ static void ne_pci_exit(PCIDevice *pdev)
     NEPCIState *s = NE_PCI(pdev);
 
     ne_pci_disable(s);
+    timer_del(&s->cmd_timer);
     msix_uninit_exclusive_bar(pdev);
+}
+
+NEHv *ne_pci_get_hv(Object *obj)
+{
+    NEPCIState *s = (NEPCIState *)object_dynamic_cast(obj, TYPE_NE_PCI);
+
+    return s ? &s->hv : NULL;
+}
+
+/* Overlays go only when nothing can refer to the device any more. */
+static void ne_pci_instance_finalize(Object *obj)
+{
+    NEPCIState *s = NE_PCI(obj);
+
+    if (s->hv.owner) {
+        ne_hv_finalize(&s->hv);
+    }
 }
 
 static void ne_pci_reset(DeviceState *dev)
@@ -251,6 +553,8 @@ static void ne_pci_reset(DeviceState *dev)
     s->evtcnt = 0;
     memset(s->send_data, 0, sizeof(s->send_data));
     memset(s->recv_data, 0, sizeof(s->recv_data));
+    memset(&s->tc, 0, sizeof(s->tc));
+    ne_testctl_reset_counters(s);
     for (i = 0; i < NE_MSIX_VECTORS; i++) {
         msix_vector_use(PCI_DEVICE(s), i);
     }
@@ -258,6 +562,10 @@ static void ne_pci_reset(DeviceState *dev)
 
 static Property ne_pci_properties[] = {
     DEFINE_PROP_UINT32("cmd-latency-us", NEPCIState, cmd_latency_us, 50),
+    DEFINE_PROP_UINT32("max-slots", NEPCIState, hv.max_slots, 8),
+    DEFINE_PROP_UINT32("max-mem-regions", NEPCIState, hv.max_mem_regions, 64),
+    DEFINE_PROP_UINT32("first-cid", NEPCIState, hv.first_cid, 16),
+    DEFINE_PROP_BOOL("test-controls", NEPCIState, test_controls, false),
     DEFINE_PROP_END_OF_LIST(),
 };
 
@@ -289,6 +597,7 @@ static const TypeInfo ne_pci_info = {
     .name = TYPE_NE_PCI,
     .parent = TYPE_PCI_DEVICE,
     .instance_size = sizeof(NEPCIState),
+    .instance_finalize = ne_pci_instance_finalize,
     .class_init = ne_pci_class_init,
     .interfaces = (InterfaceInfo[]) {
         { INTERFACE_CONVENTIONAL_PCI_DEVICE },

@@ -1,0 +1,119 @@
+/*
+ * Test controls of the emulated Nitro Enclaves device (ne-pci).
+ *
+ * Present only with the property test-controls=on: then BAR 2 of the device
+ * is a 4 KiB MMIO window that guest userspace maps through sysfs
+ * (/sys/bus/pci/devices/<bdf>/resource2).  It lets a test inject faults into
+ * the device's command path and read what the device has seen.  Nothing
+ * here exists on the real device; a driver must never depend on it.
+ *
+ * Every register is 32 bits wide and must be accessed with 32-bit accesses
+ * (the 64-bit NE_TESTCTL_EVENT_SLOT also accepts one 64-bit access);
+ * other accesses read as 0 and are ignored.  Values are little endian.
+ *
+ * Fault knobs.  Each knob is one-shot: write its parameters, then write 1
+ * to its ARM register.  The next command whose type matches the knob's TYPE
+ * register (NE_TESTCTL_ANY_TYPE: any command) consumes it, and ARM reads 0
+ * again.  Writing 0 to ARM disarms it.  When several knobs match the same
+ * command, NOREPLY wins and the others stay armed; otherwise DELAY adds
+ * to FAIL.
+ *   FAIL     the command is not carried out; its reply has rc = FAIL_RC
+ *            (a negative Linux errno, as a two's complement u32) and
+ *            every other reply field 0.
+ *   DELAY    the reply comes DELAY_MS milliseconds (virtual clock) later
+ *            than the device's normal latency.
+ *   NOREPLY  the command is not carried out and never answered: it stays
+ *            in flight (later commands are ignored) until the driver
+ *            writes ENABLE = 0 or the device is reset, as a hung real
+ *            device would behave.
+ *
+ * Events.  Write a slot uid to NE_TESTCTL_EVENT_SLOT (one 64-bit write, or
+ * the low then the high half), then 1 to NE_TESTCTL_EVENT_RAISE: the device
+ * behaves as if that slot's enclave stopped on its own: a RUNNING slot
+ * becomes STOPPED, the event counter (EVTCNT[31:16]) goes up and MSI-X
+ * vector 1 fires.  For a slot in another state the event is raised and the
+ * state stays (a spurious event, which drivers must tolerate).  Slot uid 0
+ * raises an event that concerns no slot.  NE_TESTCTL_EVENT_STATUS then
+ * reads 0, or -ENOENT (as u32) if no such slot exists (no event raised).
+ *
+ * Counters.  They count from device reset, or from the last write of 1 to
+ * NE_TESTCTL_COUNTERS_RESET; they wrap at 2^32.
+ *
+ * Copyright (c) 2026 The ne-kvm authors
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+#ifndef HW_NE_NE_TESTCTL_H
+#define HW_NE_NE_TESTCTL_H
+
+#include <stdint.h>
+
+#define NE_TESTCTL_BAR                  2
+#define NE_TESTCTL_BAR_SIZE             0x1000
+
+/* Identity, read-only: MAGIC reads MAGIC_VALUE, LAYOUT LAYOUT_VERSION. */
+#define NE_TESTCTL_MAGIC                0x000
+#define NE_TESTCTL_LAYOUT               0x004
+#define NE_TESTCTL_MAGIC_VALUE          0x4c54454eu     /* "NETL" */
+#define NE_TESTCTL_LAYOUT_VERSION       1
+
+/* The value of a TYPE register that matches every command type. */
+#define NE_TESTCTL_ANY_TYPE             0xffffffffu
+
+/*
+ * Fail the next [matching] command: ARM (1 = armed), TYPE (a command type
+ * or NE_TESTCTL_ANY_TYPE), RC (the int32_t rc to answer, e.g. -EIO).
+ */
+#define NE_TESTCTL_FAIL_ARM             0x010
+#define NE_TESTCTL_FAIL_TYPE            0x014
+#define NE_TESTCTL_FAIL_RC              0x018
+
+/* Delay the reply of the next [matching] command by DELAY_MS ms more. */
+#define NE_TESTCTL_DELAY_ARM            0x020
+#define NE_TESTCTL_DELAY_TYPE           0x024
+#define NE_TESTCTL_DELAY_MS             0x028
+
+/* Never answer the next [matching] command. */
+#define NE_TESTCTL_NOREPLY_ARM          0x030
+#define NE_TESTCTL_NOREPLY_TYPE         0x034
+
+/*
+ * Raise an "enclave stopped on its own" event: EVENT_SLOT is the u64 slot
+ * uid (low half at 0x040, high half at 0x044), writing 1 to EVENT_RAISE
+ * raises the event, EVENT_STATUS then reads 0 or -ENOENT (int32_t).
+ */
+#define NE_TESTCTL_EVENT_SLOT           0x040
+#define NE_TESTCTL_EVENT_RAISE          0x048
+#define NE_TESTCTL_EVENT_STATUS         0x04c
+
+/*
+ * Counters, read-only; writing 1 to COUNTERS_RESET zeroes all of them.
+ *   CMDS_TOTAL     commands accepted (rung while no command was in flight)
+ *   CMDS_IGNORED   commands rung while one was in flight
+ *   REPLIES        replies posted
+ *   EVENTS         out-of-band events raised
+ *   FAULTS_FIRED   knobs consumed (FAIL, DELAY, NOREPLY)
+ *   CARVE_READS    parent reads of carved-out RAM (they read all-ones)
+ *   CARVE_WRITES   parent writes to carved-out RAM (dropped)
+ * SLOTS is not a counter: the number of slots that exist now.
+ */
+#define NE_TESTCTL_COUNTERS_RESET       0x080
+#define NE_TESTCTL_CMDS_TOTAL           0x084
+#define NE_TESTCTL_CMDS_IGNORED         0x088
+#define NE_TESTCTL_REPLIES              0x08c
+#define NE_TESTCTL_EVENTS               0x090
+#define NE_TESTCTL_FAULTS_FIRED         0x094
+#define NE_TESTCTL_CARVE_READS          0x098
+#define NE_TESTCTL_CARVE_WRITES         0x09c
+#define NE_TESTCTL_SLOTS                0x0a0
+
+/*
+ * Commands accepted, by type: u32 at NE_TESTCTL_CMD_COUNT(type) for
+ * type < NE_TESTCTL_CMD_TYPES - 1; every type >= NE_TESTCTL_CMD_TYPES - 1
+ * is counted at NE_TESTCTL_CMD_COUNT(NE_TESTCTL_CMD_TYPES - 1).
+ */
+#define NE_TESTCTL_CMD_COUNT_BASE       0x100
+#define NE_TESTCTL_CMD_TYPES            64
+#define NE_TESTCTL_CMD_COUNT(type)      (NE_TESTCTL_CMD_COUNT_BASE + 4 * (type))
+
+#endif /* HW_NE_NE_TESTCTL_H */
