@@ -107,6 +107,16 @@ static_assert(sizeof(struct ne_pci_reply) == 72);
  * @replies:	replies seen so far (EVTCNT 15:0), under @cmd_lock.
  * @stale:	a command timed out and its reply is still due, under
  *		@cmd_lock.
+ * @stale_type:	the type of that command, under @cmd_lock.
+ * @broken:	the device did not come back from a channel reset: every
+ *		command fails with -ENODEV, under @cmd_lock.
+ * @resets:	channel resets so far; a reset makes the device forget every
+ *		slot, so a slot allocated before it is gone.  Written under
+ *		@cmd_lock, read locklessly (READ_ONCE).
+ * @event_wq:	runs @event_work, which handles out-of-band events.
+ * @event_work:	asks the device about running enclaves after vector 1.
+ * @max_mem_regions: the device's limit of memory ranges per slot, learnt
+ *		at probe from a SLOT_ALLOC reply (0 when unknown).
  */
 struct ne_pci_dev {
 	struct pci_dev *pdev;
@@ -115,12 +125,21 @@ struct ne_pci_dev {
 	wait_queue_head_t reply_wq;
 	u16 replies;
 	bool stale;
+	enum ne_pci_cmd_type stale_type;
+	bool broken;
+	unsigned int resets;
+	struct workqueue_struct *event_wq;
+	struct work_struct event_work;
+	u64 max_mem_regions;
 };
 
 int ne_pci_cmd(struct ne_pci_dev *ne, enum ne_pci_cmd_type type,
 	       const void *req, size_t req_size, struct ne_pci_reply *reply);
 
+/* Implemented by the user API (ne_kvm_compat.c). */
 int ne_misc_register(struct ne_pci_dev *ne);
 void ne_misc_unregister(struct ne_pci_dev *ne);
+void ne_misc_handle_event(struct ne_pci_dev *ne);
+void ne_misc_exit(void);
 
 #endif /* _NE_PCI_H */

@@ -1,0 +1,366 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * ne_kvm_vm_test: the VM fd and KVM_SET_USER_MEMORY_REGION: every field
+ * checked, every errno of kvm-api.md, the range limit filled and exceeded,
+ * physically contiguous pages merged (also across calls), nothing left
+ * pinned by a refused call, and the VM fd's own refusals.
+ */
+#include "kselftest_harness.h"
+#include "ne_kvm_util.h"
+
+FIXTURE(vm) {
+	int vm;
+	int max_slots;
+};
+
+FIXTURE_SETUP(vm)
+{
+	ASSERT_EQ(0, ne_ensure_pool());
+	self->vm = ne_create_vm();
+	ASSERT_LE(0, self->vm);
+	self->max_slots = vm_ioctl(self->vm, KVM_CHECK_EXTENSION,
+				   KVM_CAP_NR_MEMSLOTS);
+	ASSERT_LT(2, self->max_slots);
+}
+
+FIXTURE_TEARDOWN(vm)
+{
+	close(self->vm);
+}
+
+/* The fdinfo says why the last call was refused. */
+#define ASSERT_LAST_ERROR(fd) do {					\
+	char __why[256];						\
+	ASSERT_EQ(0, ne_fdinfo(fd, "ne_last_error", __why, sizeof(__why))); \
+	ASSERT_STRNE("none", __why);					\
+} while (0)
+
+#define ASSERT_REGION_ERRNO(err, vm, slot, gpa, addr, size, flags) do {	\
+	errno = 0;							\
+	ASSERT_EQ(-1, ne_set_region(vm, slot, gpa, addr, size, flags));	\
+	ASSERT_EQ(err, errno) {						\
+		TH_LOG("errno %d (%s), wanted %d", errno, strerror(errno), err); \
+	}								\
+	ASSERT_LAST_ERROR(vm);						\
+} while (0)
+
+TEST_F(vm, region_success_merges_contiguous_pages)
+{
+	uint64_t size = 64 * MIB;
+	char *mem = ne_huge_alloc(size);
+	long pins = ne_pins_held();
+	unsigned int runs;
+
+	ASSERT_NE(MAP_FAILED, mem);
+	runs = ne_count_runs(mem, size);
+	ASSERT_EQ(0, ne_set_region(self->vm, 0, 0, mem, size, 0));
+	EXPECT_EQ(pins + (long)(size / HPAGE), ne_pins_held());
+	EXPECT_EQ((long long)size, ne_fdinfo_num(self->vm, "ne_mem_bytes"));
+	EXPECT_EQ(runs, ne_fdinfo_num(self->vm, "ne_mem_ranges"));
+	TH_LOG("64 MiB of 2 MiB pages made %u ranges", runs);
+	close(self->vm);
+	self->vm = ne_create_vm();
+	EXPECT_EQ(pins, ne_pins_held());
+	munmap(mem, size);
+}
+
+TEST_F(vm, region_appended_from_gpa_0)
+{
+	char *mem = ne_huge_alloc(3 * HPAGE);
+
+	ASSERT_NE(MAP_FAILED, mem);
+	ASSERT_REGION_ERRNO(EINVAL, self->vm, 0, HPAGE, mem, HPAGE, 0);
+	ASSERT_EQ(0, ne_set_region(self->vm, 0, 0, mem, HPAGE, 0));
+	ASSERT_REGION_ERRNO(EINVAL, self->vm, 1, 0, mem + HPAGE, HPAGE, 0);
+	ASSERT_REGION_ERRNO(EINVAL, self->vm, 1, 2 * HPAGE, mem + HPAGE, HPAGE, 0);
+	ASSERT_REGION_ERRNO(EINVAL, self->vm, 1, HPAGE + 4096, mem + HPAGE, HPAGE, 0);
+	ASSERT_EQ(0, ne_set_region(self->vm, 1, HPAGE, mem + HPAGE, HPAGE, 0));
+	/* Slots need not come in order; the guest-physical layout does. */
+	ASSERT_EQ(0, ne_set_region(self->vm, self->max_slots - 1, 2 * HPAGE,
+				   mem + 2 * HPAGE, HPAGE, 0));
+	EXPECT_EQ((long long)(3 * HPAGE), ne_fdinfo_num(self->vm, "ne_mem_bytes"));
+	munmap(mem, 3 * HPAGE);
+}
+
+TEST_F(vm, region_every_flag_bit_is_refused)
+{
+	char *mem = ne_huge_alloc(HPAGE);
+	long pins = ne_pins_held();
+	int bit;
+
+	ASSERT_NE(MAP_FAILED, mem);
+	for (bit = 0; bit < 32; bit++)
+		ASSERT_REGION_ERRNO(EINVAL, self->vm, 0, 0, mem, HPAGE, 1U << bit);
+	EXPECT_EQ(pins, ne_pins_held());
+	EXPECT_EQ(0, ne_set_region(self->vm, 0, 0, mem, HPAGE, 0));
+	munmap(mem, HPAGE);
+}
+
+TEST_F(vm, region_slot_address_space_and_range)
+{
+	char *mem = ne_huge_alloc(HPAGE);
+	int bit;
+
+	ASSERT_NE(MAP_FAILED, mem);
+	for (bit = 16; bit < 32; bit++)
+		ASSERT_REGION_ERRNO(EINVAL, self->vm, 1U << bit, 0, mem, HPAGE, 0);
+	ASSERT_REGION_ERRNO(EINVAL, self->vm, self->max_slots, 0, mem, HPAGE, 0);
+	ASSERT_REGION_ERRNO(EINVAL, self->vm, 0xffff, 0, mem, HPAGE, 0);
+	ASSERT_EQ(0, ne_set_region(self->vm, self->max_slots - 1, 0, mem, HPAGE, 0));
+	munmap(mem, HPAGE);
+}
+
+TEST_F(vm, region_size_and_alignment)
+{
+	char *mem = ne_huge_alloc(2 * HPAGE);
+
+	ASSERT_NE(MAP_FAILED, mem);
+	ASSERT_REGION_ERRNO(EINVAL, self->vm, 0, 0, mem, 0, 0);
+	ASSERT_REGION_ERRNO(EINVAL, self->vm, 0, 0, mem, 4096, 0);
+	ASSERT_REGION_ERRNO(EINVAL, self->vm, 0, 0, mem, MIB, 0);
+	ASSERT_REGION_ERRNO(EINVAL, self->vm, 0, 0, mem, HPAGE + 4096, 0);
+	ASSERT_REGION_ERRNO(EINVAL, self->vm, 0, 0, mem + 4096, HPAGE, 0);
+	ASSERT_REGION_ERRNO(EINVAL, self->vm, 0, 0, mem + MIB, HPAGE, 0);
+	ASSERT_REGION_ERRNO(EINVAL, self->vm, 0, 0, (void *)(-HPAGE), 2 * HPAGE, 0);
+	munmap(mem, 2 * HPAGE);
+}
+
+TEST_F(vm, region_must_be_mapped)
+{
+	char *hole = mmap(NULL, 4 * HPAGE, PROT_NONE,
+			  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	char *aligned;
+	long pins = ne_pins_held();
+
+	ASSERT_NE(MAP_FAILED, hole);
+	aligned = (char *)(((uintptr_t)hole + HPAGE - 1) & ~(HPAGE - 1));
+	munmap(hole, 4 * HPAGE);
+	ASSERT_REGION_ERRNO(EFAULT, self->vm, 0, 0, aligned, HPAGE, 0);
+	/* Kernel addresses are not user memory. */
+	ASSERT_REGION_ERRNO(EFAULT, self->vm, 0, 0, (void *)0xffff880000000000ULL,
+			    HPAGE, 0);
+	/* A bad pointer to the argument itself. */
+	ASSERT_IOCTL_ERRNO(EFAULT, self->vm, KVM_SET_USER_MEMORY_REGION, 8);
+	EXPECT_EQ(pins, ne_pins_held());
+}
+
+TEST_F(vm, region_must_be_hugetlbfs)
+{
+	long pins = ne_pins_held();
+	char *mem = mmap(NULL, 3 * HPAGE, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	char *aligned;
+
+	ASSERT_NE(MAP_FAILED, mem);
+	aligned = (char *)(((uintptr_t)mem + HPAGE - 1) & ~(HPAGE - 1));
+	madvise(aligned, HPAGE, MADV_NOHUGEPAGE);
+	memset(aligned, 1, HPAGE);
+	ASSERT_REGION_ERRNO(EINVAL, self->vm, 0, 0, aligned, HPAGE, 0);
+	/* Transparent huge pages are not hugetlbfs pages either. */
+	madvise(aligned, HPAGE, MADV_HUGEPAGE);
+	ASSERT_REGION_ERRNO(EINVAL, self->vm, 0, 0, aligned, HPAGE, 0);
+	EXPECT_EQ(pins, ne_pins_held());
+	munmap(mem, 3 * HPAGE);
+}
+
+TEST_F(vm, region_half_hugetlb_pins_nothing)
+{
+	char *mem = ne_huge_alloc(2 * HPAGE);
+	long pins = ne_pins_held();
+
+	ASSERT_NE(MAP_FAILED, mem);
+	/* The second page is gone: the first one must not stay pinned. */
+	munmap(mem + HPAGE, HPAGE);
+	ASSERT_REGION_ERRNO(EFAULT, self->vm, 0, 0, mem, 2 * HPAGE, 0);
+	EXPECT_EQ(pins, ne_pins_held());
+	EXPECT_EQ(0, ne_fdinfo_num(self->vm, "ne_mem_bytes"));
+	munmap(mem, HPAGE);
+}
+
+TEST_F(vm, region_slot_set_once_and_no_overlap)
+{
+	char *mem = ne_huge_alloc(3 * HPAGE);
+
+	ASSERT_NE(MAP_FAILED, mem);
+	ASSERT_EQ(0, ne_set_region(self->vm, 0, 0, mem, 2 * HPAGE, 0));
+	ASSERT_REGION_ERRNO(EEXIST, self->vm, 0, 2 * HPAGE, mem + 2 * HPAGE, HPAGE, 0);
+	ASSERT_REGION_ERRNO(EEXIST, self->vm, 1, 2 * HPAGE, mem, HPAGE, 0);
+	ASSERT_REGION_ERRNO(EEXIST, self->vm, 1, 2 * HPAGE, mem + HPAGE, 2 * HPAGE, 0);
+	ASSERT_EQ(0, ne_set_region(self->vm, 1, 2 * HPAGE, mem + 2 * HPAGE, HPAGE, 0));
+	munmap(mem, 3 * HPAGE);
+}
+
+TEST_F(vm, memory_already_donated_elsewhere_is_refused)
+{
+	char *mem = ne_huge_alloc(HPAGE);
+	int other = ne_create_vm();
+	long pins;
+
+	ASSERT_NE(MAP_FAILED, mem);
+	ASSERT_LE(0, other);
+	ASSERT_EQ(0, ne_set_region(self->vm, 0, 0, mem, HPAGE, 0));
+	pins = ne_pins_held();
+	/* The hypervisor refuses; its error comes back as is. */
+	errno = 0;
+	EXPECT_EQ(-1, ne_set_region(other, 0, 0, mem, HPAGE, 0));
+	EXPECT_NE(0, errno);
+	EXPECT_EQ(pins, ne_pins_held());
+	close(other);
+	munmap(mem, HPAGE);
+}
+
+/* Pages of @mem (n of them) picked so that none continues the previous one. */
+static int pick_unmergeable(char *mem, int n, int *order, int want,
+			    uint64_t *prev_end)
+{
+	int used[4096] = { 0 }, got = 0, i;
+
+	while (got < want) {
+		for (i = 0; i < n; i++) {
+			uint64_t p = ne_phys(mem + (uint64_t)i * HPAGE);
+
+			if (used[i] || p == *prev_end)
+				continue;
+			used[i] = 1;
+			order[got++] = i;
+			*prev_end = p + HPAGE;
+			break;
+		}
+		if (i == n)
+			return -1;
+	}
+	return 0;
+}
+
+TEST_F(vm, ranges_filled_to_the_limit_then_enospc)
+{
+	int max = self->max_slots, n = max + 8, i, order[4096];
+	char *mem, *pair = NULL;
+	uint64_t prev_end = 0, gpa = 0;
+	long pins;
+
+	ASSERT_GT(4096, n);
+	mem = ne_huge_alloc((uint64_t)n * HPAGE);
+	ASSERT_NE(MAP_FAILED, mem);
+	/* A two-page region whose pages cannot merge: two ranges. */
+	pair = ne_huge_alloc(2 * HPAGE);
+	ASSERT_NE(MAP_FAILED, pair);
+	if (ne_phys(pair + HPAGE) == ne_phys(pair) + HPAGE)
+		SKIP(return, "the two pages happen to be contiguous");
+
+	prev_end = ne_phys(pair) + 0;
+	ASSERT_EQ(0, pick_unmergeable(mem, n, order, max, &prev_end));
+	for (i = 0; i < max - 1; i++, gpa += HPAGE)
+		ASSERT_EQ(0, ne_set_region(self->vm, i, gpa,
+					   mem + (uint64_t)order[i] * HPAGE, HPAGE, 0)) {
+			TH_LOG("range %d: %s", i, strerror(errno));
+		}
+	ASSERT_EQ(max - 1, ne_fdinfo_num(self->vm, "ne_mem_ranges"));
+
+	/* One past the limit: refused, and nothing of the call stays pinned. */
+	pins = ne_pins_held();
+	if (ne_phys(pair) == ne_phys(mem + (uint64_t)order[max - 2] * HPAGE) + HPAGE)
+		SKIP(return, "the pair continues the last range");
+	ASSERT_REGION_ERRNO(ENOSPC, self->vm, max - 1, gpa, pair, 2 * HPAGE, 0);
+	EXPECT_EQ(pins, ne_pins_held());
+	EXPECT_EQ(max - 1, ne_fdinfo_num(self->vm, "ne_mem_ranges"));
+
+	/* Exactly the limit. */
+	ASSERT_EQ(0, ne_set_region(self->vm, max - 1, gpa,
+				   mem + (uint64_t)order[max - 1] * HPAGE, HPAGE, 0));
+	EXPECT_EQ(max, ne_fdinfo_num(self->vm, "ne_mem_ranges"));
+	munmap(pair, 2 * HPAGE);
+	munmap(mem, (uint64_t)n * HPAGE);
+}
+
+TEST_F(vm, contiguous_pages_merge_across_calls)
+{
+	enum { N = 48 };
+	char *pages[N];
+	uint64_t phys[N];
+	int i, j, a = -1, b = -1;
+
+	for (i = 0; i < N; i++) {
+		pages[i] = ne_huge_alloc(HPAGE);
+		ASSERT_NE(MAP_FAILED, pages[i]);
+		phys[i] = ne_phys(pages[i]);
+	}
+	for (i = 0; i < N && a < 0; i++)
+		for (j = 0; j < N; j++)
+			if (phys[j] == phys[i] + HPAGE) {
+				a = i;
+				b = j;
+				break;
+			}
+	if (a < 0)
+		SKIP(goto out, "no two physically adjacent hugepages found");
+	ASSERT_EQ(0, ne_set_region(self->vm, 0, 0, pages[a], HPAGE, 0));
+	ASSERT_EQ(0, ne_set_region(self->vm, 1, HPAGE, pages[b], HPAGE, 0));
+	EXPECT_EQ(1, ne_fdinfo_num(self->vm, "ne_mem_ranges"));
+	EXPECT_EQ((long long)(2 * HPAGE), ne_fdinfo_num(self->vm, "ne_mem_bytes"));
+out:
+	for (i = 0; i < N; i++)
+		munmap(pages[i], HPAGE);
+}
+
+TEST_F(vm, check_extension_on_the_vm_fd)
+{
+	int sys = ne_open_sys();
+
+	ASSERT_LE(0, sys);
+	EXPECT_EQ(1, __vm_ioctl(self->vm, KVM_CHECK_EXTENSION, KVM_CAP_USER_MEMORY));
+	EXPECT_EQ(__vm_ioctl(sys, KVM_CHECK_EXTENSION, KVM_CAP_NR_MEMSLOTS),
+		  __vm_ioctl(self->vm, KVM_CHECK_EXTENSION, KVM_CAP_NR_MEMSLOTS));
+	EXPECT_EQ(2, __vm_ioctl(self->vm, KVM_CHECK_EXTENSION, KVM_CAP_NR_VCPUS));
+	EXPECT_EQ(2, __vm_ioctl(self->vm, KVM_CHECK_EXTENSION, KVM_CAP_MAX_VCPU_ID));
+	EXPECT_EQ(0, __vm_ioctl(self->vm, KVM_CHECK_EXTENSION, KVM_CAP_IRQCHIP));
+	close(sys);
+}
+
+TEST_F(vm, fdinfo_has_every_key)
+{
+	static const char * const keys[] = {
+		"ne_slot_uid", "ne_state", "ne_enclave_cid", "ne_flags",
+		"ne_mem_bytes", "ne_mem_ranges", "ne_vcpus", "ne_parent_cpus",
+		"ne_last_error",
+	};
+	char val[256];
+	unsigned int i;
+
+	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		ASSERT_EQ(0, ne_fdinfo(self->vm, keys[i], val, sizeof(val))) {
+			TH_LOG("no %s", keys[i]);
+		}
+	ASSERT_EQ(0, ne_fdinfo(self->vm, "ne_slot_uid", val, sizeof(val)));
+	EXPECT_EQ(0, strncmp(val, "0x", 2));
+	ASSERT_EQ(0, ne_fdinfo(self->vm, "ne_state", val, sizeof(val)));
+	EXPECT_STREQ("init", val);
+	ASSERT_EQ(0, ne_fdinfo(self->vm, "ne_last_error", val, sizeof(val)));
+	EXPECT_STREQ("none", val);
+}
+
+TEST_F(vm, vm_fd_refusals)
+{
+	char buf[8] = { 0 };
+
+	EXPECT_EQ(-1, read(self->vm, buf, sizeof(buf)));
+	EXPECT_EQ(EINVAL, errno);
+	EXPECT_EQ(-1, write(self->vm, buf, sizeof(buf)));
+	EXPECT_EQ(EINVAL, errno);
+	EXPECT_EQ(MAP_FAILED, mmap(NULL, 4096, PROT_READ, MAP_SHARED, self->vm, 0));
+	EXPECT_EQ(ENODEV, errno);
+	ASSERT_IOCTL_ERRNO(ENOTTY, self->vm, KVM_RUN, 0);
+	ASSERT_IOCTL_ERRNO(ENOTTY, self->vm, KVM_CREATE_VM, 0);
+	ASSERT_IOCTL_ERRNO(ENOTTY, self->vm, KVM_GET_API_VERSION, 0);
+	ASSERT_IOCTL_ERRNO(ENOTTY, self->vm, KVM_CREATE_IRQCHIP, 0);
+	ASSERT_IOCTL_ERRNO(ENOTTY, self->vm, _IO(KVMIO, 0x25), 0);
+	ASSERT_LAST_ERROR(self->vm);
+}
+
+int main(int argc, char **argv)
+{
+	ne_require_device();
+	if (access(NE_DEV_PATH, F_OK))
+		ksft_exit_skip("no %s (module not loaded)\n", NE_DEV_PATH);
+	return test_harness_run(argc, argv);
+}
