@@ -1,0 +1,161 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The sample enclave application: small vsock services.
+ *
+ *   port 5000  hello:   writes one line ("hello from enclave CID <cid>")
+ *                       and closes
+ *   port 5005  echo:    writes back every byte it reads until EOF, then
+ *                       closes (several connections at once: one process
+ *                       each)
+ *   port 5009  control: reads one line: "exit" ends the app (and so the
+ *                       enclave: init powers off), "panic" panics the
+ *                       enclave kernel; used by the tests of enclave exit
+ *
+ * It also prints the hello line on the console when it starts.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <linux/vm_sockets.h>
+
+#define HELLO_PORT	5000
+#define ECHO_PORT	5005
+#define CONTROL_PORT	5009
+
+static unsigned int my_cid(void)
+{
+	unsigned int cid = VMADDR_CID_ANY;
+	int fd = open("/dev/vsock", O_RDONLY | O_CLOEXEC);
+
+	if (fd >= 0) {
+		ioctl(fd, IOCTL_VM_SOCKETS_GET_LOCAL_CID, &cid);
+		close(fd);
+	}
+	return cid;
+}
+
+static int listen_on(unsigned int port)
+{
+	struct sockaddr_vm addr = {
+		.svm_family = AF_VSOCK,
+		.svm_cid = VMADDR_CID_ANY,
+		.svm_port = port,
+	};
+	int fd = socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (fd < 0 || bind(fd, (struct sockaddr *)&addr, sizeof(addr)) ||
+	    listen(fd, 16)) {
+		fprintf(stderr, "app: cannot listen on vsock port %u: %s\n",
+			port, strerror(errno));
+		exit(1);
+	}
+	return fd;
+}
+
+static int write_all(int fd, const char *buf, size_t len)
+{
+	while (len) {
+		ssize_t n = write(fd, buf, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		buf += n;
+		len -= n;
+	}
+	return 0;
+}
+
+static void serve_echo(int fd)
+{
+	static char buf[64 * 1024];
+	ssize_t n;
+
+	while ((n = read(fd, buf, sizeof(buf))) != 0) {
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 || write_all(fd, buf, n))
+			break;
+	}
+}
+
+/* Returns 1 when the app should end. */
+static int serve_control(int fd)
+{
+	char cmd[32] = "";
+	ssize_t n = read(fd, cmd, sizeof(cmd) - 1);
+
+	if (n <= 0)
+		return 0;
+	cmd[strcspn(cmd, "\r\n")] = 0;
+	if (!strcmp(cmd, "exit")) {
+		write_all(fd, "ok\n", 3);
+		return 1;
+	}
+	if (!strcmp(cmd, "panic")) {
+		int t = open("/proc/sysrq-trigger", O_WRONLY);
+
+		write_all(fd, "ok\n", 3);
+		if (t >= 0)
+			write_all(t, "c", 1);
+		return 0;
+	}
+	write_all(fd, "unknown command\n", 16);
+	return 0;
+}
+
+int main(void)
+{
+	struct pollfd fds[3];
+	char hello[64];
+	int i;
+
+	signal(SIGPIPE, SIG_IGN);
+	/* children are reaped by the kernel: nobody waits for them */
+	signal(SIGCHLD, SIG_IGN);
+	snprintf(hello, sizeof(hello), "hello from enclave CID %u\n", my_cid());
+	fputs(hello, stdout);
+	fflush(stdout);
+
+	fds[0].fd = listen_on(HELLO_PORT);
+	fds[1].fd = listen_on(ECHO_PORT);
+	fds[2].fd = listen_on(CONTROL_PORT);
+	for (i = 0; i < 3; i++)
+		fds[i].events = POLLIN;
+
+	for (;;) {
+		if (poll(fds, 3, -1) < 0)
+			continue;
+		for (i = 0; i < 3; i++) {
+			int conn;
+
+			if (!(fds[i].revents & POLLIN))
+				continue;
+			conn = accept4(fds[i].fd, NULL, NULL, SOCK_CLOEXEC);
+			if (conn < 0)
+				continue;
+			if (i == 0) {
+				write_all(conn, hello, strlen(hello));
+			} else if (i == 1) {
+				if (fork() == 0) {
+					serve_echo(conn);
+					_exit(0);
+				}
+			} else if (serve_control(conn)) {
+				close(conn);
+				return 0;
+			}
+			close(conn);
+		}
+	}
+}

@@ -1,0 +1,307 @@
+/*
+ * vsock relay: the switch in the parent's QEMU.
+ *
+ * It listens on a unix socket; every enclave QEMU connects one link and
+ * introduces itself with a HELLO frame carrying its CID.  Packets from the
+ * parent guest go to the link (or local service) that owns their dst_cid;
+ * packets from an enclave may only go to the parent (CID 3), anything else
+ * is answered with an RST.
+ *
+ * The only state kept per enclave is the set of (parent port, enclave port)
+ * pairs seen on its link, so that when the enclave goes away the parent's
+ * sockets to it can be reset with one RST each, without touching its
+ * connections to other enclaves (a TRANSPORT_RESET would kill them all).
+ *
+ * Copyright (c) 2026 The ne-kvm authors
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include "qemu/log.h"
+#include "qapi/error.h"
+#include "io/channel-socket.h"
+#include "io/net-listener.h"
+#include "hw/ne/vsock-relay.h"
+#include "trace/trace-hw_ne.h"
+
+typedef struct RouterPeer {
+    VsockRelayRouter *router;
+    VsockRelayLink *link;
+    uint64_t cid;               /* 0 until HELLO */
+    GHashTable *ports;          /* (parent_port << 32 | enclave_port) */
+    QLIST_ENTRY(RouterPeer) next;
+} RouterPeer;
+
+struct VsockRelayRouter {
+    QIONetListener *listener;
+    char *path;
+    uint64_t cap;
+    const VsockRelayParentOps *ops;
+    void *opaque;
+    QLIST_HEAD(, RouterPeer) peers;
+    QLIST_HEAD(, VsockRelayService) services;
+};
+
+static guint64 port_pair(uint32_t parent_port, uint32_t enclave_port)
+{
+    return (guint64)parent_port << 32 | enclave_port;
+}
+
+static RouterPeer *router_find_peer(VsockRelayRouter *r, uint64_t cid)
+{
+    RouterPeer *peer;
+
+    QLIST_FOREACH(peer, &r->peers, next) {
+        if (peer->cid == cid && vsock_relay_link_is_open(peer->link)) {
+            return peer;
+        }
+    }
+    return NULL;
+}
+
+/*
+ * Remember a connection when it is requested or accepted, forget it when
+ * either side resets it; data packets need no bookkeeping.
+ */
+static void peer_track(RouterPeer *peer, const struct virtio_vsock_hdr *hdr,
+                       bool from_parent)
+{
+    uint32_t sport = le32_to_cpu(hdr->src_port);
+    uint32_t dport = le32_to_cpu(hdr->dst_port);
+    guint64 key = from_parent ? port_pair(sport, dport) :
+                                port_pair(dport, sport);
+
+    switch (le16_to_cpu(hdr->op)) {
+    case VIRTIO_VSOCK_OP_REQUEST:
+    case VIRTIO_VSOCK_OP_RESPONSE:
+        g_hash_table_add(peer->ports, g_memdup2(&key, sizeof(key)));
+        break;
+    case VIRTIO_VSOCK_OP_RST:
+        g_hash_table_remove(peer->ports, &key);
+        break;
+    default:
+        break;
+    }
+}
+
+/* The enclave went away or reset: reset every parent socket to it. */
+static void peer_reset_parent_sockets(RouterPeer *peer)
+{
+    VsockRelayRouter *r = peer->router;
+    GHashTableIter it;
+    gpointer key;
+
+    g_hash_table_iter_init(&it, peer->ports);
+    while (g_hash_table_iter_next(&it, &key, NULL)) {
+        guint64 pair = *(guint64 *)key;
+        struct virtio_vsock_hdr rst = {
+            .src_cid = cpu_to_le64(peer->cid),
+            .dst_cid = cpu_to_le64(VSOCK_RELAY_PARENT_CID),
+            .src_port = cpu_to_le32((uint32_t)pair),
+            .dst_port = cpu_to_le32(pair >> 32),
+            .type = cpu_to_le16(VIRTIO_VSOCK_TYPE_STREAM),
+            .op = cpu_to_le16(VIRTIO_VSOCK_OP_RST),
+        };
+
+        /*
+         * The type does not matter to Linux for an RST to a known socket
+         * (it looks sockets up by address); STREAM is what it sends.
+         */
+        r->ops->deliver(r->opaque, &rst, NULL);
+    }
+    g_hash_table_remove_all(peer->ports);
+}
+
+static void router_peer_frame(void *opaque, VsockRelayLink *link,
+                              const struct virtio_vsock_hdr *hdr,
+                              const uint8_t *data)
+{
+    RouterPeer *peer = opaque;
+    VsockRelayRouter *r = peer->router;
+    uint64_t src = le64_to_cpu(hdr->src_cid);
+    uint64_t dst = le64_to_cpu(hdr->dst_cid);
+
+    if (le16_to_cpu(hdr->op) == VIRTIO_VSOCK_OP_INVALID) {
+        uint32_t what = le32_to_cpu(hdr->flags);
+
+        if (what == VSOCK_RELAY_CTL_HELLO && !peer->cid) {
+            if (src <= VSOCK_RELAY_PARENT_CID || src >= UINT32_MAX ||
+                router_find_peer(r, src)) {
+                trace_vsock_relay_router_reject(src);
+                vsock_relay_link_close(link, "CID reserved or in use");
+                return;
+            }
+            peer->cid = src;
+            trace_vsock_relay_router_hello(src);
+        } else if (what == VSOCK_RELAY_CTL_PEER_RESET && peer->cid) {
+            peer_reset_parent_sockets(peer);
+        } else {
+            vsock_relay_link_close(link, "bad control frame");
+        }
+        return;
+    }
+    if (!peer->cid) {
+        vsock_relay_link_close(link, "data before HELLO");
+        return;
+    }
+    if (src != peer->cid) {
+        /* the enclave's own device enforces this; a peer that lies is cut */
+        vsock_relay_link_close(link, "spoofed src_cid");
+        return;
+    }
+    if (dst != VSOCK_RELAY_PARENT_CID) {
+        if (le16_to_cpu(hdr->op) != VIRTIO_VSOCK_OP_RST) {
+            struct virtio_vsock_hdr rst;
+
+            vsock_relay_make_rst(&rst, hdr);
+            vsock_relay_link_send(link, &rst, NULL);
+        }
+        return;
+    }
+    peer_track(peer, hdr, false);
+    trace_vsock_relay_route(src, dst, le16_to_cpu(hdr->op),
+                            le32_to_cpu(hdr->len));
+    r->ops->deliver(r->opaque, hdr, data);
+}
+
+static void router_peer_closed(void *opaque, VsockRelayLink *link)
+{
+    RouterPeer *peer = opaque;
+
+    trace_vsock_relay_router_gone(peer->cid);
+    if (peer->cid) {
+        peer_reset_parent_sockets(peer);
+    }
+    QLIST_REMOVE(peer, next);
+    g_hash_table_destroy(peer->ports);
+    g_free(peer);
+}
+
+static void router_accept(QIONetListener *listener, QIOChannelSocket *sioc,
+                          gpointer opaque)
+{
+    VsockRelayRouter *r = opaque;
+    RouterPeer *peer = g_new0(RouterPeer, 1);
+
+    peer->router = r;
+    peer->ports = g_hash_table_new_full(g_int64_hash, g_int64_equal,
+                                        g_free, NULL);
+    QLIST_INSERT_HEAD(&r->peers, peer, next);
+    peer->link = vsock_relay_link_new(QIO_CHANNEL(sioc), r->cap,
+                                      router_peer_frame, router_peer_closed,
+                                      peer);
+}
+
+bool vsock_relay_router_route(VsockRelayRouter *r,
+                              const struct virtio_vsock_hdr *hdr,
+                              const uint8_t *data)
+{
+    uint64_t dst = le64_to_cpu(hdr->dst_cid);
+    VsockRelayService *svc;
+    RouterPeer *peer;
+
+    QLIST_FOREACH(svc, &r->services, next) {
+        if (svc->cid == dst) {
+            svc->receive(svc, hdr, data);
+            return true;
+        }
+    }
+    peer = router_find_peer(r, dst);
+    if (!peer) {
+        return false;
+    }
+    peer_track(peer, hdr, true);
+    /* on overflow the link closes, which resets both sides: no silent loss */
+    vsock_relay_link_send(peer->link, hdr, data);
+    return true;
+}
+
+void vsock_relay_router_parent_reset(VsockRelayRouter *r)
+{
+    RouterPeer *peer;
+
+    QLIST_FOREACH(peer, &r->peers, next) {
+        if (peer->cid && vsock_relay_link_is_open(peer->link)) {
+            g_hash_table_remove_all(peer->ports);
+            vsock_relay_link_send_ctl(peer->link, VSOCK_RELAY_PARENT_CID,
+                                      VSOCK_RELAY_CTL_PEER_RESET);
+        }
+    }
+}
+
+void vsock_relay_router_drop_cid(VsockRelayRouter *r, uint64_t cid)
+{
+    RouterPeer *peer = router_find_peer(r, cid);
+
+    if (peer) {
+        vsock_relay_link_close(peer->link, "dropped by the device");
+    }
+}
+
+void vsock_relay_router_add_service(VsockRelayRouter *r,
+                                    VsockRelayService *svc)
+{
+    QLIST_INSERT_HEAD(&r->services, svc, next);
+}
+
+void vsock_relay_router_del_service(VsockRelayRouter *r,
+                                    VsockRelayService *svc)
+{
+    QLIST_REMOVE(svc, next);
+}
+
+void vsock_relay_router_to_parent(VsockRelayRouter *r,
+                                  const struct virtio_vsock_hdr *hdr,
+                                  const uint8_t *data)
+{
+    r->ops->deliver(r->opaque, hdr, data);
+}
+
+VsockRelayRouter *vsock_relay_router_new(const char *path, uint64_t cap,
+                                         const VsockRelayParentOps *ops,
+                                         void *opaque, Error **errp)
+{
+    VsockRelayRouter *r = g_new0(VsockRelayRouter, 1);
+    SocketAddress addr = {
+        .type = SOCKET_ADDRESS_TYPE_UNIX,
+        .u.q_unix.path = (char *)path,
+    };
+    struct stat st;
+
+    /* a socket left behind by a QEMU that died would make bind fail */
+    if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode)) {
+        unlink(path);
+    }
+    r->listener = qio_net_listener_new();
+    if (qio_net_listener_open_sync(r->listener, &addr, 16, errp) < 0) {
+        object_unref(OBJECT(r->listener));
+        g_free(r);
+        return NULL;
+    }
+    r->path = g_strdup(path);
+    r->cap = cap;
+    r->ops = ops;
+    r->opaque = opaque;
+    QLIST_INIT(&r->peers);
+    QLIST_INIT(&r->services);
+    qio_net_listener_set_client_func(r->listener, router_accept, r, NULL);
+    return r;
+}
+
+void vsock_relay_router_free(VsockRelayRouter *r)
+{
+    RouterPeer *peer, *tmp;
+
+    qio_net_listener_disconnect(r->listener);
+    object_unref(OBJECT(r->listener));
+    QLIST_FOREACH_SAFE(peer, &r->peers, next, tmp) {
+        vsock_relay_link_destroy(peer->link);
+        QLIST_REMOVE(peer, next);
+        g_hash_table_destroy(peer->ports);
+        g_free(peer);
+    }
+    unlink(r->path);
+    g_free(r->path);
+    g_free(r);
+}

@@ -1,0 +1,477 @@
+/*
+ * vsock relay: the virtio-vsock device (virtqueues rx 0, tx 1, event 2).
+ *
+ * TX packets are checked (length, src_cid) and handed to the router
+ * (parent, listen=PATH) or to the link to the parent (enclave, connect=PATH).
+ * A packet that cannot be routed is answered with an RST at once, so a
+ * connect to a CID nobody has fails immediately instead of timing out.
+ * Packets for the guest wait in host memory until it posts RX buffers;
+ * RW packets larger than a buffer are split.  TX is always drained.
+ *
+ * Copyright (c) 2026 The ne-kvm authors
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include "qemu/iov.h"
+#include "qemu/error-report.h"
+#include "qemu/log.h"
+#include "qemu/module.h"
+#include "qapi/error.h"
+#include "io/channel-socket.h"
+#include "hw/qdev-properties.h"
+#include "hw/virtio/virtio.h"
+#include "migration/vmstate.h"
+#include "hw/ne/vsock-relay.h"
+#include "trace/trace-hw_ne.h"
+
+#define RELAY_QUEUE_SIZE 128
+
+static bool relay_driver_ok(VsockRelay *s)
+{
+    return VIRTIO_DEVICE(s)->status & VIRTIO_CONFIG_S_DRIVER_OK;
+}
+
+static void relay_drop_rx_pending(VsockRelay *s)
+{
+    VsockRelayPacket *pkt;
+
+    while ((pkt = QSIMPLEQ_FIRST(&s->rx_pending))) {
+        QSIMPLEQ_REMOVE_HEAD(&s->rx_pending, next);
+        g_free(pkt);
+    }
+    s->rx_pending_bytes = 0;
+}
+
+/* Tell the guest driver that all its connections are gone. */
+static void relay_send_reset_event(VsockRelay *s)
+{
+    struct virtio_vsock_event event = {
+        .id = cpu_to_le32(VIRTIO_VSOCK_EVENT_TRANSPORT_RESET),
+    };
+    VirtQueueElement *elem = NULL;
+
+    if (relay_driver_ok(s)) {
+        elem = virtqueue_pop(s->event_vq, sizeof(*elem));
+    }
+    if (!elem) {
+        /* sent as soon as the driver posts an event buffer */
+        s->reset_event_pending = true;
+        return;
+    }
+    s->reset_event_pending = false;
+    iov_from_buf(elem->in_sg, elem->in_num, 0, &event, sizeof(event));
+    virtqueue_push(s->event_vq, elem, sizeof(event));
+    g_free(elem);
+    virtio_notify(VIRTIO_DEVICE(s), s->event_vq);
+    trace_vsock_relay_reset_event(s->guest_cid);
+}
+
+/* Move pending packets into the guest's RX buffers, splitting RW packets. */
+static void relay_flush_rx(VsockRelay *s)
+{
+    VsockRelayPacket *pkt;
+    bool pushed = false;
+
+    if (!relay_driver_ok(s)) {
+        return;
+    }
+    while ((pkt = QSIMPLEQ_FIRST(&s->rx_pending))) {
+        uint32_t len = le32_to_cpu(pkt->hdr.len);
+        struct virtio_vsock_hdr hdr = pkt->hdr;
+        VirtQueueElement *elem;
+        size_t room;
+        uint32_t chunk;
+
+        elem = virtqueue_pop(s->rx_vq, sizeof(*elem));
+        if (!elem) {
+            break;
+        }
+        room = iov_size(elem->in_sg, elem->in_num);
+        if (room < VSOCK_RELAY_HDR_SIZE) {
+            qemu_log_mask(LOG_GUEST_ERROR,
+                          "vsock-relay: RX buffer of %zu bytes is too small\n",
+                          room);
+            virtqueue_push(s->rx_vq, elem, 0);
+            g_free(elem);
+            pushed = true;
+            continue;
+        }
+        chunk = MIN(len - pkt->delivered, room - VSOCK_RELAY_HDR_SIZE);
+        hdr.len = cpu_to_le32(chunk);
+        if (pkt->delivered + chunk < len &&
+            le16_to_cpu(hdr.type) == VIRTIO_VSOCK_TYPE_SEQPACKET) {
+            /* only the last fragment ends the message or record */
+            hdr.flags &= ~cpu_to_le32(VIRTIO_VSOCK_SEQ_EOM |
+                                      VIRTIO_VSOCK_SEQ_EOR);
+        }
+        iov_from_buf(elem->in_sg, elem->in_num, 0, &hdr, sizeof(hdr));
+        iov_from_buf(elem->in_sg, elem->in_num, VSOCK_RELAY_HDR_SIZE,
+                     pkt->data + pkt->delivered, chunk);
+        virtqueue_push(s->rx_vq, elem, VSOCK_RELAY_HDR_SIZE + chunk);
+        g_free(elem);
+        pushed = true;
+        trace_vsock_relay_rx(s->guest_cid, le16_to_cpu(hdr.op), chunk);
+
+        pkt->delivered += chunk;
+        if (pkt->delivered == len) {
+            QSIMPLEQ_REMOVE_HEAD(&s->rx_pending, next);
+            s->rx_pending_bytes -= VSOCK_RELAY_HDR_SIZE + len;
+            g_free(pkt);
+        }
+    }
+    if (pushed) {
+        virtio_notify(VIRTIO_DEVICE(s), s->rx_vq);
+    }
+}
+
+/* Queue one packet for this device's guest. */
+static void relay_deliver(void *opaque, const struct virtio_vsock_hdr *hdr,
+                          const uint8_t *data)
+{
+    VsockRelay *s = opaque;
+    uint64_t size = VSOCK_RELAY_HDR_SIZE + le32_to_cpu(hdr->len);
+    VsockRelayPacket *pkt;
+
+    if (s->rx_pending_bytes + size > s->buffer_cap) {
+        /*
+         * The guest stopped reading while its peers kept sending: reset
+         * everything rather than lose data silently.
+         */
+        qemu_log_mask(LOG_GUEST_ERROR,
+                      "vsock-relay: CID %" PRIu64 " does not read its RX "
+                      "queue; resetting its connections\n", s->guest_cid);
+        relay_drop_rx_pending(s);
+        if (s->uplink) {
+            vsock_relay_link_close(s->uplink, "guest RX over the cap");
+        }
+        relay_send_reset_event(s);
+        return;
+    }
+    /* One allocation: the queue macros evaluate their element repeatedly. */
+    pkt = vsock_relay_packet_new(hdr, data);
+    QSIMPLEQ_INSERT_TAIL(&s->rx_pending, pkt, next);
+    s->rx_pending_bytes += size;
+    relay_flush_rx(s);
+}
+
+static const VsockRelayParentOps relay_parent_ops = {
+    .deliver = relay_deliver,
+};
+
+/* Route one packet the guest sent; answer it with an RST if nobody can. */
+static void relay_tx_packet(VsockRelay *s, const struct virtio_vsock_hdr *hdr,
+                            const uint8_t *data)
+{
+    uint64_t src = le64_to_cpu(hdr->src_cid);
+    uint64_t dst = le64_to_cpu(hdr->dst_cid);
+    uint16_t op = le16_to_cpu(hdr->op);
+    bool routed = false;
+
+    trace_vsock_relay_tx(src, dst, op, le32_to_cpu(hdr->len));
+    if (src != s->guest_cid) {
+        qemu_log_mask(LOG_GUEST_ERROR,
+                      "vsock-relay: packet from CID %" PRIu64 " on the device "
+                      "of CID %" PRIu64 " dropped\n", src, s->guest_cid);
+        return;
+    }
+    if (op == VIRTIO_VSOCK_OP_INVALID) {
+        /* reserved for relay control frames; never forwarded */
+        qemu_log_mask(LOG_GUEST_ERROR, "vsock-relay: INVALID op dropped\n");
+        return;
+    }
+    if (s->router) {
+        routed = vsock_relay_router_route(s->router, hdr, data);
+    } else if (dst == s->peer_cid && vsock_relay_link_is_open(s->uplink)) {
+        routed = vsock_relay_link_send(s->uplink, hdr, data);
+    }
+    if (!routed && op != VIRTIO_VSOCK_OP_RST) {
+        struct virtio_vsock_hdr rst;
+
+        trace_vsock_relay_unroutable(src, dst);
+        vsock_relay_make_rst(&rst, hdr);
+        relay_deliver(s, &rst, NULL);
+    }
+}
+
+static void relay_handle_tx(VirtIODevice *vdev, VirtQueue *vq)
+{
+    VsockRelay *s = VSOCK_RELAY(vdev);
+    g_autofree uint8_t *data = g_malloc(VSOCK_RELAY_MAX_PAYLOAD);
+    VirtQueueElement *elem;
+    bool pushed = false;
+
+    while ((elem = virtqueue_pop(vq, sizeof(*elem)))) {
+        size_t size = iov_size(elem->out_sg, elem->out_num);
+        struct virtio_vsock_hdr hdr;
+        uint32_t len;
+
+        if (size < VSOCK_RELAY_HDR_SIZE) {
+            qemu_log_mask(LOG_GUEST_ERROR, "vsock-relay: short TX packet\n");
+            goto done;
+        }
+        iov_to_buf(elem->out_sg, elem->out_num, 0, &hdr, sizeof(hdr));
+        len = le32_to_cpu(hdr.len);
+        if (len > VSOCK_RELAY_MAX_PAYLOAD ||
+            size < VSOCK_RELAY_HDR_SIZE + len) {
+            qemu_log_mask(LOG_GUEST_ERROR,
+                          "vsock-relay: TX packet length %u is wrong\n", len);
+            goto done;
+        }
+        iov_to_buf(elem->out_sg, elem->out_num, VSOCK_RELAY_HDR_SIZE,
+                   data, len);
+        relay_tx_packet(s, &hdr, data);
+done:
+        virtqueue_push(vq, elem, 0);
+        g_free(elem);
+        pushed = true;
+    }
+    if (pushed) {
+        virtio_notify(vdev, vq);
+    }
+}
+
+static void relay_handle_rx(VirtIODevice *vdev, VirtQueue *vq)
+{
+    relay_flush_rx(VSOCK_RELAY(vdev));
+}
+
+static void relay_handle_event(VirtIODevice *vdev, VirtQueue *vq)
+{
+    VsockRelay *s = VSOCK_RELAY(vdev);
+
+    if (s->reset_event_pending) {
+        relay_send_reset_event(s);
+    }
+}
+
+/* --- the link to the parent (enclave side) ------------------------------- */
+
+static void relay_uplink_frame(void *opaque, VsockRelayLink *link,
+                               const struct virtio_vsock_hdr *hdr,
+                               const uint8_t *data)
+{
+    VsockRelay *s = opaque;
+
+    if (le16_to_cpu(hdr->op) == VIRTIO_VSOCK_OP_INVALID) {
+        if (le32_to_cpu(hdr->flags) == VSOCK_RELAY_CTL_PEER_RESET) {
+            relay_drop_rx_pending(s);
+            relay_send_reset_event(s);
+        }
+        return;
+    }
+    if (le64_to_cpu(hdr->dst_cid) != s->guest_cid ||
+        le64_to_cpu(hdr->src_cid) != s->peer_cid) {
+        trace_vsock_relay_misrouted(le64_to_cpu(hdr->src_cid),
+                                    le64_to_cpu(hdr->dst_cid));
+        return;
+    }
+    relay_deliver(s, hdr, data);
+}
+
+static void relay_uplink_closed(void *opaque, VsockRelayLink *link)
+{
+    VsockRelay *s = opaque;
+
+    s->uplink = NULL;
+    warn_report("vsock-relay: CID %" PRIu64 " lost its link to the parent",
+                s->guest_cid);
+    relay_drop_rx_pending(s);
+    relay_send_reset_event(s);
+}
+
+static bool relay_connect(VsockRelay *s, Error **errp)
+{
+    QIOChannelSocket *sioc = qio_channel_socket_new();
+    SocketAddress addr = {
+        .type = SOCKET_ADDRESS_TYPE_UNIX,
+        .u.q_unix.path = s->connect_path,
+    };
+
+    if (qio_channel_socket_connect_sync(sioc, &addr, errp) < 0) {
+        error_prepend(errp, "vsock-relay: cannot reach the parent's relay: ");
+        object_unref(OBJECT(sioc));
+        return false;
+    }
+    s->uplink = vsock_relay_link_new(QIO_CHANNEL(sioc), s->buffer_cap,
+                                     relay_uplink_frame, relay_uplink_closed,
+                                     s);
+    object_unref(OBJECT(sioc));
+    vsock_relay_link_send_ctl(s->uplink, s->guest_cid, VSOCK_RELAY_CTL_HELLO);
+    return true;
+}
+
+/* --- device ------------------------------------------------------------ */
+
+static bool relay_cid_is_reserved(uint64_t cid)
+{
+    return cid <= 2 || cid >= UINT32_MAX;
+}
+
+static void relay_realize(DeviceState *dev, Error **errp)
+{
+    VirtIODevice *vdev = VIRTIO_DEVICE(dev);
+    VsockRelay *s = VSOCK_RELAY(dev);
+
+    if (relay_cid_is_reserved(s->guest_cid)) {
+        error_setg(errp, "vsock-relay: guest-cid=%" PRIu64 " is missing or "
+                   "reserved (use 3 to 4294967294)", s->guest_cid);
+        return;
+    }
+    if (!!s->listen_path == !!s->connect_path) {
+        error_setg(errp, "vsock-relay: give exactly one of listen=PATH "
+                   "(the parent) and connect=PATH (an enclave)");
+        return;
+    }
+    if (s->listen_path && s->guest_cid != VSOCK_RELAY_PARENT_CID) {
+        error_setg(errp, "vsock-relay: listen= is for the parent, whose "
+                   "guest-cid must be %d", VSOCK_RELAY_PARENT_CID);
+        return;
+    }
+    if (s->connect_path && (relay_cid_is_reserved(s->peer_cid) ||
+                            s->peer_cid == s->guest_cid)) {
+        error_setg(errp, "vsock-relay: peer-cid=%" PRIu64 " is not usable",
+                   s->peer_cid);
+        return;
+    }
+    if (s->buffer_cap < 2 * (VSOCK_RELAY_HDR_SIZE + VSOCK_RELAY_MAX_PAYLOAD)) {
+        error_setg(errp, "vsock-relay: buffer-cap=%" PRIu64 " is too small",
+                   s->buffer_cap);
+        return;
+    }
+
+    QSIMPLEQ_INIT(&s->rx_pending);
+    if (s->listen_path) {
+        s->router = vsock_relay_router_new(s->listen_path, s->buffer_cap,
+                                           &relay_parent_ops, s, errp);
+        if (!s->router) {
+            return;
+        }
+    } else if (!relay_connect(s, errp)) {
+        return;
+    }
+
+    virtio_init(vdev, VIRTIO_ID_VSOCK, sizeof(struct virtio_vsock_config));
+    s->rx_vq = virtio_add_queue(vdev, RELAY_QUEUE_SIZE, relay_handle_rx);
+    s->tx_vq = virtio_add_queue(vdev, RELAY_QUEUE_SIZE, relay_handle_tx);
+    s->event_vq = virtio_add_queue(vdev, RELAY_QUEUE_SIZE, relay_handle_event);
+}
+
+static void relay_unrealize(DeviceState *dev)
+{
+    VirtIODevice *vdev = VIRTIO_DEVICE(dev);
+    VsockRelay *s = VSOCK_RELAY(dev);
+
+    if (s->router) {
+        vsock_relay_router_free(s->router);
+        s->router = NULL;
+    }
+    if (s->uplink) {
+        vsock_relay_link_destroy(s->uplink);
+        s->uplink = NULL;
+    }
+    relay_drop_rx_pending(s);
+    virtio_delete_queue(s->rx_vq);
+    virtio_delete_queue(s->tx_vq);
+    virtio_delete_queue(s->event_vq);
+    virtio_cleanup(vdev);
+}
+
+static uint64_t relay_get_features(VirtIODevice *vdev, uint64_t features,
+                                   Error **errp)
+{
+    VsockRelay *s = VSOCK_RELAY(vdev);
+
+    if (s->seqpacket) {
+        virtio_add_feature(&features, VIRTIO_VSOCK_F_SEQPACKET);
+    }
+    return features;
+}
+
+static void relay_get_config(VirtIODevice *vdev, uint8_t *config)
+{
+    VsockRelay *s = VSOCK_RELAY(vdev);
+    struct virtio_vsock_config cfg = {
+        .guest_cid = cpu_to_le64(s->guest_cid),
+    };
+
+    memcpy(config, &cfg, sizeof(cfg));
+}
+
+static void relay_set_status(VirtIODevice *vdev, uint8_t status)
+{
+    VsockRelay *s = VSOCK_RELAY(vdev);
+
+    if (status & VIRTIO_CONFIG_S_DRIVER_OK) {
+        relay_flush_rx(s);
+        if (s->reset_event_pending) {
+            relay_send_reset_event(s);
+        }
+    }
+}
+
+/*
+ * The guest reset the device (reboot, driver reload): its sockets are gone,
+ * so its peers must drop their ends too.
+ */
+static void relay_reset(VirtIODevice *vdev)
+{
+    VsockRelay *s = VSOCK_RELAY(vdev);
+
+    relay_drop_rx_pending(s);
+    s->reset_event_pending = false;
+    if (s->router) {
+        vsock_relay_router_parent_reset(s->router);
+    } else if (vsock_relay_link_is_open(s->uplink)) {
+        vsock_relay_link_send_ctl(s->uplink, s->guest_cid,
+                                  VSOCK_RELAY_CTL_PEER_RESET);
+    }
+}
+
+static const VMStateDescription vmstate_vsock_relay = {
+    .name = "vsock-relay",
+    .unmigratable = 1,
+};
+
+static Property relay_properties[] = {
+    DEFINE_PROP_UINT64("guest-cid", VsockRelay, guest_cid, 0),
+    DEFINE_PROP_UINT64("peer-cid", VsockRelay, peer_cid,
+                       VSOCK_RELAY_PARENT_CID),
+    DEFINE_PROP_STRING("listen", VsockRelay, listen_path),
+    DEFINE_PROP_STRING("connect", VsockRelay, connect_path),
+    DEFINE_PROP_UINT64("buffer-cap", VsockRelay, buffer_cap,
+                       VSOCK_RELAY_DEFAULT_CAP),
+    DEFINE_PROP_BOOL("seqpacket", VsockRelay, seqpacket, true),
+    DEFINE_PROP_END_OF_LIST(),
+};
+
+static void relay_class_init(ObjectClass *klass, void *data)
+{
+    DeviceClass *dc = DEVICE_CLASS(klass);
+    VirtioDeviceClass *vdc = VIRTIO_DEVICE_CLASS(klass);
+
+    device_class_set_props(dc, relay_properties);
+    dc->vmsd = &vmstate_vsock_relay;
+    set_bit(DEVICE_CATEGORY_NETWORK, dc->categories);
+    vdc->realize = relay_realize;
+    vdc->unrealize = relay_unrealize;
+    vdc->get_features = relay_get_features;
+    vdc->get_config = relay_get_config;
+    vdc->set_status = relay_set_status;
+    vdc->reset = relay_reset;
+}
+
+static const TypeInfo relay_info = {
+    .name = TYPE_VSOCK_RELAY,
+    .parent = TYPE_VIRTIO_DEVICE,
+    .instance_size = sizeof(VsockRelay),
+    .class_init = relay_class_init,
+};
+
+static void relay_register_types(void)
+{
+    type_register_static(&relay_info);
+}
+
+type_init(relay_register_types)
