@@ -1,0 +1,178 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * ne_kvm_pool_test: the rules of the CPU pool parameter ne_cpus.  The guest
+ * has 4 CPUs, cores {0,1} and {2,3}: only 2-3 can be pooled.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <linux/capability.h>
+#include <linux/kvm.h>
+#include <linux/ne_kvm.h>
+
+#include "kselftest_harness.h"
+#include "ne_test_util.h"
+#include "ne_kvm_util.h"
+
+static int cpu_online(int cpu)
+{
+	char path[96], val[8];
+
+	snprintf(path, sizeof(path), "/sys/devices/system/cpu/cpu%d/online", cpu);
+	if (ne_read_file(path, val, sizeof(val)))
+		return -1;
+	return val[0] == '1';
+}
+
+/* Empties the pool: a newline, since a write of 0 bytes changes nothing. */
+#define NO_CPUS "\n"
+
+static void pool_is(struct __test_metadata *_metadata, const char *want)
+{
+	char cur[64];
+
+	ASSERT_EQ(0, ne_read_file(NE_CPUS_PARAM, cur, sizeof(cur)));
+	EXPECT_STREQ(want, cur);
+}
+
+FIXTURE(pool) {
+	char saved[64];
+};
+
+FIXTURE_SETUP(pool)
+{
+	ASSERT_EQ(0, ne_read_file(NE_CPUS_PARAM, self->saved,
+				  sizeof(self->saved)));
+	ASSERT_EQ(0, ne_set_pool(NO_CPUS));
+}
+
+FIXTURE_TEARDOWN(pool)
+{
+	ne_set_pool(self->saved[0] ? self->saved : NO_CPUS);
+}
+
+TEST_F(pool, whole_core_goes_offline_and_comes_back)
+{
+	ASSERT_EQ(0, ne_set_pool("2-3"));
+	pool_is(_metadata, "2-3");
+	EXPECT_EQ(0, cpu_online(2));
+	EXPECT_EQ(0, cpu_online(3));
+	ASSERT_EQ(0, ne_set_pool(NO_CPUS));
+	pool_is(_metadata, "");
+	EXPECT_EQ(1, cpu_online(2));
+	EXPECT_EQ(1, cpu_online(3));
+}
+
+/*
+ * A list that breaks a pool rule is refused and, as upstream does, leaves
+ * the pool empty with its CPUs back online.
+ */
+TEST_F(pool, rule_breaking_lists_are_einval_and_empty_the_pool)
+{
+	static const char *const bad[] = {
+		"2",		/* half a core */
+		"3",		/* the other half */
+		"0",		/* CPU 0 */
+		"1",		/* CPU 0's sibling */
+		"0-1",		/* CPU 0's core */
+		"1-3",		/* with CPU 0's sibling */
+		"0-3",		/* everything */
+	};
+	unsigned int i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		ASSERT_EQ(0, ne_set_pool("2-3"));
+		EXPECT_EQ(-EINVAL, ne_set_pool(bad[i])) {
+			TH_LOG("ne_cpus=%s was not refused with EINVAL", bad[i]);
+		}
+		pool_is(_metadata, "");
+		EXPECT_EQ(1, cpu_online(2));
+		EXPECT_EQ(1, cpu_online(3));
+	}
+}
+
+/* Text that is no cpu list is refused before the pool is touched. */
+TEST_F(pool, unparsable_lists_are_einval_and_keep_the_pool)
+{
+	static const char *const bad[] = { "two", "3-2", "2-", "2-3x", "-1" };
+	unsigned int i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		ASSERT_EQ(0, ne_set_pool("2-3"));
+		EXPECT_EQ(-EINVAL, ne_set_pool(bad[i])) {
+			TH_LOG("ne_cpus=%s was not refused with EINVAL", bad[i]);
+		}
+		pool_is(_metadata, "2-3");
+		EXPECT_EQ(0, cpu_online(2));
+		EXPECT_EQ(0, cpu_online(3));
+	}
+}
+
+TEST_F(pool, cpu_that_does_not_exist_is_refused)
+{
+	EXPECT_GT(0, ne_set_pool("2-3,64"));
+	pool_is(_metadata, "");
+}
+
+TEST_F(pool, busy_while_an_enclave_exists)
+{
+	int vm;
+
+	ASSERT_EQ(0, ne_set_pool("2-3"));
+	vm = ne_create_vm();
+	ASSERT_LE(0, vm);
+	EXPECT_EQ(-EBUSY, ne_set_pool(NO_CPUS));
+	EXPECT_EQ(-EBUSY, ne_set_pool("2-3"));
+	pool_is(_metadata, "2-3");
+	close(vm);
+	EXPECT_EQ(0, ne_set_pool(NO_CPUS));
+}
+
+TEST_F(pool, empty_pool_gives_no_vcpu)
+{
+	int vm = ne_create_vm();
+
+	ASSERT_LE(0, vm);
+	EXPECT_EQ(0, ioctl(vm, KVM_CHECK_EXTENSION, KVM_CAP_MAX_VCPUS));
+	EXPECT_EQ(0, ioctl(vm, KVM_CHECK_EXTENSION, KVM_CAP_MAX_VCPU_ID));
+	/* Every id is at or above KVM_CAP_MAX_VCPU_ID, which is 0. */
+	ASSERT_IOCTL_ERRNO(EINVAL, vm, KVM_CREATE_VCPU, 0);
+	close(vm);
+}
+
+/* Root without CAP_SYS_ADMIN may open the file but not change the pool. */
+TEST_F(pool, needs_cap_sys_admin)
+{
+	int status;
+	pid_t pid = fork();
+
+	ASSERT_LE(0, pid);
+	if (!pid) {
+		struct __user_cap_header_struct hdr = {
+			.version = _LINUX_CAPABILITY_VERSION_3,
+		};
+		struct __user_cap_data_struct data[2];
+
+		if (syscall(SYS_capget, &hdr, data))
+			_exit(10);
+		data[CAP_SYS_ADMIN / 32].effective &= ~(1u << (CAP_SYS_ADMIN % 32));
+		if (syscall(SYS_capset, &hdr, data))
+			_exit(11);
+		_exit(ne_set_pool("2-3") == -EPERM ? 0 : 12);
+	}
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_TRUE(WIFEXITED(status));
+	EXPECT_EQ(0, WEXITSTATUS(status));
+	pool_is(_metadata, "");
+}
+
+int main(int argc, char **argv)
+{
+	ne_require_device();
+	return test_harness_run(argc, argv);
+}

@@ -1,0 +1,136 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * ne_leak_test: run last by selftests/run, it checks that the suite left
+ * nothing behind: no page pinned, no slot in the device, no enclave fd, and
+ * every core of the CPU pool back in the pool (and still offline).
+ */
+#include <dirent.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include <linux/kvm.h>
+#include <linux/ne_kvm.h>
+
+#include "kselftest_harness.h"
+#include "ne_test_util.h"
+#include "ne_kvm_util.h"
+
+TEST(no_page_is_left_pinned)
+{
+	EXPECT_EQ(0, ne_pins_held());
+}
+
+TEST(device_holds_no_slot)
+{
+	volatile uint32_t *tc = ne_testctl_map();
+
+	if (!tc)
+		SKIP(return, "the device has no test controls");
+	EXPECT_EQ(0, ne_tc_read(tc, NE_TESTCTL_SLOTS));
+	munmap((void *)tc, NE_TESTCTL_BAR_SIZE);
+}
+
+/* True if /proc/PID/fd/FD is an enclave VM or vCPU. */
+static int is_enclave_fd(const char *pid, const char *fd)
+{
+	char path[PATH_MAX], target[256];
+	ssize_t len;
+
+	snprintf(path, sizeof(path), "/proc/%s/fd/%s", pid, fd);
+	len = readlink(path, target, sizeof(target) - 1);
+	if (len < 0)
+		return 0;
+	target[len] = '\0';
+	return !strcmp(target, "anon_inode:ne-vm") ||
+	       !strcmp(target, "anon_inode:ne-vcpu");
+}
+
+TEST(no_process_holds_an_enclave_fd)
+{
+	struct dirent *p, *f;
+	DIR *procs = opendir("/proc");
+	char path[PATH_MAX];
+	int found = 0;
+
+	ASSERT_NE(NULL, procs);
+	while ((p = readdir(procs))) {
+		DIR *fds;
+
+		if (p->d_name[0] < '0' || p->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/fd", p->d_name);
+		fds = opendir(path);
+		if (!fds)
+			continue;
+		while ((f = readdir(fds)))
+			if (is_enclave_fd(p->d_name, f->d_name)) {
+				TH_LOG("process %s holds fd %s", p->d_name,
+				       f->d_name);
+				found++;
+			}
+		closedir(fds);
+	}
+	closedir(procs);
+	EXPECT_EQ(0, found);
+}
+
+/* Counts the CPUs of a cpu list such as "2-3,6-7"; -1 if malformed. */
+static int cpulist_count(const char *list, int *cpus, int max)
+{
+	const char *s = list;
+	int n = 0;
+
+	while (*s) {
+		char *end;
+		long lo = strtol(s, &end, 10), hi = lo;
+
+		if (end == s)
+			return -1;
+		if (*end == '-')
+			hi = strtol(end + 1, &end, 10);
+		for (; lo <= hi && n < max; lo++)
+			cpus[n++] = lo;
+		s = *end == ',' ? end + 1 : end;
+		if (*s == '\n')
+			break;
+	}
+	return n;
+}
+
+TEST(pool_has_all_its_cores_offline)
+{
+	char list[256], path[128], online[8];
+	int cpus[256], n, i, vm;
+
+	ASSERT_EQ(0, ne_read_file(NE_CPUS_PARAM, list, sizeof(list)));
+	if (!list[0] || list[0] == '\n')
+		SKIP(return, "the CPU pool is empty");
+	n = cpulist_count(list, cpus, 256);
+	ASSERT_LT(0, n);
+
+	/* A new enclave could get every CPU of the pool. */
+	vm = ne_create_vm();
+	ASSERT_LE(0, vm);
+	EXPECT_EQ(n, ioctl(vm, KVM_CHECK_EXTENSION, KVM_CAP_MAX_VCPUS));
+	close(vm);
+
+	for (i = 0; i < n; i++) {
+		snprintf(path, sizeof(path),
+			 "/sys/devices/system/cpu/cpu%d/online", cpus[i]);
+		ASSERT_EQ(0, ne_read_file(path, online, sizeof(online)));
+		EXPECT_EQ('0', online[0]) {
+			TH_LOG("pool CPU %d is online", cpus[i]);
+		}
+	}
+}
+
+int main(int argc, char **argv)
+{
+	ne_require_device();
+	return test_harness_run(argc, argv);
+}
