@@ -99,7 +99,18 @@ static int serve_control(int fd)
 		return 0;
 	cmd[strcspn(cmd, "\r\n")] = 0;
 	if (!strcmp(cmd, "exit")) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		char drain[16];
+
 		write_all(fd, "ok\n", 3);
+		/*
+		 * Leave only once the parent has the answer and closed: powering
+		 * off at once could lose "ok" in the not yet drained TX queue,
+		 * and the parent would see a reset instead.
+		 */
+		shutdown(fd, SHUT_WR);
+		while (poll(&p, 1, 5000) == 1 && read(fd, drain, sizeof(drain)) > 0)
+			;
 		return 1;
 	}
 	if (!strcmp(cmd, "panic")) {
