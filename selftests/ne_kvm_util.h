@@ -161,8 +161,6 @@ static inline long ne_vmstat(const char *key)
 	return val;
 }
 
-static inline int ne_write_file(const char *path, const char *val);
-
 /* Pages pinned and not yet released, system wide (exact: stats folded). */
 static inline long ne_pins_held(void)
 {
@@ -212,33 +210,6 @@ static inline long long ne_fdinfo_num(int fd, const char *key)
 
 /* ---- module parameters ------------------------------------------------------ */
 
-static inline int ne_write_file(const char *path, const char *val)
-{
-	int fd = open(path, O_WRONLY | O_CLOEXEC), rc = 0;
-
-	if (fd < 0)
-		return -errno;
-	if (write(fd, val, strlen(val)) < 0)
-		rc = -errno;
-	close(fd);
-	return rc;
-}
-
-static inline int ne_read_file(const char *path, char *buf, size_t len)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	ssize_t n;
-
-	if (fd < 0)
-		return -errno;
-	n = read(fd, buf, len - 1);
-	close(fd);
-	if (n < 0)
-		return -errno;
-	buf[n] = '\0';
-	buf[strcspn(buf, "\n")] = '\0';
-	return 0;
-}
 
 /* Sets ne_cpus; 0 or -errno. */
 static inline int ne_set_pool(const char *cpus)

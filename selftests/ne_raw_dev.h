@@ -134,16 +134,9 @@ static inline int ne_sysfs_write(const char *dir, const char *file,
 				 const char *val)
 {
 	char path[2 * PATH_MAX];
-	int fd, rc = 0;
 
 	snprintf(path, sizeof(path), "%s/%s", dir, file);
-	fd = open(path, O_WRONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	if (write(fd, val, strlen(val)) < 0)
-		rc = -errno;
-	close(fd);
-	return rc;
+	return ne_write_file(path, val);
 }
 
 /* Name of the driver bound to @dev ("" if none), in @name. */

@@ -1,15 +1,19 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * Helpers shared by the selftests: finding the device, skipping without it.
+ * Helpers shared by the selftests: finding the device, skipping without it,
+ * reading and writing sysfs and procfs files.
  */
 #ifndef NE_TEST_UTIL_H
 #define NE_TEST_UTIL_H
 
 #include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "kselftest.h"
 
@@ -32,6 +36,36 @@ static inline unsigned long ne_read_sysfs_hex(const char *dir, const char *name)
 		val = 0;
 	fclose(f);
 	return val;
+}
+
+/* Writes @val to the file @path (sysfs, procfs); 0 or -errno. */
+static inline int ne_write_file(const char *path, const char *val)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC), rc = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (write(fd, val, strlen(val)) < 0)
+		rc = -errno;
+	close(fd);
+	return rc;
+}
+
+/* Reads the file @path, without its newline, into @buf; 0 or -errno. */
+static inline int ne_read_file(const char *path, char *buf, size_t len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return -errno;
+	n = read(fd, buf, len - 1);
+	close(fd);
+	if (n < 0)
+		return -errno;
+	buf[n] = '\0';
+	buf[strcspn(buf, "\n")] = '\0';
+	return 0;
 }
 
 /* Finds the NE PCI device; writes its sysfs directory into @dir. */

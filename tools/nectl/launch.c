@@ -34,6 +34,7 @@
 #include "errors.h"
 #include "hugepages.h"
 #include "launch.h"
+#include "metadata.h"
 
 #define MIB			(1ULL << 20)
 #define MAP_ATTEMPTS		3
@@ -116,26 +117,6 @@ static const char *driver_reason(struct launch *l, char *buf, size_t len)
 
 /* ------------------------------------------------------------ registry */
 
-static void write_measurements(struct json_writer *w, const struct eif_info *eif)
-{
-	char hex[2 * SHA384_DIGEST_SIZE + 1];
-
-	json_key(w, "Measurements");
-	json_begin_object(w);
-	json_key(w, "HashAlgorithm");
-	json_string(w, "Sha384 { ... }");
-	eif_hex(eif->pcr0, SHA384_DIGEST_SIZE, hex);
-	json_key(w, "PCR0");
-	json_string(w, hex);
-	eif_hex(eif->pcr1, SHA384_DIGEST_SIZE, hex);
-	json_key(w, "PCR1");
-	json_string(w, hex);
-	eif_hex(eif->pcr2, SHA384_DIGEST_SIZE, hex);
-	json_key(w, "PCR2");
-	json_string(w, hex);
-	json_end_object(w);
-}
-
 static int registry_update(struct launch *l, const char *state)
 {
 	struct json_writer w;
@@ -160,7 +141,7 @@ static int registry_update(struct launch *l, const char *state)
 	json_key(&w, "EifPath");
 	json_string(&w, l->opt->eif_path);
 	if (l->eif.measured)
-		write_measurements(&w, &l->eif);
+		metadata_write_measurements(&w, &l->eif);
 	if (l->metadata) {
 		json_key(&w, "EifMetadata");
 		json_tree(&w, l->metadata);

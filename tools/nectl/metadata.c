@@ -45,3 +45,23 @@ void metadata_write_identity(struct json_writer *w, const struct json_value *met
 	if (meta)
 		write_flattened(w, meta);
 }
+
+void metadata_write_measurements(struct json_writer *w,
+				 const struct eif_info *eif)
+{
+	const uint8_t *pcrs[] = { eif->pcr0, eif->pcr1, eif->pcr2 };
+	static const char *const names[] = { "PCR0", "PCR1", "PCR2" };
+	char hex[2 * SHA384_DIGEST_SIZE + 1];
+	unsigned int i;
+
+	json_key(w, "Measurements");
+	json_begin_object(w);
+	json_key(w, "HashAlgorithm");
+	json_string(w, "Sha384 { ... }");
+	for (i = 0; i < 3; i++) {
+		eif_hex(pcrs[i], SHA384_DIGEST_SIZE, hex);
+		json_key(w, names[i]);
+		json_string(w, hex);
+	}
+	json_end_object(w);
+}

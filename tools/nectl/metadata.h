@@ -2,6 +2,7 @@
 #ifndef NECTL_METADATA_H
 #define NECTL_METADATA_H
 
+#include "eif.h"
 #include "json.h"
 
 /*
@@ -11,5 +12,9 @@
  * Metadata object, plus DockerInfo.
  */
 void metadata_write_identity(struct json_writer *w, const struct json_value *meta);
+
+/* Writes "Measurements": the hash algorithm and PCR0-2, as nitro-cli does. */
+void metadata_write_measurements(struct json_writer *w,
+				 const struct eif_info *eif);
 
 #endif

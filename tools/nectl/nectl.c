@@ -179,26 +179,6 @@ static char *build_metadata(const char *name, const char *version, const char *k
 	return text;
 }
 
-static void print_measurements(struct json_writer *w, const struct eif_info *info)
-{
-	char hex[2 * SHA384_DIGEST_SIZE + 1];
-
-	json_key(w, "Measurements");
-	json_begin_object(w);
-	json_key(w, "HashAlgorithm");
-	json_string(w, "Sha384 { ... }");
-	eif_hex(info->pcr0, SHA384_DIGEST_SIZE, hex);
-	json_key(w, "PCR0");
-	json_string(w, hex);
-	eif_hex(info->pcr1, SHA384_DIGEST_SIZE, hex);
-	json_key(w, "PCR1");
-	json_string(w, hex);
-	eif_hex(info->pcr2, SHA384_DIGEST_SIZE, hex);
-	json_key(w, "PCR2");
-	json_string(w, hex);
-	json_end_object(w);
-}
-
 struct build_args {
 	const char *kernel, *cmdline, *name, *version, *metadata, *output;
 	const char *ramdisks[EIF_MAX_RAMDISKS];
@@ -327,7 +307,7 @@ static int cmd_build_eif(int argc, char **argv)
 	fprintf(stderr, "Enclave Image successfully created.\n");
 	json_init(&w, stdout);
 	json_begin_object(&w);
-	print_measurements(&w, &info);
+	metadata_write_measurements(&w, &info);
 	json_end_object(&w);
 	json_finish(&w);
 	eif_info_release(&info);
@@ -379,7 +359,7 @@ static int cmd_describe_eif(int argc, char **argv)
 	json_begin_object(&w);
 	json_key(&w, "EifVersion");
 	json_u64(&w, info.version);
-	print_measurements(&w, &info);
+	metadata_write_measurements(&w, &info);
 	json_key(&w, "IsSigned");
 	json_bool(&w, info.is_signed);
 	json_key(&w, "CheckCRC");
