@@ -465,10 +465,14 @@ static int64_t now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Waits for fd to be readable before deadline; 1 ready, 0 timeout, -1 signal/error. */
-static int wait_readable(int fd, int sig_fd, int64_t deadline)
+/*
+ * Waits for fd to be readable before deadline, watching the signal fd and
+ * the enclave's VM fd (it reports POLLHUP once the enclave stopped).
+ * 1 ready, 0 timeout, -1 signal or error, -2 the enclave stopped.
+ */
+static int wait_readable(int fd, int sig_fd, int vm_fd, int64_t deadline)
 {
-	struct pollfd p[2] = { { fd, POLLIN, 0 }, { sig_fd, POLLIN, 0 } };
+	struct pollfd p[3] = { { fd, POLLIN, 0 }, { sig_fd, POLLIN, 0 }, { vm_fd, 0, 0 } };
 	int64_t left;
 	int r;
 
@@ -476,11 +480,13 @@ static int wait_readable(int fd, int sig_fd, int64_t deadline)
 		left = deadline - now_ms();
 		if (left <= 0)
 			return 0;
-		r = poll(p, sig_fd >= 0 ? 2 : 1, left > 60000 ? 60000 : (int)left);
+		r = poll(p, 3, left > 60000 ? 60000 : (int)left);
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0 || (p[1].revents & POLLIN))
 			return -1;
+		if (p[2].revents)
+			return -2;
 		if (p[0].revents)
 			return 1;
 	}
@@ -497,7 +503,7 @@ static bool peer_is(const struct sockaddr_storage *peer, uint64_t cid, unsigned 
 	return vm->svm_cid == cid;
 }
 
-int heartbeat_wait(int listen_fd, int sig_fd, uint64_t cid, unsigned int timeout,
+int heartbeat_wait(int listen_fd, int sig_fd, int vm_fd, uint64_t cid, unsigned int timeout,
 		   char *err, size_t errlen)
 {
 	int64_t deadline = now_ms() + (int64_t)timeout * 1000;
@@ -508,7 +514,12 @@ int heartbeat_wait(int listen_fd, int sig_fd, uint64_t cid, unsigned int timeout
 	int conn, r;
 
 	for (;;) {
-		r = wait_readable(listen_fd, sig_fd, deadline);
+		r = wait_readable(listen_fd, sig_fd, vm_fd, deadline);
+		if (r == -2) {
+			snprintf(err, errlen,
+				 "the enclave stopped before its heartbeat (its kernel or init failed: run it with --attach-console to see why)");
+			return E_BOOT;
+		}
 		if (r < 0) {
 			snprintf(err, errlen, "interrupted while waiting for the heartbeat");
 			return E_BOOT;
@@ -525,7 +536,7 @@ int heartbeat_wait(int listen_fd, int sig_fd, uint64_t cid, unsigned int timeout
 			continue;
 		/* Unlike nitro-cli, the read has a deadline too. */
 		byte = 0;
-		r = wait_readable(conn, sig_fd, deadline);
+		r = wait_readable(conn, sig_fd, vm_fd, deadline);
 		if (r == 1 && read(conn, &byte, 1) == 1 && byte == NECTL_HEARTBEAT_BYTE &&
 		    write(conn, &byte, 1) == 1) {
 			close(conn);
@@ -537,7 +548,10 @@ int heartbeat_wait(int listen_fd, int sig_fd, uint64_t cid, unsigned int timeout
 			continue;
 		}
 		close(conn);
-		if (r <= 0)
+		if (r == -2)
+			snprintf(err, errlen,
+				 "the enclave stopped before its heartbeat (its kernel or init failed: run it with --attach-console to see why)");
+		else if (r <= 0)
 			snprintf(err, errlen,
 				 "the enclave connected but sent no heartbeat byte within %u s; the enclave was terminated",
 				 timeout);
@@ -556,7 +570,8 @@ static int wait_heartbeat(struct launch *l)
 
 	if (env && atoi(env) > 0)
 		timeout = atoi(env);	/* tests only; documented in --help */
-	return heartbeat_wait(l->listen_fd, l->sig_fd, l->cid, timeout, l->err, sizeof(l->err));
+	return heartbeat_wait(l->listen_fd, l->sig_fd, l->vm_fd, l->cid, timeout, l->err,
+			      sizeof(l->err));
 }
 
 static void close_heartbeat_listener(struct launch *l)

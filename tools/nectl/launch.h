@@ -19,10 +19,11 @@ unsigned int heartbeat_timeout_seconds(uint64_t eif_bytes, uint64_t mem_bytes);
 
 /*
  * Accepts on listen_fd until a peer (the enclave with this CID, for vsock)
- * sends the 0xB7 heartbeat, which is echoed.  Gives up after timeout seconds
- * or when sig_fd (if >= 0) becomes readable.  Returns 0 or E_BOOT with err set.
+ * sends the 0xB7 heartbeat, which is echoed.  Gives up after timeout seconds,
+ * when sig_fd (if >= 0) becomes readable, or when the enclave stops (vm_fd,
+ * if >= 0, reports POLLHUP).  Returns 0 or E_BOOT with err set.
  */
-int heartbeat_wait(int listen_fd, int sig_fd, uint64_t cid, unsigned int timeout,
+int heartbeat_wait(int listen_fd, int sig_fd, int vm_fd, uint64_t cid, unsigned int timeout,
 		   char *err, size_t errlen);
 
 /* Shared with `nectl console`. */

@@ -393,7 +393,7 @@ static void test_heartbeat(void)
 		if (cases[i].action != PEER_NONE)
 			peer = start_peer(&addr, cases[i].action);
 		err[0] = '\0';
-		code = heartbeat_wait(lfd, -1, 16, 1, err, sizeof(err));
+		code = heartbeat_wait(lfd, -1, -1, 16, 1, err, sizeof(err));
 		if (peer > 0)
 			waitpid(peer, &status, 0);
 		check(code == cases[i].code && strstr(err, cases[i].reason) &&
@@ -415,7 +415,7 @@ static void test_heartbeat(void)
 		listen(lfd, 1);
 		if (write(sig[1], "x", 1) != 1)
 			check(0, "heartbeat: pipe write");
-		code = heartbeat_wait(lfd, sig[0], 16, 30, err, sizeof(err));
+		code = heartbeat_wait(lfd, sig[0], -1, 16, 30, err, sizeof(err));
 		check(code == E_BOOT && strstr(err, "interrupted"),
 		      "heartbeat: a termination request interrupts the wait (%s)", err);
 		close(lfd);

@@ -25,7 +25,14 @@
  *                BULK_VCPUS: fewer free CPUs than asked for;
  *                START with CID 0: no free CID left
  *   -EADDRINUSE  START: another slot holds that CID
- *   (launcher)   START: whatever the launcher's start() returned
+ *   (launcher)   START: whatever the launcher's start() returned; the
+ *                ne-pci launcher (ne-launcher.c) answers -ENOEXEC for an
+ *                image at 8 MiB that is not a bootable EIF, -ENODEV when
+ *                this QEMU cannot boot enclaves (no vsock relay, no
+ *                microvm firmware, parent RAM not a shared file), -ENOMEM
+ *                when the enclave VM process cannot be created, and
+ *                -EADDRINUSE when an enclave QEMU started by hand holds
+ *                the CID at the relay
  *
  * STOP on a STOPPED slot succeeds and changes nothing.  SLOT_FREE works in
  * any state.  A CID stays taken from START until SLOT_FREE.

@@ -54,6 +54,8 @@ enum {
 /* Linux errno values on the wire, whatever the host's errno.h says. */
 #define NE_ERRNO_EPERM          1
 #define NE_ERRNO_ENOENT         2
+#define NE_ERRNO_ENOEXEC        8
+#define NE_ERRNO_ENOMEM         12
 #define NE_ERRNO_EBUSY          16
 #define NE_ERRNO_ENODEV         19
 #define NE_ERRNO_EINVAL         22

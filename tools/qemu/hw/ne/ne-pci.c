@@ -42,6 +42,7 @@
 #include "qom/object.h"
 #include "hw/ne/ne-testctl.h"
 #include "ne-hv.h"
+#include "ne-launcher.h"
 #include "trace.h"
 
 OBJECT_DECLARE_SIMPLE_TYPE(NEPCIState, NE_PCI)
@@ -114,9 +115,15 @@ struct NEPCIState {
     MemoryRegion testctl_bar;
     NETestCtl tc;
 
+    NELauncher *launcher;       /* NULL with boot-enclaves=off */
+
     /* Properties (and hv.max_slots, hv.max_mem_regions, hv.first_cid). */
     uint32_t cmd_latency_us;
     bool test_controls;
+    bool boot_enclaves;
+    char *enclave_qemu;
+    char *enclave_accel;
+    char *enclave_log_dir;
 };
 
 static void ne_pci_notify(NEPCIState *s, unsigned int vector)
@@ -497,7 +504,21 @@ static void ne_pci_realize(PCIDevice *pdev, Error **errp)
     if (!ne_hv_init(&s->hv, OBJECT(s), ne_pci_raise_event, s, errp)) {
         return;
     }
+    if (s->boot_enclaves) {
+        NELauncherConfig cfg = {
+            .qemu = s->enclave_qemu,
+            .accel = s->enclave_accel ? s->enclave_accel : "tcg",
+            .log_dir = s->enclave_log_dir,
+        };
+
+        s->launcher = ne_launcher_new(&s->hv, &cfg, errp);
+        if (!s->launcher) {
+            return;
+        }
+    }
     if (msix_init_exclusive_bar(pdev, NE_MSIX_VECTORS, NE_MSIX_BAR, errp)) {
+        ne_launcher_free(s->launcher);
+        s->launcher = NULL;
         return;
     }
     for (i = 0; i < NE_MSIX_VECTORS; i++) {
@@ -523,6 +544,8 @@ static void ne_pci_exit(PCIDevice *pdev)
 
     ne_pci_disable(s);
     timer_del(&s->cmd_timer);
+    ne_launcher_free(s->launcher);
+    s->launcher = NULL;
     msix_uninit_exclusive_bar(pdev);
 }
 
@@ -566,6 +589,11 @@ static Property ne_pci_properties[] = {
     DEFINE_PROP_UINT32("max-mem-regions", NEPCIState, hv.max_mem_regions, 64),
     DEFINE_PROP_UINT32("first-cid", NEPCIState, hv.first_cid, 16),
     DEFINE_PROP_BOOL("test-controls", NEPCIState, test_controls, false),
+    /* off: ENCLAVE_START only keeps the books (the driver's own tests) */
+    DEFINE_PROP_BOOL("boot-enclaves", NEPCIState, boot_enclaves, true),
+    DEFINE_PROP_STRING("enclave-qemu", NEPCIState, enclave_qemu),
+    DEFINE_PROP_STRING("enclave-accel", NEPCIState, enclave_accel),
+    DEFINE_PROP_STRING("enclave-log-dir", NEPCIState, enclave_log_dir),
     DEFINE_PROP_END_OF_LIST(),
 };
 

@@ -1,9 +1,13 @@
 /*
  * vsock relay: the switch in the parent's QEMU.
  *
- * It listens on a unix socket; every enclave QEMU connects one link and
- * introduces itself with a HELLO frame carrying its CID.  Packets from the
- * parent guest go to the link (or local service) that owns their dst_cid;
+ * Enclave QEMUs reach it in one of two ways: the ne-pci launcher hands each
+ * enclave VM it starts one end of a socketpair and attaches the other here
+ * with the CID the hypervisor gave that enclave (vsock_relay_router_attach);
+ * or, with listen=PATH, an enclave QEMU started by hand connects to a unix
+ * socket and introduces itself with a HELLO frame carrying its CID.
+ * Packets from the parent guest go to the link (or local service) that owns
+ * their dst_cid;
  * packets from an enclave may only go to the parent (CID 3), anything else
  * is answered with an RST.
  *
@@ -125,7 +129,9 @@ static void router_peer_frame(void *opaque, VsockRelayLink *link,
     if (le16_to_cpu(hdr->op) == VIRTIO_VSOCK_OP_INVALID) {
         uint32_t what = le32_to_cpu(hdr->flags);
 
-        if (what == VSOCK_RELAY_CTL_HELLO && !peer->cid) {
+        if (what == VSOCK_RELAY_CTL_HELLO && peer->cid && src == peer->cid) {
+            /* an attached enclave confirming the CID it was given */
+        } else if (what == VSOCK_RELAY_CTL_HELLO && !peer->cid) {
             if (src <= VSOCK_RELAY_PARENT_CID || src >= UINT32_MAX ||
                 router_find_peer(r, src)) {
                 trace_vsock_relay_router_reject(src);
@@ -178,19 +184,38 @@ static void router_peer_closed(void *opaque, VsockRelayLink *link)
     g_free(peer);
 }
 
-static void router_accept(QIONetListener *listener, QIOChannelSocket *sioc,
-                          gpointer opaque)
+static RouterPeer *router_add_peer(VsockRelayRouter *r, QIOChannel *ioc,
+                                   uint64_t cid)
 {
-    VsockRelayRouter *r = opaque;
     RouterPeer *peer = g_new0(RouterPeer, 1);
 
     peer->router = r;
+    peer->cid = cid;
     peer->ports = g_hash_table_new_full(g_int64_hash, g_int64_equal,
                                         g_free, NULL);
     QLIST_INSERT_HEAD(&r->peers, peer, next);
-    peer->link = vsock_relay_link_new(QIO_CHANNEL(sioc), r->cap,
-                                      router_peer_frame, router_peer_closed,
-                                      peer);
+    peer->link = vsock_relay_link_new(ioc, r->cap, router_peer_frame,
+                                      router_peer_closed, peer);
+    return peer;
+}
+
+static void router_accept(QIONetListener *listener, QIOChannelSocket *sioc,
+                          gpointer opaque)
+{
+    router_add_peer(opaque, QIO_CHANNEL(sioc), 0);
+}
+
+bool vsock_relay_router_attach(VsockRelayRouter *r, QIOChannel *ioc,
+                               uint64_t cid)
+{
+    if (cid <= VSOCK_RELAY_PARENT_CID || cid >= UINT32_MAX ||
+        router_find_peer(r, cid)) {
+        trace_vsock_relay_router_reject(cid);
+        return false;
+    }
+    router_add_peer(r, ioc, cid);
+    trace_vsock_relay_router_hello(cid);
+    return true;
 }
 
 bool vsock_relay_router_route(VsockRelayRouter *r,
@@ -258,11 +283,9 @@ void vsock_relay_router_to_parent(VsockRelayRouter *r,
     r->ops->deliver(r->opaque, hdr, data);
 }
 
-VsockRelayRouter *vsock_relay_router_new(const char *path, uint64_t cap,
-                                         const VsockRelayParentOps *ops,
-                                         void *opaque, Error **errp)
+/* Accept enclave QEMUs started by hand on the unix socket @path. */
+static bool router_listen(VsockRelayRouter *r, const char *path, Error **errp)
 {
-    VsockRelayRouter *r = g_new0(VsockRelayRouter, 1);
     SocketAddress addr = {
         .type = SOCKET_ADDRESS_TYPE_UNIX,
         .u.q_unix.path = (char *)path,
@@ -276,16 +299,29 @@ VsockRelayRouter *vsock_relay_router_new(const char *path, uint64_t cap,
     r->listener = qio_net_listener_new();
     if (qio_net_listener_open_sync(r->listener, &addr, 16, errp) < 0) {
         object_unref(OBJECT(r->listener));
-        g_free(r);
-        return NULL;
+        r->listener = NULL;
+        return false;
     }
     r->path = g_strdup(path);
+    qio_net_listener_set_client_func(r->listener, router_accept, r, NULL);
+    return true;
+}
+
+VsockRelayRouter *vsock_relay_router_new(const char *path, uint64_t cap,
+                                         const VsockRelayParentOps *ops,
+                                         void *opaque, Error **errp)
+{
+    VsockRelayRouter *r = g_new0(VsockRelayRouter, 1);
+
     r->cap = cap;
     r->ops = ops;
     r->opaque = opaque;
     QLIST_INIT(&r->peers);
     QLIST_INIT(&r->services);
-    qio_net_listener_set_client_func(r->listener, router_accept, r, NULL);
+    if (path && !router_listen(r, path, errp)) {
+        g_free(r);
+        return NULL;
+    }
     return r;
 }
 
@@ -293,15 +329,17 @@ void vsock_relay_router_free(VsockRelayRouter *r)
 {
     RouterPeer *peer, *tmp;
 
-    qio_net_listener_disconnect(r->listener);
-    object_unref(OBJECT(r->listener));
+    if (r->listener) {
+        qio_net_listener_disconnect(r->listener);
+        object_unref(OBJECT(r->listener));
+        unlink(r->path);
+    }
     QLIST_FOREACH_SAFE(peer, &r->peers, next, tmp) {
         vsock_relay_link_destroy(peer->link);
         QLIST_REMOVE(peer, next);
         g_hash_table_destroy(peer->ports);
         g_free(peer);
     }
-    unlink(r->path);
     g_free(r->path);
     g_free(r);
 }

@@ -2,7 +2,8 @@
  * vsock relay: the virtio-vsock device (virtqueues rx 0, tx 1, event 2).
  *
  * TX packets are checked (length, src_cid) and handed to the router
- * (parent, listen=PATH) or to the link to the parent (enclave, connect=PATH).
+ * (parent, guest-cid=3) or to the link to the parent (enclave, connect=PATH
+ * or fd=N).
  * A packet that cannot be routed is answered with an RST at once, so a
  * connect to a CID nobody has fails immediately instead of timing out.
  * Packets for the guest wait in host memory until it posts RX buffers;
@@ -20,6 +21,7 @@
 #include "qemu/module.h"
 #include "qapi/error.h"
 #include "io/channel-socket.h"
+#include "monitor/monitor.h"
 #include "hw/qdev-properties.h"
 #include "hw/virtio/virtio.h"
 #include "migration/vmstate.h"
@@ -281,17 +283,37 @@ static void relay_uplink_closed(void *opaque, VsockRelayLink *link)
     relay_send_reset_event(s);
 }
 
-static bool relay_connect(VsockRelay *s, Error **errp)
+/* The link socket: fd=N (given by the launcher) or connect=PATH. */
+static QIOChannelSocket *relay_open_uplink(VsockRelay *s, Error **errp)
 {
-    QIOChannelSocket *sioc = qio_channel_socket_new();
+    QIOChannelSocket *sioc;
     SocketAddress addr = {
         .type = SOCKET_ADDRESS_TYPE_UNIX,
         .u.q_unix.path = s->connect_path,
     };
+    int fd;
 
+    if (s->link_fd) {
+        fd = monitor_fd_param(monitor_cur(), s->link_fd, errp);
+        if (fd < 0) {
+            return NULL;
+        }
+        return qio_channel_socket_new_fd(fd, errp);
+    }
+    sioc = qio_channel_socket_new();
     if (qio_channel_socket_connect_sync(sioc, &addr, errp) < 0) {
-        error_prepend(errp, "vsock-relay: cannot reach the parent's relay: ");
         object_unref(OBJECT(sioc));
+        return NULL;
+    }
+    return sioc;
+}
+
+static bool relay_connect(VsockRelay *s, Error **errp)
+{
+    QIOChannelSocket *sioc = relay_open_uplink(s, errp);
+
+    if (!sioc) {
+        error_prepend(errp, "vsock-relay: cannot reach the parent's relay: ");
         return false;
     }
     s->uplink = vsock_relay_link_new(QIO_CHANNEL(sioc), s->buffer_cap,
@@ -313,24 +335,36 @@ static void relay_realize(DeviceState *dev, Error **errp)
 {
     VirtIODevice *vdev = VIRTIO_DEVICE(dev);
     VsockRelay *s = VSOCK_RELAY(dev);
+    bool is_parent;
 
     if (relay_cid_is_reserved(s->guest_cid)) {
         error_setg(errp, "vsock-relay: guest-cid=%" PRIu64 " is missing or "
                    "reserved (use 3 to 4294967294)", s->guest_cid);
         return;
     }
-    if (!!s->listen_path == !!s->connect_path) {
-        error_setg(errp, "vsock-relay: give exactly one of listen=PATH "
-                   "(the parent) and connect=PATH (an enclave)");
+    is_parent = s->guest_cid == VSOCK_RELAY_PARENT_CID;
+    if (s->connect_path && s->link_fd) {
+        error_setg(errp, "vsock-relay: give connect=PATH or fd=N, not both");
         return;
     }
-    if (s->listen_path && s->guest_cid != VSOCK_RELAY_PARENT_CID) {
+    if (is_parent && (s->connect_path || s->link_fd)) {
+        error_setg(errp, "vsock-relay: guest-cid=%d is the parent, which "
+                   "routes (listen=PATH) and connects nowhere",
+                   VSOCK_RELAY_PARENT_CID);
+        return;
+    }
+    if (!is_parent && s->listen_path) {
         error_setg(errp, "vsock-relay: listen= is for the parent, whose "
                    "guest-cid must be %d", VSOCK_RELAY_PARENT_CID);
         return;
     }
-    if (s->connect_path && (relay_cid_is_reserved(s->peer_cid) ||
-                            s->peer_cid == s->guest_cid)) {
+    if (!is_parent && !s->connect_path && !s->link_fd) {
+        error_setg(errp, "vsock-relay: an enclave's relay needs connect=PATH "
+                   "or fd=N to reach the parent");
+        return;
+    }
+    if (!is_parent && (relay_cid_is_reserved(s->peer_cid) ||
+                       s->peer_cid == s->guest_cid)) {
         error_setg(errp, "vsock-relay: peer-cid=%" PRIu64 " is not usable",
                    s->peer_cid);
         return;
@@ -342,7 +376,7 @@ static void relay_realize(DeviceState *dev, Error **errp)
     }
 
     QSIMPLEQ_INIT(&s->rx_pending);
-    if (s->listen_path) {
+    if (is_parent) {
         s->router = vsock_relay_router_new(s->listen_path, s->buffer_cap,
                                            &relay_parent_ops, s, errp);
         if (!s->router) {
@@ -440,6 +474,7 @@ static Property relay_properties[] = {
                        VSOCK_RELAY_PARENT_CID),
     DEFINE_PROP_STRING("listen", VsockRelay, listen_path),
     DEFINE_PROP_STRING("connect", VsockRelay, connect_path),
+    DEFINE_PROP_STRING("fd", VsockRelay, link_fd),
     DEFINE_PROP_UINT64("buffer-cap", VsockRelay, buffer_cap,
                        VSOCK_RELAY_DEFAULT_CAP),
     DEFINE_PROP_BOOL("seqpacket", VsockRelay, seqpacket, true),
@@ -468,6 +503,27 @@ static const TypeInfo relay_info = {
     .instance_size = sizeof(VsockRelay),
     .class_init = relay_class_init,
 };
+
+static int relay_find_router_cb(Object *obj, void *opaque)
+{
+    VsockRelay *s = (VsockRelay *)object_dynamic_cast(obj, TYPE_VSOCK_RELAY);
+    VsockRelayRouter **found = opaque;
+
+    if (s && s->router) {
+        *found = s->router;
+        return 1;
+    }
+    return 0;
+}
+
+VsockRelayRouter *vsock_relay_find_router(void)
+{
+    VsockRelayRouter *found = NULL;
+
+    object_child_foreach_recursive(object_get_root(), relay_find_router_cb,
+                                   &found);
+    return found;
+}
 
 static void relay_register_types(void)
 {

@@ -8,11 +8,13 @@
  *
  * Pieces:
  *   VsockRelayLink    a framed, non-blocking packet link over a socket
- *   VsockRelayRouter  the switch in the parent's QEMU: accepts one link per
+ *   VsockRelayRouter  the switch in the parent's QEMU: holds one link per
  *                     enclave QEMU and routes the parent's packets by CID
  *   vsock-relay-device / vsock-relay-pci
- *                     the virtio device; with listen=PATH it owns a router
- *                     (parent), with connect=PATH a single link (enclave)
+ *                     the virtio device; with guest-cid=3 it owns a router
+ *                     (parent; listen=PATH also accepts enclave QEMUs
+ *                     started by hand), with connect=PATH or fd=N a single
+ *                     link (enclave)
  *
  * Copyright (c) 2026 The ne-kvm authors
  *
@@ -109,10 +111,17 @@ typedef struct VsockRelayService {
     QLIST_ENTRY(VsockRelayService) next;
 } VsockRelayService;
 
+/* @path NULL: no listening socket, only attached links. */
 VsockRelayRouter *vsock_relay_router_new(const char *path, uint64_t cap,
                                          const VsockRelayParentOps *ops,
                                          void *opaque, Error **errp);
 void vsock_relay_router_free(VsockRelayRouter *r);
+/*
+ * Attach an enclave's link (takes its own reference on @ioc) under the CID
+ * the caller vouches for.  False if @cid is reserved or already attached.
+ */
+bool vsock_relay_router_attach(VsockRelayRouter *r, QIOChannel *ioc,
+                               uint64_t cid);
 /* Route a packet from the parent guest.  False if nobody has dst_cid. */
 bool vsock_relay_router_route(VsockRelayRouter *r,
                               const struct virtio_vsock_hdr *hdr,
@@ -154,8 +163,12 @@ struct VsockRelay {
     uint64_t peer_cid;
     char *listen_path;
     char *connect_path;
+    char *link_fd;
     uint64_t buffer_cap;
     bool seqpacket;
 };
+
+/* The router of this QEMU's parent relay device (guest-cid=3), or NULL. */
+VsockRelayRouter *vsock_relay_find_router(void);
 
 #endif

@@ -1,0 +1,36 @@
+/*
+ * Reading the enclave image (EIF) out of donated memory.
+ *
+ * The parent writes the EIF at enclave-physical 8 MiB before ENCLAVE_START;
+ * the hypervisor checks it (magic, version, architecture, section table,
+ * section headers, CRC, a bzImage kernel) and unpacks it into files the
+ * enclave VM boots from.  Every byte is read from the parent's memory once,
+ * and the CRC is computed over the copy that is kept, so a parent that
+ * rewrites the image meanwhile cannot get an unchecked byte booted.
+ *
+ * Copyright (c) 2026 The ne-kvm authors
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+#ifndef HW_NE_NE_EIF_H
+#define HW_NE_NE_EIF_H
+
+#include "ne-hv.h"
+
+#define NE_EIF_LOAD_OFFSET      (8 * MiB)
+
+typedef struct NEEifImage {
+    int kernel_fd;              /* memfd: the bzImage */
+    int initrd_fd;              /* memfd: every ramdisk, in order */
+    char *cmdline;              /* NUL-terminated */
+    uint64_t eif_size;          /* bytes from the header to the last section */
+} NEEifImage;
+
+/*
+ * Checks and unpacks the EIF at enclave-physical @addr of @slot.  On error
+ * @img is left empty and @errp says what is wrong with the image.
+ */
+bool ne_eif_load(NESlot *slot, uint64_t addr, NEEifImage *img, Error **errp);
+void ne_eif_release(NEEifImage *img);
+
+#endif /* HW_NE_NE_EIF_H */
