@@ -387,11 +387,44 @@ TEST_F(dev, too_many_ranges)
 		SKIP(return, "max-mem-regions %llu is too many hugepages to fill",
 		     (unsigned long long)max);
 	NEED_MEM(max + 1);
-	ASSERT_EQ(0, ne_raw_add_pages(r, uid, &self->mem, 0, max));
-	EXPECT_EQ(-ENOSPC, ne_raw_add_mem(r, uid, self->mem.gpa[max],
-					  NE_HUGE_SIZE));
+	/* Pages go highest first, so the last one continues nothing. */
+	EXPECT_EQ(-ENOSPC, ne_raw_add_pages(r, uid, &self->mem, 0, max + 1));
 	ASSERT_EQ(0, ne_raw_slot_info(r, uid, &rep));
 	EXPECT_EQ(max, rep.mem_regions);
+	EXPECT_EQ(max * NE_HUGE_SIZE, rep.mem_size);
+}
+
+TEST_F(dev, continuing_range_extends_the_last_one)
+{
+	struct ne_raw *r = &self->raw;
+	struct ne_raw_reply rep;
+	uint64_t uid, lo = 0, hi = 0;
+	size_t i, j;
+
+	NEED_MEM(4);
+	for (i = 0; i < self->mem.nr_pages && !lo; i++)
+		for (j = 0; j < self->mem.nr_pages; j++)
+			if (self->mem.gpa[j] == self->mem.gpa[i] + NE_HUGE_SIZE) {
+				lo = self->mem.gpa[i];
+				hi = self->mem.gpa[j];
+				break;
+			}
+	if (!lo)
+		SKIP(return, "no two physically adjacent huge pages");
+	ASSERT_EQ(0, ne_raw_slot_alloc(r, &uid));
+	ASSERT_EQ(0, ne_raw_add_mem(r, uid, lo, NE_HUGE_SIZE));
+	ASSERT_EQ(0, ne_raw_add_mem(r, uid, hi, NE_HUGE_SIZE));
+	ASSERT_EQ(0, ne_raw_slot_info(r, uid, &rep));
+	EXPECT_EQ(1, rep.mem_regions);
+	EXPECT_EQ(2 * NE_HUGE_SIZE, rep.mem_size);
+
+	/* The other way round, it is a second range. */
+	ASSERT_EQ(0, ne_raw_cmd_u64(r, NE_CMD_SLOT_FREE, uid, &rep));
+	ASSERT_EQ(0, ne_raw_slot_alloc(r, &uid));
+	ASSERT_EQ(0, ne_raw_add_mem(r, uid, hi, NE_HUGE_SIZE));
+	ASSERT_EQ(0, ne_raw_add_mem(r, uid, lo, NE_HUGE_SIZE));
+	ASSERT_EQ(0, ne_raw_slot_info(r, uid, &rep));
+	EXPECT_EQ(2, rep.mem_regions);
 }
 
 /* ---- vCPUs ------------------------------------------------------------- */

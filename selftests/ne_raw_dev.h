@@ -463,16 +463,30 @@ static inline void ne_mem_free(struct ne_mem *m)
 	memset(m, 0, sizeof(*m));
 }
 
-/* Donates pages [first, first + n) of @m to @uid, one range each. */
+static inline int ne_raw_cmp_desc(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/*
+ * Donates pages [first, first + n) of @m to @uid, one range each: highest
+ * address first, since the device merges a range that continues the last
+ * one (physically contiguous huge pages are common).
+ */
 static inline int ne_raw_add_pages(struct ne_raw *r, uint64_t uid,
 				   const struct ne_mem *m, size_t first,
 				   size_t n)
 {
+	uint64_t gpa[n ? n : 1];
 	size_t i;
 	int rc;
 
-	for (i = first; i < first + n; i++) {
-		rc = ne_raw_add_mem(r, uid, m->gpa[i], NE_HUGE_SIZE);
+	memcpy(gpa, &m->gpa[first], n * sizeof(gpa[0]));
+	qsort(gpa, n, sizeof(gpa[0]), ne_raw_cmp_desc);
+	for (i = 0; i < n; i++) {
+		rc = ne_raw_add_mem(r, uid, gpa[i], NE_HUGE_SIZE);
 		if (rc)
 			return rc;
 	}

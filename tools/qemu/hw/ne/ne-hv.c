@@ -21,7 +21,9 @@
  *   -EBUSY       ADD_MEM: the range overlaps a range of any slot;
  *                ADD_VCPU: the CPU already belongs to a slot
  *   -ENOSPC      SLOT_ALLOC: max-slots slots exist;
- *                ADD_MEM: the slot already has max-mem-regions ranges;
+ *                ADD_MEM: the slot already has max-mem-regions ranges (a
+ *                  range that continues the last one, at the next address
+ *                  of the same RAM, extends it instead and always fits);
  *                BULK_VCPUS: fewer free CPUs than asked for;
  *                START with CID 0: no free CID left
  *   -EADDRINUSE  START: another slot holds that CID
@@ -368,6 +370,26 @@ static int ne_hv_slot_free(NEHv *hv, const uint8_t *req, NEReply *reply)
     return 0;
 }
 
+/*
+ * A range that starts where the slot's last one ends, in the same RAM,
+ * extends it: ranges are counted merged, as the driver merges physically
+ * contiguous memory (also across calls), so both count the same.
+ */
+static bool ne_hv_extend_last_range(NESlot *slot, uint64_t gpa, uint64_t size,
+                                    MemoryRegion *ram, hwaddr offset)
+{
+    NEMemRange *last = slot->nr_ranges ?
+                       &slot->ranges[slot->nr_ranges - 1] : NULL;
+
+    if (!last || last->gpa + last->size != gpa || last->ram != ram ||
+        last->ram_offset + last->size != offset) {
+        return false;
+    }
+    last->size += size;
+    slot->mem_size += size;
+    return true;
+}
+
 static int ne_hv_add_mem(NEHv *hv, const uint8_t *req, NEReply *reply)
 {
     const uint32_t type = NE_CMD_SLOT_ADD_MEM;
@@ -392,10 +414,6 @@ static int ne_hv_add_mem(NEHv *hv, const uint8_t *req, NEReply *reply)
         return ne_hv_refuse(type, slot->uid, NE_ERRNO_EINVAL,
                             "range wraps around");
     }
-    if (slot->nr_ranges >= hv->max_mem_regions) {
-        return ne_hv_refuse(type, slot->uid, NE_ERRNO_ENOSPC,
-                            "max-mem-regions reached");
-    }
     if (ne_hv_mem_donated(hv, gpa, size)) {
         return ne_hv_refuse(type, slot->uid, NE_ERRNO_EBUSY,
                             "range already donated");
@@ -405,14 +423,22 @@ static int ne_hv_add_mem(NEHv *hv, const uint8_t *req, NEReply *reply)
         return ne_hv_refuse(type, slot->uid, NE_ERRNO_EINVAL,
                             "range not wholly in parent RAM");
     }
+    reply->slot_uid = slot->uid;
+    if (ne_hv_extend_last_range(slot, gpa, size, ram, offset)) {
+        memory_region_unref(ram);
+        return 0;
+    }
+    if (slot->nr_ranges >= hv->max_mem_regions) {
+        memory_region_unref(ram);
+        return ne_hv_refuse(type, slot->uid, NE_ERRNO_ENOSPC,
+                            "max-mem-regions reached");
+    }
     range = &slot->ranges[slot->nr_ranges++];
     range->gpa = gpa;
     range->size = size;
     range->ram = ram;
     range->ram_offset = offset;
     slot->mem_size += size;
-
-    reply->slot_uid = slot->uid;
     return 0;
 }
 
