@@ -166,6 +166,9 @@ static char **ne_child_argv(NELauncher *l, NESlot *slot, const NEEifImage *img,
         ARG("-L");
         ARG("%s", l->data_dirs[i]);
     }
+    /* reboot=k (Nitro's command line) resets through the keyboard controller */
+    ARG("-device");
+    ARG("i8042");
     ARG("-global");
     ARG("virtio-mmio.force-legacy=false");
     ARG("-kernel");
