@@ -229,6 +229,23 @@ static int page_node(void *addr)
 	EXPECT_EQ((long long)(bytes), ne_fdinfo_num(vm, "ne_mem_bytes")); \
 } while (0)
 
+/*
+ * Asserts that @mem, on the pool's node, is donated as slot 0: its pages
+ * pinned on top of @pins, then let go when the VM fd is closed.
+ */
+#define ASSERT_POOL_NODE_ACCEPTED(mem, size, pins) do {			\
+	ASSERT_ON_NODE(self->node, mem, size);				\
+	ASSERT_EQ(0, ne_set_region(self->vm, 0, 0, mem, size, 0)) {	\
+		TH_LOG("refused: %s", strerror(errno));			\
+	}								\
+	EXPECT_EQ((pins) + (long)((size) / HPAGE), ne_pins_held());	\
+	EXPECT_EQ((long long)(size),					\
+		  ne_fdinfo_num(self->vm, "ne_mem_bytes"));		\
+	close(self->vm);						\
+	self->vm = -1;							\
+	EXPECT_EQ(pins, ne_pins_held());				\
+} while (0)
+
 /* ---- the pool -------------------------------------------------------------- */
 
 /* An enclave's fds, kept where the teardown finds them. */
@@ -400,15 +417,7 @@ TEST_F(numa_mem, other_node_is_einval_pool_node_is_accepted)
 		TH_LOG("cannot move the pages to node %d: %s", self->node,
 		       strerror(errno));
 	}
-	ASSERT_ON_NODE(self->node, mem, size);
-	ASSERT_EQ(0, ne_set_region(self->vm, 0, 0, mem, size, 0)) {
-		TH_LOG("refused: %s", strerror(errno));
-	}
-	EXPECT_EQ(pins + (long)(size / HPAGE), ne_pins_held());
-	EXPECT_EQ((long long)size, ne_fdinfo_num(self->vm, "ne_mem_bytes"));
-	close(self->vm);
-	self->vm = -1;
-	EXPECT_EQ(pins, ne_pins_held());
+	ASSERT_POOL_NODE_ACCEPTED(mem, size, pins);
 	munmap(mem, size);
 }
 
@@ -422,15 +431,7 @@ TEST_F(numa_mem, pool_node_is_accepted)
 	ASSERT_NE(MAP_FAILED, mem) {
 		TH_LOG("no 2 MiB hugepages on node %d", self->node);
 	}
-	ASSERT_ON_NODE(self->node, mem, size);
-	ASSERT_EQ(0, ne_set_region(self->vm, 0, 0, mem, size, 0)) {
-		TH_LOG("refused: %s", strerror(errno));
-	}
-	EXPECT_EQ(pins + (long)(size / HPAGE), ne_pins_held());
-	EXPECT_EQ((long long)size, ne_fdinfo_num(self->vm, "ne_mem_bytes"));
-	close(self->vm);
-	self->vm = -1;
-	EXPECT_EQ(pins, ne_pins_held());
+	ASSERT_POOL_NODE_ACCEPTED(mem, size, pins);
 	munmap(mem, size);
 }
 
