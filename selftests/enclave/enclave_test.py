@@ -35,13 +35,15 @@ import threading
 import time
 import traceback
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../lib"))
+from ne_machine import alive, free_2m, holders, settle, vm_fds  # noqa: E402
+
 TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), "../.."))
 BUILD = os.environ.get("NE_BUILD", os.path.join(TOP, "build"))
 NECTL = os.path.join(BUILD, "tools", "nectl")
 NE_SAMPLE = os.path.join(BUILD, "tools", "ne_sample")
 POOL = "/sys/module/ne_kvm/parameters/ne_cpus"
 POOL_CPUS = "2-5"
-HP2M = "/sys/kernel/mm/hugepages/hugepages-2048kB"
 
 MEM_MIB = 128                   # what Debian's kernel needs to boot (tools/enclave/README.md)
 HEARTBEAT_TIMEOUT = 180         # nitro-cli's minimum, which nectl uses for this image
@@ -74,16 +76,6 @@ def check(cond, message):
         raise Failure(message)
 
 
-def settle(cond, seconds, step=0.2):
-    """Polls cond() until it is true or seconds have passed; its last value."""
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        if cond():
-            return True
-        time.sleep(step)
-    return cond()
-
-
 # --------------------------------------------------------------------------
 # The machine's state: nectl, holders, VM fds, hugepages
 
@@ -111,46 +103,6 @@ def describe():
 
 def described(enclave_id):
     return [e for e in describe() if e.get("EnclaveID") == enclave_id]
-
-
-def free_2m():
-    with open(os.path.join(HP2M, "free_hugepages")) as f:
-        return int(f.read())
-
-
-def vm_fds():
-    """Open enclave (VM) fds in every process."""
-    n = 0
-    for link in glob.glob("/proc/[0-9]*/fd/*"):
-        try:
-            if os.readlink(link) == "anon_inode:ne-vm":
-                n += 1
-        except OSError:
-            pass
-    return n
-
-
-def alive(pid):
-    """True while pid exists and is not a zombie (a zombie holds nothing)."""
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False
-
-
-def holders():
-    """Live nectl processes (the holders: nobody else runs nectl meanwhile)."""
-    pids = []
-    for d in glob.glob("/proc/[0-9]*"):
-        try:
-            with open(d + "/cmdline", "rb") as f:
-                argv0 = f.read().split(b"\0")[0]
-        except OSError:
-            continue
-        if argv0.endswith(b"/nectl") and alive(int(d[6:])):
-            pids.append(int(d[6:]))
-    return pids
 
 
 def registry_files():
