@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <time.h>
@@ -479,18 +480,18 @@ static inline int ne_raw_add_pages(struct ne_raw *r, uint64_t uid,
 				   const struct ne_mem *m, size_t first,
 				   size_t n)
 {
-	uint64_t gpa[n ? n : 1];
+	uint64_t *gpa = calloc(n ? n : 1, sizeof(*gpa));
 	size_t i;
-	int rc;
+	int rc = 0;
 
-	memcpy(gpa, &m->gpa[first], n * sizeof(gpa[0]));
-	qsort(gpa, n, sizeof(gpa[0]), ne_raw_cmp_desc);
-	for (i = 0; i < n; i++) {
+	if (!gpa)
+		return -ENOMEM;
+	memcpy(gpa, &m->gpa[first], n * sizeof(*gpa));
+	qsort(gpa, n, sizeof(*gpa), ne_raw_cmp_desc);
+	for (i = 0; i < n && !rc; i++)
 		rc = ne_raw_add_mem(r, uid, gpa[i], NE_HUGE_SIZE);
-		if (rc)
-			return rc;
-	}
-	return 0;
+	free(gpa);
+	return rc;
 }
 
 /*
