@@ -264,7 +264,7 @@ out:
 
 /* ---- console ----------------------------------------------------------- */
 
-static void ne_console_out(NEEnclaveVM *vm, const char *buf, size_t n)
+static void ne_vm_console_out(NEEnclaveVM *vm, const char *buf, size_t n)
 {
     if (vm->log_fd >= 0 && qemu_write_full(vm->log_fd, buf, n) != n) {
         close(vm->log_fd);
@@ -276,7 +276,7 @@ static void ne_console_out(NEEnclaveVM *vm, const char *buf, size_t n)
 }
 
 /* Reads what the console pipe holds; false at its end. */
-static bool ne_console_pump(NEEnclaveVM *vm)
+static bool ne_vm_console_pump(NEEnclaveVM *vm)
 {
     char buf[4096];
 
@@ -284,7 +284,7 @@ static bool ne_console_pump(NEEnclaveVM *vm)
         ssize_t n = read(vm->console_fd, buf, sizeof(buf));
 
         if (n > 0) {
-            ne_console_out(vm, buf, n);
+            ne_vm_console_out(vm, buf, n);
         } else if (n < 0 && errno == EINTR) {
             continue;
         } else {
@@ -293,11 +293,11 @@ static bool ne_console_pump(NEEnclaveVM *vm)
     }
 }
 
-static void ne_console_readable(void *opaque)
+static void ne_vm_console_readable(void *opaque)
 {
     NEEnclaveVM *vm = opaque;
 
-    if (!ne_console_pump(vm)) {
+    if (!ne_vm_console_pump(vm)) {
         qemu_set_fd_handler(vm->console_fd, NULL, NULL, NULL);
     }
 }
@@ -416,7 +416,7 @@ static void ne_launcher_stop(NESlot *slot, void *opaque)
     slot->launcher_data = NULL;
     ne_kill_and_reap(vm);
     /* the last words of a panicking enclave are still in the pipe */
-    ne_console_pump(vm);
+    ne_vm_console_pump(vm);
     vsock_relay_router_drop_cid(l->router, vm->cid);
     ne_scrub(slot);
     ne_vm_free(vm);
@@ -549,7 +549,7 @@ static int ne_launcher_start(NESlot *slot, void *opaque)
     }
     vm->console = ne_console_source_new(l->console, slot->cid,
                                         slot->flags & NE_START_FLAG_DEBUG);
-    qemu_set_fd_handler(vm->console_fd, ne_console_readable, NULL, vm);
+    qemu_set_fd_handler(vm->console_fd, ne_vm_console_readable, NULL, vm);
     qemu_set_fd_handler(vm->pidfd, ne_vm_exited, NULL, vm);
     slot->launcher_data = vm;
     return 0;
