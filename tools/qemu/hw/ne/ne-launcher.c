@@ -10,7 +10,10 @@
  *   - vCPUs: as many as were donated;
  *   - the kernel, ramdisks and command line of the EIF found at 8 MiB,
  *     checked and unpacked by ne-eif.c into memory files (the parent's
- *     memory is read once and never trusted beyond the checks);
+ *     memory is read once and never trusted beyond the checks); with
+ *     enclave-direct-boot, the ELF kernel inside the bzImage, booted
+ *     through its PVH entry (ne-kernel.c), which saves the seconds the
+ *     bzImage would spend decompressing itself under TCG;
  *   - a vsock-relay-device whose link is one end of a socketpair, the
  *     other end attached to the parent's router under the CID the
  *     hypervisor assigned, so an enclave cannot claim another CID;
@@ -44,6 +47,7 @@
 #include <linux/falloc.h>
 #include "ne-console.h"
 #include "ne-eif.h"
+#include "ne-kernel.h"
 #include "ne-launcher.h"
 #include "trace.h"
 
@@ -65,6 +69,7 @@ struct NELauncher {
     char *accel;
     char *log_dir;
     char **data_dirs;           /* -L for the child: microvm firmware */
+    NEKernelCache *kernels;     /* NULL: boot bzImages as they are */
     uint64_t tsc_khz;           /* the host's, for TCG guests; 0: unknown */
     VsockRelayRouter *router;   /* the parent's relay (never unplugged) */
     NEConsole *console;
@@ -133,7 +138,8 @@ static char *ne_cmdline_arg(NELauncher *l, const char *image_cmdline)
 }
 
 static char **ne_child_argv(NELauncher *l, NESlot *slot, const NEEifImage *img,
-                            int link_fd, int console_fd, GArray *fds)
+                            int kernel_fd, int link_fd, int console_fd,
+                            GArray *fds)
 {
     GPtrArray *a = g_ptr_array_new();
     g_autofree char *ranges = ne_ranges_arg(slot, fds);
@@ -172,7 +178,7 @@ static char **ne_child_argv(NELauncher *l, NESlot *slot, const NEEifImage *img,
     ARG("-global");
     ARG("virtio-mmio.force-legacy=false");
     ARG("-kernel");
-    ARG("/proc/self/fd/%d", ne_child_fd(fds, img->kernel_fd));
+    ARG("/proc/self/fd/%d", ne_child_fd(fds, kernel_fd));
     ARG("-initrd");
     ARG("/proc/self/fd/%d", ne_child_fd(fds, img->initrd_fd));
     ARG("-append");
@@ -457,6 +463,28 @@ static int ne_check_setup(NELauncher *l, NESlot *slot)
     return 0;
 }
 
+/* The kernel the child boots: the ELF inside the bzImage, or the bzImage. */
+static int ne_boot_kernel_fd(NELauncher *l, NESlot *slot,
+                             const NEEifImage *img)
+{
+    const char *why = NULL;
+    bool cached;
+    int fd;
+
+    if (!l->kernels) {
+        return img->kernel_fd;
+    }
+    fd = ne_kernel_direct_boot_fd(l->kernels, img->kernel_fd, slot->mem_size,
+                                  lseek(img->initrd_fd, 0, SEEK_END),
+                                  &cached, &why);
+    if (fd < 0) {
+        trace_ne_launcher_bzimage_boot(slot->uid, why);
+        return img->kernel_fd;
+    }
+    trace_ne_launcher_direct_boot(slot->uid, cached);
+    return fd;
+}
+
 /* Forks the enclave VM; 0 or a negative wire errno. */
 static int ne_launch(NELauncher *l, NESlot *slot, NEEifImage *img,
                      NEEnclaveVM *vm)
@@ -490,7 +518,8 @@ static int ne_launch(NELauncher *l, NESlot *slot, NEEifImage *img,
         return -NE_ERRNO_EADDRINUSE;
     }
 
-    argv = ne_child_argv(l, slot, img, link[1], con[1], fds);
+    argv = ne_child_argv(l, slot, img, ne_boot_kernel_fd(l, slot, img),
+                         link[1], con[1], fds);
     vm->pid = ne_spawn(argv, fds, &err);
     close(link[1]);
     close(con[1]);
@@ -562,28 +591,45 @@ static const NEHvLauncherOps ne_launcher_ops = {
     .stop = ne_launcher_stop,
 };
 
-/* The directories holding the firmware a microvm with -kernel needs. */
-static char **ne_find_data_dirs(void)
+/* Adds the directory of firmware @file to @dirs; false if there is none. */
+static bool ne_add_data_dir(GPtrArray *dirs, const char *file)
+{
+    g_autofree char *path = qemu_find_file(QEMU_FILE_TYPE_BIOS, file);
+    g_autofree char *dir = NULL;
+
+    if (!path) {
+        return false;
+    }
+    dir = g_path_get_dirname(path);
+    if (!g_ptr_array_find_with_equal_func(dirs, dir, g_str_equal, NULL)) {
+        g_ptr_array_add(dirs, g_steal_pointer(&dir));
+    }
+    return true;
+}
+
+/*
+ * The directories holding the firmware a microvm with -kernel needs, and
+ * whether they also hold pvh.bin, the option ROM of a direct (PVH) boot.
+ */
+static char **ne_find_data_dirs(bool *has_pvh)
 {
     static const char *const files[] = {
         "bios-microvm.bin", "linuxboot_dma.bin",
     };
-    GPtrArray *dirs = g_ptr_array_new();
+    GPtrArray *dirs = g_ptr_array_new_with_free_func(g_free);
     int i;
 
+    *has_pvh = false;
     for (i = 0; i < ARRAY_SIZE(files); i++) {
-        g_autofree char *path = qemu_find_file(QEMU_FILE_TYPE_BIOS, files[i]);
-        g_autofree char *dir = NULL;
-
-        if (!path) {
+        if (!ne_add_data_dir(dirs, files[i])) {
             g_ptr_array_set_size(dirs, 0);
             break;
         }
-        dir = g_path_get_dirname(path);
-        if (!g_ptr_array_find_with_equal_func(dirs, dir, g_str_equal, NULL)) {
-            g_ptr_array_add(dirs, g_steal_pointer(&dir));
-        }
     }
+    if (dirs->len) {
+        *has_pvh = ne_add_data_dir(dirs, "pvh.bin");
+    }
+    g_ptr_array_set_free_func(dirs, NULL);
     g_ptr_array_add(dirs, NULL);
     return (char **)g_ptr_array_free(dirs, false);
 }
@@ -611,6 +657,7 @@ NELauncher *ne_launcher_new(NEHv *hv, const NELauncherConfig *cfg,
 {
     NELauncher *l;
     g_autofree char *self = NULL;
+    bool has_pvh;
 
     if (strcmp(cfg->accel, "tcg") && strcmp(cfg->accel, "kvm")) {
         error_setg(errp, "enclave-accel must be tcg or kvm");
@@ -629,7 +676,10 @@ NELauncher *ne_launcher_new(NEHv *hv, const NELauncherConfig *cfg,
     l->qemu = self ? g_steal_pointer(&self) : g_strdup(cfg->qemu);
     l->accel = g_strdup(cfg->accel);
     l->log_dir = g_strdup(cfg->log_dir);
-    l->data_dirs = ne_find_data_dirs();
+    l->data_dirs = ne_find_data_dirs(&has_pvh);
+    if (cfg->direct_boot && has_pvh) {
+        l->kernels = ne_kernel_cache_new();
+    }
     l->tsc_khz = ne_host_tsc_khz();
     ne_hv_set_launcher(hv, &ne_launcher_ops, l);
     return l;
@@ -645,6 +695,7 @@ void ne_launcher_free(NELauncher *l)
         ne_console_free(l->console);
     }
     g_strfreev(l->data_dirs);
+    ne_kernel_cache_free(l->kernels);
     g_free(l->qemu);
     g_free(l->accel);
     g_free(l->log_dir);

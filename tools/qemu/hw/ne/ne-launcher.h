@@ -19,6 +19,7 @@ typedef struct NELauncherConfig {
     const char *qemu;           /* enclave QEMU binary; NULL: this one */
     const char *accel;          /* "tcg" or "kvm" */
     const char *log_dir;        /* host directory for console logs, or NULL */
+    bool direct_boot;           /* boot the bzImage's ELF kernel via PVH */
 } NELauncherConfig;
 
 /* Registers itself as @hv's launcher. */

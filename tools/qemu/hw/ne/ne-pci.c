@@ -124,6 +124,7 @@ struct NEPCIState {
     char *enclave_qemu;
     char *enclave_accel;
     char *enclave_log_dir;
+    bool enclave_direct_boot;
 };
 
 static void ne_pci_notify(NEPCIState *s, unsigned int vector)
@@ -509,6 +510,7 @@ static void ne_pci_realize(PCIDevice *pdev, Error **errp)
             .qemu = s->enclave_qemu,
             .accel = s->enclave_accel ? s->enclave_accel : "tcg",
             .log_dir = s->enclave_log_dir,
+            .direct_boot = s->enclave_direct_boot,
         };
 
         s->launcher = ne_launcher_new(&s->hv, &cfg, errp);
@@ -594,6 +596,9 @@ static Property ne_pci_properties[] = {
     DEFINE_PROP_STRING("enclave-qemu", NEPCIState, enclave_qemu),
     DEFINE_PROP_STRING("enclave-accel", NEPCIState, enclave_accel),
     DEFINE_PROP_STRING("enclave-log-dir", NEPCIState, enclave_log_dir),
+    /* boot the ELF inside the image's bzImage through PVH (ne-kernel.h) */
+    DEFINE_PROP_BOOL("enclave-direct-boot", NEPCIState, enclave_direct_boot,
+                     true),
     DEFINE_PROP_END_OF_LIST(),
 };
 

@@ -1,0 +1,41 @@
+/*
+ * Direct boot of an enclave kernel.
+ *
+ * An EIF carries a bzImage, which under TCG spends seconds decompressing
+ * itself (about 4 s for Debian's 6.1 kernel).  Like the VMMs that boot a
+ * kernel directly, the launcher may instead take the ELF kernel out of the
+ * bzImage, decompressing it natively, and boot it through its PVH entry
+ * point (the x86/HVM direct boot ABI that QEMU implements with pvh.bin).
+ * The enclave sees the same kernel, command line and ramdisks; the image
+ * and its measurements are unchanged.  A kernel that this cannot handle (a
+ * compression other than xz or gzip, no PVH entry, segments outside the
+ * enclave's memory) boots as the bzImage it is.
+ *
+ * The last kernel taken out is kept, keyed by the SHA-256 of the bzImage,
+ * so enclaves that boot the same image pay for the decompression once.
+ *
+ * Copyright (c) 2026 The ne-kvm authors
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+#ifndef HW_NE_NE_KERNEL_H
+#define HW_NE_NE_KERNEL_H
+
+typedef struct NEKernelCache NEKernelCache;
+
+NEKernelCache *ne_kernel_cache_new(void);
+void ne_kernel_cache_free(NEKernelCache *c);
+
+/*
+ * A descriptor of the ELF kernel inside the bzImage @bzimage_fd, whose
+ * loadable segments fit in @mem_size bytes of memory below an initrd of
+ * @initrd_size bytes, or -1 (with @why set to a static string saying why)
+ * when the bzImage should boot as it is.  The descriptor belongs to @c and
+ * stays valid until the next call; *@cached tells whether it was already
+ * there.
+ */
+int ne_kernel_direct_boot_fd(NEKernelCache *c, int bzimage_fd,
+                             uint64_t mem_size, uint64_t initrd_size,
+                             bool *cached, const char **why);
+
+#endif /* HW_NE_NE_KERNEL_H */
