@@ -257,26 +257,38 @@ static int check_layout(struct eif_info *info, char *err, size_t errlen)
 	return 0;
 }
 
+/*
+ * PCR1 measures a prefix of what PCR0 measures (kernel, cmdline, first
+ * ramdisk) and the reference builder's order puts that prefix first: while
+ * both have been fed the same bytes, only PCR0's context is updated and
+ * PCR1 shares it ("pcr1_shared"); it gets its own copy when the two diverge.
+ * This halves the hashing of the kernel, by far the largest section.
+ */
 struct eif_hashers {
 	struct sha384_ctx pcr0, pcr1, pcr2;
 	unsigned int ramdisks_seen;
+	bool pcr1_shared;
 };
 
 static void measure(struct eif_hashers *h, uint16_t type, const uint8_t *buf, size_t len)
 {
+	bool to_pcr1;
+
 	if (!h)
 		return;
 	switch (type) {
 	case EIF_SECTION_KERNEL:
 	case EIF_SECTION_CMDLINE:
-		sha384_update(&h->pcr0, buf, len);
-		sha384_update(&h->pcr1, buf, len);
-		break;
 	case EIF_SECTION_RAMDISK:
+		to_pcr1 = type != EIF_SECTION_RAMDISK || h->ramdisks_seen == 1;
+		if (h->pcr1_shared && !to_pcr1) {
+			h->pcr1 = h->pcr0;
+			h->pcr1_shared = false;
+		}
 		sha384_update(&h->pcr0, buf, len);
-		if (h->ramdisks_seen == 1)
+		if (to_pcr1 && !h->pcr1_shared)
 			sha384_update(&h->pcr1, buf, len);
-		else
+		if (type == EIF_SECTION_RAMDISK && !to_pcr1)
 			sha384_update(&h->pcr2, buf, len);
 		break;
 	default:
@@ -302,6 +314,7 @@ static int scan_sections(int fd, struct eif_info *info, const uint8_t *hdr, bool
 	sha384_init(&h.pcr1);
 	sha384_init(&h.pcr2);
 	h.ramdisks_seen = 0;
+	h.pcr1_shared = true;
 	crc = crc32_update(0, hdr, EIF_CRC_OFFSET);
 	for (i = 0; i < info->num_sections; i++) {
 		const struct eif_section *s = &info->sections[i];
@@ -348,6 +361,8 @@ static int scan_sections(int fd, struct eif_info *info, const uint8_t *hdr, bool
 	info->measured = measured;
 	if (!measured)
 		return 0;
+	if (h.pcr1_shared)
+		h.pcr1 = h.pcr0;
 	sha384_final(&h.pcr0, digest);
 	eif_pcr_extend_from_zero(digest, info->pcr0);
 	sha384_final(&h.pcr1, digest);

@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -60,6 +61,9 @@ struct launch {
 	struct json_value *metadata;	/* the EIF's metadata section, for --metadata */
 	bool registered;
 	char err[1024];
+	/* The measuring thread publishes under this lock, unless told to stop. */
+	pthread_mutex_t measure_lock;
+	bool measure_stop;
 };
 
 unsigned int heartbeat_timeout_seconds(uint64_t eif_bytes, uint64_t mem_bytes)
@@ -691,17 +695,28 @@ static void report_result(struct launch *l, int code)
 
 /*
  * The PCRs are for describe-enclaves only, and SHA-384 over a large image
- * takes a while: computed after `nectl run` has returned, as nitro-cli
- * does in a background thread.  The image file is read again, unchanged
- * (its CRC was just checked), as the enclave memory is no longer ours.
+ * takes a while: computed after `nectl run` has returned, in a thread of
+ * the holder as nitro-cli does, so that the holder still answers a
+ * termination or notices the enclave's end at once.  The image file is
+ * read again, unchanged (its CRC was just checked), as the enclave memory
+ * is no longer ours.  Once the holder stops (stop_measuring) the thread
+ * touches nothing shared: the holder may be releasing everything.
  */
-static void measure_image(struct launch *l)
+static void *measure_image(void *arg)
 {
+	struct launch *l = arg;
 	struct eif_info measured;
 	char err[256] = "CRC changed";
+	bool ok;
 
-	if (!eif_read(l->eif_fd, &measured, true, err, sizeof(err)) &&
-	    measured.computed_crc == l->eif.computed_crc) {
+	ok = !eif_read(l->eif_fd, &measured, true, err, sizeof(err)) &&
+	     measured.computed_crc == l->eif.computed_crc;
+	close(l->eif_fd);
+	pthread_mutex_lock(&l->measure_lock);
+	l->eif_fd = -1;
+	if (l->measure_stop) {
+		/* Terminating: no measurements to publish any more. */
+	} else if (ok) {
 		memcpy(l->eif.pcr0, measured.pcr0, sizeof(measured.pcr0));
 		memcpy(l->eif.pcr1, measured.pcr1, sizeof(measured.pcr1));
 		memcpy(l->eif.pcr2, measured.pcr2, sizeof(measured.pcr2));
@@ -711,9 +726,38 @@ static void measure_image(struct launch *l)
 		nectl_log("enclave %s: no measurements: the image changed or cannot be read (%s)",
 			  l->name, err);
 	}
+	pthread_mutex_unlock(&l->measure_lock);
 	eif_info_release(&measured);
-	close(l->eif_fd);
-	l->eif_fd = -1;
+	return NULL;
+}
+
+static void start_measuring(struct launch *l)
+{
+	pthread_attr_t attr;
+	pthread_t thread;
+	int ret;
+
+	pthread_mutex_init(&l->measure_lock, NULL);
+	l->measure_stop = false;
+	/* Signals stay blocked in the thread (inherited mask): the signalfd gets them. */
+	ret = pthread_attr_init(&attr);
+	if (!ret) {
+		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+		ret = pthread_create(&thread, &attr, measure_image, l);
+		pthread_attr_destroy(&attr);
+	}
+	if (ret) {
+		nectl_log("enclave %s: no measuring thread (%s): measuring now", l->name,
+			  strerror(ret));
+		measure_image(l);
+	}
+}
+
+static void stop_measuring(struct launch *l)
+{
+	pthread_mutex_lock(&l->measure_lock);
+	l->measure_stop = true;
+	pthread_mutex_unlock(&l->measure_lock);
 }
 
 /* The holder's life after a successful launch. */
@@ -739,6 +783,7 @@ static int hold_enclave(struct launch *l)
 			break;
 		}
 		if (p[1].revents & POLLIN) {
+			stop_measuring(l);
 			if (read(l->sig_fd, &si, sizeof(si)) == sizeof(si))
 				nectl_log("enclave %s: terminating on signal %u from pid %u",
 					  l->name, si.ssi_signo, si.ssi_pid);
@@ -746,6 +791,7 @@ static int hold_enclave(struct launch *l)
 			break;
 		}
 	}
+	stop_measuring(l);
 	release_enclave(l);
 	nectl_log("enclave %s: released", l->name);
 	return 0;
@@ -796,7 +842,7 @@ static int holder_main(struct launch *l)
 		  (unsigned long long)l->slot_uid, (unsigned long long)l->cid,
 		  (unsigned long long)(l->mem_bytes / MIB), l->nr_vcpus);
 	report_result(l, 0);
-	measure_image(l);
+	start_measuring(l);
 	return hold_enclave(l);
 }
 

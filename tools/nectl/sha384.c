@@ -60,19 +60,16 @@ static const uint64_t sha384_initial_state[8] = {
 	0xdb0c2e0d64f98fa7ULL, 0x47b5481dbefa4fa4ULL,
 };
 
-static uint64_t ror64(uint64_t x, unsigned int n)
+static inline uint64_t ror64(uint64_t x, unsigned int n)
 {
 	return (x >> n) | (x << (64 - n));
 }
 
-static uint64_t load_be64(const uint8_t *p)
+static inline uint64_t load_be64(const uint8_t *p)
 {
-	uint64_t v = 0;
-	int i;
-
-	for (i = 0; i < 8; i++)
-		v = (v << 8) | p[i];
-	return v;
+	return (uint64_t)p[0] << 56 | (uint64_t)p[1] << 48 | (uint64_t)p[2] << 40 |
+	       (uint64_t)p[3] << 32 | (uint64_t)p[4] << 24 | (uint64_t)p[5] << 16 |
+	       (uint64_t)p[6] << 8 | p[7];
 }
 
 static void store_be64(uint8_t *p, uint64_t v)
@@ -85,34 +82,75 @@ static void store_be64(uint8_t *p, uint64_t v)
 	}
 }
 
+#define BSIG0(x)	(ror64(x, 28) ^ ror64(x, 34) ^ ror64(x, 39))
+#define BSIG1(x)	(ror64(x, 14) ^ ror64(x, 18) ^ ror64(x, 41))
+#define SSIG0(x)	(ror64(x, 1) ^ ror64(x, 8) ^ ((x) >> 7))
+#define SSIG1(x)	(ror64(x, 19) ^ ror64(x, 61) ^ ((x) >> 6))
+#define CH(e, f, g)	((g) ^ ((e) & ((f) ^ (g))))
+#define MAJ(a, b, c)	(((a) & (b)) | ((c) & ((a) | (b))))
+
+/*
+ * One round, with the working variables renamed instead of moved: the
+ * caller rotates the argument list.  w is the 16-word schedule window.
+ */
+#define ROUND(a, b, c, d, e, f, g, h, i, k) do {				\
+		uint64_t t1 = (h) + BSIG1(e) + CH(e, f, g) + (k) + w[(i) & 15];	\
+		(d) += t1;							\
+		(h) = t1 + BSIG0(a) + MAJ(a, b, c);				\
+	} while (0)
+
+#define SCHEDULE(i)	(w[(i) & 15] += SSIG1(w[((i) - 2) & 15]) + w[((i) - 7) & 15] + \
+			 SSIG0(w[((i) - 15) & 15]))
+
+/*
+ * Unrolled by eight, with the schedule kept in a 16-word window: nothing
+ * but the block and the constants is read from memory in the rounds, which
+ * matters most under emulation (the parent VM runs under TCG).
+ */
 static void sha384_compress(struct sha384_ctx *ctx, const uint8_t *block)
 {
-	uint64_t w[80], s[8], t1, t2;
+	uint64_t w[16], a, b, c, d, e, f, g, h;
+	const uint64_t *k = round_constants;
 	int i;
 
 	for (i = 0; i < 16; i++)
 		w[i] = load_be64(block + 8 * i);
-	for (i = 16; i < 80; i++) {
-		uint64_t s0 = ror64(w[i - 15], 1) ^ ror64(w[i - 15], 8) ^ (w[i - 15] >> 7);
-		uint64_t s1 = ror64(w[i - 2], 19) ^ ror64(w[i - 2], 61) ^ (w[i - 2] >> 6);
-
-		w[i] = w[i - 16] + s0 + w[i - 7] + s1;
+	a = ctx->state[0];
+	b = ctx->state[1];
+	c = ctx->state[2];
+	d = ctx->state[3];
+	e = ctx->state[4];
+	f = ctx->state[5];
+	g = ctx->state[6];
+	h = ctx->state[7];
+	for (i = 0; i < 80; i += 8) {
+		if (i >= 16) {
+			SCHEDULE(i);
+			SCHEDULE(i + 1);
+			SCHEDULE(i + 2);
+			SCHEDULE(i + 3);
+			SCHEDULE(i + 4);
+			SCHEDULE(i + 5);
+			SCHEDULE(i + 6);
+			SCHEDULE(i + 7);
+		}
+		ROUND(a, b, c, d, e, f, g, h, i, k[i]);
+		ROUND(h, a, b, c, d, e, f, g, i + 1, k[i + 1]);
+		ROUND(g, h, a, b, c, d, e, f, i + 2, k[i + 2]);
+		ROUND(f, g, h, a, b, c, d, e, i + 3, k[i + 3]);
+		ROUND(e, f, g, h, a, b, c, d, i + 4, k[i + 4]);
+		ROUND(d, e, f, g, h, a, b, c, i + 5, k[i + 5]);
+		ROUND(c, d, e, f, g, h, a, b, i + 6, k[i + 6]);
+		ROUND(b, c, d, e, f, g, h, a, i + 7, k[i + 7]);
 	}
-	memcpy(s, ctx->state, sizeof(s));
-	for (i = 0; i < 80; i++) {
-		uint64_t e = s[4], a = s[0];
-		uint64_t ch = (e & s[5]) ^ (~e & s[6]);
-		uint64_t maj = (a & s[1]) ^ (a & s[2]) ^ (s[1] & s[2]);
-
-		t1 = s[7] + (ror64(e, 14) ^ ror64(e, 18) ^ ror64(e, 41)) + ch +
-		     round_constants[i] + w[i];
-		t2 = (ror64(a, 28) ^ ror64(a, 34) ^ ror64(a, 39)) + maj;
-		memmove(s + 1, s, 7 * sizeof(s[0]));
-		s[4] += t1;
-		s[0] = t1 + t2;
-	}
-	for (i = 0; i < 8; i++)
-		ctx->state[i] += s[i];
+	ctx->state[0] += a;
+	ctx->state[1] += b;
+	ctx->state[2] += c;
+	ctx->state[3] += d;
+	ctx->state[4] += e;
+	ctx->state[5] += f;
+	ctx->state[6] += g;
+	ctx->state[7] += h;
 }
 
 void sha384_init(struct sha384_ctx *ctx)
