@@ -15,6 +15,7 @@
 #include "qapi/error.h"
 #include <zlib.h>
 #include "ne-eif.h"
+#include "ne-kernel.h"
 
 #define EIF_HEADER_SIZE         548
 #define EIF_CRC_OFFSET          544
@@ -26,9 +27,6 @@
 #define EIF_MAX_CMDLINE         2048
 #define EIF_COPY_CHUNK          (1 * MiB)
 
-/* bzImage setup header: "HdrS" at 0x202 (Documentation/x86/boot.rst). */
-#define BZIMAGE_MAGIC_OFFSET    0x202
-#define BZIMAGE_MIN_SIZE        0x250
 
 enum {
     EIF_SEC_KERNEL = 1,
@@ -209,8 +207,8 @@ static bool eif_check_kernel(int fd, Error **errp)
     uint8_t magic[4];
     off_t size = lseek(fd, 0, SEEK_END);
 
-    if (size < BZIMAGE_MIN_SIZE ||
-        pread(fd, magic, sizeof(magic), BZIMAGE_MAGIC_OFFSET) != 4 ||
+    if (size < BZ_HEADER_END ||
+        pread(fd, magic, sizeof(magic), BZ_MAGIC) != 4 ||
         memcmp(magic, "HdrS", 4)) {
         error_setg(errp, "the kernel section is not a bzImage");
         return false;

@@ -1,9 +1,8 @@
 /*
  * Direct boot of an enclave kernel: see ne-kernel.h.
  *
- * bzImage layout (Documentation/x86/boot.rst): setup_sects at 0x1f1, the
- * boot protocol version at 0x206, and since 2.08 payload_offset (0x248)
- * and payload_length (0x24c): where the compressed kernel starts after the
+ * bzImage layout (ne-kernel.h): since boot protocol 2.08, payload_offset
+ * and payload_length say where the compressed kernel starts after the
  * real-mode setup, and its length.  The payload is one compressed stream
  * followed by the kernel's uncompressed size; what it holds is the kernel
  * as an ELF file, which QEMU loads by its program headers.
@@ -21,12 +20,6 @@
 #include <zlib.h>
 #include "ne-kernel.h"
 
-#define BZ_SETUP_SECTS          0x1f1
-#define BZ_VERSION              0x206
-#define BZ_PAYLOAD_OFFSET       0x248
-#define BZ_PAYLOAD_LENGTH       0x24c
-#define BZ_HEADER_END           0x250
-#define BZ_MIN_VERSION          0x208   /* the first with payload_offset */
 
 /* A kernel bigger than this is not one we boot directly. */
 #define NE_KERNEL_MAX_SIZE      (512 * MiB)
@@ -57,25 +50,6 @@ static bool read_all(int fd, void *buf, size_t len, off_t off)
         }
         p += n;
         off += n;
-        len -= n;
-    }
-    return true;
-}
-
-static bool write_all(int fd, const void *buf, size_t len)
-{
-    const uint8_t *p = buf;
-
-    while (len) {
-        ssize_t n = write(fd, p, len);
-
-        if (n < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            return false;
-        }
-        p += n;
         len -= n;
     }
     return true;
@@ -152,7 +126,8 @@ static bool unxz(const uint8_t *in, size_t len, int out, const char **why)
         ret = lzma_code(&s, LZMA_FINISH);
         if ((ret != LZMA_OK && ret != LZMA_STREAM_END) ||
             s.total_out > NE_KERNEL_MAX_SIZE ||
-            !write_all(out, buf, NE_KERNEL_CHUNK - s.avail_out)) {
+            qemu_write_full(out, buf, NE_KERNEL_CHUNK - s.avail_out) !=
+                NE_KERNEL_CHUNK - s.avail_out) {
             lzma_end(&s);
             *why = "the xz payload does not decompress";
             return false;
@@ -180,7 +155,8 @@ static bool gunzip(const uint8_t *in, size_t len, int out, const char **why)
         ret = inflate(&z, Z_NO_FLUSH);
         if ((ret != Z_OK && ret != Z_STREAM_END) ||
             z.total_out > NE_KERNEL_MAX_SIZE ||
-            !write_all(out, buf, NE_KERNEL_CHUNK - z.avail_out)) {
+            qemu_write_full(out, buf, NE_KERNEL_CHUNK - z.avail_out) !=
+                NE_KERNEL_CHUNK - z.avail_out) {
             inflateEnd(&z);
             *why = "the gzip payload does not decompress";
             return false;

@@ -21,6 +21,15 @@
 #ifndef HW_NE_NE_KERNEL_H
 #define HW_NE_NE_KERNEL_H
 
+/* The bzImage setup header (Documentation/x86/boot.rst), byte offsets. */
+#define BZ_SETUP_SECTS          0x1f1
+#define BZ_MAGIC                0x202   /* "HdrS" */
+#define BZ_VERSION              0x206
+#define BZ_PAYLOAD_OFFSET       0x248
+#define BZ_PAYLOAD_LENGTH       0x24c
+#define BZ_HEADER_END           0x250
+#define BZ_MIN_VERSION          0x208   /* the first with payload_offset */
+
 typedef struct NEKernelCache NEKernelCache;
 
 NEKernelCache *ne_kernel_cache_new(void);
