@@ -5,12 +5,17 @@
 The EIF writer is checked by an independent reader written here with
 Python's struct, zlib.crc32 and hashlib.sha384; the reader (describe-eif) by
 a table of malformed files, run under an ASan/UBSan build too.  The C unit
-tests (JSON, arguments, --config, hugepage planner...) are run and renumbered.
+tests (JSON, arguments, --config, hugepage planner...) are run and renumbered,
+and their own summary line is checked against what they printed.
+
+Every random input comes from one seed, printed first; NE_SEED=<seed>
+replays a run.
 """
 import hashlib
 import json
 import os
 import random
+import re
 import struct
 import subprocess
 import sys
@@ -97,7 +102,9 @@ def make_eif(sections, version=4, crc=None, nsec=None, offsets=None, sizes=None)
 
 def main():
     tmp = tempfile.mkdtemp(prefix="nectl-test.")
-    rnd = random.Random(1234)
+    seed = int(os.environ.get("NE_SEED") or str(random.SystemRandom().randrange(1 << 32)), 0)
+    print("# seed %d (replay with NE_SEED=%d)" % (seed, seed))
+    rnd = random.Random(seed)
 
     def write(name, data):
         path = os.path.join(tmp, name)
@@ -107,16 +114,25 @@ def main():
 
     # -- C unit tests, renumbered
     r = subprocess.run([UNIT], capture_output=True, text=True)
+    unit_results = unit_failed = 0
     for line in r.stdout.splitlines():
         if line.startswith("ok ") or line.startswith("not ok "):
             ok = line.startswith("ok ")
+            unit_results += 1
+            unit_failed += not ok
             tap(ok, "unit: " + line.split(" - ", 1)[1])
-    tap(r.returncode in (0, 1) and count > 50, "unit: the C unit test ran to the end",
-        r.stderr)
+    # Its last line is "# N tests, F failed": N results printed, F of them
+    # "not ok", and exit status 1 exactly when F is not 0.
+    m = re.search(r"^# (\d+) tests, (\d+) failed$", r.stdout, re.M)
+    summary = m.group(0) if m else "no summary line"
+    tap(m is not None and unit_results > 0 and int(m.group(1)) == unit_results and
+        int(m.group(2)) == unit_failed and r.returncode == (1 if unit_failed else 0),
+        "unit: the C unit test's summary (%s) matches its %d results, %d failed, exit %d" %
+        (summary.lstrip("# "), unit_results, unit_failed, r.returncode), r.stderr)
 
     # -- CRC-32 and SHA-384 against zlib and hashlib, at block boundaries
     for size in (0, 1, 55, 111, 112, 127, 128, 129, 255, 256, 1000, 4093 * 3 + 17, 1 << 20):
-        data = bytes(rnd.getrandbits(8) for _ in range(size)) if size < 5000 else os.urandom(size)
+        data = rnd.randbytes(size)
         path = write("h.bin", data)
         c = subprocess.run([UNIT, "crc32", path], capture_output=True, text=True).stdout.strip()
         s = subprocess.run([UNIT, "sha384", path], capture_output=True, text=True).stdout.strip()
@@ -124,8 +140,8 @@ def main():
         tap(s == hashlib.sha384(data).hexdigest(), "sha384 of %d bytes matches hashlib" % size, s)
 
     # -- build-eif round trip
-    kernel = os.urandom(300000)
-    ramdisks = [os.urandom(100000), os.urandom(5000), os.urandom(1)]
+    kernel = rnd.randbytes(300000)
+    ramdisks = [rnd.randbytes(100000), rnd.randbytes(5000), rnd.randbytes(1)]
     cmdline = b"reboot=k panic=30 pci=off console=ttyS0"
     kpath = write("bzImage", kernel)
     rpaths = [write("rd%d.cpio" % i, d) for i, d in enumerate(ramdisks)]
@@ -355,6 +371,7 @@ def main():
     tap(r.returncode == 47, "console --disconnect-timeout 0 is E47", r.stderr)
 
     subprocess.run(["rm", "-rf", tmp])
+    print("1..%d" % count)
     print("# nectl host tests: %d passed, %d failed" % (count - failed, failed))
     return 1 if failed else 0
 
