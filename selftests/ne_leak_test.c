@@ -29,8 +29,9 @@ TEST(device_holds_no_slot)
 {
 	volatile uint32_t *tc = ne_testctl_map();
 
-	if (!tc)
-		SKIP(return, "the device has no test controls");
+	ASSERT_TRUE(tc != NULL) {
+		TH_LOG("no test controls: BAR 2 missing (tools/ne-vm --ne-pci test-controls=on)");
+	}
 	EXPECT_EQ(0, ne_tc_read(tc, NE_TESTCTL_SLOTS));
 	munmap((void *)tc, NE_TESTCTL_BAR_SIZE);
 }
@@ -108,8 +109,14 @@ TEST(pool_has_all_its_cores_offline)
 	int cpus[256], n, i, vm;
 
 	ASSERT_EQ(0, ne_read_file(NE_CPUS_PARAM, list, sizeof(list)));
-	if (!list[0] || list[0] == '\n')
-		SKIP(return, "the CPU pool is empty");
+	/*
+	 * An empty pool holds nothing to leak: fill it (refused with EBUSY
+	 * if an enclave outlived its test) and check the fresh pool instead.
+	 */
+	if (!list[0]) {
+		ASSERT_EQ(0, ne_ensure_pool());
+		ASSERT_EQ(0, ne_read_file(NE_CPUS_PARAM, list, sizeof(list)));
+	}
 	n = cpulist_count(list, cpus, 256);
 	ASSERT_LT(0, n);
 
