@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "kselftest.h"
@@ -98,6 +99,32 @@ static inline void ne_require_device(void)
 
 	if (ne_find_pci_device(dir, sizeof(dir)))
 		ksft_exit_skip("no Nitro Enclaves PCI device (1d0f:e4c1) here\n");
+}
+
+/*
+ * The seed of a random test: $NE_SEED when set (to replay a run), else one
+ * made from the clock and the pid.  Printed as a TAP comment either way, so
+ * that every failing run can be replayed with NE_SEED=<seed>.
+ */
+static inline unsigned int ne_test_seed(const char *test)
+{
+	const char *env = getenv("NE_SEED");
+	struct timespec ts;
+	unsigned int seed;
+	char *end;
+
+	if (env && *env) {
+		errno = 0;
+		seed = strtoul(env, &end, 0);
+		if (errno || *end)
+			ksft_exit_fail_msg("NE_SEED=%s is not a number\n", env);
+	} else {
+		clock_gettime(CLOCK_REALTIME, &ts);
+		seed = (unsigned int)(ts.tv_nsec ^ ts.tv_sec ^ getpid());
+	}
+	printf("# %s: seed %u (replay with NE_SEED=%u)\n", test, seed, seed);
+	fflush(stdout);
+	return seed;
 }
 
 #endif /* NE_TEST_UTIL_H */
