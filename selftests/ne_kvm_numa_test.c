@@ -7,9 +7,11 @@
  *  - KVM_SET_USER_MEMORY_REGION refuses, with EINVAL, hugetlb pages that are
  *    not on the pool's node, leaves nothing pinned and says why in
  *    ne_last_error; the pool's own node is accepted.
- * The program skips on a guest with one node, or without a poolable core
- * (a whole core that is not CPU 0's) on two nodes, or without free 2 MiB
- * hugepages on both of them.  Every fixture puts back the pool it found.
+ * It is meant for that guest only (make check's NUMA stage; selftests/run
+ * leaves it out unless named): on a guest with one node, or without a
+ * poolable core (a whole core that is not CPU 0's) on two nodes, or without
+ * free 2 MiB hugepages on both of them, it fails, since it would test
+ * nothing.  Every fixture puts back the pool it found.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -468,7 +470,7 @@ TEST_F(numa_mem, region_ending_on_other_node_pins_nothing)
 
 /*
  * Finds two nodes with a poolable core each; with the pool empty, since
- * the topology of offline CPUs is not in sysfs.  0, or a reason to skip.
+ * the topology of offline CPUs is not in sysfs.  0, or why it cannot run.
  */
 static const char *find_topology(void)
 {
@@ -529,7 +531,7 @@ static const char *find_topology(void)
 
 int main(int argc, char **argv)
 {
-	const char *skip;
+	const char *why;
 	uint64_t nodes;
 	char saved[256];
 	int i;
@@ -537,20 +539,20 @@ int main(int argc, char **argv)
 	ne_require_device();
 	if (read_cpulist("/sys/devices/system/node/online", &nodes) ||
 	    __builtin_popcountll(nodes) < 2)
-		ksft_exit_skip("fewer than 2 online NUMA nodes (tools/ne-vm --numa)\n");
+		ksft_exit_fail_msg("fewer than 2 online NUMA nodes: nothing to test (run it under tools/ne-vm --cores 3 --numa)\n");
 	if (ne_read_file(NE_CPUS_PARAM, saved, sizeof(saved)))
 		ksft_exit_fail_msg("cannot read %s\n", NE_CPUS_PARAM);
 	if (saved[0] && ne_set_pool(NO_CPUS))
 		ksft_exit_fail_msg("cannot empty the pool (%s) to read the topology\n",
 				   saved);
-	skip = find_topology();
+	why = find_topology();
 	if (saved[0] && ne_set_pool(saved))
 		ksft_exit_fail_msg("cannot put back the pool %s\n", saved);
-	if (skip)
-		ksft_exit_skip("%s\n", skip);
+	if (why)
+		ksft_exit_fail_msg("%s\n", why);
 	for (i = 0; i < 2; i++)
 		if (node_free_hpages(topo.node[i]) < NEED_HPAGES)
-			ksft_exit_skip("fewer than %d free 2 MiB hugepages on node %d\n",
-				       NEED_HPAGES, topo.node[i]);
+			ksft_exit_fail_msg("fewer than %d free 2 MiB hugepages on node %d\n",
+						   NEED_HPAGES, topo.node[i]);
 	return test_harness_run(argc, argv);
 }
