@@ -25,6 +25,7 @@ import errno
 import glob
 import json
 import os
+import random
 import shutil
 import socket
 import struct
@@ -62,6 +63,7 @@ CHUNK = 64 << 10
 LIBC = ctypes.CDLL(None, use_errno=True)
 
 EIF = None
+RANDOM = random.Random()        # seeded in main()
 RUN_DIR = None                  # NECTL_RUN_DIR: the holders' registry and log
 TMP = None
 BASE_FREE = None                # free 2 MiB hugepages before the first test
@@ -396,12 +398,12 @@ def connect_error(cid, port, seconds=5):
 class Pattern:
     """A stream both ends can check byte for byte: random bytes of a length
     prime to every chunk size, repeated, so a lost, repeated or reordered
-    chunk shows up as a mismatch."""
+    chunk shows up as a mismatch.  The bytes come from the run's seed."""
 
     LEN = (1 << 20) + 7
 
     def __init__(self):
-        self.bytes = os.urandom(self.LEN)
+        self.bytes = RANDOM.randbytes(self.LEN)
         self.doubled = self.bytes + self.bytes
 
     def at(self, offset, length):
@@ -897,7 +899,11 @@ def test_parent_kernel_log_is_clean():
 # --------------------------------------------------------------------------
 
 def main(argv):
-    global EIF, RUN_DIR, TMP, BASE_FREE
+    global EIF, RUN_DIR, TMP, BASE_FREE, RANDOM
+    # The random stream data comes from one seed, printed; NE_SEED replays it.
+    seed = int(os.environ.get("NE_SEED") or str(random.SystemRandom().randrange(1 << 32)), 0)
+    print("# seed %d (replay with NE_SEED=%d)" % (seed, seed))
+    RANDOM = random.Random(seed)
     if len(argv) != 2 or not os.path.isfile(argv[1]):
         print("not ok 1 - usage: selftests/enclave/run EIF (the sample image: its directory is "
               "printed by tools/enclave/build); got %s" % argv[1:])
