@@ -2,7 +2,7 @@
 /*
  * The parent's vsock relay against a hostile parent kernel: the relay's
  * virtqueues are driven from userspace (relay_raw.h), next to a real
- * enclave that the test launches with nectl.
+ * enclave (the sample image).
  *
  *   selftests/relay/run EIF      (inside tools/ne-vm --cores 3)
  *
@@ -16,7 +16,9 @@
  * transport's re-entrancy guard: the register write is refused, the buffer
  * completes, and the device keeps working.
  *
- * Environment: NE_RELAY_EIF (the sample enclave image), NE_NECTL (nectl).
+ * Environment: NE_RELAY_EIF (the sample enclave image), NE_NECTL (nectl),
+ * NE_RELAY_CID_A (an enclave of that image already running; without it
+ * the program launches and terminates its own).
  */
 #include <errno.h>
 #include <signal.h>
@@ -274,6 +276,7 @@ static uint64_t launch_enclave(const char *eif)
 int main(int argc, char **argv)
 {
 	const char *eif = getenv("NE_RELAY_EIF");
+	const char *given;
 	const char *term[] = { "terminate-enclave", "--enclave-name",
 			       "relay-raw", NULL };
 	char dev[PATH_MAX];
@@ -291,13 +294,16 @@ int main(int argc, char **argv)
 			       eif ? eif : "");
 		return KSFT_FAIL;
 	}
-	enclave_cid = launch_enclave(eif);
+	/* selftests/relay/run boots the suite's enclaves */
+	given = getenv("NE_RELAY_CID_A");
+	enclave_cid = given ? strtoull(given, NULL, 10) : launch_enclave(eif);
 	if (!enclave_cid) {
 		ksft_print_msg("the sample enclave did not start\n");
 		return KSFT_FAIL;
 	}
 	ksft_print_msg("enclave CID %llu\n", (unsigned long long)enclave_cid);
 	rc = test_harness_run(argc, argv);
-	nectl(term, NULL, 0);
+	if (!given)
+		nectl(term, NULL, 0);
 	return rc;
 }
