@@ -18,6 +18,7 @@ def serve(conn):
         while True:
             data = conn.recv(65536)
             if not data:
+                print("connection ended: EOF", flush=True)
                 return
             if data.startswith(b"quit"):
                 print("quit", flush=True)
