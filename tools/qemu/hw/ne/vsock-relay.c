@@ -59,27 +59,31 @@ static void relay_kick(VsockRelay *s)
     qemu_bh_schedule(s->bh);
 }
 
-/* Pending RX bytes per source CID (parent only: the router's sources). */
+/* What one source CID has queued for the parent guest. */
+typedef struct RelaySource {
+    uint64_t cid;               /* the key */
+    uint64_t bytes;
+} RelaySource;
+
+/* Pending RX bytes of source @cid (parent only: the router's sources). */
 static uint64_t relay_src_bytes(VsockRelay *s, uint64_t cid)
 {
-    uint64_t *v = g_hash_table_lookup(s->rx_src_bytes, &cid);
+    RelaySource *src = g_hash_table_lookup(s->rx_src_bytes, &cid);
 
-    /* v[0] is the key (the CID), v[1] the bytes */
-    return v ? v[1] : 0;
+    return src ? src->bytes : 0;
 }
 
 static void relay_src_account(VsockRelay *s, uint64_t cid, int64_t delta)
 {
-    uint64_t *v = g_hash_table_lookup(s->rx_src_bytes, &cid);
+    RelaySource *src = g_hash_table_lookup(s->rx_src_bytes, &cid);
 
-    if (!v) {
-        v = g_new(uint64_t, 2);
-        v[0] = cid;
-        v[1] = 0;
-        g_hash_table_insert(s->rx_src_bytes, &v[0], v);
+    if (!src) {
+        src = g_new0(RelaySource, 1);
+        src->cid = cid;
+        g_hash_table_insert(s->rx_src_bytes, &src->cid, src);
     }
-    v[1] += delta;
-    if (!v[1]) {
+    src->bytes += delta;
+    if (!src->bytes) {
         g_hash_table_remove(s->rx_src_bytes, &cid);
     }
 }
