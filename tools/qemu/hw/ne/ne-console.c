@@ -29,6 +29,7 @@
  */
 
 #include "qemu/osdep.h"
+#include "qemu/main-loop.h"
 #include "qemu/timer.h"
 #include "ne-console.h"
 #include "trace/trace-hw_ne.h"
@@ -41,6 +42,14 @@
 #define CONSOLE_MAX_CONNS   256
 /* How long a shut-down connection waits for the peer's RST (Linux: 8 s). */
 #define CONSOLE_LINGER_MS   8000
+/*
+ * The parent guest states its own buf_alloc; we believe at most this much
+ * (Linux's largest default), so what the console can have queued in the
+ * relay is bounded by CONSOLE_MAX_CONNS * CONSOLE_MAX_CREDIT.
+ */
+#define CONSOLE_MAX_CREDIT  (256 * 1024)
+/* Output bytes one connection sends per pump; the rest from the BH. */
+#define CONSOLE_PUMP_BUDGET (16 * 1024)
 
 #define SHUTDOWN_BOTH (VIRTIO_VSOCK_SHUTDOWN_RCV | VIRTIO_VSOCK_SHUTDOWN_SEND)
 
@@ -79,6 +88,7 @@ struct NEConsole {
     QLIST_HEAD(, NEConsoleSource) sources;
     QLIST_HEAD(, ConsoleConn) conns;
     unsigned nr_conns;
+    QEMUBH *bh;                 /* pumps what the budget left over */
 };
 
 /* --- sources -------------------------------------------------------------- */
@@ -164,7 +174,7 @@ static void conn_send(ConsoleConn *conn, uint16_t op, uint32_t flags,
 /* Payload bytes the peer can still take (Linux clamps at 0 the same way). */
 static uint32_t conn_credit(ConsoleConn *conn)
 {
-    int64_t credit = (int64_t)conn->peer_buf_alloc -
+    int64_t credit = (int64_t)MIN(conn->peer_buf_alloc, CONSOLE_MAX_CREDIT) -
                      (uint32_t)(conn->tx_cnt - conn->peer_fwd_cnt);
 
     return MAX(credit, 0);
@@ -176,10 +186,15 @@ static bool conn_caught_up(ConsoleConn *conn)
            (conn->peer_shutdown & VIRTIO_VSOCK_SHUTDOWN_RCV);
 }
 
-/* Send as much pending output as the peer's credit allows. */
-static void conn_send_output(ConsoleConn *conn)
+/*
+ * Send pending output as far as the peer's credit and the budget allow.
+ * conn_send() only queues in the relay, so nothing here can be freed under
+ * us.  True if output the peer has credit for is left for the next pump.
+ */
+static bool conn_send_output(ConsoleConn *conn)
 {
     NEConsoleSource *src = conn->src;
+    uint32_t budget = CONSOLE_PUMP_BUDGET;
 
     /* a reader that fell behind the ring loses the overwritten part */
     conn->pos = MAX(conn->pos, source_oldest(src));
@@ -189,11 +204,18 @@ static void conn_send_output(ConsoleConn *conn)
 
         n = MIN(n, MIN(conn_credit(conn), CONSOLE_MAX_RW));
         if (!n) {
-            break;
+            return false;
         }
+        if (!budget) {
+            trace_ne_console_budget(conn->port, conn->peer_port);
+            return true;
+        }
+        n = MIN(n, budget);
         conn_send(conn, VIRTIO_VSOCK_OP_RW, 0, src->ring + off, n);
         conn->pos += n;
+        budget -= n;
     }
+    return false;
 }
 
 /* Forget @conn without telling the peer; its source is left to the caller. */
@@ -236,13 +258,19 @@ static void conn_finish(ConsoleConn *conn)
               qemu_clock_get_ms(QEMU_CLOCK_VIRTUAL) + CONSOLE_LINGER_MS);
 }
 
-/* Send what the connection may send now; never frees anything. */
+/*
+ * Send what the connection may send now, within the budget; never frees
+ * anything.  What the budget leaves is sent by the console's bottom half.
+ */
 static void conn_pump(ConsoleConn *conn)
 {
     if (!conn->src) {
         return;
     }
-    conn_send_output(conn);
+    if (conn_send_output(conn)) {
+        qemu_bh_schedule(conn->console->bh);
+        return;
+    }
     if (conn->src->closed && conn_caught_up(conn)) {
         conn_finish(conn);
     }
@@ -388,12 +416,29 @@ static void console_receive(VsockRelayService *svc,
     }
 }
 
+/* Output the budget held back, and sources whose last reader finished. */
+static void console_bh(void *opaque)
+{
+    NEConsole *c = opaque;
+    NEConsoleSource *src, *next_src;
+    ConsoleConn *conn;
+
+    QLIST_FOREACH(conn, &c->conns, next) {
+        conn_pump(conn);
+    }
+    QLIST_FOREACH_SAFE(src, &c->sources, next, next_src) {
+        source_reap(src);
+    }
+}
+
 /* --- API ---------------------------------------------------------------- */
 
 NEConsole *ne_console_new(VsockRelayRouter *router)
 {
     NEConsole *c = g_new0(NEConsole, 1);
 
+    /* its output goes to the parent's relay: share that device's guard */
+    c->bh = vsock_relay_router_bh_new(router, console_bh, c);
     c->router = router;
     c->svc.cid = NE_CONSOLE_CID;
     c->svc.receive = console_receive;
@@ -417,6 +462,7 @@ void ne_console_free(NEConsole *c)
         source_free(src);
     }
     vsock_relay_router_del_service(c->router, &c->svc);
+    qemu_bh_delete(c->bh);
     g_free(c);
 }
 
@@ -449,7 +495,9 @@ void ne_console_source_write(NEConsoleSource *src, const void *data,
     source_append(src, data, len);
     QLIST_FOREACH(conn, &src->console->conns, next) {
         if (conn->src == src) {
-            conn_pump(conn);
+            /* from the bottom half: a console write costs O(len) here */
+            qemu_bh_schedule(src->console->bh);
+            break;
         }
     }
 }

@@ -66,9 +66,12 @@ static RouterPeer *router_find_peer(VsockRelayRouter *r, uint64_t cid)
 
 /*
  * Remember a connection when it is requested or accepted, forget it when
- * either side resets it; data packets need no bookkeeping.
+ * either side resets it; data packets need no bookkeeping.  False when
+ * @hdr would open a connection the full table cannot remember: the caller
+ * refuses it with RSTs (VSOCK_RELAY_MAX_PORTS per enclave, so neither side
+ * can grow the table without bound by never resetting).
  */
-static void peer_track(RouterPeer *peer, const struct virtio_vsock_hdr *hdr,
+static bool peer_track(RouterPeer *peer, const struct virtio_vsock_hdr *hdr,
                        bool from_parent)
 {
     uint32_t sport = le32_to_cpu(hdr->src_port);
@@ -79,6 +82,14 @@ static void peer_track(RouterPeer *peer, const struct virtio_vsock_hdr *hdr,
     switch (le16_to_cpu(hdr->op)) {
     case VIRTIO_VSOCK_OP_REQUEST:
     case VIRTIO_VSOCK_OP_RESPONSE:
+        if (g_hash_table_contains(peer->ports, &key)) {
+            break;
+        }
+        if (g_hash_table_size(peer->ports) >= VSOCK_RELAY_MAX_PORTS) {
+            trace_vsock_relay_router_ports_full(peer->cid, key >> 32,
+                                                (uint32_t)key);
+            return false;
+        }
         g_hash_table_add(peer->ports, g_memdup2(&key, sizeof(key)));
         break;
     case VIRTIO_VSOCK_OP_RST:
@@ -87,6 +98,17 @@ static void peer_track(RouterPeer *peer, const struct virtio_vsock_hdr *hdr,
     default:
         break;
     }
+    return true;
+}
+
+/* The RST @hdr's receiver would send back, sent on to that receiver. */
+static void router_make_fwd_rst(struct virtio_vsock_hdr *rst,
+                                const struct virtio_vsock_hdr *hdr)
+{
+    struct virtio_vsock_hdr back;
+
+    vsock_relay_make_rst(&back, hdr);
+    vsock_relay_make_rst(rst, &back);
 }
 
 /* The enclave went away or reset: reset every parent socket to it. */
@@ -165,7 +187,18 @@ static void router_peer_frame(void *opaque, VsockRelayLink *link,
         }
         return;
     }
-    peer_track(peer, hdr, false);
+    if (!peer_track(peer, hdr, false)) {
+        struct virtio_vsock_hdr rst;
+
+        vsock_relay_make_rst(&rst, hdr);
+        vsock_relay_link_send(link, &rst, NULL);
+        if (le16_to_cpu(hdr->op) == VIRTIO_VSOCK_OP_RESPONSE) {
+            /* the parent's connect waits for this answer */
+            router_make_fwd_rst(&rst, hdr);
+            r->ops->deliver(r->opaque, &rst, NULL);
+        }
+        return;
+    }
     trace_vsock_relay_route(src, dst, le16_to_cpu(hdr->op),
                             le32_to_cpu(hdr->len));
     r->ops->deliver(r->opaque, hdr, data);
@@ -236,7 +269,17 @@ bool vsock_relay_router_route(VsockRelayRouter *r,
     if (!peer) {
         return false;
     }
-    peer_track(peer, hdr, true);
+    if (!peer_track(peer, hdr, true)) {
+        if (le16_to_cpu(hdr->op) == VIRTIO_VSOCK_OP_RESPONSE) {
+            /* the enclave's connect waits for this answer */
+            struct virtio_vsock_hdr rst;
+
+            router_make_fwd_rst(&rst, hdr);
+            vsock_relay_link_send(peer->link, &rst, NULL);
+        }
+        /* the parent's device answers with an RST */
+        return false;
+    }
     /* on overflow the link closes, which resets both sides: no silent loss */
     vsock_relay_link_send(peer->link, hdr, data);
     return true;
@@ -264,6 +307,11 @@ void vsock_relay_router_drop_cid(VsockRelayRouter *r, uint64_t cid)
     }
 }
 
+bool vsock_relay_router_has_cid(VsockRelayRouter *r, uint64_t cid)
+{
+    return router_find_peer(r, cid) != NULL;
+}
+
 void vsock_relay_router_add_service(VsockRelayRouter *r,
                                     VsockRelayService *svc)
 {
@@ -281,6 +329,12 @@ void vsock_relay_router_to_parent(VsockRelayRouter *r,
                                   const uint8_t *data)
 {
     r->ops->deliver(r->opaque, hdr, data);
+}
+
+QEMUBH *vsock_relay_router_bh_new(VsockRelayRouter *r, QEMUBHFunc *cb,
+                                  void *opaque)
+{
+    return r->ops->bh_new(r->opaque, cb, opaque);
 }
 
 /* Accept enclave QEMUs started by hand on the unix socket @path. */

@@ -18,6 +18,8 @@
 #include "qemu/iov.h"
 #include "qemu/error-report.h"
 #include "qemu/log.h"
+#include "qemu/main-loop.h"
+#include "sysemu/dma.h"
 #include "qemu/module.h"
 #include "qapi/error.h"
 #include "io/channel-socket.h"
@@ -29,10 +31,72 @@
 #include "trace/trace-hw_ne.h"
 
 #define RELAY_QUEUE_SIZE 128
+/* Descriptors one run of the bottom half takes from a queue at most. */
+#define RELAY_BH_BUDGET  (2 * RELAY_QUEUE_SIZE)
+
+/*
+ * Re-entrancy.  Whatever the guest can make a device write to (an RX buffer,
+ * a used ring, an MSI-X address) may be an MMIO register: this device's own
+ * virtio registers (device_status: a reset) or another device's (ne-pci
+ * ENABLE: every enclave slot freed).  So guest memory is written in one
+ * place only, relay_bh(), a bottom half guarded by the transport's memory
+ * re-entrancy guard (the relay's own registers refuse a write from inside
+ * it), and that code holds no pointer to anything a nested callback could
+ * free: a packet is taken off the queue or updated before the push that
+ * hands its buffer back, and after every push the reset generation is
+ * compared, since a device reset discards the queues' state.  Everything
+ * else (the router, the links, the console, resets) only queues packets and
+ * schedules the bottom half.
+ */
 
 static bool relay_driver_ok(VsockRelay *s)
 {
     return VIRTIO_DEVICE(s)->status & VIRTIO_CONFIG_S_DRIVER_OK;
+}
+
+static void relay_kick(VsockRelay *s)
+{
+    qemu_bh_schedule(s->bh);
+}
+
+/* What one source CID has queued for the parent guest. */
+typedef struct RelaySource {
+    uint64_t cid;               /* the key */
+    uint64_t bytes;
+} RelaySource;
+
+/* Pending RX bytes of source @cid (parent only: the router's sources). */
+static uint64_t relay_src_bytes(VsockRelay *s, uint64_t cid)
+{
+    RelaySource *src = g_hash_table_lookup(s->rx_src_bytes, &cid);
+
+    return src ? src->bytes : 0;
+}
+
+static void relay_src_account(VsockRelay *s, uint64_t cid, int64_t delta)
+{
+    RelaySource *src = g_hash_table_lookup(s->rx_src_bytes, &cid);
+
+    if (!src) {
+        src = g_new0(RelaySource, 1);
+        src->cid = cid;
+        g_hash_table_insert(s->rx_src_bytes, &src->cid, src);
+    }
+    src->bytes += delta;
+    if (!src->bytes) {
+        g_hash_table_remove(s->rx_src_bytes, &cid);
+    }
+}
+
+static void relay_unlink_pending(VsockRelay *s, VsockRelayPacket *pkt)
+{
+    uint64_t size = VSOCK_RELAY_HDR_SIZE + le32_to_cpu(pkt->hdr.len);
+
+    s->rx_pending_bytes -= size;
+    if (s->router) {
+        relay_src_account(s, le64_to_cpu(pkt->hdr.src_cid), -(int64_t)size);
+    }
+    g_free(pkt);
 }
 
 static void relay_drop_rx_pending(VsockRelay *s)
@@ -41,106 +105,274 @@ static void relay_drop_rx_pending(VsockRelay *s)
 
     while ((pkt = QSIMPLEQ_FIRST(&s->rx_pending))) {
         QSIMPLEQ_REMOVE_HEAD(&s->rx_pending, next);
-        g_free(pkt);
+        relay_unlink_pending(s, pkt);
     }
-    s->rx_pending_bytes = 0;
+    assert(!s->rx_pending_bytes);
 }
 
-/* Tell the guest driver that all its connections are gone. */
-static void relay_send_reset_event(VsockRelay *s)
+/* Forget what source @cid has queued for the guest. */
+static void relay_drop_rx_from(VsockRelay *s, uint64_t cid)
+{
+    QSIMPLEQ_HEAD(, VsockRelayPacket) keep = QSIMPLEQ_HEAD_INITIALIZER(keep);
+    VsockRelayPacket *pkt;
+
+    while ((pkt = QSIMPLEQ_FIRST(&s->rx_pending))) {
+        QSIMPLEQ_REMOVE_HEAD(&s->rx_pending, next);
+        if (le64_to_cpu(pkt->hdr.src_cid) == cid) {
+            relay_unlink_pending(s, pkt);
+        } else {
+            QSIMPLEQ_INSERT_TAIL(&keep, pkt, next);
+        }
+    }
+    QSIMPLEQ_CONCAT(&s->rx_pending, &keep);
+}
+
+/* Hand back an element that will not be used (the device was reset). */
+static void relay_discard(VsockRelay *s, VirtQueueElement *elem)
+{
+    AddressSpace *as = VIRTIO_DEVICE(s)->dma_as;
+    unsigned i;
+
+    for (i = 0; i < elem->in_num; i++) {
+        dma_memory_unmap(as, elem->in_sg[i].iov_base, elem->in_sg[i].iov_len,
+                         DMA_DIRECTION_FROM_DEVICE, 0);
+    }
+    for (i = 0; i < elem->out_num; i++) {
+        dma_memory_unmap(as, elem->out_sg[i].iov_base,
+                         elem->out_sg[i].iov_len, DMA_DIRECTION_TO_DEVICE, 0);
+    }
+    g_free(elem);
+}
+
+/* Ask for a TRANSPORT_RESET event: the guest's connections are all gone. */
+static void relay_queue_reset_event(VsockRelay *s)
+{
+    s->reset_event_pending = true;
+    relay_kick(s);
+}
+
+/* Bottom half only.  False if the device was reset meanwhile. */
+static bool relay_send_reset_event(VsockRelay *s, uint32_t gen)
 {
     struct virtio_vsock_event event = {
         .id = cpu_to_le32(VIRTIO_VSOCK_EVENT_TRANSPORT_RESET),
     };
-    VirtQueueElement *elem = NULL;
+    VirtQueueElement *elem = virtqueue_pop(s->event_vq, sizeof(*elem));
 
-    if (relay_driver_ok(s)) {
-        elem = virtqueue_pop(s->event_vq, sizeof(*elem));
-    }
     if (!elem) {
         /* sent as soon as the driver posts an event buffer */
-        s->reset_event_pending = true;
-        return;
+        return gen == s->reset_gen;
+    }
+    if (gen != s->reset_gen) {
+        relay_discard(s, elem);
+        return false;
     }
     s->reset_event_pending = false;
     iov_from_buf(elem->in_sg, elem->in_num, 0, &event, sizeof(event));
+    trace_vsock_relay_reset_event(s->guest_cid);
     virtqueue_push(s->event_vq, elem, sizeof(event));
     g_free(elem);
+    if (gen != s->reset_gen) {
+        return false;
+    }
     virtio_notify(VIRTIO_DEVICE(s), s->event_vq);
-    trace_vsock_relay_reset_event(s->guest_cid);
+    return gen == s->reset_gen;
 }
 
-/* Move pending packets into the guest's RX buffers, splitting RW packets. */
-static void relay_flush_rx(VsockRelay *s)
+/*
+ * Bottom half only: move pending packets into the guest's RX buffers,
+ * splitting RW packets.  False if the device was reset meanwhile.
+ */
+static bool relay_flush_rx(VsockRelay *s, uint32_t gen, bool *more)
 {
-    VsockRelayPacket *pkt;
+    unsigned budget = RELAY_BH_BUDGET;
     bool pushed = false;
 
-    if (!relay_driver_ok(s)) {
-        return;
-    }
-    while ((pkt = QSIMPLEQ_FIRST(&s->rx_pending))) {
-        uint32_t len = le32_to_cpu(pkt->hdr.len);
-        struct virtio_vsock_hdr hdr = pkt->hdr;
+    while (!QSIMPLEQ_EMPTY(&s->rx_pending)) {
+        VsockRelayPacket *pkt;
+        struct virtio_vsock_hdr hdr;
         VirtQueueElement *elem;
+        uint32_t len, chunk, used;
         size_t room;
-        uint32_t chunk;
 
+        if (!budget--) {
+            *more = true;
+            break;
+        }
         elem = virtqueue_pop(s->rx_vq, sizeof(*elem));
         if (!elem) {
             break;
+        }
+        /* reading the ring may have reached an MMIO register too */
+        pkt = QSIMPLEQ_FIRST(&s->rx_pending);
+        if (gen != s->reset_gen || !pkt) {
+            relay_discard(s, elem);
+            return gen == s->reset_gen;
         }
         room = iov_size(elem->in_sg, elem->in_num);
         if (room < VSOCK_RELAY_HDR_SIZE) {
             qemu_log_mask(LOG_GUEST_ERROR,
                           "vsock-relay: RX buffer of %zu bytes is too small\n",
                           room);
-            virtqueue_push(s->rx_vq, elem, 0);
-            g_free(elem);
-            pushed = true;
-            continue;
+            used = 0;
+        } else {
+            len = le32_to_cpu(pkt->hdr.len);
+            hdr = pkt->hdr;
+            chunk = MIN(len - pkt->delivered, room - VSOCK_RELAY_HDR_SIZE);
+            hdr.len = cpu_to_le32(chunk);
+            if (pkt->delivered + chunk < len &&
+                le16_to_cpu(hdr.type) == VIRTIO_VSOCK_TYPE_SEQPACKET) {
+                /* only the last fragment ends the message or record */
+                hdr.flags &= ~cpu_to_le32(VIRTIO_VSOCK_SEQ_EOM |
+                                          VIRTIO_VSOCK_SEQ_EOR);
+            }
+            iov_from_buf(elem->in_sg, elem->in_num, 0, &hdr, sizeof(hdr));
+            iov_from_buf(elem->in_sg, elem->in_num, VSOCK_RELAY_HDR_SIZE,
+                         pkt->data + pkt->delivered, chunk);
+            used = VSOCK_RELAY_HDR_SIZE + chunk;
+            trace_vsock_relay_rx(s->guest_cid, le16_to_cpu(hdr.op), chunk);
+            /* done with @pkt before the push, which may re-enter */
+            pkt->delivered += chunk;
+            if (pkt->delivered == len) {
+                QSIMPLEQ_REMOVE_HEAD(&s->rx_pending, next);
+                relay_unlink_pending(s, pkt);
+            }
         }
-        chunk = MIN(len - pkt->delivered, room - VSOCK_RELAY_HDR_SIZE);
-        hdr.len = cpu_to_le32(chunk);
-        if (pkt->delivered + chunk < len &&
-            le16_to_cpu(hdr.type) == VIRTIO_VSOCK_TYPE_SEQPACKET) {
-            /* only the last fragment ends the message or record */
-            hdr.flags &= ~cpu_to_le32(VIRTIO_VSOCK_SEQ_EOM |
-                                      VIRTIO_VSOCK_SEQ_EOR);
-        }
-        iov_from_buf(elem->in_sg, elem->in_num, 0, &hdr, sizeof(hdr));
-        iov_from_buf(elem->in_sg, elem->in_num, VSOCK_RELAY_HDR_SIZE,
-                     pkt->data + pkt->delivered, chunk);
-        virtqueue_push(s->rx_vq, elem, VSOCK_RELAY_HDR_SIZE + chunk);
+        virtqueue_push(s->rx_vq, elem, used);
         g_free(elem);
-        pushed = true;
-        trace_vsock_relay_rx(s->guest_cid, le16_to_cpu(hdr.op), chunk);
-
-        pkt->delivered += chunk;
-        if (pkt->delivered == len) {
-            QSIMPLEQ_REMOVE_HEAD(&s->rx_pending, next);
-            s->rx_pending_bytes -= VSOCK_RELAY_HDR_SIZE + len;
-            g_free(pkt);
+        if (gen != s->reset_gen) {
+            return false;
         }
+        pushed = true;
     }
     if (pushed) {
         virtio_notify(VIRTIO_DEVICE(s), s->rx_vq);
     }
+    return gen == s->reset_gen;
 }
 
-/* Queue one packet for this device's guest. */
+static void relay_tx_packet(VsockRelay *s, const struct virtio_vsock_hdr *hdr,
+                            const uint8_t *data);
+
+/* Bottom half only.  False if the device was reset meanwhile. */
+static bool relay_drain_tx(VsockRelay *s, uint32_t gen, bool *more)
+{
+    unsigned budget = RELAY_BH_BUDGET;
+    VirtQueueElement *elem;
+    bool pushed = false;
+
+    while ((elem = virtqueue_pop(s->tx_vq, sizeof(*elem)))) {
+        size_t size = iov_size(elem->out_sg, elem->out_num);
+        struct virtio_vsock_hdr hdr;
+        uint32_t len;
+
+        if (gen != s->reset_gen) {
+            relay_discard(s, elem);
+            return false;
+        }
+        if (size < VSOCK_RELAY_HDR_SIZE) {
+            qemu_log_mask(LOG_GUEST_ERROR, "vsock-relay: short TX packet\n");
+            goto done;
+        }
+        iov_to_buf(elem->out_sg, elem->out_num, 0, &hdr, sizeof(hdr));
+        len = le32_to_cpu(hdr.len);
+        if (len > VSOCK_RELAY_MAX_PAYLOAD ||
+            size < VSOCK_RELAY_HDR_SIZE + len) {
+            qemu_log_mask(LOG_GUEST_ERROR,
+                          "vsock-relay: TX packet length %u is wrong\n", len);
+            goto done;
+        }
+        iov_to_buf(elem->out_sg, elem->out_num, VSOCK_RELAY_HDR_SIZE,
+                   s->tx_buf, len);
+        relay_tx_packet(s, &hdr, s->tx_buf);
+done:
+        virtqueue_push(s->tx_vq, elem, 0);
+        g_free(elem);
+        if (gen != s->reset_gen) {
+            return false;
+        }
+        pushed = true;
+        if (!--budget) {
+            *more = true;
+            break;
+        }
+    }
+    if (pushed) {
+        virtio_notify(VIRTIO_DEVICE(s), s->tx_vq);
+    }
+    return gen == s->reset_gen;
+}
+
+/* The only code that writes to the guest (see the comment at the top). */
+static void relay_bh(void *opaque)
+{
+    VsockRelay *s = opaque;
+    uint32_t gen = s->reset_gen;
+    bool more = false;
+
+    if (!relay_driver_ok(s)) {
+        return;
+    }
+    if (s->reset_event_pending && !relay_send_reset_event(s, gen)) {
+        return;
+    }
+    if (!relay_drain_tx(s, gen, &more) || !relay_flush_rx(s, gen, &more)) {
+        return;
+    }
+    if (more) {
+        /* the rest in the next run, so one guest cannot hog the loop */
+        relay_kick(s);
+    }
+}
+
+/*
+ * A source sent more than the guest took.  An enclave loses its link (which
+ * resets the parent's sockets to it, and nothing else); for a local source
+ * (the console, our own RSTs) the packet is dropped.
+ */
+static void relay_source_over_cap(VsockRelay *s, uint64_t cid, uint16_t op)
+{
+    trace_vsock_relay_rx_over_cap(s->guest_cid, cid, relay_src_bytes(s, cid));
+    if (!vsock_relay_router_has_cid(s->router, cid)) {
+        trace_vsock_relay_rx_drop(s->guest_cid, cid, op);
+        return;
+    }
+    qemu_log_mask(LOG_GUEST_ERROR,
+                  "vsock-relay: CID %" PRIu64 " sent more than CID %" PRIu64
+                  " reads; dropping its link\n", cid, s->guest_cid);
+    relay_drop_rx_from(s, cid);
+    vsock_relay_router_drop_cid(s->router, cid);
+}
+
+/* Queue one packet for this device's guest; never writes to the guest. */
 static void relay_deliver(void *opaque, const struct virtio_vsock_hdr *hdr,
                           const uint8_t *data)
 {
     VsockRelay *s = opaque;
     uint64_t size = VSOCK_RELAY_HDR_SIZE + le32_to_cpu(hdr->len);
+    uint64_t src = le64_to_cpu(hdr->src_cid);
     VsockRelayPacket *pkt;
 
-    if (s->rx_pending_bytes + size > s->buffer_cap) {
+    if (s->router) {
         /*
-         * The guest stopped reading while its peers kept sending: reset
-         * everything rather than lose data silently.
+         * Parent: each source (enclave link, console, our own RSTs) has its
+         * own share, so a peer that ignores credit loses only its link.
          */
+        if (relay_src_bytes(s, src) + size > s->source_cap) {
+            relay_source_over_cap(s, src, le16_to_cpu(hdr->op));
+            return;
+        }
+        if (s->rx_pending_bytes + size > s->buffer_cap) {
+            trace_vsock_relay_rx_drop(s->guest_cid, src,
+                                      le16_to_cpu(hdr->op));
+            return;
+        }
+    } else if (s->rx_pending_bytes + size > s->buffer_cap) {
+        /*
+         * Enclave: its only peer is the parent, which sent more than the
+         * guest reads: reset everything rather than lose data silently.
+         */
+        trace_vsock_relay_rx_over_cap(s->guest_cid, src, s->rx_pending_bytes);
         qemu_log_mask(LOG_GUEST_ERROR,
                       "vsock-relay: CID %" PRIu64 " does not read its RX "
                       "queue; resetting its connections\n", s->guest_cid);
@@ -148,18 +380,28 @@ static void relay_deliver(void *opaque, const struct virtio_vsock_hdr *hdr,
         if (s->uplink) {
             vsock_relay_link_close(s->uplink, "guest RX over the cap");
         }
-        relay_send_reset_event(s);
+        relay_queue_reset_event(s);
         return;
     }
     /* One allocation: the queue macros evaluate their element repeatedly. */
     pkt = vsock_relay_packet_new(hdr, data);
     QSIMPLEQ_INSERT_TAIL(&s->rx_pending, pkt, next);
     s->rx_pending_bytes += size;
-    relay_flush_rx(s);
+    if (s->router) {
+        relay_src_account(s, src, size);
+    }
+    relay_kick(s);
+}
+
+static QEMUBH *relay_parent_bh_new(void *opaque, QEMUBHFunc *cb,
+                                   void *cb_opaque)
+{
+    return virtio_bh_new_guarded(DEVICE(opaque), cb, cb_opaque);
 }
 
 static const VsockRelayParentOps relay_parent_ops = {
     .deliver = relay_deliver,
+    .bh_new = relay_parent_bh_new,
 };
 
 /* Route one packet the guest sent; answer it with an RST if nobody can. */
@@ -199,53 +441,17 @@ static void relay_tx_packet(VsockRelay *s, const struct virtio_vsock_hdr *hdr,
 
 static void relay_handle_tx(VirtIODevice *vdev, VirtQueue *vq)
 {
-    VsockRelay *s = VSOCK_RELAY(vdev);
-    g_autofree uint8_t *data = g_malloc(VSOCK_RELAY_MAX_PAYLOAD);
-    VirtQueueElement *elem;
-    bool pushed = false;
-
-    while ((elem = virtqueue_pop(vq, sizeof(*elem)))) {
-        size_t size = iov_size(elem->out_sg, elem->out_num);
-        struct virtio_vsock_hdr hdr;
-        uint32_t len;
-
-        if (size < VSOCK_RELAY_HDR_SIZE) {
-            qemu_log_mask(LOG_GUEST_ERROR, "vsock-relay: short TX packet\n");
-            goto done;
-        }
-        iov_to_buf(elem->out_sg, elem->out_num, 0, &hdr, sizeof(hdr));
-        len = le32_to_cpu(hdr.len);
-        if (len > VSOCK_RELAY_MAX_PAYLOAD ||
-            size < VSOCK_RELAY_HDR_SIZE + len) {
-            qemu_log_mask(LOG_GUEST_ERROR,
-                          "vsock-relay: TX packet length %u is wrong\n", len);
-            goto done;
-        }
-        iov_to_buf(elem->out_sg, elem->out_num, VSOCK_RELAY_HDR_SIZE,
-                   data, len);
-        relay_tx_packet(s, &hdr, data);
-done:
-        virtqueue_push(vq, elem, 0);
-        g_free(elem);
-        pushed = true;
-    }
-    if (pushed) {
-        virtio_notify(vdev, vq);
-    }
+    relay_kick(VSOCK_RELAY(vdev));
 }
 
 static void relay_handle_rx(VirtIODevice *vdev, VirtQueue *vq)
 {
-    relay_flush_rx(VSOCK_RELAY(vdev));
+    relay_kick(VSOCK_RELAY(vdev));
 }
 
 static void relay_handle_event(VirtIODevice *vdev, VirtQueue *vq)
 {
-    VsockRelay *s = VSOCK_RELAY(vdev);
-
-    if (s->reset_event_pending) {
-        relay_send_reset_event(s);
-    }
+    relay_kick(VSOCK_RELAY(vdev));
 }
 
 /* --- the link to the parent (enclave side) ------------------------------- */
@@ -259,7 +465,7 @@ static void relay_uplink_frame(void *opaque, VsockRelayLink *link,
     if (le16_to_cpu(hdr->op) == VIRTIO_VSOCK_OP_INVALID) {
         if (le32_to_cpu(hdr->flags) == VSOCK_RELAY_CTL_PEER_RESET) {
             relay_drop_rx_pending(s);
-            relay_send_reset_event(s);
+            relay_queue_reset_event(s);
         }
         return;
     }
@@ -280,7 +486,7 @@ static void relay_uplink_closed(void *opaque, VsockRelayLink *link)
     warn_report("vsock-relay: CID %" PRIu64 " lost its link to the parent",
                 s->guest_cid);
     relay_drop_rx_pending(s);
-    relay_send_reset_event(s);
+    relay_queue_reset_event(s);
 }
 
 /* The link socket: fd=N (given by the launcher) or connect=PATH. */
@@ -375,7 +581,21 @@ static void relay_realize(DeviceState *dev, Error **errp)
         return;
     }
 
+    if (s->source_cap > s->buffer_cap) {
+        error_setg(errp, "vsock-relay: source-cap=%" PRIu64 " is above "
+                   "buffer-cap=%" PRIu64, s->source_cap, s->buffer_cap);
+        return;
+    }
+    if (s->source_cap < 2 * (VSOCK_RELAY_HDR_SIZE + VSOCK_RELAY_MAX_PAYLOAD)) {
+        error_setg(errp, "vsock-relay: source-cap=%" PRIu64 " is too small",
+                   s->source_cap);
+        return;
+    }
+
     QSIMPLEQ_INIT(&s->rx_pending);
+    s->rx_src_bytes = g_hash_table_new_full(g_int64_hash, g_int64_equal,
+                                            NULL, g_free);
+    s->tx_buf = g_malloc(VSOCK_RELAY_MAX_PAYLOAD);
     if (is_parent) {
         s->router = vsock_relay_router_new(s->listen_path, s->buffer_cap,
                                            &relay_parent_ops, s, errp);
@@ -390,6 +610,8 @@ static void relay_realize(DeviceState *dev, Error **errp)
     s->rx_vq = virtio_add_queue(vdev, RELAY_QUEUE_SIZE, relay_handle_rx);
     s->tx_vq = virtio_add_queue(vdev, RELAY_QUEUE_SIZE, relay_handle_tx);
     s->event_vq = virtio_add_queue(vdev, RELAY_QUEUE_SIZE, relay_handle_event);
+    /* guarded: see the comment on re-entrancy at the top */
+    s->bh = virtio_bh_new_guarded(dev, relay_bh, s);
 }
 
 static void relay_unrealize(DeviceState *dev)
@@ -405,7 +627,10 @@ static void relay_unrealize(DeviceState *dev)
         vsock_relay_link_destroy(s->uplink);
         s->uplink = NULL;
     }
+    qemu_bh_delete(s->bh);
     relay_drop_rx_pending(s);
+    g_hash_table_destroy(s->rx_src_bytes);
+    g_free(s->tx_buf);
     virtio_delete_queue(s->rx_vq);
     virtio_delete_queue(s->tx_vq);
     virtio_delete_queue(s->event_vq);
@@ -438,10 +663,7 @@ static void relay_set_status(VirtIODevice *vdev, uint8_t status)
     VsockRelay *s = VSOCK_RELAY(vdev);
 
     if (status & VIRTIO_CONFIG_S_DRIVER_OK) {
-        relay_flush_rx(s);
-        if (s->reset_event_pending) {
-            relay_send_reset_event(s);
-        }
+        relay_kick(s);
     }
 }
 
@@ -453,6 +675,8 @@ static void relay_reset(VirtIODevice *vdev)
 {
     VsockRelay *s = VSOCK_RELAY(vdev);
 
+    /* a flush this reset interrupted stops at its next check */
+    s->reset_gen++;
     relay_drop_rx_pending(s);
     s->reset_event_pending = false;
     if (s->router) {
@@ -477,6 +701,8 @@ static Property relay_properties[] = {
     DEFINE_PROP_STRING("fd", VsockRelay, link_fd),
     DEFINE_PROP_UINT64("buffer-cap", VsockRelay, buffer_cap,
                        VSOCK_RELAY_DEFAULT_CAP),
+    DEFINE_PROP_UINT64("source-cap", VsockRelay, source_cap,
+                       VSOCK_RELAY_DEFAULT_SOURCE_CAP),
     DEFINE_PROP_BOOL("seqpacket", VsockRelay, seqpacket, true),
     DEFINE_PROP_END_OF_LIST(),
 };

@@ -36,6 +36,10 @@
 #define VSOCK_RELAY_PARENT_CID    3
 /* Host memory a relay may hold for a slow reader before it gives up. */
 #define VSOCK_RELAY_DEFAULT_CAP   (64 * 1024 * 1024)
+/* The parent's share of that for one source (one enclave, the console). */
+#define VSOCK_RELAY_DEFAULT_SOURCE_CAP (16 * 1024 * 1024)
+/* Connections the router remembers per enclave; more are refused (RST). */
+#define VSOCK_RELAY_MAX_PORTS     4096
 
 /*
  * Link control frames use op INVALID, which no guest ever sends; they are
@@ -97,6 +101,8 @@ typedef struct VsockRelayParentOps {
     /* Deliver one packet into the parent guest's RX queue. */
     void (*deliver)(void *opaque, const struct virtio_vsock_hdr *hdr,
                     const uint8_t *data);
+    /* A bottom half under the parent device's re-entrancy guard. */
+    QEMUBH *(*bh_new)(void *opaque, QEMUBHFunc *cb, void *cb_opaque);
 } VsockRelayParentOps;
 
 /*
@@ -132,11 +138,17 @@ void vsock_relay_router_add_service(VsockRelayRouter *r,
                                     VsockRelayService *svc);
 void vsock_relay_router_del_service(VsockRelayRouter *r,
                                     VsockRelayService *svc);
+/* Queue a packet for the parent guest (never writes to it directly). */
 void vsock_relay_router_to_parent(VsockRelayRouter *r,
                                   const struct virtio_vsock_hdr *hdr,
                                   const uint8_t *data);
+/* A bottom half for a service, guarded like the parent's relay device. */
+QEMUBH *vsock_relay_router_bh_new(VsockRelayRouter *r, QEMUBHFunc *cb,
+                                  void *opaque);
 /* Close the link of enclave @cid (its connections are reset). */
 void vsock_relay_router_drop_cid(VsockRelayRouter *r, uint64_t cid);
+/* Is enclave @cid attached (its link open)? */
+bool vsock_relay_router_has_cid(VsockRelayRouter *r, uint64_t cid);
 
 /* --- the virtio device -------------------------------------------------- */
 
@@ -150,9 +162,18 @@ struct VsockRelay {
     VirtQueue *tx_vq;
     VirtQueue *event_vq;
 
+    /*
+     * The guest is written to only from @bh, which runs under the
+     * transport's re-entrancy guard; everything else queues and kicks it.
+     */
+    QEMUBH *bh;
+    uint32_t reset_gen;         /* bumped by every device reset */
+    uint8_t *tx_buf;            /* one TX payload */
+
     /* Packets waiting for RX buffers, oldest first. */
     QSIMPLEQ_HEAD(, VsockRelayPacket) rx_pending;
     uint64_t rx_pending_bytes;
+    GHashTable *rx_src_bytes;   /* parent: src CID -> its pending bytes */
     bool reset_event_pending;   /* TRANSPORT_RESET not delivered yet */
 
     VsockRelayRouter *router;   /* listen= mode (parent) */
@@ -165,6 +186,7 @@ struct VsockRelay {
     char *connect_path;
     char *link_fd;
     uint64_t buffer_cap;
+    uint64_t source_cap;
     bool seqpacket;
 };
 

@@ -1,0 +1,53 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0
+"""Guest half of tools/relay-peer-test: a vsock stream echo server on
+port 6000 of the parent (CID 3).  Prints "listening" once it accepts, then
+echoes every connection in its own thread until a client sends "quit" or
+the time limit (first argument, seconds) passes."""
+import os
+import socket
+import sys
+import threading
+import time
+
+PORT = 6000
+
+
+def serve(conn):
+    try:
+        while True:
+            data = conn.recv(65536)
+            if not data:
+                print("connection ended: EOF", flush=True)
+                return
+            if data.startswith(b"quit"):
+                print("quit", flush=True)
+                os._exit(0)
+            conn.sendall(data)
+    except OSError as e:
+        print("connection ended: %s" % e, flush=True)
+    finally:
+        conn.close()
+
+
+def main():
+    limit = float(sys.argv[1]) if len(sys.argv) > 1 else 300
+    s = socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM)
+    s.bind((socket.VMADDR_CID_ANY, PORT))
+    s.listen(16)
+    s.settimeout(1)
+    print("listening", flush=True)
+    end = time.monotonic() + limit
+    while time.monotonic() < end:
+        try:
+            conn, addr = s.accept()
+        except socket.timeout:
+            continue
+        print("accepted %s" % (addr,), flush=True)
+        threading.Thread(target=serve, args=(conn,), daemon=True).start()
+    print("time limit", flush=True)
+    return 1
+
+
+if __name__ == "__main__":
+    os._exit(main())
