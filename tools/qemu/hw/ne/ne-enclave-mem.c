@@ -2,19 +2,19 @@
  * memory-backend-ne-enclave: the RAM of an enclave VM, made of the parent's
  * donated memory.
  *
- * The ne-pci launcher starts each enclave as a microvm whose guest-physical
- * memory is the donated ranges concatenated in donation order from 0.  Those
- * ranges are pieces of the parent VM's RAM file (a shared memfd), so this
- * backend maps each piece of that file, inherited as a file descriptor,
- * back to back into one reserved host range, and offers it as one RAM
- * block: the enclave then runs in the very pages the parent donated, as on
- * the real machine, with no copy.
+ * The ne-pci launcher starts each enclave as a microvm whose RAM is a memory
+ * file of its own (a sealed memfd the parent QEMU never maps), inherited as
+ * a file descriptor.  This backend maps FD:OFF:LEN pieces of such files back
+ * to back into one reserved host range and offers it as one RAM block; the
+ * launcher passes one piece, the whole file.  The descriptors are closed
+ * once mapped: the mapping keeps the file, and the VM keeps no descriptor
+ * it does not need.
  *
  *   -object memory-backend-ne-enclave,id=ram,size=S,ranges=FD:OFF:LEN;...
  *
  * FD is a descriptor number (or a name passed with getfd), OFF and LEN are
  * byte offsets and lengths in that file, page aligned; the LENs add up to
- * size.
+ * size.  Pieces of one file may share its descriptor.
  *
  * Copyright (c) 2026 The ne-kvm authors
  *
@@ -42,7 +42,7 @@ struct NEEnclaveMem {
 
 /* Maps one FD:OFF:LEN piece at @where; returns its length, or 0. */
 static uint64_t ne_mem_map_piece(const char *piece, uint8_t *where,
-                                 uint64_t room, Error **errp)
+                                 uint64_t room, GHashTable *fds, Error **errp)
 {
     g_auto(GStrv) f = g_strsplit(piece, ":", 3);
     uint64_t off, len;
@@ -68,8 +68,9 @@ static uint64_t ne_mem_map_piece(const char *piece, uint8_t *where,
              off) == MAP_FAILED) {
         error_setg_errno(errp, errno, "ne-enclave memory: cannot map '%s'",
                          piece);
-        return 0;
+        len = 0;
     }
+    g_hash_table_add(fds, GINT_TO_POINTER(fd));
     return len;
 }
 
@@ -86,6 +87,9 @@ static void ne_mem_alloc(HostMemoryBackend *backend, Error **errp)
     NEEnclaveMem *m = MEMORY_BACKEND_NE_ENCLAVE(backend);
     g_auto(GStrv) pieces = NULL;
     g_autofree char *name = NULL;
+    g_autoptr(GHashTable) fds = g_hash_table_new(NULL, NULL);
+    GHashTableIter it;
+    gpointer fd;
     uint64_t done = 0;
     int i;
 
@@ -107,13 +111,21 @@ static void ne_mem_alloc(HostMemoryBackend *backend, Error **errp)
     pieces = g_strsplit(m->ranges, ";", -1);
     for (i = 0; pieces[i]; i++) {
         uint64_t len = ne_mem_map_piece(pieces[i], (uint8_t *)m->base + done,
-                                        backend->size - done, errp);
+                                        backend->size - done, fds, errp);
 
         if (!len) {
-            ne_mem_unmap(m);
-            return;
+            break;
         }
         done += len;
+    }
+    /* the mappings hold the files: their descriptors are not needed */
+    g_hash_table_iter_init(&it, fds);
+    while (g_hash_table_iter_next(&it, &fd, NULL)) {
+        close(GPOINTER_TO_INT(fd));
+    }
+    if (pieces[i]) {
+        ne_mem_unmap(m);
+        return;
     }
     if (done != backend->size) {
         error_setg(errp, "ne-enclave memory: the ranges cover %" PRIu64

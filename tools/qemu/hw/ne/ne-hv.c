@@ -11,7 +11,9 @@
  *                NEXT_SLOT: no slot uid >= the one given
  *   -EINVAL      SLOT_ALLOC: request byte 0 (payload version) not 0;
  *                ADD_MEM: size 0, address or size not 2 MiB aligned,
- *                  wraps around, or not wholly inside parent RAM;
+ *                  wraps around, or not wholly inside one RAM region
+ *                  of the machine's own RAM (never a device's memory:
+ *                  ivshmem, virtio-mem, pmem, pc-dimm, VRAM, ROM);
  *                ADD_VCPU: APIC id 0 (the parent's boot CPU) or no such CPU;
  *                BULK_VCPUS: nr_vcpus 0;
  *                START: flags other than bit 0 (debug), CID 1, 2, 3 or
@@ -50,6 +52,7 @@
 #include "qemu/units.h"
 #include "qapi/error.h"
 #include "exec/address-spaces.h"
+#include "hw/boards.h"
 #include "hw/core/cpu.h"
 #include "ne-hv.h"
 #include "trace.h"
@@ -209,11 +212,12 @@ static void ne_hv_slot_stop(NESlot *slot)
     if (slot->state != NE_STATE_RUNNING) {
         return;
     }
+    /* first: whatever the launcher does cannot stop this slot twice */
+    slot->state = NE_STATE_STOPPED;
+    trace_ne_hv_state(slot->uid, slot->state);
     if (hv->launcher && hv->launcher->stop) {
         hv->launcher->stop(slot, hv->launcher_opaque);
     }
-    slot->state = NE_STATE_STOPPED;
-    trace_ne_hv_state(slot->uid, slot->state);
 }
 
 static void ne_hv_slot_destroy(NESlot *slot)
@@ -221,6 +225,15 @@ static void ne_hv_slot_destroy(NESlot *slot)
     NEHv *hv = slot->hv;
     uint32_t i;
 
+    if (slot->starting) {
+        /* its START is dropped with the command in flight */
+        slot->starting = false;
+        hv->pending_reply = NULL;
+        hv->pending_opaque = NULL;
+        if (hv->launcher && hv->launcher->cancel) {
+            hv->launcher->cancel(slot, hv->launcher_opaque);
+        }
+    }
     ne_hv_slot_stop(slot);
     for (i = 0; i < slot->nr_ranges; i++) {
         ne_hv_carve_back(&slot->ranges[i]);
@@ -285,9 +298,23 @@ static bool ne_hv_cid_taken(NEHv *hv, uint64_t cid)
     return false;
 }
 
+/* Is @mr the machine's RAM, or one of the pieces it is made of (NUMA)? */
+static bool ne_hv_is_machine_ram(MemoryRegion *mr)
+{
+    MachineState *ms = MACHINE(qdev_get_machine());
+
+    for (; mr && ms->ram; mr = mr->container) {
+        if (mr == ms->ram) {
+            return true;
+        }
+    }
+    return false;
+}
+
 /*
- * Finds the RAM under [gpa, gpa + size): one plain RAM region (not ROM, not
- * a device's RAM) must cover all of it.  Returns it referenced, or NULL.
+ * Finds the RAM under [gpa, gpa + size): one plain RAM region of the
+ * machine's own RAM (not ROM, not a device's RAM or BAR, not hotplugged
+ * or device memory) must cover all of it.  Returns it referenced, or NULL.
  */
 static MemoryRegion *ne_hv_find_ram(uint64_t gpa, uint64_t size,
                                     hwaddr *offset)
@@ -299,6 +326,7 @@ static MemoryRegion *ne_hv_find_ram(uint64_t gpa, uint64_t size,
         return NULL;
     }
     if (!memory_region_is_ram(sec.mr) || memory_region_is_ram_device(sec.mr) ||
+        !ne_hv_is_machine_ram(sec.mr) ||
         memory_region_is_rom(sec.mr) || sec.readonly ||
         sec.offset_within_address_space != gpa ||
         int128_ne(sec.size, int128_make64(size))) {
@@ -535,6 +563,8 @@ static void ne_hv_undo_carve_out(NESlot *slot)
     }
 }
 
+static int ne_hv_start_finish(NESlot *slot, int rc, NEReply *reply);
+
 static int ne_hv_enclave_start(NEHv *hv, const uint8_t *req, NEReply *reply)
 {
     const uint32_t type = NE_CMD_ENCLAVE_START;
@@ -576,21 +606,56 @@ static int ne_hv_enclave_start(NEHv *hv, const uint8_t *req, NEReply *reply)
     }
     slot->cid = cid;
     slot->flags = flags;
+    rc = 0;
     if (hv->launcher && hv->launcher->start) {
         rc = hv->launcher->start(slot, hv->launcher_opaque);
-        if (rc < 0) {
-            slot->cid = 0;
-            slot->flags = 0;
-            ne_hv_undo_carve_out(slot);
-            return ne_hv_refuse(type, slot->uid, -rc, "launcher failed");
+        if (rc == NE_HV_START_PENDING) {
+            slot->starting = true;
+            return rc;
         }
+    }
+    return ne_hv_start_finish(slot, rc, reply);
+}
+
+/* The end of ENCLAVE_START, with the launcher's answer @rc. */
+static int ne_hv_start_finish(NESlot *slot, int rc, NEReply *reply)
+{
+    if (rc < 0) {
+        slot->cid = 0;
+        slot->flags = 0;
+        ne_hv_undo_carve_out(slot);
+        return ne_hv_refuse(NE_CMD_ENCLAVE_START, slot->uid, -rc,
+                            "launcher failed");
     }
     slot->state = NE_STATE_RUNNING;
     trace_ne_hv_state(slot->uid, slot->state);
 
     reply->slot_uid = slot->uid;
-    reply->enclave_cid = cid;
+    reply->enclave_cid = slot->cid;
     return 0;
+}
+
+void ne_hv_start_done(NESlot *slot, int rc)
+{
+    NEHv *hv = slot->hv;
+    NEHvReplyFn *fn = hv->pending_reply;
+    void *opaque = hv->pending_opaque;
+    NEReply reply = { 0 };
+
+    assert(slot->starting);
+    slot->starting = false;
+    hv->pending_reply = NULL;
+    hv->pending_opaque = NULL;
+    rc = ne_hv_start_finish(slot, rc, &reply);
+    if (rc < 0) {
+        /* A refused command reports nothing but its rc. */
+        memset(&reply, 0, sizeof(reply));
+    }
+    reply.rc = rc;
+    trace_ne_hv_start_done(slot->uid, rc);
+    if (fn) {
+        fn(opaque, &reply);
+    }
 }
 
 static int ne_hv_enclave_stop(NEHv *hv, const uint8_t *req, NEReply *reply)
@@ -663,8 +728,8 @@ static int ne_hv_slot_info(NEHv *hv, const uint8_t *req, NEReply *reply)
     return 0;
 }
 
-void ne_hv_execute(NEHv *hv, uint32_t type, const uint8_t *req,
-                   NEReply *reply)
+bool ne_hv_execute(NEHv *hv, uint32_t type, const uint8_t *req,
+                   NEReply *reply, NEHvReplyFn *later, void *opaque)
 {
     int rc;
 
@@ -672,6 +737,11 @@ void ne_hv_execute(NEHv *hv, uint32_t type, const uint8_t *req,
     switch (type) {
     case NE_CMD_ENCLAVE_START:
         rc = ne_hv_enclave_start(hv, req, reply);
+        if (rc == NE_HV_START_PENDING) {
+            hv->pending_reply = later;
+            hv->pending_opaque = opaque;
+            return false;
+        }
         break;
     case NE_CMD_ENCLAVE_GET_SLOT:
         rc = ne_hv_get_slot(hv, req, reply);
@@ -716,6 +786,7 @@ void ne_hv_execute(NEHv *hv, uint32_t type, const uint8_t *req,
         memset(reply, 0, sizeof(*reply));
     }
     reply->rc = rc;
+    return true;
 }
 
 void ne_hv_encode_reply(const NEReply *reply, uint8_t *buf)

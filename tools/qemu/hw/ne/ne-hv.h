@@ -11,16 +11,25 @@
  *     after the carve-out is in place; a negative Linux errno refuses the
  *     start (the carve-out is undone and the slot stays INIT).  The enclave
  *     memory is the slot's ranges concatenated in donation order from
- *     enclave-physical 0; read it with ne_hv_slot_read().
+ *     enclave-physical 0; read it with ne_hv_slot_read().  A start that
+ *     takes time returns NE_HV_START_PENDING and answers later, from the
+ *     main loop, with ne_hv_start_done(); until then the slot is
+ *     "starting" (still INIT on the wire) and the command stays in flight.
+ *   - cancel(slot) is called when a starting slot is freed (device disable
+ *     or reset): the launcher forgets it and never calls
+ *     ne_hv_start_done() for it.
  *   - stop(slot) is called when a RUNNING slot leaves RUNNING (ENCLAVE_STOP,
- *     SLOT_FREE, device disable or reset, or ne_hv_enclave_exited()).  It
- *     must release whatever start() set up and must not call back into
- *     ne-hv; it is called at most once per successful start().
+ *     SLOT_FREE, device disable or reset, or ne_hv_enclave_exited()), after
+ *     the slot is marked STOPPED (so nothing it sets off can stop the slot
+ *     again).  It must detach whatever start() set up from the slot, must
+ *     not call back into ne-hv and must not wait (the parent's vCPUs do
+ *     not wait on an enclave: what takes time finishes in the background);
+ *     it is called at most once per successful start().
  * Without a launcher, starting and stopping only change the bookkeeping.
  * When the enclave ends on its own, the launcher calls
  * ne_hv_enclave_exited(): the slot becomes STOPPED and the device raises an
  * out-of-band event (MSI-X vector 1), exactly as the test-controls knob
- * does.  All of this runs under the BQL.
+ * does.  All of this runs under the BQL, in the main loop.
  *
  * Copyright (c) 2026 The ne-kvm authors
  *
@@ -110,13 +119,21 @@ typedef struct NESlot {
     uint32_t nr_ranges;
     uint64_t mem_size;
     GArray *vcpus;              /* uint32_t APIC ids, in donation order */
+    bool starting;              /* ENCLAVE_START waits for the launcher */
     void *launcher_data;        /* free for the launcher's use */
 } NESlot;
+
+/* start() will answer with ne_hv_start_done(). */
+#define NE_HV_START_PENDING     1
 
 typedef struct NEHvLauncherOps {
     int (*start)(NESlot *slot, void *opaque);
     void (*stop)(NESlot *slot, void *opaque);
+    void (*cancel)(NESlot *slot, void *opaque);
 } NEHvLauncherOps;
+
+/* Delivers the reply of a command that ne_hv_execute() left pending. */
+typedef void NEHvReplyFn(void *opaque, const NEReply *reply);
 
 struct NEHv {
     /* Set by the front end before ne_hv_init() (its QOM properties). */
@@ -132,6 +149,8 @@ struct NEHv {
     void *launcher_opaque;
     void (*raise_event)(void *opaque);
     void *event_opaque;
+    NEHvReplyFn *pending_reply;         /* the START waiting for its answer */
+    void *pending_opaque;
 
     /* Parent accesses that hit carved-out memory (test-controls counters). */
     uint32_t carve_reads;
@@ -143,9 +162,17 @@ bool ne_hv_init(NEHv *hv, Object *owner, void (*raise_event)(void *),
                 void *opaque, Error **errp);
 void ne_hv_set_launcher(NEHv *hv, const NEHvLauncherOps *ops, void *opaque);
 
-/* Carries out one command; @req is the 240-byte request window. */
-void ne_hv_execute(NEHv *hv, uint32_t type, const uint8_t *req,
-                   NEReply *reply);
+/*
+ * Carries out one command; @req is the 240-byte request window.  Returns
+ * true with @reply filled in, or false when the reply comes later through
+ * @later(@opaque, reply), from the main loop (an ENCLAVE_START whose image
+ * is read and checked in the background).  A pending command is dropped,
+ * never answered, when ne_hv_free_all() runs first.
+ */
+bool ne_hv_execute(NEHv *hv, uint32_t type, const uint8_t *req,
+                   NEReply *reply, NEHvReplyFn *later, void *opaque);
+/* The launcher's answer to a start it left pending: 0 or -errno. */
+void ne_hv_start_done(NESlot *slot, int rc);
 void ne_hv_encode_reply(const NEReply *reply, uint8_t *buf);
 const char *ne_hv_cmd_name(uint32_t type);
 

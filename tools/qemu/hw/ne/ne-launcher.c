@@ -3,29 +3,43 @@
  *
  * Each running enclave is one child process: this same QEMU binary (or
  * enclave-qemu=) as `-M microvm`, with
- *   - RAM: the donated ranges of the parent's RAM file, mapped back to back
- *     from enclave-physical 0 by memory-backend-ne-enclave, so the enclave
- *     runs in the very pages the parent gave up (the parent's RAM must be a
- *     shared memory backend, e.g. memory-backend-memfd,share=on);
+ *   - RAM: a memory file of its own, created at ENCLAVE_START, sized to the
+ *     donated memory and sealed against growing and shrinking.  It starts
+ *     all zeros: nothing the parent left in the donated pages reaches the
+ *     enclave (the image is booted from the files below, not from there),
+ *     and this QEMU never maps it, so nothing of the enclave reaches the
+ *     parent.  The donated ranges of the parent's RAM file are punched out
+ *     at the start (the host gets those pages back; what the parent's
+ *     devices might still write there lands in the parent's own file) and
+ *     again when the slot stops, so the parent gets them back as zeros;
  *   - vCPUs: as many as were donated;
  *   - the kernel, ramdisks and command line of the EIF found at 8 MiB,
  *     checked and unpacked by ne-eif.c into memory files (the parent's
- *     memory is read once and never trusted beyond the checks); with
- *     enclave-direct-boot, the ELF kernel inside the bzImage, booted
- *     through its PVH entry (ne-kernel.c), which saves the seconds the
- *     bzImage would spend decompressing itself under TCG;
+ *     memory is read once and never trusted beyond the checks), passed
+ *     sealed against writes; with enclave-direct-boot, the ELF kernel
+ *     inside the bzImage, booted through its PVH entry (ne-kernel.c),
+ *     which saves the seconds the bzImage would spend decompressing itself
+ *     under TCG;
  *   - a vsock-relay-device whose link is one end of a socketpair, the
  *     other end attached to the parent's router under the CID the
  *     hypervisor assigned, so an enclave cannot claim another CID;
- *   - its serial console on a pipe, kept as history, served at vsock
- *     CID 0 port CID + 10000 in debug mode only, and written to
- *     enclave-log-dir (a host directory, never seen by the parent guest).
+ *   - its serial console (and its stderr, so that a VM that cannot start
+ *     says why) on a pipe, kept as history, served at vsock CID 0 port
+ *     CID + 10000 in debug mode only, and written (size-capped) to
+ *     enclave-CID.log in enclave-log-dir, a host directory opened once at
+ *     realize and never followed through a link;
+ *   - with a QEMU built with seccomp, -sandbox on (no spawning, no
+ *     privilege changes).
+ * ENCLAVE_START is answered later: a worker thread reads the image (at
+ * most eif-max bytes, 1 GiB by default), checks and unpacks it and takes
+ * its kernel out, and a bottom half then forks the child and posts the
+ * reply, so the parent's vCPUs never wait for that work under the BQL.
  * The child gets only the descriptors it needs (as 3, 4, ...), dies with
  * this QEMU (PR_SET_PDEATHSIG), and its end, whatever the cause, is seen
  * through a pidfd and reported with ne_hv_enclave_exited().  ENCLAVE_STOP,
- * SLOT_FREE and device resets end it with SIGKILL and reap it before the
- * memory goes back to the parent, and the memory is zeroed first, so no
- * enclave secret reaches the parent.
+ * SLOT_FREE and device resets send it SIGKILL through the pidfd and return
+ * at once: the child is reaped when the pidfd fires, and its memory, which
+ * is its own, goes with it.
  *
  * Copyright (c) 2026 The ne-kvm authors
  *
@@ -37,12 +51,15 @@
 #include "qemu/error-report.h"
 #include "qemu/log.h"
 #include "qemu/main-loop.h"
+#include "qemu/memfd.h"
 #include "qemu/units.h"
 #include "qapi/error.h"
 #include "io/channel-socket.h"
 #include "exec/cpu-common.h"
 #include "hw/ne/vsock-relay.h"
 #include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/sendfile.h>
 #include <sys/syscall.h>
 #include <linux/falloc.h>
 #include "ne-console.h"
@@ -54,38 +71,70 @@
 #ifndef SYS_pidfd_open
 #define SYS_pidfd_open 434
 #endif
+#ifndef SYS_pidfd_send_signal
+#define SYS_pidfd_send_signal 424
+#endif
 #ifndef SYS_close_range
 #define SYS_close_range 436
 #endif
 
-/* Descriptors handed to a child: RAM files, kernel, initrd, link, console. */
+/* Descriptors handed to a child: RAM file, kernel, initrd, link, console. */
 #define NE_CHILD_MAX_FDS        32
 /* Where they wait (close-on-exec) before being moved down to 3, 4, ... */
 #define NE_CHILD_FD_STAGING     (3 + NE_CHILD_MAX_FDS)
+/* The largest image ENCLAVE_START reads, unless enclave-eif-max says. */
+#define NE_EIF_MAX_DEFAULT      (1 * GiB)
+/* An enclave's console log on the host stops growing here. */
+#define NE_LOG_MAX              (16 * MiB)
+/* Seals of every file an enclave VM gets: it can change none of them. */
+#define NE_RO_SEALS     (F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | \
+                         F_SEAL_WRITE)
+
+typedef struct NEEnclaveVM NEEnclaveVM;
+typedef struct NEStartJob NEStartJob;
+
+/* A read-only sealed copy of a kernel file, kept while it is the same. */
+typedef struct NESealedKernel {
+    dev_t dev;
+    ino_t ino;
+    int fd;
+} NESealedKernel;
 
 struct NELauncher {
     NEHv *hv;
     char *qemu;
     char *accel;
-    char *log_dir;
+    int log_dir_fd;             /* enclave-log-dir, opened at realize; or -1 */
     char **data_dirs;           /* -L for the child: microvm firmware */
     NEKernelCache *kernels;     /* NULL: boot bzImages as they are */
+    NESealedKernel sealed_kernel;
     uint64_t tsc_khz;           /* the host's, for TCG guests; 0: unknown */
     VsockRelayRouter *router;   /* the parent's relay (never unplugged) */
     NEConsole *console;
+    uint64_t eif_max;           /* largest image read at ENCLAVE_START */
+    QemuMutex lock;             /* kernels and sealed_kernel (workers) */
+    QLIST_HEAD(, NEEnclaveVM) vms;      /* every child not yet reaped */
+    QLIST_HEAD(, NEStartJob) jobs;      /* starts in progress */
 };
 
-typedef struct NEEnclaveVM {
+/*
+ * One child.  It belongs to its slot (slot->launcher_data) until the slot
+ * stops; then it lives on, detached, until the pidfd says it ended.
+ */
+struct NEEnclaveVM {
+    QLIST_ENTRY(NEEnclaveVM) next;
     NELauncher *l;
     uint64_t uid;
     uint64_t cid;
+    bool attached;              /* its slot still RUNNING */
     pid_t pid;
     bool reaped;
     int pidfd;
     int console_fd;             /* read end of the child's serial pipe */
     int log_fd;
+    uint64_t log_size;
     NEConsoleSource *console;
-} NEEnclaveVM;
+};
 
 /* ---- what the child gets ----------------------------------------------- */
 
@@ -101,23 +150,6 @@ static int ne_child_fd(GArray *fds, int fd)
     }
     g_array_append_val(fds, fd);
     return 3 + fds->len - 1;
-}
-
-/* FD:OFFSET:LENGTH;... of the donated ranges in the parent's RAM files. */
-static char *ne_ranges_arg(NESlot *slot, GArray *fds)
-{
-    GString *s = g_string_new(NULL);
-    uint32_t i;
-
-    for (i = 0; i < slot->nr_ranges; i++) {
-        const NEMemRange *r = &slot->ranges[i];
-
-        g_string_append_printf(s, "%s%d:%" PRIu64 ":%" PRIu64,
-                               i ? ";" : "",
-                               ne_child_fd(fds, memory_region_get_fd(r->ram)),
-                               (uint64_t)r->ram_offset, r->size);
-    }
-    return g_string_free(s, false);
 }
 
 /* The image's command line and what the hypervisor appends to it. */
@@ -137,12 +169,11 @@ static char *ne_cmdline_arg(NELauncher *l, const char *image_cmdline)
     return g_steal_pointer(&base);
 }
 
-static char **ne_child_argv(NELauncher *l, NESlot *slot, const NEEifImage *img,
-                            int kernel_fd, int link_fd, int console_fd,
-                            GArray *fds)
+static char **ne_child_argv(NELauncher *l, NESlot *slot, const char *cmdline,
+                            int mem_fd, int kernel_fd, int initrd_fd,
+                            int link_fd, int console_fd, GArray *fds)
 {
     GPtrArray *a = g_ptr_array_new();
-    g_autofree char *ranges = ne_ranges_arg(slot, fds);
     int i;
 
 #define ARG(...) g_ptr_array_add(a, g_strdup_printf(__VA_ARGS__))
@@ -165,9 +196,15 @@ static char **ne_child_argv(NELauncher *l, NESlot *slot, const NEEifImage *img,
     ARG("%u", slot->vcpus->len);
     ARG("-m");
     ARG("%" PRIu64 "M", slot->mem_size / MiB);
+    /* its own memory file, mapped whole; the child closes it once mapped */
     ARG("-object");
     ARG("memory-backend-ne-enclave,id=enclave-ram,size=%" PRIu64
-        ",ranges=%s", slot->mem_size, ranges);
+        ",ranges=%d:0:%" PRIu64, slot->mem_size, ne_child_fd(fds, mem_fd),
+        slot->mem_size);
+#ifdef CONFIG_SECCOMP
+    ARG("-sandbox");
+    ARG("on,obsolete=deny,elevateprivileges=deny,spawn=deny");
+#endif
     ARG("-nodefaults");
     ARG("-no-user-config");
     ARG("-display");
@@ -185,9 +222,9 @@ static char **ne_child_argv(NELauncher *l, NESlot *slot, const NEEifImage *img,
     ARG("-kernel");
     ARG("/proc/self/fd/%d", ne_child_fd(fds, kernel_fd));
     ARG("-initrd");
-    ARG("/proc/self/fd/%d", ne_child_fd(fds, img->initrd_fd));
+    ARG("/proc/self/fd/%d", ne_child_fd(fds, initrd_fd));
     ARG("-append");
-    g_ptr_array_add(a, ne_cmdline_arg(l, img->cmdline));
+    g_ptr_array_add(a, ne_cmdline_arg(l, cmdline));
     ARG("-chardev");
     ARG("file,id=console,path=/proc/self/fd/%d",
         ne_child_fd(fds, console_fd));
@@ -201,15 +238,117 @@ static char **ne_child_argv(NELauncher *l, NESlot *slot, const NEEifImage *img,
     return (char **)g_ptr_array_free(a, false);
 }
 
+/*
+ * The enclave's memory: a file of its own, all zeros, that can neither
+ * grow nor shrink (the child maps all of it) and takes no further seals.
+ */
+static int ne_enclave_mem_fd(uint64_t cid, uint64_t size)
+{
+    g_autofree char *name = g_strdup_printf("ne-enclave-%" PRIu64, cid);
+
+    return qemu_memfd_create(name, size, false, 0,
+                             F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW, NULL);
+}
+/*
+ * @fd sealed against any change, for a child: @fd itself when it takes the
+ * seals, else a sealed copy (*@copied says which; the caller closes a copy).
+ */
+static int ne_sealed_fd(int fd, const char *name, bool *copied)
+{
+    struct stat st;
+    off_t off = 0;
+    int out, seals;
+
+    *copied = false;
+    seals = fcntl(fd, F_GET_SEALS);
+    if (seals >= 0 && (seals & NE_RO_SEALS) == NE_RO_SEALS) {
+        return fd;
+    }
+    if (fcntl(fd, F_ADD_SEALS, NE_RO_SEALS) == 0) {
+        return fd;
+    }
+    if (fstat(fd, &st) < 0) {
+        return -1;
+    }
+    /* sealable; F_SEAL_SHRINK only, so that the copy can grow */
+    out = qemu_memfd_create(name, 0, false, 0, F_SEAL_SHRINK, NULL);
+    if (out < 0) {
+        return -1;
+    }
+    while (off < st.st_size) {
+        ssize_t n = sendfile(out, fd, &off, st.st_size - off);
+
+        if (n <= 0 && !(n < 0 && errno == EINTR)) {
+            close(out);
+            return -1;
+        }
+    }
+    if (fcntl(out, F_ADD_SEALS, NE_RO_SEALS) < 0) {
+        close(out);
+        return -1;
+    }
+    *copied = true;
+    return out;
+}
+
+/*
+ * The cached direct-boot kernel @fd, sealed.  It is shared by every enclave
+ * that boots the same image, so its sealed copy is kept too, keyed by the
+ * cached file; the descriptor returned stays the launcher's or the
+ * cache's.  Under l->lock.
+ */
+static int ne_sealed_kernel_fd(NELauncher *l, int fd)
+{
+    NESealedKernel *k = &l->sealed_kernel;
+    struct stat st;
+    bool copied;
+    int sealed;
+
+    if (fstat(fd, &st) < 0) {
+        return -1;
+    }
+    if (k->fd >= 0 && k->dev == st.st_dev && k->ino == st.st_ino) {
+        return k->fd;
+    }
+    sealed = ne_sealed_fd(fd, "enclave-vmlinux", &copied);
+    if (sealed < 0) {
+        return -1;
+    }
+    if (k->fd >= 0) {
+        close(k->fd);
+    }
+    k->fd = copied ? sealed : -1;
+    k->dev = st.st_dev;
+    k->ino = st.st_ino;
+    return sealed;
+}
+
 /* ---- the child process ------------------------------------------------- */
+
+/* Closes every descriptor from @first up, with or without close_range. */
+static void ne_close_from(int first)
+{
+    struct rlimit rl;
+    long fd, max = 65536;
+
+    if (syscall(SYS_close_range, first, ~0U, 0) == 0) {
+        return;
+    }
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
+        max = rl.rlim_cur;
+    }
+    for (fd = first; fd < max; fd++) {
+        close(fd);
+    }
+}
 
 /*
  * Between fork and exec, in a copy of a multithreaded process: only
  * async-signal-safe calls.  @staged are the descriptors to pass, all above
- * the numbers they move to.
+ * the numbers they move to; @err_fd (one of them) becomes stderr.
  */
 static G_NORETURN void ne_child_exec(char **argv, const int *staged,
-                                     int nr, pid_t parent)
+                                     int nr, int err_fd, pid_t parent)
 {
     sigset_t none;
     int i, null;
@@ -223,7 +362,8 @@ static G_NORETURN void ne_child_exec(char **argv, const int *staged,
     /* not in the parent's process group: a ^C there is not for us */
     setsid();
     null = open("/dev/null", O_RDWR);
-    if (null < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0) {
+    if (null < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0 ||
+        dup2(err_fd, 2) < 0) {
         _exit(126);
     }
     for (i = 0; i < nr; i++) {
@@ -231,35 +371,45 @@ static G_NORETURN void ne_child_exec(char **argv, const int *staged,
             _exit(126);
         }
     }
-    syscall(SYS_close_range, 3 + nr, ~0U, 0);
+    ne_close_from(3 + nr);
     execv(argv[0], argv);
     _exit(127);
 }
 
-static pid_t ne_spawn(char **argv, GArray *fds, Error **errp)
+static pid_t ne_spawn(char **argv, GArray *fds, int err_fd, Error **errp)
 {
     int staged[NE_CHILD_MAX_FDS];
     pid_t parent = getpid(), pid;
-    int nr = fds->len, i, err;
+    int nr = fds->len, i, err, staged_err;
 
     if (nr > NE_CHILD_MAX_FDS) {
         error_setg(errp, "the enclave needs %d descriptors (at most %d)", nr,
                    NE_CHILD_MAX_FDS);
         return -1;
     }
+    staged_err = -1;
     for (i = 0; i < nr; i++) {
-        staged[i] = fcntl(g_array_index(fds, int, i), F_DUPFD_CLOEXEC,
-                          NE_CHILD_FD_STAGING);
+        int fd = g_array_index(fds, int, i);
+
+        staged[i] = fcntl(fd, F_DUPFD_CLOEXEC, NE_CHILD_FD_STAGING);
         if (staged[i] < 0) {
             error_setg_errno(errp, errno, "cannot pass descriptors");
             nr = i;
             pid = -1;
             goto out;
         }
+        if (fd == err_fd) {
+            staged_err = staged[i];
+        }
+    }
+    if (staged_err < 0) {
+        error_setg(errp, "no stderr for the enclave VM");
+        pid = -1;
+        goto out;
     }
     pid = fork();
     if (pid == 0) {
-        ne_child_exec(argv, staged, nr, parent);
+        ne_child_exec(argv, staged, nr, staged_err, parent);
     }
     if (pid < 0) {
         error_setg_errno(errp, errno, "fork");
@@ -275,12 +425,31 @@ out:
 
 /* ---- console ----------------------------------------------------------- */
 
-static void ne_vm_console_out(NEEnclaveVM *vm, const char *buf, size_t n)
+static void ne_vm_log(NEEnclaveVM *vm, const char *buf, size_t n)
 {
-    if (vm->log_fd >= 0 && qemu_write_full(vm->log_fd, buf, n) != n) {
+    static const char cut[] = "\n[ne-pci: the enclave log is full]\n";
+
+    if (vm->log_fd < 0) {
+        return;
+    }
+    n = MIN(n, NE_LOG_MAX - vm->log_size);
+    if (qemu_write_full(vm->log_fd, buf, n) != n) {
+        close(vm->log_fd);
+        vm->log_fd = -1;
+        return;
+    }
+    vm->log_size += n;
+    if (vm->log_size >= NE_LOG_MAX) {
+        trace_ne_launcher_log_full(vm->uid, vm->cid);
+        qemu_write_full(vm->log_fd, cut, sizeof(cut) - 1);
         close(vm->log_fd);
         vm->log_fd = -1;
     }
+}
+
+static void ne_vm_console_out(NEEnclaveVM *vm, const char *buf, size_t n)
+{
+    ne_vm_log(vm, buf, n);
     if (vm->console) {
         ne_console_source_write(vm->console, buf, n);
     }
@@ -291,6 +460,9 @@ static bool ne_vm_console_pump(NEEnclaveVM *vm)
 {
     char buf[4096];
 
+    if (vm->console_fd < 0) {
+        return false;
+    }
     for (;;) {
         ssize_t n = read(vm->console_fd, buf, sizeof(buf));
 
@@ -313,88 +485,98 @@ static void ne_vm_console_readable(void *opaque)
     }
 }
 
+/*
+ * enclave-CID.log in the log directory: never through a link, never
+ * anything but a regular file with one name (a FIFO or a device there
+ * would block or do worse), emptied only once it is known to be one.
+ */
 static int ne_open_log(NELauncher *l, uint64_t cid)
 {
-    g_autofree char *path = NULL;
+    g_autofree char *name = NULL;
+    const char *why = NULL;
+    struct stat st;
     int fd;
 
-    if (!l->log_dir) {
+    if (l->log_dir_fd < 0) {
         return -1;
     }
-    path = g_strdup_printf("%s/enclave-%" PRIu64 ".log", l->log_dir, cid);
-    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    name = g_strdup_printf("enclave-%" PRIu64 ".log", cid);
+    fd = openat(l->log_dir_fd, name, O_WRONLY | O_CREAT | O_NOFOLLOW |
+                O_NONBLOCK | O_NOCTTY | O_CLOEXEC, 0644);
     if (fd < 0) {
-        warn_report("ne-pci: cannot write the enclave log %s: %s", path,
-                    strerror(errno));
+        why = strerror(errno);
+    } else if (fstat(fd, &st) < 0) {
+        why = strerror(errno);
+    } else if (!S_ISREG(st.st_mode)) {
+        why = "not a regular file";
+    } else if (st.st_nlink != 1) {
+        why = "a file with other names";
+    } else if (ftruncate(fd, 0) < 0) {
+        why = strerror(errno);
+    }
+    if (why) {
+        trace_ne_launcher_log_refused(cid, why);
+        warn_report("ne-pci: not writing the enclave log %s: %s", name, why);
+        if (fd >= 0) {
+            close(fd);
+        }
+        return -1;
     }
     return fd;
 }
 
 /* ---- the end of an enclave --------------------------------------------- */
 
+/* Says in the log and on the console how the child ended. */
 static void ne_note_exit(NEEnclaveVM *vm, int status)
 {
+    g_autofree char *line = NULL;
+
     vm->reaped = true;
     if (WIFSIGNALED(status)) {
         trace_ne_launcher_exit(vm->uid, vm->pid, "killed by signal",
                                WTERMSIG(status));
+        line = g_strdup_printf("\n[ne-pci: enclave VM of CID %" PRIu64
+                               " killed by signal %d%s]\n", vm->cid,
+                               WTERMSIG(status),
+                               vm->attached ? "" : " (enclave stopped)");
     } else {
         trace_ne_launcher_exit(vm->uid, vm->pid, "exited with status",
                                WEXITSTATUS(status));
+        line = g_strdup_printf("\n[ne-pci: enclave VM of CID %" PRIu64
+                               " exited with status %d%s]\n", vm->cid,
+                               WEXITSTATUS(status),
+                               WEXITSTATUS(status) ? ": it could not run "
+                               "(its messages are above)" : "");
     }
+    ne_vm_console_out(vm, line, strlen(line));
 }
 
-/* The child ended on its own (poweroff, reboot, panic, killed, crashed). */
-static void ne_vm_exited(void *opaque)
-{
-    NEEnclaveVM *vm = opaque;
-    int status;
-
-    qemu_set_fd_handler(vm->pidfd, NULL, NULL, NULL);
-    if (waitpid(vm->pid, &status, WNOHANG) == vm->pid) {
-        ne_note_exit(vm, status);
-    }
-    /* stops the slot, which calls ne_launcher_stop(), which frees @vm */
-    ne_hv_enclave_exited(vm->l->hv, vm->uid);
-}
-
-static void ne_kill_and_reap(NEEnclaveVM *vm)
+/*
+ * Reaps the child if it ended; true if it has.  The pidfd tells when, so
+ * this never waits.
+ */
+static bool ne_vm_reap(NEEnclaveVM *vm)
 {
     int status;
     pid_t r;
 
     if (vm->reaped) {
-        return;
+        return true;
     }
-    trace_ne_launcher_kill(vm->uid, vm->pid);
-    kill(vm->pid, SIGKILL);
     do {
-        r = waitpid(vm->pid, &status, 0);
+        r = waitpid(vm->pid, &status, WNOHANG);
     } while (r < 0 && errno == EINTR);
+    if (r == 0) {
+        return false;
+    }
+    /* the last words of a panicking enclave are still in the pipe */
+    ne_vm_console_pump(vm);
     if (r == vm->pid) {
         ne_note_exit(vm, status);
     }
     vm->reaped = true;
-}
-
-/*
- * The enclave's memory goes back to the parent empty.  Punching holes in
- * the RAM file is instant and gives the host its memory back; writing
- * zeros is the fallback for files that cannot.
- */
-static void ne_scrub(NESlot *slot)
-{
-    uint32_t i;
-
-    for (i = 0; i < slot->nr_ranges; i++) {
-        const NEMemRange *r = &slot->ranges[i];
-        int fd = memory_region_get_fd(r->ram);
-
-        if (fd < 0 || fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-                                r->ram_offset, r->size)) {
-            memset(ne_hv_range_host_ptr(r), 0, r->size);
-        }
-    }
+    return true;
 }
 
 static void ne_vm_free(NEEnclaveVM *vm)
@@ -413,7 +595,69 @@ static void ne_vm_free(NEEnclaveVM *vm)
     if (vm->console) {
         ne_console_source_close(vm->console);
     }
+    if (vm->l) {
+        QLIST_REMOVE(vm, next);
+    }
     g_free(vm);
+}
+
+/* The child ended: on its own (poweroff, panic, crash) or as asked. */
+static void ne_vm_exited(void *opaque)
+{
+    NEEnclaveVM *vm = opaque;
+
+    if (!ne_vm_reap(vm)) {
+        return;
+    }
+    qemu_set_fd_handler(vm->pidfd, NULL, NULL, NULL);
+    if (vm->attached) {
+        /*
+         * Stops the slot, which calls ne_launcher_stop(), which frees
+         * @vm: nothing may touch it after this.
+         */
+        ne_hv_enclave_exited(vm->l->hv, vm->uid);
+        return;
+    }
+    ne_vm_free(vm);
+}
+
+static void ne_vm_kill(NEEnclaveVM *vm)
+{
+    if (vm->reaped) {
+        return;
+    }
+    trace_ne_launcher_kill(vm->uid, vm->pid);
+    if (vm->pidfd >= 0) {
+        /* cannot hit a recycled pid: the pidfd holds this very process */
+        if (syscall(SYS_pidfd_send_signal, vm->pidfd, SIGKILL, NULL, 0) < 0 &&
+            errno != ESRCH) {
+            warn_report("ne-pci: cannot kill the enclave VM %d: %s", vm->pid,
+                        strerror(errno));
+        }
+    } else {
+        /* not reaped yet, so the pid is still this child's */
+        kill(vm->pid, SIGKILL);
+    }
+}
+
+/*
+ * The donated ranges of the parent's RAM file become holes: the host gets
+ * the pages back and the parent reads zeros there once it gets the range
+ * back.  Writing zeros is the fallback for files that cannot punch.
+ */
+static void ne_punch_parent(NESlot *slot)
+{
+    uint32_t i;
+
+    for (i = 0; i < slot->nr_ranges; i++) {
+        const NEMemRange *r = &slot->ranges[i];
+        int fd = memory_region_get_fd(r->ram);
+
+        if (fd < 0 || fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                                r->ram_offset, r->size)) {
+            memset(ne_hv_range_host_ptr(r), 0, r->size);
+        }
+    }
 }
 
 static void ne_launcher_stop(NESlot *slot, void *opaque)
@@ -425,12 +669,24 @@ static void ne_launcher_stop(NESlot *slot, void *opaque)
         return;
     }
     slot->launcher_data = NULL;
-    ne_kill_and_reap(vm);
-    /* the last words of a panicking enclave are still in the pipe */
-    ne_vm_console_pump(vm);
+    vm->attached = false;
     vsock_relay_router_drop_cid(l->router, vm->cid);
-    ne_scrub(slot);
-    ne_vm_free(vm);
+    /*
+     * Whatever the parent's devices wrote into the carved-out ranges went
+     * to its own file, not to the enclave: drop it before it gets them
+     * back.
+     */
+    ne_punch_parent(slot);
+    if (vm->console) {
+        ne_console_source_close(vm->console);
+        vm->console = NULL;
+    }
+    if (ne_vm_reap(vm)) {
+        ne_vm_free(vm);
+        return;
+    }
+    ne_vm_kill(vm);
+    /* ne_vm_exited() frees it when the pidfd fires */
 }
 
 /* ---- start ------------------------------------------------------------- */
@@ -465,33 +721,125 @@ static int ne_check_setup(NELauncher *l, NESlot *slot)
             return -NE_ERRNO_ENODEV;
         }
     }
+#ifndef CONFIG_SECCOMP
+    warn_report_once("ne-pci: this QEMU is built without seccomp: enclave "
+                     "VMs run without -sandbox");
+#endif
     return 0;
 }
 
-/* The kernel the child boots: the ELF inside the bzImage, or the bzImage. */
-static int ne_boot_kernel_fd(NELauncher *l, NESlot *slot,
-                             const NEEifImage *img)
+/*
+ * An ENCLAVE_START in progress.  The image is read out of the donated
+ * memory, checked, unpacked and its kernel extracted by a worker thread,
+ * which works on its own view of the slot (the ranges, their RAM blocks
+ * referenced), so that nothing it reads can go away under it; the child
+ * is forked from a bottom half, in the main loop (PR_SET_PDEATHSIG follows
+ * the thread that forks), which also answers the command.
+ */
+struct NEStartJob {
+    QLIST_ENTRY(NEStartJob) next;
+    NELauncher *l;
+    NESlot *slot;               /* NULL once the slot is gone */
+    NESlot view;                /* what the worker reads */
+    uint64_t mem_size;          /* the enclave's (view.mem_size is capped) */
+    QemuThread thread;
+    QEMUBH *bh;
+    /* results of the worker */
+    int rc;                     /* 0 or a negative wire errno */
+    Error *err;                 /* why the image is not bootable */
+    NEEifImage img;
+    int files[3];               /* memory, kernel, initrd: sealed, owned */
+};
+
+enum { NE_FILE_MEM, NE_FILE_KERNEL, NE_FILE_INITRD };
+
+/* @fd sealed, as a descriptor of its own (the caller closes it). */
+static int ne_sealed_dup(int fd, const char *name)
+{
+    bool copied;
+    int r = ne_sealed_fd(fd, name, &copied);
+
+    if (r < 0 || copied) {
+        return r;
+    }
+    return fcntl(r, F_DUPFD_CLOEXEC, 0);
+}
+
+/*
+ * The kernel the child boots, sealed, as a descriptor of its own: the ELF
+ * inside the bzImage, or the bzImage.  The kernel cache is shared by every
+ * start: l->lock.
+ */
+static int ne_boot_kernel_fd(NELauncher *l, NEStartJob *job)
 {
     const char *why = NULL;
     bool cached;
-    int fd;
+    int fd, sealed;
 
     if (!l->kernels) {
-        return img->kernel_fd;
+        return ne_sealed_dup(job->img.kernel_fd, "enclave-kernel");
     }
-    fd = ne_kernel_direct_boot_fd(l->kernels, img->kernel_fd, slot->mem_size,
-                                  lseek(img->initrd_fd, 0, SEEK_END),
+    qemu_mutex_lock(&l->lock);
+    fd = ne_kernel_direct_boot_fd(l->kernels, job->img.kernel_fd,
+                                  job->mem_size,
+                                  lseek(job->img.initrd_fd, 0, SEEK_END),
                                   &cached, &why);
     if (fd < 0) {
-        trace_ne_launcher_bzimage_boot(slot->uid, why);
-        return img->kernel_fd;
+        qemu_mutex_unlock(&l->lock);
+        trace_ne_launcher_bzimage_boot(job->view.uid, why);
+        return ne_sealed_dup(job->img.kernel_fd, "enclave-kernel");
     }
-    trace_ne_launcher_direct_boot(slot->uid, cached);
+    trace_ne_launcher_direct_boot(job->view.uid, cached);
+    sealed = ne_sealed_kernel_fd(l, fd);
+    fd = sealed < 0 ? -1 : fcntl(sealed, F_DUPFD_CLOEXEC, 0);
+    qemu_mutex_unlock(&l->lock);
     return fd;
 }
 
+static void *ne_start_worker(void *opaque)
+{
+    NEStartJob *job = opaque;
+
+    if (!ne_eif_load(&job->view, NE_EIF_LOAD_OFFSET, &job->img, &job->err)) {
+        job->rc = -NE_ERRNO_ENOEXEC;
+    } else {
+        job->files[NE_FILE_MEM] = ne_enclave_mem_fd(job->view.cid,
+                                                    job->mem_size);
+        job->files[NE_FILE_KERNEL] = ne_boot_kernel_fd(job->l, job);
+        job->files[NE_FILE_INITRD] = ne_sealed_dup(job->img.initrd_fd,
+                                                   "enclave-initrd");
+        if (job->files[NE_FILE_MEM] < 0 || job->files[NE_FILE_KERNEL] < 0 ||
+            job->files[NE_FILE_INITRD] < 0) {
+            error_setg_errno(&job->err, errno, "cannot make the enclave's "
+                             "memory, kernel or initrd file");
+            job->rc = -NE_ERRNO_ENOMEM;
+        }
+    }
+    qemu_bh_schedule(job->bh);
+    return NULL;
+}
+
+static void ne_start_job_free(NEStartJob *job)
+{
+    uint32_t i;
+
+    qemu_bh_delete(job->bh);
+    ne_eif_release(&job->img);
+    for (i = 0; i < ARRAY_SIZE(job->files); i++) {
+        if (job->files[i] >= 0) {
+            close(job->files[i]);
+        }
+    }
+    for (i = 0; i < job->view.nr_ranges; i++) {
+        memory_region_unref(job->view.ranges[i].ram);
+    }
+    g_free(job->view.ranges);
+    error_free(job->err);
+    g_free(job);
+}
+
 /* Forks the enclave VM; 0 or a negative wire errno. */
-static int ne_launch(NELauncher *l, NESlot *slot, NEEifImage *img,
+static int ne_launch(NELauncher *l, NESlot *slot, NEStartJob *job,
                      NEEnclaveVM *vm)
 {
     g_autoptr(GArray) fds = g_array_new(false, false, sizeof(int));
@@ -512,7 +860,14 @@ static int ne_launch(NELauncher *l, NESlot *slot, NEEifImage *img,
     vm->console_fd = con[0];
     g_unix_set_fd_nonblocking(con[0], true, NULL);
 
-    sioc = qio_channel_socket_new_fd(link[0], &error_abort);
+    sioc = qio_channel_socket_new_fd(link[0], &err);
+    if (!sioc) {
+        warn_report_err(err);
+        close(link[0]);
+        close(link[1]);
+        close(con[1]);
+        return -NE_ERRNO_ENOMEM;
+    }
     attached = vsock_relay_router_attach(l->router, QIO_CHANNEL(sioc),
                                          slot->cid);
     object_unref(OBJECT(sioc));
@@ -523,9 +878,10 @@ static int ne_launch(NELauncher *l, NESlot *slot, NEEifImage *img,
         return -NE_ERRNO_EADDRINUSE;
     }
 
-    argv = ne_child_argv(l, slot, img, ne_boot_kernel_fd(l, slot, img),
-                         link[1], con[1], fds);
-    vm->pid = ne_spawn(argv, fds, &err);
+    argv = ne_child_argv(l, slot, job->img.cmdline, job->files[NE_FILE_MEM],
+                         job->files[NE_FILE_KERNEL],
+                         job->files[NE_FILE_INITRD], link[1], con[1], fds);
+    vm->pid = ne_spawn(argv, fds, con[1], &err);
     close(link[1]);
     close(con[1]);
     if (vm->pid < 0) {
@@ -535,49 +891,44 @@ static int ne_launch(NELauncher *l, NESlot *slot, NEEifImage *img,
     }
     vm->pidfd = syscall(SYS_pidfd_open, vm->pid, 0);
     if (vm->pidfd < 0) {
+        int status;
+
+        /* a child that never ran the enclave: kill it and wait the instant */
         warn_report("ne-pci: pidfd_open: %s", strerror(errno));
-        ne_kill_and_reap(vm);
+        kill(vm->pid, SIGKILL);
+        while (waitpid(vm->pid, &status, 0) < 0 && errno == EINTR) {
+            continue;
+        }
+        vm->reaped = true;
         vsock_relay_router_drop_cid(l->router, slot->cid);
         return -NE_ERRNO_ENOMEM;
     }
     return 0;
 }
 
-static int ne_launcher_start(NESlot *slot, void *opaque)
+/* The slot's enclave VM, from a checked image; 0 or a negative errno. */
+static int ne_start_vm(NELauncher *l, NESlot *slot, NEStartJob *job)
 {
-    NELauncher *l = opaque;
-    NEEifImage img;
-    NEEnclaveVM *vm;
-    Error *err = NULL;
-    int rc = ne_check_setup(l, slot);
+    NEEnclaveVM *vm = g_new0(NEEnclaveVM, 1);
+    int rc;
 
-    if (rc < 0) {
-        return rc;
-    }
-    if (!ne_eif_load(slot, NE_EIF_LOAD_OFFSET, &img, &err)) {
-        trace_ne_launcher_bad_image(slot->uid, error_get_pretty(err));
-        qemu_log_mask(LOG_GUEST_ERROR, "ne-pci: slot 0x%" PRIx64 ": not a "
-                      "bootable EIF: %s\n", slot->uid, error_get_pretty(err));
-        error_free(err);
-        return -NE_ERRNO_ENOEXEC;
-    }
-
-    vm = g_new0(NEEnclaveVM, 1);
-    vm->l = l;
     vm->uid = slot->uid;
     vm->cid = slot->cid;
     vm->pidfd = vm->console_fd = -1;
     vm->log_fd = ne_open_log(l, slot->cid);
-    rc = ne_launch(l, slot, &img, vm);
+    rc = ne_launch(l, slot, job, vm);
     if (rc < 0) {
-        ne_eif_release(&img);
         ne_vm_free(vm);
         return rc;
     }
     trace_ne_launcher_spawn(slot->uid, slot->cid, vm->pid, slot->mem_size,
-                            slot->vcpus->len, img.eif_size);
-    ne_eif_release(&img);
+                            slot->vcpus->len, job->img.eif_size);
+    /* the image is read: the parent's copy of the donated pages goes */
+    ne_punch_parent(slot);
 
+    vm->l = l;
+    vm->attached = true;
+    QLIST_INSERT_HEAD(&l->vms, vm, next);
     if (!l->console) {
         l->console = ne_console_new(l->router);
     }
@@ -589,11 +940,91 @@ static int ne_launcher_start(NESlot *slot, void *opaque)
     return 0;
 }
 
+/* The worker is done: start the VM and answer the command. */
+static void ne_start_job_done(void *opaque)
+{
+    NEStartJob *job = opaque;
+    NELauncher *l = job->l;
+    NESlot *slot = job->slot;
+    int rc = job->rc;
+
+    qemu_thread_join(&job->thread);
+    QLIST_REMOVE(job, next);
+    if (slot) {
+        slot->launcher_data = NULL;
+        if (rc == -NE_ERRNO_ENOEXEC) {
+            trace_ne_launcher_bad_image(slot->uid, error_get_pretty(job->err));
+            qemu_log_mask(LOG_GUEST_ERROR, "ne-pci: slot 0x%" PRIx64 ": not "
+                          "a bootable EIF: %s\n", slot->uid,
+                          error_get_pretty(job->err));
+        } else if (rc < 0) {
+            warn_report("ne-pci: slot 0x%" PRIx64 ": %s", slot->uid,
+                        error_get_pretty(job->err));
+        } else {
+            rc = ne_start_vm(l, slot, job);
+        }
+    }
+    ne_start_job_free(job);
+    if (slot) {
+        /* posts the reply, which may re-enter: @slot is not touched after */
+        ne_hv_start_done(slot, rc);
+    }
+}
+
+static int ne_launcher_start(NESlot *slot, void *opaque)
+{
+    NELauncher *l = opaque;
+    NEStartJob *job;
+    uint32_t i;
+    int rc = ne_check_setup(l, slot);
+
+    if (rc < 0) {
+        return rc;
+    }
+    job = g_new0(NEStartJob, 1);
+    job->l = l;
+    job->slot = slot;
+    job->mem_size = slot->mem_size;
+    job->view.uid = slot->uid;
+    job->view.cid = slot->cid;
+    job->view.nr_ranges = slot->nr_ranges;
+    job->view.ranges = g_memdup2(slot->ranges,
+                                 slot->nr_ranges * sizeof(NEMemRange));
+    for (i = 0; i < slot->nr_ranges; i++) {
+        memory_region_ref(job->view.ranges[i].ram);
+        job->view.ranges[i].carve = NULL;
+    }
+    /* the image may be no larger than eif-max: nothing past it is read */
+    job->view.mem_size = MIN(slot->mem_size, NE_EIF_LOAD_OFFSET + l->eif_max);
+    job->img.kernel_fd = job->img.initrd_fd = -1;
+    for (i = 0; i < ARRAY_SIZE(job->files); i++) {
+        job->files[i] = -1;
+    }
+    job->bh = qemu_bh_new(ne_start_job_done, job);
+    QLIST_INSERT_HEAD(&l->jobs, job, next);
+    slot->launcher_data = job;
+    qemu_thread_create(&job->thread, "ne-enclave-start", ne_start_worker, job,
+                       QEMU_THREAD_JOINABLE);
+    return NE_HV_START_PENDING;
+}
+
+/* The slot of a start in progress is freed: its job finishes for nothing. */
+static void ne_launcher_cancel(NESlot *slot, void *opaque)
+{
+    NEStartJob *job = slot->launcher_data;
+
+    if (job) {
+        job->slot = NULL;
+        slot->launcher_data = NULL;
+    }
+}
+
 /* ---- setup ------------------------------------------------------------- */
 
 static const NEHvLauncherOps ne_launcher_ops = {
     .start = ne_launcher_start,
     .stop = ne_launcher_stop,
+    .cancel = ne_launcher_cancel,
 };
 
 /* Adds the directory of firmware @file to @dirs; false if there is none. */
@@ -662,6 +1093,7 @@ NELauncher *ne_launcher_new(NEHv *hv, const NELauncherConfig *cfg,
 {
     NELauncher *l;
     g_autofree char *self = NULL;
+    int log_dir_fd = -1;
     bool has_pvh;
 
     if (strcmp(cfg->accel, "tcg") && strcmp(cfg->accel, "kvm")) {
@@ -676,33 +1108,74 @@ NELauncher *ne_launcher_new(NEHv *hv, const NELauncherConfig *cfg,
             return NULL;
         }
     }
+    if (cfg->log_dir && *cfg->log_dir) {
+        /* logs are opened relative to this, never by path again */
+        log_dir_fd = open(cfg->log_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (log_dir_fd < 0) {
+            error_setg_errno(errp, errno, "enclave-log-dir %s", cfg->log_dir);
+            return NULL;
+        }
+    }
     l = g_new0(NELauncher, 1);
     l->hv = hv;
     l->qemu = self ? g_steal_pointer(&self) : g_strdup(cfg->qemu);
     l->accel = g_strdup(cfg->accel);
-    l->log_dir = g_strdup(cfg->log_dir);
+    l->log_dir_fd = log_dir_fd;
     l->data_dirs = ne_find_data_dirs(&has_pvh);
     if (cfg->direct_boot && has_pvh) {
         l->kernels = ne_kernel_cache_new();
     }
+    l->sealed_kernel.fd = -1;
+    l->eif_max = cfg->eif_max ? cfg->eif_max : NE_EIF_MAX_DEFAULT;
     l->tsc_khz = ne_host_tsc_khz();
+    qemu_mutex_init(&l->lock);
+    QLIST_INIT(&l->vms);
+    QLIST_INIT(&l->jobs);
     ne_hv_set_launcher(hv, &ne_launcher_ops, l);
     return l;
 }
 
 void ne_launcher_free(NELauncher *l)
 {
+    NEEnclaveVM *vm;
+    NEStartJob *job;
+
     if (!l) {
         return;
     }
     ne_hv_set_launcher(l->hv, NULL, NULL);
+    /* starts still reading their image (their slots are gone) */
+    while ((job = QLIST_FIRST(&l->jobs))) {
+        qemu_thread_join(&job->thread);
+        QLIST_REMOVE(job, next);
+        ne_start_job_free(job);
+    }
+    /* the device goes away: the children still ending are waited for */
+    while ((vm = QLIST_FIRST(&l->vms))) {
+        int status;
+
+        ne_vm_kill(vm);
+        if (!vm->reaped) {
+            while (waitpid(vm->pid, &status, 0) < 0 && errno == EINTR) {
+                continue;
+            }
+            vm->reaped = true;
+        }
+        ne_vm_free(vm);
+    }
     if (l->console) {
         ne_console_free(l->console);
     }
+    if (l->sealed_kernel.fd >= 0) {
+        close(l->sealed_kernel.fd);
+    }
+    if (l->log_dir_fd >= 0) {
+        close(l->log_dir_fd);
+    }
     g_strfreev(l->data_dirs);
     ne_kernel_cache_free(l->kernels);
+    qemu_mutex_destroy(&l->lock);
     g_free(l->qemu);
     g_free(l->accel);
-    g_free(l->log_dir);
     g_free(l);
 }

@@ -159,6 +159,22 @@ static void ne_pci_raise_event(void *opaque)
     ne_pci_notify(s, NE_VEC_EVENT);
 }
 
+/*
+ * The answer to a command ne_hv_execute() left pending (an ENCLAVE_START
+ * whose image is checked in the background), from a bottom half.  A device
+ * disabled or reset meanwhile dropped the command, and the slot with it.
+ */
+static void ne_pci_cmd_answer(void *opaque, const NEReply *reply)
+{
+    NEPCIState *s = opaque;
+
+    if (!s->cmd_busy) {
+        return;
+    }
+    s->cmd_busy = false;
+    ne_pci_post_reply(s, reply);
+}
+
 /* Runs on the virtual clock, outside the MMIO handler that rang the bell. */
 static void ne_pci_cmd_complete(void *opaque)
 {
@@ -168,14 +184,17 @@ static void ne_pci_cmd_complete(void *opaque)
     if (!s->cmd_busy) {
         return;
     }
-    s->cmd_busy = false;
     if (s->enable != NE_ENABLE_ON) {
         reply.rc = -NE_ERRNO_ENODEV;
     } else if (s->cmd_forced) {
         reply.rc = s->cmd_forced_rc;
-    } else {
-        ne_hv_execute(&s->hv, s->cmd_type, s->cmd_req, &reply);
+    } else if (!ne_hv_execute(&s->hv, s->cmd_type, s->cmd_req, &reply,
+                              ne_pci_cmd_answer, s)) {
+        /* still in flight: ne_pci_cmd_answer() posts the reply */
+        s->cmd_forced = false;
+        return;
     }
+    s->cmd_busy = false;
     s->cmd_forced = false;
     ne_pci_post_reply(s, &reply);
 }
