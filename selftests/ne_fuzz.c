@@ -58,6 +58,7 @@
 #define NE_CPUS_PARAM	"/sys/module/ne_kvm/parameters/ne_cpus"
 #define NE_TIMEOUT_PARAM "/sys/module/ne_kvm/parameters/cmd_timeout_ms"
 #define KMEMLEAK	"/sys/kernel/debug/kmemleak"
+#define ZOMBIES		"/sys/kernel/debug/ne_kvm/zombies"
 #define MIB		(1ULL << 20)
 #define HPAGE		(2 * MIB)
 #define U32_MAX_	0xffffffffULL
@@ -1410,6 +1411,18 @@ static void chaos_remove_rescan(struct worker *w)
 		violation(w, "the device (or its test controls) did not come back after a rescan");
 }
 
+/*
+ * Without the PCI remove stage nothing resets the device at the end, so no
+ * fault that can leave a zombie (a SLOT_FREE or STOP that fails or times
+ * out) is armed.
+ */
+static uint32_t chaos_type(uint32_t type)
+{
+	if (!opt_remove && (type == NE_TESTCTL_ANY_TYPE || type == 3 || type == 5))
+		return 4;
+	return type;
+}
+
 static void chaos_step(struct worker *w)
 {
 	static const char *const pools[] = {
@@ -1426,8 +1439,8 @@ static void chaos_step(struct worker *w)
 	msleep(20 + r[7] % 250);
 	switch (r[0] % 32) {
 	case 0 ... 5: {	/* FAIL the next matching command */
-		uint32_t type = PICK(r[1], NE_TESTCTL_ANY_TYPE, NE_TESTCTL_ANY_TYPE, 1, 3, 4,
-				     5, 6, 7, 10, r[1] >> 8 & 63);
+		uint32_t type = chaos_type(PICK(r[1], NE_TESTCTL_ANY_TYPE, NE_TESTCTL_ANY_TYPE,
+						1, 3, 4, 5, 6, 7, 10, r[1] >> 8 & 63));
 		int32_t frc = PICK(r[2], -EIO, -ENOMEM, -EINVAL, -EBUSY, -ENOSPC, -EEXIST,
 				   -1, -4095, -4096, -512, -517, 1, 0x7fffffff, -EINTR);
 
@@ -1441,7 +1454,8 @@ static void chaos_step(struct worker *w)
 		break;
 	}
 	case 6 ... 10: {
-		uint32_t type = PICK(r[1], NE_TESTCTL_ANY_TYPE, 1, 3, 4, 5, 6, 7, 10);
+		uint32_t type = chaos_type(PICK(r[1], NE_TESTCTL_ANY_TYPE, 1, 3, 4, 5, 6, 7,
+						10));
 		uint32_t ms = PICK(r[2], 1, 10, 100, 500, 1000, 2500);
 
 		if (!opt_faults || !tc)
@@ -1454,7 +1468,8 @@ static void chaos_step(struct worker *w)
 		break;
 	}
 	case 11 ... 12: {
-		uint32_t type = PICK(r[1], NE_TESTCTL_ANY_TYPE, 1, 3, 4, 5, 6, 7, 10);
+		uint32_t type = chaos_type(PICK(r[1], NE_TESTCTL_ANY_TYPE, 1, 3, 4, 5, 6, 7,
+						10));
 
 		if (!opt_faults || !tc)
 			break;
@@ -1798,16 +1813,62 @@ static void tap(bool ok, const char *fmt, ...)
 
 static bool self_test_caught;
 
+/*
+ * The enclaves the driver keeps because the device did not confirm their
+ * slot freed (ne_kvm/zombies in debugfs, one line each with
+ * "pinned_pages: N"); their count, and their pinned pages into @pages.
+ */
+static int zombies(long *pages, bool print)
+{
+	char line[512];
+	FILE *f = fopen(ZOMBIES, "re");
+	int n = 0;
+
+	*pages = 0;
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f)) {
+		char *p = strstr(line, "pinned_pages:");
+
+		if (print)
+			printf("# zombie: %s", line);
+		n++;
+		if (p)
+			*pages += atol(p + strlen("pinned_pages:"));
+	}
+	fclose(f);
+	return n;
+}
+
+/* Waits up to --settle for pins, free hugepages and slots to be as wanted. */
+static void settle(volatile uint32_t *tc, long want_pins, long want_huge, long *pins,
+		   long *huge, uint32_t *slots, bool with_zombies, int *nz)
+{
+	uint64_t deadline = now_ns() + opt_settle * 1000000000ULL;
+	long zpages = 0;
+	bool ok;
+
+	do {
+		*nz = with_zombies ? zombies(&zpages, false) : 0;
+		*pins = pins_held();
+		*huge = meminfo("HugePages_Free");
+		*slots = tc ? tc[NE_TESTCTL_SLOTS / 4] : 0;
+		ok = *pins == want_pins + zpages && (want_huge < 0 || *huge == want_huge) &&
+		     *slots == (uint32_t)*nz;
+		if (!ok)
+			msleep(250);
+	} while (!ok && now_ns() < deadline);
+}
+
 /* After the run: everything the driver held must be back. */
 static void post_checks(struct baseline *b)
 {
-	uint64_t deadline = now_ns() + opt_settle * 1000000000ULL;
-	long pins, huge_free;
+	uint64_t deadline;
+	long pins, huge_free, zpages;
 	uint32_t slots = 0;
-	char pool[256], path[128], on[8], dir[PATH_MAX];
-	int cpus[256], n, i, offline_bad, free_cpus;
+	char pool[256], path[PATH_MAX + 16], on[8], dir[PATH_MAX];
+	int cpus[256], n, i, offline_bad, free_cpus, nz;
 	volatile uint32_t *tc;
-	bool ok;
 
 	/* The device must be there (the chaos process rescanned last). */
 	if (find_pci_device(dir, sizeof(dir))) {
@@ -1817,7 +1878,52 @@ static void post_checks(struct baseline *b)
 	tc = tc_map();
 	if (tc)
 		tc_disarm(tc);
+	if (b->timeout[0])
+		timed_write(NE_TIMEOUT_PARAM, b->timeout);
+
+	/*
+	 * First as the run left it (teardown may be asynchronous): every pin
+	 * and slot belongs to an enclave the driver admits to keeping.
+	 */
+	settle(tc, b->pins, -1, &pins, &huge_free, &slots, true, &nz);
+	nz = zombies(&zpages, true);
+	tap(pins == b->pins + zpages, "no page left pinned but by the %d zombie enclaves "
+	    "(pinned %ld, at the start %ld, zombies' %ld)", nz, pins, b->pins, zpages);
+	tap(tc && slots == (uint32_t)nz, "the device holds no slot but the zombies' "
+	    "(%u slots, %d zombies)", slots, nz);
+	if (opt_self_test && !strcmp(opt_self_test, "pin") && pins != b->pins + zpages)
+		self_test_caught = true;
+
+	/*
+	 * Then after a device reset (PCI remove and rescan: the device turns
+	 * off and forgets every slot), which must free the zombies too.
+	 */
+	if (opt_remove && !find_pci_device(dir, sizeof(dir))) {
+		tc_unmap(tc);
+		tc = NULL;
+		snprintf(path, sizeof(path), "%s/remove", dir);
+		printf("# a final PCI remove and rescan\n");
+		timed_write(path, "1");
+		timed_write("/sys/bus/pci/rescan", "1");
+		deadline = now_ns() + opt_settle * 1000000000ULL;
+		while (!(tc = tc_map()) && now_ns() < deadline)
+			msleep(200);
+		deadline = now_ns() + opt_settle * 1000000000ULL;
+		while (access(NE_DEV_PATH, F_OK) && now_ns() < deadline)
+			msleep(200);
+	}
+	settle(tc, b->pins, b->huge_free, &pins, &huge_free, &slots, false, &nz);
+	tap(pins == b->pins, "no page left pinned%s (pinned now %ld, at the start %ld)",
+	    opt_remove ? " after a device reset" : "", pins, b->pins);
+	tap(huge_free == b->huge_free, "HugePages_Free back to its start value (%ld, was %ld)",
+	    huge_free, b->huge_free);
+	tap(tc != NULL, "the device and its test controls are there");
+	tap(tc && !slots, "the device holds no slot (%u)", slots);
+	nz = zombies(&zpages, true);
+	tap(!nz, "no zombie enclave is left (%d)", nz);
+
 	/* The pool the run started with, its CPUs online first as then. */
+	deadline = now_ns() + opt_settle * 1000000000ULL;
 	if (read_file(NE_CPUS_PARAM, pool, sizeof(pool)) || strcmp(pool, b->pool)) {
 		int rc;
 
@@ -1836,7 +1942,6 @@ static void post_checks(struct baseline *b)
 				timed_write(path, "1");
 			}
 		}
-
 		do {
 			rc = timed_write(NE_CPUS_PARAM, b->pool);
 			if (rc == -EBUSY)
@@ -1845,28 +1950,6 @@ static void post_checks(struct baseline *b)
 		if (rc)
 			printf("# restoring ne_cpus \"%s\": %s\n", b->pool, strerror(-rc));
 	}
-	if (b->timeout[0])
-		timed_write(NE_TIMEOUT_PARAM, b->timeout);
-
-	/* Teardown may be asynchronous: wait up to --settle for it. */
-	do {
-		pins = pins_held();
-		huge_free = meminfo("HugePages_Free");
-		slots = tc ? tc[NE_TESTCTL_SLOTS / 4] : 0;
-		ok = pins == b->pins && huge_free == b->huge_free && !slots;
-		if (!ok)
-			msleep(250);
-	} while (!ok && now_ns() < deadline);
-
-	tap(pins == b->pins, "no page left pinned (pinned now %ld, at the start %ld)",
-	    pins, b->pins);
-	tap(huge_free == b->huge_free, "HugePages_Free back to its start value (%ld, was %ld)",
-	    huge_free, b->huge_free);
-	if (opt_self_test && !strcmp(opt_self_test, "pin") &&
-	    (pins != b->pins || huge_free != b->huge_free))
-		self_test_caught = true;
-	tap(tc != NULL, "the device's test controls are there");
-	tap(tc && !slots, "the device holds no slot (%u)", slots);
 
 	read_file(NE_CPUS_PARAM, pool, sizeof(pool));
 	tap(!strcmp(pool, b->pool), "ne_cpus is \"%s\" (was \"%s\")", pool, b->pool);
