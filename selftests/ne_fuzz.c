@@ -1509,7 +1509,8 @@ static void chaos_step(struct worker *w)
 
 		if (!opt_pool)
 			break;
-		op_begin(w, "ne_cpus = \"%s\"", p);
+		op_begin(w, "ne_cpus = \"%.*s%s\"", (int)strcspn(p, "\n"), p,
+			 strchr(p, '\n') ? "\\n" : "");
 		rc = write_file(NE_CPUS_PARAM, p);
 		op_end(w, rc, -rc);
 		if (!rc)
