@@ -123,6 +123,8 @@ static unsigned int opt_hang = 60, opt_settle = 30, opt_cmd_timeout = 2000;
 static bool opt_remove = true, opt_faults = true, opt_pool = true;
 static bool opt_hotplug = true, opt_fork = true, opt_kmsg = true;
 static const char *opt_self_test;
+static uint64_t opt_ops;		/* operations per worker, 0: no limit */
+static bool opt_verbose;
 
 static uint64_t now_ns(void)
 {
@@ -416,6 +418,8 @@ static long op_end(struct worker *w, long rc, int err)
 	else
 		snprintf(rec->text + n, TEXT - n, " = %ld", rc);
 	__atomic_store_n(&ws->op_start_ns, 0, __ATOMIC_SEQ_CST);
+	if (opt_verbose)
+		printf("# w%d %s\n", w->idx, rec->text);
 	ws->head++;
 	ws->ops++;
 	return rc;
@@ -1267,7 +1271,7 @@ static void *worker_thread(void *arg)
 
 	w->ws->pid = getpid();
 	w->ws->tid = syscall(SYS_gettid);
-	while (!sh->stop && now_ns() < end)
+	while (!sh->stop && now_ns() < end && (!opt_ops || w->ws->ops < opt_ops))
 		worker_step(w);
 	/* Everything back, in a random order of kinds. */
 	for (i = 0; i < NVCPU; i++)
@@ -1547,7 +1551,7 @@ static int chaos_process(int idx)
 	w.ws->pid = getpid();
 	w.ws->tid = getpid();
 	chaos_tc = tc_map();
-	while (!sh->stop && now_ns() < end)
+	while (!sh->stop && now_ns() < end && (!opt_ops || w.ws->ops < opt_ops))
 		chaos_step(&w);
 	/* Leave the device present, every knob disarmed, CPUs 1.. online. */
 	if (!chaos_tc) {
@@ -2033,6 +2037,9 @@ static void usage(FILE *f)
 "Options:\n"
 "  --seed N           the seed (default: from the clock)\n"
 "  --seconds N        how long the workers run (default 60)\n"
+"  --ops N            at most N operations per worker (default: no limit);\n"
+"                     with --seed, replays a finding's first N operations\n"
+"  --verbose          print every operation as it ends\n"
 "  --threads N        threads per worker process (default 3, at most %d)\n"
 "  --procs N          worker processes (default 2, at most %d)\n"
 "  --hang-timeout N   an operation that takes longer than N s is a hang\n"
@@ -2088,6 +2095,8 @@ int main(int argc, char **argv)
 		{ "no-hotplug", no_argument, NULL, 'O' },
 		{ "no-fork", no_argument, NULL, 'K' },
 		{ "self-test", required_argument, NULL, 'T' },
+		{ "ops", required_argument, NULL, 'N' },
+		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
 	};
@@ -2129,6 +2138,8 @@ int main(int argc, char **argv)
 				return EXIT_USAGE;
 			}
 			break;
+		case 'N': opt_ops = num_arg(optarg, "--ops"); break;
+		case 'v': opt_verbose = true; break;
 		case 'h': usage(stdout); return EXIT_CLEAN;
 		default: usage(stderr); return EXIT_USAGE;
 		}
