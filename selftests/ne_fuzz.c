@@ -62,6 +62,7 @@
 #define MIB		(1ULL << 20)
 #define HPAGE		(2 * MIB)
 #define U32_MAX_	0xffffffffULL
+#define ARRAY_SIZE(a)	(sizeof(a) / sizeof((a)[0]))
 
 /* Exit statuses (also in --help). */
 enum {
@@ -463,7 +464,7 @@ static uint64_t pick(uint64_t r, const uint64_t *vals, size_t n)
 	return vals[r % n];
 }
 #define PICK(r, ...) ({ const uint64_t __v[] = { __VA_ARGS__ }; \
-			pick(r, __v, sizeof(__v) / sizeof(__v[0])); })
+			pick(r, __v, ARRAY_SIZE(__v)); })
 
 enum ptr_kind { PTR_OK, PTR_NULL, PTR_NONE, PTR_STRADDLE, PTR_RO, PTR_MISALIGNED,
 		PTR_KERNEL, PTR_KINDS };
@@ -568,46 +569,77 @@ static uint64_t pick_cap(uint64_t r)
 static unsigned long pick_foreign(uint64_t r, uint64_t r2)
 {
 	switch (r % 40) {
-	case 0: return KVM_RUN;
-	case 1: return KVM_GET_REGS;
-	case 2: return KVM_SET_SREGS;
-	case 3: return KVM_GET_TSC_KHZ;
-	case 4: return KVM_SET_TSC_KHZ;
-	case 5: return KVM_GET_XSAVE2;
-	case 6: return KVM_GET_DEVICE_ATTR;
-	case 7: return KVM_SET_DEVICE_ATTR;
-	case 8: return KVM_HAS_DEVICE_ATTR;
-	case 9: return KVM_GET_REG_LIST;
-	case 10: return KVM_CREATE_IRQCHIP;
-	case 11: return KVM_GET_DIRTY_LOG;
-	case 12: return KVM_IRQFD;
-	case 13: return KVM_IOEVENTFD;
-	case 14: return KVM_SET_TSS_ADDR;
-	case 15: return KVM_ENABLE_CAP;
-	case 16: return KVM_GET_STATS_FD;
-	case 17: return KVM_CREATE_DEVICE;
-	case 18: return KVM_GET_MSR_INDEX_LIST;
-	case 19: return KVM_GET_SUPPORTED_CPUID;
+	case 0:
+		return KVM_RUN;
+	case 1:
+		return KVM_GET_REGS;
+	case 2:
+		return KVM_SET_SREGS;
+	case 3:
+		return KVM_GET_TSC_KHZ;
+	case 4:
+		return KVM_SET_TSC_KHZ;
+	case 5:
+		return KVM_GET_XSAVE2;
+	case 6:
+		return KVM_GET_DEVICE_ATTR;
+	case 7:
+		return KVM_SET_DEVICE_ATTR;
+	case 8:
+		return KVM_HAS_DEVICE_ATTR;
+	case 9:
+		return KVM_GET_REG_LIST;
+	case 10:
+		return KVM_CREATE_IRQCHIP;
+	case 11:
+		return KVM_GET_DIRTY_LOG;
+	case 12:
+		return KVM_IRQFD;
+	case 13:
+		return KVM_IOEVENTFD;
+	case 14:
+		return KVM_SET_TSS_ADDR;
+	case 15:
+		return KVM_ENABLE_CAP;
+	case 16:
+		return KVM_GET_STATS_FD;
+	case 17:
+		return KVM_CREATE_DEVICE;
+	case 18:
+		return KVM_GET_MSR_INDEX_LIST;
+	case 19:
+		return KVM_GET_SUPPORTED_CPUID;
 	/* The upstream Nitro Enclaves numbers, 0xAE20-0xAE24, with their sizes. */
 	case 20: return _IOR(0xAE, 0x20, __u64);		/* NE_CREATE_VM */
 	case 21: return _IOWR(0xAE, 0x21, __u32);		/* NE_ADD_VCPU */
 	case 22: return _IOWR(0xAE, 0x22, char[16]);		/* NE_GET_IMAGE_LOAD_INFO */
 	case 23: return _IOW(0xAE, 0x23, char[32]);		/* NE_SET_USER_MEMORY_REGION */
-	case 24: return _IO(0xAE, 0x20 + r2 % 5);
+	case 24:
+		return _IO(0xAE, 0x20 + r2 % 5);
 	case 25: return _IOWR(0xAE, 0x24, char[24]);		/* START, wrong size */
 	case 26: return _IOW(0xAE, 0x24, struct ne_enclave_start); /* START, wrong dir */
 	case 27: return _IOWR(0xAE, 0x25 + r2 % 27, char[16]);	/* rest of NE's range */
-	case 28: return KVM_CREATE_VM;
-	case 29: return KVM_GET_API_VERSION;
-	case 30: return KVM_CHECK_EXTENSION;
-	case 31: return KVM_CREATE_VCPU;
-	case 32: return KVM_SET_USER_MEMORY_REGION;
-	case 33: return NE_ENCLAVE_START;
-	case 34: return KVM_GET_VCPU_MMAP_SIZE;
+	case 28:
+		return KVM_CREATE_VM;
+	case 29:
+		return KVM_GET_API_VERSION;
+	case 30:
+		return KVM_CHECK_EXTENSION;
+	case 31:
+		return KVM_CREATE_VCPU;
+	case 32:
+		return KVM_SET_USER_MEMORY_REGION;
+	case 33:
+		return NE_ENCLAVE_START;
+	case 34:
+		return KVM_GET_VCPU_MMAP_SIZE;
 	case 35: return _IOW(KVMIO, 0x46, char[40]);	/* SET_USER_MEMORY_REGION, size 40 */
-	case 36: return 0;
-	case 37: return 0xffffffffUL;
-	case 38: return _IOC(r2 & 3, KVMIO, r2 >> 8 & 0xff, r2 >> 16 & 0x3fff);
+	case 36:
+		return 0;
+	case 37:
+		return 0xffffffffUL;
+	case 38:
+		return _IOC(r2 & 3, KVMIO, r2 >> 8 & 0xff, r2 >> 16 & 0x3fff);
 	}
 	return (unsigned long)r2;
 }
@@ -615,13 +647,20 @@ static unsigned long pick_foreign(uint64_t r, uint64_t r2)
 static unsigned long pick_arg(struct worker *w, uint64_t r, uint64_t r2)
 {
 	switch (r % 8) {
-	case 0: return 0;
-	case 1: return (unsigned long)w->page_rw;
-	case 2: return (unsigned long)w->page_none;
-	case 3: return (unsigned long)w->page_ro;
-	case 4: return (unsigned long)(w->page_rw + 4090);
-	case 5: return 0xffff888000000000UL;
-	case 6: return r2 % 64;
+	case 0:
+		return 0;
+	case 1:
+		return (unsigned long)w->page_rw;
+	case 2:
+		return (unsigned long)w->page_none;
+	case 3:
+		return (unsigned long)w->page_ro;
+	case 4:
+		return (unsigned long)(w->page_rw + 4090);
+	case 5:
+		return 0xffff888000000000UL;
+	case 6:
+		return r2 % 64;
 	}
 	return r2;
 }
@@ -886,11 +925,21 @@ static void op_set_mem(struct worker *w)
 					   1ULL << 52, ~0ULL << 21);
 	if (mode == MODE_RANDOM || field == 3) {
 		switch (w->r[6] % 10) {
-		case 0: reg.userspace_addr = 0; break;
-		case 1: reg.userspace_addr = (uintptr_t)w->page_none; break;
-		case 2: reg.userspace_addr = 0xffff888000000000ULL; break;
-		case 3: reg.userspace_addr = (1ULL << 47) - HPAGE; break;
-		case 4: reg.userspace_addr = w->r[6] & ~(HPAGE - 1); break;
+		case 0:
+			reg.userspace_addr = 0;
+			break;
+		case 1:
+			reg.userspace_addr = (uintptr_t)w->page_none;
+			break;
+		case 2:
+			reg.userspace_addr = 0xffff888000000000ULL;
+			break;
+		case 3:
+			reg.userspace_addr = (1ULL << 47) - HPAGE;
+			break;
+		case 4:
+			reg.userspace_addr = w->r[6] & ~(HPAGE - 1);
+			break;
 		default:
 			off = PICK(w->r[6] >> 8, HPAGE, MIB, 4096, 64);
 			reg.userspace_addr += off;
@@ -900,14 +949,30 @@ static void op_set_mem(struct worker *w)
 	}
 	if (mode == MODE_RANDOM || field == 4) {
 		switch (w->r[6] >> 40 & 7) {
-		case 0: reg.memory_size = 0; break;
-		case 1: reg.memory_size += HPAGE; break;
-		case 2: reg.memory_size |= 4096; break;
-		case 3: reg.memory_size = 1ULL << 40; break;
-		case 4: reg.memory_size = ~0ULL; break;
-		case 5: reg.memory_size = ~0ULL - HPAGE + 1; break;
-		case 6: reg.memory_size = 1ULL << 63; break;
-		case 7: reg.memory_size = m->size > HPAGE ? m->size - HPAGE : HPAGE; break;
+		case 0:
+			reg.memory_size = 0;
+			break;
+		case 1:
+			reg.memory_size += HPAGE;
+			break;
+		case 2:
+			reg.memory_size |= 4096;
+			break;
+		case 3:
+			reg.memory_size = 1ULL << 40;
+			break;
+		case 4:
+			reg.memory_size = ~0ULL;
+			break;
+		case 5:
+			reg.memory_size = ~0ULL - HPAGE + 1;
+			break;
+		case 6:
+			reg.memory_size = 1ULL << 63;
+			break;
+		case 7:
+			reg.memory_size = m->size > HPAGE ? m->size - HPAGE : HPAGE;
+			break;
 		}
 	}
 	if (mode == MODE_RANDOM || field == 5)
@@ -1239,27 +1304,61 @@ static void worker_step(struct worker *w)
 	for (i = 0; x >= op_weight[i]; i++)
 		x -= op_weight[i];
 	switch (i) {
-	case OP_OPEN_SYS: op_open_sys(w); break;
-	case OP_CLOSE: op_close(w); break;
-	case OP_SYS_IOCTL: op_any_ioctl(w, 0); break;
-	case OP_CREATE_VM: op_create_vm(w); break;
-	case OP_SET_MEM: op_set_mem(w); break;
-	case OP_CREATE_VCPU: op_create_vcpu(w); break;
-	case OP_START: op_start(w); break;
-	case OP_VM_IOCTL: op_any_ioctl(w, 1); break;
-	case OP_VCPU_IOCTL: op_any_ioctl(w, 2); break;
-	case OP_POLL: op_poll(w); break;
-	case OP_EPOLL: op_epoll(w); break;
-	case OP_RW: op_rw(w); break;
-	case OP_FDINFO: op_fdinfo(w); break;
-	case OP_DUP: op_dup(w); break;
+	case OP_OPEN_SYS:
+		op_open_sys(w);
+		break;
+	case OP_CLOSE:
+		op_close(w);
+		break;
+	case OP_SYS_IOCTL:
+		op_any_ioctl(w, 0);
+		break;
+	case OP_CREATE_VM:
+		op_create_vm(w);
+		break;
+	case OP_SET_MEM:
+		op_set_mem(w);
+		break;
+	case OP_CREATE_VCPU:
+		op_create_vcpu(w);
+		break;
+	case OP_START:
+		op_start(w);
+		break;
+	case OP_VM_IOCTL:
+		op_any_ioctl(w, 1);
+		break;
+	case OP_VCPU_IOCTL:
+		op_any_ioctl(w, 2);
+		break;
+	case OP_POLL:
+		op_poll(w);
+		break;
+	case OP_EPOLL:
+		op_epoll(w);
+		break;
+	case OP_RW:
+		op_rw(w);
+		break;
+	case OP_FDINFO:
+		op_fdinfo(w);
+		break;
+	case OP_DUP:
+		op_dup(w);
+		break;
 	case OP_FORK:
 		if (opt_fork)
 			op_fork(w);
 		break;
-	case OP_MAP: op_map(w); break;
-	case OP_UNMAP: op_unmap(w); break;
-	case OP_ENCLAVE: op_enclave(w); break;
+	case OP_MAP:
+		op_map(w);
+		break;
+	case OP_UNMAP:
+		op_unmap(w);
+		break;
+	case OP_ENCLAVE:
+		op_enclave(w);
+		break;
 	}
 }
 
@@ -1509,7 +1608,7 @@ static void chaos_step(struct worker *w)
 		break;
 	}
 	case 22 ... 26: {
-		const char *p = pools[r[1] % (sizeof(pools) / sizeof(pools[0]))];
+		const char *p = pools[r[1] % (ARRAY_SIZE(pools))];
 
 		if (!opt_pool)
 			break;
@@ -1613,7 +1712,7 @@ static void read_kmsg(void)
 		msg = strchr(rec, ';');
 		msg = msg ? msg + 1 : rec;
 		msg[strcspn(msg, "\n")] = '\0';
-		for (i = 0; i < sizeof(report_patterns) / sizeof(report_patterns[0]); i++)
+		for (i = 0; i < ARRAY_SIZE(report_patterns); i++)
 			if (strstr(msg, report_patterns[i]))
 				hit = true;
 		if (hit) {
@@ -2120,17 +2219,39 @@ int main(int argc, char **argv)
 			have_seed = true;
 			break;
 		}
-		case 'S': opt_seconds = num_arg(optarg, "--seconds"); break;
-		case 't': opt_threads = num_arg(optarg, "--threads"); break;
-		case 'p': opt_procs = num_arg(optarg, "--procs"); break;
-		case 'H': opt_hang = num_arg(optarg, "--hang-timeout"); break;
-		case 'W': opt_settle = num_arg(optarg, "--settle"); break;
-		case 'C': opt_cmd_timeout = num_arg(optarg, "--cmd-timeout-ms"); break;
-		case 'R': opt_remove = false; break;
-		case 'F': opt_faults = false; break;
-		case 'P': opt_pool = false; break;
-		case 'O': opt_hotplug = false; break;
-		case 'K': opt_fork = false; break;
+		case 'S':
+			opt_seconds = num_arg(optarg, "--seconds");
+			break;
+		case 't':
+			opt_threads = num_arg(optarg, "--threads");
+			break;
+		case 'p':
+			opt_procs = num_arg(optarg, "--procs");
+			break;
+		case 'H':
+			opt_hang = num_arg(optarg, "--hang-timeout");
+			break;
+		case 'W':
+			opt_settle = num_arg(optarg, "--settle");
+			break;
+		case 'C':
+			opt_cmd_timeout = num_arg(optarg, "--cmd-timeout-ms");
+			break;
+		case 'R':
+			opt_remove = false;
+			break;
+		case 'F':
+			opt_faults = false;
+			break;
+		case 'P':
+			opt_pool = false;
+			break;
+		case 'O':
+			opt_hotplug = false;
+			break;
+		case 'K':
+			opt_fork = false;
+			break;
 		case 'T':
 			opt_self_test = optarg;
 			if (strcmp(optarg, "fd") && strcmp(optarg, "pin")) {
@@ -2138,10 +2259,18 @@ int main(int argc, char **argv)
 				return EXIT_USAGE;
 			}
 			break;
-		case 'N': opt_ops = num_arg(optarg, "--ops"); break;
-		case 'v': opt_verbose = true; break;
-		case 'h': usage(stdout); return EXIT_CLEAN;
-		default: usage(stderr); return EXIT_USAGE;
+		case 'N':
+			opt_ops = num_arg(optarg, "--ops");
+			break;
+		case 'v':
+			opt_verbose = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return EXIT_CLEAN;
+		default:
+			usage(stderr);
+			return EXIT_USAGE;
 		}
 	}
 	if (optind < argc || !opt_threads || opt_threads > MAXTHREADS || !opt_procs ||
