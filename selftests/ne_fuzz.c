@@ -93,7 +93,8 @@ struct wstate {
 	pid_t pid, tid;
 	volatile pid_t aux_pid;		/* a forked child being waited for */
 	volatile uint64_t op_start_ns;	/* 0 while not inside an operation */
-	volatile uint64_t ops;
+	volatile uint64_t ops;		/* log entries */
+	volatile uint64_t steps;	/* operations drawn (--ops counts these) */
 	volatile int violations;
 	volatile int fd_leak;		/* fds left open at the worker's end */
 	volatile int done;
@@ -365,6 +366,7 @@ struct worker {
 	struct wstate *ws;
 	struct rng rng;
 	uint64_t r[8];			/* this operation's random values */
+	const char *prefix;		/* "enclave: " inside op_enclave */
 	/* Tables (thread workers); fds are -1 when empty. */
 	int sys[NSYS];
 	struct vmrec {
@@ -393,7 +395,7 @@ static void op_vlog(struct worker *w, const char *fmt, va_list ap)
 	int n;
 
 	rec->n = ws->ops;
-	n = snprintf(rec->text, TEXT, "#%" PRIu64 " ", ws->ops);
+	n = snprintf(rec->text, TEXT, "#%" PRIu64 " %s", ws->steps, w->prefix);
 	vsnprintf(rec->text + n, TEXT - n, fmt, ap);
 }
 
@@ -452,7 +454,7 @@ static void violation(struct worker *w, const char *fmt, ...)
 	vsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
 	printf("# FINDING (seed %" PRIu64 ", worker %d, op #%" PRIu64 "): %s\n",
-	       opt_seed, w->idx, w->ws->ops, buf);
+	       opt_seed, w->idx, w->ws->steps, buf);
 	w->ws->violations++;
 	__atomic_add_fetch(&sh->findings, 1, __ATOMIC_SEQ_CST);
 }
@@ -1073,11 +1075,14 @@ static void op_enclave(struct worker *w)
 	int vi = w->r[1] % NVM, mi = w->r[4] % NMEM, i;
 	uint64_t r4 = w->r[4], r5 = w->r[5], r6 = w->r[6];
 
+	w->prefix = "enclave: ";
 	w->r[3] = 3;	/* create_vm: not its own open */
 	w->r[2] = r5;
 	op_create_vm(w);
-	if (w->vm[vi].fd < 0)
+	if (w->vm[vi].fd < 0) {
+		w->prefix = "";
 		return;
+	}
 	/* 64 MiB of hugetlb, anonymous or a hugetlbfs file. */
 	w->r[1] = mi;
 	w->r[2] = r4 % 2 ? 0 : 2;
@@ -1096,6 +1101,7 @@ static void op_enclave(struct worker *w)
 	w->r[3] = r6 >> 16;	/* cid 0 or 4.. */
 	w->r[5] = 0;		/* valid */
 	op_start(w);
+	w->prefix = "";
 }
 
 static void op_poll(struct worker *w)
@@ -1296,6 +1302,7 @@ static void worker_step(struct worker *w)
 {
 	unsigned int total = 0, i, x;
 
+	w->ws->steps++;
 	for (i = 0; i < 8; i++)
 		w->r[i] = rng_next(&w->rng);
 	for (i = 0; i < NR_OPS; i++)
@@ -1370,7 +1377,7 @@ static void *worker_thread(void *arg)
 
 	w->ws->pid = getpid();
 	w->ws->tid = syscall(SYS_gettid);
-	while (!sh->stop && now_ns() < end && (!opt_ops || w->ws->ops < opt_ops))
+	while (!sh->stop && now_ns() < end && (!opt_ops || w->ws->steps < opt_ops))
 		worker_step(w);
 	/* Everything back, in a random order of kinds. */
 	for (i = 0; i < NVCPU; i++)
@@ -1391,6 +1398,7 @@ static void worker_init(struct worker *w, int idx)
 	memset(w, 0, sizeof(*w));
 	w->idx = idx;
 	w->ws = &sh->w[idx];
+	w->prefix = "";
 	rng_init(&w->rng, opt_seed, idx + 1);
 	for (i = 0; i < NSYS; i++)
 		w->sys[i] = -1;
@@ -1537,6 +1545,7 @@ static void chaos_step(struct worker *w)
 	int i, rc, n;
 	char path[128], val[32];
 
+	w->ws->steps++;
 	for (i = 0; i < 8; i++)
 		r[i] = rng_next(&w->rng);
 	msleep(20 + r[7] % 250);
@@ -1650,7 +1659,7 @@ static int chaos_process(int idx)
 	w.ws->pid = getpid();
 	w.ws->tid = getpid();
 	chaos_tc = tc_map();
-	while (!sh->stop && now_ns() < end && (!opt_ops || w.ws->ops < opt_ops))
+	while (!sh->stop && now_ns() < end && (!opt_ops || w.ws->steps < opt_ops))
 		chaos_step(&w);
 	/* Leave the device present, every knob disarmed, CPUs 1.. online. */
 	if (!chaos_tc) {
@@ -2124,7 +2133,9 @@ static void usage(FILE *f)
 "The seed is printed first.  --seed N replays every worker's sequence of\n"
 "operations exactly; the interleaving of threads and processes, and the\n"
 "arguments derived from earlier results (the next guest-physical address),\n"
-"are not reproducible.\n"
+"are not reproducible.  In the log, #N is the worker's N-th operation\n"
+"(the steps of a whole enclave share one N); --ops N stops every worker\n"
+"after N operations.\n"
 "\n"
 "After the run it checks, waiting up to --settle seconds for the teardown:\n"
 "no page left pinned (nr_foll_pin_acquired - nr_foll_pin_released as at the\n"
@@ -2434,7 +2445,7 @@ int main(int argc, char **argv)
 		dump_rings("a worker process crashed");
 	printf("# operations:");
 	for (i = 0; i < nw; i++)
-		printf(" w%d=%" PRIu64, i, sh->w[i].ops);
+		printf(" w%d=%" PRIu64, i, sh->w[i].steps);
 	printf("\n# succeeded: %" PRIu64 " KVM_CREATE_VM, %" PRIu64 " memory regions, %" PRIu64
 	       " KVM_CREATE_VCPU, %" PRIu64 " NE_ENCLAVE_START, %" PRIu64 " forks, %" PRIu64
 	       " PCI removes, %" PRIu64 " stop events on a slot, %" PRIu64 " ne_cpus writes\n",
