@@ -9,6 +9,8 @@
 #   make lint      W=1, sparse and checkpatch
 #   make bench     benchmarks that print numbers
 #   make qemu      the project's qemu-system-x86_64
+#   make fuzz      the ioctl fuzzer in the parent VM: SECONDS=N (default 300),
+#                  FUZZ_ARGS='--seed N ...' (see ne_fuzz --help), NE_KERNEL=
 
 BUILD ?= $(CURDIR)/build
 export NE_BUILD := $(BUILD)
@@ -20,7 +22,7 @@ ABI := $(shell ls -d /usr/src/linux-headers-*-amd64 2>/dev/null | sort -V | \
 endif
 KDIR ?= /usr/src/linux-headers-$(ABI)
 
-.PHONY: all module tools selftests deps qemu lint check run bench clean help
+.PHONY: all module tools selftests deps qemu lint check run bench fuzz fuzz-selftest clean help
 
 all: module tools selftests
 
@@ -52,10 +54,27 @@ run:
 bench:
 	tools/bench
 
+# The ioctl fuzzer (selftests/ne_fuzz.c) in a parent VM with the device's
+# test controls.  NE_KERNEL is the guest kernel: 'debug' (KASAN, lockdep,
+# kmemleak) when tools/ne-vm offers --kernel debug, else Debian's.
+SECONDS ?= 300
+NE_KERNEL ?= $(shell tools/ne-vm --help 2>/dev/null | grep -q -- '--kernel.*debug' && echo debug || echo debian)
+FUZZ_VM = tools/ne-vm $(if $(filter-out debian,$(NE_KERNEL)),--kernel $(NE_KERNEL)) \
+	  --ne-pci test-controls=on,boot-enclaves=off
+FUZZ := $(BUILD)/selftests/ne_fuzz
+
+fuzz: module selftests
+	$(FUZZ_VM) --timeout $$(($(SECONDS) + 900)) -- $(FUZZ) --seconds $(SECONDS) $(FUZZ_ARGS)
+
+# The fuzzer's own test: its checks must catch a kept fd and kept pins.
+fuzz-selftest: module selftests
+	$(FUZZ_VM) --timeout 900 -- sh -c '$(FUZZ) --self-test fd --seconds 10 && \
+		$(FUZZ) --self-test pin --seconds 10'
+
 clean:
 	-test -d "$(KDIR)" && $(MAKE) -C $(KDIR) M=$(CURDIR) clean
 	$(MAKE) -C tools clean
 	$(MAKE) -C selftests clean
 
 help:
-	@sed -n '3,12p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '3,14p' Makefile | sed 's/^# \{0,1\}//'

@@ -1,0 +1,2489 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * ne_fuzz: an ioctl fuzzer for ne_kvm.ko, run inside the parent VM as root.
+ *
+ * Worker processes (--procs), each with worker threads (--threads), send
+ * random sequences of every ioctl of the system, VM and vCPU fds with random
+ * and edge-case arguments, map and unmap memory of every kind, close fds at
+ * random, poll, dup fds between threads and fork children that try the
+ * inherited fds.  A chaos process arms the device's test-control faults,
+ * raises "enclave stopped" events, rewrites ne_cpus, onlines CPUs and
+ * removes and rescans the PCI device.  The supervisor (the first process)
+ * watches every worker: an operation that does not return within
+ * --hang-timeout is reported with the kernel stacks of the fuzzer's tasks,
+ * and the fuzzer exits instead of hanging.  After the run it checks that
+ * the driver gave everything back (see --help).
+ *
+ * Each worker draws its operations from its own generator, seeded from the
+ * run's seed and the worker's index, and draws the same number of values for
+ * every operation whatever the results: --seed replays every worker's
+ * sequence of operations.  Thread interleaving, and the arguments derived
+ * from earlier results (the next guest-physical address), are not replayed.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <dirent.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <linux/kvm.h>
+#include <linux/mman.h>
+#include <linux/ne_kvm.h>
+
+#include "hw/ne/ne-testctl.h"
+
+#define NE_DEV_PATH	"/dev/nitro_enclaves"
+#define NE_PCI_VENDOR	0x1d0f
+#define NE_PCI_DEVICE	0xe4c1
+#define NE_SYSFS_PCI	"/sys/bus/pci/devices"
+#define NE_CPUS_PARAM	"/sys/module/ne_kvm/parameters/ne_cpus"
+#define NE_TIMEOUT_PARAM "/sys/module/ne_kvm/parameters/cmd_timeout_ms"
+#define KMEMLEAK	"/sys/kernel/debug/kmemleak"
+#define ZOMBIES		"/sys/kernel/debug/ne_kvm/zombies"
+#define MIB		(1ULL << 20)
+#define HPAGE		(2 * MIB)
+#define U32_MAX_	0xffffffffULL
+#define ARRAY_SIZE(a)	(sizeof(a) / sizeof((a)[0]))
+
+/* Exit statuses (also in --help). */
+enum {
+	EXIT_CLEAN = 0,
+	EXIT_FINDING = 1,
+	EXIT_USAGE = 2,
+	EXIT_ENV = 3,
+	EXIT_HANG = 5,
+};
+
+/* ---- shared state: one record per worker, in MAP_SHARED memory ------------- */
+
+#define RING		64
+#define TEXT		160
+#define NSYS		3
+#define NVM		6
+#define NVCPU		8
+#define NMEM		6
+#define MAXTHREADS	16
+#define MAXPROCS	16
+
+struct op_rec {
+	uint64_t n;
+	char text[TEXT];
+};
+
+struct wstate {
+	pid_t pid, tid;
+	volatile pid_t aux_pid;		/* a forked child being waited for */
+	volatile uint64_t op_start_ns;	/* 0 while not inside an operation */
+	volatile uint64_t ops;		/* log entries */
+	volatile uint64_t steps;	/* operations drawn (--ops counts these) */
+	volatile int violations;
+	volatile int fd_leak;		/* fds left open at the worker's end */
+	volatile int done;
+	volatile int child_bad_cmd;	/* set by a forked child: what it saw */
+	volatile int child_bad_errno;
+	volatile int child_bad_rc;
+	uint32_t head;
+	struct op_rec ring[RING];
+};
+
+struct shared {
+	volatile int stop;
+	volatile int64_t huge_budget;	/* bytes of hugetlb the workers may map */
+	volatile int findings;
+	/* What succeeded, to judge a run's depth. */
+	volatile uint64_t n_vm, n_mem, n_vcpu, n_start, n_fork, n_remove, n_event, n_pool;
+	uint32_t nr_memslots, max_vcpu_id, ncpus;
+	int nworkers;			/* procs * threads, then the chaos worker */
+	struct wstate w[];
+};
+
+static struct shared *sh;
+
+/* Options. */
+static uint64_t opt_seed;
+static unsigned int opt_seconds = 60, opt_threads = 3, opt_procs = 2;
+static unsigned int opt_hang = 60, opt_settle = 30, opt_cmd_timeout = 2000;
+static bool opt_remove = true, opt_faults = true, opt_pool = true;
+static bool opt_hotplug = true, opt_fork = true, opt_kmsg = true;
+static const char *opt_self_test;
+static uint64_t opt_ops;		/* operations per worker, 0: no limit */
+static bool opt_verbose;
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+}
+
+static void msleep(unsigned int ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+	while (nanosleep(&ts, &ts) && errno == EINTR)
+		;
+}
+
+/* ---- the generator: xoshiro256** seeded by splitmix64 --------------------- */
+
+struct rng {
+	uint64_t s[4];
+};
+
+static uint64_t splitmix(uint64_t *x)
+{
+	uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
+static void rng_init(struct rng *r, uint64_t seed, uint64_t stream)
+{
+	uint64_t x = seed ^ (stream * 0xd1342543de82ef95ULL);
+	int i;
+
+	for (i = 0; i < 4; i++)
+		r->s[i] = splitmix(&x);
+}
+
+static uint64_t rotl(uint64_t x, int k)
+{
+	return (x << k) | (x >> (64 - k));
+}
+
+static uint64_t rng_next(struct rng *r)
+{
+	uint64_t *s = r->s, res = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
+
+	s[2] ^= s[0];
+	s[3] ^= s[1];
+	s[1] ^= s[2];
+	s[0] ^= s[3];
+	s[2] ^= t;
+	s[3] = rotl(s[3], 45);
+	return res;
+}
+
+/* ---- files ----------------------------------------------------------------- */
+
+static int write_file(const char *path, const char *val)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC), rc = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (write(fd, val, strlen(val)) < 0)
+		rc = -errno;
+	close(fd);
+	return rc;
+}
+
+static int read_file(const char *path, char *buf, size_t len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return -errno;
+	n = read(fd, buf, len - 1);
+	close(fd);
+	if (n < 0)
+		return -errno;
+	buf[n] = '\0';
+	buf[strcspn(buf, "\n")] = '\0';
+	return 0;
+}
+
+static long meminfo(const char *key)
+{
+	char line[256];
+	long val = -1;
+	size_t len = strlen(key);
+	FILE *f = fopen("/proc/meminfo", "re");
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, key, len) && line[len] == ':')
+			val = atol(line + len + 1);
+	fclose(f);
+	return val;
+}
+
+static long vmstat(const char *key)
+{
+	char line[256];
+	long val = -1;
+	size_t len = strlen(key);
+	FILE *f = fopen("/proc/vmstat", "re");
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, key, len) && line[len] == ' ')
+			val = atol(line + len + 1);
+	fclose(f);
+	return val;
+}
+
+static long pins_held(void)
+{
+	write_file("/proc/sys/vm/stat_refresh", "1");
+	return vmstat("nr_foll_pin_acquired") - vmstat("nr_foll_pin_released");
+}
+
+static int count_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *de;
+	int n = 0;
+
+	if (!d)
+		return -1;
+	while ((de = readdir(d)))
+		if (de->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n - 1;	/* the directory's own fd */
+}
+
+static int find_pci_device(char *dir, size_t len)
+{
+	struct dirent *de;
+	DIR *d = opendir(NE_SYSFS_PCI);
+	char path[PATH_MAX], buf[32];
+	int rc = -1;
+
+	if (!d)
+		return -1;
+	while ((de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), NE_SYSFS_PCI "/%s/vendor", de->d_name);
+		if (read_file(path, buf, sizeof(buf)) || strtoul(buf, NULL, 16) != NE_PCI_VENDOR)
+			continue;
+		snprintf(path, sizeof(path), NE_SYSFS_PCI "/%s/device", de->d_name);
+		if (read_file(path, buf, sizeof(buf)) || strtoul(buf, NULL, 16) != NE_PCI_DEVICE)
+			continue;
+		snprintf(dir, len, NE_SYSFS_PCI "/%s", de->d_name);
+		rc = 0;
+		break;
+	}
+	closedir(d);
+	return rc;
+}
+
+/* BAR 2 of the device (test controls), or NULL. */
+static volatile uint32_t *tc_map(void)
+{
+	char dir[PATH_MAX], path[PATH_MAX + 16];
+	volatile uint32_t *regs;
+	int fd;
+
+	if (find_pci_device(dir, sizeof(dir)))
+		return NULL;
+	snprintf(path, sizeof(path), "%s/resource%d", dir, NE_TESTCTL_BAR);
+	fd = open(path, O_RDWR | O_SYNC | O_CLOEXEC);
+	if (fd < 0)
+		return NULL;
+	regs = mmap(NULL, NE_TESTCTL_BAR_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	close(fd);
+	if (regs == MAP_FAILED)
+		return NULL;
+	if (regs[NE_TESTCTL_MAGIC / 4] != NE_TESTCTL_MAGIC_VALUE) {
+		munmap((void *)regs, NE_TESTCTL_BAR_SIZE);
+		return NULL;
+	}
+	return regs;
+}
+
+static void tc_unmap(volatile uint32_t *tc)
+{
+	if (tc)
+		munmap((void *)tc, NE_TESTCTL_BAR_SIZE);
+}
+
+static void tc_disarm(volatile uint32_t *tc)
+{
+	tc[NE_TESTCTL_FAIL_ARM / 4] = 0;
+	tc[NE_TESTCTL_DELAY_ARM / 4] = 0;
+	tc[NE_TESTCTL_NOREPLY_ARM / 4] = 0;
+}
+
+/* Parses a cpu list into @cpus; the count, or -1. */
+static int cpulist(const char *list, int *cpus, int max)
+{
+	const char *s = list;
+	int n = 0;
+
+	while (*s) {
+		char *end;
+		long lo = strtol(s, &end, 10), hi = lo;
+
+		if (end == s)
+			return -1;
+		if (*end == '-')
+			hi = strtol(end + 1, &end, 10);
+		for (; lo <= hi && n < max; lo++)
+			cpus[n++] = lo;
+		s = *end == ',' ? end + 1 : end;
+		if (*s == '\n')
+			break;
+	}
+	return n;
+}
+
+/* ---- the operation log ------------------------------------------------------ */
+
+struct worker;
+static void op_begin(struct worker *w, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+struct worker {
+	int idx;
+	struct wstate *ws;
+	struct rng rng;
+	uint64_t r[8];			/* this operation's random values */
+	const char *prefix;		/* "enclave: " inside op_enclave */
+	/* Tables (thread workers); fds are -1 when empty. */
+	int sys[NSYS];
+	struct vmrec {
+		int fd;
+		uint64_t mem;		/* bytes donated (what the next gpa is) */
+		uint32_t slots, vcpus;
+	} vm[NVM];
+	int vcpu[NVCPU];
+	int epfd;
+	struct memrec {
+		char *addr;
+		uint64_t size, len;	/* usable size, mapped length */
+		int kind;
+		bool huge;
+	} mem[NMEM];
+	char *page_none;		/* PROT_NONE */
+	char *page_ro;			/* read only: a valid-looking argument */
+	char *page_rw;			/* RW, followed by page_none */
+	unsigned int nfile;
+};
+
+static void op_vlog(struct worker *w, const char *fmt, va_list ap)
+{
+	struct wstate *ws = w->ws;
+	struct op_rec *rec = &ws->ring[ws->head % RING];
+	int n;
+
+	rec->n = ws->ops;
+	n = snprintf(rec->text, TEXT, "#%" PRIu64 " %s", ws->steps, w->prefix);
+	vsnprintf(rec->text + n, TEXT - n, fmt, ap);
+}
+
+static void op_begin(struct worker *w, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	op_vlog(w, fmt, ap);
+	va_end(ap);
+	__atomic_store_n(&w->ws->op_start_ns, now_ns(), __ATOMIC_SEQ_CST);
+}
+
+/* Ends the current operation: appends its result to the ring. */
+static long op_end(struct worker *w, long rc, int err)
+{
+	struct wstate *ws = w->ws;
+	struct op_rec *rec = &ws->ring[ws->head % RING];
+	size_t n = strnlen(rec->text, TEXT);
+
+	if (rc < 0)
+		snprintf(rec->text + n, TEXT - n, " = -1 %s", strerrorname_np(err) ?: "?");
+	else
+		snprintf(rec->text + n, TEXT - n, " = %ld", rc);
+	__atomic_store_n(&ws->op_start_ns, 0, __ATOMIC_SEQ_CST);
+	if (opt_verbose)
+		printf("# w%d %s\n", w->idx, rec->text);
+	ws->head++;
+	ws->ops++;
+	return rc;
+}
+
+static void print_ring(int idx)
+{
+	struct wstate *ws = &sh->w[idx];
+	uint32_t i, start = ws->head > RING ? ws->head - RING : 0;
+
+	printf("# worker %d (pid %d tid %d), last %u of %" PRIu64 " operations:\n",
+	       idx, ws->pid, ws->tid, ws->head - start, ws->ops);
+	for (i = start; i < ws->head; i++)
+		printf("#   w%d %s\n", idx, ws->ring[i % RING].text);
+	if (ws->op_start_ns)
+		printf("#   w%d in progress: %s\n", idx, ws->ring[ws->head % RING].text);
+}
+
+static void violation(struct worker *w, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* A result the spec rules out: a finding. */
+static void violation(struct worker *w, const char *fmt, ...)
+{
+	char buf[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	printf("# FINDING (seed %" PRIu64 ", worker %d, op #%" PRIu64 "): %s\n",
+	       opt_seed, w->idx, w->ws->steps, buf);
+	w->ws->violations++;
+	__atomic_add_fetch(&sh->findings, 1, __ATOMIC_SEQ_CST);
+}
+
+/* ---- argument pickers --------------------------------------------------- */
+
+static uint64_t pick(uint64_t r, const uint64_t *vals, size_t n)
+{
+	return vals[r % n];
+}
+#define PICK(r, ...) ({ const uint64_t __v[] = { __VA_ARGS__ }; \
+			pick(r, __v, ARRAY_SIZE(__v)); })
+
+enum ptr_kind { PTR_OK, PTR_NULL, PTR_NONE, PTR_STRADDLE, PTR_RO, PTR_MISALIGNED,
+		PTR_KERNEL, PTR_KINDS };
+static const char *const ptr_names[] = { "ok", "NULL", "unmapped", "straddle",
+					  "read-only", "misaligned", "kernel" };
+
+/* The argument pointer for a struct of @size at @good, by kind. */
+static void *arg_ptr(struct worker *w, int kind, void *good, size_t size)
+{
+	switch (kind) {
+	case PTR_NULL:
+		return NULL;
+	case PTR_NONE:
+		return w->page_none;
+	case PTR_STRADDLE:
+		memcpy(w->page_rw + 4096 - size / 2, good, size / 2);
+		return w->page_rw + 4096 - size / 2;
+	case PTR_RO:
+		return w->page_ro;
+	case PTR_MISALIGNED:
+		memcpy(w->page_rw + 1, good, size);
+		return w->page_rw + 1;
+	case PTR_KERNEL:
+		return (void *)0xffff888000000000ULL;
+	}
+	return good;
+}
+
+static int pick_vm(struct worker *w, uint64_t r);
+static int pick_vcpu(struct worker *w, uint64_t r);
+
+static int *vm_fd(struct worker *w, uint64_t r)
+{
+	return &w->vm[pick_vm(w, r)].fd;
+}
+
+static int *vcpu_fd(struct worker *w, uint64_t r)
+{
+	return &w->vcpu[pick_vcpu(w, r)];
+}
+
+/* ---- operations on fds ------------------------------------------------------ */
+
+static pthread_mutex_t tab_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct worker *proc_workers[MAXTHREADS];
+static unsigned int proc_nworkers;
+
+/* Closes *@fd: it leaves the table first, so that dup_op never sees it. */
+static void table_close(int *fd)
+{
+	int old;
+
+	pthread_mutex_lock(&tab_lock);
+	old = *fd;
+	*fd = -1;
+	pthread_mutex_unlock(&tab_lock);
+	if (old >= 0)
+		close(old);
+}
+
+static void table_set(int *slot, int fd)
+{
+	table_close(slot);
+	pthread_mutex_lock(&tab_lock);
+	*slot = fd;
+	pthread_mutex_unlock(&tab_lock);
+}
+
+static void op_open_sys(struct worker *w)
+{
+	int i = w->r[1] % NSYS, fd;
+
+	op_begin(w, "open sys[%d]", i);
+	fd = open(NE_DEV_PATH, O_RDWR | O_CLOEXEC);
+	op_end(w, fd, errno);
+	if (fd >= 0)
+		table_set(&w->sys[i], fd);
+}
+
+static void op_close(struct worker *w)
+{
+	int which = w->r[1] % 3, vi = pick_vm(w, w->r[2]), *fd;
+
+	fd = which == 0 ? &w->sys[w->r[2] % NSYS] :
+	     which == 1 ? &w->vm[vi].fd : vcpu_fd(w, w->r[2]);
+	op_begin(w, "close %s fd %d", which == 0 ? "sys" : which == 1 ? "vm" : "vcpu", *fd);
+	table_close(fd);
+	if (which == 1)
+		w->vm[vi] = (struct vmrec){ .fd = -1 };
+	op_end(w, 0, 0);
+}
+
+static uint64_t pick_cap(uint64_t r)
+{
+	return PICK(r, 0, KVM_CAP_USER_MEMORY, KVM_CAP_NR_VCPUS, KVM_CAP_MAX_VCPUS,
+		    KVM_CAP_MAX_VCPU_ID, KVM_CAP_NR_MEMSLOTS, KVM_CAP_IRQCHIP,
+		    KVM_CAP_NR_MEMSLOTS, KVM_CAP_MAX_VCPU_ID, 0xffffffffULL,
+		    1ULL << 32, ~0ULL, r >> 8 & 0xffff);
+}
+
+/* Ioctl numbers that the fds do not implement (or only some of them do). */
+static unsigned long pick_foreign(uint64_t r, uint64_t r2)
+{
+	switch (r % 40) {
+	case 0:
+		return KVM_RUN;
+	case 1:
+		return KVM_GET_REGS;
+	case 2:
+		return KVM_SET_SREGS;
+	case 3:
+		return KVM_GET_TSC_KHZ;
+	case 4:
+		return KVM_SET_TSC_KHZ;
+	case 5:
+		return KVM_GET_XSAVE2;
+	case 6:
+		return KVM_GET_DEVICE_ATTR;
+	case 7:
+		return KVM_SET_DEVICE_ATTR;
+	case 8:
+		return KVM_HAS_DEVICE_ATTR;
+	case 9:
+		return KVM_GET_REG_LIST;
+	case 10:
+		return KVM_CREATE_IRQCHIP;
+	case 11:
+		return KVM_GET_DIRTY_LOG;
+	case 12:
+		return KVM_IRQFD;
+	case 13:
+		return KVM_IOEVENTFD;
+	case 14:
+		return KVM_SET_TSS_ADDR;
+	case 15:
+		return KVM_ENABLE_CAP;
+	case 16:
+		return KVM_GET_STATS_FD;
+	case 17:
+		return KVM_CREATE_DEVICE;
+	case 18:
+		return KVM_GET_MSR_INDEX_LIST;
+	case 19:
+		return KVM_GET_SUPPORTED_CPUID;
+	/* The upstream Nitro Enclaves numbers, 0xAE20-0xAE24, with their sizes. */
+	case 20: return _IOR(0xAE, 0x20, __u64);		/* NE_CREATE_VM */
+	case 21: return _IOWR(0xAE, 0x21, __u32);		/* NE_ADD_VCPU */
+	case 22: return _IOWR(0xAE, 0x22, char[16]);		/* NE_GET_IMAGE_LOAD_INFO */
+	case 23: return _IOW(0xAE, 0x23, char[32]);		/* NE_SET_USER_MEMORY_REGION */
+	case 24:
+		return _IO(0xAE, 0x20 + r2 % 5);
+	case 25: return _IOWR(0xAE, 0x24, char[24]);		/* START, wrong size */
+	case 26: return _IOW(0xAE, 0x24, struct ne_enclave_start); /* START, wrong dir */
+	case 27: return _IOWR(0xAE, 0x25 + r2 % 27, char[16]);	/* rest of NE's range */
+	case 28:
+		return KVM_CREATE_VM;
+	case 29:
+		return KVM_GET_API_VERSION;
+	case 30:
+		return KVM_CHECK_EXTENSION;
+	case 31:
+		return KVM_CREATE_VCPU;
+	case 32:
+		return KVM_SET_USER_MEMORY_REGION;
+	case 33:
+		return NE_ENCLAVE_START;
+	case 34:
+		return KVM_GET_VCPU_MMAP_SIZE;
+	case 35: return _IOW(KVMIO, 0x46, char[40]);	/* SET_USER_MEMORY_REGION, size 40 */
+	case 36:
+		return 0;
+	case 37:
+		return 0xffffffffUL;
+	case 38:
+		return _IOC(r2 & 3, KVMIO, r2 >> 8 & 0xff, r2 >> 16 & 0x3fff);
+	}
+	return (unsigned long)r2;
+}
+
+static unsigned long pick_arg(struct worker *w, uint64_t r, uint64_t r2)
+{
+	switch (r % 8) {
+	case 0:
+		return 0;
+	case 1:
+		return (unsigned long)w->page_rw;
+	case 2:
+		return (unsigned long)w->page_none;
+	case 3:
+		return (unsigned long)w->page_ro;
+	case 4:
+		return (unsigned long)(w->page_rw + 4090);
+	case 5:
+		return 0xffff888000000000UL;
+	case 6:
+		return r2 % 64;
+	}
+	return r2;
+}
+
+/* Names of the commands that may succeed, per fd type; others must fail. */
+static bool may_succeed(int fdtype, unsigned long cmd)
+{
+	if (fdtype == 0)
+		return cmd == KVM_GET_API_VERSION || cmd == KVM_CHECK_EXTENSION ||
+		       cmd == KVM_CREATE_VM;
+	if (fdtype == 1)
+		return cmd == KVM_CHECK_EXTENSION || cmd == KVM_CREATE_VCPU ||
+		       cmd == KVM_SET_USER_MEMORY_REGION || cmd == NE_ENCLAVE_START;
+	return false;
+}
+
+/* A generic ioctl on a sys (0), VM (1) or vCPU (2) fd. */
+static void op_any_ioctl(struct worker *w, int fdtype)
+{
+	int fd = fdtype == 0 ? w->sys[w->r[1] % NSYS] : fdtype == 1 ?
+		 *vm_fd(w, w->r[1]) : *vcpu_fd(w, w->r[1]);
+	unsigned long cmd, arg;
+	long rc;
+	int err;
+
+	if (w->r[2] % 3 == 0) {
+		/* The numbers the fd does implement, with odd arguments. */
+		cmd = fdtype == 0 ? PICK(w->r[3], KVM_GET_API_VERSION, KVM_CHECK_EXTENSION,
+					 KVM_GET_VCPU_MMAP_SIZE, KVM_CREATE_VM) :
+		      fdtype == 1 ? KVM_CHECK_EXTENSION : KVM_RUN;
+		arg = cmd == KVM_CHECK_EXTENSION ? pick_cap(w->r[4]) :
+		      PICK(w->r[4], 0, 0, 1, 2, ~0UL, 1UL << 32, w->r[5]);
+	} else {
+		cmd = pick_foreign(w->r[3], w->r[4]);
+		arg = pick_arg(w, w->r[5], w->r[6]);
+	}
+	/* Those with their own operation: kept out of here. */
+	if ((fdtype == 1 && (cmd == KVM_CREATE_VCPU || cmd == KVM_SET_USER_MEMORY_REGION ||
+			     cmd == NE_ENCLAVE_START)) ||
+	    (fdtype == 0 && cmd == KVM_CREATE_VM && arg == 0))
+		cmd = KVM_CHECK_EXTENSION;
+	op_begin(w, "ioctl %s fd %d cmd %#lx arg %#lx",
+		 fdtype == 0 ? "sys" : fdtype == 1 ? "vm" : "vcpu", fd, cmd, arg);
+	rc = ioctl(fd, cmd, arg);
+	err = errno;
+	op_end(w, rc, err);
+	if (rc >= 0 && !may_succeed(fdtype, cmd))
+		violation(w, "ioctl %#lx (arg %#lx) on a %s fd succeeded (%ld)", cmd, arg,
+			  fdtype == 0 ? "system" : fdtype == 1 ? "VM" : "vCPU", rc);
+	if (rc >= 0 && fdtype == 0 && cmd == KVM_CREATE_VM) {
+		violation(w, "KVM_CREATE_VM with machine type %#lx succeeded", arg);
+		close(rc);
+	}
+}
+
+static void op_create_vm(struct worker *w)
+{
+	int i = w->r[1] % NVM, sys = w->sys[w->r[2] % NSYS], fd;
+	bool own = w->r[3] % 4 == 0;
+
+	op_begin(w, "KVM_CREATE_VM vm[%d] sys %d%s", i, own ? -1 : sys, own ? " (own open)" : "");
+	if (own)
+		sys = open(NE_DEV_PATH, O_RDWR | O_CLOEXEC);
+	fd = ioctl(sys, KVM_CREATE_VM, 0);
+	op_end(w, fd, errno);
+	if (own && sys >= 0)
+		close(sys);
+	if (fd >= 0) {
+		__atomic_add_fetch(&sh->n_vm, 1, __ATOMIC_RELAXED);
+		table_set(&w->vm[i].fd, fd);
+		w->vm[i].mem = 0;
+		w->vm[i].slots = 0;
+		w->vm[i].vcpus = 0;
+	}
+}
+
+static const char *const mem_kinds[] = {
+	"hugetlb", "hugetlb-lazy", "hugetlbfs-file", "thp", "4k-anon", "shmem-file",
+	"hugetlb-ro", "hugetlb",
+};
+
+static bool kind_is_huge(int kind)
+{
+	return kind <= 2 || kind >= 6;
+}
+
+static void mem_unmap(struct memrec *m)
+{
+	if (!m->addr)
+		return;
+	munmap(m->addr, m->len);
+	if (m->huge)
+		__atomic_add_fetch(&sh->huge_budget, m->len, __ATOMIC_SEQ_CST);
+	memset(m, 0, sizeof(*m));
+}
+
+static void op_map(struct worker *w)
+{
+	struct memrec *m = &w->mem[w->r[1] % NMEM];
+	int kind = w->r[2] % 8, fd = -1, flags, prot = PROT_READ | PROT_WRITE;
+	uint64_t size = PICK(w->r[3], 2, 4, 8, 8, 16, 64, 2, 66) * MIB;
+	char *p = MAP_FAILED;
+	char path[128];
+
+	if (!kind_is_huge(kind) && w->r[3] % 4)
+		size = 4 * MIB;
+	op_begin(w, "map mem[%u] %s %" PRIu64 " MiB", (unsigned int)(w->r[1] % NMEM),
+		 mem_kinds[kind], size >> 20);
+	mem_unmap(m);
+	if (kind_is_huge(kind) &&
+	    __atomic_sub_fetch(&sh->huge_budget, size, __ATOMIC_SEQ_CST) < 0) {
+		__atomic_add_fetch(&sh->huge_budget, size, __ATOMIC_SEQ_CST);
+		op_end(w, -1, ENOMEM);
+		return;
+	}
+	switch (kind) {
+	case 0: case 7: case 1: case 6:
+		flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB | MAP_HUGE_2MB;
+		if (kind != 1)
+			flags |= MAP_POPULATE;
+		if (kind == 6)
+			prot = PROT_READ;
+		p = mmap(NULL, size, prot, flags, -1, 0);
+		break;
+	case 2:
+		snprintf(path, sizeof(path), "/dev/hugepages/ne_fuzz.%d.%d.%u", getpid(),
+			 w->idx, w->nfile++);
+		fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		if (fd >= 0) {
+			unlink(path);
+			p = mmap(NULL, size, prot, MAP_SHARED | MAP_POPULATE, fd, 0);
+		}
+		break;
+	case 3: {
+		/* THP: 2 MiB aligned anonymous memory, faulted as huge pages. */
+		char *raw = mmap(NULL, size + HPAGE, prot, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+		if (raw == MAP_FAILED)
+			break;
+		p = (char *)(((uintptr_t)raw + HPAGE - 1) & ~(HPAGE - 1));
+		if (p > raw)
+			munmap(raw, p - raw);
+		munmap(p + size, raw + HPAGE - p);
+		madvise(p, size, MADV_HUGEPAGE);
+		memset(p, 1, HPAGE);
+		break;
+	}
+	case 4:
+		p = mmap(NULL, size, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+		break;
+	case 5:
+		fd = memfd_create("ne_fuzz", MFD_CLOEXEC);
+		if (fd >= 0 && !ftruncate(fd, size))
+			p = mmap(NULL, size, prot, MAP_SHARED | MAP_POPULATE, fd, 0);
+		break;
+	}
+	if (fd >= 0)
+		close(fd);
+	if (p == MAP_FAILED) {
+		if (kind_is_huge(kind))
+			__atomic_add_fetch(&sh->huge_budget, size, __ATOMIC_SEQ_CST);
+		op_end(w, -1, errno);
+		return;
+	}
+	m->addr = p;
+	m->size = m->len = size;
+	m->kind = kind;
+	m->huge = kind_is_huge(kind);
+	op_end(w, 0, 0);
+}
+
+static void op_unmap(struct worker *w)
+{
+	struct memrec *m = &w->mem[w->r[1] % NMEM];
+
+	op_begin(w, "munmap mem[%u] %p", (unsigned int)(w->r[1] % NMEM), m->addr);
+	mem_unmap(m);
+	op_end(w, 0, 0);
+}
+
+/*
+ * Slot pickers: mostly the first occupied entry from a random start (so that
+ * calls reach the driver), sometimes the raw entry (maybe empty: EBADF).
+ * Which entries are occupied depends on earlier results, not on the draws.
+ */
+static int pick_vm(struct worker *w, uint64_t r)
+{
+	int i, k = r % NVM;
+
+	if ((r >> 8) % 8 == 0)
+		return k;
+	for (i = 0; i < NVM; i++)
+		if (w->vm[(k + i) % NVM].fd >= 0)
+			return (k + i) % NVM;
+	return k;
+}
+
+static int pick_vcpu(struct worker *w, uint64_t r)
+{
+	int i, k = r % NVCPU;
+
+	if ((r >> 8) % 8 == 0)
+		return k;
+	for (i = 0; i < NVCPU; i++)
+		if (w->vcpu[(k + i) % NVCPU] >= 0)
+			return (k + i) % NVCPU;
+	return k;
+}
+
+static int pick_mem(struct worker *w, uint64_t r)
+{
+	int i, k = r % NMEM;
+
+	if ((r >> 8) % 8 == 0)
+		return k;
+	for (i = 0; i < NMEM; i++)
+		if (w->mem[(k + i) % NMEM].addr)
+			return (k + i) % NMEM;
+	return k;
+}
+
+/*
+ * Three modes: a valid call (half the time), a valid call with one field
+ * mutated, or every field random.
+ */
+enum { MODE_VALID, MODE_MUTATE, MODE_RANDOM };
+
+static int pick_mode(uint64_t r)
+{
+	return r % 8 < 4 ? MODE_VALID : r % 8 < 7 ? MODE_MUTATE : MODE_RANDOM;
+}
+
+static void op_set_mem(struct worker *w)
+{
+	struct vmrec *v = &w->vm[pick_vm(w, w->r[1])];
+	struct memrec *m = &w->mem[pick_mem(w, w->r[2])];
+	struct kvm_userspace_memory_region reg = { 0 };
+	int mode = pick_mode(w->r[3]), field = w->r[3] >> 8 & 7;
+	uint64_t off = 0;
+	int pk = PTR_OK;
+	void *arg;
+	bool bad;
+	long rc;
+	int err;
+
+	reg.slot = v->slots;
+	reg.guest_phys_addr = v->mem;
+	reg.userspace_addr = (uintptr_t)m->addr;
+	reg.memory_size = m->size;
+	if (mode == MODE_VALID)
+		field = -1;
+	if (mode == MODE_RANDOM || field == 0)
+		reg.slot = PICK(w->r[3] >> 16, 0, v->slots + 1, sh->nr_memslots - 1,
+				sh->nr_memslots, sh->nr_memslots + 1, 0x10000,
+				0x10000 | v->slots, U32_MAX_, w->r[3] >> 32);
+	if (mode == MODE_RANDOM || field == 1)
+		reg.flags = PICK(w->r[4], KVM_MEM_LOG_DIRTY_PAGES, KVM_MEM_READONLY, 4,
+				 1U << 31, w->r[4] >> 32);
+	if (mode == MODE_RANDOM || field == 2)
+		reg.guest_phys_addr = PICK(w->r[5], 0, v->mem + HPAGE, v->mem + 1,
+					   v->mem - HPAGE, (w->r[5] >> 20) << 21,
+					   1ULL << 52, ~0ULL << 21);
+	if (mode == MODE_RANDOM || field == 3) {
+		switch (w->r[6] % 10) {
+		case 0:
+			reg.userspace_addr = 0;
+			break;
+		case 1:
+			reg.userspace_addr = (uintptr_t)w->page_none;
+			break;
+		case 2:
+			reg.userspace_addr = 0xffff888000000000ULL;
+			break;
+		case 3:
+			reg.userspace_addr = (1ULL << 47) - HPAGE;
+			break;
+		case 4:
+			reg.userspace_addr = w->r[6] & ~(HPAGE - 1);
+			break;
+		default:
+			off = PICK(w->r[6] >> 8, HPAGE, MIB, 4096, 64);
+			reg.userspace_addr += off;
+			reg.memory_size = m->size > off ? m->size - off : HPAGE;
+			break;
+		}
+	}
+	if (mode == MODE_RANDOM || field == 4) {
+		switch (w->r[6] >> 40 & 7) {
+		case 0:
+			reg.memory_size = 0;
+			break;
+		case 1:
+			reg.memory_size += HPAGE;
+			break;
+		case 2:
+			reg.memory_size |= 4096;
+			break;
+		case 3:
+			reg.memory_size = 1ULL << 40;
+			break;
+		case 4:
+			reg.memory_size = ~0ULL;
+			break;
+		case 5:
+			reg.memory_size = ~0ULL - HPAGE + 1;
+			break;
+		case 6:
+			reg.memory_size = 1ULL << 63;
+			break;
+		case 7:
+			reg.memory_size = m->size > HPAGE ? m->size - HPAGE : HPAGE;
+			break;
+		}
+	}
+	if (mode == MODE_RANDOM || field == 5)
+		pk = 1 + w->r[7] % (PTR_KINDS - 1);
+	if (field == 6)	/* an earlier range again: EEXIST (same pages) */
+		reg.slot = v->slots ? v->slots - 1 : 0;
+	arg = arg_ptr(w, pk, &reg, sizeof(reg));
+	op_begin(w, "SET_USER_MEMORY_REGION vm %d {slot %#x flags %#x gpa %#llx size %#llx "
+		 "addr %#llx (%s)} arg %s", v->fd, reg.slot, reg.flags,
+		 (unsigned long long)reg.guest_phys_addr, (unsigned long long)reg.memory_size,
+		 (unsigned long long)reg.userspace_addr, m->addr ? mem_kinds[m->kind] : "-",
+		 ptr_names[pk]);
+	rc = ioctl(v->fd, KVM_SET_USER_MEMORY_REGION, arg);
+	err = errno;
+	op_end(w, rc, err);
+	if (rc < 0 || v->fd < 0)
+		return;
+	__atomic_add_fetch(&sh->n_mem, 1, __ATOMIC_RELAXED);
+	bad = reg.flags || !reg.memory_size || reg.memory_size % HPAGE ||
+	      reg.userspace_addr % HPAGE || reg.slot >= sh->nr_memslots ||
+	      !m->addr || !m->huge || off + reg.memory_size > m->size ||
+	      (pk != PTR_OK && pk != PTR_MISALIGNED);
+	if (bad && pk != PTR_RO)
+		violation(w, "SET_USER_MEMORY_REGION {slot %#x flags %#x size %#llx addr %#llx, "
+			  "%s memory, %s pointer} succeeded", reg.slot, reg.flags,
+			  (unsigned long long)reg.memory_size,
+			  (unsigned long long)reg.userspace_addr,
+			  m->addr ? mem_kinds[m->kind] : "no", ptr_names[pk]);
+	if (pk == PTR_OK || pk == PTR_MISALIGNED) {
+		v->mem += reg.memory_size;
+		v->slots++;
+	}
+}
+
+static void op_create_vcpu(struct worker *w)
+{
+	struct vmrec *v = &w->vm[pick_vm(w, w->r[1])];
+	int i = w->r[2] % NVCPU, fd, err;
+	unsigned long id = pick_mode(w->r[4]) == MODE_VALID ? v->vcpus :
+		PICK(w->r[3], 0, 1, 2, 3, sh->max_vcpu_id - 1, sh->max_vcpu_id,
+		     sh->max_vcpu_id + 1, sh->ncpus, ~0UL, U32_MAX_, 1UL << 32,
+		     1UL << 32 | 1, w->r[3] >> 16);
+
+	op_begin(w, "KVM_CREATE_VCPU vm %d id %#lx -> vcpu[%d]", v->fd, id, i);
+	fd = ioctl(v->fd, KVM_CREATE_VCPU, id);
+	err = errno;
+	op_end(w, fd, err);
+	if (fd < 0)
+		return;
+	__atomic_add_fetch(&sh->n_vcpu, 1, __ATOMIC_RELAXED);
+	if ((uint32_t)id >= sh->ncpus)
+		violation(w, "KVM_CREATE_VCPU id %#lx succeeded (%u CPUs in all)", id, sh->ncpus);
+	if (id == v->vcpus)
+		v->vcpus++;
+	table_set(&w->vcpu[i], fd);
+}
+
+static void op_start(struct worker *w)
+{
+	int fd = w->vm[pick_vm(w, w->r[1])].fd, mode = pick_mode(w->r[5]);
+	int field = mode == MODE_MUTATE ? (int)((w->r[5] >> 8) % 3) : -1, pk = PTR_OK;
+	struct ne_enclave_start s;
+	void *arg;
+	long rc;
+	int err;
+
+	s.flags = w->r[2] >> 8 & 1;
+	s.enclave_cid = w->r[3] % 2 ? 0 : 4 + (w->r[3] >> 8) % 100000;
+	if (mode == MODE_RANDOM || field == 0)
+		s.flags = PICK(w->r[2] >> 8, 2, 1ULL << 63, ~0ULL, w->r[2] >> 32);
+	if (mode == MODE_RANDOM || field == 1)
+		s.enclave_cid = PICK(w->r[3], 1, 2, 3, U32_MAX_, U32_MAX_ - 1, 1ULL << 32,
+				     ~0ULL, w->r[3] >> 8);
+	if (mode == MODE_RANDOM || field == 2)
+		pk = 1 + w->r[4] % (PTR_KINDS - 1);
+	arg = arg_ptr(w, pk, &s, sizeof(s));
+	op_begin(w, "NE_ENCLAVE_START vm %d {flags %#llx cid %llu} arg %s", fd,
+		 (unsigned long long)s.flags, (unsigned long long)s.enclave_cid,
+		 ptr_names[pk]);
+	rc = ioctl(fd, NE_ENCLAVE_START, arg);
+	err = errno;
+	op_end(w, rc, err);
+	if (rc >= 0)
+		__atomic_add_fetch(&sh->n_start, 1, __ATOMIC_RELAXED);
+	if (rc < 0 || pk == PTR_MISALIGNED)
+		return;
+	if (pk != PTR_OK)
+		violation(w, "NE_ENCLAVE_START with a %s argument succeeded", ptr_names[pk]);
+	else if ((s.flags & ~NE_ENCLAVE_START_FLAGS) ||
+		 (s.enclave_cid >= 1 && s.enclave_cid <= 3) || s.enclave_cid >= U32_MAX_)
+		violation(w, "NE_ENCLAVE_START {flags %#llx cid %llu} succeeded",
+			  (unsigned long long)s.flags, (unsigned long long)s.enclave_cid);
+}
+
+/* A whole enclave the way a launcher builds it, then started. */
+static void op_enclave(struct worker *w)
+{
+	int vi = w->r[1] % NVM, mi = w->r[4] % NMEM, i;
+	uint64_t r4 = w->r[4], r5 = w->r[5], r6 = w->r[6];
+
+	w->prefix = "enclave: ";
+	w->r[3] = 3;	/* create_vm: not its own open */
+	w->r[2] = r5;
+	op_create_vm(w);
+	if (w->vm[vi].fd < 0) {
+		w->prefix = "";
+		return;
+	}
+	/* 64 MiB of hugetlb, anonymous or a hugetlbfs file. */
+	w->r[1] = mi;
+	w->r[2] = r4 % 2 ? 0 : 2;
+	w->r[3] = 5;
+	op_map(w);
+	w->r[1] = vi;		/* pick_vm: this one */
+	w->r[2] = mi;		/* pick_mem: this one */
+	w->r[3] = 0;		/* valid */
+	op_set_mem(w);
+	for (i = 0; i < 2; i++) {
+		w->r[2] = r5 + i;
+		w->r[4] = 0;	/* valid: the next id */
+		op_create_vcpu(w);
+	}
+	w->r[2] = r6 & 0x100;	/* flags 0 or debug */
+	w->r[3] = r6 >> 16;	/* cid 0 or 4.. */
+	w->r[5] = 0;		/* valid */
+	op_start(w);
+	w->prefix = "";
+}
+
+static void op_poll(struct worker *w)
+{
+	struct pollfd p[3];
+	int i, rc;
+
+	for (i = 0; i < 3; i++) {
+		uint64_t r = w->r[1 + i];
+
+		p[i].fd = r % 3 == 0 ? w->sys[r / 3 % NSYS] : r % 3 == 1 ?
+			  *vm_fd(w, r / 3) : *vcpu_fd(w, r / 3);
+		p[i].events = POLLIN | POLLOUT | POLLPRI | POLLHUP | POLLERR;
+	}
+	op_begin(w, "poll %d %d %d", p[0].fd, p[1].fd, p[2].fd);
+	rc = poll(p, 3, w->r[4] % 20);
+	op_end(w, rc, errno);
+}
+
+static void op_epoll(struct worker *w)
+{
+	struct epoll_event ev = { .events = EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLET };
+	int fd = w->r[1] % 2 ? *vm_fd(w, w->r[2]) : *vcpu_fd(w, w->r[2]), rc;
+
+	op_begin(w, "epoll add %d, wait", fd);
+	epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev);
+	rc = epoll_wait(w->epfd, &ev, 1, w->r[3] % 10);
+	op_end(w, rc, errno);
+}
+
+static void op_rw(struct worker *w)
+{
+	int fd = w->r[1] % 2 ? *vm_fd(w, w->r[2]) : *vcpu_fd(w, w->r[2]);
+	char buf[16] = { 0 };
+	void *p;
+	long rc;
+
+	switch (w->r[3] % 3) {
+	case 0:
+		op_begin(w, "read fd %d", fd);
+		rc = read(fd, buf, sizeof(buf));
+		break;
+	case 1:
+		op_begin(w, "write fd %d", fd);
+		rc = write(fd, buf, sizeof(buf));
+		break;
+	default:
+		op_begin(w, "mmap fd %d", fd);
+		p = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+		rc = p == MAP_FAILED ? -1 : 0;
+		if (p != MAP_FAILED)
+			munmap(p, 4096);
+		break;
+	}
+	op_end(w, rc, errno);
+	if (rc >= 0 && fd >= 0)
+		violation(w, "%s on an enclave fd succeeded",
+			  w->r[3] % 3 == 0 ? "read" : w->r[3] % 3 == 1 ? "write" : "mmap");
+}
+
+static void op_fdinfo(struct worker *w)
+{
+	int fd = w->r[1] % 2 ? *vm_fd(w, w->r[2]) : *vcpu_fd(w, w->r[2]), f;
+	char path[64], buf[1024];
+	long n;
+
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+	op_begin(w, "read %s", path);
+	f = open(path, O_RDONLY | O_CLOEXEC);
+	n = f < 0 ? -1 : read(f, buf, sizeof(buf));
+	op_end(w, n, errno);
+	if (f >= 0)
+		close(f);
+}
+
+/* Another thread's VM or vCPU fd, duplicated into this thread's table. */
+static void op_dup(struct worker *w)
+{
+	bool vm = w->r[1] % 2;
+	int di = vm ? (int)(w->r[3] % NVM) : (int)(w->r[3] % NVCPU), si, src, fd = -1;
+	int *dst = vm ? &w->vm[di].fd : &w->vcpu[di];
+	struct worker *o;
+
+	table_close(dst);
+	if (vm)
+		w->vm[di] = (struct vmrec){ .fd = -1 };
+	pthread_mutex_lock(&tab_lock);
+	o = proc_workers[w->r[2] % proc_nworkers];
+	si = vm ? pick_vm(o, w->r[4]) : pick_vcpu(o, w->r[4]);
+	src = vm ? o->vm[si].fd : o->vcpu[si];
+	op_begin(w, "dup %s fd %d of worker %d", vm ? "vm" : "vcpu", src, o->idx);
+	if (src >= 0)
+		fd = fcntl(src, F_DUPFD_CLOEXEC, 0);
+	op_end(w, fd, errno);
+	if (vm && fd >= 0)
+		w->vm[di] = o->vm[si];
+	*dst = fd;
+	pthread_mutex_unlock(&tab_lock);
+}
+
+/*
+ * A child with this thread's fds: every ioctl on an inherited VM or vCPU fd
+ * must fail with EIO (another mm); the child may also be the last holder.
+ */
+static void op_fork(struct worker *w)
+{
+	uint64_t deadline;
+	int status = 0, i;
+	pid_t pid;
+
+	op_begin(w, "fork: the child tries the inherited fds, %s them, %s",
+		 w->r[1] % 2 ? "closes" : "keeps", w->r[2] % 2 ? "sleeps" : "exits");
+	fflush(stdout);
+	pid = fork();
+	if (pid == 0) {
+		struct kvm_userspace_memory_region reg = { .memory_size = HPAGE };
+		struct ne_enclave_start s = { 0 };
+		int fds[NVM + NVCPU], n = 0;
+
+		alarm(30);
+		for (i = 0; i < NVM; i++)
+			fds[n++] = w->vm[i].fd;
+		for (i = 0; i < NVCPU; i++)
+			fds[n++] = w->vcpu[i];
+		for (i = 0; i < n; i++) {
+			unsigned long cmd = i >= NVM ? PICK(w->r[3] + i, KVM_RUN, KVM_GET_REGS,
+							   KVM_GET_TSC_KHZ, 0xAE99) :
+					    PICK(w->r[3] + i, KVM_CHECK_EXTENSION,
+						 KVM_CREATE_VCPU, KVM_SET_USER_MEMORY_REGION,
+						 NE_ENCLAVE_START, 0xAE99);
+			unsigned long arg = cmd == KVM_SET_USER_MEMORY_REGION ?
+					    (unsigned long)&reg : cmd == NE_ENCLAVE_START ?
+					    (unsigned long)&s : cmd == KVM_CHECK_EXTENSION ?
+					    KVM_CAP_USER_MEMORY : 0;
+			long rc;
+
+			if (fds[i] < 0)
+				continue;
+			errno = 0;
+			rc = ioctl(fds[i], cmd, arg);
+			if ((rc != -1 || errno != EIO) && !w->ws->child_bad_cmd) {
+				w->ws->child_bad_rc = rc;
+				w->ws->child_bad_errno = errno;
+				w->ws->child_bad_cmd = cmd;
+			}
+			if (rc >= 0 && cmd == KVM_CREATE_VCPU)
+				close(rc);
+			if (w->r[1] % 2)
+				close(fds[i]);
+		}
+		/* The system fd is not bound to a process: a VM of our own. */
+		if (w->r[4] % 2 && w->sys[0] >= 0)
+			ioctl(w->sys[0], KVM_CREATE_VM, 0);
+		if (w->r[2] % 2)
+			msleep(w->r[2] % 200);
+		_exit(0);
+	}
+	if (pid < 0) {
+		op_end(w, -1, errno);
+		return;
+	}
+	__atomic_add_fetch(&sh->n_fork, 1, __ATOMIC_RELAXED);
+	w->ws->aux_pid = pid;
+	deadline = now_ns() + 60ULL * 1000000000ULL;
+	while (waitpid(pid, &status, WNOHANG) == 0) {
+		if (now_ns() > deadline) {
+			/* The watchdog reports it; do not wait forever. */
+			msleep(1000 * (opt_hang + 5));
+			break;
+		}
+		msleep(5);
+	}
+	w->ws->aux_pid = 0;
+	op_end(w, pid, 0);
+	if (w->ws->child_bad_cmd) {
+		violation(w, "ioctl %#x on an inherited enclave fd in another process returned "
+			  "%d, errno %s (not EIO)", w->ws->child_bad_cmd, w->ws->child_bad_rc,
+			  strerrorname_np(w->ws->child_bad_errno) ?: "0");
+		w->ws->child_bad_cmd = 0;
+	}
+}
+
+enum {
+	OP_OPEN_SYS, OP_CLOSE, OP_SYS_IOCTL, OP_CREATE_VM, OP_SET_MEM, OP_CREATE_VCPU,
+	OP_START, OP_VM_IOCTL, OP_VCPU_IOCTL, OP_POLL, OP_EPOLL, OP_RW, OP_FDINFO, OP_DUP,
+	OP_FORK, OP_MAP, OP_UNMAP, OP_ENCLAVE, NR_OPS,
+};
+
+static const unsigned int op_weight[NR_OPS] = {
+	[OP_OPEN_SYS] = 4, [OP_CLOSE] = 8, [OP_SYS_IOCTL] = 5, [OP_CREATE_VM] = 6,
+	[OP_SET_MEM] = 12, [OP_CREATE_VCPU] = 8, [OP_START] = 5, [OP_VM_IOCTL] = 5,
+	[OP_VCPU_IOCTL] = 4, [OP_POLL] = 3, [OP_EPOLL] = 2, [OP_RW] = 2,
+	[OP_FDINFO] = 3, [OP_DUP] = 2, [OP_FORK] = 2, [OP_MAP] = 7, [OP_UNMAP] = 3,
+	[OP_ENCLAVE] = 4,
+};
+
+static void worker_step(struct worker *w)
+{
+	unsigned int total = 0, i, x;
+
+	w->ws->steps++;
+	for (i = 0; i < 8; i++)
+		w->r[i] = rng_next(&w->rng);
+	for (i = 0; i < NR_OPS; i++)
+		total += op_weight[i];
+	x = w->r[0] % total;
+	for (i = 0; x >= op_weight[i]; i++)
+		x -= op_weight[i];
+	switch (i) {
+	case OP_OPEN_SYS:
+		op_open_sys(w);
+		break;
+	case OP_CLOSE:
+		op_close(w);
+		break;
+	case OP_SYS_IOCTL:
+		op_any_ioctl(w, 0);
+		break;
+	case OP_CREATE_VM:
+		op_create_vm(w);
+		break;
+	case OP_SET_MEM:
+		op_set_mem(w);
+		break;
+	case OP_CREATE_VCPU:
+		op_create_vcpu(w);
+		break;
+	case OP_START:
+		op_start(w);
+		break;
+	case OP_VM_IOCTL:
+		op_any_ioctl(w, 1);
+		break;
+	case OP_VCPU_IOCTL:
+		op_any_ioctl(w, 2);
+		break;
+	case OP_POLL:
+		op_poll(w);
+		break;
+	case OP_EPOLL:
+		op_epoll(w);
+		break;
+	case OP_RW:
+		op_rw(w);
+		break;
+	case OP_FDINFO:
+		op_fdinfo(w);
+		break;
+	case OP_DUP:
+		op_dup(w);
+		break;
+	case OP_FORK:
+		if (opt_fork)
+			op_fork(w);
+		break;
+	case OP_MAP:
+		op_map(w);
+		break;
+	case OP_UNMAP:
+		op_unmap(w);
+		break;
+	case OP_ENCLAVE:
+		op_enclave(w);
+		break;
+	}
+}
+
+static void *worker_thread(void *arg)
+{
+	struct worker *w = arg;
+	uint64_t end = now_ns() + opt_seconds * 1000000000ULL;
+	int i;
+
+	w->ws->pid = getpid();
+	w->ws->tid = syscall(SYS_gettid);
+	while (!sh->stop && now_ns() < end && (!opt_ops || w->ws->steps < opt_ops))
+		worker_step(w);
+	/* Everything back, in a random order of kinds. */
+	for (i = 0; i < NVCPU; i++)
+		table_close(&w->vcpu[i]);
+	for (i = 0; i < NVM; i++)
+		table_close(&w->vm[i].fd);
+	for (i = 0; i < NSYS; i++)
+		table_close(&w->sys[i]);
+	for (i = 0; i < NMEM; i++)
+		mem_unmap(&w->mem[i]);
+	return NULL;
+}
+
+static void worker_init(struct worker *w, int idx)
+{
+	int i;
+
+	memset(w, 0, sizeof(*w));
+	w->idx = idx;
+	w->ws = &sh->w[idx];
+	w->prefix = "";
+	rng_init(&w->rng, opt_seed, idx + 1);
+	for (i = 0; i < NSYS; i++)
+		w->sys[i] = -1;
+	for (i = 0; i < NVM; i++)
+		w->vm[i].fd = -1;
+	for (i = 0; i < NVCPU; i++)
+		w->vcpu[i] = -1;
+	w->page_rw = mmap(NULL, 3 * 4096, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (w->page_rw == MAP_FAILED) {
+		perror("ne_fuzz: mmap");
+		exit(EXIT_ENV);
+	}
+	w->page_none = w->page_rw + 4096;
+	w->page_ro = w->page_rw + 8192;
+	mprotect(w->page_none, 4096, PROT_NONE);
+	mprotect(w->page_ro, 4096, PROT_READ);	/* zeroes: a valid-looking argument */
+}
+
+/* A worker process: --threads threads, then its own fd check. */
+static int worker_process(int proc)
+{
+	static struct worker ws[MAXTHREADS];
+	pthread_t th[MAXTHREADS];
+	unsigned int i;
+	int fds, leak = 0;
+
+	fds = count_fds();
+	proc_nworkers = opt_threads;
+	for (i = 0; i < opt_threads; i++) {
+		worker_init(&ws[i], proc * opt_threads + i);
+		ws[i].epfd = epoll_create1(EPOLL_CLOEXEC);
+		proc_workers[i] = &ws[i];
+	}
+	fds = count_fds();	/* the epoll fds belong to the baseline */
+	if (opt_self_test && !strcmp(opt_self_test, "fd") && proc == 0)
+		leak = open(NE_DEV_PATH, O_RDWR);	/* kept on purpose */
+	for (i = 0; i < opt_threads; i++)
+		pthread_create(&th[i], NULL, worker_thread, &ws[i]);
+	for (i = 0; i < opt_threads; i++)
+		pthread_join(th[i], NULL);
+	sh->w[proc * opt_threads].fd_leak = count_fds() - fds;
+	for (i = 0; i < opt_threads; i++) {
+		close(ws[i].epfd);
+		sh->w[ws[i].idx].done = 1;
+	}
+	(void)leak;
+	return 0;
+}
+
+/* ---- the chaos process: device faults, events, pool, hotplug, PCI remove --- */
+
+static volatile uint32_t *chaos_tc;
+
+/* The slot uids of the workers' VM fds, read from their fdinfo. */
+static int worker_slot_uids(uint64_t *uids, int max)
+{
+	char path[PATH_MAX], target[64], line[256];
+	int n = 0, i;
+
+	for (i = 0; i < sh->nworkers - 1 && n < max; i++) {
+		struct dirent *de;
+		DIR *d;
+
+		if (i % opt_threads)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/fd", sh->w[i].pid);
+		d = sh->w[i].pid ? opendir(path) : NULL;
+		if (!d)
+			continue;
+		while ((de = readdir(d)) && n < max) {
+			ssize_t len;
+			FILE *f;
+
+			snprintf(path, sizeof(path), "/proc/%d/fd/%s", sh->w[i].pid, de->d_name);
+			len = readlink(path, target, sizeof(target) - 1);
+			if (len < 0)
+				continue;
+			target[len] = '\0';
+			if (strcmp(target, "anon_inode:ne-vm"))
+				continue;
+			snprintf(path, sizeof(path), "/proc/%d/fdinfo/%s", sh->w[i].pid, de->d_name);
+			f = fopen(path, "re");
+			if (!f)
+				continue;
+			while (fgets(line, sizeof(line), f))
+				if (!strncmp(line, "ne_slot_uid:", 12))
+					uids[n++] = strtoull(line + 12, NULL, 0);
+			fclose(f);
+		}
+		closedir(d);
+	}
+	return n;
+}
+
+static void chaos_remove_rescan(struct worker *w)
+{
+	char dir[PATH_MAX], path[PATH_MAX + 16];
+	int rc, tries;
+
+	if (find_pci_device(dir, sizeof(dir)))
+		dir[0] = '\0';
+	snprintf(path, sizeof(path), "%s/remove", dir);
+	tc_unmap(chaos_tc);
+	chaos_tc = NULL;
+	op_begin(w, "PCI remove %s", dir);
+	rc = dir[0] ? write_file(path, "1") : -ENODEV;
+	op_end(w, rc, -rc);
+	if (!rc)
+		sh->n_remove++;
+	msleep(w->r[2] % 1500);
+	for (tries = 0; tries < 20 && !chaos_tc; tries++) {
+		op_begin(w, "PCI rescan");
+		rc = write_file("/sys/bus/pci/rescan", "1");
+		op_end(w, rc, -rc);
+		chaos_tc = tc_map();
+		if (!chaos_tc)
+			msleep(200);
+	}
+	if (!chaos_tc)
+		violation(w, "the device (or its test controls) did not come back after a rescan");
+}
+
+/*
+ * Without the PCI remove stage nothing resets the device at the end, so no
+ * fault that can leave a zombie (a SLOT_FREE or STOP that fails or times
+ * out) is armed.
+ */
+static uint32_t chaos_type(uint32_t type)
+{
+	if (!opt_remove && (type == NE_TESTCTL_ANY_TYPE || type == 3 || type == 5))
+		return 4;
+	return type;
+}
+
+static void chaos_step(struct worker *w)
+{
+	static const char *const pools[] = {
+		"", "2-3", "2-3", "2-3", "2", "3", "1", "0-1", "1-2", "0-3", "2-3,2-3",
+		"3,2", "7", "99999", "a", "-1", "2-", "1-3", "2-3\n",
+	};
+	volatile uint32_t *tc = chaos_tc;
+	uint64_t *r = w->r, uids[32];
+	int i, rc, n;
+	char path[128], val[32];
+
+	w->ws->steps++;
+	for (i = 0; i < 8; i++)
+		r[i] = rng_next(&w->rng);
+	msleep(20 + r[7] % 250);
+	switch (r[0] % 32) {
+	case 0 ... 5: {	/* FAIL the next matching command */
+		uint32_t type = chaos_type(PICK(r[1], NE_TESTCTL_ANY_TYPE, NE_TESTCTL_ANY_TYPE,
+						1, 3, 4, 5, 6, 7, 10, r[1] >> 8 & 63));
+		int32_t frc = PICK(r[2], -EIO, -ENOMEM, -EINVAL, -EBUSY, -ENOSPC, -EEXIST,
+				   -1, -4095, -4096, -512, -517, 1, 0x7fffffff, -EINTR);
+
+		if (!opt_faults || !tc)
+			break;
+		op_begin(w, "arm FAIL type %#x rc %d", type, frc);
+		tc[NE_TESTCTL_FAIL_TYPE / 4] = type;
+		tc[NE_TESTCTL_FAIL_RC / 4] = frc;
+		tc[NE_TESTCTL_FAIL_ARM / 4] = 1;
+		op_end(w, 0, 0);
+		break;
+	}
+	case 6 ... 10: {
+		uint32_t type = chaos_type(PICK(r[1], NE_TESTCTL_ANY_TYPE, 1, 3, 4, 5, 6, 7,
+						10));
+		uint32_t ms = PICK(r[2], 1, 10, 100, 500, 1000, 2500);
+
+		if (!opt_faults || !tc)
+			break;
+		op_begin(w, "arm DELAY type %#x %u ms", type, ms);
+		tc[NE_TESTCTL_DELAY_TYPE / 4] = type;
+		tc[NE_TESTCTL_DELAY_MS / 4] = ms;
+		tc[NE_TESTCTL_DELAY_ARM / 4] = 1;
+		op_end(w, 0, 0);
+		break;
+	}
+	case 11 ... 12: {
+		uint32_t type = chaos_type(PICK(r[1], NE_TESTCTL_ANY_TYPE, 1, 3, 4, 5, 6, 7,
+						10));
+
+		if (!opt_faults || !tc)
+			break;
+		op_begin(w, "arm NOREPLY type %#x", type);
+		tc[NE_TESTCTL_NOREPLY_TYPE / 4] = type;
+		tc[NE_TESTCTL_NOREPLY_ARM / 4] = 1;
+		op_end(w, 0, 0);
+		break;
+	}
+	case 13 ... 14:
+		if (!tc)
+			break;
+		op_begin(w, "disarm all");
+		tc_disarm(tc);
+		op_end(w, 0, 0);
+		break;
+	case 15 ... 21: {	/* an enclave "stopped on its own" */
+		uint64_t uid;
+
+		if (!tc)
+			break;
+		n = worker_slot_uids(uids, 32);
+		uid = r[1] % 8 == 0 ? 0 : r[1] % 8 == 1 ? r[2] : n ? uids[r[2] % n] : 0;
+		op_begin(w, "event: slot %#llx stopped (%d VM fds seen)",
+			 (unsigned long long)uid, n);
+		tc[NE_TESTCTL_EVENT_SLOT / 4] = (uint32_t)uid;
+		tc[NE_TESTCTL_EVENT_SLOT / 4 + 1] = uid >> 32;
+		tc[NE_TESTCTL_EVENT_RAISE / 4] = 1;
+		rc = (int32_t)tc[NE_TESTCTL_EVENT_STATUS / 4];
+		op_end(w, rc, -rc);
+		if (!rc && uid)
+			sh->n_event++;
+		break;
+	}
+	case 22 ... 26: {
+		const char *p = pools[r[1] % (ARRAY_SIZE(pools))];
+
+		if (!opt_pool)
+			break;
+		op_begin(w, "ne_cpus = \"%.*s%s\"", (int)strcspn(p, "\n"), p,
+			 strchr(p, '\n') ? "\\n" : "");
+		rc = write_file(NE_CPUS_PARAM, p);
+		op_end(w, rc, -rc);
+		if (!rc)
+			sh->n_pool++;
+		break;
+	}
+	case 27 ... 28:
+		if (!opt_hotplug)
+			break;
+		snprintf(path, sizeof(path), "/sys/devices/system/cpu/cpu%u/online",
+			 1 + (unsigned int)(r[1] % (sh->ncpus - 1)));
+		snprintf(val, sizeof(val), "%u", (unsigned int)(r[2] % 2));
+		op_begin(w, "%s = %s", path, val);
+		rc = write_file(path, val);
+		op_end(w, rc, -rc);
+		break;
+	case 29:
+		if (opt_remove)
+			chaos_remove_rescan(w);
+		break;
+	default:
+		op_begin(w, "read counters");
+		op_end(w, tc ? (long)tc[NE_TESTCTL_SLOTS / 4] : -1, 0);
+		break;
+	}
+}
+
+static int chaos_process(int idx)
+{
+	struct worker w;
+	uint64_t end = now_ns() + opt_seconds * 1000000000ULL;
+
+	worker_init(&w, idx);
+	w.ws->pid = getpid();
+	w.ws->tid = getpid();
+	chaos_tc = tc_map();
+	while (!sh->stop && now_ns() < end && (!opt_ops || w.ws->steps < opt_ops))
+		chaos_step(&w);
+	/* Leave the device present, every knob disarmed, CPUs 1.. online. */
+	if (!chaos_tc) {
+		write_file("/sys/bus/pci/rescan", "1");
+		chaos_tc = tc_map();
+	}
+	if (chaos_tc)
+		tc_disarm(chaos_tc);
+	sh->w[idx].done = 1;
+	return 0;
+}
+
+/* ---- the supervisor ------------------------------------------------------ */
+
+static pid_t *children;
+static int nchildren;
+static int kmsg_fd = -1;
+static int kernel_reports;
+static bool rings_dumped;
+
+static const char *const report_patterns[] = {
+	"WARNING:", "BUG:", "BUG ", "KASAN", "UBSAN", "Oops", "general protection",
+	"kernel BUG", "Call Trace", "possible circular locking", "inconsistent lock state",
+	"possible recursive locking", "lock held when returning", "suspicious RCU",
+	"DEBUG_LOCKS_WARN", "INFO: task", "blocked for more than", "list_add corruption",
+	"list_del corruption", "refcount_t", "kmemleak", "sleeping function called",
+	"scheduling while atomic", "ODEBUG", "Unable to handle", "stack-protector",
+};
+
+static void dump_rings(const char *why)
+{
+	int i;
+
+	printf("# the last operations of every worker (%s):\n", why);
+	for (i = 0; i < sh->nworkers; i++)
+		print_ring(i);
+}
+
+/* Reads the kernel log since the start; prints and counts reports. */
+static void read_kmsg(void)
+{
+	char rec[2048];
+	ssize_t n;
+	static int context;
+
+	if (kmsg_fd < 0)
+		return;
+	for (;;) {
+		char *msg;
+		size_t i;
+		bool hit = false;
+
+		n = read(kmsg_fd, rec, sizeof(rec) - 1);
+		if (n < 0 && errno == EPIPE)
+			continue;
+		if (n <= 0)
+			break;
+		rec[n] = '\0';
+		msg = strchr(rec, ';');
+		msg = msg ? msg + 1 : rec;
+		msg[strcspn(msg, "\n")] = '\0';
+		for (i = 0; i < ARRAY_SIZE(report_patterns); i++)
+			if (strstr(msg, report_patterns[i]))
+				hit = true;
+		if (hit) {
+			if (!kernel_reports)
+				printf("# FINDING (seed %" PRIu64 "): kernel report:\n", opt_seed);
+			kernel_reports++;
+			context = 60;
+		}
+		if (context > 0) {
+			printf("# kernel: %s\n", msg);
+			context--;
+		}
+	}
+	if (kernel_reports && !rings_dumped) {
+		rings_dumped = true;
+		dump_rings("at the first kernel report");
+	}
+}
+
+static void print_stacks_of(pid_t pid)
+{
+	char path[PATH_MAX], buf[8192];
+	struct dirent *de;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", pid);
+	d = opendir(path);
+	if (!d)
+		return;
+	while ((de = readdir(d))) {
+		ssize_t n;
+		char *l;
+		int fd;
+
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/task/%s/stack", pid, de->d_name);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
+		if (fd >= 0)
+			close(fd);
+		if (n < 0)
+			continue;
+		buf[n] = '\0';
+		printf("# kernel stack of task %s (process %d):\n", de->d_name, pid);
+		for (l = strtok(buf, "\n"); l; l = strtok(NULL, "\n"))
+			printf("#   %s\n", l);
+	}
+	closedir(d);
+}
+
+static void kill_children(void)
+{
+	int i;
+
+	for (i = 0; i < nchildren; i++)
+		if (children[i] > 0)
+			kill(children[i], SIGKILL);
+}
+
+/* A hung operation: its stacks, every ring, and out, without waiting. */
+static void __attribute__((noreturn)) hang(int idx, const char *what)
+{
+	int i;
+
+	printf("# FINDING (seed %" PRIu64 "): HANG: %s\n", opt_seed, what);
+	if (idx >= 0) {
+		printf("# worker %d stuck in: %s\n", idx,
+		       sh->w[idx].ring[sh->w[idx].head % RING].text);
+		if (sh->w[idx].aux_pid)
+			print_stacks_of(sh->w[idx].aux_pid);
+	}
+	for (i = 0; i < nchildren; i++)
+		print_stacks_of(children[i]);
+	read_kmsg();
+	dump_rings("at the hang");
+	printf("not ok 1 - ne_fuzz seed %" PRIu64 ": hung (%s)\n", opt_seed, what);
+	fflush(stdout);
+	kill_children();
+	_exit(EXIT_HANG);
+}
+
+/* Runs @fn in a child, killed and reported as a hang after @secs. */
+static int timed(const char *what, unsigned int secs, int (*fn)(void *), void *arg)
+{
+	uint64_t deadline = now_ns() + secs * 1000000000ULL;
+	int status;
+	pid_t pid;
+
+	fflush(stdout);
+	pid = fork();
+	if (pid == 0)
+		_exit(fn(arg) & 0xff);
+	if (pid < 0)
+		return -1;
+	while (waitpid(pid, &status, WNOHANG) == 0) {
+		if (now_ns() > deadline) {
+			char buf[256];
+
+			printf("# %s did not return within %u s\n", what, secs);
+			print_stacks_of(pid);
+			snprintf(buf, sizeof(buf), "%s", what);
+			hang(-1, buf);
+		}
+		msleep(10);
+	}
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+static int write_fn(void *arg)
+{
+	const char **kv = arg;
+
+	return -write_file(kv[0], kv[1]);
+}
+
+static int timed_write(const char *path, const char *val)
+{
+	const char *kv[2] = { path, val };
+	char what[PATH_MAX + 320];
+
+	snprintf(what, sizeof(what), "writing \"%s\" to %s", val, path);
+	return -timed(what, opt_hang, write_fn, kv);
+}
+
+/* KVM_CHECK_EXTENSION(KVM_CAP_MAX_VCPUS) of a new VM: what the pool can give. */
+static int pool_free_fn(void *arg)
+{
+	int sys = open(NE_DEV_PATH, O_RDWR | O_CLOEXEC), vm, n;
+
+	(void)arg;
+	vm = sys < 0 ? -1 : ioctl(sys, KVM_CREATE_VM, 0);
+	if (vm < 0)
+		return 255;
+	n = ioctl(vm, KVM_CHECK_EXTENSION, KVM_CAP_MAX_VCPUS);
+	close(vm);
+	close(sys);
+	return n < 0 ? 254 : n;
+}
+
+static int caps_fn(void *arg)
+{
+	int sys = open(NE_DEV_PATH, O_RDWR | O_CLOEXEC), vm, n;
+	long which = (long)arg;
+
+	vm = sys < 0 ? -1 : ioctl(sys, KVM_CREATE_VM, 0);
+	if (vm < 0)
+		return 255;
+	n = ioctl(vm, KVM_CHECK_EXTENSION, which);
+	close(vm);
+	close(sys);
+	return n < 0 ? 254 : n;
+}
+
+/* The "leaker" of --self-test pin: an enclave with memory, kept open. */
+static void self_test_pin(void)
+{
+	struct kvm_userspace_memory_region r = { .memory_size = 4 * HPAGE };
+	int sys = open(NE_DEV_PATH, O_RDWR | O_CLOEXEC), vm;
+	void *p = mmap(NULL, 4 * HPAGE, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB | MAP_HUGE_2MB | MAP_POPULATE,
+		       -1, 0);
+
+	vm = ioctl(sys, KVM_CREATE_VM, 0);
+	r.userspace_addr = (uintptr_t)p;
+	if (vm < 0 || p == MAP_FAILED || ioctl(vm, KVM_SET_USER_MEMORY_REGION, &r)) {
+		printf("# self-test: the leaker could not donate memory: %s\n", strerror(errno));
+		_exit(1);
+	}
+	printf("# self-test: a process keeps an enclave with 8 MiB donated\n");
+	fflush(stdout);
+	munmap(p, 4 * HPAGE);
+	pause();
+	_exit(0);
+}
+
+struct baseline {
+	long pins, huge_free;
+	int fds;
+	char pool[256];
+	char timeout[32];
+	char online[256];	/* '1': online or in the pool at the start */
+	bool kmemleak;
+};
+
+static int ntap;
+static int nfail;
+
+static void tap(bool ok, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void tap(bool ok, const char *fmt, ...)
+{
+	va_list ap;
+
+	printf("%sok %d - ", ok ? "" : "not ", ++ntap);
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	printf("\n");
+	if (!ok)
+		nfail++;
+}
+
+static bool self_test_caught;
+
+/*
+ * The enclaves the driver keeps because the device did not confirm their
+ * slot freed (ne_kvm/zombies in debugfs, one line each with
+ * "pinned_pages: N"); their count, and their pinned pages into @pages.
+ */
+static int zombies(long *pages, bool print)
+{
+	char line[512];
+	FILE *f = fopen(ZOMBIES, "re");
+	int n = 0;
+
+	*pages = 0;
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f)) {
+		char *p = strstr(line, "pinned_pages:");
+
+		if (print)
+			printf("# zombie: %s", line);
+		n++;
+		if (p)
+			*pages += atol(p + strlen("pinned_pages:"));
+	}
+	fclose(f);
+	return n;
+}
+
+/* Waits up to --settle for pins, free hugepages and slots to be as wanted. */
+static void settle(volatile uint32_t *tc, long want_pins, long want_huge, long *pins,
+		   long *huge, uint32_t *slots, bool with_zombies, int *nz)
+{
+	uint64_t deadline = now_ns() + opt_settle * 1000000000ULL;
+	long zpages = 0;
+	bool ok;
+
+	do {
+		*nz = with_zombies ? zombies(&zpages, false) : 0;
+		*pins = pins_held();
+		*huge = meminfo("HugePages_Free");
+		*slots = tc ? tc[NE_TESTCTL_SLOTS / 4] : 0;
+		ok = *pins == want_pins + zpages && (want_huge < 0 || *huge == want_huge) &&
+		     *slots == (uint32_t)*nz;
+		if (!ok)
+			msleep(250);
+	} while (!ok && now_ns() < deadline);
+}
+
+/* After the run: everything the driver held must be back. */
+static void post_checks(struct baseline *b)
+{
+	uint64_t deadline;
+	long pins, huge_free, zpages;
+	uint32_t slots = 0;
+	char pool[256], path[PATH_MAX + 16], on[8], dir[PATH_MAX];
+	int cpus[256], n, i, offline_bad, free_cpus, nz;
+	volatile uint32_t *tc;
+
+	/* The device must be there (the chaos process rescanned last). */
+	if (find_pci_device(dir, sizeof(dir))) {
+		timed_write("/sys/bus/pci/rescan", "1");
+		msleep(500);
+	}
+	tc = tc_map();
+	if (tc)
+		tc_disarm(tc);
+	if (b->timeout[0])
+		timed_write(NE_TIMEOUT_PARAM, b->timeout);
+
+	/*
+	 * First as the run left it (teardown may be asynchronous): every pin
+	 * and slot belongs to an enclave the driver admits to keeping.
+	 */
+	settle(tc, b->pins, -1, &pins, &huge_free, &slots, true, &nz);
+	nz = zombies(&zpages, true);
+	tap(pins == b->pins + zpages, "no page left pinned but by the %d zombie enclaves "
+	    "(pinned %ld, at the start %ld, zombies' %ld)", nz, pins, b->pins, zpages);
+	tap(tc && slots == (uint32_t)nz, "the device holds no slot but the zombies' "
+	    "(%u slots, %d zombies)", slots, nz);
+	if (opt_self_test && !strcmp(opt_self_test, "pin") && pins != b->pins + zpages)
+		self_test_caught = true;
+
+	/*
+	 * Then after a device reset (PCI remove and rescan: the device turns
+	 * off and forgets every slot), which must free the zombies too.
+	 */
+	if (opt_remove && !find_pci_device(dir, sizeof(dir))) {
+		tc_unmap(tc);
+		tc = NULL;
+		snprintf(path, sizeof(path), "%s/remove", dir);
+		printf("# a final PCI remove and rescan\n");
+		timed_write(path, "1");
+		timed_write("/sys/bus/pci/rescan", "1");
+		deadline = now_ns() + opt_settle * 1000000000ULL;
+		while (!(tc = tc_map()) && now_ns() < deadline)
+			msleep(200);
+		deadline = now_ns() + opt_settle * 1000000000ULL;
+		while (access(NE_DEV_PATH, F_OK) && now_ns() < deadline)
+			msleep(200);
+	}
+	settle(tc, b->pins, b->huge_free, &pins, &huge_free, &slots, false, &nz);
+	tap(pins == b->pins, "no page left pinned%s (pinned now %ld, at the start %ld)",
+	    opt_remove ? " after a device reset" : "", pins, b->pins);
+	tap(huge_free == b->huge_free, "HugePages_Free back to its start value (%ld, was %ld)",
+	    huge_free, b->huge_free);
+	tap(tc != NULL, "the device and its test controls are there");
+	tap(tc && !slots, "the device holds no slot (%u)", slots);
+	nz = zombies(&zpages, true);
+	tap(!nz, "no zombie enclave is left (%d)", nz);
+
+	/* The pool the run started with, its CPUs online first as then. */
+	deadline = now_ns() + opt_settle * 1000000000ULL;
+	if (read_file(NE_CPUS_PARAM, pool, sizeof(pool)) || strcmp(pool, b->pool)) {
+		int rc;
+
+		n = cpulist(pool, cpus, 256);
+		for (i = 1; i < (int)sh->ncpus && i < 256; i++) {
+			bool pooled = false;
+			int j;
+
+			for (j = 0; j < n; j++)
+				pooled |= cpus[j] == i;
+			if (pooled || b->online[i] != '1')
+				continue;
+			snprintf(path, sizeof(path), "/sys/devices/system/cpu/cpu%d/online", i);
+			if (!read_file(path, on, sizeof(on)) && on[0] == '0') {
+				printf("# CPU %d back online before ne_cpus is restored\n", i);
+				timed_write(path, "1");
+			}
+		}
+		do {
+			rc = timed_write(NE_CPUS_PARAM, b->pool);
+			if (rc == -EBUSY)
+				msleep(200);
+		} while (rc == -EBUSY && now_ns() < deadline);
+		if (rc)
+			printf("# restoring ne_cpus \"%s\": %s\n", b->pool, strerror(-rc));
+	}
+
+	read_file(NE_CPUS_PARAM, pool, sizeof(pool));
+	tap(!strcmp(pool, b->pool), "ne_cpus is \"%s\" (was \"%s\")", pool, b->pool);
+	n = cpulist(pool, cpus, 256);
+	offline_bad = 0;
+	for (i = 0; i < n; i++) {
+		snprintf(path, sizeof(path), "/sys/devices/system/cpu/cpu%d/online", cpus[i]);
+		if (read_file(path, on, sizeof(on)) || on[0] != '0') {
+			printf("# pool CPU %d is online\n", cpus[i]);
+			offline_bad++;
+		}
+	}
+	tap(n > 0 && !offline_bad, "every pool CPU (%d) is offline", n);
+	free_cpus = n > 0 ? timed("KVM_CREATE_VM for the pool check", opt_hang,
+				  pool_free_fn, NULL) : -1;
+	tap(free_cpus == n, "the pool owns all its CPUs (a new VM can get %d of %d)",
+	    free_cpus, n);
+	/* That VM's slot must be gone too. */
+	if (tc) {
+		deadline = now_ns() + opt_settle * 1000000000ULL;
+		while (tc[NE_TESTCTL_SLOTS / 4] && now_ns() < deadline)
+			msleep(100);
+		tap(!tc[NE_TESTCTL_SLOTS / 4], "no slot after the pool check's VM");
+	}
+	tc_unmap(tc);
+
+	if (b->kmemleak) {
+		char buf[4096];
+		ssize_t len;
+		int fd;
+
+		write_file(KMEMLEAK, "scan");
+		msleep(1000);
+		write_file(KMEMLEAK, "scan");
+		fd = open(KMEMLEAK, O_RDONLY | O_CLOEXEC);
+		len = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
+		if (fd >= 0)
+			close(fd);
+		if (len > 0) {
+			char *l;
+
+			buf[len] = '\0';
+			for (l = strtok(buf, "\n"); l; l = strtok(NULL, "\n"))
+				printf("# kmemleak: %s\n", l);
+		}
+		tap(len == 0, "kmemleak reports nothing after a scan");
+	} else {
+		printf("# no %s in this kernel: no leak scan\n", KMEMLEAK);
+	}
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+"Usage: ne_fuzz [OPTIONS]\n"
+"\n"
+"An ioctl fuzzer for ne_kvm.ko; run it as root in the parent VM with the\n"
+"device's test controls (tools/ne-vm --ne-pci test-controls=on,boot-enclaves=off,\n"
+"or `make fuzz SECONDS=N`).  Worker processes, each with worker threads, send\n"
+"random sequences of every ioctl of /dev/nitro_enclaves, VM and vCPU fds with\n"
+"random and edge-case arguments, map memory of every kind (hugetlb, hugetlbfs\n"
+"files, THP, 4 KiB pages, shmem) and unmap it while donated, close fds at\n"
+"random, poll, dup fds between threads and fork children that try inherited\n"
+"fds (they must get EIO).  A chaos process arms the device's FAIL, DELAY and\n"
+"NOREPLY faults, raises \"enclave stopped\" events, writes ne_cpus, takes CPUs\n"
+"on and offline, and removes and rescans the PCI device.\n"
+"\n"
+"The seed is printed first.  --seed N replays every worker's sequence of\n"
+"operations exactly; the interleaving of threads and processes, and the\n"
+"arguments derived from earlier results (the next guest-physical address),\n"
+"are not reproducible.  In the log, #N is the worker's N-th operation\n"
+"(the steps of a whole enclave share one N); --ops N stops every worker\n"
+"after N operations.\n"
+"\n"
+"After the run it checks, waiting up to --settle seconds for the teardown:\n"
+"no page left pinned (nr_foll_pin_acquired - nr_foll_pin_released as at the\n"
+"start), HugePages_Free as at the start, no slot in the device, ne_cpus as\n"
+"at the start with every pool CPU offline and owned by the pool, no fd left\n"
+"open by a worker, nothing in kmemleak after a scan (when the kernel has\n"
+"it), and no warning, BUG, KASAN, UBSAN or lockdep report in the kernel log.\n"
+"\n"
+"Options:\n"
+"  --seed N           the seed (default: from the clock)\n"
+"  --seconds N        how long the workers run (default 60)\n"
+"  --ops N            at most N operations per worker (default: no limit);\n"
+"                     with --seed, replays a finding's first N operations\n"
+"  --verbose          print every operation as it ends\n"
+"  --threads N        threads per worker process (default 3, at most %d)\n"
+"  --procs N          worker processes (default 2, at most %d)\n"
+"  --hang-timeout N   an operation that takes longer than N s is a hang\n"
+"                     (default 60)\n"
+"  --settle N         seconds the driver gets to give everything back\n"
+"                     after the run (default 30)\n"
+"  --cmd-timeout-ms N the driver's cmd_timeout_ms during the run (default\n"
+"                     2000, so that NOREPLY costs 2 s; 0 leaves it)\n"
+"  --no-pci-remove    no PCI remove/rescan (on by default)\n"
+"  --no-faults        no FAIL/DELAY/NOREPLY faults (on by default)\n"
+"  --no-pool          no ne_cpus writes (on by default)\n"
+"  --no-hotplug       no CPU online/offline writes (on by default)\n"
+"  --no-fork          no forked children with inherited fds (on by default)\n"
+"  --self-test KIND   make sure the checks can fail: 'fd' keeps an fd open in\n"
+"                     a worker, 'pin' keeps an enclave with donated memory in\n"
+"                     a process; exits 0 only if the checks caught it\n"
+"  -h, --help         this text\n"
+"\n"
+"Output: TAP lines, one per check, and \"# FINDING\" lines with the seed, the\n"
+"worker and the operation, followed by the last %d operations of every\n"
+"worker.  Exit status: 0 clean, 1 a finding (a failed check, a kernel\n"
+"report, a result the spec rules out, a crashed worker), 2 usage, 3 cannot\n"
+"run here (not root, no device, no hugepages), 5 an operation hung (the\n"
+"stacks of the fuzzer's tasks are printed).\n",
+		MAXTHREADS, MAXPROCS, RING);
+}
+
+static unsigned int num_arg(const char *s, const char *opt)
+{
+	char *end;
+	unsigned long v = strtoul(s, &end, 0);
+
+	if (!*s || *end || v > UINT_MAX) {
+		fprintf(stderr, "ne_fuzz: %s wants a number, not '%s'\n", opt, s);
+		exit(EXIT_USAGE);
+	}
+	return v;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option lopts[] = {
+		{ "seed", required_argument, NULL, 's' },
+		{ "seconds", required_argument, NULL, 'S' },
+		{ "threads", required_argument, NULL, 't' },
+		{ "procs", required_argument, NULL, 'p' },
+		{ "hang-timeout", required_argument, NULL, 'H' },
+		{ "settle", required_argument, NULL, 'W' },
+		{ "cmd-timeout-ms", required_argument, NULL, 'C' },
+		{ "no-pci-remove", no_argument, NULL, 'R' },
+		{ "no-faults", no_argument, NULL, 'F' },
+		{ "no-pool", no_argument, NULL, 'P' },
+		{ "no-hotplug", no_argument, NULL, 'O' },
+		{ "no-fork", no_argument, NULL, 'K' },
+		{ "self-test", required_argument, NULL, 'T' },
+		{ "ops", required_argument, NULL, 'N' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 }
+	};
+	struct baseline b = { 0 };
+	bool have_seed = false, worker_failed = false;
+	int c, i, nw, running, sys;
+	pid_t leaker = 0;
+	char dir[PATH_MAX], buf[64];
+	uint64_t end;
+
+	while ((c = getopt_long(argc, argv, "h", lopts, NULL)) != -1) {
+		switch (c) {
+		case 's': {
+			char *e;
+
+			opt_seed = strtoull(optarg, &e, 0);
+			if (!*optarg || *e) {
+				fprintf(stderr, "ne_fuzz: --seed wants a number\n");
+				return EXIT_USAGE;
+			}
+			have_seed = true;
+			break;
+		}
+		case 'S':
+			opt_seconds = num_arg(optarg, "--seconds");
+			break;
+		case 't':
+			opt_threads = num_arg(optarg, "--threads");
+			break;
+		case 'p':
+			opt_procs = num_arg(optarg, "--procs");
+			break;
+		case 'H':
+			opt_hang = num_arg(optarg, "--hang-timeout");
+			break;
+		case 'W':
+			opt_settle = num_arg(optarg, "--settle");
+			break;
+		case 'C':
+			opt_cmd_timeout = num_arg(optarg, "--cmd-timeout-ms");
+			break;
+		case 'R':
+			opt_remove = false;
+			break;
+		case 'F':
+			opt_faults = false;
+			break;
+		case 'P':
+			opt_pool = false;
+			break;
+		case 'O':
+			opt_hotplug = false;
+			break;
+		case 'K':
+			opt_fork = false;
+			break;
+		case 'T':
+			opt_self_test = optarg;
+			if (strcmp(optarg, "fd") && strcmp(optarg, "pin")) {
+				fprintf(stderr, "ne_fuzz: --self-test is 'fd' or 'pin'\n");
+				return EXIT_USAGE;
+			}
+			break;
+		case 'N':
+			opt_ops = num_arg(optarg, "--ops");
+			break;
+		case 'v':
+			opt_verbose = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return EXIT_CLEAN;
+		default:
+			usage(stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (optind < argc || !opt_threads || opt_threads > MAXTHREADS || !opt_procs ||
+	    opt_procs > MAXPROCS || !opt_hang) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (!have_seed)
+		opt_seed = now_ns() ^ ((uint64_t)getpid() << 32);
+	printf("# ne_fuzz seed %" PRIu64 " (replay: --seed %" PRIu64 " --seconds %u --threads %u"
+	       " --procs %u)\n", opt_seed, opt_seed, opt_seconds, opt_threads, opt_procs);
+
+	if (geteuid()) {
+		printf("# ne_fuzz needs root\n");
+		return EXIT_ENV;
+	}
+	if (find_pci_device(dir, sizeof(dir)) || access(NE_DEV_PATH, R_OK | W_OK)) {
+		printf("# no Nitro Enclaves device (or no %s)\n", NE_DEV_PATH);
+		return EXIT_ENV;
+	}
+	{
+		volatile uint32_t *tc = tc_map();
+
+		if (!tc) {
+			printf("# the device has no test controls (ne-pci test-controls=on)\n");
+			return EXIT_ENV;
+		}
+		tc_disarm(tc);
+		tc_unmap(tc);
+	}
+
+	nw = opt_procs * opt_threads + 1;
+	sh = mmap(NULL, sizeof(*sh) + nw * sizeof(struct wstate), PROT_READ | PROT_WRITE,
+		  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (sh == MAP_FAILED)
+		return EXIT_ENV;
+	sh->nworkers = nw;
+	sh->ncpus = sysconf(_SC_NPROCESSORS_CONF);
+
+	/* The baseline. */
+	if (read_file(NE_CPUS_PARAM, b.pool, sizeof(b.pool)) || !b.pool[0]) {
+		if (timed_write(NE_CPUS_PARAM, "2-3")) {
+			printf("# the CPU pool is empty and cannot be set to 2-3\n");
+			return EXIT_ENV;
+		}
+		read_file(NE_CPUS_PARAM, b.pool, sizeof(b.pool));
+	}
+	read_file(NE_TIMEOUT_PARAM, b.timeout, sizeof(b.timeout));
+	{
+		int cpus[256], n = cpulist(b.pool, cpus, 256);
+
+		for (i = 1; i < (int)sh->ncpus && i < 256; i++) {
+			char path[128], on[8];
+
+			snprintf(path, sizeof(path), "/sys/devices/system/cpu/cpu%d/online", i);
+			b.online[i] = !read_file(path, on, sizeof(on)) && on[0] == '1' ? '1' : '0';
+		}
+		for (i = 0; i < n; i++)
+			if (cpus[i] > 0 && cpus[i] < 256)
+				b.online[cpus[i]] = '1';
+	}
+	if (opt_cmd_timeout) {
+		snprintf(buf, sizeof(buf), "%u", opt_cmd_timeout);
+		timed_write(NE_TIMEOUT_PARAM, buf);
+	}
+	c = timed("KVM_CHECK_EXTENSION(KVM_CAP_NR_MEMSLOTS)", opt_hang, caps_fn,
+		  (void *)(long)KVM_CAP_NR_MEMSLOTS);
+	sh->nr_memslots = c < 250 ? c : 32;
+	c = timed("KVM_CHECK_EXTENSION(KVM_CAP_MAX_VCPU_ID)", opt_hang, caps_fn,
+		  (void *)(long)KVM_CAP_MAX_VCPU_ID);
+	sh->max_vcpu_id = c < 250 ? c : 2;
+	b.huge_free = meminfo("HugePages_Free");
+	sh->huge_budget = b.huge_free * HPAGE * 6 / 10;
+	if (b.huge_free < 64) {
+		printf("# only %ld free 2 MiB hugepages: 64 or more wanted\n", b.huge_free);
+		return EXIT_ENV;
+	}
+	b.pins = pins_held();
+	b.kmemleak = !access(KMEMLEAK, R_OK);
+	if (b.kmemleak)
+		write_file(KMEMLEAK, "clear");
+	if (opt_kmsg) {
+		kmsg_fd = open("/dev/kmsg", O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+		if (kmsg_fd >= 0)
+			lseek(kmsg_fd, 0, SEEK_END);
+	}
+	b.fds = count_fds();
+	printf("# pool \"%s\", %u memslots, max vCPU id %u, %ld free hugepages, %ld pins, "
+	       "kmemleak %s, cmd_timeout_ms %s -> %u\n", b.pool, sh->nr_memslots,
+	       sh->max_vcpu_id, b.huge_free, b.pins, b.kmemleak ? "yes" : "no", b.timeout,
+	       opt_cmd_timeout);
+
+	if (opt_self_test && !strcmp(opt_self_test, "pin")) {
+		fflush(stdout);
+		leaker = fork();
+		if (leaker == 0)
+			self_test_pin();
+		msleep(2000);
+	}
+
+	/* The workers and the chaos process. */
+	children = calloc(opt_procs + 1, sizeof(*children));
+	fflush(stdout);
+	for (i = 0; i <= (int)opt_procs; i++) {
+		pid_t pid = fork();
+
+		if (pid < 0) {
+			perror("ne_fuzz: fork");
+			sh->stop = 1;
+			kill_children();
+			return EXIT_ENV;
+		}
+		if (pid == 0) {
+			if (kmsg_fd >= 0)
+				close(kmsg_fd);
+			_exit(i < (int)opt_procs ? worker_process(i) : chaos_process(nw - 1));
+		}
+		children[nchildren++] = pid;
+	}
+
+	/* Watch them: hangs, crashes, kernel reports. */
+	end = now_ns() + (opt_seconds + opt_hang + 30ULL) * 1000000000ULL;
+	running = nchildren;
+	while (running) {
+		int status;
+		pid_t pid;
+
+		while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+			for (i = 0; i < nchildren; i++) {
+				if (children[i] != pid)
+					continue;
+				running--;
+				if (!WIFEXITED(status) || WEXITSTATUS(status)) {
+					printf("# FINDING (seed %" PRIu64 "): worker process %d "
+					       "ended with status %#x\n", opt_seed, i, status);
+					worker_failed = true;
+				}
+				children[i] = -children[i];
+			}
+		}
+		read_kmsg();
+		for (i = 0; i < nw; i++) {
+			uint64_t t = sh->w[i].op_start_ns;
+			char what[TEXT + 64];
+
+			if (t && now_ns() > t + opt_hang * 1000000000ULL) {
+				snprintf(what, sizeof(what), "worker %d: %s", i,
+					 sh->w[i].ring[sh->w[i].head % RING].text);
+				hang(i, what);
+			}
+		}
+		if (running && now_ns() > end)
+			hang(-1, "the workers did not finish in time");
+		msleep(100);
+	}
+	for (i = 0; i < nchildren; i++)
+		children[i] = 0;
+
+	if (worker_failed)
+		dump_rings("a worker process crashed");
+	printf("# operations:");
+	for (i = 0; i < nw; i++)
+		printf(" w%d=%" PRIu64, i, sh->w[i].steps);
+	printf("\n# succeeded: %" PRIu64 " KVM_CREATE_VM, %" PRIu64 " memory regions, %" PRIu64
+	       " KVM_CREATE_VCPU, %" PRIu64 " NE_ENCLAVE_START, %" PRIu64 " forks, %" PRIu64
+	       " PCI removes, %" PRIu64 " stop events on a slot, %" PRIu64 " ne_cpus writes\n",
+	       sh->n_vm, sh->n_mem, sh->n_vcpu, sh->n_start, sh->n_fork, sh->n_remove,
+	       sh->n_event, sh->n_pool);
+
+	post_checks(&b);
+	if (leaker > 0) {
+		kill(leaker, SIGKILL);
+		waitpid(leaker, NULL, 0);
+	}
+
+	for (i = 0; i < (int)opt_procs; i++) {
+		int leak = sh->w[i * opt_threads].fd_leak;
+
+		tap(!leak, "worker process %d left no fd open (%d left)", i, leak);
+		if (leak && opt_self_test && !strcmp(opt_self_test, "fd"))
+			self_test_caught = true;
+	}
+	read_kmsg();
+	if (kmsg_fd >= 0)
+		close(kmsg_fd);
+	c = count_fds();
+	tap(c == b.fds - (kmsg_fd >= 0), "the supervisor left no fd open (%d, was %d)", c,
+	    b.fds - (kmsg_fd >= 0));
+	tap(!kernel_reports, "no warning, BUG, KASAN, UBSAN or lockdep report in the kernel "
+	    "log (%d lines)", kernel_reports);
+	tap(!sh->findings, "no result that the spec rules out (%d)", sh->findings);
+	tap(!worker_failed, "every worker process ended normally");
+	sys = nfail;
+	printf("1..%d\n", ntap);
+	if (nfail && !rings_dumped && !opt_self_test)
+		dump_rings("a check failed");
+	if (opt_self_test) {
+		printf("# self-test %s: the checks %s the deliberate leak\n", opt_self_test,
+		       self_test_caught ? "caught" : "did NOT catch");
+		return self_test_caught ? EXIT_CLEAN : EXIT_FINDING;
+	}
+	printf("# ne_fuzz seed %" PRIu64 ": %s\n", opt_seed, sys ? "FAILED" : "clean");
+	return sys ? EXIT_FINDING : EXIT_CLEAN;
+}
