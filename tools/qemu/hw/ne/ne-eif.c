@@ -202,15 +202,39 @@ static bool eif_copy_section(EifReader *r, int i, int fd, char *cmdline,
     return true;
 }
 
+/*
+ * The kernel must be a bzImage whose setup header holds together: the
+ * real-mode setup inside the kernel and, from boot protocol 2.08 on, the
+ * compressed payload it declares too (the boot loader and the
+ * decompressor read them).
+ */
 static bool eif_check_kernel(int fd, Error **errp)
 {
-    uint8_t magic[4];
+    uint8_t hdr[BZ_HEADER_END];
     off_t size = lseek(fd, 0, SEEK_END);
+    uint64_t setup, start, length;
 
     if (size < BZ_HEADER_END ||
-        pread(fd, magic, sizeof(magic), BZ_MAGIC) != 4 ||
-        memcmp(magic, "HdrS", 4)) {
+        pread(fd, hdr, sizeof(hdr), 0) != sizeof(hdr) ||
+        memcmp(hdr + BZ_MAGIC, "HdrS", 4)) {
         error_setg(errp, "the kernel section is not a bzImage");
+        return false;
+    }
+    setup = ((hdr[BZ_SETUP_SECTS] ? hdr[BZ_SETUP_SECTS] : 4) + 1) * 512ULL;
+    if (setup >= size) {
+        error_setg(errp, "the bzImage's setup (%" PRIu64 " bytes) leaves no "
+                   "kernel in its %" PRIu64 " bytes", setup, (uint64_t)size);
+        return false;
+    }
+    if (lduw_le_p(hdr + BZ_VERSION) < BZ_MIN_VERSION) {
+        return true;
+    }
+    start = setup + (uint32_t)ldl_le_p(hdr + BZ_PAYLOAD_OFFSET);
+    length = (uint32_t)ldl_le_p(hdr + BZ_PAYLOAD_LENGTH);
+    if (start > size || length > size - start) {
+        error_setg(errp, "the bzImage's payload (%" PRIu64 " bytes at %"
+                   PRIu64 ") lies outside its %" PRIu64 " bytes", length,
+                   start, (uint64_t)size);
         return false;
     }
     return true;

@@ -89,8 +89,9 @@ static uint8_t *bz_payload(int fd, off_t size, size_t *len, const char **why)
         return NULL;
     }
     setup_sects = hdr[BZ_SETUP_SECTS] ? hdr[BZ_SETUP_SECTS] : 4;
-    start = (setup_sects + 1) * 512ULL + ldl_le_p(hdr + BZ_PAYLOAD_OFFSET);
-    length = ldl_le_p(hdr + BZ_PAYLOAD_LENGTH);
+    start = (setup_sects + 1) * 512ULL +
+            (uint32_t)ldl_le_p(hdr + BZ_PAYLOAD_OFFSET);
+    length = (uint32_t)ldl_le_p(hdr + BZ_PAYLOAD_LENGTH);
     if (start > size || length > size - start || length < 8) {
         *why = "the payload lies outside the bzImage";
         return NULL;
@@ -124,8 +125,12 @@ static bool unxz(const uint8_t *in, size_t len, int out, const char **why)
         s.next_out = buf;
         s.avail_out = NE_KERNEL_CHUNK;
         ret = lzma_code(&s, LZMA_FINISH);
+        if (s.total_out > NE_KERNEL_MAX_SIZE) {
+            lzma_end(&s);
+            *why = "the payload decompresses to more than 512 MiB";
+            return false;
+        }
         if ((ret != LZMA_OK && ret != LZMA_STREAM_END) ||
-            s.total_out > NE_KERNEL_MAX_SIZE ||
             qemu_write_full(out, buf, NE_KERNEL_CHUNK - s.avail_out) !=
                 NE_KERNEL_CHUNK - s.avail_out) {
             lzma_end(&s);
@@ -153,8 +158,12 @@ static bool gunzip(const uint8_t *in, size_t len, int out, const char **why)
         z.next_out = buf;
         z.avail_out = NE_KERNEL_CHUNK;
         ret = inflate(&z, Z_NO_FLUSH);
+        if (z.total_out > NE_KERNEL_MAX_SIZE) {
+            inflateEnd(&z);
+            *why = "the payload decompresses to more than 512 MiB";
+            return false;
+        }
         if ((ret != Z_OK && ret != Z_STREAM_END) ||
-            z.total_out > NE_KERNEL_MAX_SIZE ||
             qemu_write_full(out, buf, NE_KERNEL_CHUNK - z.avail_out) !=
                 NE_KERNEL_CHUNK - z.avail_out) {
             inflateEnd(&z);
@@ -352,8 +361,8 @@ int ne_kernel_direct_boot_fd(NEKernelCache *c, int bzimage_fd,
      * the bzImage's decompressor, the PVH loader does not move the kernel
      * out of its way: the two must not overlap.
      */
-    if (initrd_size >= mem_size ||
-        c->mem_end + initrd_size + 2 * NE_PAGE_SIZE > mem_size) {
+    if (c->mem_end > mem_size || initrd_size > mem_size - c->mem_end ||
+        mem_size - c->mem_end - initrd_size < 2 * NE_PAGE_SIZE) {
         *why = "the ELF kernel and the initrd do not both fit in the "
                "enclave's memory";
         return -1;

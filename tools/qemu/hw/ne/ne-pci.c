@@ -21,9 +21,13 @@
  * and frees every slot.  Commands rung while disabled answer -ENODEV.
  *
  * Properties: cmd-latency-us (50; virtual time from doorbell to reply),
- * max-slots (8), max-mem-regions (64; ranges per slot, the SLOT_ALLOC
- * reply's mem_regions), first-cid (16; where CID 0 = "choose" starts),
- * test-controls (off; BAR 2).
+ * max-slots (8), max-mem-regions (256; ranges per slot, the SLOT_ALLOC
+ * reply's mem_regions: what the upstream driver's documentation assumes,
+ * 512 MiB donated as 2 MiB regions), first-cid (16; where CID 0 = "choose"
+ * starts), test-controls (off; BAR 2).
+ *
+ * A machine has at most one ne-pci: the hypervisor it emulates owns the
+ * machine's memory, and a second one would donate the same pages again.
  *
  * Copyright (c) 2026 The ne-kvm authors
  *
@@ -516,11 +520,22 @@ static const MemoryRegionOps ne_testctl_ops = {
     },
 };
 
+/* The machine's one ne-pci, or NULL (realize and exit run under the BQL). */
+static NEPCIState *ne_pci_instance;
+
 static void ne_pci_realize(PCIDevice *pdev, Error **errp)
 {
     NEPCIState *s = NE_PCI(pdev);
     int i;
 
+    if (ne_pci_instance) {
+        g_autofree char *other =
+            object_get_canonical_path(OBJECT(ne_pci_instance));
+
+        error_setg(errp, "only one ne-pci device per machine: %s is "
+                   "already the machine's Nitro Enclaves device", other);
+        return;
+    }
     if (!ne_hv_init(&s->hv, OBJECT(s), ne_pci_raise_event, s, errp)) {
         return;
     }
@@ -557,17 +572,25 @@ static void ne_pci_realize(PCIDevice *pdev, Error **errp)
                          &s->testctl_bar);
     }
     timer_init_ns(&s->cmd_timer, QEMU_CLOCK_VIRTUAL, ne_pci_cmd_complete, s);
+    ne_pci_instance = s;
 }
 
 static void ne_pci_exit(PCIDevice *pdev)
 {
     NEPCIState *s = NE_PCI(pdev);
+    int i;
 
     ne_pci_disable(s);
     timer_del(&s->cmd_timer);
     ne_launcher_free(s->launcher);
     s->launcher = NULL;
+    for (i = 0; i < NE_MSIX_VECTORS; i++) {
+        msix_vector_unuse(pdev, i);
+    }
     msix_uninit_exclusive_bar(pdev);
+    if (ne_pci_instance == s) {
+        ne_pci_instance = NULL;
+    }
 }
 
 NEHv *ne_pci_get_hv(Object *obj)
@@ -587,10 +610,14 @@ static void ne_pci_instance_finalize(Object *obj)
     }
 }
 
+/*
+ * The vectors stay in use from realize to exit: msix_reset() (which the PCI
+ * core runs on a reset) clears the table and the pending bits, not the use
+ * counts, so using them again here would only grow the counts.
+ */
 static void ne_pci_reset(DeviceState *dev)
 {
     NEPCIState *s = NE_PCI(dev);
-    int i;
 
     ne_pci_disable(s);
     s->version = NE_VERSION_MAX;
@@ -599,15 +626,13 @@ static void ne_pci_reset(DeviceState *dev)
     memset(s->recv_data, 0, sizeof(s->recv_data));
     memset(&s->tc, 0, sizeof(s->tc));
     ne_testctl_reset_counters(s);
-    for (i = 0; i < NE_MSIX_VECTORS; i++) {
-        msix_vector_use(PCI_DEVICE(s), i);
-    }
 }
 
 static Property ne_pci_properties[] = {
     DEFINE_PROP_UINT32("cmd-latency-us", NEPCIState, cmd_latency_us, 50),
     DEFINE_PROP_UINT32("max-slots", NEPCIState, hv.max_slots, 8),
-    DEFINE_PROP_UINT32("max-mem-regions", NEPCIState, hv.max_mem_regions, 64),
+    DEFINE_PROP_UINT32("max-mem-regions", NEPCIState, hv.max_mem_regions,
+                       256),
     DEFINE_PROP_UINT32("first-cid", NEPCIState, hv.first_cid, 16),
     DEFINE_PROP_BOOL("test-controls", NEPCIState, test_controls, false),
     /* off: ENCLAVE_START only keeps the books (the driver's own tests) */
