@@ -2,7 +2,7 @@
 /*
  * The Nitro Enclaves PCI device (1d0f:e4c1) as the driver sees it:
  * registers, commands and their wire structures, and the interface between
- * the PCI driver (ne_pci.c) and the user API (ne_kvm_compat.c).
+ * the PCI driver (ne_pci.c) and the user API (ne_misc.c).
  */
 #ifndef _NE_PCI_H
 #define _NE_PCI_H
@@ -136,7 +136,7 @@ struct ne_pci_dev {
 int ne_pci_cmd(struct ne_pci_dev *ne, enum ne_pci_cmd_type type,
 	       const void *req, size_t req_size, struct ne_pci_reply *reply);
 
-/* Implemented by the user API (ne_kvm_compat.c). */
+/* Implemented by the user API (ne_misc.c). */
 int ne_misc_register(struct ne_pci_dev *ne);
 void ne_misc_unregister(struct ne_pci_dev *ne);
 void ne_misc_handle_event(struct ne_pci_dev *ne);
