@@ -23,7 +23,8 @@
  * Properties: cmd-latency-us (50; virtual time from doorbell to reply),
  * max-slots (8), max-mem-regions (64; ranges per slot, the SLOT_ALLOC
  * reply's mem_regions), first-cid (16; where CID 0 = "choose" starts),
- * test-controls (off; BAR 2).
+ * test-controls (off; BAR 2), reply-counter (on; off: EVTCNT always reads
+ * 0, for drivers that must not depend on it).
  *
  * Copyright (c) 2026 The ne-kvm authors
  *
@@ -120,6 +121,7 @@ struct NEPCIState {
     /* Properties (and hv.max_slots, hv.max_mem_regions, hv.first_cid). */
     uint32_t cmd_latency_us;
     bool test_controls;
+    bool reply_counter;         /* off: EVTCNT reads 0 */
     bool boot_enclaves;
     char *enclave_qemu;
     char *enclave_accel;
@@ -255,7 +257,8 @@ static uint64_t ne_pci_read(void *opaque, hwaddr addr, unsigned size)
     } else if (addr == NE_REG_VERSION && size == 2) {
         val = s->version;
     } else if (addr == NE_REG_EVTCNT && size == 4) {
-        val = s->evtcnt;
+        /* reply-counter=off: a device whose EVTCNT never moves. */
+        val = s->reply_counter ? s->evtcnt : 0;
     } else if (addr >= NE_REG_SEND_DATA &&
                addr + size <= NE_REG_SEND_DATA + NE_DATA_SIZE) {
         val = ldn_le_p(s->send_data + addr - NE_REG_SEND_DATA, size);
@@ -591,6 +594,7 @@ static Property ne_pci_properties[] = {
     DEFINE_PROP_UINT32("max-mem-regions", NEPCIState, hv.max_mem_regions, 64),
     DEFINE_PROP_UINT32("first-cid", NEPCIState, hv.first_cid, 16),
     DEFINE_PROP_BOOL("test-controls", NEPCIState, test_controls, false),
+    DEFINE_PROP_BOOL("reply-counter", NEPCIState, reply_counter, true),
     /* off: ENCLAVE_START only keeps the books (the driver's own tests) */
     DEFINE_PROP_BOOL("boot-enclaves", NEPCIState, boot_enclaves, true),
     DEFINE_PROP_STRING("enclave-qemu", NEPCIState, enclave_qemu),
