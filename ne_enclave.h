@@ -15,28 +15,32 @@
  * enclave, that is one device slot; a vCPU fd is one parent CPU donated to
  * the enclave.  A vCPU fd holds a reference on its VM file, so the VM file's
  * release (ne_vm_release) runs once the last VM and vCPU fd is gone, in any
- * order of closes, and tears everything down: ENCLAVE_STOP if the enclave
- * may be running, SLOT_FREE, unpin, cores back to the pool.
+ * order of closes; it hands the enclave to the teardown work (ne_vm.c),
+ * which stops the enclave, frees the slot, and only when the device
+ * confirmed the slot gone unpins and gives the cores back; otherwise the
+ * enclave stays a zombie (see ne_vm.c for the invariant).
  *
  * Locks, always taken in this order (never the other way round):
  *
- *   ne_list_lock        the list of enclaves (ne_enclaves); held by the
- *                       event work while it walks the list, by release to
- *                       unlink, by KVM_CREATE_VM to link.
  *   enclave->lock       one enclave's fields; held across that enclave's
- *                       ioctls, including the device commands they send,
- *                       so ioctls on different enclaves run in parallel.
- *   ne_dev_sem (read)   the device pointer, held around each command so
- *                       PCI remove (ne_dev_sem write) waits for commands in
- *                       flight; ne_pci_dev.cmd_lock, inside ne_pci_cmd(),
- *                       then makes the device commands themselves one at a
- *                       time.
+ *                       ioctls, including the pinning and the device
+ *                       commands they send, so ioctls on different enclaves
+ *                       run in parallel.  Nobody else ever waits for it:
+ *                       not the event work, not PCI remove, not teardown.
+ *   ne_kvm.dev_sem      the device pointer; read around each command, so
+ *                       PCI remove (write) waits for commands in flight,
+ *                       which it first makes end (ne_pci_abort()).
+ *   ne_pci_dev.cmd_lock inside ne_pci_cmd(): one command at a time.
+ *   ne_kvm.list_lock    the list of enclaves; a leaf: held only to walk,
+ *                       link, unlink or mark enclaves and to wake pollers,
+ *                       never across a command or user memory access.
  *   ne_pool_lock        the CPU pool; a leaf lock: no command is ever sent
  *                       and no other lock taken while holding it, except
  *                       the CPU hotplug locks when ne_cpus changes.
  *
- * The device pointer is written (ne_dev_sem write) only by probe and remove,
- * which hold no other lock while doing so.
+ * The device pointer is written (ne_kvm.dev_sem write) only by probe and
+ * remove.  Arguments are copied from user space before enclave->lock is
+ * taken, and results copied back after it is dropped.
  */
 #ifndef _NE_ENCLAVE_H
 #define _NE_ENCLAVE_H
@@ -46,8 +50,10 @@
 #include <linux/list.h>
 #include <linux/mm_types.h>
 #include <linux/mutex.h>
+#include <linux/refcount.h>
 #include <linux/types.h>
 #include <linux/wait.h>
+#include <linux/workqueue.h>
 
 #include "ne_pci.h"
 
@@ -94,10 +100,11 @@ struct ne_vcpu_slot {
  * @lock:	everything below, except what says otherwise.
  * @file:	the VM file (no reference: the enclave lives as long as it).
  * @mm:		the creator's mm (grabbed); other mms get EIO.
- * @dev_gen:	ne_dev_gen when the slot was allocated.
- * @resets:	the device's reset count then.
+ * @dev_gen:	the device generation (ne_kvm.gen) the slot was allocated on.
+ * @resets:	the device's reset epoch the slot was allocated in.
  * @slot_uid:	the device slot.
- * @state:	NE_STATE_*; the event work updates it.
+ * @state:	NE_STATE_*; INIT -> RUNNING under @lock by NE_ENCLAVE_START,
+ *		RUNNING -> STOPPED by the event work (WRITE_ONCE, without @lock).
  * @wedged:	a command timed out: its effect is unknown, so the enclave
  *		takes no more resources and is stopped and freed on release.
  * @has_event:	the enclave stopped on its own; never cleared.
@@ -119,6 +126,15 @@ struct ne_vcpu_slot {
  * @nr_vcpus:	how many.
  * @max_vcpus:	the pool's size when the enclave was created.
  * @last_error:	why the last refused ioctl was refused.
+ * @teardown:	the teardown work, queued by the last close (ne_vm.c).
+ * @slot_gone:	the device was removed after confirming it is off, so the
+ *		slot is gone; under ne_kvm.dev_sem.
+ * @zombie:	the device did not confirm the slot gone: pins and cores are
+ *		kept; under ne_kvm.list_lock.
+ * @free_rc:	why (the last SLOT_FREE's result), for the zombie list.
+ * @refs:	the teardown's reference, and the closer's while it waits.
+ * @torn_down:	the teardown let go of everything (WRITE_ONCE, wakes
+ *		@eventq).
  */
 struct ne_enclave {
 	struct list_head node;
@@ -149,10 +165,17 @@ struct ne_enclave {
 	unsigned int nr_vcpus;
 	unsigned int max_vcpus;
 	const char *last_error;
+	struct work_struct teardown;
+	bool slot_gone;
+	bool zombie;
+	int free_rc;
+	refcount_t refs;
+	bool torn_down;
 };
 
 /* ne_misc.c: the device and the enclave list */
 bool ne_enclave_lost(struct ne_enclave *e);
+bool ne_enclave_gone(struct ne_enclave *e);
 int ne_enclave_cmd(struct ne_enclave *e, enum ne_pci_cmd_type type,
 		   const void *req, size_t size, struct ne_pci_reply *reply);
 int ne_enclave_cmd_retry(struct ne_enclave *e, enum ne_pci_cmd_type type);
@@ -160,14 +183,22 @@ int ne_enclave_slot_alloc(struct ne_enclave *e, struct ne_pci_reply *reply);
 u64 ne_dev_max_mem_regions(void);
 void ne_enclave_link(struct ne_enclave *e);
 void ne_enclave_unlink(struct ne_enclave *e);
+void ne_enclave_queue_teardown(struct ne_enclave *e);
+void ne_enclave_set_zombie(struct ne_enclave *e, int rc);
+unsigned int ne_event_seq(void);
+void ne_enclave_kick_events(void);
+bool ne_enclaves_exist(void);
+unsigned int ne_zombies(void);
 
 /* ne_vm.c */
+void ne_enclave_teardown(struct work_struct *work);
 int ne_refuse(struct ne_enclave *e, int err, const char *why);
 long ne_check_extension(struct ne_enclave *e, unsigned long cap);
 long ne_sys_create_vm(unsigned long type);
 
 /* ne_mem.c */
-long ne_vm_set_memory(struct ne_enclave *e, void __user *argp);
+long ne_vm_set_memory(struct ne_enclave *e,
+		      const struct kvm_userspace_memory_region *r);
 
 /* ne_vcpu.c */
 long ne_vm_create_vcpu(struct ne_enclave *e, unsigned long id);

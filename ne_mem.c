@@ -134,9 +134,10 @@ static void ne_add_range(struct ne_enclave *e, const struct ne_range *run)
 	e->mem_size += run->size;
 }
 
-long ne_vm_set_memory(struct ne_enclave *e, void __user *argp)
+long ne_vm_set_memory(struct ne_enclave *e,
+		      const struct kvm_userspace_memory_region *region)
 {
-	struct kvm_userspace_memory_region r;
+	const struct kvm_userspace_memory_region r = *region;
 	struct ne_req_slot_add_mem req = { .slot_uid = e->slot_uid };
 	struct ne_pci_reply reply;
 	struct ne_range *runs;
@@ -144,8 +145,6 @@ long ne_vm_set_memory(struct ne_enclave *e, void __user *argp)
 	unsigned int max_runs, i = 0;
 	int nr_runs, rc;
 
-	if (copy_from_user(&r, argp, sizeof(r)))
-		return ne_refuse(e, -EFAULT, "cannot read the memory region");
 	if (e->state != NE_STATE_INIT)
 		return ne_refuse(e, -EBUSY, "memory after start");
 	rc = ne_check_region(e, &r);

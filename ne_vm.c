@@ -2,7 +2,17 @@
 /*
  * VM fds of the Nitro Enclaves driver: one VM fd is one enclave, that is one
  * device slot.  KVM_CREATE_VM makes it, NE_ENCLAVE_START starts it, poll
- * reports its end, and its release tears it down.
+ * reports its end, and its release hands it to the teardown work.
+ *
+ * The invariant, enforced in one place (ne_enclave_teardown()): an
+ * enclave's memory is unpinned and its cores return to the pool only after
+ * the device has confirmed that its slot is gone: SLOT_FREE succeeded, or
+ * the device was turned off (ENABLE written 0 and read back 0) since the
+ * slot was allocated.  Anything else (SLOT_FREE refused or unanswered, a
+ * device removed or reset without turning off, -ENODEV) makes the enclave a
+ * zombie: it keeps its pins and cores, is named in the kernel log, listed in
+ * debugfs (ne_kvm/zombies), keeps the CPU pool from changing and the module
+ * from unloading (EBUSY), and is freed only if the device later confirms.
  */
 
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
@@ -14,6 +24,7 @@
 #include <linux/fs.h>
 #include <linux/kvm.h>
 #include <linux/mm.h>
+#include <linux/module.h>
 #include <linux/mutex.h>
 #include <linux/poll.h>
 #include <linux/sched/mm.h>
@@ -37,24 +48,23 @@ int ne_refuse(struct ne_enclave *e, int err, const char *why)
 /* NE_ENCLAVE_START                                                          */
 /* ----------------------------------------------------------------------- */
 
-static long ne_vm_start(struct ne_enclave *e, void __user *argp)
+/* Starts the enclave; @start is in and out, copied by the caller. */
+static long ne_vm_start(struct ne_enclave *e, struct ne_enclave_start *start)
 {
-	struct ne_enclave_start start;
 	struct ne_req_enclave_start req = { .slot_uid = e->slot_uid };
 	struct ne_pci_reply reply;
+	unsigned int seq;
 	int rc;
 
-	if (copy_from_user(&start, argp, sizeof(start)))
-		return ne_refuse(e, -EFAULT, "cannot read the start argument");
-	if (start.flags & ~NE_ENCLAVE_START_FLAGS)
-		return ne_refuse(e, -EINVAL, "unknown start flags");
-	if (start.enclave_cid &&
-	    (start.enclave_cid <= NE_PARENT_VM_CID ||
-	     start.enclave_cid >= U32_MAX))
-		return ne_refuse(e, -EINVAL,
-				 "CID 1, 2, 3 and from U32_MAX up are reserved");
 	if (e->state != NE_STATE_INIT)
 		return ne_refuse(e, -EBUSY, "enclave already started");
+	if (start->flags & ~NE_ENCLAVE_START_FLAGS)
+		return ne_refuse(e, -EINVAL, "unknown start flags");
+	if (start->enclave_cid &&
+	    (start->enclave_cid <= NE_PARENT_VM_CID ||
+	     start->enclave_cid >= U32_MAX))
+		return ne_refuse(e, -EINVAL,
+				 "CID 1, 2, 3 and from U32_MAX up are reserved");
 	if (!e->nr_ranges)
 		return ne_refuse(e, -EINVAL, "start without memory");
 	if (e->mem_size < NE_MIN_ENCLAVE_MEM_SIZE)
@@ -65,8 +75,9 @@ static long ne_vm_start(struct ne_enclave *e, void __user *argp)
 		return ne_refuse(e, -EINVAL,
 				 "start with a claimed core not fully used");
 
-	req.enclave_cid = start.enclave_cid;
-	req.flags = start.flags;
+	req.enclave_cid = start->enclave_cid;
+	req.flags = start->flags;
+	seq = ne_event_seq();
 	rc = ne_enclave_cmd(e, NE_CMD_ENCLAVE_START, &req, sizeof(req),
 			    &reply);
 	if (rc == -ETIMEDOUT)
@@ -76,13 +87,13 @@ static long ne_vm_start(struct ne_enclave *e, void __user *argp)
 				 "the device did not answer ENCLAVE_START" :
 				 "the device refused ENCLAVE_START");
 
-	e->state = NE_STATE_RUNNING;
 	e->enclave_cid = reply.enclave_cid;
-	e->flags = start.flags;
-	start.enclave_cid = reply.enclave_cid;
-	if (copy_to_user(argp, &start, sizeof(start)))
-		return ne_refuse(e, -EFAULT,
-				 "started, but cannot write the CID back");
+	e->flags = start->flags;
+	WRITE_ONCE(e->state, NE_STATE_RUNNING);
+	/* An event handled while the state was INIT skipped this enclave. */
+	if (ne_event_seq() != seq)
+		ne_enclave_kick_events();
+	start->enclave_cid = reply.enclave_cid;
 	return 0;
 }
 
@@ -119,31 +130,50 @@ static int ne_vm_check_usable(struct ne_enclave *e)
 	return 0;
 }
 
+/* Records a refusal found outside the enclave's lock. */
+static long ne_refuse_unlocked(struct ne_enclave *e, int err, const char *why)
+{
+	if (mutex_lock_killable(&e->lock))
+		return err;
+	ne_refuse(e, err, why);
+	mutex_unlock(&e->lock);
+	return err;
+}
+
+/*
+ * Arguments are copied in before the enclave's lock is taken and results
+ * copied out after it is dropped; only the owner's ioctls (same mm) get
+ * there, so only the owner changes ne_last_error.
+ */
 static long ne_vm_ioctl(struct file *file, unsigned int cmd,
 			unsigned long arg)
 {
 	struct ne_enclave *e = file->private_data;
+	void __user *argp = (void __user *)arg;
+	struct kvm_userspace_memory_region region;
+	struct ne_enclave_start start;
 	long rc;
 
-	if (current->mm != e->mm) {
-		mutex_lock(&e->lock);
-		rc = ne_refuse(e, -EIO, "ioctl from another process");
-		mutex_unlock(&e->lock);
-		return rc;
-	}
+	if (current->mm != e->mm)
+		return -EIO;
 
 	switch (cmd) {
 	case KVM_CHECK_EXTENSION:
 		return ne_check_extension(e, arg);
 	case KVM_SET_USER_MEMORY_REGION:
-	case KVM_CREATE_VCPU:
+		if (copy_from_user(&region, argp, sizeof(region)))
+			return ne_refuse_unlocked(e, -EFAULT,
+						  "cannot read the memory region");
+		break;
 	case NE_ENCLAVE_START:
+		if (copy_from_user(&start, argp, sizeof(start)))
+			return ne_refuse_unlocked(e, -EFAULT,
+						  "cannot read the start argument");
+		break;
+	case KVM_CREATE_VCPU:
 		break;
 	default:
-		mutex_lock(&e->lock);
-		rc = ne_refuse(e, -ENOTTY, "unknown ioctl");
-		mutex_unlock(&e->lock);
-		return rc;
+		return ne_refuse_unlocked(e, -ENOTTY, "unknown ioctl");
 	}
 
 	if (mutex_lock_killable(&e->lock))
@@ -153,17 +183,21 @@ static long ne_vm_ioctl(struct file *file, unsigned int cmd,
 		goto out;
 	switch (cmd) {
 	case KVM_SET_USER_MEMORY_REGION:
-		rc = ne_vm_set_memory(e, (void __user *)arg);
+		rc = ne_vm_set_memory(e, &region);
 		break;
 	case KVM_CREATE_VCPU:
 		rc = ne_vm_create_vcpu(e, arg);
 		break;
 	case NE_ENCLAVE_START:
-		rc = ne_vm_start(e, (void __user *)arg);
+		rc = ne_vm_start(e, &start);
 		break;
 	}
 out:
 	mutex_unlock(&e->lock);
+	if (cmd == NE_ENCLAVE_START && !rc &&
+	    copy_to_user(argp, &start, sizeof(start)))
+		rc = ne_refuse_unlocked(e, -EFAULT,
+					"started, but cannot write the CID back");
 	return rc;
 }
 
@@ -204,14 +238,11 @@ static void ne_vm_show_fdinfo(struct seq_file *m, struct file *file)
 	mutex_unlock(&e->lock);
 }
 
+/* Frees @e's memory; what it holds on the device is teardown's business. */
 static void ne_enclave_free(struct ne_enclave *e)
 {
-	struct ne_pins *pins, *tmp;
-
-	list_for_each_entry_safe(pins, tmp, &e->pins, node) {
-		unpin_user_pages(pins->pages, pins->nr);
-		kvfree(pins);
-	}
+	if (!refcount_dec_and_test(&e->refs))
+		return;
 	if (e->mm)
 		mmdrop(e->mm);
 	free_cpumask_var(e->used_cpus);
@@ -223,34 +254,71 @@ static void ne_enclave_free(struct ne_enclave *e)
 	kfree(e);
 }
 
+/**
+ * ne_enclave_teardown() - stop and free an enclave's slot, then let go
+ * @work:	the enclave's teardown work.
+ *
+ * The one place that unpins an enclave's memory and gives its cores back to
+ * the pool, and only once the device confirmed the slot gone (see the top
+ * of this file); otherwise the enclave becomes a zombie.  Runs on the
+ * driver's teardown workqueue, after the last close or a failed
+ * KVM_CREATE_VM, and again for a zombie when the device later turns off.
+ *
+ * Context: workqueue; nobody else holds or waits for the enclave's lock.
+ */
+void ne_enclave_teardown(struct work_struct *work)
+{
+	struct ne_enclave *e = container_of(work, struct ne_enclave, teardown);
+	struct ne_pins *pins, *tmp;
+	int rc = 0;
+
+	if (e->slot_uid && !ne_enclave_gone(e)) {
+		if (READ_ONCE(e->state) == NE_STATE_RUNNING || e->wedged) {
+			rc = ne_enclave_cmd_retry(e, NE_CMD_ENCLAVE_STOP);
+			if (rc)
+				pr_debug("enclave %#llx: ENCLAVE_STOP: %d\n",
+					 e->slot_uid, rc);
+		}
+		rc = ne_enclave_cmd_retry(e, NE_CMD_SLOT_FREE);
+		if (rc && !ne_enclave_gone(e)) {
+			ne_enclave_set_zombie(e, rc);
+			return;
+		}
+	}
+
+	ne_enclave_unlink(e);
+	list_for_each_entry_safe(pins, tmp, &e->pins, node) {
+		unpin_user_pages(pins->pages, pins->nr);
+		kvfree(pins);
+	}
+	ne_pool_release(e);
+	WRITE_ONCE(e->torn_down, true);
+	wake_up_interruptible(&e->eventq);
+	ne_enclave_free(e);
+	module_put(THIS_MODULE);
+}
+
 /*
- * The last VM and vCPU fd is gone: stop the enclave if it may run, free
- * the slot, then unpin and give the cores back.  A slot the device would
- * not free keeps its pages pinned: the device may still hand them to the
- * enclave, so the parent must never get them back.
+ * Hands @e to the teardown work and waits, interruptibly, until it let go
+ * of everything or made a zombie, so that a close returns with the memory
+ * and CPUs back as with KVM; a signal ends the wait, never the teardown.
+ */
+static void ne_enclave_release(struct ne_enclave *e)
+{
+	refcount_inc(&e->refs);
+	ne_enclave_queue_teardown(e);
+	wait_event_interruptible(e->eventq, READ_ONCE(e->torn_down) ||
+				 READ_ONCE(e->zombie));
+	ne_enclave_free(e);
+}
+
+/*
+ * The last VM and vCPU fd is gone: the teardown runs on the driver's
+ * workqueue, so close and exit never sit in D state waiting for the device.
  */
 static int ne_vm_release(struct inode *inode, struct file *file)
 {
-	struct ne_enclave *e = file->private_data;
-	int rc;
-
-	ne_enclave_unlink(e);
-
-	if (e->state == NE_STATE_RUNNING || e->wedged) {
-		rc = ne_enclave_cmd_retry(e, NE_CMD_ENCLAVE_STOP);
-		if (rc && rc != -ENODEV)
-			pr_debug("enclave %#llx: ENCLAVE_STOP: %d\n",
-				 e->slot_uid, rc);
-	}
-	rc = ne_enclave_cmd_retry(e, NE_CMD_SLOT_FREE);
-	if (rc && rc != -ENODEV) {
-		pr_err("enclave %#llx: SLOT_FREE failed (%d), its memory stays pinned\n",
-		       e->slot_uid, rc);
-		INIT_LIST_HEAD(&e->pins);
-	}
-
-	ne_pool_release(e);
-	ne_enclave_free(e);
+	ne_enclave_release(file->private_data);
 	return 0;
 }
 
@@ -274,6 +342,8 @@ static struct ne_enclave *ne_enclave_alloc(void)
 	init_waitqueue_head(&e->eventq);
 	INIT_LIST_HEAD(&e->pins);
 	INIT_LIST_HEAD(&e->node);
+	INIT_WORK(&e->teardown, ne_enclave_teardown);
+	refcount_set(&e->refs, 1);
 	if (!zalloc_cpumask_var(&e->cpus, GFP_KERNEL) ||
 	    !zalloc_cpumask_var(&e->used_cpus, GFP_KERNEL)) {
 		ne_enclave_free(e);
@@ -321,6 +391,8 @@ long ne_sys_create_vm(unsigned long type)
 	ne_pool_enclave_add(e);
 	e->mm = current->mm;
 	mmgrab(e->mm);
+	/* Listed before it has a slot, so that PCI remove sees it. */
+	ne_enclave_link(e);
 
 	rc = ne_enclave_alloc_slot(e);
 	if (rc)
@@ -338,16 +410,11 @@ long ne_sys_create_vm(unsigned long type)
 		goto err_slot;
 	}
 	e->file = file;
-
-	ne_enclave_link(e);
 	fd_install(fd, file);
 	return fd;
 
 err_slot:
-	if (e->slot_uid)
-		ne_enclave_cmd_retry(e, NE_CMD_SLOT_FREE);
-	ne_pool_release(e);
-	ne_enclave_free(e);
+	ne_enclave_release(e);
 	return rc;
 }
 
