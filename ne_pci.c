@@ -160,13 +160,13 @@ static void ne_pci_reset_channel(struct ne_pci_dev *ne)
 		 ne->stale_type);
 	ne->stale = false;
 	ne->stale_type = NE_CMD_INVALID;
-	if (!ne_pci_disable(ne)) {
+	if (ne_pci_disable(ne)) {
+		WRITE_ONCE(ne->resets, ne->resets + 1);
+		if (ne_pci_enable(ne))
+			ne->broken = true;
+	} else {
 		ne->broken = true;
-		return;
 	}
-	WRITE_ONCE(ne->resets, ne->resets + 1);
-	if (ne_pci_enable(ne))
-		ne->broken = true;
 	queue_work(ne->event_wq, &ne->event_work);
 }
 

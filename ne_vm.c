@@ -224,7 +224,9 @@ static void ne_vm_show_fdinfo(struct seq_file *m, struct file *file)
 {
 	struct ne_enclave *e = file->private_data;
 
-	mutex_lock(&e->lock);
+	/* An ioctl may hold the lock across a device command: killable. */
+	if (mutex_lock_killable(&e->lock))
+		return;
 	seq_printf(m, "ne_slot_uid:\t%#llx\n", e->slot_uid);
 	seq_printf(m, "ne_state:\t%s\n", ne_state_name(e));
 	seq_printf(m, "ne_enclave_cid:\t%llu\n", e->enclave_cid);
@@ -301,7 +303,10 @@ void ne_enclave_teardown(struct work_struct *work)
 /*
  * Hands @e to the teardown work and waits, interruptibly, until it let go
  * of everything or made a zombie, so that a close returns with the memory
- * and CPUs back as with KVM; a signal ends the wait, never the teardown.
+ * and CPUs back as with KVM, also at exit (a parent that reaped it finds
+ * them back).  The wait is in S state, bounded by the command timeouts; a
+ * signal (SIGKILL of an exiting task included) ends the wait, never the
+ * teardown.
  */
 static void ne_enclave_release(struct ne_enclave *e)
 {
