@@ -28,6 +28,7 @@
 #include <linux/mutex.h>
 #include <linux/poll.h>
 #include <linux/sched/mm.h>
+#include <linux/sched/signal.h>
 #include <linux/seq_file.h>
 #include <linux/slab.h>
 #include <linux/uaccess.h>
@@ -300,20 +301,29 @@ void ne_enclave_teardown(struct work_struct *work)
 	module_put(THIS_MODULE);
 }
 
+/* How long a killed task's last close waits for the teardown, at most. */
+#define NE_KILLED_RELEASE_WAIT_MS	2000
+
 /*
- * Hands @e to the teardown work and waits, interruptibly, until it let go
- * of everything or made a zombie, so that a close returns with the memory
- * and CPUs back as with KVM, also at exit (a parent that reaped it finds
- * them back).  The wait is in S state, bounded by the command timeouts; a
- * signal (SIGKILL of an exiting task included) ends the wait, never the
+ * Hands @e to the teardown work and waits until it let go of everything or
+ * made a zombie, so that a close returns with the memory and CPUs back as
+ * with KVM, also at exit (a parent that reaped it finds them back).  The
+ * wait is interruptible (S state); a killed task, whose wait a signal would
+ * end at once, waits uninterruptibly but for NE_KILLED_RELEASE_WAIT_MS at
+ * most, never for the command timeout.  Ending the wait never ends the
  * teardown.
  */
 static void ne_enclave_release(struct ne_enclave *e)
 {
 	refcount_inc(&e->refs);
 	ne_enclave_queue_teardown(e);
-	wait_event_interruptible(e->eventq, READ_ONCE(e->torn_down) ||
-				 READ_ONCE(e->zombie));
+	if (fatal_signal_pending(current))
+		wait_event_timeout(e->eventq, READ_ONCE(e->torn_down) ||
+				   READ_ONCE(e->zombie),
+				   msecs_to_jiffies(NE_KILLED_RELEASE_WAIT_MS));
+	else
+		wait_event_interruptible(e->eventq, READ_ONCE(e->torn_down) ||
+					 READ_ONCE(e->zombie));
 	ne_enclave_free(e);
 }
 
