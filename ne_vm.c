@@ -301,26 +301,26 @@ void ne_enclave_teardown(struct work_struct *work)
 	module_put(THIS_MODULE);
 }
 
-/* How long a killed task's last close waits for the teardown, at most. */
-#define NE_KILLED_RELEASE_WAIT_MS	2000
+/* How long an exiting task's last close waits for the teardown, at most. */
+#define NE_EXIT_RELEASE_WAIT_MS	5000
 
 /*
  * Hands @e to the teardown work and waits until it let go of everything or
  * made a zombie, so that a close returns with the memory and CPUs back as
  * with KVM, also at exit (a parent that reaped it finds them back).  The
- * wait is interruptible (S state); a killed task, whose wait a signal would
- * end at once, waits uninterruptibly but for NE_KILLED_RELEASE_WAIT_MS at
- * most, never for the command timeout.  Ending the wait never ends the
- * teardown.
+ * wait is interruptible (S state).  An exiting task, killed or not, cannot
+ * rely on an interruptible wait (a pending signal ends it at once): it waits
+ * uninterruptibly, but NE_EXIT_RELEASE_WAIT_MS at most, never for the
+ * command timeout.  Ending the wait never ends the teardown.
  */
 static void ne_enclave_release(struct ne_enclave *e)
 {
 	refcount_inc(&e->refs);
 	ne_enclave_queue_teardown(e);
-	if (fatal_signal_pending(current))
+	if ((current->flags & PF_EXITING) || fatal_signal_pending(current))
 		wait_event_timeout(e->eventq, READ_ONCE(e->torn_down) ||
 				   READ_ONCE(e->zombie),
-				   msecs_to_jiffies(NE_KILLED_RELEASE_WAIT_MS));
+				   msecs_to_jiffies(NE_EXIT_RELEASE_WAIT_MS));
 	else
 		wait_event_interruptible(e->eventq, READ_ONCE(e->torn_down) ||
 					 READ_ONCE(e->zombie));
