@@ -4,20 +4,31 @@
  *
  * The device takes one command at a time: the request goes into SEND_DATA,
  * then the command type into COMMAND; the device posts a 72-byte reply in
- * RECV_DATA, counts it in EVTCNT[15:0] and raises MSI-X vector 0.
+ * RECV_DATA and raises MSI-X vector 0.  The reply interrupt sets a flag
+ * (ne->reply_ready), which is how a reply is detected; EVTCNT[15:0], which
+ * the device is documented to bump per reply, is only compared with it,
+ * and a mismatch is logged once.
  *
- * A reply carries no id.  The driver therefore identifies replies by the
- * reply counter: the reply to a command is the one that moves EVTCNT[15:0]
- * past the value read just before the command was sent.  When a command
- * times out, the channel is marked stale; the next command first waits, for
- * up to one more timeout, for the counter to move (the late reply, which is
- * discarded) and is sent only then, so a late reply is never taken for the
- * answer to a newer command.  A late SLOT_ALLOC reply that allocated a slot
- * is answered with SLOT_FREE, so that slot does not leak.  If the late reply
- * never comes, the channel is reset: ENABLE off (the device abandons the
- * command and frees every slot), then the handshake again.  The reset is
- * counted in ne->resets; the user API treats every slot allocated before a
- * reset as gone (its fds fail with ENODEV).
+ * A reply carries no id, so exactly one command may be in flight, always:
+ * a command is sent only when the reply of the previous one has been read,
+ * or the device has been reset.  When a command's wait ends without a reply
+ * (timeout, fatal signal, PCI remove), the command is marked stale and its
+ * caller gets -ETIMEDOUT: "sent, effect unknown".  The next command first
+ * settles the stale one: it waits, up to one more timeout, for the late
+ * reply, and drops it (a late SLOT_ALLOC's slot is given back with
+ * SLOT_FREE, which is settled the same way if it too goes unanswered); if
+ * the late reply never comes, the channel is reset: ENABLE off, and only
+ * once ENABLE reads back 0 (the device abandoned the command and freed
+ * every slot) is the reset epoch bumped and the handshake done again.  A
+ * device that does not turn off is marked broken: its slots are kept as
+ * unknown, so the user API keeps their pages pinned (see ne_vm.c).
+ *
+ * Each slot belongs to the reset epoch (ne->resets) it was allocated in;
+ * ne_pci_cmd() sends a command about a slot only while its epoch is
+ * current, checked under the command lock after settling.
+ *
+ * Device rc values that are not a plain errno (outside -4095..-1, or the
+ * kernel-internal 512..529) become -EIO.
  *
  * Out-of-band events (vector 1) are handled in a work item that asks the
  * user API to refresh the state of running enclaves (SLOT_INFO).
@@ -26,10 +37,12 @@
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
 #include <linux/delay.h>
+#include <linux/err.h>
 #include <linux/interrupt.h>
 #include <linux/io.h>
 #include <linux/module.h>
 #include <linux/pci.h>
+#include <linux/sched/signal.h>
 
 #include "ne_pci.h"
 
@@ -51,19 +64,47 @@ static u16 ne_pci_reply_count(struct ne_pci_dev *ne)
 	return ioread32(ne->iomem + NE_EVTCNT) & NE_EVTCNT_REPLY_MASK;
 }
 
-/* Waits until the reply counter moves past ne->replies; under cmd_lock. */
-static bool ne_pci_wait_reply(struct ne_pci_dev *ne)
+/*
+ * Waits for the reply interrupt; under cmd_lock.  Returns 0 when a reply is
+ * there, -ETIMEDOUT, -EINTR (fatal signal) or -ENODEV (PCI remove).
+ */
+static int ne_pci_wait_reply(struct ne_pci_dev *ne)
 {
 	unsigned long timeout = msecs_to_jiffies(READ_ONCE(cmd_timeout_ms));
+	long left;
 
-	return wait_event_timeout(ne->reply_wq,
-				  ne_pci_reply_count(ne) != ne->replies,
-				  timeout) ||
-	       ne_pci_reply_count(ne) != ne->replies;
+	left = wait_event_killable_timeout(ne->reply_wq,
+					   READ_ONCE(ne->reply_ready) ||
+					   READ_ONCE(ne->dying), timeout);
+	/* Pairs with the release in ne_pci_reply_irq(): RECV_DATA after. */
+	if (smp_load_acquire(&ne->reply_ready))
+		return 0;
+	if (READ_ONCE(ne->dying))
+		return -ENODEV;
+	return left < 0 ? -EINTR : -ETIMEDOUT;
 }
 
-/* Writes ENABLE = 0 and waits, up to the command timeout, for it to read 0. */
-static void ne_pci_disable(struct ne_pci_dev *ne)
+/* Reads the reply that is there and checks the reply counter; cmd_lock. */
+static void ne_pci_take_reply(struct ne_pci_dev *ne, struct ne_pci_reply *reply)
+{
+	u16 count;
+
+	memcpy_fromio(reply, ne->iomem + NE_RECV_DATA, sizeof(*reply));
+	WRITE_ONCE(ne->reply_ready, false);
+	count = ne_pci_reply_count(ne);
+	if (count != (u16)(ne->replies + 1))
+		dev_notice_once(&ne->pdev->dev,
+				"EVTCNT[15:0] went from %u to %u over one reply: not relied upon\n",
+				ne->replies, count);
+	ne->replies = count;
+}
+
+/*
+ * Writes ENABLE = 0 and waits, up to the command timeout, for it to read 0.
+ * Returns whether the device confirmed it is off (then it holds no slot and
+ * no command).
+ */
+static bool ne_pci_disable(struct ne_pci_dev *ne)
 {
 	unsigned long deadline;
 
@@ -71,11 +112,16 @@ static void ne_pci_disable(struct ne_pci_dev *ne)
 	deadline = jiffies + msecs_to_jiffies(READ_ONCE(cmd_timeout_ms));
 	while (ioread8(ne->iomem + NE_ENABLE) != NE_ENABLE_OFF) {
 		if (time_after(jiffies, deadline)) {
-			dev_err(&ne->pdev->dev, "device did not turn off\n");
-			return;
+			dev_err(&ne->pdev->dev,
+				"device did not turn off: its slots are kept as still in use\n");
+			return false;
 		}
 		usleep_range(10000, 20000);
 	}
+	/* A reply interrupt raised before the device turned off is stale. */
+	synchronize_irq(pci_irq_vector(ne->pdev, NE_VEC_REPLY));
+	WRITE_ONCE(ne->reply_ready, false);
+	return true;
 }
 
 static int ne_pci_enable(struct ne_pci_dev *ne)
@@ -98,117 +144,231 @@ static int ne_pci_enable(struct ne_pci_dev *ne)
 			enable);
 		return -EIO;
 	}
+	ne->replies = ne_pci_reply_count(ne);
 	return 0;
 }
 
 /*
- * The late reply never came: turn the device off and on again.  The device
- * then forgets its slots, which the user API learns from ne->resets.
+ * The late reply never came: turn the device off and on again; under
+ * cmd_lock.  The device then forgets its slots, which the user API learns
+ * from the epoch (ne->resets); the event work wakes every poller.
  */
 static void ne_pci_reset_channel(struct ne_pci_dev *ne)
 {
 	dev_warn(&ne->pdev->dev,
 		 "command %u never answered: resetting the device, its enclaves are lost\n",
 		 ne->stale_type);
-	ne_pci_disable(ne);
-	WRITE_ONCE(ne->resets, ne->resets + 1);
 	ne->stale = false;
-	if (ne_pci_enable(ne)) {
+	ne->stale_type = NE_CMD_INVALID;
+	if (ne_pci_disable(ne)) {
+		WRITE_ONCE(ne->resets, ne->resets + 1);
+		if (ne_pci_enable(ne))
+			ne->broken = true;
+	} else {
 		ne->broken = true;
-		return;
 	}
-	ne->replies = ne_pci_reply_count(ne);
+	queue_work(ne->event_wq, &ne->event_work);
 }
 
-/* Sends one command and waits for its reply; under cmd_lock. */
+/* The kernel-internal errnos (ERESTARTSYS ... EIOCBQUEUED): never user's. */
+#define NE_ERRNO_INTERNAL_MIN	512
+#define NE_ERRNO_INTERNAL_MAX	529
+
+/* A device rc as an errno: a plain negative errno, else -EIO. */
+static int ne_pci_rc(s32 rc)
+{
+	if (rc >= 0)
+		return 0;
+	if (rc < -MAX_ERRNO ||
+	    (-rc >= NE_ERRNO_INTERNAL_MIN && -rc <= NE_ERRNO_INTERNAL_MAX))
+		return -EIO;
+	return rc;
+}
+
+/*
+ * Sends one command and waits for its reply; under cmd_lock, with no
+ * command in flight.  -ETIMEDOUT: sent, but no reply read (the command is
+ * stale, its effect unknown).
+ */
 static int ne_pci_exchange(struct ne_pci_dev *ne, enum ne_pci_cmd_type type,
 			   const void *req, size_t req_size,
 			   struct ne_pci_reply *reply)
 {
+	int rc;
+
+	WRITE_ONCE(ne->reply_ready, false);
 	memcpy_toio(ne->iomem + NE_SEND_DATA, req, req_size);
 	memset_io(ne->iomem + NE_SEND_DATA + req_size, 0,
 		  NE_DATA_SIZE - req_size);
 	iowrite32(type, ne->iomem + NE_COMMAND);
 
-	if (!ne_pci_wait_reply(ne)) {
-		dev_err_ratelimited(&ne->pdev->dev,
-				    "command %u: no reply within %u ms\n",
-				    type, READ_ONCE(cmd_timeout_ms));
+	rc = ne_pci_wait_reply(ne);
+	if (rc) {
+		if (rc == -ETIMEDOUT)
+			dev_err_ratelimited(&ne->pdev->dev,
+					    "command %u: no reply within %u ms\n",
+					    type, READ_ONCE(cmd_timeout_ms));
 		ne->stale = true;
 		ne->stale_type = type;
 		return -ETIMEDOUT;
 	}
-	ne->replies = ne_pci_reply_count(ne);
-	memcpy_fromio(reply, ne->iomem + NE_RECV_DATA, sizeof(*reply));
-	return reply->rc < 0 ? reply->rc : 0;
+	ne_pci_take_reply(ne, reply);
+	return ne_pci_rc(reply->rc);
 }
 
 /*
- * The late reply of a timed-out command has landed (or not): drop it, give
- * back a slot that a late SLOT_ALLOC allocated, or reset the channel.
+ * Makes sure no command is in flight; under cmd_lock.  Drops the late reply
+ * of a stale command, gives back a slot that a late SLOT_ALLOC allocated, or
+ * resets the channel.  Returns 0 when a command may be sent, -EINTR or
+ * -ENODEV otherwise (the command still in flight stays stale).
  */
-static void ne_pci_settle_stale(struct ne_pci_dev *ne)
+static int ne_pci_settle(struct ne_pci_dev *ne)
 {
 	struct ne_pci_reply reply;
 	struct ne_req_slot req = { };
+	int rc;
 
-	if (!ne_pci_wait_reply(ne)) {
-		ne_pci_reset_channel(ne);
-		return;
+	while (ne->stale && !ne->broken) {
+		rc = ne_pci_wait_reply(ne);
+		if (rc == -EINTR || rc == -ENODEV)
+			return rc;
+		if (rc) {
+			ne_pci_reset_channel(ne);
+			break;
+		}
+		ne_pci_take_reply(ne, &reply);
+		ne->stale = false;
+		if (ne->stale_type != NE_CMD_SLOT_ALLOC || reply.rc ||
+		    !reply.slot_uid)
+			continue;
+
+		/* -ETIMEDOUT makes the SLOT_FREE stale: the loop settles it. */
+		req.slot_uid = reply.slot_uid;
+		rc = ne_pci_exchange(ne, NE_CMD_SLOT_FREE, &req, sizeof(req),
+				     &reply);
+		if (rc && rc != -ETIMEDOUT)
+			dev_warn(&ne->pdev->dev,
+				 "cannot free slot %#llx of a timed-out SLOT_ALLOC: %d\n",
+				 req.slot_uid, rc);
 	}
-	ne->stale = false;
-	ne->replies = ne_pci_reply_count(ne);
-	memcpy_fromio(&reply, ne->iomem + NE_RECV_DATA, sizeof(reply));
-	if (ne->stale_type != NE_CMD_SLOT_ALLOC || reply.rc < 0 ||
-	    !reply.slot_uid)
-		return;
-
-	req.slot_uid = reply.slot_uid;
-	if (ne_pci_exchange(ne, NE_CMD_SLOT_FREE, &req, sizeof(req), &reply))
-		dev_warn(&ne->pdev->dev,
-			 "cannot free slot %#llx of a timed-out SLOT_ALLOC\n",
-			 req.slot_uid);
+	ne->stale_type = NE_CMD_INVALID;
+	return ne->broken ? -ENODEV : 0;
 }
 
-/**
- * ne_pci_cmd() - send one command to the device and wait for its reply
- * @ne:		the device.
- * @type:	the command.
- * @req:	its request payload.
- * @req_size:	the payload's size, at most NE_DATA_SIZE.
- * @reply:	where the reply goes.
- *
- * Context: process context; sleeps until the reply or the timeout (twice the
- * timeout when a previous command's reply is still due).
- * Return: 0, the device's negative rc, -ETIMEDOUT when the device did not
- * answer in time, -ENODEV when the device is unusable, or -EINVAL for a
- * request the device cannot take.
- */
-int ne_pci_cmd(struct ne_pci_dev *ne, enum ne_pci_cmd_type type,
-	       const void *req, size_t req_size, struct ne_pci_reply *reply)
+static int __ne_pci_cmd(struct ne_pci_dev *ne, const unsigned int *want,
+			unsigned int *got, enum ne_pci_cmd_type type,
+			const void *req, size_t req_size,
+			struct ne_pci_reply *reply)
 {
 	int rc;
 
 	if (type <= NE_CMD_INVALID || type >= NE_CMD_MAX ||
 	    req_size > NE_DATA_SIZE)
 		return -EINVAL;
+	if (READ_ONCE(ne->dying))
+		return -ENODEV;
 
-	mutex_lock(&ne->cmd_lock);
-	if (!ne->broken &&
-	    (ne->stale || ne->replies != ne_pci_reply_count(ne)))
-		ne_pci_settle_stale(ne);
-	if (ne->broken)
+	if (mutex_lock_killable(&ne->cmd_lock))
+		return -EINTR;
+	rc = ne_pci_settle(ne);
+	if (!rc && READ_ONCE(ne->dying))
 		rc = -ENODEV;
-	else
+	if (!rc && want && *want != ne->resets)
+		rc = -ENODEV;
+	if (!rc) {
+		if (got)
+			*got = ne->resets;
 		rc = ne_pci_exchange(ne, type, req, req_size, reply);
+	}
 	mutex_unlock(&ne->cmd_lock);
 	return rc;
+}
+
+/**
+ * ne_pci_cmd() - send one command about a slot and wait for its reply
+ * @ne:		the device.
+ * @epoch:	the reset epoch of the slot: the command is sent only while
+ *		it is current.
+ * @type:	the command.
+ * @req:	its request payload.
+ * @req_size:	the payload's size, at most NE_DATA_SIZE.
+ * @reply:	where the reply goes.
+ *
+ * Context: process context; sleeps until the reply or the timeout (twice the
+ * timeout when a previous command's reply is still due).  Killable.
+ * Return: 0; the device's rc as a negative errno; -ETIMEDOUT when the
+ * command was sent but its reply not read (no reply in time, fatal signal,
+ * PCI remove): its effect is unknown; -EINTR when a fatal signal came before
+ * it was sent; -ENODEV when the device is unusable or going, or the slot's
+ * epoch is over (nothing sent); -EINVAL for a request the device cannot take.
+ */
+int ne_pci_cmd(struct ne_pci_dev *ne, unsigned int epoch,
+	       enum ne_pci_cmd_type type, const void *req, size_t req_size,
+	       struct ne_pci_reply *reply)
+{
+	return __ne_pci_cmd(ne, &epoch, NULL, type, req, req_size, reply);
+}
+
+/**
+ * ne_pci_cmd_new() - send a command in whatever epoch is current
+ * @ne:		the device.
+ * @epoch:	set to the epoch the command was sent in, under the command
+ *		lock: a slot that a SLOT_ALLOC allocated belongs to it.
+ * @type:	the command.
+ * @req:	its request payload.
+ * @req_size:	the payload's size, at most NE_DATA_SIZE.
+ * @reply:	where the reply goes.
+ *
+ * Context and return: as ne_pci_cmd().
+ */
+int ne_pci_cmd_new(struct ne_pci_dev *ne, unsigned int *epoch,
+		   enum ne_pci_cmd_type type, const void *req, size_t req_size,
+		   struct ne_pci_reply *reply)
+{
+	return __ne_pci_cmd(ne, NULL, epoch, type, req, req_size, reply);
+}
+
+/* Runs the event work again (an event may have been missed). */
+void ne_pci_kick_events(struct ne_pci_dev *ne)
+{
+	queue_work(ne->event_wq, &ne->event_work);
+}
+
+/**
+ * ne_pci_shutdown() - turn the device off for good, before it goes away
+ * @ne:		the device, with ne_pci_abort() done.
+ *
+ * Context: process context, at PCI remove, with no command left to come.
+ * Return: true when the device confirmed it is off (ENABLE read back 0): its
+ * slots are then gone, and the epoch moved.
+ */
+bool ne_pci_shutdown(struct ne_pci_dev *ne)
+{
+	bool off;
+
+	mutex_lock(&ne->cmd_lock);
+	ne->stale = false;
+	off = ne_pci_disable(ne);
+	if (off)
+		WRITE_ONCE(ne->resets, ne->resets + 1);
+	ne->broken = true;
+	mutex_unlock(&ne->cmd_lock);
+	return off;
+}
+
+/* PCI remove begins: waits for replies end, new commands fail at once. */
+static void ne_pci_abort(struct ne_pci_dev *ne)
+{
+	WRITE_ONCE(ne->dying, true);
+	wake_up(&ne->reply_wq);
 }
 
 static irqreturn_t ne_pci_reply_irq(int irq, void *data)
 {
 	struct ne_pci_dev *ne = data;
 
+	/* Release: pairs with the acquire in ne_pci_wait_reply(). */
+	smp_store_release(&ne->reply_ready, true);
 	wake_up(&ne->reply_wq);
 	return IRQ_HANDLED;
 }
@@ -308,11 +468,13 @@ static int ne_pci_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	if (rc)
 		return dev_err_probe(&pdev->dev, rc, "cannot set up MSI-X\n");
 
-	ne_pci_disable(ne);
+	if (!ne_pci_disable(ne)) {
+		rc = -EIO;
+		goto err_irqs;
+	}
 	rc = ne_pci_enable(ne);
 	if (rc)
 		goto err_irqs;
-	ne->replies = ne_pci_reply_count(ne);
 
 	rc = ne_misc_register(ne);
 	if (rc)
@@ -327,15 +489,17 @@ err_irqs:
 }
 
 /*
- * The user API lets go of the device first (its enclaves' fds then fail
- * with ENODEV), then the device is turned off, which frees its slots.
+ * Waits for replies end at once (their commands become stale: effect
+ * unknown), then the user API turns the device off (ne_pci_shutdown()) and
+ * only then tells its enclaves, whose slots are gone if the device confirmed
+ * it is off, and kept as still in use otherwise.
  */
 static void ne_pci_remove(struct pci_dev *pdev)
 {
 	struct ne_pci_dev *ne = pci_get_drvdata(pdev);
 
+	ne_pci_abort(ne);
 	ne_misc_unregister(ne);
-	ne_pci_disable(ne);
 	ne_pci_teardown_irqs(ne);
 }
 
@@ -347,20 +511,41 @@ static struct pci_driver ne_pci_driver = {
 	.shutdown = ne_pci_remove,
 };
 
+static bool ne_pci_registered;
+
+/*
+ * When the distribution's nitro_enclaves driver is loaded, it owns the
+ * device (and the driver name): ne_kvm then loads without a device and says
+ * so.
+ */
 static int __init ne_init(void)
 {
-	int rc = pci_register_driver(&ne_pci_driver);
+	int rc;
 
-	/* ne_cpus may already have taken CPUs offline: give them back. */
+	rc = ne_misc_init();
 	if (rc)
-		ne_misc_exit();
+		goto err;
+	if (driver_find(NE_DRV_NAME, &pci_bus_type)) {
+		pr_warn("the NE device belongs to the nitro_enclaves module: rmmod nitro_enclaves, then load ne_kvm again\n");
+		return 0;
+	}
+	rc = pci_register_driver(&ne_pci_driver);
+	if (rc)
+		goto err;
+	ne_pci_registered = true;
+	return 0;
+
+err:
+	/* ne_cpus may already have taken CPUs offline: give them back. */
+	ne_misc_exit();
 	return rc;
 }
 
 /* The CPU pool outlives the device: it goes back online only at unload. */
 static void __exit ne_exit(void)
 {
-	pci_unregister_driver(&ne_pci_driver);
+	if (ne_pci_registered)
+		pci_unregister_driver(&ne_pci_driver);
 	ne_misc_exit();
 }
 

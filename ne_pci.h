@@ -2,7 +2,7 @@
 /*
  * The Nitro Enclaves PCI device (1d0f:e4c1) as the driver sees it:
  * registers, commands and their wire structures, and the interface between
- * the PCI driver (ne_pci.c) and the user API (ne_kvm_compat.c).
+ * the PCI driver (ne_pci.c) and the user API (ne_misc.c).
  */
 #ifndef _NE_PCI_H
 #define _NE_PCI_H
@@ -103,18 +103,26 @@ static_assert(sizeof(struct ne_pci_reply) == 72);
  * @pdev:	the PCI device.
  * @iomem:	BAR 3.
  * @cmd_lock:	serialises commands: the device takes one at a time.
- * @reply_wq:	woken by the reply interrupt.
- * @replies:	replies seen so far (EVTCNT 15:0), under @cmd_lock.
- * @stale:	a command timed out and its reply is still due, under
- *		@cmd_lock.
+ * @reply_wq:	woken by the reply interrupt and by ne_pci_abort().
+ * @reply_ready: set by the reply interrupt, cleared under @cmd_lock just
+ *		before a command is sent and once its reply is read.
+ * @replies:	EVTCNT[15:0] after the last reply, under @cmd_lock: only a
+ *		cross-check of @reply_ready, never relied upon.
+ * @stale:	a command was sent and its reply not read: it may still be in
+ *		flight, so no other command may be sent; under @cmd_lock.
  * @stale_type:	the type of that command, under @cmd_lock.
- * @broken:	the device did not come back from a channel reset: every
- *		command fails with -ENODEV, under @cmd_lock.
- * @resets:	channel resets so far; a reset makes the device forget every
- *		slot, so a slot allocated before it is gone.  Written under
- *		@cmd_lock, read locklessly (READ_ONCE).
+ * @broken:	the device is unusable (it did not turn off, or not on again
+ *		after a reset): every command fails with -ENODEV; under
+ *		@cmd_lock.
+ * @dying:	PCI remove has begun: waits end, commands fail with -ENODEV.
+ * @resets:	the reset epoch: bumped, under @cmd_lock, each time the device
+ *		confirmed it is off (ENABLE written 0 and read back 0), which
+ *		frees every slot.  A slot belongs to the epoch it was allocated
+ *		in: once the epoch moved, the device no longer holds it.  Read
+ *		locklessly with READ_ONCE.
  * @event_wq:	runs @event_work, which handles out-of-band events.
- * @event_work:	asks the device about running enclaves after vector 1.
+ * @event_work:	asks the device about running enclaves after vector 1, and
+ *		wakes every poller after a reset.
  * @max_mem_regions: the device's limit of memory ranges per slot, learnt
  *		at probe from a SLOT_ALLOC reply (0 when unknown).
  */
@@ -123,20 +131,29 @@ struct ne_pci_dev {
 	void __iomem *iomem;
 	struct mutex cmd_lock;		/* one command at a time */
 	wait_queue_head_t reply_wq;
+	bool reply_ready;
 	u16 replies;
 	bool stale;
 	enum ne_pci_cmd_type stale_type;
 	bool broken;
+	bool dying;
 	unsigned int resets;
 	struct workqueue_struct *event_wq;
 	struct work_struct event_work;
 	u64 max_mem_regions;
 };
 
-int ne_pci_cmd(struct ne_pci_dev *ne, enum ne_pci_cmd_type type,
-	       const void *req, size_t req_size, struct ne_pci_reply *reply);
+int ne_pci_cmd(struct ne_pci_dev *ne, unsigned int epoch,
+	       enum ne_pci_cmd_type type, const void *req, size_t req_size,
+	       struct ne_pci_reply *reply);
+int ne_pci_cmd_new(struct ne_pci_dev *ne, unsigned int *epoch,
+		   enum ne_pci_cmd_type type, const void *req, size_t req_size,
+		   struct ne_pci_reply *reply);
+void ne_pci_kick_events(struct ne_pci_dev *ne);
+bool ne_pci_shutdown(struct ne_pci_dev *ne);
 
-/* Implemented by the user API (ne_kvm_compat.c). */
+/* Implemented by the user API (ne_misc.c). */
+int ne_misc_init(void);
 int ne_misc_register(struct ne_pci_dev *ne);
 void ne_misc_unregister(struct ne_pci_dev *ne);
 void ne_misc_handle_event(struct ne_pci_dev *ne);

@@ -2,8 +2,10 @@
 /*
  * Driving the NE PCI device from userspace, without its driver: BAR 3
  * (registers) and BAR 2 (test controls, ne-pci test-controls=on only) are
- * mapped through sysfs, commands complete by polling EVTCNT.  Used by the
- * device conformance tests; needs root.
+ * mapped through sysfs, commands complete by polling a reply counter:
+ * EVTCNT[15:0], or with test controls their REPLIES counter, so that the
+ * tests also run on a device whose EVTCNT is frozen (ne-pci
+ * reply-counter=off).  Used by the device conformance tests; needs root.
  */
 #ifndef NE_RAW_DEV_H
 #define NE_RAW_DEV_H
@@ -275,13 +277,34 @@ static inline void ne_raw_ring(struct ne_raw *r, uint32_t type,
 	ne_wr32(r, NE_REG_COMMAND, type);
 }
 
-/* Waits until the reply counter moves away from @before; 0 or -ETIMEDOUT. */
+/*
+ * The replies posted so far (16 bits): the test controls' REPLIES counter
+ * when the device has them, else EVTCNT[15:0].
+ */
+static inline uint16_t ne_raw_replies(struct ne_raw *r)
+{
+	if (r->tc)
+		return ne_tc_rd(r, NE_TESTCTL_REPLIES);
+	return ne_rd32(r, NE_REG_EVTCNT);
+}
+
+/*
+ * Whether EVTCNT is frozen at 0 while the device posts replies (ne-pci
+ * reply-counter=off); only knowable with test controls.
+ */
+static inline bool ne_raw_evtcnt_frozen(struct ne_raw *r)
+{
+	return r->tc && !ne_rd32(r, NE_REG_EVTCNT) &&
+	       ne_tc_rd(r, NE_TESTCTL_REPLIES);
+}
+
+/* Waits until ne_raw_replies() moves away from @before; 0 or -ETIMEDOUT. */
 static inline int ne_raw_wait_reply(struct ne_raw *r, uint16_t before,
 				    long timeout_ms)
 {
 	long deadline = ne_now_ms() + timeout_ms;
 
-	while ((uint16_t)ne_rd32(r, NE_REG_EVTCNT) == before) {
+	while (ne_raw_replies(r) == before) {
 		if (ne_now_ms() > deadline)
 			return -ETIMEDOUT;
 		usleep(50);
@@ -307,7 +330,7 @@ static inline void ne_raw_read_reply(struct ne_raw *r,
 static inline int ne_raw_cmd(struct ne_raw *r, uint32_t type, const void *req,
 			     size_t len, struct ne_raw_reply *rep)
 {
-	uint16_t before = ne_rd32(r, NE_REG_EVTCNT);
+	uint16_t before = ne_raw_replies(r);
 
 	ne_raw_ring(r, type, req, len);
 	if (ne_raw_wait_reply(r, before, NE_RAW_TIMEOUT_MS)) {

@@ -24,7 +24,8 @@
  * max-slots (8), max-mem-regions (256; ranges per slot, the SLOT_ALLOC
  * reply's mem_regions: what the upstream driver's documentation assumes,
  * 512 MiB donated as 2 MiB regions), first-cid (16; where CID 0 = "choose"
- * starts), test-controls (off; BAR 2).
+ * starts), test-controls (off; BAR 2), reply-counter (on; off: EVTCNT
+ * always reads 0, for drivers that must not depend on it).
  *
  * A machine has at most one ne-pci: the hypervisor it emulates owns the
  * machine's memory, and a second one would donate the same pages again.
@@ -124,6 +125,7 @@ struct NEPCIState {
     /* Properties (and hv.max_slots, hv.max_mem_regions, hv.first_cid). */
     uint32_t cmd_latency_us;
     bool test_controls;
+    bool reply_counter;         /* off: EVTCNT reads 0 */
     bool boot_enclaves;
     char *enclave_qemu;
     char *enclave_accel;
@@ -278,7 +280,8 @@ static uint64_t ne_pci_read(void *opaque, hwaddr addr, unsigned size)
     } else if (addr == NE_REG_VERSION && size == 2) {
         val = s->version;
     } else if (addr == NE_REG_EVTCNT && size == 4) {
-        val = s->evtcnt;
+        /* reply-counter=off: a device whose EVTCNT never moves. */
+        val = s->reply_counter ? s->evtcnt : 0;
     } else if (addr >= NE_REG_SEND_DATA &&
                addr + size <= NE_REG_SEND_DATA + NE_DATA_SIZE) {
         val = ldn_le_p(s->send_data + addr - NE_REG_SEND_DATA, size);
@@ -635,6 +638,7 @@ static Property ne_pci_properties[] = {
                        256),
     DEFINE_PROP_UINT32("first-cid", NEPCIState, hv.first_cid, 16),
     DEFINE_PROP_BOOL("test-controls", NEPCIState, test_controls, false),
+    DEFINE_PROP_BOOL("reply-counter", NEPCIState, reply_counter, true),
     /* off: ENCLAVE_START only keeps the books (the driver's own tests) */
     DEFINE_PROP_BOOL("boot-enclaves", NEPCIState, boot_enclaves, true),
     DEFINE_PROP_STRING("enclave-qemu", NEPCIState, enclave_qemu),

@@ -1,0 +1,214 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * /dev/nitro_enclaves, the KVM-shaped user API (see kvm-api.md): what its
+ * files share.  One file per object:
+ *
+ *   ne_misc.c   the system fd, the enclave list, the link with the PCI
+ *               driver (device pointer, commands for an enclave, events)
+ *   ne_vm.c     VM fds: KVM_CREATE_VM, NE_ENCLAVE_START, poll, fdinfo,
+ *               release
+ *   ne_mem.c    KVM_SET_USER_MEMORY_REGION: checks, pinning, merging
+ *   ne_vcpu.c   KVM_CREATE_VCPU and vCPU fds
+ *   ne_pool.c   the CPU pool (module parameter ne_cpus)
+ *
+ * Objects.  The system fd (the misc device) creates VM fds; a VM fd is one
+ * enclave, that is one device slot; a vCPU fd is one parent CPU donated to
+ * the enclave.  A vCPU fd holds a reference on its VM file, so the VM file's
+ * release (ne_vm_release) runs once the last VM and vCPU fd is gone, in any
+ * order of closes; it hands the enclave to the teardown work (ne_vm.c),
+ * which stops the enclave, frees the slot, and only when the device
+ * confirmed the slot gone unpins and gives the cores back; otherwise the
+ * enclave stays a zombie (see ne_vm.c for the invariant).
+ *
+ * Locks, always taken in this order (never the other way round):
+ *
+ *   enclave->lock       one enclave's fields; held across that enclave's
+ *                       ioctls, including the pinning and the device
+ *                       commands they send, so ioctls on different enclaves
+ *                       run in parallel.  Nobody else ever waits for it:
+ *                       not the event work, not PCI remove, not teardown.
+ *   ne_kvm.dev_sem      the device pointer; read around each command, so
+ *                       PCI remove (write) waits for commands in flight,
+ *                       which it first makes end (ne_pci_abort()).
+ *   ne_pci_dev.cmd_lock inside ne_pci_cmd(): one command at a time.
+ *   ne_kvm.list_lock    the list of enclaves; a leaf: held only to walk,
+ *                       link, unlink or mark enclaves and to wake pollers,
+ *                       never across a command or user memory access.
+ *   ne_pool_lock        the CPU pool; a leaf lock: no command is ever sent
+ *                       and no other lock taken while holding it, except
+ *                       the CPU hotplug locks when ne_cpus changes.
+ *
+ * The device pointer is written (ne_kvm.dev_sem write) only by probe and
+ * remove.  Arguments are copied from user space before enclave->lock is
+ * taken, and results copied back after it is dropped.
+ */
+#ifndef _NE_ENCLAVE_H
+#define _NE_ENCLAVE_H
+
+#include <linux/cpumask.h>
+#include <linux/kvm.h>
+#include <linux/list.h>
+#include <linux/mm_types.h>
+#include <linux/mutex.h>
+#include <linux/refcount.h>
+#include <linux/types.h>
+#include <linux/wait.h>
+#include <linux/workqueue.h>
+
+#include "ne_pci.h"
+
+#define NE_MISC_NAME		"nitro_enclaves"
+
+/* Device slot states, as SLOT_INFO reports them. */
+#define NE_STATE_INIT		0
+#define NE_STATE_RUNNING	2
+#define NE_STATE_STOPPED	0xffff
+
+/* A device that claims more ranges than this is clamped to it. */
+#define NE_MAX_MEM_REGIONS	4096
+
+/* How long SLOT_FREE and ENCLAVE_STOP are retried while they get -EAGAIN. */
+#define NE_EAGAIN_RETRY_MS	40000
+
+/* A memory range of the enclave, as sent to the device. */
+struct ne_range {
+	u64 phys;
+	u64 size;
+};
+
+/* A user range donated by one KVM_SET_USER_MEMORY_REGION call. */
+struct ne_user_range {
+	u64 uaddr;
+	u64 size;
+};
+
+/* The pages pinned by one KVM_SET_USER_MEMORY_REGION call. */
+struct ne_pins {
+	struct list_head node;
+	unsigned long nr;
+	struct page *pages[];
+};
+
+struct ne_vcpu_slot {
+	u32 id;
+	unsigned int cpu;
+};
+
+/**
+ * struct ne_enclave - one VM fd, one device slot
+ * @node:	in ne_enclaves, under ne_list_lock.
+ * @lock:	everything below, except what says otherwise.
+ * @file:	the VM file (no reference: the enclave lives as long as it).
+ * @mm:		the creator's mm (grabbed); other mms get EIO.
+ * @dev_gen:	the device generation (ne_kvm.gen) the slot was allocated on.
+ * @resets:	the device's reset epoch the slot was allocated in.
+ * @slot_uid:	the device slot.
+ * @state:	NE_STATE_*; INIT -> RUNNING under @lock by NE_ENCLAVE_START,
+ *		RUNNING -> STOPPED by the event work (WRITE_ONCE, without @lock).
+ * @wedged:	a command timed out: its effect is unknown, so the enclave
+ *		takes no more resources and is stopped and freed on release.
+ * @has_event:	the enclave stopped on its own; never cleared.
+ * @eventq:	pollers of @has_event.
+ * @enclave_cid: the CID in use once started.
+ * @flags:	the start flags.
+ * @node_id:	the pool's NUMA node, or NUMA_NO_NODE without a pool.
+ * @max_mem_regions: the device's limit of ranges for this slot.
+ * @slots_used:	memory slot ids already set.
+ * @uranges:	user ranges donated.
+ * @nr_uranges:	how many.
+ * @ranges:	merged physical ranges.
+ * @nr_ranges:	how many.
+ * @mem_size:	bytes donated, the next guest-physical address.
+ * @pins:	list of struct ne_pins.
+ * @cpus:	CPUs of the cores this enclave claimed from the pool.
+ * @used_cpus:	those of them donated as vCPUs.
+ * @vcpus:	the vCPUs.
+ * @nr_vcpus:	how many.
+ * @max_vcpus:	the pool's size when the enclave was created.
+ * @last_error:	why the last refused ioctl was refused.
+ * @teardown:	the teardown work, queued by the last close (ne_vm.c).
+ * @slot_gone:	the device was removed after confirming it is off, so the
+ *		slot is gone; under ne_kvm.dev_sem.
+ * @zombie:	the device did not confirm the slot gone: pins and cores are
+ *		kept; under ne_kvm.list_lock.
+ * @free_rc:	why (the last SLOT_FREE's result), for the zombie list.
+ * @refs:	the teardown's reference, and the closer's while it waits.
+ * @torn_down:	the teardown let go of everything (WRITE_ONCE, wakes
+ *		@eventq).
+ */
+struct ne_enclave {
+	struct list_head node;
+	struct mutex lock;		/* the enclave's fields */
+	struct file *file;
+	struct mm_struct *mm;
+	unsigned int dev_gen;
+	unsigned int resets;
+	u64 slot_uid;
+	u16 state;
+	bool wedged;
+	bool has_event;
+	wait_queue_head_t eventq;
+	u64 enclave_cid;
+	u64 flags;
+	int node_id;
+	u64 max_mem_regions;
+	unsigned long *slots_used;
+	struct ne_user_range *uranges;
+	unsigned int nr_uranges;
+	struct ne_range *ranges;
+	unsigned int nr_ranges;
+	u64 mem_size;
+	struct list_head pins;
+	cpumask_var_t cpus;
+	cpumask_var_t used_cpus;
+	struct ne_vcpu_slot *vcpus;
+	unsigned int nr_vcpus;
+	unsigned int max_vcpus;
+	const char *last_error;
+	struct work_struct teardown;
+	bool slot_gone;
+	bool zombie;
+	int free_rc;
+	refcount_t refs;
+	bool torn_down;
+};
+
+/* ne_misc.c: the device and the enclave list */
+bool ne_enclave_lost(struct ne_enclave *e);
+bool ne_enclave_gone(struct ne_enclave *e);
+int ne_enclave_cmd(struct ne_enclave *e, enum ne_pci_cmd_type type,
+		   const void *req, size_t size, struct ne_pci_reply *reply);
+int ne_enclave_cmd_retry(struct ne_enclave *e, enum ne_pci_cmd_type type);
+int ne_enclave_slot_alloc(struct ne_enclave *e, struct ne_pci_reply *reply);
+u64 ne_dev_max_mem_regions(void);
+void ne_enclave_link(struct ne_enclave *e);
+void ne_enclave_unlink(struct ne_enclave *e);
+void ne_enclave_queue_teardown(struct ne_enclave *e);
+void ne_enclave_set_zombie(struct ne_enclave *e, int rc);
+unsigned int ne_event_seq(void);
+void ne_enclave_kick_events(void);
+bool ne_enclaves_exist(void);
+unsigned int ne_zombies(void);
+
+/* ne_vm.c */
+void ne_enclave_teardown(struct work_struct *work);
+int ne_refuse(struct ne_enclave *e, int err, const char *why);
+long ne_check_extension(struct ne_enclave *e, unsigned long cap);
+long ne_sys_create_vm(unsigned long type);
+
+/* ne_mem.c */
+long ne_vm_set_memory(struct ne_enclave *e,
+		      const struct kvm_userspace_memory_region *r);
+
+/* ne_vcpu.c */
+long ne_vm_create_vcpu(struct ne_enclave *e, unsigned long id);
+
+/* ne_pool.c */
+void ne_pool_enclave_add(struct ne_enclave *e);
+unsigned int ne_pool_cpus_for(struct ne_enclave *e);
+int ne_pool_pick_cpu(struct ne_enclave *e, int *claimed);
+void ne_pool_unclaim(struct ne_enclave *e, unsigned int core);
+void ne_pool_release(struct ne_enclave *e);
+void ne_pool_exit(void);
+
+#endif /* _NE_ENCLAVE_H */

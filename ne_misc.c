@@ -1,0 +1,510 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The system fd of the Nitro Enclaves driver (/dev/nitro_enclaves), the list
+ * of enclaves, and the link with the PCI driver: the device pointer, commands
+ * sent on behalf of an enclave, and out-of-band events.
+ */
+
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/debugfs.h>
+#include <linux/delay.h>
+#include <linux/fs.h>
+#include <linux/kvm.h>
+#include <linux/list.h>
+#include <linux/miscdevice.h>
+#include <linux/module.h>
+#include <linux/mutex.h>
+#include <linux/rwsem.h>
+#include <linux/seq_file.h>
+#include <linux/slab.h>
+#include <linux/wait.h>
+#include <linux/workqueue.h>
+
+#include <linux/ne_kvm.h>
+
+#include "ne_enclave.h"
+
+/**
+ * struct ne_kvm - the driver's state, one instance
+ * @dev_sem:	@dev and @gen.
+ * @dev:	the bound NE device, NULL when there is none.
+ * @gen:	bumped at each probe: a slot belongs to one device.
+ * @list_lock:	@enclaves and each enclave's zombie flag.
+ * @enclaves:	every enclave, from KVM_CREATE_VM until its teardown freed
+ *		it; zombies stay.
+ * @nr_enclaves: how many, zombies included (read locklessly).
+ * @nr_zombies:	how many zombies (read locklessly).
+ * @event_seq:	bumped each time the event work starts.
+ * @teardown_wq: runs the enclaves' teardown work.
+ * @debugfs:	the driver's debugfs directory.
+ */
+struct ne_kvm {
+	struct rw_semaphore dev_sem;
+	struct ne_pci_dev *dev;
+	unsigned int gen;
+	struct mutex list_lock;		/* @enclaves, enclave->zombie */
+	struct list_head enclaves;
+	atomic_t nr_enclaves;
+	atomic_t nr_zombies;
+	atomic_t event_seq;
+	struct workqueue_struct *teardown_wq;
+	struct dentry *debugfs;
+};
+
+static struct ne_kvm ne_kvm = {
+	.dev_sem = __RWSEM_INITIALIZER(ne_kvm.dev_sem),
+	.list_lock = __MUTEX_INITIALIZER(ne_kvm.list_lock),
+	.enclaves = LIST_HEAD_INIT(ne_kvm.enclaves),
+};
+
+/* Whether @e's slot is usable no more; under dev_sem. */
+static bool ne_slot_lost(struct ne_enclave *e)
+{
+	struct ne_pci_dev *dev = ne_kvm.dev;
+
+	return !dev || e->dev_gen != ne_kvm.gen || e->slot_gone ||
+	       READ_ONCE(dev->resets) != e->resets || READ_ONCE(dev->broken);
+}
+
+/*
+ * Whether the device confirmed that @e's slot is gone: it was turned off
+ * (ENABLE read back 0) since the slot was allocated; under dev_sem.
+ */
+static bool ne_slot_gone(struct ne_enclave *e)
+{
+	if (e->slot_gone)
+		return true;
+	return ne_kvm.dev && e->dev_gen == ne_kvm.gen &&
+	       READ_ONCE(ne_kvm.dev->resets) != e->resets;
+}
+
+bool ne_enclave_lost(struct ne_enclave *e)
+{
+	bool lost;
+
+	down_read(&ne_kvm.dev_sem);
+	lost = ne_slot_lost(e);
+	up_read(&ne_kvm.dev_sem);
+	return lost;
+}
+
+bool ne_enclave_gone(struct ne_enclave *e)
+{
+	bool gone;
+
+	down_read(&ne_kvm.dev_sem);
+	gone = ne_slot_gone(e);
+	up_read(&ne_kvm.dev_sem);
+	return gone;
+}
+
+/*
+ * Sends a command about @e's slot: -ENODEV (nothing sent) once the slot is
+ * lost, -ETIMEDOUT when its effect is unknown (see ne_pci_cmd()).
+ */
+int ne_enclave_cmd(struct ne_enclave *e, enum ne_pci_cmd_type type,
+		   const void *req, size_t size, struct ne_pci_reply *reply)
+{
+	int rc = -ENODEV;
+
+	if (down_read_killable(&ne_kvm.dev_sem))
+		return -EINTR;
+	if (ne_kvm.dev && e->dev_gen == ne_kvm.gen && !e->slot_gone)
+		rc = ne_pci_cmd(ne_kvm.dev, e->resets, type, req, size, reply);
+	up_read(&ne_kvm.dev_sem);
+	return rc;
+}
+
+/* STOP and FREE may meet a slot that is busy for a while: retry -EAGAIN. */
+int ne_enclave_cmd_retry(struct ne_enclave *e, enum ne_pci_cmd_type type)
+{
+	unsigned long deadline = jiffies + msecs_to_jiffies(NE_EAGAIN_RETRY_MS);
+	struct ne_req_slot req = { .slot_uid = e->slot_uid };
+	struct ne_pci_reply reply;
+	int rc;
+
+	for (;;) {
+		rc = ne_enclave_cmd(e, type, &req, sizeof(req), &reply);
+		if (rc != -EAGAIN || time_after(jiffies, deadline))
+			return rc;
+		usleep_range(1000, 2000);
+	}
+}
+
+/*
+ * Asks the device for a slot for @e and records which device and reset
+ * epoch it belongs to; the epoch is the one the command was sent in, so a
+ * slot allocated across a reset is in the new epoch, and freed at release.
+ */
+int ne_enclave_slot_alloc(struct ne_enclave *e, struct ne_pci_reply *reply)
+{
+	struct ne_req_slot_alloc req = { };
+	int rc = -ENODEV;
+
+	if (down_read_killable(&ne_kvm.dev_sem))
+		return -EINTR;
+	if (ne_kvm.dev) {
+		e->dev_gen = ne_kvm.gen;
+		rc = ne_pci_cmd_new(ne_kvm.dev, &e->resets, NE_CMD_SLOT_ALLOC,
+				    &req, sizeof(req), reply);
+	}
+	up_read(&ne_kvm.dev_sem);
+	return rc;
+}
+
+/* The device's limit of memory ranges per slot, 0 without a device. */
+u64 ne_dev_max_mem_regions(void)
+{
+	u64 val = 0;
+
+	down_read(&ne_kvm.dev_sem);
+	if (ne_kvm.dev)
+		val = ne_kvm.dev->max_mem_regions;
+	up_read(&ne_kvm.dev_sem);
+	return val;
+}
+
+void ne_enclave_link(struct ne_enclave *e)
+{
+	mutex_lock(&ne_kvm.list_lock);
+	list_add_tail(&e->node, &ne_kvm.enclaves);
+	atomic_inc(&ne_kvm.nr_enclaves);
+	mutex_unlock(&ne_kvm.list_lock);
+}
+
+void ne_enclave_unlink(struct ne_enclave *e)
+{
+	mutex_lock(&ne_kvm.list_lock);
+	if (e->zombie) {
+		e->zombie = false;
+		atomic_dec(&ne_kvm.nr_zombies);
+	}
+	if (!list_empty(&e->node)) {
+		list_del_init(&e->node);
+		atomic_dec(&ne_kvm.nr_enclaves);
+	}
+	mutex_unlock(&ne_kvm.list_lock);
+}
+
+/*
+ * Hands @e to the teardown work.  The work holds a module reference until it
+ * has freed @e: a zombie keeps it, so the module cannot be unloaded.
+ */
+void ne_enclave_queue_teardown(struct ne_enclave *e)
+{
+	__module_get(THIS_MODULE);
+	queue_work(ne_kvm.teardown_wq, &e->teardown);
+}
+
+/* @e's slot may still be in use: keep it listed, counted and named. */
+void ne_enclave_set_zombie(struct ne_enclave *e, int rc)
+{
+	mutex_lock(&ne_kvm.list_lock);
+	if (!e->zombie) {
+		e->zombie = true;
+		atomic_inc(&ne_kvm.nr_zombies);
+	}
+	e->free_rc = rc;
+	mutex_unlock(&ne_kvm.list_lock);
+	wake_up_interruptible(&e->eventq);
+	pr_err_ratelimited("enclave %#llx: the device did not confirm its slot freed (%d): its memory stays pinned and CPUs %*pbl stay out of the pool\n",
+			   e->slot_uid, rc, cpumask_pr_args(e->cpus));
+}
+
+/* Requeues the teardown of every zombie whose slot is now gone; list_lock. */
+static void ne_retry_zombies(void)
+{
+	struct ne_enclave *e;
+
+	lockdep_assert_held(&ne_kvm.list_lock);
+	list_for_each_entry(e, &ne_kvm.enclaves, node)
+		if (e->zombie && ne_slot_gone(e))
+			queue_work(ne_kvm.teardown_wq, &e->teardown);
+}
+
+unsigned int ne_event_seq(void)
+{
+	return atomic_read(&ne_kvm.event_seq);
+}
+
+/* Runs the event work again: an event may have found an enclave in INIT. */
+void ne_enclave_kick_events(void)
+{
+	down_read(&ne_kvm.dev_sem);
+	if (ne_kvm.dev)
+		ne_pci_kick_events(ne_kvm.dev);
+	up_read(&ne_kvm.dev_sem);
+}
+
+/**
+ * ne_enclaves_exist() - whether any enclave holds or may hold resources
+ *
+ * Context: any; takes no lock, so the CPU pool may ask under ne_pool_lock.
+ * Return: true while an enclave exists, zombies included.
+ */
+bool ne_enclaves_exist(void)
+{
+	return atomic_read(&ne_kvm.nr_enclaves) > 0;
+}
+
+/**
+ * ne_zombies() - how many enclaves the device did not confirm freed
+ *
+ * Context: any; takes no lock.
+ * Return: the number of zombies.
+ */
+unsigned int ne_zombies(void)
+{
+	return atomic_read(&ne_kvm.nr_zombies);
+}
+
+/* ----------------------------------------------------------------------- */
+/* The system fd                                                             */
+/* ----------------------------------------------------------------------- */
+
+static long ne_sys_ioctl(struct file *file, unsigned int cmd,
+			 unsigned long arg)
+{
+	switch (cmd) {
+	case KVM_GET_API_VERSION:
+		return arg ? -EINVAL : KVM_API_VERSION;
+	case KVM_CHECK_EXTENSION:
+		return ne_check_extension(NULL, arg);
+	case KVM_CREATE_VM:
+		return ne_sys_create_vm(arg);
+	case KVM_GET_VCPU_MMAP_SIZE:
+		return -EOPNOTSUPP;
+	default:
+		return -ENOTTY;
+	}
+}
+
+static const struct file_operations ne_sys_fops = {
+	.owner = THIS_MODULE,
+	.unlocked_ioctl = ne_sys_ioctl,
+	.compat_ioctl = compat_ptr_ioctl,
+	.llseek = noop_llseek,
+};
+
+static struct miscdevice ne_misc = {
+	.minor = MISC_DYNAMIC_MINOR,
+	.name = NE_MISC_NAME,
+	.fops = &ne_sys_fops,
+	.mode = 0660,
+};
+
+/* ----------------------------------------------------------------------- */
+/* Interface with the PCI driver                                             */
+/* ----------------------------------------------------------------------- */
+
+/* What the event work asks the device about: one running slot. */
+struct ne_event_query {
+	u64 slot_uid;
+	unsigned int dev_gen;
+	unsigned int resets;
+};
+
+/* The running enclaves of @ne, at most @max, into @q; under list_lock. */
+static unsigned int ne_event_collect(struct ne_event_query *q,
+				     unsigned int max)
+{
+	struct ne_enclave *e;
+	unsigned int n = 0;
+
+	list_for_each_entry(e, &ne_kvm.enclaves, node) {
+		wake_up_interruptible(&e->eventq);
+		if (READ_ONCE(e->state) != NE_STATE_RUNNING || e->zombie)
+			continue;
+		if (q && n < max)
+			q[n] = (struct ne_event_query){ e->slot_uid, e->dev_gen,
+							e->resets };
+		n++;
+	}
+	return n;
+}
+
+/* @q's enclave stopped (@state): tell its pollers; under list_lock. */
+static void ne_event_stopped(const struct ne_event_query *q, u16 state)
+{
+	struct ne_enclave *e;
+
+	list_for_each_entry(e, &ne_kvm.enclaves, node) {
+		if (e->slot_uid != q->slot_uid || e->dev_gen != q->dev_gen ||
+		    e->resets != q->resets ||
+		    READ_ONCE(e->state) != NE_STATE_RUNNING)
+			continue;
+		WRITE_ONCE(e->state, state);
+		WRITE_ONCE(e->has_event, true);
+		wake_up_interruptible(&e->eventq);
+	}
+}
+
+/*
+ * Out-of-band event, or a reset: wake every poller (a lost enclave polls
+ * EPOLLHUP), ask the device about every running enclave and mark those that
+ * stopped.  Runs in the device's work item; holds the list lock only to
+ * walk the list, never across a command, and never takes an enclave's lock.
+ */
+void ne_misc_handle_event(struct ne_pci_dev *ne)
+{
+	struct ne_event_query *q;
+	struct ne_pci_reply reply;
+	struct ne_req_slot req;
+	unsigned int i, n;
+	int rc;
+
+	atomic_inc(&ne_kvm.event_seq);
+	mutex_lock(&ne_kvm.list_lock);
+	n = ne_event_collect(NULL, 0);
+	mutex_unlock(&ne_kvm.list_lock);
+	q = kcalloc(max(n, 1U), sizeof(*q), GFP_KERNEL);
+	if (!q)
+		return;
+	mutex_lock(&ne_kvm.list_lock);
+	n = min(n, ne_event_collect(q, n));
+	mutex_unlock(&ne_kvm.list_lock);
+
+	for (i = 0; i < n; i++) {
+		req.slot_uid = q[i].slot_uid;
+		rc = -ENODEV;
+		down_read(&ne_kvm.dev_sem);
+		if (ne_kvm.dev == ne && ne_kvm.gen == q[i].dev_gen)
+			rc = ne_pci_cmd(ne, q[i].resets, NE_CMD_SLOT_INFO, &req,
+					sizeof(req), &reply);
+		up_read(&ne_kvm.dev_sem);
+		if (rc || reply.state == NE_STATE_RUNNING)
+			continue;
+		mutex_lock(&ne_kvm.list_lock);
+		ne_event_stopped(&q[i], reply.state);
+		mutex_unlock(&ne_kvm.list_lock);
+	}
+	kfree(q);
+
+	/* After a reset, the slots of zombies of the old epoch are gone. */
+	down_read(&ne_kvm.dev_sem);
+	mutex_lock(&ne_kvm.list_lock);
+	ne_retry_zombies();
+	mutex_unlock(&ne_kvm.list_lock);
+	up_read(&ne_kvm.dev_sem);
+}
+
+/* Learns the device's limit of memory ranges from a throwaway slot. */
+static void ne_probe_limits(struct ne_pci_dev *ne)
+{
+	struct ne_req_slot_alloc alloc = { };
+	struct ne_req_slot req = { };
+	struct ne_pci_reply reply;
+	unsigned int epoch;
+
+	if (ne_pci_cmd_new(ne, &epoch, NE_CMD_SLOT_ALLOC, &alloc,
+			   sizeof(alloc), &reply))
+		return;
+	ne->max_mem_regions = min_t(u64, reply.mem_regions,
+				    NE_MAX_MEM_REGIONS);
+	req.slot_uid = reply.slot_uid;
+	if (ne_pci_cmd(ne, epoch, NE_CMD_SLOT_FREE, &req, sizeof(req), &reply))
+		dev_warn(&ne->pdev->dev, "cannot free the probe's slot %#llx\n",
+			 req.slot_uid);
+}
+
+int ne_misc_register(struct ne_pci_dev *ne)
+{
+	int rc;
+
+	down_write(&ne_kvm.dev_sem);
+	if (ne_kvm.dev) {
+		up_write(&ne_kvm.dev_sem);
+		dev_err(&ne->pdev->dev, "only one NE device is supported\n");
+		return -EBUSY;
+	}
+	ne_probe_limits(ne);
+	ne_kvm.dev = ne;
+	ne_kvm.gen++;
+	up_write(&ne_kvm.dev_sem);
+
+	rc = misc_register(&ne_misc);
+	if (rc) {
+		down_write(&ne_kvm.dev_sem);
+		ne_kvm.dev = NULL;
+		up_write(&ne_kvm.dev_sem);
+	}
+	return rc;
+}
+
+/*
+ * The device goes away (ne_pci_abort() done): no new system fd, commands in
+ * flight end, the device is turned off, and only then are its enclaves
+ * told: their slots are gone if the device confirmed it is off, and kept as
+ * in use (their release makes zombies) if not.  Every poller is woken.
+ */
+void ne_misc_unregister(struct ne_pci_dev *ne)
+{
+	struct ne_enclave *e;
+	bool off;
+
+	misc_deregister(&ne_misc);
+	down_write(&ne_kvm.dev_sem);
+	off = ne_pci_shutdown(ne);
+	mutex_lock(&ne_kvm.list_lock);
+	list_for_each_entry(e, &ne_kvm.enclaves, node)
+		if (e->dev_gen == ne_kvm.gen && ne_slot_gone(e))
+			e->slot_gone = true;
+	mutex_unlock(&ne_kvm.list_lock);
+	ne_kvm.dev = NULL;
+	up_write(&ne_kvm.dev_sem);
+	if (!off)
+		dev_err(&ne->pdev->dev,
+			"removed without turning off: its enclaves keep their memory and CPUs\n");
+
+	down_read(&ne_kvm.dev_sem);
+	mutex_lock(&ne_kvm.list_lock);
+	list_for_each_entry(e, &ne_kvm.enclaves, node)
+		wake_up_interruptible(&e->eventq);
+	ne_retry_zombies();
+	mutex_unlock(&ne_kvm.list_lock);
+	up_read(&ne_kvm.dev_sem);
+}
+
+/* debugfs ne_kvm/zombies: one line per enclave the device may still hold. */
+static int ne_zombies_show(struct seq_file *m, void *unused)
+{
+	struct ne_enclave *e;
+	struct ne_pins *pins;
+	unsigned long pages;
+
+	mutex_lock(&ne_kvm.list_lock);
+	list_for_each_entry(e, &ne_kvm.enclaves, node) {
+		if (!e->zombie)
+			continue;
+		pages = 0;
+		list_for_each_entry(pins, &e->pins, node)
+			pages += pins->nr;
+		seq_printf(m, "slot_uid: %#llx device: %u epoch: %u free_rc: %d pinned_pages: %lu cpus: %*pbl\n",
+			   e->slot_uid, e->dev_gen, e->resets, e->free_rc,
+			   pages, cpumask_pr_args(e->cpus));
+	}
+	mutex_unlock(&ne_kvm.list_lock);
+	return 0;
+}
+DEFINE_SHOW_ATTRIBUTE(ne_zombies);
+
+int ne_misc_init(void)
+{
+	ne_kvm.teardown_wq = alloc_workqueue("ne_kvm_teardown", WQ_UNBOUND, 0);
+	if (!ne_kvm.teardown_wq)
+		return -ENOMEM;
+	ne_kvm.debugfs = debugfs_create_dir(KBUILD_MODNAME, NULL);
+	debugfs_create_file("zombies", 0400, ne_kvm.debugfs, NULL,
+			    &ne_zombies_fops);
+	return 0;
+}
+
+/* Module unload: no fd and no zombie is left (they hold the module). */
+void ne_misc_exit(void)
+{
+	debugfs_remove_recursive(ne_kvm.debugfs);
+	if (ne_kvm.teardown_wq)
+		destroy_workqueue(ne_kvm.teardown_wq);
+	ne_pool_exit();
+}

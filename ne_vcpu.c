@@ -1,0 +1,197 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * KVM_CREATE_VCPU and vCPU fds of the Nitro Enclaves driver: a vCPU fd is a
+ * parent CPU donated to the enclave; it cannot run.
+ */
+
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/anon_inodes.h>
+#include <linux/cpumask.h>
+#include <linux/file.h>
+#include <linux/fs.h>
+#include <linux/kvm.h>
+#include <linux/seq_file.h>
+#include <linux/slab.h>
+
+#include <linux/ne_kvm.h>
+
+#include "ne_enclave.h"
+
+struct ne_vcpu {
+	struct ne_enclave *enclave;
+	struct file *vm_file;		/* a reference */
+	u32 id;
+	unsigned int cpu;
+};
+
+static bool ne_is_vcpu_ioctl(unsigned int cmd)
+{
+	switch (cmd) {
+	case KVM_RUN:
+	case KVM_GET_REGS:
+	case KVM_SET_REGS:
+	case KVM_GET_SREGS:
+	case KVM_SET_SREGS:
+	case KVM_TRANSLATE:
+	case KVM_INTERRUPT:
+	case KVM_GET_MSRS:
+	case KVM_SET_MSRS:
+	case KVM_SET_CPUID:
+	case KVM_SET_CPUID2:
+	case KVM_GET_CPUID2:
+	case KVM_SET_SIGNAL_MASK:
+	case KVM_GET_FPU:
+	case KVM_SET_FPU:
+	case KVM_GET_LAPIC:
+	case KVM_SET_LAPIC:
+	case KVM_NMI:
+	case KVM_SMI:
+	case KVM_GET_VCPU_EVENTS:
+	case KVM_SET_VCPU_EVENTS:
+	case KVM_GET_DEBUGREGS:
+	case KVM_SET_DEBUGREGS:
+	case KVM_GET_XSAVE:
+	case KVM_SET_XSAVE:
+	case KVM_GET_XCRS:
+	case KVM_SET_XCRS:
+	case KVM_GET_MP_STATE:
+	case KVM_SET_MP_STATE:
+	case KVM_SET_GUEST_DEBUG:
+	case KVM_GET_ONE_REG:
+	case KVM_SET_ONE_REG:
+	case KVM_ENABLE_CAP:
+	case KVM_KVMCLOCK_CTRL:
+	case KVM_X86_SETUP_MCE:
+	case KVM_X86_SET_MCE:
+	case KVM_GET_NESTED_STATE:
+	case KVM_SET_NESTED_STATE:
+	case KVM_TPR_ACCESS_REPORTING:
+	case KVM_SET_VAPIC_ADDR:
+	case KVM_GET_STATS_FD:
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* The hypervisor runs the vCPU; its state is the enclave's secret. */
+static long ne_vcpu_ioctl(struct file *file, unsigned int cmd,
+			  unsigned long arg)
+{
+	struct ne_vcpu *vcpu = file->private_data;
+
+	if (current->mm != vcpu->enclave->mm)
+		return -EIO;
+	return ne_is_vcpu_ioctl(cmd) ? -EOPNOTSUPP : -ENOTTY;
+}
+
+static int ne_vcpu_release(struct inode *inode, struct file *file)
+{
+	struct ne_vcpu *vcpu = file->private_data;
+
+	fput(vcpu->vm_file);
+	kfree(vcpu);
+	return 0;
+}
+
+static void ne_vcpu_show_fdinfo(struct seq_file *m, struct file *file)
+{
+	struct ne_vcpu *vcpu = file->private_data;
+
+	seq_printf(m, "ne_vcpu_id:\t%u\n", vcpu->id);
+	seq_printf(m, "ne_parent_cpu:\t%u\n", vcpu->cpu);
+}
+
+static const struct file_operations ne_vcpu_fops = {
+	.owner = THIS_MODULE,
+	.unlocked_ioctl = ne_vcpu_ioctl,
+	.compat_ioctl = compat_ptr_ioctl,
+	.release = ne_vcpu_release,
+	.show_fdinfo = ne_vcpu_show_fdinfo,
+	.llseek = noop_llseek,
+};
+
+/* A vCPU fd, made before the device is asked, so it cannot fail after. */
+static struct file *ne_vcpu_file(struct ne_enclave *e, u32 id)
+{
+	struct ne_vcpu *vcpu;
+	struct file *file;
+
+	vcpu = kzalloc(sizeof(*vcpu), GFP_KERNEL);
+	if (!vcpu)
+		return ERR_PTR(-ENOMEM);
+	vcpu->enclave = e;
+	vcpu->id = id;
+	vcpu->vm_file = get_file(e->file);
+	file = anon_inode_getfile("ne-vcpu", &ne_vcpu_fops, vcpu, O_RDWR);
+	if (IS_ERR(file)) {
+		fput(vcpu->vm_file);
+		kfree(vcpu);
+	}
+	return file;
+}
+
+long ne_vm_create_vcpu(struct ne_enclave *e, unsigned long id)
+{
+	struct ne_req_slot_add_vcpu req = { .slot_uid = e->slot_uid };
+	struct ne_pci_reply reply;
+	struct ne_vcpu *vcpu;
+	struct file *file;
+	unsigned int i;
+	int fd, cpu, claimed, rc;
+
+	if (e->state != NE_STATE_INIT)
+		return ne_refuse(e, -EBUSY, "vCPU after start");
+	if (id >= e->max_vcpus)
+		return ne_refuse(e, -EINVAL,
+				 "vCPU id not below KVM_CAP_MAX_VCPU_ID");
+	for (i = 0; i < e->nr_vcpus; i++)
+		if (e->vcpus[i].id == id)
+			return ne_refuse(e, -EEXIST, "vCPU id already used");
+
+	fd = get_unused_fd_flags(O_CLOEXEC);
+	if (fd < 0)
+		return fd;
+	file = ne_vcpu_file(e, id);
+	if (IS_ERR(file)) {
+		rc = PTR_ERR(file);
+		goto err_fd;
+	}
+
+	cpu = ne_pool_pick_cpu(e, &claimed);
+	if (cpu < 0) {
+		rc = ne_refuse(e, cpu, "no free CPU in the pool");
+		goto err_file;
+	}
+	req.vcpu_id = cpu;
+	rc = ne_enclave_cmd(e, NE_CMD_SLOT_ADD_VCPU, &req, sizeof(req),
+			    &reply);
+	if (rc == -ETIMEDOUT) {
+		/* The device may hold the CPU: keep it until release. */
+		e->wedged = true;
+		cpumask_set_cpu(cpu, e->used_cpus);
+		ne_refuse(e, rc, "the device did not answer SLOT_ADD_VCPU");
+		goto err_file;
+	}
+	if (rc) {
+		if (claimed >= 0)
+			ne_pool_unclaim(e, claimed);
+		ne_refuse(e, rc, "the device refused SLOT_ADD_VCPU");
+		goto err_file;
+	}
+
+	cpumask_set_cpu(cpu, e->used_cpus);
+	e->vcpus[e->nr_vcpus++] = (struct ne_vcpu_slot){ id, cpu };
+	vcpu = file->private_data;
+	vcpu->cpu = cpu;
+	fd_install(fd, file);
+	return fd;
+
+err_file:
+	fput(file);
+err_fd:
+	put_unused_fd(fd);
+	return rc;
+}
+

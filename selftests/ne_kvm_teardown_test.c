@@ -1,0 +1,735 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * ne_kvm_teardown_test: what the driver gives back, and when (issue 11).
+ *
+ * Memory is unpinned and cores return to the pool only once the device has
+ * confirmed that the enclave's slot is gone; otherwise the enclave is a
+ * zombie (debugfs ne_kvm/zombies) that keeps them, the pool and the module.
+ * Exactly one command is in flight whatever times out; a slot allocated
+ * across a reset is not leaked and a reset wakes every poller; a user
+ * blocked in userfaultfd inside an ioctl blocks nobody else, nor PCI
+ * remove; PCI remove does not wait for a command in flight; device rc
+ * values that are not plain errnos come back as EIO.
+ *
+ * Needs the emulated device's test controls (ne-pci test-controls=on).
+ */
+#include <linux/userfaultfd.h>
+#include <pthread.h>
+#include <sys/syscall.h>
+#include <time.h>
+
+#include "kselftest_harness.h"
+#include "ne_kvm_util.h"
+
+#define ENCLAVE_MEM	(64 * MIB)
+#define SHORT_MS	400
+#define ZOMBIES		"/sys/kernel/debug/ne_kvm/zombies"
+
+FIXTURE(td) {
+	volatile uint32_t *tc;
+	char *mem;
+	long pins;
+	uint32_t slots;
+	char timeout[32];
+};
+
+FIXTURE_SETUP(td)
+{
+	ASSERT_EQ(0, ne_ensure_pool());
+	self->tc = ne_testctl_map();
+	ASSERT_NE(NULL, self->tc) {
+		TH_LOG("needs the device's test controls (ne-pci test-controls=on)");
+	}
+	ne_tc_disarm_all(self->tc);
+	ASSERT_EQ(0, ne_read_file(NE_TIMEOUT_PARAM, self->timeout,
+				  sizeof(self->timeout)));
+	self->mem = ne_huge_alloc(ENCLAVE_MEM);
+	ASSERT_NE(MAP_FAILED, self->mem);
+	self->pins = ne_pins_held();
+	self->slots = ne_tc_read(self->tc, NE_TESTCTL_SLOTS);
+}
+
+static int wait_for_node(void)
+{
+	struct stat st;
+	int i;
+
+	for (i = 0; i < 200; i++) {
+		if (!stat(NE_DEV_PATH, &st))
+			return 0;
+		usleep(50 * 1000);
+	}
+	return -1;
+}
+
+/* PCI remove of the NE device; 0 or -1. */
+static int pci_remove(void)
+{
+	char dir[PATH_MAX], path[PATH_MAX + 16];
+
+	if (ne_find_pci_device(dir, sizeof(dir)))
+		return -1;
+	snprintf(path, sizeof(path), "%s/remove", dir);
+	return ne_write_file(path, "1") ? -1 : 0;
+}
+
+/* Brings the device back (after a remove) and waits for its node. */
+static int pci_rescan(void)
+{
+	char dir[PATH_MAX];
+
+	if (ne_find_pci_device(dir, sizeof(dir)) &&
+	    ne_write_file("/sys/bus/pci/rescan", "1"))
+		return -1;
+	return wait_for_node();
+}
+
+/* After a rescan BAR 2 may have moved: map it again. */
+static int remap_testctl(FIXTURE_DATA(td) *self)
+{
+	munmap((void *)self->tc, NE_TESTCTL_BAR_SIZE);
+	self->tc = ne_testctl_map();
+	return self->tc ? 0 : -1;
+}
+
+/*
+ * A failed test may leave a slot on the device: remove and rescan turn the
+ * device off and on, so that the next test starts clean.
+ */
+FIXTURE_TEARDOWN(td)
+{
+	pci_rescan();
+	if (!self->tc || remap_testctl(self))
+		return;
+	if (ne_tc_read(self->tc, NE_TESTCTL_SLOTS) != self->slots &&
+	    !pci_remove() && !pci_rescan())
+		remap_testctl(self);
+	ne_tc_disarm_all(self->tc);
+	ne_write_file(NE_TIMEOUT_PARAM, self->timeout);
+	munmap(self->mem, ENCLAVE_MEM);
+}
+
+static double now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* An enclave with ENCLAVE_MEM at @mem and vCPUs 0 and 1 (the pool's core). */
+static int build_enclave(char *mem, int *v0, int *v1)
+{
+	int vm = ne_create_vm();
+
+	if (vm < 0 || ne_set_region(vm, 0, 0, mem, ENCLAVE_MEM, 0))
+		return -1;
+	*v0 = ioctl(vm, KVM_CREATE_VCPU, 0);
+	*v1 = ioctl(vm, KVM_CREATE_VCPU, 1);
+	return *v0 < 0 || *v1 < 0 ? -1 : vm;
+}
+
+static uint64_t slot_uid(int vm)
+{
+	return (uint64_t)ne_fdinfo_num(vm, "ne_slot_uid");
+}
+
+/* Whether debugfs lists a zombie with slot @uid. */
+static int zombie_listed(uint64_t uid)
+{
+	char line[512], want[64];
+	FILE *f = fopen(ZOMBIES, "r");
+	int found = 0;
+
+	if (!f)
+		return -1;
+	snprintf(want, sizeof(want), "slot_uid: %#llx ", (unsigned long long)uid);
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, want, strlen(want)))
+			found = 1;
+	fclose(f);
+	return found;
+}
+
+/* Pins held once they reach @want, or after 10 s of waiting for it. */
+static long pins_reach(long want)
+{
+	long held = ne_pins_held();
+	int i;
+
+	for (i = 0; i < 200 && held != want; i++) {
+		usleep(50 * 1000);
+		held = ne_pins_held();
+	}
+	return held;
+}
+
+/*
+ * Unloads ne_kvm as rmmod does; a module in use answers EWOULDBLOCK (rmmod
+ * then says "in use").
+ */
+static int try_rmmod(void)
+{
+	return syscall(SYS_delete_module, "ne_kvm", O_NONBLOCK);
+}
+
+/* The module was unloaded when it must not have been: load it again. */
+static void reload_module(void)
+{
+	const char *ko = getenv("NE_KVM_KO");
+	int fd = ko ? open(ko, O_RDONLY | O_CLOEXEC) : -1;
+
+	if (fd >= 0) {
+		syscall(SYS_finit_module, fd, "", 0);
+		close(fd);
+	}
+	wait_for_node();
+}
+
+#define ASSERT_NOTHING_HELD(self) do {					\
+	ASSERT_EQ((self)->slots, ne_tc_read((self)->tc, NE_TESTCTL_SLOTS)); \
+	ASSERT_EQ((self)->pins, ne_pins_held());			\
+} while (0)
+
+/*
+ * Defects 1 and 3: SLOT_FREE fails.  Whatever the rc (-ENODEV included, which
+ * the old driver took for "freed"), the device still holds the slot, so the
+ * enclave keeps its pins and its core: it is a zombie, listed in debugfs,
+ * the pool cannot change and the module cannot be unloaded.  Once the device
+ * confirms it is off (PCI remove), everything comes back.
+ */
+TEST_F_TIMEOUT(td, slot_free_fails_makes_a_zombie, 90)
+{
+	static const int32_t rcs[] = { -ENODEV, -EIO };
+	unsigned int i;
+
+	for (i = 0; i < sizeof(rcs) / sizeof(rcs[0]); i++) {
+		int v0, v1, vm2, vm = build_enclave(self->mem, &v0, &v1);
+		uint64_t uid, cid = 0;
+		long held;
+
+		TH_LOG("SLOT_FREE fails with %d", rcs[i]);
+		ASSERT_LE(0, vm);
+		ASSERT_EQ(0, ne_start(vm, 0, &cid));
+		uid = slot_uid(vm);
+		held = ne_pins_held();
+		ASSERT_LT(self->pins, held);
+
+		ne_tc_arm(self->tc, NE_TESTCTL_FAIL_ARM, NE_WIRE_SLOT_FREE,
+			  NE_TESTCTL_FAIL_RC, (uint32_t)rcs[i]);
+		close(v0);
+		close(v1);
+		ASSERT_EQ(0, close(vm));
+		ASSERT_EQ(0, (int)ne_tc_read(self->tc, NE_TESTCTL_FAIL_ARM));
+
+		/* The device still holds the slot: nothing is given back. */
+		EXPECT_EQ(self->slots + 1,
+			  ne_tc_read(self->tc, NE_TESTCTL_SLOTS));
+		EXPECT_EQ(held, ne_pins_held());
+		EXPECT_EQ(1, zombie_listed(uid));
+		/* Its core stays out of the pool... */
+		vm2 = ne_create_vm();
+		ASSERT_LE(0, vm2);
+		ASSERT_IOCTL_ERRNO(ENOSPC, vm2, KVM_CREATE_VCPU, 0);
+		close(vm2);
+		/* ...which cannot change, and the module cannot go. */
+		EXPECT_EQ(-EBUSY, ne_set_pool(NE_TEST_POOL));
+		errno = 0;
+		if (try_rmmod() == 0) {
+			reload_module();
+			ASSERT_TRUE(0) TH_LOG("ne_kvm unloaded with a zombie");
+		}
+		EXPECT_EQ(EWOULDBLOCK, errno);
+
+		/* The device confirms it is off: the zombie lets go. */
+		ASSERT_EQ(0, pci_remove());
+		EXPECT_EQ(self->pins, pins_reach(self->pins));
+		EXPECT_EQ(0, zombie_listed(uid));
+		ASSERT_EQ(0, pci_rescan());
+		ASSERT_EQ(0, remap_testctl(self));
+		EXPECT_EQ(0, ne_set_pool(NE_TEST_POOL));
+		ASSERT_NOTHING_HELD(self);
+	}
+}
+
+/*
+ * Defect 1: PCI remove while an enclave runs; its owner closes as soon as
+ * poll says EPOLLHUP.  By then the device must be off (no slot left), and the
+ * pins go only after that.
+ */
+struct hup_closer {
+	int vm, v0, v1;
+	volatile uint32_t *tc;
+	short revents;
+	uint32_t magic_at_hup;
+	uint32_t slots_at_hup;
+	long pins_at_close;
+};
+
+static void *close_on_hup(void *arg)
+{
+	struct hup_closer *c = arg;
+	struct pollfd p = { .fd = c->vm, .events = POLLIN };
+
+	if (poll(&p, 1, 20000) == 1)
+		c->revents = p.revents;
+	c->slots_at_hup = ne_tc_read(c->tc, NE_TESTCTL_SLOTS);
+	c->magic_at_hup = ne_tc_read(c->tc, NE_TESTCTL_MAGIC);
+	c->pins_at_close = ne_pins_held();
+	close(c->v0);
+	close(c->v1);
+	close(c->vm);
+	return NULL;
+}
+
+TEST_F_TIMEOUT(td, remove_while_running_owner_closes_on_hup, 60)
+{
+	struct hup_closer c = { .tc = self->tc };
+	uint64_t cid = 0;
+	pthread_t t;
+
+	c.vm = build_enclave(self->mem, &c.v0, &c.v1);
+	ASSERT_LE(0, c.vm);
+	ASSERT_EQ(0, ne_start(c.vm, 0, &cid));
+	ASSERT_LT(self->pins, ne_pins_held());
+	ASSERT_EQ(0, pthread_create(&t, NULL, close_on_hup, &c));
+	usleep(100 * 1000);
+
+	ASSERT_EQ(0, pci_remove());
+	ASSERT_EQ(0, pthread_join(t, NULL));
+	EXPECT_EQ(POLLHUP, c.revents & POLLHUP);
+	/* Woken only once the device was off: it held no slot any more. */
+	ASSERT_EQ(NE_TESTCTL_MAGIC_VALUE, c.magic_at_hup);
+	EXPECT_EQ(0, c.slots_at_hup);
+	EXPECT_LT(self->pins, c.pins_at_close);
+	EXPECT_EQ(self->pins, ne_pins_held());
+	ASSERT_EQ(0, pci_rescan());
+}
+
+/*
+ * Defect 2: two timeouts in a row.  A SLOT_ALLOC times out, then the
+ * SLOT_FREE that gives back its late slot times out too: the next command
+ * must still wait for that late reply, never be rung while one is in flight
+ * nor take the SLOT_FREE's reply for its own.
+ */
+TEST_F(td, two_timeouts_in_a_row)
+{
+	uint32_t ignored = ne_tc_read(self->tc, NE_TESTCTL_CMDS_IGNORED);
+	uint32_t frees = ne_tc_cmds(self->tc, NE_WIRE_SLOT_FREE);
+	int v0, v1, sys, vm;
+
+	ASSERT_EQ(0, ne_set_timeout_ms(SHORT_MS));
+	sys = ne_open_sys();
+	ASSERT_LE(0, sys);
+
+	ne_tc_arm(self->tc, NE_TESTCTL_DELAY_ARM, NE_WIRE_SLOT_ALLOC,
+		  NE_TESTCTL_DELAY_MS, 3 * SHORT_MS / 2);
+	ASSERT_IOCTL_ERRNO(ETIMEDOUT, sys, KVM_CREATE_VM, 0);
+	ne_tc_arm(self->tc, NE_TESTCTL_DELAY_ARM, NE_WIRE_SLOT_FREE,
+		  NE_TESTCTL_DELAY_MS, 3 * SHORT_MS / 2);
+
+	vm = ioctl(sys, KVM_CREATE_VM, 0);
+	ASSERT_LE(0, vm) {
+		TH_LOG("KVM_CREATE_VM: %s", strerror(errno));
+	}
+	/* The late slot was freed, and no command was rung over another. */
+	EXPECT_EQ(frees + 1, ne_tc_cmds(self->tc, NE_WIRE_SLOT_FREE));
+	EXPECT_EQ(ignored, ne_tc_read(self->tc, NE_TESTCTL_CMDS_IGNORED));
+	EXPECT_EQ(self->slots + 1, ne_tc_read(self->tc, NE_TESTCTL_SLOTS));
+	EXPECT_NE(0, slot_uid(vm));
+	close(vm);
+	close(sys);
+
+	/* The channel works: a whole enclave, then nothing left. */
+	vm = build_enclave(self->mem, &v0, &v1);
+	ASSERT_LE(0, vm);
+	close(v0);
+	close(v1);
+	close(vm);
+	EXPECT_EQ(ignored, ne_tc_read(self->tc, NE_TESTCTL_CMDS_IGNORED));
+	ASSERT_NOTHING_HELD(self);
+}
+
+/*
+ * A command that never gets its reply makes the next one reset the device:
+ * every poller is woken (the enclaves are lost), and the slot that the next
+ * KVM_CREATE_VM allocates after the reset is a working slot, freed at close,
+ * not leaked.
+ */
+struct poller {
+	int vm;
+	short revents;
+	double woken;
+};
+
+static void *poll_vm(void *arg)
+{
+	struct poller *p = arg;
+	struct pollfd pfd = { .fd = p->vm, .events = POLLIN };
+
+	if (poll(&pfd, 1, 15000) == 1)
+		p->revents = pfd.revents;
+	p->woken = now();
+	return NULL;
+}
+
+TEST_F_TIMEOUT(td, reset_wakes_pollers_and_keeps_the_new_slot, 60)
+{
+	struct poller p = { 0 };
+	pthread_t t;
+	double reset;
+	int vm2;
+
+	p.vm = ne_create_vm();
+	ASSERT_LE(0, p.vm);
+	ASSERT_EQ(0, pthread_create(&t, NULL, poll_vm, &p));
+	ASSERT_EQ(0, ne_set_timeout_ms(SHORT_MS));
+	ne_tc_arm(self->tc, NE_TESTCTL_NOREPLY_ARM, NE_WIRE_SLOT_ADD_MEM, 0, 0);
+	errno = 0;
+	EXPECT_EQ(-1, ne_set_region(p.vm, 0, 0, self->mem, ENCLAVE_MEM, 0));
+	EXPECT_EQ(ETIMEDOUT, errno);
+
+	/* This one settles the stale command: no reply, so a reset. */
+	vm2 = ne_create_vm();
+	reset = now();
+	ASSERT_LE(0, vm2) {
+		TH_LOG("KVM_CREATE_VM after a reset: %s", strerror(errno));
+	}
+	EXPECT_EQ(self->slots + 1, ne_tc_read(self->tc, NE_TESTCTL_SLOTS));
+
+	ASSERT_EQ(0, pthread_join(t, NULL));
+	EXPECT_EQ(POLLHUP, p.revents & POLLHUP);
+	EXPECT_GT(5.0, p.woken - reset);
+	close(p.vm);
+	close(vm2);
+	ASSERT_NOTHING_HELD(self);
+}
+
+/*
+ * Defect 4: a user whose ioctl is blocked in userfaultfd (its argument is in
+ * a page that a userfaultfd handles, and nobody does) blocks nobody else:
+ * events are handled, other processes create and close VMs, and PCI remove
+ * completes.
+ */
+struct blocked {
+	int vm;
+	void *addr;
+	int rc, err;
+};
+
+static void *set_blocked_region(void *arg)
+{
+	struct blocked *b = arg;
+
+	errno = 0;
+	b->rc = ioctl(b->vm, KVM_SET_USER_MEMORY_REGION, b->addr);
+	b->err = errno;
+	return NULL;
+}
+
+/* A child that creates and closes @n VMs; 0 when it did within @secs. */
+static int others_create_and_close(int n, int secs)
+{
+	pid_t pid = fork();
+	int status, i;
+	double end;
+
+	if (pid < 0)
+		return -1;
+	if (!pid) {
+		for (i = 0; i < n; i++) {
+			int vm = ne_create_vm();
+
+			if (vm < 0)
+				_exit(2);
+			close(vm);
+		}
+		_exit(0);
+	}
+	end = now() + secs;
+	while (now() < end) {
+		if (waitpid(pid, &status, WNOHANG) == pid)
+			return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+		usleep(20 * 1000);
+	}
+	return -1;
+}
+
+/*
+ * A thread blocked in userfaultfd in KVM_SET_USER_MEMORY_REGION, reading its
+ * argument; returns the uffd, whose closing unblocks it.
+ */
+static int block_in_uffd(struct blocked *b, pthread_t *t)
+{
+	struct uffdio_api api = { .api = UFFD_API };
+	struct uffdio_register reg = { .mode = UFFDIO_REGISTER_MODE_MISSING };
+	long psize = sysconf(_SC_PAGESIZE);
+	int uffd = syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+
+	if (uffd < 0 || ioctl(uffd, UFFDIO_API, &api))
+		return -1;
+	b->addr = mmap(NULL, psize, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (b->addr == MAP_FAILED)
+		return -1;
+	reg.range.start = (uintptr_t)b->addr;
+	reg.range.len = psize;
+	if (ioctl(uffd, UFFDIO_REGISTER, &reg))
+		return -1;
+	if (pthread_create(t, NULL, set_blocked_region, b))
+		return -1;
+	return uffd;
+}
+
+/* Whether the fault of the blocked thread reached the uffd within 5 s. */
+static int uffd_faulted(int uffd)
+{
+	struct pollfd p = { .fd = uffd, .events = POLLIN };
+
+	return poll(&p, 1, 5000) == 1;
+}
+
+static void raise_event(volatile uint32_t *tc, uint64_t uid)
+{
+	ne_tc_write(tc, NE_TESTCTL_EVENT_SLOT, (uint32_t)uid);
+	ne_tc_write(tc, NE_TESTCTL_EVENT_SLOT + 4, (uint32_t)(uid >> 32));
+	ne_tc_write(tc, NE_TESTCTL_EVENT_RAISE, 1);
+}
+
+TEST_F_TIMEOUT(td, uffd_blocked_ioctl_blocks_nobody, 60)
+{
+	struct blocked b = { .rc = -2 };
+	pthread_t t;
+	int uffd, rc;
+
+	b.vm = ne_create_vm();
+	ASSERT_LE(0, b.vm);
+	uffd = block_in_uffd(&b, &t);
+	ASSERT_LE(0, uffd);
+	if (!uffd_faulted(uffd)) {
+		close(uffd);
+		pthread_join(t, NULL);
+		ASSERT_TRUE(0) TH_LOG("no fault in the uffd: ioctl %d errno %d",
+				      b.rc, b.err);
+	}
+
+	/* An event, handled while that enclave's ioctl is blocked. */
+	raise_event(self->tc, 0);
+	usleep(200 * 1000);
+	rc = others_create_and_close(20, 10);
+	/* Unblock the ioctl whatever happened (the region has no pages). */
+	close(uffd);
+	ASSERT_EQ(0, pthread_join(t, NULL));
+	EXPECT_EQ(0, rc) {
+		TH_LOG("another process could not create and close VMs");
+	}
+	/* The argument page, once unblocked, reads 0: memory_size 0. */
+	EXPECT_EQ(-1, b.rc);
+	EXPECT_EQ(EINVAL, b.err);
+	close(b.vm);
+	munmap(b.addr, sysconf(_SC_PAGESIZE));
+	ASSERT_NOTHING_HELD(self);
+}
+
+struct remover {
+	int rc;
+	double took;
+};
+
+static void *remove_device(void *arg)
+{
+	struct remover *r = arg;
+	double start = now();
+
+	r->rc = pci_remove();
+	r->took = now() - start;
+	return NULL;
+}
+
+TEST_F_TIMEOUT(td, remove_with_a_uffd_blocked_ioctl, 60)
+{
+	struct remover r = { .rc = -2 };
+	struct blocked b = { .rc = -2 };
+	pthread_t t, tr;
+	int uffd;
+
+	b.vm = ne_create_vm();
+	ASSERT_LE(0, b.vm);
+	uffd = block_in_uffd(&b, &t);
+	ASSERT_LE(0, uffd);
+	if (!uffd_faulted(uffd)) {
+		close(uffd);
+		pthread_join(t, NULL);
+		ASSERT_TRUE(0) TH_LOG("no fault in the uffd: ioctl %d errno %d",
+				      b.rc, b.err);
+	}
+	raise_event(self->tc, 0);
+	usleep(200 * 1000);
+
+	ASSERT_EQ(0, pthread_create(&tr, NULL, remove_device, &r));
+	usleep(5000 * 1000);
+	close(uffd);
+	ASSERT_EQ(0, pthread_join(t, NULL));
+	ASSERT_EQ(0, pthread_join(tr, NULL));
+	EXPECT_EQ(0, r.rc);
+	EXPECT_GT(5.0, r.took) {
+		TH_LOG("PCI remove waited for the blocked ioctl");
+	}
+	close(b.vm);
+	munmap(b.addr, sysconf(_SC_PAGESIZE));
+	EXPECT_EQ(self->pins, ne_pins_held());
+	ASSERT_EQ(0, pci_rescan());
+}
+
+/*
+ * PCI remove while a command is in flight (the device never answers it):
+ * remove does not wait for the command timeout; the ioctl fails with
+ * ETIMEDOUT (its effect unknown), and the pages go back once the device
+ * was turned off.
+ */
+static void *set_region(void *arg)
+{
+	struct blocked *b = arg;
+
+	errno = 0;
+	b->rc = ne_set_region(b->vm, 0, 0, b->addr, ENCLAVE_MEM, 0);
+	b->err = errno;
+	return NULL;
+}
+
+TEST_F_TIMEOUT(td, remove_with_a_command_in_flight, 90)
+{
+	struct blocked b = { .rc = -2, .addr = self->mem };
+	uint32_t adds = ne_tc_cmds(self->tc, NE_WIRE_SLOT_ADD_MEM);
+	double start;
+	pthread_t t;
+
+	ASSERT_EQ(0, ne_set_timeout_ms(30000));
+	b.vm = ne_create_vm();
+	ASSERT_LE(0, b.vm);
+	ne_tc_arm(self->tc, NE_TESTCTL_NOREPLY_ARM, NE_WIRE_SLOT_ADD_MEM, 0, 0);
+	ASSERT_EQ(0, pthread_create(&t, NULL, set_region, &b));
+	while (ne_tc_cmds(self->tc, NE_WIRE_SLOT_ADD_MEM) == adds)
+		usleep(10 * 1000);
+
+	start = now();
+	ASSERT_EQ(0, pci_remove());
+	EXPECT_GT(5.0, now() - start) {
+		TH_LOG("PCI remove waited %.1f s for the command in flight",
+		       now() - start);
+	}
+	ASSERT_EQ(0, pthread_join(t, NULL));
+	EXPECT_EQ(-1, b.rc);
+	EXPECT_EQ(ETIMEDOUT, b.err);
+	close(b.vm);
+	EXPECT_EQ(self->pins, ne_pins_held());
+	ASSERT_EQ(0, pci_rescan());
+}
+
+/* The module stays while a VM fd, then only a vCPU fd, is open. */
+TEST_F(td, rmmod_with_vm_and_vcpu_fds_open)
+{
+	int v0, v1, vm = build_enclave(self->mem, &v0, &v1);
+
+	ASSERT_LE(0, vm);
+	errno = 0;
+	if (try_rmmod() == 0) {
+		reload_module();
+		ASSERT_TRUE(0) TH_LOG("ne_kvm unloaded with a VM fd open");
+	}
+	EXPECT_EQ(EWOULDBLOCK, errno);
+	close(vm);
+	close(v1);
+	errno = 0;
+	if (try_rmmod() == 0) {
+		reload_module();
+		ASSERT_TRUE(0) TH_LOG("ne_kvm unloaded with a vCPU fd open");
+	}
+	EXPECT_EQ(EWOULDBLOCK, errno);
+	close(v0);
+	ASSERT_NOTHING_HELD(self);
+}
+
+/* Device rc values that are not plain errnos come back as EIO. */
+TEST_F(td, device_rc_not_an_errno_is_eio)
+{
+	static const int32_t rcs[] = { -4096, -5000, -512, -517, -529,
+				       INT32_MIN };
+	unsigned int i;
+	int vm;
+
+	vm = ne_create_vm();
+	ASSERT_LE(0, vm);
+	for (i = 0; i < sizeof(rcs) / sizeof(rcs[0]); i++) {
+		ne_tc_arm(self->tc, NE_TESTCTL_FAIL_ARM, NE_WIRE_SLOT_ADD_VCPU,
+			  NE_TESTCTL_FAIL_RC, (uint32_t)rcs[i]);
+		errno = 0;
+		EXPECT_EQ(-1, ioctl(vm, KVM_CREATE_VCPU, 0)) {
+			TH_LOG("device rc %d", rcs[i]);
+		}
+		EXPECT_EQ(EIO, errno) {
+			TH_LOG("device rc %d gave errno %d", rcs[i], errno);
+		}
+	}
+	/* A plain errno is passed through. */
+	ne_tc_arm(self->tc, NE_TESTCTL_FAIL_ARM, NE_WIRE_SLOT_ADD_VCPU,
+		  NE_TESTCTL_FAIL_RC, (uint32_t)-EPERM);
+	ASSERT_IOCTL_ERRNO(EPERM, vm, KVM_CREATE_VCPU, 0);
+	close(vm);
+	ASSERT_NOTHING_HELD(self);
+}
+
+/*
+ * Only the owner (the creator's mm) changes ne_last_error: another process's
+ * refused ioctl gets EIO and leaves no trace there.
+ */
+TEST_F(td, another_process_leaves_last_error_alone)
+{
+	char before[256], after[256];
+	int vm = ne_create_vm(), status;
+	pid_t pid;
+
+	ASSERT_LE(0, vm);
+	ASSERT_IOCTL_ERRNO(ENOTTY, vm, _IO(0xAE, 0x7f), 0);
+	ASSERT_EQ(0, ne_fdinfo(vm, "ne_last_error", before, sizeof(before)));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (!pid) {
+		errno = 0;
+		if (ioctl(vm, KVM_CREATE_VCPU, 0) != -1 || errno != EIO)
+			_exit(1);
+		errno = 0;
+		if (ioctl(vm, _IO(0xAE, 0x7e), 0) != -1 || errno != EIO)
+			_exit(2);
+		_exit(0);
+	}
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	ASSERT_TRUE(WIFEXITED(status));
+	EXPECT_EQ(0, WEXITSTATUS(status));
+	ASSERT_EQ(0, ne_fdinfo(vm, "ne_last_error", after, sizeof(after)));
+	EXPECT_STREQ(before, after);
+	close(vm);
+	ASSERT_NOTHING_HELD(self);
+}
+
+/* A started enclave answers EBUSY to NE_ENCLAVE_START, whatever its flags. */
+TEST_F(td, second_start_is_ebusy_first)
+{
+	struct ne_enclave_start s = { .flags = ~0ULL, .enclave_cid = 1 };
+	int v0, v1, vm = build_enclave(self->mem, &v0, &v1);
+	uint64_t cid = 0;
+
+	ASSERT_LE(0, vm);
+	ASSERT_EQ(0, ne_start(vm, 0, &cid));
+	ASSERT_IOCTL_ERRNO(EBUSY, vm, NE_ENCLAVE_START, &s);
+	close(v0);
+	close(v1);
+	close(vm);
+	ASSERT_NOTHING_HELD(self);
+}
+
+int main(int argc, char **argv)
+{
+	ne_require_device();
+	return test_harness_run(argc, argv);
+}
