@@ -696,14 +696,6 @@ static int ne_check_setup(NELauncher *l, NESlot *slot)
 {
     uint32_t i;
 
-    if (!l->router) {
-        l->router = vsock_relay_find_router();
-    }
-    if (!l->router) {
-        warn_report_once("ne-pci: cannot boot enclaves without the parent's "
-                         "vsock relay (-device vsock-relay-pci,guest-cid=3)");
-        return -NE_ERRNO_ENODEV;
-    }
     if (!l->data_dirs[0]) {
         warn_report_once("ne-pci: cannot boot enclaves: no microvm firmware "
                          "(bios-microvm.bin, linuxboot_dma.bin) on the "
@@ -1118,6 +1110,7 @@ NELauncher *ne_launcher_new(NEHv *hv, const NELauncherConfig *cfg,
     }
     l = g_new0(NELauncher, 1);
     l->hv = hv;
+    l->router = cfg->router;
     l->qemu = self ? g_steal_pointer(&self) : g_strdup(cfg->qemu);
     l->accel = g_strdup(cfg->accel);
     l->log_dir_fd = log_dir_fd;

@@ -12,10 +12,12 @@
 #define HW_NE_NE_LAUNCHER_H
 
 #include "ne-hv.h"
+#include "hw/ne/vsock-relay.h"
 
 typedef struct NELauncher NELauncher;
 
 typedef struct NELauncherConfig {
+    VsockRelayRouter *router;   /* the parent relay's router (never unplugged) */
     const char *qemu;           /* enclave QEMU binary; NULL: this one */
     const char *accel;          /* "tcg" or "kvm" */
     const char *log_dir;        /* host directory for console logs, or NULL */

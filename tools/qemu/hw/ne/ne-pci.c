@@ -25,7 +25,9 @@
  * reply's mem_regions: what the upstream driver's documentation assumes,
  * 512 MiB donated as 2 MiB regions), first-cid (16; where CID 0 = "choose"
  * starts), test-controls (off; BAR 2), reply-counter (on; off: EVTCNT
- * always reads 0, for drivers that must not depend on it).
+ * always reads 0, for drivers that must not depend on it), relay (a link
+ * to the parent's vsock-relay-device, which enclaves are attached to;
+ * needed with boot-enclaves=on).
  *
  * A machine has at most one ne-pci: the hypervisor it emulates owns the
  * machine's memory, and a second one would donate the same pages again.
@@ -46,6 +48,7 @@
 #include "migration/vmstate.h"
 #include "qom/object.h"
 #include "hw/ne/ne-testctl.h"
+#include "hw/ne/vsock-relay.h"
 #include "ne-hv.h"
 #include "ne-launcher.h"
 #include "trace.h"
@@ -121,6 +124,7 @@ struct NEPCIState {
     NETestCtl tc;
 
     NELauncher *launcher;       /* NULL with boot-enclaves=off */
+    VsockRelay *relay;          /* link: the parent's relay (guest-cid=3) */
 
     /* Properties (and hv.max_slots, hv.max_mem_regions, hv.first_cid). */
     uint32_t cmd_latency_us;
@@ -542,8 +546,14 @@ static void ne_pci_realize(PCIDevice *pdev, Error **errp)
     if (!ne_hv_init(&s->hv, OBJECT(s), ne_pci_raise_event, s, errp)) {
         return;
     }
+    if (s->boot_enclaves && (!s->relay || !s->relay->router)) {
+        error_setg(errp, "boot-enclaves=on needs relay=<the parent's "
+                   "vsock-relay-device, guest-cid=3>");
+        return;
+    }
     if (s->boot_enclaves) {
         NELauncherConfig cfg = {
+            .router = s->relay->router,
             .qemu = s->enclave_qemu,
             .accel = s->enclave_accel ? s->enclave_accel : "tcg",
             .log_dir = s->enclave_log_dir,
@@ -641,6 +651,8 @@ static Property ne_pci_properties[] = {
     DEFINE_PROP_BOOL("reply-counter", NEPCIState, reply_counter, true),
     /* off: ENCLAVE_START only keeps the books (the driver's own tests) */
     DEFINE_PROP_BOOL("boot-enclaves", NEPCIState, boot_enclaves, true),
+    DEFINE_PROP_LINK("relay", NEPCIState, relay, TYPE_VSOCK_RELAY,
+                     VsockRelay *),
     DEFINE_PROP_STRING("enclave-qemu", NEPCIState, enclave_qemu),
     DEFINE_PROP_STRING("enclave-accel", NEPCIState, enclave_accel),
     DEFINE_PROP_STRING("enclave-log-dir", NEPCIState, enclave_log_dir),

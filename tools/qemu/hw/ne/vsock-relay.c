@@ -730,27 +730,6 @@ static const TypeInfo relay_info = {
     .class_init = relay_class_init,
 };
 
-static int relay_find_router_cb(Object *obj, void *opaque)
-{
-    VsockRelay *s = (VsockRelay *)object_dynamic_cast(obj, TYPE_VSOCK_RELAY);
-    VsockRelayRouter **found = opaque;
-
-    if (s && s->router) {
-        *found = s->router;
-        return 1;
-    }
-    return 0;
-}
-
-VsockRelayRouter *vsock_relay_find_router(void)
-{
-    VsockRelayRouter *found = NULL;
-
-    object_child_foreach_recursive(object_get_root(), relay_find_router_cb,
-                                   &found);
-    return found;
-}
-
 static void relay_register_types(void)
 {
     type_register_static(&relay_info);

@@ -190,7 +190,4 @@ struct VsockRelay {
     bool seqpacket;
 };
 
-/* The router of this QEMU's parent relay device (guest-cid=3), or NULL. */
-VsockRelayRouter *vsock_relay_find_router(void);
-
 #endif
