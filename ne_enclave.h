@@ -33,7 +33,9 @@
  *                       time.
  *   ne_pool_lock        the CPU pool; a leaf lock: no command is ever sent
  *                       and no other lock taken while holding it, except
- *                       the CPU hotplug locks when ne_cpus changes.
+ *                       the CPU hotplug locks when ne_cpus changes (so
+ *                       the pool's hotplug callback never takes it: it
+ *                       reads a cpumask changed with atomic bit ops).
  *
  * The device pointer is written (ne_dev_sem write) only by probe and remove,
  * which hold no other lock while doing so.
