@@ -102,6 +102,10 @@ struct ne_vcpu_slot {
  * @state:	NE_STATE_*; the event work updates it.
  * @wedged:	a command timed out: its effect is unknown, so the enclave
  *		takes no more resources and is stopped and freed on release.
+ * @dead:	why the VM is dead, or NULL: the device accepted part of a
+ *		donation and refused the rest, so the VM answers EIO to
+ *		everything but close, as KVM's dead VM.  Set once, under
+ *		@lock; read locklessly (READ_ONCE) by vCPU fds.
  * @has_event:	the enclave stopped on its own; never cleared.
  * @eventq:	pollers of @has_event.
  * @enclave_cid: the CID in use once started.
@@ -132,6 +136,7 @@ struct ne_enclave {
 	u64 slot_uid;
 	u16 state;
 	bool wedged;
+	const char *dead;
 	bool has_event;
 	wait_queue_head_t eventq;
 	u64 enclave_cid;
@@ -169,7 +174,8 @@ long ne_check_extension(struct ne_enclave *e, unsigned long cap);
 long ne_sys_create_vm(unsigned long type);
 
 /* ne_mem.c */
-long ne_vm_set_memory(struct ne_enclave *e, void __user *argp);
+long ne_vm_set_memory(struct ne_enclave *e,
+		      const struct kvm_userspace_memory_region *r);
 
 /* ne_vcpu.c */
 long ne_vm_create_vcpu(struct ne_enclave *e, unsigned long id);

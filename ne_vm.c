@@ -109,6 +109,8 @@ long ne_check_extension(struct ne_enclave *e, unsigned long cap)
 /* The enclave's own refusals common to its resource and start ioctls. */
 static int ne_vm_check_usable(struct ne_enclave *e)
 {
+	if (e->dead)
+		return ne_refuse(e, -EIO, e->dead);
 	if (ne_enclave_lost(e))
 		return ne_refuse(e, -ENODEV, "the device or its slot is gone");
 	if (e->state != NE_STATE_INIT && e->state != NE_STATE_RUNNING)
@@ -152,9 +154,16 @@ static long ne_vm_ioctl(struct file *file, unsigned int cmd,
 	if (rc)
 		goto out;
 	switch (cmd) {
-	case KVM_SET_USER_MEMORY_REGION:
-		rc = ne_vm_set_memory(e, (void __user *)arg);
+	case KVM_SET_USER_MEMORY_REGION: {
+		struct kvm_userspace_memory_region r;
+
+		if (copy_from_user(&r, (void __user *)arg, sizeof(r)))
+			rc = ne_refuse(e, -EFAULT,
+				       "cannot read the memory region");
+		else
+			rc = ne_vm_set_memory(e, &r);
 		break;
+	}
 	case KVM_CREATE_VCPU:
 		rc = ne_vm_create_vcpu(e, arg);
 		break;
@@ -191,16 +200,17 @@ static void ne_vm_show_fdinfo(struct seq_file *m, struct file *file)
 	struct ne_enclave *e = file->private_data;
 
 	mutex_lock(&e->lock);
-	seq_printf(m, "ne_slot_uid:\t%#llx\n", e->slot_uid);
-	seq_printf(m, "ne_state:\t%s\n", ne_state_name(e));
-	seq_printf(m, "ne_enclave_cid:\t%llu\n", e->enclave_cid);
-	seq_printf(m, "ne_flags:\t%#llx\n", e->flags);
-	seq_printf(m, "ne_mem_bytes:\t%llu\n", e->mem_size);
-	seq_printf(m, "ne_mem_ranges:\t%u\n", e->nr_ranges);
-	seq_printf(m, "ne_vcpus:\t%u\n", e->nr_vcpus);
-	seq_printf(m, "ne_parent_cpus:\t%*pbl\n", cpumask_pr_args(e->used_cpus));
-	seq_printf(m, "ne_last_error:\t%s\n",
+	seq_printf(m, "ne_slot_uid: %#llx\n", e->slot_uid);
+	seq_printf(m, "ne_state: %s\n", ne_state_name(e));
+	seq_printf(m, "ne_enclave_cid: %llu\n", e->enclave_cid);
+	seq_printf(m, "ne_flags: %#llx\n", e->flags);
+	seq_printf(m, "ne_mem_bytes: %llu\n", e->mem_size);
+	seq_printf(m, "ne_mem_ranges: %u\n", e->nr_ranges);
+	seq_printf(m, "ne_vcpus: %u\n", e->nr_vcpus);
+	seq_printf(m, "ne_parent_cpus: %*pbl\n", cpumask_pr_args(e->used_cpus));
+	seq_printf(m, "ne_last_error: %s\n",
 		   e->last_error ? e->last_error : "none");
+	seq_printf(m, "ne_dead: %s\n", e->dead ? e->dead : "no");
 	mutex_unlock(&e->lock);
 }
 
