@@ -56,14 +56,18 @@ static int ne_check_region(struct ne_enclave *e,
 	if (id >= e->max_mem_regions)
 		return ne_refuse(e, -EINVAL,
 				 "slot not below KVM_CAP_NR_MEMSLOTS");
-	/* A slot set once is EEXIST, whatever else the call says. */
+	/*
+	 * memory_size 0 is KVM's delete, not a setting of the slot: EINVAL,
+	 * set slot or not.  A slot set once is EEXIST, whatever else the
+	 * call says.
+	 */
+	if (!r->memory_size)
+		return ne_refuse(e, -EINVAL,
+				 "memory_size 0: donated memory is not taken back");
 	if (test_bit(id, e->slots_used))
 		return ne_refuse(e, -EEXIST, "memory slot already set");
 	if (r->flags)
 		return ne_refuse(e, -EINVAL, "memory region flags must be 0");
-	if (!r->memory_size)
-		return ne_refuse(e, -EINVAL,
-				 "memory_size 0: donated memory is not taken back");
 	if (!IS_ALIGNED(r->userspace_addr, NE_MEM_ALIGN) ||
 	    !IS_ALIGNED(r->memory_size, NE_MEM_ALIGN))
 		return ne_refuse(e, -EINVAL,

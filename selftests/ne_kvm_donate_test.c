@@ -336,7 +336,6 @@ TEST_F(donate, slot_reuse_is_eexist_before_other_checks)
 		uint32_t flags;
 	} calls[] = {
 		{ "flags", HPAGE, mem + HPAGE, HPAGE, 1 },
-		{ "size 0", HPAGE, mem + HPAGE, 0, 0 },
 		{ "unaligned size", HPAGE, mem + HPAGE, 4096, 0 },
 		{ "unaligned address", HPAGE, mem + HPAGE + 4096, HPAGE, 0 },
 		{ "wrong gpa", 0, mem + HPAGE, HPAGE, 0 },
@@ -365,6 +364,31 @@ TEST_F(donate, slot_reuse_is_eexist_before_other_checks)
 	EXPECT_EQ(-1, ne_set_region(self->vm, 1, HPAGE, mem + HPAGE, HPAGE, 1));
 	EXPECT_EQ(EINVAL, errno);
 	munmap(small, HPAGE);
+	munmap(mem, 2 * HPAGE);
+}
+
+/*
+ * memory_size 0 is KVM's delete, not a second setting of the slot: EINVAL
+ * on a set slot as on a free one, and neither slot changes.
+ */
+TEST_F(donate, delete_is_einval_on_a_set_slot_too)
+{
+	char *mem = ne_huge_alloc(2 * HPAGE);
+
+	ASSERT_NE(MAP_FAILED, mem);
+	ASSERT_EQ(0, ne_set_region(self->vm, 0, 0, mem, HPAGE, 0));
+	errno = 0;
+	EXPECT_EQ(-1, ne_set_region(self->vm, 0, 0, mem, 0, 0));
+	EXPECT_EQ(EINVAL, errno);
+	errno = 0;
+	EXPECT_EQ(-1, ne_set_region(self->vm, 1, HPAGE, mem + HPAGE, 0, 0));
+	EXPECT_EQ(EINVAL, errno);
+	EXPECT_EQ((long long)HPAGE, ne_fdinfo_num(self->vm, "ne_mem_bytes"));
+	/* Slot 0 is still set, slot 1 still free. */
+	errno = 0;
+	EXPECT_EQ(-1, ne_set_region(self->vm, 0, HPAGE, mem + HPAGE, HPAGE, 0));
+	EXPECT_EQ(EEXIST, errno);
+	EXPECT_EQ(0, ne_set_region(self->vm, 1, HPAGE, mem + HPAGE, HPAGE, 0));
 	munmap(mem, 2 * HPAGE);
 }
 
