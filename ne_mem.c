@@ -331,6 +331,7 @@ long ne_vm_set_memory(struct ne_enclave *e,
 	struct ne_donation d = { .pins = LIST_HEAD_INIT(d.pins) };
 	struct mm_struct *mm = current->mm;
 	unsigned int sent;
+	bool lost;
 	int rc;
 
 	if (e->state != NE_STATE_INIT)
@@ -354,14 +355,20 @@ long ne_vm_set_memory(struct ne_enclave *e,
 		goto out_unpin;
 
 	rc = ne_send(e, &d, &sent);
+	/*
+	 * Whether the slot is gone is the device layer's to say: the device
+	 * passes its own negative rc, -ENODEV included, through.
+	 */
+	lost = rc && ne_enclave_lost(e);
 	if (rc == -ETIMEDOUT) {
 		/* Whether the device took the range is unknown. */
 		e->wedged = true;
 		ne_refuse(e, rc, "the device did not answer SLOT_ADD_MEM");
 	} else if (rc && !sent) {
-		ne_refuse(e, rc, "the device refused SLOT_ADD_MEM");
+		ne_refuse(e, rc, lost ? "the device or its slot is gone" :
+			  "the device refused SLOT_ADD_MEM");
 		goto out_unpin;
-	} else if (rc && rc != -ENODEV) {
+	} else if (rc && !lost) {
 		/* Part of the region is the enclave's, the rest is not. */
 		WRITE_ONCE(e->dead,
 			   "the device refused SLOT_ADD_MEM after accepting part of the region: the VM is dead");
