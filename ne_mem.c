@@ -156,9 +156,12 @@ static int ne_merge(struct ne_enclave *e, struct ne_donation *d, u64 phys,
 }
 
 /*
- * Pins the huge pages of @r one page of pointers at a time, each checked
- * under the mmap lock it is pinned under (a hugetlbfs page is never
- * migrated by FOLL_LONGTERM), and merges them into @d.
+ * Pins the huge pages of @r one page of pointers at a time, each page's
+ * mapping checked under the mmap lock it is pinned under, and merges them
+ * into @d.  FOLL_LONGTERM may migrate a hugetlbfs page first (one in
+ * ZONE_MOVABLE or CMA, see check_and_migrate_movable_pages()): the page it
+ * returns is the one pinned and mapped, so the physical address is read
+ * from it, after the pin; a page that cannot be migrated fails the pin.
  */
 static int ne_pin_region(struct ne_enclave *e,
 			 const struct kvm_userspace_memory_region *r,
@@ -196,7 +199,7 @@ static int ne_pin_region(struct ne_enclave *e,
 					   &page, NULL);
 			if (n != 1) {
 				rc = ne_refuse(e, n < 0 ? n : -EFAULT,
-					       "memory region cannot be pinned");
+					       "memory region cannot be pinned (nor moved out of ZONE_MOVABLE or CMA)");
 				break;
 			}
 			batch->pages[batch->nr++] = page;
