@@ -18,6 +18,7 @@
 #include <linux/mmap_lock.h>
 #include <linux/sched/signal.h>
 #include <linux/overflow.h>
+#include <linux/sizes.h>
 #include <linux/slab.h>
 #include <linux/uaccess.h>
 
@@ -32,6 +33,12 @@
  */
 #define NE_PINS_PER_BATCH \
 	((PAGE_SIZE - sizeof(struct ne_pins)) / sizeof(struct page *))
+
+/*
+ * And at most this many bytes pinned per hold of the mmap lock: with 1 GiB
+ * pages, a page of pointers alone would cover 509 GiB.
+ */
+#define NE_PIN_BATCH_BYTES	SZ_1G
 
 /*
  * What one call donates, before the device has it: an extension of the
@@ -156,12 +163,13 @@ static int ne_merge(struct ne_enclave *e, struct ne_donation *d, u64 phys,
 }
 
 /*
- * Pins the huge pages of @r one page of pointers at a time, each page's
- * mapping checked under the mmap lock it is pinned under, and merges them
- * into @d.  FOLL_LONGTERM may migrate a hugetlbfs page first (one in
- * ZONE_MOVABLE or CMA, see check_and_migrate_movable_pages()): the page it
- * returns is the one pinned and mapped, so the physical address is read
- * from it, after the pin; a page that cannot be migrated fails the pin.
+ * Pins the huge pages of @r in batches of at most one page of pointers and
+ * NE_PIN_BATCH_BYTES, each page's mapping checked under the mmap lock it is
+ * pinned under, and merges them into @d.  FOLL_LONGTERM may migrate a
+ * hugetlbfs page first (one in ZONE_MOVABLE or CMA, see
+ * check_and_migrate_movable_pages()): the page it returns is the one
+ * pinned and mapped, so the physical address is read from it, after the
+ * pin; a page that cannot be migrated fails the pin.
  */
 static int ne_pin_region(struct ne_enclave *e,
 			 const struct kvm_userspace_memory_region *r,
@@ -170,6 +178,7 @@ static int ne_pin_region(struct ne_enclave *e,
 	struct mm_struct *mm = current->mm;
 	u64 uaddr = r->userspace_addr, done = 0;
 	struct ne_pins *batch;
+	u64 batch_end;
 	int rc = 0;
 
 	while (done < r->memory_size) {
@@ -186,7 +195,8 @@ static int ne_pin_region(struct ne_enclave *e,
 
 		if (mmap_read_lock_killable(mm))
 			return ne_refuse(e, -EINTR, "interrupted while pinning");
-		while (!rc && done < r->memory_size &&
+		batch_end = done + NE_PIN_BATCH_BYTES;
+		while (!rc && done < r->memory_size && done < batch_end &&
 		       batch->nr < NE_PINS_PER_BATCH) {
 			u64 addr = uaddr + done, phys, offset, chunk;
 			struct page *page, *head;
