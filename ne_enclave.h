@@ -186,6 +186,7 @@ unsigned int ne_pool_cpus_for(struct ne_enclave *e);
 int ne_pool_pick_cpu(struct ne_enclave *e, int *claimed);
 void ne_pool_unclaim(struct ne_enclave *e, unsigned int core);
 void ne_pool_release(struct ne_enclave *e);
+int ne_pool_init(void);
 void ne_pool_exit(void);
 
 #endif /* _NE_ENCLAVE_H */

@@ -42,6 +42,25 @@ static unsigned int ne_nr_enclaves;	/* under ne_pool_lock */
 static int ne_pool_cpuhp;		/* under ne_pool_lock; 0: none */
 
 /*
+ * Whether ne_cpus may change the pool, under ne_pool_lock.  Module
+ * parameters are set before module init and their sysfs files go only
+ * after module exit, so ne_cpus is written outside both:
+ * NE_POOL_LOADING  from the command line before ne_pool_init(): the list is
+ *                  checked and kept in ne_pool_pending, nothing is taken
+ *                  (a load that fails later runs neither init nor exit);
+ * NE_POOL_OPEN     from ne_pool_init() to ne_pool_exit(): the pool changes;
+ * NE_POOL_CLOSED   after ne_pool_exit(), during unload: -ENODEV, so that no
+ *                  CPU goes offline and no hotplug callback is registered
+ *                  once the module text may be freed.
+ */
+static enum {
+	NE_POOL_LOADING,
+	NE_POOL_OPEN,
+	NE_POOL_CLOSED,
+} ne_pool_state;
+static struct cpumask ne_pool_pending;	/* under ne_pool_lock */
+
+/*
  * The CPUs Linux must not bring online: every CPU of the pool, donated or
  * not, and those a pool change is taking.  Changed under ne_pool_lock with
  * atomic bit operations; read by the CPU hotplug callback, which runs under
@@ -302,10 +321,17 @@ static int ne_cpus_set(const char *val, const struct kernel_param *kp)
 		goto out_list;
 
 	mutex_lock(&ne_pool_lock);
-	if (ne_pool_in_use())
+	if (ne_pool_state == NE_POOL_CLOSED) {
+		rc = -ENODEV;
+	} else if (ne_pool_state == NE_POOL_LOADING) {
+		rc = ne_pool_check(mask);
+		if (!rc)
+			cpumask_copy(&ne_pool_pending, mask);
+	} else if (ne_pool_in_use()) {
 		rc = -EBUSY;
-	else
+	} else {
 		rc = ne_pool_replace(mask);
+	}
 	mutex_unlock(&ne_pool_lock);
 out_list:
 	kfree(list);
@@ -413,14 +439,35 @@ void ne_pool_enclave_add(struct ne_enclave *e)
 }
 
 /*
+ * Module init: takes the pool ne_cpus asked for at load.  On error the pool
+ * is closed (as by ne_pool_exit()) and the load must fail.
+ */
+int __init ne_pool_init(void)
+{
+	int rc = 0;
+
+	mutex_lock(&ne_pool_lock);
+	if (!cpumask_empty(&ne_pool_pending))
+		rc = ne_pool_replace(&ne_pool_pending);
+	cpumask_clear(&ne_pool_pending);
+	ne_pool_state = NE_POOL_OPEN;
+	mutex_unlock(&ne_pool_lock);
+	if (rc)
+		ne_pool_exit();
+	return rc;
+}
+
+/*
  * Module unload (or a failed load): every fd is closed (they hold the
- * module), so no enclave; every pool CPU goes back online.
+ * module), so no enclave; every pool CPU goes back online, and ne_cpus
+ * changes nothing any more.
  */
 void ne_pool_exit(void)
 {
 	unsigned int i, cpu;
 
 	mutex_lock(&ne_pool_lock);
+	ne_pool_state = NE_POOL_CLOSED;
 	for (i = 0; i < ne_nr_cores; i++)
 		for_each_cpu(cpu, &ne_cores[i].cpus)
 			ne_pool_online(cpu);
