@@ -62,11 +62,13 @@ static struct cpumask ne_pool_pending;	/* under ne_pool_lock */
 
 /*
  * The CPUs Linux must not bring online: every CPU of the pool, donated or
- * not, and those a pool change is taking.  Changed under ne_pool_lock with
- * atomic bit operations; read by the CPU hotplug callback, which runs under
- * the CPU hotplug lock and so must not take ne_pool_lock (add_cpu() and
- * remove_cpu() are called with ne_pool_lock held).  A bit is cleared just
- * before the pool itself brings its CPU back online.
+ * not, and those a pool change is taking.  Changed under ne_pool_lock, one
+ * atomic bit operation at a time (never a whole-mask cpumask_or() or the
+ * like, which rewrites words non-atomically); read by the CPU hotplug
+ * callback, which runs under the CPU hotplug lock and so must not take
+ * ne_pool_lock (add_cpu() and remove_cpu() are called with ne_pool_lock
+ * held).  A bit is cleared just before the pool itself brings its CPU back
+ * online.
  */
 static struct cpumask ne_pool_fenced;
 
@@ -257,7 +259,8 @@ static int ne_pool_replace(const struct cpumask *mask)
 	}
 
 	ne_pool_cpus(old);
-	cpumask_or(&ne_pool_fenced, &ne_pool_fenced, mask);
+	for_each_cpu(cpu, mask)
+		cpumask_set_cpu(cpu, &ne_pool_fenced);
 	for_each_cpu(cpu, mask) {
 		if (cpumask_test_cpu(cpu, old))
 			continue;
