@@ -105,7 +105,7 @@ struct ne_vcpu_slot {
  * @dead:	why the VM is dead, or NULL: the device accepted part of a
  *		donation and refused the rest, so the VM answers EIO to
  *		everything but close, as KVM's dead VM.  Set once, under
- *		@lock; read locklessly (READ_ONCE) by vCPU fds.
+ *		@lock.
  * @has_event:	the enclave stopped on its own; never cleared.
  * @eventq:	pollers of @has_event.
  * @enclave_cid: the CID in use once started.
@@ -124,7 +124,8 @@ struct ne_vcpu_slot {
  * @vcpus:	the vCPUs.
  * @nr_vcpus:	how many.
  * @max_vcpus:	the pool's size when the enclave was created.
- * @last_error:	why the last refused ioctl was refused.
+ * @last_error:	why the last refused ioctl of the VM fd or of one of its
+ *		vCPU fds was refused.
  */
 struct ne_enclave {
 	struct list_head node;

@@ -112,16 +112,41 @@ static bool ne_is_vcpu_ioctl(unsigned int cmd)
 	}
 }
 
-/* The hypervisor runs the vCPU; its state is the enclave's secret. */
+/*
+ * The hypervisor runs the vCPU; its state is the enclave's secret.  Every
+ * call is refused; the owner's refusals are the VM's last error (under the
+ * enclave's lock, as every ne_last_error), another process's are not: it
+ * must not change the owner's fdinfo.  A killed caller records nothing.
+ */
 static long ne_vcpu_ioctl(struct file *file, unsigned int cmd,
 			  unsigned long arg)
 {
 	struct ne_vcpu *vcpu = file->private_data;
+	struct ne_enclave *e = vcpu->enclave;
+	const char *why;
+	int rc;
 
-	/* Another process, or a dead VM: EIO, as KVM answers. */
-	if (current->mm != vcpu->enclave->mm || READ_ONCE(vcpu->enclave->dead))
+	/* Another process: EIO, as KVM answers. */
+	if (current->mm != e->mm)
 		return -EIO;
-	return ne_is_vcpu_ioctl(cmd) ? -EOPNOTSUPP : -ENOTTY;
+
+	if (mutex_lock_killable(&e->lock))
+		return -EINTR;
+	if (e->dead) {
+		/* A dead VM: EIO, as KVM answers; the reason stays. */
+		rc = ne_refuse(e, -EIO, e->dead);
+	} else {
+		if (ne_is_vcpu_ioctl(cmd)) {
+			rc = -EOPNOTSUPP;
+			why = "vCPU ioctl: the hypervisor runs the vCPU, its state is not shown";
+		} else {
+			rc = -ENOTTY;
+			why = "unknown vCPU ioctl";
+		}
+		rc = ne_refuse(e, rc, why);
+	}
+	mutex_unlock(&e->lock);
+	return rc;
 }
 
 static int ne_vcpu_release(struct inode *inode, struct file *file)

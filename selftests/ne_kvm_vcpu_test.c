@@ -5,6 +5,7 @@
  * the vCPU fd's refusals (it cannot run and shows no state).
  */
 #include <sys/resource.h>
+#include <sys/wait.h>
 
 #include "kselftest_harness.h"
 #include "ne_kvm_util.h"
@@ -205,6 +206,38 @@ TEST_F(vcpu, vcpu_fd_refusals)
 	EXPECT_EQ(EINVAL, errno);
 	EXPECT_EQ(-1, write(v, buf, sizeof(buf)));
 	EXPECT_EQ(EINVAL, errno);
+	close(v);
+}
+
+/*
+ * The vCPU fd's refusals are the VM's ne_last_error, each with its own
+ * reason; another process's EIO changes nothing there.
+ */
+TEST_F(vcpu, vcpu_fd_refusals_are_recorded)
+{
+	char run[256], unknown[256], why[256];
+	int v = vm_ioctl(self->vm, KVM_CREATE_VCPU, 0);
+	int status;
+	pid_t pid;
+
+	ASSERT_IOCTL_ERRNO(EOPNOTSUPP, v, KVM_RUN, 0);
+	ASSERT_EQ(0, ne_fdinfo(self->vm, "ne_last_error", run, sizeof(run)));
+	EXPECT_STRNE("none", run);
+	ASSERT_IOCTL_ERRNO(ENOTTY, v, _IO(KVMIO, 0xff), 0);
+	ASSERT_EQ(0, ne_fdinfo(self->vm, "ne_last_error", unknown,
+			       sizeof(unknown)));
+	EXPECT_STRNE("none", unknown);
+	EXPECT_STRNE(run, unknown);
+	TH_LOG("ne_last_error: \"%s\", then \"%s\"", run, unknown);
+
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (!pid)
+		_exit(ioctl(v, KVM_RUN, 0) == -1 && errno == EIO ? 0 : 1);
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_TRUE(WIFEXITED(status) && !WEXITSTATUS(status));
+	ASSERT_EQ(0, ne_fdinfo(self->vm, "ne_last_error", why, sizeof(why)));
+	EXPECT_STREQ(unknown, why);
 	close(v);
 }
 
