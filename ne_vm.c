@@ -276,7 +276,7 @@ static const struct file_operations ne_vm_fops = {
 
 static struct ne_enclave *ne_enclave_alloc(void)
 {
-	struct ne_enclave *e = kzalloc(sizeof(*e), GFP_KERNEL);
+	struct ne_enclave *e = kzalloc(sizeof(*e), GFP_KERNEL_ACCOUNT);
 
 	if (!e)
 		return NULL;
@@ -284,8 +284,8 @@ static struct ne_enclave *ne_enclave_alloc(void)
 	init_waitqueue_head(&e->eventq);
 	INIT_LIST_HEAD(&e->pins);
 	INIT_LIST_HEAD(&e->node);
-	if (!zalloc_cpumask_var(&e->cpus, GFP_KERNEL) ||
-	    !zalloc_cpumask_var(&e->used_cpus, GFP_KERNEL)) {
+	if (!zalloc_cpumask_var(&e->cpus, GFP_KERNEL_ACCOUNT) ||
+	    !zalloc_cpumask_var(&e->used_cpus, GFP_KERNEL_ACCOUNT)) {
 		ne_enclave_free(e);
 		return NULL;
 	}
@@ -306,10 +306,11 @@ static int ne_enclave_alloc_slot(struct ne_enclave *e)
 	e->slot_uid = reply.slot_uid;
 	max = min_t(u64, reply.mem_regions, NE_MAX_MEM_REGIONS);
 	e->max_mem_regions = max;
-	e->slots_used = bitmap_zalloc(max, GFP_KERNEL);
-	e->uranges = kcalloc(max, sizeof(*e->uranges), GFP_KERNEL);
-	e->ranges = kcalloc(max, sizeof(*e->ranges), GFP_KERNEL);
-	e->vcpus = kcalloc(e->max_vcpus, sizeof(*e->vcpus), GFP_KERNEL);
+	e->slots_used = bitmap_zalloc(max, GFP_KERNEL_ACCOUNT);
+	e->uranges = kcalloc(max, sizeof(*e->uranges), GFP_KERNEL_ACCOUNT);
+	e->ranges = kcalloc(max, sizeof(*e->ranges), GFP_KERNEL_ACCOUNT);
+	e->vcpus = kcalloc(e->max_vcpus, sizeof(*e->vcpus),
+			   GFP_KERNEL_ACCOUNT);
 	if ((max && (!e->slots_used || !e->uranges || !e->ranges)) ||
 	    (e->max_vcpus && !e->vcpus))
 		return -ENOMEM;
