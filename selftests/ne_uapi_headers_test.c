@@ -19,6 +19,18 @@ TEST(debug_flag_is_upstreams)
 	EXPECT_EQ(0, NE_ENCLAVE_START_FLAGS & NE_ENCLAVE_START_MAX_FLAG_VAL);
 }
 
+/*
+ * NE_ENCLAVE_DEBUG_MODE is an int; the mask of known flags is a __u64, so
+ * that flags & ~NE_ENCLAVE_START_FLAGS sees bits 32-63 whatever the
+ * upstream constant's type (as 1U, ~ would clear them).
+ */
+TEST(start_flags_mask_is_u64)
+{
+	EXPECT_EQ(sizeof(__u64), sizeof(NE_ENCLAVE_START_FLAGS));
+	EXPECT_EQ(0xfffffffffffffffeULL, (__u64)~NE_ENCLAVE_START_FLAGS);
+	EXPECT_NE(0, (1ULL << 32) & ~NE_ENCLAVE_START_FLAGS);
+}
+
 TEST(start_is_upstreams_byte_for_byte)
 {
 	EXPECT_EQ(sizeof(struct ne_enclave_start_info),
