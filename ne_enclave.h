@@ -36,7 +36,9 @@
  *                       never across a command or user memory access.
  *   ne_pool_lock        the CPU pool; a leaf lock: no command is ever sent
  *                       and no other lock taken while holding it, except
- *                       the CPU hotplug locks when ne_cpus changes.
+ *                       the CPU hotplug locks when ne_cpus changes (so
+ *                       the pool's hotplug callback never takes it: it
+ *                       reads a cpumask changed with atomic bit ops).
  *
  * The device pointer is written (ne_kvm.dev_sem write) only by probe and
  * remove.  Arguments are copied from user space before enclave->lock is
@@ -107,6 +109,10 @@ struct ne_vcpu_slot {
  *		RUNNING -> STOPPED by the event work (WRITE_ONCE, without @lock).
  * @wedged:	a command timed out: its effect is unknown, so the enclave
  *		takes no more resources and is stopped and freed on release.
+ * @dead:	why the VM is dead, or NULL: the device accepted part of a
+ *		donation and refused the rest, so the VM answers EIO to
+ *		everything but close, as KVM's dead VM.  Set once, under
+ *		@lock.
  * @has_event:	the enclave stopped on its own; never cleared.
  * @eventq:	pollers of @has_event.
  * @enclave_cid: the CID in use once started.
@@ -125,7 +131,8 @@ struct ne_vcpu_slot {
  * @vcpus:	the vCPUs.
  * @nr_vcpus:	how many.
  * @max_vcpus:	the pool's size when the enclave was created.
- * @last_error:	why the last refused ioctl was refused.
+ * @last_error:	why the last refused ioctl of the VM fd or of one of its
+ *		vCPU fds was refused.
  * @teardown:	the teardown work, queued by the last close (ne_vm.c).
  * @slot_gone:	the device was removed after confirming it is off, so the
  *		slot is gone; under ne_kvm.dev_sem.
@@ -146,6 +153,7 @@ struct ne_enclave {
 	u64 slot_uid;
 	u16 state;
 	bool wedged;
+	const char *dead;
 	bool has_event;
 	wait_queue_head_t eventq;
 	u64 enclave_cid;
@@ -209,6 +217,7 @@ unsigned int ne_pool_cpus_for(struct ne_enclave *e);
 int ne_pool_pick_cpu(struct ne_enclave *e, int *claimed);
 void ne_pool_unclaim(struct ne_enclave *e, unsigned int core);
 void ne_pool_release(struct ne_enclave *e);
+int ne_pool_init(void);
 void ne_pool_exit(void);
 
 #endif /* _NE_ENCLAVE_H */

@@ -489,7 +489,8 @@ static int ne_zombies_show(struct seq_file *m, void *unused)
 }
 DEFINE_SHOW_ATTRIBUTE(ne_zombies);
 
-int ne_misc_init(void)
+/* Module load; on failure the caller undoes it with ne_misc_exit(). */
+int __init ne_misc_init(void)
 {
 	ne_kvm.teardown_wq = alloc_workqueue("ne_kvm_teardown", WQ_UNBOUND, 0);
 	if (!ne_kvm.teardown_wq)
@@ -497,7 +498,8 @@ int ne_misc_init(void)
 	ne_kvm.debugfs = debugfs_create_dir(KBUILD_MODNAME, NULL);
 	debugfs_create_file("zombies", 0400, ne_kvm.debugfs, NULL,
 			    &ne_zombies_fops);
-	return 0;
+	/* ne_cpus given at load was only checked and stored: apply it now. */
+	return ne_pool_init();
 }
 
 /* Module unload: no fd and no zombie is left (they hold the module). */

@@ -25,9 +25,15 @@ struct ne_vcpu {
 	unsigned int cpu;
 };
 
+/*
+ * Every ioctl <linux/kvm.h> (6.1) defines for vCPU fds, of every
+ * architecture whose argument type exists on this one.  KVM_ARM_VCPU_INIT
+ * is the one left out: struct kvm_vcpu_init is arm64's alone.
+ */
 static bool ne_is_vcpu_ioctl(unsigned int cmd)
 {
 	switch (cmd) {
+	/* generic */
 	case KVM_RUN:
 	case KVM_GET_REGS:
 	case KVM_SET_REGS:
@@ -35,55 +41,112 @@ static bool ne_is_vcpu_ioctl(unsigned int cmd)
 	case KVM_SET_SREGS:
 	case KVM_TRANSLATE:
 	case KVM_INTERRUPT:
+	case KVM_SET_SIGNAL_MASK:
+	case KVM_GET_FPU:
+	case KVM_SET_FPU:
+	case KVM_GET_MP_STATE:
+	case KVM_SET_MP_STATE:
+	case KVM_SET_GUEST_DEBUG:
+	case KVM_ENABLE_CAP:
+	case KVM_GET_ONE_REG:
+	case KVM_SET_ONE_REG:
+	case KVM_GET_REG_LIST:
+	case KVM_SET_DEVICE_ATTR:
+	case KVM_GET_DEVICE_ATTR:
+	case KVM_HAS_DEVICE_ATTR:
+	case KVM_GET_STATS_FD:
+	/* x86 */
 	case KVM_GET_MSRS:
 	case KVM_SET_MSRS:
 	case KVM_SET_CPUID:
 	case KVM_SET_CPUID2:
 	case KVM_GET_CPUID2:
-	case KVM_SET_SIGNAL_MASK:
-	case KVM_GET_FPU:
-	case KVM_SET_FPU:
+	case KVM_GET_SUPPORTED_HV_CPUID:
 	case KVM_GET_LAPIC:
 	case KVM_SET_LAPIC:
+	case KVM_TPR_ACCESS_REPORTING:
+	case KVM_SET_VAPIC_ADDR:
 	case KVM_NMI:
 	case KVM_SMI:
+	case KVM_X86_SETUP_MCE:
+	case KVM_X86_SET_MCE:
 	case KVM_GET_VCPU_EVENTS:
 	case KVM_SET_VCPU_EVENTS:
 	case KVM_GET_DEBUGREGS:
 	case KVM_SET_DEBUGREGS:
 	case KVM_GET_XSAVE:
+	case KVM_GET_XSAVE2:
 	case KVM_SET_XSAVE:
 	case KVM_GET_XCRS:
 	case KVM_SET_XCRS:
-	case KVM_GET_MP_STATE:
-	case KVM_SET_MP_STATE:
-	case KVM_SET_GUEST_DEBUG:
-	case KVM_GET_ONE_REG:
-	case KVM_SET_ONE_REG:
-	case KVM_ENABLE_CAP:
+	case KVM_GET_SREGS2:
+	case KVM_SET_SREGS2:
 	case KVM_KVMCLOCK_CTRL:
-	case KVM_X86_SETUP_MCE:
-	case KVM_X86_SET_MCE:
+	case KVM_SET_TSC_KHZ:
+	case KVM_GET_TSC_KHZ:
 	case KVM_GET_NESTED_STATE:
 	case KVM_SET_NESTED_STATE:
-	case KVM_TPR_ACCESS_REPORTING:
-	case KVM_SET_VAPIC_ADDR:
-	case KVM_GET_STATS_FD:
+	case KVM_XEN_VCPU_GET_ATTR:
+	case KVM_XEN_VCPU_SET_ATTR:
+	/* s390 */
+	case KVM_S390_INTERRUPT:
+	case KVM_S390_IRQ:
+	case KVM_S390_STORE_STATUS:
+	case KVM_S390_SET_INITIAL_PSW:
+	case KVM_S390_INITIAL_RESET:
+	case KVM_S390_NORMAL_RESET:
+	case KVM_S390_CLEAR_RESET:
+	case KVM_S390_UCAS_MAP:
+	case KVM_S390_UCAS_UNMAP:
+	case KVM_S390_VCPU_FAULT:
+	case KVM_S390_MEM_OP:
+	case KVM_S390_SET_IRQ_STATE:
+	case KVM_S390_GET_IRQ_STATE:
+	case KVM_S390_PV_CPU_COMMAND:
+	/* arm64, powerpc */
+	case KVM_ARM_VCPU_FINALIZE:
+	case KVM_DIRTY_TLB:
 		return true;
 	default:
 		return false;
 	}
 }
 
-/* The hypervisor runs the vCPU; its state is the enclave's secret. */
+/*
+ * The hypervisor runs the vCPU; its state is the enclave's secret.  Every
+ * call is refused; the owner's refusals are the VM's last error (under the
+ * enclave's lock, as every ne_last_error), another process's are not: it
+ * must not change the owner's fdinfo.  A killed caller records nothing.
+ */
 static long ne_vcpu_ioctl(struct file *file, unsigned int cmd,
 			  unsigned long arg)
 {
 	struct ne_vcpu *vcpu = file->private_data;
+	struct ne_enclave *e = vcpu->enclave;
+	const char *why;
+	int rc;
 
-	if (current->mm != vcpu->enclave->mm)
+	/* Another process: EIO, as KVM answers. */
+	if (current->mm != e->mm)
 		return -EIO;
-	return ne_is_vcpu_ioctl(cmd) ? -EOPNOTSUPP : -ENOTTY;
+
+	if (mutex_lock_killable(&e->lock))
+		return -EINTR;
+	if (e->dead) {
+		/* A dead VM: EIO, as KVM answers; the reason stays. */
+		rc = ne_refuse(e, -EIO, e->dead);
+	} else {
+		if (ne_is_vcpu_ioctl(cmd)) {
+			rc = -EOPNOTSUPP;
+			why = "vCPU ioctl: the hypervisor runs the vCPU, its state is not shown";
+		} else {
+			rc = -ENOTTY;
+			why = "unknown vCPU ioctl";
+		}
+		rc = ne_refuse(e, rc, why);
+	}
+	mutex_unlock(&e->lock);
+	return rc;
 }
 
 static int ne_vcpu_release(struct inode *inode, struct file *file)
@@ -99,8 +162,8 @@ static void ne_vcpu_show_fdinfo(struct seq_file *m, struct file *file)
 {
 	struct ne_vcpu *vcpu = file->private_data;
 
-	seq_printf(m, "ne_vcpu_id:\t%u\n", vcpu->id);
-	seq_printf(m, "ne_parent_cpu:\t%u\n", vcpu->cpu);
+	seq_printf(m, "ne_vcpu_id: %u\n", vcpu->id);
+	seq_printf(m, "ne_parent_cpu: %u\n", vcpu->cpu);
 }
 
 static const struct file_operations ne_vcpu_fops = {
@@ -118,7 +181,7 @@ static struct file *ne_vcpu_file(struct ne_enclave *e, u32 id)
 	struct ne_vcpu *vcpu;
 	struct file *file;
 
-	vcpu = kzalloc(sizeof(*vcpu), GFP_KERNEL);
+	vcpu = kzalloc(sizeof(*vcpu), GFP_KERNEL_ACCOUNT);
 	if (!vcpu)
 		return ERR_PTR(-ENOMEM);
 	vcpu->enclave = e;
@@ -143,7 +206,12 @@ long ne_vm_create_vcpu(struct ne_enclave *e, unsigned long id)
 
 	if (e->state != NE_STATE_INIT)
 		return ne_refuse(e, -EBUSY, "vCPU after start");
-	if (id >= e->max_vcpus)
+	/*
+	 * The limit is this VM fd's KVM_CAP_MAX_VCPU_ID, which shrinks while
+	 * other enclaves claim cores; never above e->max_vcpus, the size of
+	 * e->vcpus, since the pool does not change while enclaves exist.
+	 */
+	if (id >= min(ne_pool_cpus_for(e), e->max_vcpus))
 		return ne_refuse(e, -EINVAL,
 				 "vCPU id not below KVM_CAP_MAX_VCPU_ID");
 	for (i = 0; i < e->nr_vcpus; i++)
@@ -152,10 +220,12 @@ long ne_vm_create_vcpu(struct ne_enclave *e, unsigned long id)
 
 	fd = get_unused_fd_flags(O_CLOEXEC);
 	if (fd < 0)
-		return fd;
+		return ne_refuse(e, fd, fd == -EMFILE ?
+				 "no free file descriptor for the vCPU fd" :
+				 "cannot reserve a file descriptor");
 	file = ne_vcpu_file(e, id);
 	if (IS_ERR(file)) {
-		rc = PTR_ERR(file);
+		rc = ne_refuse(e, PTR_ERR(file), "cannot make the vCPU fd");
 		goto err_fd;
 	}
 

@@ -121,6 +121,8 @@ long ne_check_extension(struct ne_enclave *e, unsigned long cap)
 /* The enclave's own refusals common to its resource and start ioctls. */
 static int ne_vm_check_usable(struct ne_enclave *e)
 {
+	if (e->dead)
+		return ne_refuse(e, -EIO, e->dead);
 	if (ne_enclave_lost(e))
 		return ne_refuse(e, -ENODEV, "the device or its slot is gone");
 	if (e->state != NE_STATE_INIT && e->state != NE_STATE_RUNNING)
@@ -157,6 +159,9 @@ static long ne_vm_ioctl(struct file *file, unsigned int cmd,
 
 	if (current->mm != e->mm)
 		return -EIO;
+	/* A dead VM answers EIO to everything, as KVM's does. */
+	if (READ_ONCE(e->dead))
+		return ne_refuse_unlocked(e, -EIO, READ_ONCE(e->dead));
 
 	switch (cmd) {
 	case KVM_CHECK_EXTENSION:
@@ -228,16 +233,17 @@ static void ne_vm_show_fdinfo(struct seq_file *m, struct file *file)
 	/* An ioctl may hold the lock across a device command: killable. */
 	if (mutex_lock_killable(&e->lock))
 		return;
-	seq_printf(m, "ne_slot_uid:\t%#llx\n", e->slot_uid);
-	seq_printf(m, "ne_state:\t%s\n", ne_state_name(e));
-	seq_printf(m, "ne_enclave_cid:\t%llu\n", e->enclave_cid);
-	seq_printf(m, "ne_flags:\t%#llx\n", e->flags);
-	seq_printf(m, "ne_mem_bytes:\t%llu\n", e->mem_size);
-	seq_printf(m, "ne_mem_ranges:\t%u\n", e->nr_ranges);
-	seq_printf(m, "ne_vcpus:\t%u\n", e->nr_vcpus);
-	seq_printf(m, "ne_parent_cpus:\t%*pbl\n", cpumask_pr_args(e->used_cpus));
-	seq_printf(m, "ne_last_error:\t%s\n",
+	seq_printf(m, "ne_slot_uid: %#llx\n", e->slot_uid);
+	seq_printf(m, "ne_state: %s\n", ne_state_name(e));
+	seq_printf(m, "ne_enclave_cid: %llu\n", e->enclave_cid);
+	seq_printf(m, "ne_flags: %#llx\n", e->flags);
+	seq_printf(m, "ne_mem_bytes: %llu\n", e->mem_size);
+	seq_printf(m, "ne_mem_ranges: %u\n", e->nr_ranges);
+	seq_printf(m, "ne_vcpus: %u\n", e->nr_vcpus);
+	seq_printf(m, "ne_parent_cpus: %*pbl\n", cpumask_pr_args(e->used_cpus));
+	seq_printf(m, "ne_last_error: %s\n",
 		   e->last_error ? e->last_error : "none");
+	seq_printf(m, "ne_dead: %s\n", e->dead ? e->dead : "no");
 	mutex_unlock(&e->lock);
 }
 
@@ -349,7 +355,7 @@ static const struct file_operations ne_vm_fops = {
 
 static struct ne_enclave *ne_enclave_alloc(void)
 {
-	struct ne_enclave *e = kzalloc(sizeof(*e), GFP_KERNEL);
+	struct ne_enclave *e = kzalloc(sizeof(*e), GFP_KERNEL_ACCOUNT);
 
 	if (!e)
 		return NULL;
@@ -359,8 +365,8 @@ static struct ne_enclave *ne_enclave_alloc(void)
 	INIT_LIST_HEAD(&e->node);
 	INIT_WORK(&e->teardown, ne_enclave_teardown);
 	refcount_set(&e->refs, 1);
-	if (!zalloc_cpumask_var(&e->cpus, GFP_KERNEL) ||
-	    !zalloc_cpumask_var(&e->used_cpus, GFP_KERNEL)) {
+	if (!zalloc_cpumask_var(&e->cpus, GFP_KERNEL_ACCOUNT) ||
+	    !zalloc_cpumask_var(&e->used_cpus, GFP_KERNEL_ACCOUNT)) {
 		ne_enclave_free(e);
 		return NULL;
 	}
@@ -381,10 +387,11 @@ static int ne_enclave_alloc_slot(struct ne_enclave *e)
 	e->slot_uid = reply.slot_uid;
 	max = min_t(u64, reply.mem_regions, NE_MAX_MEM_REGIONS);
 	e->max_mem_regions = max;
-	e->slots_used = bitmap_zalloc(max, GFP_KERNEL);
-	e->uranges = kcalloc(max, sizeof(*e->uranges), GFP_KERNEL);
-	e->ranges = kcalloc(max, sizeof(*e->ranges), GFP_KERNEL);
-	e->vcpus = kcalloc(e->max_vcpus, sizeof(*e->vcpus), GFP_KERNEL);
+	e->slots_used = bitmap_zalloc(max, GFP_KERNEL_ACCOUNT);
+	e->uranges = kcalloc(max, sizeof(*e->uranges), GFP_KERNEL_ACCOUNT);
+	e->ranges = kcalloc(max, sizeof(*e->ranges), GFP_KERNEL_ACCOUNT);
+	e->vcpus = kcalloc(e->max_vcpus, sizeof(*e->vcpus),
+			   GFP_KERNEL_ACCOUNT);
 	if ((max && (!e->slots_used || !e->uranges || !e->ranges)) ||
 	    (e->max_vcpus && !e->vcpus))
 		return -ENOMEM;

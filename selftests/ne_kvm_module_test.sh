@@ -44,6 +44,13 @@ done
 ok "unload brings the pool's CPUs back online" sh -c \
 	'rmmod ne_kvm && [ "$(cat /sys/devices/system/cpu/cpu2/online)" = 1 ] &&
 	 [ "$(cat /sys/devices/system/cpu/cpu3/online)" = 1 ]'
+# ne_cpus is set before the load can still fail (here on the next
+# parameter), when no module exit will run: nothing may be taken then.
+ok "a load that fails after ne_cpus=2-3 takes no CPU and no hotplug state" sh -c \
+	"! insmod '$KO' ne_cpus=2-3 cmd_timeout_ms=bogus &&
+	 [ \"\$(cat /sys/devices/system/cpu/cpu2/online)\" = 1 ] &&
+	 [ \"\$(cat /sys/devices/system/cpu/cpu3/online)\" = 1 ] &&
+	 ! grep ne_kvm /sys/devices/system/cpu/hotplug/states"
 # Leave the module as the suite found it: loaded with its defaults.
 ok "reload with the defaults" sh -c "insmod '$KO' && $(declare -f wait_node); wait_node"
 echo "1..$n"

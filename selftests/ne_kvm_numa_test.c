@@ -289,8 +289,8 @@ FIXTURE_TEARDOWN(numa_pool)
 
 /*
  * A pool of one core of each node is refused with EINVAL.  Like every list
- * that breaks a pool rule (ne_kvm_pool_test), the refusal empties the pool,
- * whatever it held, and brings its CPUs back online.
+ * that breaks a pool rule (ne_kvm_pool_test), the refusal leaves the pool
+ * as it was: the new list is checked before the old pool lets go.
  */
 TEST_F(numa_pool, pool_across_two_nodes_is_einval)
 {
@@ -310,7 +310,11 @@ TEST_F(numa_pool, pool_across_two_nodes_is_einval)
 			TH_LOG("ne_cpus=%s over ne_cpus=%s was not refused with EINVAL",
 			       topo.both, topo.pool[i]);
 		}
-		pool_is(_metadata, "");
+		/* The rejected list left the pool as it was. */
+		pool_is(_metadata, topo.pool[i]);
+		EXPECT_TRUE(cpus_are(topo.core[i], 0));
+		EXPECT_TRUE(cpus_are(topo.core[!i], 1));
+		ASSERT_EQ(0, ne_set_pool(NO_CPUS));
 		EXPECT_TRUE(cpus_are(cores, 1));
 	}
 }

@@ -51,8 +51,23 @@ FIXTURE_SETUP(pool)
 	ASSERT_EQ(0, ne_set_pool(NO_CPUS));
 }
 
+static int set_online(int cpu, const char *val)
+{
+	char path[96];
+
+	snprintf(path, sizeof(path), "/sys/devices/system/cpu/cpu%d/online", cpu);
+	return ne_write_file(path, val);
+}
+
 FIXTURE_TEARDOWN(pool)
 {
+	int cpu;
+
+	ne_set_pool(NO_CPUS);
+	/* What a test took offline by hand comes back. */
+	for (cpu = 1; cpu < 4; cpu++)
+		if (cpu_online(cpu) == 0)
+			set_online(cpu, "1");
 	ne_set_pool(self->saved[0] ? self->saved : NO_CPUS);
 }
 
@@ -69,10 +84,10 @@ TEST_F(pool, whole_core_goes_offline_and_comes_back)
 }
 
 /*
- * A list that breaks a pool rule is refused and, as upstream does, leaves
- * the pool empty with its CPUs back online.
+ * A list that breaks a pool rule is refused, and the pool stays as it was:
+ * the new list is checked before the old pool lets go of anything.
  */
-TEST_F(pool, rule_breaking_lists_are_einval_and_empty_the_pool)
+TEST_F(pool, rule_breaking_lists_are_einval_and_keep_the_pool)
 {
 	static const char *const bad[] = {
 		"2",		/* half a core */
@@ -85,15 +100,72 @@ TEST_F(pool, rule_breaking_lists_are_einval_and_empty_the_pool)
 	};
 	unsigned int i;
 
+	ASSERT_EQ(0, ne_set_pool("2-3"));
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		ASSERT_EQ(0, ne_set_pool("2-3"));
 		EXPECT_EQ(-EINVAL, ne_set_pool(bad[i])) {
 			TH_LOG("ne_cpus=%s was not refused with EINVAL", bad[i]);
 		}
-		pool_is(_metadata, "");
-		EXPECT_EQ(1, cpu_online(2));
-		EXPECT_EQ(1, cpu_online(3));
+		pool_is(_metadata, "2-3");
+		EXPECT_EQ(0, cpu_online(2));
+		EXPECT_EQ(0, cpu_online(3));
+		EXPECT_EQ(1, cpu_online(1));
 	}
+	/* The same list again changes nothing either. */
+	EXPECT_EQ(0, ne_set_pool("2-3"));
+	pool_is(_metadata, "2-3");
+	EXPECT_EQ(0, cpu_online(2));
+	EXPECT_EQ(0, cpu_online(3));
+}
+
+/* Root cannot bring a pooled CPU online behind the pool's back. */
+TEST_F(pool, pooled_cpu_cannot_be_onlined)
+{
+	int vm, v;
+
+	ASSERT_EQ(0, ne_set_pool("2-3"));
+	EXPECT_EQ(-EBUSY, set_online(2, "1"));
+	EXPECT_EQ(-EBUSY, set_online(3, "1"));
+	EXPECT_EQ(0, cpu_online(2));
+	EXPECT_EQ(0, cpu_online(3));
+
+	/* Nor once it is donated. */
+	vm = ne_create_vm();
+	ASSERT_LE(0, vm);
+	v = vm_ioctl(vm, KVM_CREATE_VCPU, 0);
+	EXPECT_EQ(-EBUSY, set_online(2, "1"));
+	EXPECT_EQ(0, cpu_online(2));
+	close(v);
+	close(vm);
+
+	/* The pool itself gives them back. */
+	ASSERT_EQ(0, ne_set_pool(NO_CPUS));
+	EXPECT_EQ(1, cpu_online(2));
+	EXPECT_EQ(1, cpu_online(3));
+	/* And then they are Linux's again. */
+	EXPECT_EQ(0, set_online(3, "0"));
+	EXPECT_EQ(0, set_online(3, "1"));
+}
+
+/*
+ * A core is whole with its offline threads: CPU 3 offline, "2" is still
+ * half a core.  The whole core is taken, CPU 3 as it is (already offline).
+ */
+TEST_F(pool, offline_siblings_count)
+{
+	ASSERT_EQ(0, set_online(3, "0"));
+	ASSERT_EQ(0, cpu_online(3));
+	EXPECT_EQ(-EINVAL, ne_set_pool("2")) {
+		TH_LOG("half a core was taken while its other half is offline");
+	}
+	pool_is(_metadata, "");
+	EXPECT_EQ(1, cpu_online(2));
+	EXPECT_EQ(0, ne_set_pool("2-3"));
+	pool_is(_metadata, "2-3");
+	EXPECT_EQ(0, cpu_online(2));
+	EXPECT_EQ(0, cpu_online(3));
+	ASSERT_EQ(0, ne_set_pool(NO_CPUS));
+	EXPECT_EQ(1, cpu_online(2));
+	EXPECT_EQ(1, cpu_online(3));
 }
 
 /* Text that is no cpu list is refused before the pool is touched. */

@@ -445,6 +445,48 @@ TEST_F(vm, fdinfo_has_every_key)
 	EXPECT_STREQ("none", val);
 }
 
+/*
+ * The driver's fdinfo lines are "key: value" (kvm-api.md): one colon, one
+ * space, no tab.  Returns how many ne_ lines @fd has, -1 on a bad one.
+ */
+static int check_fdinfo_form(struct __test_metadata *_metadata, int fd)
+{
+	char path[64], line[512];
+	int nr = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		size_t key = strspn(line, "abcdefghijklmnopqrstuvwxyz_");
+
+		if (strncmp(line, "ne_", 3))
+			continue;
+		line[strcspn(line, "\n")] = '\0';
+		EXPECT_TRUE(line[key] == ':' && line[key + 1] == ' ' &&
+			    line[key + 2] && line[key + 2] != ' ' &&
+			    !strchr(line, '\t')) {
+			TH_LOG("fdinfo line \"%s\" is not \"key: value\"", line);
+			nr = -1;
+		}
+		if (nr >= 0)
+			nr++;
+	}
+	fclose(f);
+	return nr;
+}
+
+TEST_F(vm, fdinfo_is_key_colon_space_value)
+{
+	int v = vm_ioctl(self->vm, KVM_CREATE_VCPU, 0);
+
+	EXPECT_LE(9, check_fdinfo_form(_metadata, self->vm));
+	EXPECT_EQ(2, check_fdinfo_form(_metadata, v));
+	close(v);
+}
+
 TEST_F(vm, vm_fd_refusals)
 {
 	char buf[8] = { 0 };

@@ -388,6 +388,19 @@ static int check_cpus(struct launch *l)
 	return 0;
 }
 
+/*
+ * Whether vCPU id @id is at or above the VM fd's KVM_CAP_MAX_VCPU_ID, which
+ * shrinks while other enclaves claim cores (the driver's EINVAL then).
+ */
+static int id_past_limit(struct launch *l, unsigned int id)
+{
+	int saved = errno;
+	int max = ioctl(l->vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_MAX_VCPU_ID);
+
+	errno = saved;
+	return max >= 0 && id >= (unsigned int)max;
+}
+
 static int add_vcpus(struct launch *l)
 {
 	char v[32], why[200];
@@ -396,7 +409,8 @@ static int add_vcpus(struct launch *l)
 
 	for (i = 0; i < l->opt->cpu_count; i++) {
 		fd = ioctl(l->vm_fd, KVM_CREATE_VCPU, i);
-		if (fd < 0 && errno == ENOSPC)
+		if (fd < 0 && (errno == ENOSPC ||
+			       (errno == EINVAL && id_past_limit(l, i))))
 			return cpu_shortage(l, i);
 		if (fd < 0)
 			return fail(l, E_CREATE_VCPU, "KVM_CREATE_VCPU %u failed: %s (driver: %s)",

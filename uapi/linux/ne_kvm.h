@@ -10,9 +10,9 @@
 #ifndef _UAPI_LINUX_NE_KVM_H
 #define _UAPI_LINUX_NE_KVM_H
 
-#include <linux/const.h>
 #include <linux/ioctl.h>
 #include <linux/kvm.h>
+#include <linux/nitro_enclaves.h>
 #include <linux/types.h>
 
 /* Guest-physical address at which the hypervisor looks for the EIF. */
@@ -25,9 +25,11 @@
 /* The parent VM's vsock CID. */
 #define NE_PARENT_VM_CID		3
 
-/* NE_ENCLAVE_START flags. */
-#define NE_ENCLAVE_DEBUG_MODE		_BITULL(0)
-#define NE_ENCLAVE_START_FLAGS		NE_ENCLAVE_DEBUG_MODE
+/*
+ * NE_ENCLAVE_START flags: NE_ENCLAVE_DEBUG_MODE, the upstream flag of
+ * <linux/nitro_enclaves.h> (one definition: both headers may be included).
+ */
+#define NE_ENCLAVE_START_FLAGS		((__u64)NE_ENCLAVE_DEBUG_MODE)
 
 /**
  * struct ne_enclave_start - argument of NE_ENCLAVE_START
