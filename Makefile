@@ -9,6 +9,8 @@
 #   make lint      W=1, sparse and checkpatch
 #   make bench     benchmarks that print numbers
 #   make qemu      the project's qemu-system-x86_64
+#   make debug-kernel  the parent VM's debug kernel (cached once per machine)
+#                  and ne_kvm.ko built against it
 
 BUILD ?= $(CURDIR)/build
 export NE_BUILD := $(BUILD)
@@ -20,7 +22,7 @@ ABI := $(shell ls -d /usr/src/linux-headers-*-amd64 2>/dev/null | sort -V | \
 endif
 KDIR ?= /usr/src/linux-headers-$(ABI)
 
-.PHONY: all module tools selftests deps qemu lint check run bench clean help
+.PHONY: all module tools selftests deps qemu debug-kernel lint check run bench clean help
 
 all: module tools selftests
 
@@ -40,6 +42,9 @@ deps:
 qemu:
 	tools/qemu/build
 
+debug-kernel:
+	tools/debug-kernel module
+
 lint: module
 	tools/lint
 
@@ -58,4 +63,4 @@ clean:
 	$(MAKE) -C selftests clean
 
 help:
-	@sed -n '3,12p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '3,14p' Makefile | sed 's/^# \{0,1\}//'
