@@ -11,6 +11,8 @@
 #   make qemu      the project's qemu-system-x86_64
 #   make fuzz      the ioctl fuzzer in the parent VM: SECONDS=N (default 300),
 #                  FUZZ_ARGS='--seed N ...' (see ne_fuzz --help), NE_KERNEL=
+#   make debug-kernel  the parent VM's debug kernel (cached once per machine)
+#                  and ne_kvm.ko built against it
 
 BUILD ?= $(CURDIR)/build
 export NE_BUILD := $(BUILD)
@@ -22,7 +24,7 @@ ABI := $(shell ls -d /usr/src/linux-headers-*-amd64 2>/dev/null | sort -V | \
 endif
 KDIR ?= /usr/src/linux-headers-$(ABI)
 
-.PHONY: all module tools selftests deps qemu lint check run bench fuzz fuzz-selftest clean help
+.PHONY: all module tools selftests deps qemu debug-kernel lint check run bench fuzz fuzz-selftest clean help
 
 all: module tools selftests
 
@@ -41,6 +43,9 @@ deps:
 
 qemu:
 	tools/qemu/build
+
+debug-kernel:
+	tools/debug-kernel module
 
 lint: module
 	tools/lint
@@ -77,4 +82,4 @@ clean:
 	$(MAKE) -C selftests clean
 
 help:
-	@sed -n '3,14p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '3,15p' Makefile | sed 's/^# \{0,1\}//'
