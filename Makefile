@@ -37,6 +37,7 @@ tools:
 
 selftests:
 	$(MAKE) -C selftests
+	$(MAKE) -C selftests/relay
 
 deps:
 	tools/setup

@@ -1704,6 +1704,7 @@ static void read_kmsg(void)
 	char rec[2048];
 	ssize_t n;
 	static int context;
+	static bool in_known;
 
 	if (kmsg_fd < 0)
 		return;
@@ -1721,6 +1722,21 @@ static void read_kmsg(void)
 		msg = strchr(rec, ';');
 		msg = msg ? msg + 1 : rec;
 		msg[strcspn(msg, "\n")] = '\0';
+		/*
+		 * A known defect of Debian's 6.1 kernel, not of ne_kvm (as
+		 * tools/klog-check lists it): its hugetlb_split() asserts a
+		 * lock that munmap of part of a hugetlb mapping does not hold,
+		 * so lockdep WARNs.  That splat, up to its end marker, is
+		 * not counted; a report after it is.
+		 */
+		if (strstr(msg, "WARNING:") && strstr(msg, " at include/linux/fs.h:") &&
+		    strstr(msg, " hugetlb_split+"))
+			in_known = true;
+		if (in_known) {
+			if (strstr(msg, "---[ end trace"))
+				in_known = false;
+			continue;
+		}
 		for (i = 0; i < ARRAY_SIZE(report_patterns); i++)
 			if (strstr(msg, report_patterns[i]))
 				hit = true;
