@@ -7,7 +7,7 @@
 # failing with EBUSY; once that driver is gone, ne_kvm binds the device
 # again.  TAP output; exit 4 (skip) without the device or the module files.
 KO=${NE_KVM_KO:-}
-FAKE=${NE_BUILD:-${NE_TOP:-.}/build}/selftests/fake_nitro/fake_nitro_enclaves.ko
+FAKE=${NE_FAKE_NITRO_KO:-${NE_BUILD:-${NE_TOP:-.}/build}/selftests/fake_nitro/fake_nitro_enclaves.ko}
 echo "TAP version 13"
 if [ ! -c /dev/nitro_enclaves ] || [ ! -f "$KO" ] || [ ! -f "$FAKE" ]; then
 	echo "1..0 # SKIP no /dev/nitro_enclaves, NE_KVM_KO or $FAKE"
