@@ -17,7 +17,7 @@
 typedef struct NELauncher NELauncher;
 
 typedef struct NELauncherConfig {
-    VsockRelayRouter *router;   /* the parent relay's router (never unplugged) */
+    VsockRelayRouter *router;   /* the parent relay's (never unplugged) */
     const char *qemu;           /* enclave QEMU binary; NULL: this one */
     const char *accel;          /* "tcg" or "kvm" */
     const char *log_dir;        /* host directory for console logs, or NULL */
