@@ -112,6 +112,7 @@ struct shared {
 	/* What succeeded, to judge a run's depth. */
 	volatile uint64_t n_vm, n_mem, n_vcpu, n_start, n_fork, n_remove, n_event, n_pool;
 	uint32_t nr_memslots, max_vcpu_id, ncpus;
+	long cap_value;		/* caps_fn's answer: exit codes stop at 255 */
 	int nworkers;			/* procs * threads, then the chaos worker */
 	struct wstate w[];
 };
@@ -1889,7 +1890,8 @@ static int caps_fn(void *arg)
 	n = ioctl(vm, KVM_CHECK_EXTENSION, which);
 	close(vm);
 	close(sys);
-	return n < 0 ? 254 : n;
+	sh->cap_value = n;
+	return n < 0 ? 254 : 0;
 }
 
 /* The "leaker" of --self-test pin: an enclave with memory, kept open. */
@@ -2366,10 +2368,12 @@ int main(int argc, char **argv)
 	}
 	c = timed("KVM_CHECK_EXTENSION(KVM_CAP_NR_MEMSLOTS)", opt_hang, caps_fn,
 		  (void *)(long)KVM_CAP_NR_MEMSLOTS);
-	sh->nr_memslots = c < 250 ? c : 32;
+	sh->nr_memslots = c == 0 && sh->cap_value > 0 && sh->cap_value <= 65536 ?
+			  sh->cap_value : 32;
 	c = timed("KVM_CHECK_EXTENSION(KVM_CAP_MAX_VCPU_ID)", opt_hang, caps_fn,
 		  (void *)(long)KVM_CAP_MAX_VCPU_ID);
-	sh->max_vcpu_id = c < 250 ? c : 2;
+	sh->max_vcpu_id = c == 0 && sh->cap_value >= 0 && sh->cap_value <= 4096 ?
+			  sh->cap_value : 2;
 	b.huge_free = meminfo("HugePages_Free");
 	sh->huge_budget = b.huge_free * HPAGE * 6 / 10;
 	if (b.huge_free < 64) {

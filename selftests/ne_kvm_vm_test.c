@@ -336,7 +336,8 @@ static char *split_pair(void)
 	return pair;
 }
 
-TEST_F(vm, ranges_filled_to_the_limit_then_enospc)
+/* 256 ranges by default: minutes under the debug kernel (KASAN, TCG). */
+TEST_F_TIMEOUT(vm, ranges_filled_to_the_limit_then_enospc, 600)
 {
 	int max = self->max_slots, n = max + 8, i, order[4096];
 	char *mem, *pair = NULL;
