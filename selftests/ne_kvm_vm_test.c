@@ -283,10 +283,14 @@ static int pick_unmergeable(char *mem, int n, int *order, int want,
 			    uint64_t *prev_end, uint64_t then)
 {
 	int used[4096] = { 0 }, got = 0, i;
+	uint64_t phys[4096];
 
+	/* (read once: a pagemap read is milliseconds under the debug kernel) */
+	for (i = 0; i < n; i++)
+		phys[i] = ne_phys(mem + (uint64_t)i * HPAGE);
 	while (got < want) {
 		for (i = 0; i < n; i++) {
-			uint64_t p = ne_phys(mem + (uint64_t)i * HPAGE);
+			uint64_t p = phys[i];
 
 			if (used[i] || p == *prev_end)
 				continue;
