@@ -31,9 +31,10 @@
  *   - with a QEMU built with seccomp, -sandbox on (no spawning, no
  *     privilege changes).
  * ENCLAVE_START is answered later: a worker thread reads the image (at
- * most eif-max bytes, 1 GiB by default), checks and unpacks it and takes
- * its kernel out, and a bottom half then forks the child and posts the
- * reply, so the parent's vCPUs never wait for that work under the BQL.
+ * most enclave-eif-max bytes, 1 GiB by default: a larger one is refused
+ * from its section table), checks and unpacks it and takes its kernel
+ * out, and a bottom half then forks the child and posts the reply, so
+ * the parent's vCPUs never wait for that work under the BQL.
  * The child gets only the descriptors it needs (as 3, 4, ...), dies with
  * this QEMU (PR_SET_PDEATHSIG), and its end, whatever the cause, is seen
  * through a pidfd and reported with ne_hv_enclave_exited().  ENCLAVE_STOP,
@@ -82,8 +83,6 @@
 #define NE_CHILD_MAX_FDS        32
 /* Where they wait (close-on-exec) before being moved down to 3, 4, ... */
 #define NE_CHILD_FD_STAGING     (3 + NE_CHILD_MAX_FDS)
-/* The largest image ENCLAVE_START reads, unless enclave-eif-max says. */
-#define NE_EIF_MAX_DEFAULT      (1 * GiB)
 /* An enclave's console log on the host stops growing here. */
 #define NE_LOG_MAX              (16 * MiB)
 /* Seals of every file an enclave VM gets: it can change none of them. */
@@ -733,7 +732,7 @@ struct NEStartJob {
     NELauncher *l;
     NESlot *slot;               /* NULL once the slot is gone */
     NESlot view;                /* what the worker reads */
-    uint64_t mem_size;          /* the enclave's (view.mem_size is capped) */
+    uint64_t mem_size;          /* the enclave's */
     QemuThread thread;
     QEMUBH *bh;
     /* results of the worker */
@@ -792,7 +791,8 @@ static void *ne_start_worker(void *opaque)
 {
     NEStartJob *job = opaque;
 
-    if (!ne_eif_load(&job->view, NE_EIF_LOAD_OFFSET, &job->img, &job->err)) {
+    if (!ne_eif_load(&job->view, NE_EIF_LOAD_OFFSET, job->l->eif_max,
+                     &job->img, &job->err)) {
         job->rc = -NE_ERRNO_ENOEXEC;
     } else {
         job->files[NE_FILE_MEM] = ne_enclave_mem_fd(job->view.cid,
@@ -986,8 +986,7 @@ static int ne_launcher_start(NESlot *slot, void *opaque)
         memory_region_ref(job->view.ranges[i].ram);
         job->view.ranges[i].carve = NULL;
     }
-    /* the image may be no larger than eif-max: nothing past it is read */
-    job->view.mem_size = MIN(slot->mem_size, NE_EIF_LOAD_OFFSET + l->eif_max);
+    job->view.mem_size = slot->mem_size;
     job->img.kernel_fd = job->img.initrd_fd = -1;
     for (i = 0; i < ARRAY_SIZE(job->files); i++) {
         job->files[i] = -1;
@@ -1119,7 +1118,7 @@ NELauncher *ne_launcher_new(NEHv *hv, const NELauncherConfig *cfg,
         l->kernels = ne_kernel_cache_new();
     }
     l->sealed_kernel.fd = -1;
-    l->eif_max = cfg->eif_max ? cfg->eif_max : NE_EIF_MAX_DEFAULT;
+    l->eif_max = cfg->eif_max;
     l->tsc_khz = ne_host_tsc_khz();
     qemu_mutex_init(&l->lock);
     QLIST_INIT(&l->vms);
