@@ -16,6 +16,10 @@ TESTs:
   eif-max         enclave-eif-max=1M: a 1 MiB + 4 KiB image is refused with
                   -ENOEXEC from its section table (nothing spawned, the
                   trace says why); a 64 KiB one starts
+  console-flood   an enclave VM (enclave-qemu=flood-enclave) that floods its
+                  console as fast as a pipe goes: the device still answers
+                  every command within a bound, the console pump works in
+                  budgeted slices (trace), the log stops at its cap
 """
 import os
 import socket
@@ -37,6 +41,9 @@ REG_SEND, REG_RECV = 0x10, 0x100
 CMD_START, CMD_STOP, CMD_ALLOC, CMD_FREE = 1, 3, 4, 5
 CMD_ADD_MEM, CMD_ADD_VCPU, CMD_COUNT, CMD_INFO = 6, 7, 8, 10
 ENOEXEC = 8
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+LOG_CAP = 16 * MIB
 
 
 
@@ -255,6 +262,14 @@ def trace(d):
         return ""
 
 
+def enclave_log(d, cid):
+    try:
+        with open(os.path.join(d, "logs", "enclave-%d.log" % cid), "rb") as f:
+            return f.read()
+    except OSError:
+        return b""
+
+
 def devices(d, props=""):
     os.makedirs(os.path.join(d, "logs"), exist_ok=True)
     return ["-device", "vsock-relay-pci,id=r0,guest-cid=3",
@@ -296,8 +311,39 @@ def test_eif_max(qemu, d):
         qt.close()
 
 
+def test_console_flood(qemu, d):
+    flood = os.path.join(HERE, "flood-enclave")
+    qt = QTest(qemu, d, devices(d, ",enclave-qemu=" + flood))
+    try:
+        ne = NEPci(qt)
+        put_image(d, tiny_eif())
+        uid, r = ne.enclave(64 * MIB)
+        check(r["rc"] == 0, "START of the flooding enclave: rc %d" % r["rc"])
+        cid = r["cid"]
+        # The device must keep answering while the console pipe is full.
+        worst, n, end = 0.0, 0, time.monotonic() + 8
+        while time.monotonic() < end:
+            t0 = time.monotonic()
+            c = ne.command(CMD_COUNT, b"\0", timeout=5)
+            worst = max(worst, time.monotonic() - t0)
+            n += 1
+            check(c["rc"] == 0 and c["count"] == 1, "SLOT_COUNT during the flood: %s" % c)
+        logged = len(enclave_log(d, cid))
+        slices = trace(d).count("ne_launcher_console_budget")
+        print("# %d commands answered during the flood, the slowest in %.3f s; %d console "
+              "slices of at most the budget; the log has %d bytes" % (n, worst, slices, logged))
+        check(worst < 2.0, "a command took %.2f s during the flood" % worst)
+        check(slices > 0, "the console pump never stopped at its budget")
+        check(logged <= LOG_CAP + 4096, "the log grew to %d bytes (cap %d)" % (logged, LOG_CAP))
+        ne.ok(CMD_STOP, struct.pack("<Q", uid), "ENCLAVE_STOP")
+        ne.ok(CMD_FREE, struct.pack("<Q", uid), "SLOT_FREE")
+    finally:
+        qt.close()
+
+
 TESTS = {
     "eif-max": test_eif_max,
+    "console-flood": test_console_flood,
 }
 
 

@@ -24,10 +24,11 @@
  *     other end attached to the parent's router under the CID the
  *     hypervisor assigned, so an enclave cannot claim another CID;
  *   - its serial console (and its stderr, so that a VM that cannot start
- *     says why) on a pipe, kept as history, served at vsock CID 0 port
- *     CID + 10000 in debug mode only, and written (size-capped) to
- *     enclave-CID.log in enclave-log-dir, a host directory opened once at
- *     realize and never followed through a link;
+ *     says why) on a pipe, read at most 64 KiB per main loop wakeup
+ *     (a flood waits for the next one), kept as history, served at vsock
+ *     CID 0 port CID + 10000 in debug mode only, and written (size-capped)
+ *     to enclave-CID.log in enclave-log-dir, a host directory opened once
+ *     at realize and never followed through a link;
  *   - with a QEMU built with seccomp, -sandbox on (no spawning, no
  *     privilege changes).
  * ENCLAVE_START is answered later: a worker thread reads the image (at
@@ -85,6 +86,18 @@
 #define NE_CHILD_FD_STAGING     (3 + NE_CHILD_MAX_FDS)
 /* An enclave's console log on the host stops growing here. */
 #define NE_LOG_MAX              (16 * MiB)
+/*
+ * Console bytes handled per wakeup of the main loop: a flooding enclave
+ * VM waits for the next one (the pipe stays readable, so the handler runs
+ * again once everything else that is ready had its turn).
+ */
+#define NE_CONSOLE_BUDGET       (64 * KiB)
+/*
+ * What is left in the pipe once the child ended: at most a pipe's
+ * capacity (1 MiB, pipe-max-size, if it grew it) while nothing else
+ * writes there.
+ */
+#define NE_CONSOLE_LAST_WORDS   (1 * MiB)
 /* Seals of every file an enclave VM gets: it can change none of them. */
 #define NE_RO_SEALS     (F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | \
                          F_SEAL_WRITE)
@@ -454,32 +467,40 @@ static void ne_vm_console_out(NEEnclaveVM *vm, const char *buf, size_t n)
     }
 }
 
-/* Reads what the console pipe holds; false at its end. */
-static bool ne_vm_console_pump(NEEnclaveVM *vm)
+/*
+ * Handles at most @budget bytes of what the console pipe holds; false at
+ * its end (EOF or an error).
+ */
+static bool ne_vm_console_pump(NEEnclaveVM *vm, size_t budget)
 {
     char buf[4096];
+    size_t done = 0;
 
     if (vm->console_fd < 0) {
         return false;
     }
-    for (;;) {
-        ssize_t n = read(vm->console_fd, buf, sizeof(buf));
+    while (done < budget) {
+        size_t want = MIN(sizeof(buf), budget - done);
+        ssize_t n = read(vm->console_fd, buf, want);
 
         if (n > 0) {
             ne_vm_console_out(vm, buf, n);
+            done += n;
         } else if (n < 0 && errno == EINTR) {
             continue;
         } else {
             return n < 0 && errno == EAGAIN;
         }
     }
+    trace_ne_launcher_console_budget(vm->uid, vm->cid, done);
+    return true;
 }
 
 static void ne_vm_console_readable(void *opaque)
 {
     NEEnclaveVM *vm = opaque;
 
-    if (!ne_vm_console_pump(vm)) {
+    if (!ne_vm_console_pump(vm, NE_CONSOLE_BUDGET)) {
         qemu_set_fd_handler(vm->console_fd, NULL, NULL, NULL);
     }
 }
@@ -570,7 +591,7 @@ static bool ne_vm_reap(NEEnclaveVM *vm)
         return false;
     }
     /* the last words of a panicking enclave are still in the pipe */
-    ne_vm_console_pump(vm);
+    ne_vm_console_pump(vm, NE_CONSOLE_LAST_WORDS);
     if (r == vm->pid) {
         ne_note_exit(vm, status);
     }
