@@ -20,6 +20,12 @@ TESTs:
                   console as fast as a pipe goes: the device still answers
                   every command within a bound, the console pump works in
                   budgeted slices (trace), the log stops at its cap
+  exit-reset      an enclave whose kernel triple-faults at once: the slot
+                  stops (SLOT_INFO state 0xffff, event counter up) and its
+                  log says that the enclave reset itself
+  exit-panic EIF  the sample image with rdinit=/nonexistent: the kernel
+                  panics (panic=-1 reboots it), the slot stops, the log
+                  shows the panic and says that the enclave reset itself
 """
 import os
 import socket
@@ -40,6 +46,7 @@ REG_ENABLE, REG_VERSION, REG_COMMAND, REG_EVTCNT = 0x0, 0x2, 0x4, 0xc
 REG_SEND, REG_RECV = 0x10, 0x100
 CMD_START, CMD_STOP, CMD_ALLOC, CMD_FREE = 1, 3, 4, 5
 CMD_ADD_MEM, CMD_ADD_VCPU, CMD_COUNT, CMD_INFO = 6, 7, 8, 10
+STATE_STOPPED = 0xffff
 ENOEXEC = 8
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -244,6 +251,25 @@ def tiny_eif(ramdisk_size=4096):
     return eif(triple_fault_kernel(), b"console=ttyS0", [b"\0" * ramdisk_size])
 
 
+def with_cmdline(path, extra):
+    """The EIF at path with extra appended to its command line."""
+    with open(path, "rb") as f:
+        img = f.read()
+    nr = struct.unpack_from(">H", img, 26)[0]
+    secs = []
+    for i in range(nr):
+        off = struct.unpack_from(">Q", img, 28 + 8 * i)[0]
+        t, _flags, size = struct.unpack_from(">HHQ", img, off)
+        data = img[off + 12:off + 12 + size]
+        secs.append((t, data + extra if t == 2 else data))
+    kernel = [d for t, d in secs if t == 1]
+    cmdline = [d for t, d in secs if t == 2]
+    ramdisks = [d for t, d in secs if t == 3]
+    check(len(kernel) == 1 and len(cmdline) == 1 and ramdisks,
+          "%s: not an image of one kernel, one command line and ramdisks" % path)
+    return eif(kernel[0], cmdline[0], ramdisks)
+
+
 def put_image(d, image):
     """Writes image where the enclave finds it: the parent's RAM file at the
     donated range's 8 MiB (low RAM: guest-physical = file offset)."""
@@ -275,6 +301,16 @@ def devices(d, props=""):
     return ["-device", "vsock-relay-pci,id=r0,guest-cid=3",
             "-device", "ne-pci,addr=%02x.0,relay=/machine/peripheral/r0/virtio-backend,"
             "enclave-log-dir=%s%s" % (NE_SLOT, os.path.join(d, "logs"), props)]
+
+
+def wait_event(ne, before, seconds):
+    """Waits for the event counter to pass before (the enclave ended)."""
+    end = time.monotonic() + seconds
+    while ne.events() == before:
+        if time.monotonic() > end:
+            return False
+        time.sleep(0.2)
+    return True
 
 
 # ---- tests ------------------------------------------------------------------
@@ -341,9 +377,51 @@ def test_console_flood(qemu, d):
         qt.close()
 
 
+def ended(qemu, d, image, mem, seconds, needles):
+    """Starts image; the enclave must end on its own within seconds: the
+    slot stops, an event is raised, and its log holds every needle."""
+    qt = QTest(qemu, d, devices(d))
+    try:
+        ne = NEPci(qt)
+        put_image(d, image)
+        before = ne.events()
+        t0 = time.monotonic()
+        uid, r = ne.enclave(mem, timeout=120)
+        check(r["rc"] == 0, "START: rc %d (%s)" % (r["rc"], trace(d)[-400:]))
+        cid = r["cid"]
+        gone = wait_event(ne, before, seconds)
+        info = ne.command(CMD_INFO, struct.pack("<Q", uid))
+        log = enclave_log(d, cid).decode(errors="replace")
+        tail = "\n".join(log.splitlines()[-6:])
+        check(gone, "no event within %d s; SLOT_INFO state %#x; the log ends:\n%s" %
+              (seconds, info["state"], tail))
+        check(info["rc"] == 0 and info["state"] == STATE_STOPPED,
+              "after the event: SLOT_INFO rc %d state %#x" % (info["rc"], info["state"]))
+        missing = [n for n in needles if n not in log]
+        check(not missing, "the log of CID %d lacks %s; it ends:\n%s" % (cid, missing, tail))
+        print("# CID %d stopped %.1f s after START (state %#x, event raised); its log ends:" %
+              (cid, time.monotonic() - t0, info["state"]))
+        for line in log.strip().splitlines()[-3:]:
+            print("#   " + line)
+        ne.ok(CMD_FREE, struct.pack("<Q", uid), "SLOT_FREE")
+    finally:
+        qt.close()
+
+
+def test_exit_reset(qemu, d):
+    ended(qemu, d, tiny_eif(), 64 * MIB, 60, ["ended: it reset itself"])
+
+
+def test_exit_panic(qemu, d, path):
+    ended(qemu, d, with_cmdline(path, b" rdinit=/nonexistent"), 128 * MIB, 300,
+          ["Kernel panic - not syncing", "ended: it reset itself"])
+
+
 TESTS = {
     "eif-max": test_eif_max,
     "console-flood": test_console_flood,
+    "exit-reset": test_exit_reset,
+    "exit-panic": test_exit_panic,
 }
 
 

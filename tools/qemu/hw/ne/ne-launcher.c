@@ -38,10 +38,12 @@
  * the parent's vCPUs never wait for that work under the BQL.
  * The child gets only the descriptors it needs (as 3, 4, ...), dies with
  * this QEMU (PR_SET_PDEATHSIG), and its end, whatever the cause, is seen
- * through a pidfd and reported with ne_hv_enclave_exited().  ENCLAVE_STOP,
- * SLOT_FREE and device resets send it SIGKILL through the pidfd and return
- * at once: the child is reaped when the pidfd fires, and its memory, which
- * is its own, goes with it.
+ * through a pidfd and reported with ne_hv_enclave_exited(); why it ended
+ * (its exit status or signal, and from its QMP monitor whether the guest
+ * powered off, reset itself or panicked) is written to its console.
+ * ENCLAVE_STOP, SLOT_FREE and device resets send it SIGKILL through the
+ * pidfd and return at once: the child is reaped when the pidfd fires, and
+ * its memory, which is its own, goes with it.
  *
  * Copyright (c) 2026 The ne-kvm authors
  *
@@ -49,6 +51,7 @@
  */
 
 #include "qemu/osdep.h"
+#include "qemu/cutils.h"
 #include "qemu/datadir.h"
 #include "qemu/error-report.h"
 #include "qemu/log.h"
@@ -56,6 +59,8 @@
 #include "qemu/memfd.h"
 #include "qemu/units.h"
 #include "qapi/error.h"
+#include "qapi/qmp/qdict.h"
+#include "qapi/qmp/qjson.h"
 #include "io/channel-socket.h"
 #include "exec/cpu-common.h"
 #include "hw/ne/vsock-relay.h"
@@ -93,11 +98,22 @@
  */
 #define NE_CONSOLE_BUDGET       (64 * KiB)
 /*
- * What is left in the pipe once the child ended: at most a pipe's
- * capacity (1 MiB, pipe-max-size, if it grew it) while nothing else
- * writes there.
+ * What is left in the console pipe or the monitor's socket once the child
+ * ended: at most their capacity (a pipe's is 1 MiB at most, pipe-max-size)
+ * while nothing else writes there.
  */
-#define NE_CONSOLE_LAST_WORDS   (1 * MiB)
+#define NE_LAST_WORDS           (1 * MiB)
+/* A QMP line longer than this is not looked at (events are short). */
+#define NE_QMP_LINE_MAX         4096
+/* Bytes of the child's QMP monitor handled per wakeup. */
+#define NE_QMP_BUDGET           (16 * KiB)
+/*
+ * The child starts paused (-S), its QMP monitor on a socketpair.  This
+ * leaves capability negotiation, so that events are sent, then lets the
+ * guest run, so that no event can come before.
+ */
+static const char ne_qmp_hello[] =
+    "{\"execute\": \"qmp_capabilities\"}\n{\"execute\": \"cont\"}\n";
 /* Seals of every file an enclave VM gets: it can change none of them. */
 #define NE_RO_SEALS     (F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | \
                          F_SEAL_WRITE)
@@ -143,6 +159,11 @@ struct NEEnclaveVM {
     bool reaped;
     int pidfd;
     int console_fd;             /* read end of the child's serial pipe */
+    int qmp_fd;                 /* our end of the child's QMP monitor */
+    size_t qmp_len;             /* bytes in qmp_line */
+    bool qmp_skip;              /* in a line too long to look at */
+    char qmp_line[NE_QMP_LINE_MAX];
+    char shutdown[32];          /* the reason of its SHUTDOWN event, or "" */
     int log_fd;
     uint64_t log_size;
     NEConsoleSource *console;
@@ -183,7 +204,8 @@ static char *ne_cmdline_arg(NELauncher *l, const char *image_cmdline)
 
 static char **ne_child_argv(NELauncher *l, NESlot *slot, const char *cmdline,
                             int mem_fd, int kernel_fd, int initrd_fd,
-                            int link_fd, int console_fd, GArray *fds)
+                            int link_fd, int console_fd, int qmp_fd,
+                            GArray *fds)
 {
     GPtrArray *a = g_ptr_array_new();
     int i;
@@ -219,6 +241,12 @@ static char **ne_child_argv(NELauncher *l, NESlot *slot, const char *cmdline,
 #endif
     ARG("-nodefaults");
     ARG("-no-user-config");
+    /* paused until the launcher's QMP hello (ne_qmp_hello) */
+    ARG("-S");
+    ARG("-chardev");
+    ARG("socket,id=ne-qmp,fd=%d", ne_child_fd(fds, qmp_fd));
+    ARG("-mon");
+    ARG("chardev=ne-qmp,mode=control");
     ARG("-display");
     ARG("none");
     ARG("-no-reboot");
@@ -505,6 +533,99 @@ static void ne_vm_console_readable(void *opaque)
     }
 }
 
+/* ---- the child's QMP monitor ------------------------------------------ */
+
+static void ne_vm_kill(NEEnclaveVM *vm);
+
+/* One message from the monitor: only SHUTDOWN and errors matter. */
+static void ne_vm_qmp_message(NEEnclaveVM *vm, const char *line)
+{
+    QObject *obj = qobject_from_json(line, NULL);
+    QDict *msg = qobject_to(QDict, obj);
+    QDict *data;
+    const char *reason;
+
+    if (!msg) {
+        qobject_unref(obj);
+        return;
+    }
+    if (qdict_haskey(msg, "error")) {
+        /* the hello was refused: the guest would never run */
+        g_autofree char *note = NULL;
+
+        data = qdict_get_qdict(msg, "error");
+        reason = data ? qdict_get_try_str(data, "desc") : NULL;
+        trace_ne_launcher_qmp_error(vm->uid, reason ? reason : "?");
+        note = g_strdup_printf("\n[ne-pci: the enclave VM did not start "
+                               "its guest: %.200s]\n", reason ? reason : "?");
+        ne_vm_console_out(vm, note, strlen(note));
+        ne_vm_kill(vm);
+    } else if (!g_strcmp0(qdict_get_try_str(msg, "event"), "SHUTDOWN")) {
+        data = qdict_get_qdict(msg, "data");
+        reason = data ? qdict_get_try_str(data, "reason") : NULL;
+        if (!reason || !*reason || strlen(reason) >= sizeof(vm->shutdown) ||
+            strspn(reason, "abcdefghijklmnopqrstuvwxyz-") != strlen(reason)) {
+            reason = "unknown";
+        }
+        pstrcpy(vm->shutdown, sizeof(vm->shutdown), reason);
+        trace_ne_launcher_shutdown(vm->uid, vm->cid, vm->shutdown);
+    }
+    qobject_unref(obj);
+}
+
+/*
+ * Handles at most @budget bytes from the monitor, a line at a time (a
+ * line too long to be an event is skipped); false at its end.
+ */
+static bool ne_vm_qmp_pump(NEEnclaveVM *vm, size_t budget)
+{
+    char buf[1024];
+    size_t done = 0;
+
+    if (vm->qmp_fd < 0) {
+        return false;
+    }
+    while (done < budget) {
+        size_t want = MIN(sizeof(buf), budget - done);
+        ssize_t n = read(vm->qmp_fd, buf, want), i;
+
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            return n < 0 && errno == EAGAIN;
+        }
+        done += n;
+        for (i = 0; i < n; i++) {
+            if (buf[i] == '\n') {
+                if (!vm->qmp_skip) {
+                    vm->qmp_line[vm->qmp_len] = '\0';
+                    ne_vm_qmp_message(vm, vm->qmp_line);
+                }
+                vm->qmp_len = 0;
+                vm->qmp_skip = false;
+            } else if (vm->qmp_skip) {
+                continue;
+            } else if (vm->qmp_len == sizeof(vm->qmp_line) - 1) {
+                trace_ne_launcher_qmp_skip(vm->uid, vm->cid);
+                vm->qmp_skip = true;
+            } else {
+                vm->qmp_line[vm->qmp_len++] = buf[i];
+            }
+        }
+    }
+    return true;
+}
+
+static void ne_vm_qmp_readable(void *opaque)
+{
+    NEEnclaveVM *vm = opaque;
+
+    if (!ne_vm_qmp_pump(vm, NE_QMP_BUDGET)) {
+        qemu_set_fd_handler(vm->qmp_fd, NULL, NULL, NULL);
+    }
+}
+
 /*
  * enclave-CID.log in the log directory: never through a link, never
  * anything but a regular file with one name (a FIFO or a device there
@@ -547,28 +668,46 @@ static int ne_open_log(NELauncher *l, uint64_t cid)
 
 /* ---- the end of an enclave --------------------------------------------- */
 
+/* Why the enclave ended, from the child's status and its monitor. */
+static char *ne_exit_reason(NEEnclaveVM *vm, int status)
+{
+    if (WIFSIGNALED(status)) {
+        return g_strdup_printf("its VM was killed by signal %d%s",
+                               WTERMSIG(status), vm->attached ? "" :
+                               " (the enclave was stopped)");
+    }
+    if (WEXITSTATUS(status)) {
+        return g_strdup_printf("its VM exited with status %d: it could not "
+                               "run (its messages are above)",
+                               WEXITSTATUS(status));
+    }
+    if (!strcmp(vm->shutdown, "guest-reset")) {
+        /* -no-reboot: the reset of a Nitro enclave ends it */
+        return g_strdup("it reset itself (a reboot, a triple fault, or a "
+                        "kernel panic with panic=N), which ends an enclave");
+    }
+    if (!strcmp(vm->shutdown, "guest-shutdown")) {
+        return g_strdup("it powered off");
+    }
+    if (!strcmp(vm->shutdown, "guest-panic")) {
+        return g_strdup("its kernel panicked");
+    }
+    if (vm->shutdown[0]) {
+        return g_strdup_printf("its VM shut down (%s)", vm->shutdown);
+    }
+    return g_strdup("its VM exited with status 0 without saying why");
+}
+
 /* Says in the log and on the console how the child ended. */
 static void ne_note_exit(NEEnclaveVM *vm, int status)
 {
-    g_autofree char *line = NULL;
+    g_autofree char *why = ne_exit_reason(vm, status);
+    g_autofree char *line = g_strdup_printf("\n[ne-pci: enclave of CID %"
+                                            PRIu64 " ended: %s]\n", vm->cid,
+                                            why);
 
     vm->reaped = true;
-    if (WIFSIGNALED(status)) {
-        trace_ne_launcher_exit(vm->uid, vm->pid, "killed by signal",
-                               WTERMSIG(status));
-        line = g_strdup_printf("\n[ne-pci: enclave VM of CID %" PRIu64
-                               " killed by signal %d%s]\n", vm->cid,
-                               WTERMSIG(status),
-                               vm->attached ? "" : " (enclave stopped)");
-    } else {
-        trace_ne_launcher_exit(vm->uid, vm->pid, "exited with status",
-                               WEXITSTATUS(status));
-        line = g_strdup_printf("\n[ne-pci: enclave VM of CID %" PRIu64
-                               " exited with status %d%s]\n", vm->cid,
-                               WEXITSTATUS(status),
-                               WEXITSTATUS(status) ? ": it could not run "
-                               "(its messages are above)" : "");
-    }
+    trace_ne_launcher_exit(vm->uid, vm->pid, status, why);
     ne_vm_console_out(vm, line, strlen(line));
 }
 
@@ -591,7 +730,8 @@ static bool ne_vm_reap(NEEnclaveVM *vm)
         return false;
     }
     /* the last words of a panicking enclave are still in the pipe */
-    ne_vm_console_pump(vm, NE_CONSOLE_LAST_WORDS);
+    ne_vm_console_pump(vm, NE_LAST_WORDS);
+    ne_vm_qmp_pump(vm, NE_LAST_WORDS);
     if (r == vm->pid) {
         ne_note_exit(vm, status);
     }
@@ -608,6 +748,10 @@ static void ne_vm_free(NEEnclaveVM *vm)
     if (vm->console_fd >= 0) {
         qemu_set_fd_handler(vm->console_fd, NULL, NULL, NULL);
         close(vm->console_fd);
+    }
+    if (vm->qmp_fd >= 0) {
+        qemu_set_fd_handler(vm->qmp_fd, NULL, NULL, NULL);
+        close(vm->qmp_fd);
     }
     if (vm->log_fd >= 0) {
         close(vm->log_fd);
@@ -859,15 +1003,28 @@ static int ne_launch(NELauncher *l, NESlot *slot, NEStartJob *job,
     g_auto(GStrv) argv = NULL;
     QIOChannelSocket *sioc;
     Error *err = NULL;
-    int link[2], con[2];
+    int link[2], con[2], qmp[2];
     bool attached;
 
+    /* the hello waits in the socket until the child's monitor reads it */
+    if (qemu_socketpair(AF_UNIX, SOCK_STREAM, 0, qmp) < 0) {
+        return -NE_ERRNO_ENOMEM;
+    }
+    vm->qmp_fd = qmp[0];
+    if (qemu_write_full(qmp[0], ne_qmp_hello, strlen(ne_qmp_hello)) !=
+        strlen(ne_qmp_hello)) {
+        close(qmp[1]);
+        return -NE_ERRNO_ENOMEM;
+    }
+    g_unix_set_fd_nonblocking(qmp[0], true, NULL);
     if (qemu_socketpair(AF_UNIX, SOCK_STREAM, 0, link) < 0) {
+        close(qmp[1]);
         return -NE_ERRNO_ENOMEM;
     }
     if (!g_unix_open_pipe(con, FD_CLOEXEC, NULL)) {
         close(link[0]);
         close(link[1]);
+        close(qmp[1]);
         return -NE_ERRNO_ENOMEM;
     }
     vm->console_fd = con[0];
@@ -879,6 +1036,7 @@ static int ne_launch(NELauncher *l, NESlot *slot, NEStartJob *job,
         close(link[0]);
         close(link[1]);
         close(con[1]);
+        close(qmp[1]);
         return -NE_ERRNO_ENOMEM;
     }
     attached = vsock_relay_router_attach(l->router, QIO_CHANNEL(sioc),
@@ -888,15 +1046,18 @@ static int ne_launch(NELauncher *l, NESlot *slot, NEStartJob *job,
         /* an enclave QEMU started by hand (listen=) holds this CID */
         close(link[1]);
         close(con[1]);
+        close(qmp[1]);
         return -NE_ERRNO_EADDRINUSE;
     }
 
     argv = ne_child_argv(l, slot, job->img.cmdline, job->files[NE_FILE_MEM],
                          job->files[NE_FILE_KERNEL],
-                         job->files[NE_FILE_INITRD], link[1], con[1], fds);
+                         job->files[NE_FILE_INITRD], link[1], con[1], qmp[1],
+                         fds);
     vm->pid = ne_spawn(argv, fds, con[1], &err);
     close(link[1]);
     close(con[1]);
+    close(qmp[1]);
     if (vm->pid < 0) {
         warn_report_err(err);
         vsock_relay_router_drop_cid(l->router, slot->cid);
@@ -927,7 +1088,7 @@ static int ne_start_vm(NELauncher *l, NESlot *slot, NEStartJob *job)
 
     vm->uid = slot->uid;
     vm->cid = slot->cid;
-    vm->pidfd = vm->console_fd = -1;
+    vm->pidfd = vm->console_fd = vm->qmp_fd = -1;
     vm->log_fd = ne_open_log(l, slot->cid);
     rc = ne_launch(l, slot, job, vm);
     if (rc < 0) {
@@ -948,6 +1109,7 @@ static int ne_start_vm(NELauncher *l, NESlot *slot, NEStartJob *job)
     vm->console = ne_console_source_new(l->console, slot->cid,
                                         slot->flags & NE_START_FLAG_DEBUG);
     qemu_set_fd_handler(vm->console_fd, ne_vm_console_readable, NULL, vm);
+    qemu_set_fd_handler(vm->qmp_fd, ne_vm_qmp_readable, NULL, vm);
     qemu_set_fd_handler(vm->pidfd, ne_vm_exited, NULL, vm);
     slot->launcher_data = vm;
     return 0;
