@@ -292,7 +292,7 @@ static bool eif_check_cmdline(const char *cmdline, uint64_t size,
 
 static int eif_memfd(const char *name, Error **errp)
 {
-    int fd = memfd_create(name, MFD_CLOEXEC);
+    int fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
 
     if (fd < 0) {
         error_setg_errno(errp, errno, "memfd_create");

@@ -23,8 +23,9 @@
 #define NE_EIF_MAX_DEFAULT      (1 * GiB)
 
 typedef struct NEEifImage {
-    int kernel_fd;              /* memfd: the bzImage */
-    int initrd_fd;              /* memfd: every ramdisk, in order */
+    /* memfds that take seals (the launcher seals them for the child) */
+    int kernel_fd;              /* the bzImage */
+    int initrd_fd;              /* every ramdisk, in order */
     char *cmdline;              /* NUL-terminated */
     uint64_t eif_size;          /* bytes from the header to the last section */
 } NEEifImage;

@@ -16,7 +16,8 @@
  *   - the kernel, ramdisks and command line of the EIF found at 8 MiB,
  *     checked and unpacked by ne-eif.c into memory files (the parent's
  *     memory is read once and never trusted beyond the checks), passed
- *     sealed against writes; with enclave-direct-boot, the ELF kernel
+ *     sealed against any change (those very files: they are made to take
+ *     seals, never copied); with enclave-direct-boot, the ELF kernel
  *     inside the bzImage, booted through its PVH entry (ne-kernel.c),
  *     which saves the seconds the bzImage would spend decompressing itself
  *     under TCG;
@@ -66,7 +67,6 @@
 #include "hw/ne/vsock-relay.h"
 #include <sys/prctl.h>
 #include <sys/resource.h>
-#include <sys/sendfile.h>
 #include <sys/syscall.h>
 #include <linux/falloc.h>
 #include "ne-console.h"
@@ -114,19 +114,9 @@
  */
 static const char ne_qmp_hello[] =
     "{\"execute\": \"qmp_capabilities\"}\n{\"execute\": \"cont\"}\n";
-/* Seals of every file an enclave VM gets: it can change none of them. */
-#define NE_RO_SEALS     (F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | \
-                         F_SEAL_WRITE)
 
 typedef struct NEEnclaveVM NEEnclaveVM;
 typedef struct NEStartJob NEStartJob;
-
-/* A read-only sealed copy of a kernel file, kept while it is the same. */
-typedef struct NESealedKernel {
-    dev_t dev;
-    ino_t ino;
-    int fd;
-} NESealedKernel;
 
 struct NELauncher {
     NEHv *hv;
@@ -135,12 +125,11 @@ struct NELauncher {
     int log_dir_fd;             /* enclave-log-dir, opened at realize; or -1 */
     char **data_dirs;           /* -L for the child: microvm firmware */
     NEKernelCache *kernels;     /* NULL: boot bzImages as they are */
-    NESealedKernel sealed_kernel;
     uint64_t tsc_khz;           /* the host's, for TCG guests; 0: unknown */
     VsockRelayRouter *router;   /* the parent's relay (never unplugged) */
     NEConsole *console;
     uint64_t eif_max;           /* largest image read at ENCLAVE_START */
-    QemuMutex lock;             /* kernels and sealed_kernel (workers) */
+    QemuMutex lock;             /* kernels (workers) */
     QLIST_HEAD(, NEEnclaveVM) vms;      /* every child not yet reaped */
     QLIST_HEAD(, NEStartJob) jobs;      /* starts in progress */
 };
@@ -288,79 +277,6 @@ static int ne_enclave_mem_fd(uint64_t cid, uint64_t size)
 
     return qemu_memfd_create(name, size, false, 0,
                              F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW, NULL);
-}
-/*
- * @fd sealed against any change, for a child: @fd itself when it takes the
- * seals, else a sealed copy (*@copied says which; the caller closes a copy).
- */
-static int ne_sealed_fd(int fd, const char *name, bool *copied)
-{
-    struct stat st;
-    off_t off = 0;
-    int out, seals;
-
-    *copied = false;
-    seals = fcntl(fd, F_GET_SEALS);
-    if (seals >= 0 && (seals & NE_RO_SEALS) == NE_RO_SEALS) {
-        return fd;
-    }
-    if (fcntl(fd, F_ADD_SEALS, NE_RO_SEALS) == 0) {
-        return fd;
-    }
-    if (fstat(fd, &st) < 0) {
-        return -1;
-    }
-    /* sealable; F_SEAL_SHRINK only, so that the copy can grow */
-    out = qemu_memfd_create(name, 0, false, 0, F_SEAL_SHRINK, NULL);
-    if (out < 0) {
-        return -1;
-    }
-    while (off < st.st_size) {
-        ssize_t n = sendfile(out, fd, &off, st.st_size - off);
-
-        if (n <= 0 && !(n < 0 && errno == EINTR)) {
-            close(out);
-            return -1;
-        }
-    }
-    if (fcntl(out, F_ADD_SEALS, NE_RO_SEALS) < 0) {
-        close(out);
-        return -1;
-    }
-    *copied = true;
-    return out;
-}
-
-/*
- * The cached direct-boot kernel @fd, sealed.  It is shared by every enclave
- * that boots the same image, so its sealed copy is kept too, keyed by the
- * cached file; the descriptor returned stays the launcher's or the
- * cache's.  Under l->lock.
- */
-static int ne_sealed_kernel_fd(NELauncher *l, int fd)
-{
-    NESealedKernel *k = &l->sealed_kernel;
-    struct stat st;
-    bool copied;
-    int sealed;
-
-    if (fstat(fd, &st) < 0) {
-        return -1;
-    }
-    if (k->fd >= 0 && k->dev == st.st_dev && k->ino == st.st_ino) {
-        return k->fd;
-    }
-    sealed = ne_sealed_fd(fd, "enclave-vmlinux", &copied);
-    if (sealed < 0) {
-        return -1;
-    }
-    if (k->fd >= 0) {
-        close(k->fd);
-    }
-    k->fd = copied ? sealed : -1;
-    k->dev = st.st_dev;
-    k->ino = st.st_ino;
-    return sealed;
 }
 
 /* ---- the child process ------------------------------------------------- */
@@ -909,31 +825,38 @@ struct NEStartJob {
 
 enum { NE_FILE_MEM, NE_FILE_KERNEL, NE_FILE_INITRD };
 
-/* @fd sealed, as a descriptor of its own (the caller closes it). */
-static int ne_sealed_dup(int fd, const char *name)
+/*
+ * @fd sealed against any change (NE_BOOT_FILE_SEALS), as a descriptor of
+ * its own for a child (the caller closes it).  The files a child boots
+ * from are made to take seals: one that does not is refused, never copied.
+ */
+static int ne_sealed_dup(int fd)
 {
-    bool copied;
-    int r = ne_sealed_fd(fd, name, &copied);
+    int seals = fcntl(fd, F_GET_SEALS);
 
-    if (r < 0 || copied) {
-        return r;
+    if (seals < 0) {
+        return -1;
     }
-    return fcntl(r, F_DUPFD_CLOEXEC, 0);
+    if ((seals & NE_BOOT_FILE_SEALS) != NE_BOOT_FILE_SEALS &&
+        fcntl(fd, F_ADD_SEALS, NE_BOOT_FILE_SEALS) < 0) {
+        return -1;
+    }
+    return fcntl(fd, F_DUPFD_CLOEXEC, 0);
 }
 
 /*
  * The kernel the child boots, sealed, as a descriptor of its own: the ELF
- * inside the bzImage, or the bzImage.  The kernel cache is shared by every
- * start: l->lock.
+ * inside the bzImage (the kernel cache's own file, sealed by ne-kernel.c),
+ * or the bzImage.  The kernel cache is shared by every start: l->lock.
  */
 static int ne_boot_kernel_fd(NELauncher *l, NEStartJob *job)
 {
     const char *why = NULL;
     bool cached;
-    int fd, sealed;
+    int fd;
 
     if (!l->kernels) {
-        return ne_sealed_dup(job->img.kernel_fd, "enclave-kernel");
+        return ne_sealed_dup(job->img.kernel_fd);
     }
     qemu_mutex_lock(&l->lock);
     fd = ne_kernel_direct_boot_fd(l->kernels, job->img.kernel_fd,
@@ -943,11 +866,10 @@ static int ne_boot_kernel_fd(NELauncher *l, NEStartJob *job)
     if (fd < 0) {
         qemu_mutex_unlock(&l->lock);
         trace_ne_launcher_bzimage_boot(job->view.uid, why);
-        return ne_sealed_dup(job->img.kernel_fd, "enclave-kernel");
+        return ne_sealed_dup(job->img.kernel_fd);
     }
     trace_ne_launcher_direct_boot(job->view.uid, cached);
-    sealed = ne_sealed_kernel_fd(l, fd);
-    fd = sealed < 0 ? -1 : fcntl(sealed, F_DUPFD_CLOEXEC, 0);
+    fd = ne_sealed_dup(fd);
     qemu_mutex_unlock(&l->lock);
     return fd;
 }
@@ -963,8 +885,7 @@ static void *ne_start_worker(void *opaque)
         job->files[NE_FILE_MEM] = ne_enclave_mem_fd(job->view.cid,
                                                     job->mem_size);
         job->files[NE_FILE_KERNEL] = ne_boot_kernel_fd(job->l, job);
-        job->files[NE_FILE_INITRD] = ne_sealed_dup(job->img.initrd_fd,
-                                                   "enclave-initrd");
+        job->files[NE_FILE_INITRD] = ne_sealed_dup(job->img.initrd_fd);
         if (job->files[NE_FILE_MEM] < 0 || job->files[NE_FILE_KERNEL] < 0 ||
             job->files[NE_FILE_INITRD] < 0) {
             error_setg_errno(&job->err, errno, "cannot make the enclave's "
@@ -1300,7 +1221,6 @@ NELauncher *ne_launcher_new(NEHv *hv, const NELauncherConfig *cfg,
     if (cfg->direct_boot && has_pvh) {
         l->kernels = ne_kernel_cache_new();
     }
-    l->sealed_kernel.fd = -1;
     l->eif_max = cfg->eif_max;
     l->tsc_khz = ne_host_tsc_khz();
     qemu_mutex_init(&l->lock);
@@ -1340,9 +1260,6 @@ void ne_launcher_free(NELauncher *l)
     }
     if (l->console) {
         ne_console_free(l->console);
-    }
-    if (l->sealed_kernel.fd >= 0) {
-        close(l->sealed_kernel.fd);
     }
     if (l->log_dir_fd >= 0) {
         close(l->log_dir_fd);
