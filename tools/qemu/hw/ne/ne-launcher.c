@@ -32,6 +32,10 @@
  *     at realize and never followed through a link;
  *   - with a QEMU built with seccomp, -sandbox on (no spawning, no
  *     privilege changes).
+ * The child is this QEMU's own binary, executed through a descriptor
+ * opened at realize: a binary deleted or replaced at its path meanwhile
+ * (a rebuilt or pruned cache) is still the one that runs.  An
+ * enclave-qemu= binary is executed by its path.
  * ENCLAVE_START is answered later: a worker thread reads the image (at
  * most enclave-eif-max bytes, 1 GiB by default: a larger one is refused
  * from its section table), checks and unpacks it and takes its kernel
@@ -120,7 +124,8 @@ typedef struct NEStartJob NEStartJob;
 
 struct NELauncher {
     NEHv *hv;
-    char *qemu;
+    char *qemu;                 /* argv[0] of the child */
+    int exe_fd;                 /* this QEMU's binary (O_PATH); or -1 */
     char *accel;
     int log_dir_fd;             /* enclave-log-dir, opened at realize; or -1 */
     char **data_dirs;           /* -L for the child: microvm firmware */
@@ -301,10 +306,12 @@ static void ne_close_from(int first)
 /*
  * Between fork and exec, in a copy of a multithreaded process: only
  * async-signal-safe calls.  @staged are the descriptors to pass, all above
- * the numbers they move to; @err_fd (one of them) becomes stderr.
+ * the numbers they move to; @err_fd (one of them) becomes stderr; @exe_fd,
+ * staged too, is the binary to run (-1: argv[0], by path).
  */
 static G_NORETURN void ne_child_exec(char **argv, const int *staged,
-                                     int nr, int err_fd, pid_t parent)
+                                     int nr, int err_fd, int exe_fd,
+                                     pid_t parent)
 {
     sigset_t none;
     int i, null;
@@ -327,16 +334,26 @@ static G_NORETURN void ne_child_exec(char **argv, const int *staged,
             _exit(126);
         }
     }
-    ne_close_from(3 + nr);
-    execv(argv[0], argv);
+    if (exe_fd < 0) {
+        ne_close_from(3 + nr);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    /* right after the passed ones, and closed by the exec itself */
+    if (dup2(exe_fd, 3 + nr) < 0 || fcntl(3 + nr, F_SETFD, FD_CLOEXEC) < 0) {
+        _exit(126);
+    }
+    ne_close_from(3 + nr + 1);
+    fexecve(3 + nr, argv, environ);
     _exit(127);
 }
 
-static pid_t ne_spawn(char **argv, GArray *fds, int err_fd, Error **errp)
+static pid_t ne_spawn(char **argv, GArray *fds, int err_fd, int exe_fd,
+                      Error **errp)
 {
     int staged[NE_CHILD_MAX_FDS];
     pid_t parent = getpid(), pid;
-    int nr = fds->len, i, err, staged_err;
+    int nr = fds->len, i, err, staged_err, staged_exe = -1;
 
     if (nr > NE_CHILD_MAX_FDS) {
         error_setg(errp, "the enclave needs %d descriptors (at most %d)", nr,
@@ -363,9 +380,17 @@ static pid_t ne_spawn(char **argv, GArray *fds, int err_fd, Error **errp)
         pid = -1;
         goto out;
     }
+    if (exe_fd >= 0) {
+        staged_exe = fcntl(exe_fd, F_DUPFD_CLOEXEC, NE_CHILD_FD_STAGING);
+        if (staged_exe < 0) {
+            error_setg_errno(errp, errno, "cannot pass the QEMU binary");
+            pid = -1;
+            goto out;
+        }
+    }
     pid = fork();
     if (pid == 0) {
-        ne_child_exec(argv, staged, nr, staged_err, parent);
+        ne_child_exec(argv, staged, nr, staged_err, staged_exe, parent);
     }
     if (pid < 0) {
         error_setg_errno(errp, errno, "fork");
@@ -374,6 +399,9 @@ out:
     err = errno;
     for (i = 0; i < nr; i++) {
         close(staged[i]);
+    }
+    if (staged_exe >= 0) {
+        close(staged_exe);
     }
     errno = err;
     return pid;
@@ -975,7 +1003,7 @@ static int ne_launch(NELauncher *l, NESlot *slot, NEStartJob *job,
                          job->files[NE_FILE_KERNEL],
                          job->files[NE_FILE_INITRD], link[1], con[1], qmp[1],
                          fds);
-    vm->pid = ne_spawn(argv, fds, con[1], &err);
+    vm->pid = ne_spawn(argv, fds, con[1], l->exe_fd, &err);
     close(link[1]);
     close(con[1]);
     close(qmp[1]);
@@ -1188,7 +1216,7 @@ NELauncher *ne_launcher_new(NEHv *hv, const NELauncherConfig *cfg,
 {
     NELauncher *l;
     g_autofree char *self = NULL;
-    int log_dir_fd = -1;
+    int log_dir_fd = -1, exe_fd = -1;
     bool has_pvh;
 
     if (strcmp(cfg->accel, "tcg") && strcmp(cfg->accel, "kvm")) {
@@ -1196,18 +1224,28 @@ NELauncher *ne_launcher_new(NEHv *hv, const NELauncherConfig *cfg,
         return NULL;
     }
     if (!cfg->qemu || !*cfg->qemu) {
-        /* the binary, not /proc/self/exe, which would be the child's own */
+        /* the running binary, whatever becomes of its path */
+        exe_fd = open("/proc/self/exe", O_PATH | O_CLOEXEC);
         self = g_file_read_link("/proc/self/exe", NULL);
-        if (!self) {
-            error_setg(errp, "cannot find this QEMU's binary");
+        if (exe_fd < 0 || !self) {
+            error_setg_errno(errp, errno, "cannot open this QEMU's binary");
+            if (exe_fd >= 0) {
+                close(exe_fd);
+            }
             return NULL;
         }
+    } else if (access(cfg->qemu, X_OK) < 0) {
+        error_setg_errno(errp, errno, "enclave-qemu %s", cfg->qemu);
+        return NULL;
     }
     if (cfg->log_dir && *cfg->log_dir) {
         /* logs are opened relative to this, never by path again */
         log_dir_fd = open(cfg->log_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (log_dir_fd < 0) {
             error_setg_errno(errp, errno, "enclave-log-dir %s", cfg->log_dir);
+            if (exe_fd >= 0) {
+                close(exe_fd);
+            }
             return NULL;
         }
     }
@@ -1215,6 +1253,7 @@ NELauncher *ne_launcher_new(NEHv *hv, const NELauncherConfig *cfg,
     l->hv = hv;
     l->router = cfg->router;
     l->qemu = self ? g_steal_pointer(&self) : g_strdup(cfg->qemu);
+    l->exe_fd = exe_fd;
     l->accel = g_strdup(cfg->accel);
     l->log_dir_fd = log_dir_fd;
     l->data_dirs = ne_find_data_dirs(&has_pvh);
@@ -1263,6 +1302,9 @@ void ne_launcher_free(NELauncher *l)
     }
     if (l->log_dir_fd >= 0) {
         close(l->log_dir_fd);
+    }
+    if (l->exe_fd >= 0) {
+        close(l->exe_fd);
     }
     g_strfreev(l->data_dirs);
     ne_kernel_cache_free(l->kernels);
