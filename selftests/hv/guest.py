@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: GPL-2.0
 """The parent guest's half of the hypervisor tests (selftests/hv/run).
 
-    guest.py EIF DIR [logs|zero|junk]...    (default: all three)
+    guest.py EIF DIR [logs|zero|junk|exe]...    (default: all four)
 
 DIR is shared read-write with the host; the device writes its enclave logs
 to DIR/logs (--ne-pci enclave-log-dir=DIR/logs).  Prints TAP lines; talks
@@ -20,7 +20,10 @@ to the host half through files in DIR (see run):
      pattern); the host then writes a marker into the enclave's memory and
      looks for it in the parent QEMU, and the parent reads its donated
      memory again: no marker; after the enclave is gone, the memory it gets
-     back holds zeros.
+     back holds zeros;
+  5. (exe) the host deletes the parent's QEMU binary and puts an impostor
+     at its path: an enclave started after that gets its heartbeat (the
+     host checks that it runs the parent's own binary).
 """
 import ctypes
 import errno
@@ -183,10 +186,10 @@ def wait_file(path, timeout):
     return None
 
 
-def launch(cid, fill):
+def launch(cid, fill, what=None):
     """Starts a KVM-style enclave and waits for its heartbeat (one TAP line)."""
-    what = ("donated memory filled with a pattern" if fill else
-            "donated memory as the hugepages come (zeros)")
+    what = what or ("donated memory filled with a pattern" if fill else
+                    "donated memory as the hugepages come (zeros)")
     listener = socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM)
     listener.bind((socket.VMADDR_CID_ANY, HEARTBEAT_PORT))
     listener.listen(1)
@@ -254,17 +257,32 @@ def test_junk_memory_and_isolation():
         f.write("done\n")
 
 
+def test_exe_replaced():
+    with open(os.path.join(DIR, "exe-swap"), "w") as f:
+        f.write("swap\n")
+    if wait_file(os.path.join(DIR, "exe-swapped"), HOST_WAIT) is None:
+        tap(False, "the host did not replace the parent's QEMU binary within %d s" % HOST_WAIT)
+        return
+    la = launch(24, fill=False, what="after the parent's QEMU binary was deleted and an "
+                "impostor put at its path")
+    with open(os.path.join(DIR, "exe-ready"), "w") as f:
+        f.write("%d\n" % la.cid)
+    wait_file(os.path.join(DIR, "exe-checked"), HOST_WAIT)
+    la.close()
+
+
 GROUPS = {                      # name: (TAP lines, tests)
     "logs": (2, lambda: (test_symlink_log(os.path.join(DIR, "logs")),
                          test_fifo_log(os.path.join(DIR, "logs")))),
     "zero": (1, lambda: test_zero_memory()),
     "junk": (4, lambda: test_junk_memory_and_isolation()),
+    "exe": (1, lambda: test_exe_replaced()),
 }
 
 
 def main(argv):
     global EIF, DIR
-    groups = argv[3:] or ["logs", "zero", "junk"]
+    groups = argv[3:] or ["logs", "zero", "junk", "exe"]
     if len(argv) < 3 or any(g not in GROUPS for g in groups):
         print("usage: guest.py EIF DIR [%s]..." % "|".join(GROUPS), file=sys.stderr)
         return 2

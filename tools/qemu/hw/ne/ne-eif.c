@@ -17,7 +17,6 @@
 #include "ne-eif.h"
 #include "ne-kernel.h"
 
-#define EIF_HEADER_SIZE         548
 #define EIF_CRC_OFFSET          544
 #define EIF_SECTION_HDR_SIZE    12
 #define EIF_MAX_SECTIONS        32
@@ -95,13 +94,12 @@ static bool eif_check_header(EifReader *r, const uint8_t *hdr, Error **errp)
     return true;
 }
 
-/* Section @i: inside the image, its header agreeing with the table. */
-static bool eif_check_section(EifReader *r, int i, Error **errp)
+/* Section @i, as the table says: after the header, inside the memory. */
+static bool eif_check_bounds(EifReader *r, int i, Error **errp)
 {
-    EifSection *s = &r->sec[i];
-    uint8_t sh[EIF_SECTION_HDR_SIZE];
+    const EifSection *s = &r->sec[i];
 
-    if (s->offset < EIF_HEADER_SIZE || s->offset > r->limit ||
+    if (s->offset < NE_EIF_HEADER_SIZE || s->offset > r->limit ||
         r->limit - s->offset < EIF_SECTION_HDR_SIZE ||
         s->size > r->limit - s->offset - EIF_SECTION_HDR_SIZE) {
         error_setg(errp, "section %d (%" PRIu64 " bytes at offset %" PRIu64
@@ -109,6 +107,38 @@ static bool eif_check_section(EifReader *r, int i, Error **errp)
                    s->offset);
         return false;
     }
+    return true;
+}
+
+/*
+ * The image ends with its last section; it may be no larger than
+ * @max_size (enclave-eif-max).  Only the table is looked at: nothing past
+ * the cap is read, copied or decompressed.
+ */
+static bool eif_check_size(EifReader *r, uint64_t max_size, Error **errp)
+{
+    uint64_t end = NE_EIF_HEADER_SIZE;
+    int i;
+
+    for (i = 0; i < r->nr; i++) {
+        /* inside limit (eif_check_bounds), so the sum cannot wrap */
+        end = MAX(end, r->sec[i].offset + EIF_SECTION_HDR_SIZE +
+                       r->sec[i].size);
+    }
+    if (end > max_size) {
+        error_setg(errp, "the image is %" PRIu64 " bytes, larger than "
+                   "enclave-eif-max (%" PRIu64 " bytes)", end, max_size);
+        return false;
+    }
+    return true;
+}
+
+/* Section @i's header, agreeing with the table. */
+static bool eif_check_section(EifReader *r, int i, Error **errp)
+{
+    EifSection *s = &r->sec[i];
+    uint8_t sh[EIF_SECTION_HDR_SIZE];
+
     if (!eif_read(r, s->offset, sh, sizeof(sh), errp)) {
         return false;
     }
@@ -262,7 +292,7 @@ static bool eif_check_cmdline(const char *cmdline, uint64_t size,
 
 static int eif_memfd(const char *name, Error **errp)
 {
-    int fd = memfd_create(name, MFD_CLOEXEC);
+    int fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
 
     if (fd < 0) {
         error_setg_errno(errp, errno, "memfd_create");
@@ -273,7 +303,7 @@ static int eif_memfd(const char *name, Error **errp)
 static bool eif_unpack(EifReader *r, const uint8_t *hdr, NEEifImage *img,
                        Error **errp)
 {
-    uint64_t end = EIF_HEADER_SIZE;
+    uint64_t end = NE_EIF_HEADER_SIZE;
     int i;
 
     img->kernel_fd = eif_memfd("enclave-kernel", errp);
@@ -326,10 +356,11 @@ void ne_eif_release(NEEifImage *img)
     img->eif_size = 0;
 }
 
-bool ne_eif_load(NESlot *slot, uint64_t addr, NEEifImage *img, Error **errp)
+bool ne_eif_load(NESlot *slot, uint64_t addr, uint64_t max_size,
+                 NEEifImage *img, Error **errp)
 {
     EifReader r = { .slot = slot, .base = addr };
-    uint8_t hdr[EIF_HEADER_SIZE];
+    uint8_t hdr[NE_EIF_HEADER_SIZE];
     int i;
 
     img->kernel_fd = img->initrd_fd = -1;
@@ -339,8 +370,21 @@ bool ne_eif_load(NESlot *slot, uint64_t addr, NEEifImage *img, Error **errp)
         return false;
     }
     r.limit = slot->mem_size - addr;
+    if (max_size < NE_EIF_HEADER_SIZE) {
+        error_setg(errp, "enclave-eif-max (%" PRIu64 " bytes) leaves no "
+                   "room for the header", max_size);
+        return false;
+    }
     if (!eif_read(&r, 0, hdr, sizeof(hdr), errp) ||
         !eif_check_header(&r, hdr, errp)) {
+        return false;
+    }
+    for (i = 0; i < r.nr; i++) {
+        if (!eif_check_bounds(&r, i, errp)) {
+            return false;
+        }
+    }
+    if (!eif_check_size(&r, max_size, errp)) {
         return false;
     }
     for (i = 0; i < r.nr; i++) {

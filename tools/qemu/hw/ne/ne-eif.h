@@ -18,19 +18,26 @@
 #include "ne-hv.h"
 
 #define NE_EIF_LOAD_OFFSET      (8 * MiB)
+#define NE_EIF_HEADER_SIZE      548
+/* The largest image read at ENCLAVE_START, unless enclave-eif-max says. */
+#define NE_EIF_MAX_DEFAULT      (1 * GiB)
 
 typedef struct NEEifImage {
-    int kernel_fd;              /* memfd: the bzImage */
-    int initrd_fd;              /* memfd: every ramdisk, in order */
+    /* memfds that take seals (the launcher seals them for the child) */
+    int kernel_fd;              /* the bzImage */
+    int initrd_fd;              /* every ramdisk, in order */
     char *cmdline;              /* NUL-terminated */
     uint64_t eif_size;          /* bytes from the header to the last section */
 } NEEifImage;
 
 /*
- * Checks and unpacks the EIF at enclave-physical @addr of @slot.  On error
- * @img is left empty and @errp says what is wrong with the image.
+ * Checks and unpacks the EIF at enclave-physical @addr of @slot.  An image
+ * larger than @max_size bytes is refused from its section table, before
+ * anything else of it is read.  On error @img is left empty and @errp
+ * says what is wrong with the image.
  */
-bool ne_eif_load(NESlot *slot, uint64_t addr, NEEifImage *img, Error **errp);
+bool ne_eif_load(NESlot *slot, uint64_t addr, uint64_t max_size,
+                 NEEifImage *img, Error **errp);
 void ne_eif_release(NEEifImage *img);
 
 #endif /* HW_NE_NE_EIF_H */

@@ -285,7 +285,7 @@ static int extract(int fd, off_t size, uint64_t *mem_end, const char **why)
     if (!payload) {
         return -1;
     }
-    out = memfd_create("enclave-vmlinux", MFD_CLOEXEC);
+    out = memfd_create("enclave-vmlinux", MFD_CLOEXEC | MFD_ALLOW_SEALING);
     if (out < 0) {
         *why = "memfd_create failed";
         return -1;
@@ -299,6 +299,11 @@ static int extract(int fd, off_t size, uint64_t *mem_end, const char **why)
         ok = false;
     }
     if (!ok || !check_elf(out, lseek(out, 0, SEEK_END), mem_end, why)) {
+        close(out);
+        return -1;
+    }
+    if (fcntl(out, F_ADD_SEALS, NE_BOOT_FILE_SEALS) < 0) {
+        *why = "cannot seal the ELF kernel";
         close(out);
         return -1;
     }

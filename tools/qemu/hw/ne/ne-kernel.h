@@ -30,6 +30,14 @@
 #define BZ_HEADER_END           0x250
 #define BZ_MIN_VERSION          0x208   /* the first with payload_offset */
 
+/*
+ * The seals of every file an enclave VM boots from (kernel, initrd): made
+ * sealable, written once, then sealed before any child sees them, so that
+ * no one can change them, nor unseal them.
+ */
+#define NE_BOOT_FILE_SEALS      (F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | \
+                                 F_SEAL_WRITE)
+
 typedef struct NEKernelCache NEKernelCache;
 
 NEKernelCache *ne_kernel_cache_new(void);
@@ -40,8 +48,8 @@ void ne_kernel_cache_free(NEKernelCache *c);
  * loadable segments fit in @mem_size bytes of memory below an initrd of
  * @initrd_size bytes, or -1 (with @why set to a static string saying why)
  * when the bzImage should boot as it is.  The descriptor belongs to @c and
- * stays valid until the next call; *@cached tells whether it was already
- * there.
+ * stays valid until the next call; it is sealed (NE_BOOT_FILE_SEALS).
+ * *@cached tells whether it was already there.
  */
 int ne_kernel_direct_boot_fd(NEKernelCache *c, int bzimage_fd,
                              uint64_t mem_size, uint64_t initrd_size,

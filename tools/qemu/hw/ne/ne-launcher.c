@@ -16,7 +16,8 @@
  *   - the kernel, ramdisks and command line of the EIF found at 8 MiB,
  *     checked and unpacked by ne-eif.c into memory files (the parent's
  *     memory is read once and never trusted beyond the checks), passed
- *     sealed against writes; with enclave-direct-boot, the ELF kernel
+ *     sealed against any change (those very files: they are made to take
+ *     seals, never copied); with enclave-direct-boot, the ELF kernel
  *     inside the bzImage, booted through its PVH entry (ne-kernel.c),
  *     which saves the seconds the bzImage would spend decompressing itself
  *     under TCG;
@@ -24,22 +25,30 @@
  *     other end attached to the parent's router under the CID the
  *     hypervisor assigned, so an enclave cannot claim another CID;
  *   - its serial console (and its stderr, so that a VM that cannot start
- *     says why) on a pipe, kept as history, served at vsock CID 0 port
- *     CID + 10000 in debug mode only, and written (size-capped) to
- *     enclave-CID.log in enclave-log-dir, a host directory opened once at
- *     realize and never followed through a link;
+ *     says why) on a pipe, read at most 64 KiB per main loop wakeup
+ *     (a flood waits for the next one), kept as history, served at vsock
+ *     CID 0 port CID + 10000 in debug mode only, and written (size-capped)
+ *     to enclave-CID.log in enclave-log-dir, a host directory opened once
+ *     at realize and never followed through a link;
  *   - with a QEMU built with seccomp, -sandbox on (no spawning, no
  *     privilege changes).
+ * The child is this QEMU's own binary, executed through a descriptor
+ * opened at realize: a binary deleted or replaced at its path meanwhile
+ * (a rebuilt or pruned cache) is still the one that runs.  An
+ * enclave-qemu= binary is executed by its path.
  * ENCLAVE_START is answered later: a worker thread reads the image (at
- * most eif-max bytes, 1 GiB by default), checks and unpacks it and takes
- * its kernel out, and a bottom half then forks the child and posts the
- * reply, so the parent's vCPUs never wait for that work under the BQL.
+ * most enclave-eif-max bytes, 1 GiB by default: a larger one is refused
+ * from its section table), checks and unpacks it and takes its kernel
+ * out, and a bottom half then forks the child and posts the reply, so
+ * the parent's vCPUs never wait for that work under the BQL.
  * The child gets only the descriptors it needs (as 3, 4, ...), dies with
  * this QEMU (PR_SET_PDEATHSIG), and its end, whatever the cause, is seen
- * through a pidfd and reported with ne_hv_enclave_exited().  ENCLAVE_STOP,
- * SLOT_FREE and device resets send it SIGKILL through the pidfd and return
- * at once: the child is reaped when the pidfd fires, and its memory, which
- * is its own, goes with it.
+ * through a pidfd and reported with ne_hv_enclave_exited(); why it ended
+ * (its exit status or signal, and from its QMP monitor whether the guest
+ * powered off, reset itself or panicked) is written to its console.
+ * ENCLAVE_STOP, SLOT_FREE and device resets send it SIGKILL through the
+ * pidfd and return at once: the child is reaped when the pidfd fires, and
+ * its memory, which is its own, goes with it.
  *
  * Copyright (c) 2026 The ne-kvm authors
  *
@@ -47,6 +56,7 @@
  */
 
 #include "qemu/osdep.h"
+#include "qemu/cutils.h"
 #include "qemu/datadir.h"
 #include "qemu/error-report.h"
 #include "qemu/log.h"
@@ -54,12 +64,13 @@
 #include "qemu/memfd.h"
 #include "qemu/units.h"
 #include "qapi/error.h"
+#include "qapi/qmp/qdict.h"
+#include "qapi/qmp/qjson.h"
 #include "io/channel-socket.h"
 #include "exec/cpu-common.h"
 #include "hw/ne/vsock-relay.h"
 #include <sys/prctl.h>
 #include <sys/resource.h>
-#include <sys/sendfile.h>
 #include <sys/syscall.h>
 #include <linux/falloc.h>
 #include "ne-console.h"
@@ -82,37 +93,48 @@
 #define NE_CHILD_MAX_FDS        32
 /* Where they wait (close-on-exec) before being moved down to 3, 4, ... */
 #define NE_CHILD_FD_STAGING     (3 + NE_CHILD_MAX_FDS)
-/* The largest image ENCLAVE_START reads, unless enclave-eif-max says. */
-#define NE_EIF_MAX_DEFAULT      (1 * GiB)
 /* An enclave's console log on the host stops growing here. */
 #define NE_LOG_MAX              (16 * MiB)
-/* Seals of every file an enclave VM gets: it can change none of them. */
-#define NE_RO_SEALS     (F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | \
-                         F_SEAL_WRITE)
+/*
+ * Console bytes handled per wakeup of the main loop: a flooding enclave
+ * VM waits for the next one (the pipe stays readable, so the handler runs
+ * again once everything else that is ready had its turn).
+ */
+#define NE_CONSOLE_BUDGET       (64 * KiB)
+/*
+ * What is left in the console pipe or the monitor's socket once the child
+ * ended: at most their capacity (a pipe's is 1 MiB at most, pipe-max-size)
+ * while nothing else writes there.
+ */
+#define NE_LAST_WORDS           (1 * MiB)
+/* A QMP line longer than this is not looked at (events are short). */
+#define NE_QMP_LINE_MAX         4096
+/* Bytes of the child's QMP monitor handled per wakeup. */
+#define NE_QMP_BUDGET           (16 * KiB)
+/*
+ * The child starts paused (-S), its QMP monitor on a socketpair.  This
+ * leaves capability negotiation, so that events are sent, then lets the
+ * guest run, so that no event can come before.
+ */
+static const char ne_qmp_hello[] =
+    "{\"execute\": \"qmp_capabilities\"}\n{\"execute\": \"cont\"}\n";
 
 typedef struct NEEnclaveVM NEEnclaveVM;
 typedef struct NEStartJob NEStartJob;
 
-/* A read-only sealed copy of a kernel file, kept while it is the same. */
-typedef struct NESealedKernel {
-    dev_t dev;
-    ino_t ino;
-    int fd;
-} NESealedKernel;
-
 struct NELauncher {
     NEHv *hv;
-    char *qemu;
+    char *qemu;                 /* argv[0] of the child */
+    int exe_fd;                 /* this QEMU's binary (O_PATH); or -1 */
     char *accel;
     int log_dir_fd;             /* enclave-log-dir, opened at realize; or -1 */
     char **data_dirs;           /* -L for the child: microvm firmware */
     NEKernelCache *kernels;     /* NULL: boot bzImages as they are */
-    NESealedKernel sealed_kernel;
     uint64_t tsc_khz;           /* the host's, for TCG guests; 0: unknown */
     VsockRelayRouter *router;   /* the parent's relay (never unplugged) */
     NEConsole *console;
     uint64_t eif_max;           /* largest image read at ENCLAVE_START */
-    QemuMutex lock;             /* kernels and sealed_kernel (workers) */
+    QemuMutex lock;             /* kernels (workers) */
     QLIST_HEAD(, NEEnclaveVM) vms;      /* every child not yet reaped */
     QLIST_HEAD(, NEStartJob) jobs;      /* starts in progress */
 };
@@ -131,6 +153,11 @@ struct NEEnclaveVM {
     bool reaped;
     int pidfd;
     int console_fd;             /* read end of the child's serial pipe */
+    int qmp_fd;                 /* our end of the child's QMP monitor */
+    size_t qmp_len;             /* bytes in qmp_line */
+    bool qmp_skip;              /* in a line too long to look at */
+    char qmp_line[NE_QMP_LINE_MAX];
+    char shutdown[32];          /* the reason of its SHUTDOWN event, or "" */
     int log_fd;
     uint64_t log_size;
     NEConsoleSource *console;
@@ -171,7 +198,8 @@ static char *ne_cmdline_arg(NELauncher *l, const char *image_cmdline)
 
 static char **ne_child_argv(NELauncher *l, NESlot *slot, const char *cmdline,
                             int mem_fd, int kernel_fd, int initrd_fd,
-                            int link_fd, int console_fd, GArray *fds)
+                            int link_fd, int console_fd, int qmp_fd,
+                            GArray *fds)
 {
     GPtrArray *a = g_ptr_array_new();
     int i;
@@ -207,6 +235,12 @@ static char **ne_child_argv(NELauncher *l, NESlot *slot, const char *cmdline,
 #endif
     ARG("-nodefaults");
     ARG("-no-user-config");
+    /* paused until the launcher's QMP hello (ne_qmp_hello) */
+    ARG("-S");
+    ARG("-chardev");
+    ARG("socket,id=ne-qmp,fd=%d", ne_child_fd(fds, qmp_fd));
+    ARG("-mon");
+    ARG("chardev=ne-qmp,mode=control");
     ARG("-display");
     ARG("none");
     ARG("-no-reboot");
@@ -249,79 +283,6 @@ static int ne_enclave_mem_fd(uint64_t cid, uint64_t size)
     return qemu_memfd_create(name, size, false, 0,
                              F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW, NULL);
 }
-/*
- * @fd sealed against any change, for a child: @fd itself when it takes the
- * seals, else a sealed copy (*@copied says which; the caller closes a copy).
- */
-static int ne_sealed_fd(int fd, const char *name, bool *copied)
-{
-    struct stat st;
-    off_t off = 0;
-    int out, seals;
-
-    *copied = false;
-    seals = fcntl(fd, F_GET_SEALS);
-    if (seals >= 0 && (seals & NE_RO_SEALS) == NE_RO_SEALS) {
-        return fd;
-    }
-    if (fcntl(fd, F_ADD_SEALS, NE_RO_SEALS) == 0) {
-        return fd;
-    }
-    if (fstat(fd, &st) < 0) {
-        return -1;
-    }
-    /* sealable; F_SEAL_SHRINK only, so that the copy can grow */
-    out = qemu_memfd_create(name, 0, false, 0, F_SEAL_SHRINK, NULL);
-    if (out < 0) {
-        return -1;
-    }
-    while (off < st.st_size) {
-        ssize_t n = sendfile(out, fd, &off, st.st_size - off);
-
-        if (n <= 0 && !(n < 0 && errno == EINTR)) {
-            close(out);
-            return -1;
-        }
-    }
-    if (fcntl(out, F_ADD_SEALS, NE_RO_SEALS) < 0) {
-        close(out);
-        return -1;
-    }
-    *copied = true;
-    return out;
-}
-
-/*
- * The cached direct-boot kernel @fd, sealed.  It is shared by every enclave
- * that boots the same image, so its sealed copy is kept too, keyed by the
- * cached file; the descriptor returned stays the launcher's or the
- * cache's.  Under l->lock.
- */
-static int ne_sealed_kernel_fd(NELauncher *l, int fd)
-{
-    NESealedKernel *k = &l->sealed_kernel;
-    struct stat st;
-    bool copied;
-    int sealed;
-
-    if (fstat(fd, &st) < 0) {
-        return -1;
-    }
-    if (k->fd >= 0 && k->dev == st.st_dev && k->ino == st.st_ino) {
-        return k->fd;
-    }
-    sealed = ne_sealed_fd(fd, "enclave-vmlinux", &copied);
-    if (sealed < 0) {
-        return -1;
-    }
-    if (k->fd >= 0) {
-        close(k->fd);
-    }
-    k->fd = copied ? sealed : -1;
-    k->dev = st.st_dev;
-    k->ino = st.st_ino;
-    return sealed;
-}
 
 /* ---- the child process ------------------------------------------------- */
 
@@ -345,10 +306,12 @@ static void ne_close_from(int first)
 /*
  * Between fork and exec, in a copy of a multithreaded process: only
  * async-signal-safe calls.  @staged are the descriptors to pass, all above
- * the numbers they move to; @err_fd (one of them) becomes stderr.
+ * the numbers they move to; @err_fd (one of them) becomes stderr; @exe_fd,
+ * staged too, is the binary to run (-1: argv[0], by path).
  */
 static G_NORETURN void ne_child_exec(char **argv, const int *staged,
-                                     int nr, int err_fd, pid_t parent)
+                                     int nr, int err_fd, int exe_fd,
+                                     pid_t parent)
 {
     sigset_t none;
     int i, null;
@@ -371,16 +334,26 @@ static G_NORETURN void ne_child_exec(char **argv, const int *staged,
             _exit(126);
         }
     }
-    ne_close_from(3 + nr);
-    execv(argv[0], argv);
+    if (exe_fd < 0) {
+        ne_close_from(3 + nr);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    /* right after the passed ones, and closed by the exec itself */
+    if (dup2(exe_fd, 3 + nr) < 0 || fcntl(3 + nr, F_SETFD, FD_CLOEXEC) < 0) {
+        _exit(126);
+    }
+    ne_close_from(3 + nr + 1);
+    fexecve(3 + nr, argv, environ);
     _exit(127);
 }
 
-static pid_t ne_spawn(char **argv, GArray *fds, int err_fd, Error **errp)
+static pid_t ne_spawn(char **argv, GArray *fds, int err_fd, int exe_fd,
+                      Error **errp)
 {
     int staged[NE_CHILD_MAX_FDS];
     pid_t parent = getpid(), pid;
-    int nr = fds->len, i, err, staged_err;
+    int nr = fds->len, i, err, staged_err, staged_exe = -1;
 
     if (nr > NE_CHILD_MAX_FDS) {
         error_setg(errp, "the enclave needs %d descriptors (at most %d)", nr,
@@ -407,9 +380,17 @@ static pid_t ne_spawn(char **argv, GArray *fds, int err_fd, Error **errp)
         pid = -1;
         goto out;
     }
+    if (exe_fd >= 0) {
+        staged_exe = fcntl(exe_fd, F_DUPFD_CLOEXEC, NE_CHILD_FD_STAGING);
+        if (staged_exe < 0) {
+            error_setg_errno(errp, errno, "cannot pass the QEMU binary");
+            pid = -1;
+            goto out;
+        }
+    }
     pid = fork();
     if (pid == 0) {
-        ne_child_exec(argv, staged, nr, staged_err, parent);
+        ne_child_exec(argv, staged, nr, staged_err, staged_exe, parent);
     }
     if (pid < 0) {
         error_setg_errno(errp, errno, "fork");
@@ -418,6 +399,9 @@ out:
     err = errno;
     for (i = 0; i < nr; i++) {
         close(staged[i]);
+    }
+    if (staged_exe >= 0) {
+        close(staged_exe);
     }
     errno = err;
     return pid;
@@ -455,33 +439,134 @@ static void ne_vm_console_out(NEEnclaveVM *vm, const char *buf, size_t n)
     }
 }
 
-/* Reads what the console pipe holds; false at its end. */
-static bool ne_vm_console_pump(NEEnclaveVM *vm)
+/*
+ * Handles at most @budget bytes of what the console pipe holds; false at
+ * its end (EOF or an error).
+ */
+static bool ne_vm_console_pump(NEEnclaveVM *vm, size_t budget)
 {
     char buf[4096];
+    size_t done = 0;
 
     if (vm->console_fd < 0) {
         return false;
     }
-    for (;;) {
-        ssize_t n = read(vm->console_fd, buf, sizeof(buf));
+    while (done < budget) {
+        size_t want = MIN(sizeof(buf), budget - done);
+        ssize_t n = read(vm->console_fd, buf, want);
 
         if (n > 0) {
             ne_vm_console_out(vm, buf, n);
+            done += n;
         } else if (n < 0 && errno == EINTR) {
             continue;
         } else {
             return n < 0 && errno == EAGAIN;
         }
     }
+    trace_ne_launcher_console_budget(vm->uid, vm->cid, done);
+    return true;
 }
 
 static void ne_vm_console_readable(void *opaque)
 {
     NEEnclaveVM *vm = opaque;
 
-    if (!ne_vm_console_pump(vm)) {
+    if (!ne_vm_console_pump(vm, NE_CONSOLE_BUDGET)) {
         qemu_set_fd_handler(vm->console_fd, NULL, NULL, NULL);
+    }
+}
+
+/* ---- the child's QMP monitor ------------------------------------------ */
+
+static void ne_vm_kill(NEEnclaveVM *vm);
+
+/* One message from the monitor: only SHUTDOWN and errors matter. */
+static void ne_vm_qmp_message(NEEnclaveVM *vm, const char *line)
+{
+    QObject *obj = qobject_from_json(line, NULL);
+    QDict *msg = qobject_to(QDict, obj);
+    QDict *data;
+    const char *reason;
+
+    if (!msg) {
+        qobject_unref(obj);
+        return;
+    }
+    if (qdict_haskey(msg, "error")) {
+        /* the hello was refused: the guest would never run */
+        g_autofree char *note = NULL;
+
+        data = qdict_get_qdict(msg, "error");
+        reason = data ? qdict_get_try_str(data, "desc") : NULL;
+        trace_ne_launcher_qmp_error(vm->uid, reason ? reason : "?");
+        note = g_strdup_printf("\n[ne-pci: the enclave VM did not start "
+                               "its guest: %.200s]\n", reason ? reason : "?");
+        ne_vm_console_out(vm, note, strlen(note));
+        ne_vm_kill(vm);
+    } else if (!g_strcmp0(qdict_get_try_str(msg, "event"), "SHUTDOWN")) {
+        data = qdict_get_qdict(msg, "data");
+        reason = data ? qdict_get_try_str(data, "reason") : NULL;
+        if (!reason || !*reason || strlen(reason) >= sizeof(vm->shutdown) ||
+            strspn(reason, "abcdefghijklmnopqrstuvwxyz-") != strlen(reason)) {
+            reason = "unknown";
+        }
+        pstrcpy(vm->shutdown, sizeof(vm->shutdown), reason);
+        trace_ne_launcher_shutdown(vm->uid, vm->cid, vm->shutdown);
+    }
+    qobject_unref(obj);
+}
+
+/*
+ * Handles at most @budget bytes from the monitor, a line at a time (a
+ * line too long to be an event is skipped); false at its end.
+ */
+static bool ne_vm_qmp_pump(NEEnclaveVM *vm, size_t budget)
+{
+    char buf[1024];
+    size_t done = 0;
+
+    if (vm->qmp_fd < 0) {
+        return false;
+    }
+    while (done < budget) {
+        size_t want = MIN(sizeof(buf), budget - done);
+        ssize_t n = read(vm->qmp_fd, buf, want), i;
+
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            return n < 0 && errno == EAGAIN;
+        }
+        done += n;
+        for (i = 0; i < n; i++) {
+            if (buf[i] == '\n') {
+                if (!vm->qmp_skip) {
+                    vm->qmp_line[vm->qmp_len] = '\0';
+                    ne_vm_qmp_message(vm, vm->qmp_line);
+                }
+                vm->qmp_len = 0;
+                vm->qmp_skip = false;
+            } else if (vm->qmp_skip) {
+                continue;
+            } else if (vm->qmp_len == sizeof(vm->qmp_line) - 1) {
+                trace_ne_launcher_qmp_skip(vm->uid, vm->cid);
+                vm->qmp_skip = true;
+            } else {
+                vm->qmp_line[vm->qmp_len++] = buf[i];
+            }
+        }
+    }
+    return true;
+}
+
+static void ne_vm_qmp_readable(void *opaque)
+{
+    NEEnclaveVM *vm = opaque;
+
+    if (!ne_vm_qmp_pump(vm, NE_QMP_BUDGET)) {
+        qemu_set_fd_handler(vm->qmp_fd, NULL, NULL, NULL);
     }
 }
 
@@ -527,28 +612,46 @@ static int ne_open_log(NELauncher *l, uint64_t cid)
 
 /* ---- the end of an enclave --------------------------------------------- */
 
+/* Why the enclave ended, from the child's status and its monitor. */
+static char *ne_exit_reason(NEEnclaveVM *vm, int status)
+{
+    if (WIFSIGNALED(status)) {
+        return g_strdup_printf("its VM was killed by signal %d%s",
+                               WTERMSIG(status), vm->attached ? "" :
+                               " (the enclave was stopped)");
+    }
+    if (WEXITSTATUS(status)) {
+        return g_strdup_printf("its VM exited with status %d: it could not "
+                               "run (its messages are above)",
+                               WEXITSTATUS(status));
+    }
+    if (!strcmp(vm->shutdown, "guest-reset")) {
+        /* -no-reboot: the reset of a Nitro enclave ends it */
+        return g_strdup("it reset itself (a reboot, a triple fault, or a "
+                        "kernel panic with panic=N), which ends an enclave");
+    }
+    if (!strcmp(vm->shutdown, "guest-shutdown")) {
+        return g_strdup("it powered off");
+    }
+    if (!strcmp(vm->shutdown, "guest-panic")) {
+        return g_strdup("its kernel panicked");
+    }
+    if (vm->shutdown[0]) {
+        return g_strdup_printf("its VM shut down (%s)", vm->shutdown);
+    }
+    return g_strdup("its VM exited with status 0 without saying why");
+}
+
 /* Says in the log and on the console how the child ended. */
 static void ne_note_exit(NEEnclaveVM *vm, int status)
 {
-    g_autofree char *line = NULL;
+    g_autofree char *why = ne_exit_reason(vm, status);
+    g_autofree char *line = g_strdup_printf("\n[ne-pci: enclave of CID %"
+                                            PRIu64 " ended: %s]\n", vm->cid,
+                                            why);
 
     vm->reaped = true;
-    if (WIFSIGNALED(status)) {
-        trace_ne_launcher_exit(vm->uid, vm->pid, "killed by signal",
-                               WTERMSIG(status));
-        line = g_strdup_printf("\n[ne-pci: enclave VM of CID %" PRIu64
-                               " killed by signal %d%s]\n", vm->cid,
-                               WTERMSIG(status),
-                               vm->attached ? "" : " (enclave stopped)");
-    } else {
-        trace_ne_launcher_exit(vm->uid, vm->pid, "exited with status",
-                               WEXITSTATUS(status));
-        line = g_strdup_printf("\n[ne-pci: enclave VM of CID %" PRIu64
-                               " exited with status %d%s]\n", vm->cid,
-                               WEXITSTATUS(status),
-                               WEXITSTATUS(status) ? ": it could not run "
-                               "(its messages are above)" : "");
-    }
+    trace_ne_launcher_exit(vm->uid, vm->pid, status, why);
     ne_vm_console_out(vm, line, strlen(line));
 }
 
@@ -571,7 +674,8 @@ static bool ne_vm_reap(NEEnclaveVM *vm)
         return false;
     }
     /* the last words of a panicking enclave are still in the pipe */
-    ne_vm_console_pump(vm);
+    ne_vm_console_pump(vm, NE_LAST_WORDS);
+    ne_vm_qmp_pump(vm, NE_LAST_WORDS);
     if (r == vm->pid) {
         ne_note_exit(vm, status);
     }
@@ -588,6 +692,10 @@ static void ne_vm_free(NEEnclaveVM *vm)
     if (vm->console_fd >= 0) {
         qemu_set_fd_handler(vm->console_fd, NULL, NULL, NULL);
         close(vm->console_fd);
+    }
+    if (vm->qmp_fd >= 0) {
+        qemu_set_fd_handler(vm->qmp_fd, NULL, NULL, NULL);
+        close(vm->qmp_fd);
     }
     if (vm->log_fd >= 0) {
         close(vm->log_fd);
@@ -733,7 +841,7 @@ struct NEStartJob {
     NELauncher *l;
     NESlot *slot;               /* NULL once the slot is gone */
     NESlot view;                /* what the worker reads */
-    uint64_t mem_size;          /* the enclave's (view.mem_size is capped) */
+    uint64_t mem_size;          /* the enclave's */
     QemuThread thread;
     QEMUBH *bh;
     /* results of the worker */
@@ -745,31 +853,38 @@ struct NEStartJob {
 
 enum { NE_FILE_MEM, NE_FILE_KERNEL, NE_FILE_INITRD };
 
-/* @fd sealed, as a descriptor of its own (the caller closes it). */
-static int ne_sealed_dup(int fd, const char *name)
+/*
+ * @fd sealed against any change (NE_BOOT_FILE_SEALS), as a descriptor of
+ * its own for a child (the caller closes it).  The files a child boots
+ * from are made to take seals: one that does not is refused, never copied.
+ */
+static int ne_sealed_dup(int fd)
 {
-    bool copied;
-    int r = ne_sealed_fd(fd, name, &copied);
+    int seals = fcntl(fd, F_GET_SEALS);
 
-    if (r < 0 || copied) {
-        return r;
+    if (seals < 0) {
+        return -1;
     }
-    return fcntl(r, F_DUPFD_CLOEXEC, 0);
+    if ((seals & NE_BOOT_FILE_SEALS) != NE_BOOT_FILE_SEALS &&
+        fcntl(fd, F_ADD_SEALS, NE_BOOT_FILE_SEALS) < 0) {
+        return -1;
+    }
+    return fcntl(fd, F_DUPFD_CLOEXEC, 0);
 }
 
 /*
  * The kernel the child boots, sealed, as a descriptor of its own: the ELF
- * inside the bzImage, or the bzImage.  The kernel cache is shared by every
- * start: l->lock.
+ * inside the bzImage (the kernel cache's own file, sealed by ne-kernel.c),
+ * or the bzImage.  The kernel cache is shared by every start: l->lock.
  */
 static int ne_boot_kernel_fd(NELauncher *l, NEStartJob *job)
 {
     const char *why = NULL;
     bool cached;
-    int fd, sealed;
+    int fd;
 
     if (!l->kernels) {
-        return ne_sealed_dup(job->img.kernel_fd, "enclave-kernel");
+        return ne_sealed_dup(job->img.kernel_fd);
     }
     qemu_mutex_lock(&l->lock);
     fd = ne_kernel_direct_boot_fd(l->kernels, job->img.kernel_fd,
@@ -779,11 +894,10 @@ static int ne_boot_kernel_fd(NELauncher *l, NEStartJob *job)
     if (fd < 0) {
         qemu_mutex_unlock(&l->lock);
         trace_ne_launcher_bzimage_boot(job->view.uid, why);
-        return ne_sealed_dup(job->img.kernel_fd, "enclave-kernel");
+        return ne_sealed_dup(job->img.kernel_fd);
     }
     trace_ne_launcher_direct_boot(job->view.uid, cached);
-    sealed = ne_sealed_kernel_fd(l, fd);
-    fd = sealed < 0 ? -1 : fcntl(sealed, F_DUPFD_CLOEXEC, 0);
+    fd = ne_sealed_dup(fd);
     qemu_mutex_unlock(&l->lock);
     return fd;
 }
@@ -792,14 +906,14 @@ static void *ne_start_worker(void *opaque)
 {
     NEStartJob *job = opaque;
 
-    if (!ne_eif_load(&job->view, NE_EIF_LOAD_OFFSET, &job->img, &job->err)) {
+    if (!ne_eif_load(&job->view, NE_EIF_LOAD_OFFSET, job->l->eif_max,
+                     &job->img, &job->err)) {
         job->rc = -NE_ERRNO_ENOEXEC;
     } else {
         job->files[NE_FILE_MEM] = ne_enclave_mem_fd(job->view.cid,
                                                     job->mem_size);
         job->files[NE_FILE_KERNEL] = ne_boot_kernel_fd(job->l, job);
-        job->files[NE_FILE_INITRD] = ne_sealed_dup(job->img.initrd_fd,
-                                                   "enclave-initrd");
+        job->files[NE_FILE_INITRD] = ne_sealed_dup(job->img.initrd_fd);
         if (job->files[NE_FILE_MEM] < 0 || job->files[NE_FILE_KERNEL] < 0 ||
             job->files[NE_FILE_INITRD] < 0) {
             error_setg_errno(&job->err, errno, "cannot make the enclave's "
@@ -838,15 +952,28 @@ static int ne_launch(NELauncher *l, NESlot *slot, NEStartJob *job,
     g_auto(GStrv) argv = NULL;
     QIOChannelSocket *sioc;
     Error *err = NULL;
-    int link[2], con[2];
+    int link[2], con[2], qmp[2];
     bool attached;
 
+    /* the hello waits in the socket until the child's monitor reads it */
+    if (qemu_socketpair(AF_UNIX, SOCK_STREAM, 0, qmp) < 0) {
+        return -NE_ERRNO_ENOMEM;
+    }
+    vm->qmp_fd = qmp[0];
+    if (qemu_write_full(qmp[0], ne_qmp_hello, strlen(ne_qmp_hello)) !=
+        strlen(ne_qmp_hello)) {
+        close(qmp[1]);
+        return -NE_ERRNO_ENOMEM;
+    }
+    g_unix_set_fd_nonblocking(qmp[0], true, NULL);
     if (qemu_socketpair(AF_UNIX, SOCK_STREAM, 0, link) < 0) {
+        close(qmp[1]);
         return -NE_ERRNO_ENOMEM;
     }
     if (!g_unix_open_pipe(con, FD_CLOEXEC, NULL)) {
         close(link[0]);
         close(link[1]);
+        close(qmp[1]);
         return -NE_ERRNO_ENOMEM;
     }
     vm->console_fd = con[0];
@@ -858,6 +985,7 @@ static int ne_launch(NELauncher *l, NESlot *slot, NEStartJob *job,
         close(link[0]);
         close(link[1]);
         close(con[1]);
+        close(qmp[1]);
         return -NE_ERRNO_ENOMEM;
     }
     attached = vsock_relay_router_attach(l->router, QIO_CHANNEL(sioc),
@@ -867,15 +995,18 @@ static int ne_launch(NELauncher *l, NESlot *slot, NEStartJob *job,
         /* an enclave QEMU started by hand (listen=) holds this CID */
         close(link[1]);
         close(con[1]);
+        close(qmp[1]);
         return -NE_ERRNO_EADDRINUSE;
     }
 
     argv = ne_child_argv(l, slot, job->img.cmdline, job->files[NE_FILE_MEM],
                          job->files[NE_FILE_KERNEL],
-                         job->files[NE_FILE_INITRD], link[1], con[1], fds);
-    vm->pid = ne_spawn(argv, fds, con[1], &err);
+                         job->files[NE_FILE_INITRD], link[1], con[1], qmp[1],
+                         fds);
+    vm->pid = ne_spawn(argv, fds, con[1], l->exe_fd, &err);
     close(link[1]);
     close(con[1]);
+    close(qmp[1]);
     if (vm->pid < 0) {
         warn_report_err(err);
         vsock_relay_router_drop_cid(l->router, slot->cid);
@@ -906,7 +1037,7 @@ static int ne_start_vm(NELauncher *l, NESlot *slot, NEStartJob *job)
 
     vm->uid = slot->uid;
     vm->cid = slot->cid;
-    vm->pidfd = vm->console_fd = -1;
+    vm->pidfd = vm->console_fd = vm->qmp_fd = -1;
     vm->log_fd = ne_open_log(l, slot->cid);
     rc = ne_launch(l, slot, job, vm);
     if (rc < 0) {
@@ -927,6 +1058,7 @@ static int ne_start_vm(NELauncher *l, NESlot *slot, NEStartJob *job)
     vm->console = ne_console_source_new(l->console, slot->cid,
                                         slot->flags & NE_START_FLAG_DEBUG);
     qemu_set_fd_handler(vm->console_fd, ne_vm_console_readable, NULL, vm);
+    qemu_set_fd_handler(vm->qmp_fd, ne_vm_qmp_readable, NULL, vm);
     qemu_set_fd_handler(vm->pidfd, ne_vm_exited, NULL, vm);
     slot->launcher_data = vm;
     return 0;
@@ -986,8 +1118,7 @@ static int ne_launcher_start(NESlot *slot, void *opaque)
         memory_region_ref(job->view.ranges[i].ram);
         job->view.ranges[i].carve = NULL;
     }
-    /* the image may be no larger than eif-max: nothing past it is read */
-    job->view.mem_size = MIN(slot->mem_size, NE_EIF_LOAD_OFFSET + l->eif_max);
+    job->view.mem_size = slot->mem_size;
     job->img.kernel_fd = job->img.initrd_fd = -1;
     for (i = 0; i < ARRAY_SIZE(job->files); i++) {
         job->files[i] = -1;
@@ -1085,7 +1216,7 @@ NELauncher *ne_launcher_new(NEHv *hv, const NELauncherConfig *cfg,
 {
     NELauncher *l;
     g_autofree char *self = NULL;
-    int log_dir_fd = -1;
+    int log_dir_fd = -1, exe_fd = -1;
     bool has_pvh;
 
     if (strcmp(cfg->accel, "tcg") && strcmp(cfg->accel, "kvm")) {
@@ -1093,18 +1224,28 @@ NELauncher *ne_launcher_new(NEHv *hv, const NELauncherConfig *cfg,
         return NULL;
     }
     if (!cfg->qemu || !*cfg->qemu) {
-        /* the binary, not /proc/self/exe, which would be the child's own */
+        /* the running binary, whatever becomes of its path */
+        exe_fd = open("/proc/self/exe", O_PATH | O_CLOEXEC);
         self = g_file_read_link("/proc/self/exe", NULL);
-        if (!self) {
-            error_setg(errp, "cannot find this QEMU's binary");
+        if (exe_fd < 0 || !self) {
+            error_setg_errno(errp, errno, "cannot open this QEMU's binary");
+            if (exe_fd >= 0) {
+                close(exe_fd);
+            }
             return NULL;
         }
+    } else if (access(cfg->qemu, X_OK) < 0) {
+        error_setg_errno(errp, errno, "enclave-qemu %s", cfg->qemu);
+        return NULL;
     }
     if (cfg->log_dir && *cfg->log_dir) {
         /* logs are opened relative to this, never by path again */
         log_dir_fd = open(cfg->log_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (log_dir_fd < 0) {
             error_setg_errno(errp, errno, "enclave-log-dir %s", cfg->log_dir);
+            if (exe_fd >= 0) {
+                close(exe_fd);
+            }
             return NULL;
         }
     }
@@ -1112,14 +1253,14 @@ NELauncher *ne_launcher_new(NEHv *hv, const NELauncherConfig *cfg,
     l->hv = hv;
     l->router = cfg->router;
     l->qemu = self ? g_steal_pointer(&self) : g_strdup(cfg->qemu);
+    l->exe_fd = exe_fd;
     l->accel = g_strdup(cfg->accel);
     l->log_dir_fd = log_dir_fd;
     l->data_dirs = ne_find_data_dirs(&has_pvh);
     if (cfg->direct_boot && has_pvh) {
         l->kernels = ne_kernel_cache_new();
     }
-    l->sealed_kernel.fd = -1;
-    l->eif_max = cfg->eif_max ? cfg->eif_max : NE_EIF_MAX_DEFAULT;
+    l->eif_max = cfg->eif_max;
     l->tsc_khz = ne_host_tsc_khz();
     qemu_mutex_init(&l->lock);
     QLIST_INIT(&l->vms);
@@ -1159,11 +1300,11 @@ void ne_launcher_free(NELauncher *l)
     if (l->console) {
         ne_console_free(l->console);
     }
-    if (l->sealed_kernel.fd >= 0) {
-        close(l->sealed_kernel.fd);
-    }
     if (l->log_dir_fd >= 0) {
         close(l->log_dir_fd);
+    }
+    if (l->exe_fd >= 0) {
+        close(l->exe_fd);
     }
     g_strfreev(l->data_dirs);
     ne_kernel_cache_free(l->kernels);

@@ -22,7 +22,7 @@ typedef struct NELauncherConfig {
     const char *accel;          /* "tcg" or "kvm" */
     const char *log_dir;        /* host directory for console logs, or NULL */
     bool direct_boot;           /* boot the bzImage's ELF kernel via PVH */
-    uint64_t eif_max;           /* largest image read; 0: 1 GiB */
+    uint64_t eif_max;           /* largest image read at ENCLAVE_START */
 } NELauncherConfig;
 
 /* Registers itself as @hv's launcher. */

@@ -27,7 +27,10 @@
  * starts), test-controls (off; BAR 2), reply-counter (on; off: EVTCNT
  * always reads 0, for drivers that must not depend on it), relay (a link
  * to the parent's vsock-relay-device, which enclaves are attached to;
- * needed with boot-enclaves=on).
+ * needed with boot-enclaves=on), enclave-eif-max (1G; the largest enclave
+ * image ENCLAVE_START reads out of the donated memory: a larger one is
+ * refused with -ENOEXEC from its section table, before any of it is
+ * copied, checked or decompressed).
  *
  * A machine has at most one ne-pci: the hypervisor it emulates owns the
  * machine's memory, and a second one would donate the same pages again.
@@ -41,6 +44,7 @@
 #include "qemu/log.h"
 #include "qemu/module.h"
 #include "qemu/timer.h"
+#include "qemu/units.h"
 #include "qapi/error.h"
 #include "hw/pci/pci.h"
 #include "hw/pci/msix.h"
@@ -49,6 +53,7 @@
 #include "qom/object.h"
 #include "hw/ne/ne-testctl.h"
 #include "hw/ne/vsock-relay.h"
+#include "ne-eif.h"
 #include "ne-hv.h"
 #include "ne-launcher.h"
 #include "trace.h"
@@ -135,6 +140,7 @@ struct NEPCIState {
     char *enclave_accel;
     char *enclave_log_dir;
     bool enclave_direct_boot;
+    uint64_t enclave_eif_max;
 };
 
 static void ne_pci_notify(NEPCIState *s, unsigned int vector)
@@ -558,7 +564,15 @@ static void ne_pci_realize(PCIDevice *pdev, Error **errp)
             .accel = s->enclave_accel ? s->enclave_accel : "tcg",
             .log_dir = s->enclave_log_dir,
             .direct_boot = s->enclave_direct_boot,
+            .eif_max = s->enclave_eif_max,
         };
+
+        if (s->enclave_eif_max < NE_EIF_HEADER_SIZE) {
+            error_setg(errp, "enclave-eif-max (%" PRIu64 " bytes) is smaller "
+                       "than an EIF header (%d bytes)", s->enclave_eif_max,
+                       NE_EIF_HEADER_SIZE);
+            return;
+        }
 
         s->launcher = ne_launcher_new(&s->hv, &cfg, errp);
         if (!s->launcher) {
@@ -659,6 +673,8 @@ static Property ne_pci_properties[] = {
     /* boot the ELF inside the image's bzImage through PVH (ne-kernel.h) */
     DEFINE_PROP_BOOL("enclave-direct-boot", NEPCIState, enclave_direct_boot,
                      true),
+    DEFINE_PROP_SIZE("enclave-eif-max", NEPCIState, enclave_eif_max,
+                     NE_EIF_MAX_DEFAULT),
     DEFINE_PROP_END_OF_LIST(),
 };
 

@@ -1,0 +1,480 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0
+"""ne-pci driven through QEMU's qtest protocol, with no guest (one test).
+
+    ne_qtest.py QEMU DIR TEST [ARG...]
+
+Starts QEMU (-accel qtest) with an ne-pci that boots enclaves, a vsock
+relay, and 512 MiB of RAM in DIR/ram (a shared file, so that the test
+writes enclave images straight into the parent's memory), then plays the
+parent's driver: it maps BAR 3 through PCI config space, handshakes and
+sends commands, completing each by stepping the virtual clock and polling
+EVTCNT.  Enclave logs go to DIR/logs, the device's trace (ne_launcher_*)
+to DIR/trace.log.  Prints what it saw; exit status 0 when the test passed.
+
+TESTs:
+  eif-max         enclave-eif-max=1M: a 1 MiB + 4 KiB image is refused with
+                  -ENOEXEC from its section table (nothing spawned, the
+                  trace says why); a 64 KiB one starts
+  console-flood   an enclave VM (enclave-qemu=flood-enclave) that floods its
+                  console as fast as a pipe goes: the device still answers
+                  every command within a bound, the console pump works in
+                  budgeted slices (trace), the log stops at its cap
+  exit-reset      an enclave whose kernel triple-faults at once: the slot
+                  stops (SLOT_INFO state 0xffff, event counter up) and its
+                  log says that the enclave reset itself
+  exit-panic EIF  the sample image with rdinit=/nonexistent: the kernel
+                  panics (panic=-1 reboots it), the slot stops, the log
+                  shows the panic and says that the enclave reset itself
+
+Benchmark (figures, no verdict; tools/bench runs it):
+  bench-start EIF [N]   N ENCLAVE_STARTs of EIF in 128 MiB (default 5),
+                  each timed from the doorbell to the reply (the image read,
+                  checked and unpacked, the kernel extracted or cached, the
+                  enclave VM forked), with direct boot and without
+"""
+import os
+import socket
+import struct
+import subprocess
+import sys
+import time
+import zlib
+
+MIB = 1 << 20
+RAM = 512 * MIB
+NE_SLOT = 5                     # PCI device number of ne-pci
+BAR3 = 0xe0000000
+ENCLAVE_GPA = 64 * MIB          # donated range: [64 MiB, 64 MiB + size)
+IMAGE_OFFSET = 8 * MIB
+
+REG_ENABLE, REG_VERSION, REG_COMMAND, REG_EVTCNT = 0x0, 0x2, 0x4, 0xc
+REG_SEND, REG_RECV = 0x10, 0x100
+CMD_START, CMD_STOP, CMD_ALLOC, CMD_FREE = 1, 3, 4, 5
+CMD_ADD_MEM, CMD_ADD_VCPU, CMD_COUNT, CMD_INFO = 6, 7, 8, 10
+STATE_STOPPED = 0xffff
+ENOEXEC = 8
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+LOG_CAP = 16 * MIB
+
+
+
+class Failure(Exception):
+    pass
+
+
+def check(cond, what):
+    if not cond:
+        raise Failure(what)
+
+
+class QTest:
+    """One QEMU under qtest; commands are answered in its main loop."""
+
+    def __init__(self, qemu, d, devices, trace="ne_launcher_*"):
+        self.dir = d
+        path = os.path.join(d, "qtest.sock")
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(path)
+        listener.listen(1)
+        args = [qemu, "-M", "q35,memory-backend=ram", "-accel", "qtest",
+                "-object", "memory-backend-file,id=ram,size=%d,mem-path=%s,share=on" %
+                (RAM, os.path.join(d, "ram")),
+                "-m", "%dM" % (RAM // MIB), "-smp", "2", "-nodefaults",
+                "-display", "none", "-L", "/usr/share/qemu", "-L", "/usr/share/seabios",
+                "-trace", "enable=" + trace, "-D", os.path.join(d, "trace.log"),
+                "-qtest", "unix:" + path, "-qtest-log", "/dev/null"] + devices
+        self.log = open(os.path.join(d, "qemu.log"), "wb")
+        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT)
+        listener.settimeout(60)
+        try:
+            self.sock, _ = listener.accept()
+        except socket.timeout:
+            raise Failure("QEMU did not connect to the qtest socket: %s" % self.qemu_log())
+        finally:
+            listener.close()
+        self.buf = b""
+
+    def qemu_log(self):
+        try:
+            with open(os.path.join(self.dir, "qemu.log"), errors="replace") as f:
+                return f.read()[-800:]
+        except OSError:
+            return ""
+
+    def cmd(self, line, timeout=10):
+        """Sends one qtest command; returns the words after OK."""
+        self.sock.settimeout(timeout)
+        self.sock.sendall(line.encode() + b"\n")
+        end = time.monotonic() + timeout
+        while True:
+            while b"\n" not in self.buf:
+                left = end - time.monotonic()
+                if left <= 0:
+                    raise Failure("QEMU did not answer %r within %d s" % (line, timeout))
+                self.sock.settimeout(left)
+                try:
+                    data = self.sock.recv(4096)
+                except socket.timeout:
+                    continue
+                except OSError as e:
+                    raise Failure("qtest socket at %r: %s; QEMU: %s" %
+                                  (line, e, self.qemu_log()))
+                if not data:
+                    raise Failure("QEMU closed the qtest socket at %r: %s" %
+                                  (line, self.qemu_log()))
+                self.buf += data
+            answer, self.buf = self.buf.split(b"\n", 1)
+            words = answer.decode().split()
+            if words and words[0] == "OK":
+                return words[1:]
+            if words and words[0] == "FAIL":
+                raise Failure("qtest %r: %s" % (line, answer.decode()))
+            # IRQ lines and the like: not ours
+
+    def read(self, size, addr):
+        return int(self.cmd("read%s 0x%x" % (size, addr))[0], 16)
+
+    def write(self, size, addr, val):
+        self.cmd("write%s 0x%x 0x%x" % (size, addr, val))
+
+    def memwrite(self, addr, data):
+        self.cmd("write 0x%x 0x%x 0x%s" % (addr, len(data), data.hex()))
+
+    def memread(self, addr, n):
+        return bytes.fromhex(self.cmd("read 0x%x 0x%x" % (addr, n))[0][2:])
+
+    def step(self, ns):
+        self.cmd("clock_step %d" % ns)
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        self.log.close()
+
+
+class NEPci:
+    """The parent's side of the device: BAR 3 and the command protocol."""
+
+    def __init__(self, qt):
+        self.qt = qt
+        ident = self.cfg_read(0)
+        check(ident == 0xe4c11d0f, "no ne-pci at 00:%02x.0 (id %#x)" % (NE_SLOT, ident))
+        self.cfg_write(0x10 + 4 * 3, BAR3)
+        self.cfg_write(0x04, self.cfg_read(0x04) | 0x6)
+        qt.write("b", BAR3 + REG_ENABLE, 0)
+        check(qt.read("b", BAR3 + REG_ENABLE) == 0, "ENABLE does not read back 0")
+        qt.write("w", BAR3 + REG_VERSION, 1)
+        qt.write("b", BAR3 + REG_ENABLE, 1)
+        check(qt.read("b", BAR3 + REG_ENABLE) == 1, "ENABLE does not read back 1")
+
+    def cfg_read(self, off):
+        self.qt.cmd("outl 0xcf8 0x%x" % (0x80000000 | NE_SLOT << 11 | off))
+        return int(self.qt.cmd("inl 0xcfc")[0], 16)
+
+    def cfg_write(self, off, val):
+        self.qt.cmd("outl 0xcf8 0x%x" % (0x80000000 | NE_SLOT << 11 | off))
+        self.qt.cmd("outl 0xcfc 0x%x" % val)
+
+    def evtcnt(self):
+        return self.qt.read("l", BAR3 + REG_EVTCNT)
+
+    def events(self):
+        return self.evtcnt() >> 16
+
+    def command(self, ctype, payload=b"", timeout=10):
+        """One command; returns the reply as a dict."""
+        qt = self.qt
+        qt.memwrite(BAR3 + REG_SEND, payload.ljust(240, b"\0"))
+        before = self.evtcnt() & 0xffff
+        qt.write("l", BAR3 + REG_COMMAND, ctype)
+        end = time.monotonic() + timeout
+        while self.evtcnt() & 0xffff == before:
+            check(time.monotonic() < end, "command %d: no reply within %d s" % (ctype, timeout))
+            qt.step(100000)
+        rc, uid, cid, _count, _regions, mem, vcpus, _flags, state = struct.unpack(
+            "<i4xQQQQQQQH6x", qt.memread(BAR3 + REG_RECV, 72))
+        return dict(rc=rc, uid=uid, cid=cid, count=_count, mem=mem, vcpus=vcpus, state=state)
+
+    def ok(self, ctype, payload=b"", what="", timeout=10):
+        r = self.command(ctype, payload, timeout)
+        check(r["rc"] == 0, "%s: rc %d" % (what or "command %d" % ctype, r["rc"]))
+        return r
+
+    def slot(self, mem):
+        """SLOT_ALLOC, the memory at ENCLAVE_GPA, CPU 1: the slot's uid."""
+        uid = self.ok(CMD_ALLOC, b"\0", "SLOT_ALLOC")["uid"]
+        self.ok(CMD_ADD_MEM, struct.pack("<QQQ", uid, ENCLAVE_GPA, mem), "SLOT_ADD_MEM")
+        self.ok(CMD_ADD_VCPU, struct.pack("<QI4x", uid, 1), "SLOT_ADD_VCPU")
+        return uid
+
+    def enclave(self, mem, timeout=60):
+        """A slot (slot()) started: (slot uid, START's reply)."""
+        uid = self.slot(mem)
+        return uid, self.command(CMD_START, struct.pack("<QQQ", uid, 0, 0), timeout)
+
+
+# ---- images -----------------------------------------------------------------
+
+def eif(kernel, cmdline, ramdisks):
+    """An EIF (version 4) of these sections, with its CRC."""
+    secs = [(1, kernel), (2, cmdline)] + [(3, r) for r in ramdisks]
+    hdr = bytearray(548)
+    hdr[0:4] = b".eif"
+    struct.pack_into(">HHQQ2xH", hdr, 4, 4, 0, 1 << 30, 2, len(secs))
+    off = 548
+    body = b""
+    for i, (t, data) in enumerate(secs):
+        struct.pack_into(">Q", hdr, 28 + 8 * i, off)
+        struct.pack_into(">Q", hdr, 284 + 8 * i, len(data))
+        body += struct.pack(">HHQ", t, 0, len(data)) + data
+        off += 12 + len(data)
+    crc = zlib.crc32(body, zlib.crc32(bytes(hdr[:544])))
+    struct.pack_into(">I", hdr, 544, crc)
+    return bytes(hdr) + body
+
+
+def triple_fault_kernel():
+    """A bzImage (boot protocol 2.06) whose real-mode setup loads an empty
+    IDT and raises int3: the CPU triple-faults at its first instruction."""
+    k = bytearray(4096)
+    k[0x1f1] = 1                            # setup_sects: 1 + 1 sectors
+    k[0x1fe:0x200] = b"\x55\xaa"
+    k[0x200:0x202] = b"\xeb\x66"            # jmp 0x268, over the header
+    k[0x202:0x206] = b"HdrS"
+    struct.pack_into("<H", k, 0x206, 0x0206)
+    k[0x211] = 0x01                         # loaded high
+    struct.pack_into("<I", k, 0x22c, 0x37ffffff)
+    # lidt [0x280] (six zero bytes: limit 0); int3; then hlt forever
+    code = b"\x0f\x01\x1e\x80\x02" + b"\xcc" + b"\xf4\xeb\xfd"
+    k[0x268:0x268 + len(code)] = code
+    return bytes(k)
+
+
+def tiny_eif(ramdisk_size=4096):
+    return eif(triple_fault_kernel(), b"console=ttyS0", [b"\0" * ramdisk_size])
+
+
+def with_cmdline(path, extra):
+    """The EIF at path with extra appended to its command line."""
+    with open(path, "rb") as f:
+        img = f.read()
+    nr = struct.unpack_from(">H", img, 26)[0]
+    secs = []
+    for i in range(nr):
+        off = struct.unpack_from(">Q", img, 28 + 8 * i)[0]
+        t, _flags, size = struct.unpack_from(">HHQ", img, off)
+        data = img[off + 12:off + 12 + size]
+        secs.append((t, data + extra if t == 2 else data))
+    kernel = [d for t, d in secs if t == 1]
+    cmdline = [d for t, d in secs if t == 2]
+    ramdisks = [d for t, d in secs if t == 3]
+    check(len(kernel) == 1 and len(cmdline) == 1 and ramdisks,
+          "%s: not an image of one kernel, one command line and ramdisks" % path)
+    return eif(kernel[0], cmdline[0], ramdisks)
+
+
+def put_image(d, image):
+    """Writes image where the enclave finds it: the parent's RAM file at the
+    donated range's 8 MiB (low RAM: guest-physical = file offset)."""
+    fd = os.open(os.path.join(d, "ram"), os.O_WRONLY)
+    try:
+        os.pwrite(fd, image, ENCLAVE_GPA + IMAGE_OFFSET)
+    finally:
+        os.close(fd)
+
+
+def trace(d):
+    try:
+        with open(os.path.join(d, "trace.log"), errors="replace") as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+def enclave_log(d, cid):
+    try:
+        with open(os.path.join(d, "logs", "enclave-%d.log" % cid), "rb") as f:
+            return f.read()
+    except OSError:
+        return b""
+
+
+def devices(d, props=""):
+    os.makedirs(os.path.join(d, "logs"), exist_ok=True)
+    return ["-device", "vsock-relay-pci,id=r0,guest-cid=3",
+            "-device", "ne-pci,addr=%02x.0,relay=/machine/peripheral/r0/virtio-backend,"
+            "enclave-log-dir=%s%s" % (NE_SLOT, os.path.join(d, "logs"), props)]
+
+
+def wait_event(ne, before, seconds):
+    """Waits for the event counter to pass before (the enclave ended)."""
+    end = time.monotonic() + seconds
+    while ne.events() == before:
+        if time.monotonic() > end:
+            return False
+        time.sleep(0.2)
+    return True
+
+
+# ---- tests ------------------------------------------------------------------
+
+def test_eif_max(qemu, d):
+    qt = QTest(qemu, d, devices(d, ",enclave-eif-max=1M"))
+    try:
+        ne = NEPci(qt)
+        big = tiny_eif(MIB)
+        put_image(d, big)
+        mark = len(trace(d))
+        t0 = time.monotonic()
+        uid, r = ne.enclave(64 * MIB)
+        seen = trace(d)[mark:]
+        check(r["rc"] == -ENOEXEC, "a %d-byte image under enclave-eif-max=1M: START rc %d, "
+              "expected %d" % (len(big), r["rc"], -ENOEXEC))
+        check("larger than enclave-eif-max" in seen and "ne_launcher_spawn" not in seen,
+              "the trace of the refused start: %r" % seen[-600:])
+        print("# %d-byte image refused in %.2f s: %s" % (
+            len(big), time.monotonic() - t0,
+            [line for line in seen.splitlines() if "bad_image" in line][0].split(": ", 1)[-1]))
+        ne.ok(CMD_FREE, struct.pack("<Q", uid), "SLOT_FREE")
+
+        small = tiny_eif(64 << 10)
+        put_image(d, small)
+        mark = len(trace(d))
+        uid, r = ne.enclave(64 * MIB)
+        check(r["rc"] == 0 and "ne_launcher_spawn" in trace(d)[mark:],
+              "a %d-byte image under enclave-eif-max=1M: START rc %d, trace %r" %
+              (len(small), r["rc"], trace(d)[mark:][-600:]))
+        print("# %d-byte image started (CID %d)" % (len(small), r["cid"]))
+        ne.ok(CMD_FREE, struct.pack("<Q", uid), "SLOT_FREE")
+    finally:
+        qt.close()
+
+
+def test_console_flood(qemu, d):
+    flood = os.path.join(HERE, "flood-enclave")
+    qt = QTest(qemu, d, devices(d, ",enclave-qemu=" + flood))
+    try:
+        ne = NEPci(qt)
+        put_image(d, tiny_eif())
+        uid, r = ne.enclave(64 * MIB)
+        check(r["rc"] == 0, "START of the flooding enclave: rc %d" % r["rc"])
+        cid = r["cid"]
+        # The device must keep answering while the console pipe is full.
+        worst, n, end = 0.0, 0, time.monotonic() + 8
+        while time.monotonic() < end:
+            t0 = time.monotonic()
+            c = ne.command(CMD_COUNT, b"\0", timeout=5)
+            worst = max(worst, time.monotonic() - t0)
+            n += 1
+            check(c["rc"] == 0 and c["count"] == 1, "SLOT_COUNT during the flood: %s" % c)
+        logged = len(enclave_log(d, cid))
+        slices = trace(d).count("ne_launcher_console_budget")
+        print("# %d commands answered during the flood, the slowest in %.3f s; %d console "
+              "slices of at most the budget; the log has %d bytes" % (n, worst, slices, logged))
+        check(worst < 2.0, "a command took %.2f s during the flood" % worst)
+        check(slices > 0, "the console pump never stopped at its budget")
+        check(logged <= LOG_CAP + 4096, "the log grew to %d bytes (cap %d)" % (logged, LOG_CAP))
+        ne.ok(CMD_STOP, struct.pack("<Q", uid), "ENCLAVE_STOP")
+        ne.ok(CMD_FREE, struct.pack("<Q", uid), "SLOT_FREE")
+    finally:
+        qt.close()
+
+
+def ended(qemu, d, image, mem, seconds, needles):
+    """Starts image; the enclave must end on its own within seconds: the
+    slot stops, an event is raised, and its log holds every needle."""
+    qt = QTest(qemu, d, devices(d))
+    try:
+        ne = NEPci(qt)
+        put_image(d, image)
+        before = ne.events()
+        t0 = time.monotonic()
+        uid, r = ne.enclave(mem, timeout=120)
+        check(r["rc"] == 0, "START: rc %d (%s)" % (r["rc"], trace(d)[-400:]))
+        cid = r["cid"]
+        gone = wait_event(ne, before, seconds)
+        info = ne.command(CMD_INFO, struct.pack("<Q", uid))
+        log = enclave_log(d, cid).decode(errors="replace")
+        tail = "\n".join(log.splitlines()[-6:])
+        check(gone, "no event within %d s; SLOT_INFO state %#x; the log ends:\n%s" %
+              (seconds, info["state"], tail))
+        check(info["rc"] == 0 and info["state"] == STATE_STOPPED,
+              "after the event: SLOT_INFO rc %d state %#x" % (info["rc"], info["state"]))
+        missing = [n for n in needles if n not in log]
+        check(not missing, "the log of CID %d lacks %s; it ends:\n%s" % (cid, missing, tail))
+        print("# CID %d stopped %.1f s after START (state %#x, event raised); its log ends:" %
+              (cid, time.monotonic() - t0, info["state"]))
+        for line in log.strip().splitlines()[-3:]:
+            print("#   " + line)
+        ne.ok(CMD_FREE, struct.pack("<Q", uid), "SLOT_FREE")
+    finally:
+        qt.close()
+
+
+def test_exit_reset(qemu, d):
+    ended(qemu, d, tiny_eif(), 64 * MIB, 60, ["ended: it reset itself"])
+
+
+def test_exit_panic(qemu, d, path):
+    ended(qemu, d, with_cmdline(path, b" rdinit=/nonexistent"), 128 * MIB, 300,
+          ["Kernel panic - not syncing", "ended: it reset itself"])
+
+
+def bench_start(qemu, d, path, runs="5"):
+    with open(path, "rb") as f:
+        image = f.read()
+    print("ENCLAVE_START of %s (%.1f MB), 128 MiB, 1 vCPU: seconds from the doorbell to the "
+          "reply" % (os.path.basename(path), len(image) / 1e6))
+    for name, props in (("direct boot", ""), ("bzImage boot", ",enclave-direct-boot=off")):
+        sub = os.path.join(d, name.split()[0])
+        os.makedirs(sub)
+        qt = QTest(qemu, sub, devices(sub, props))
+        try:
+            ne = NEPci(qt)
+            times = []
+            for _ in range(int(runs)):
+                put_image(sub, image)      # (each start punches it out)
+                uid = ne.slot(128 * MIB)
+                t0 = time.monotonic()
+                r = ne.command(CMD_START, struct.pack("<QQQ", uid, 0, 0), timeout=120)
+                times.append(time.monotonic() - t0)
+                check(r["rc"] == 0, "START: rc %d" % r["rc"])
+                ne.ok(CMD_FREE, struct.pack("<Q", uid), "SLOT_FREE")
+        finally:
+            qt.close()
+        rest = sorted(times[1:]) or times
+        print("  %-13s first %.3f s, then median %.3f s (min %.3f, max %.3f) over %d" %
+              (name, times[0], rest[len(rest) // 2], min(rest), max(rest), len(rest)))
+
+
+TESTS = {
+    "eif-max": test_eif_max,
+    "console-flood": test_console_flood,
+    "exit-reset": test_exit_reset,
+    "exit-panic": test_exit_panic,
+    "bench-start": bench_start,
+}
+
+
+def main(argv):
+    if len(argv) < 4 or argv[3] not in TESTS:
+        print("usage: ne_qtest.py QEMU DIR %s [ARG...]" % "|".join(TESTS), file=sys.stderr)
+        return 2
+    qemu, d, name = argv[1:4]
+    try:
+        TESTS[name](qemu, d, *argv[4:])
+    except Failure as e:
+        print("# %s: %s" % (name, e))
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
