@@ -54,6 +54,34 @@ int parse_u64(const char *s, uint64_t max, bool allow_hex, uint64_t *out)
 	return 0;
 }
 
+static int hex_digit(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+int parse_hex(const char *s, uint8_t *out, size_t max, size_t *len)
+{
+	size_t n = strlen(s), i;
+
+	if (n % 2)
+		return -1;
+	for (i = 0; i < n; i++)
+		if (hex_digit(s[i]) < 0)
+			return -1;
+	if (n / 2 > max)
+		return -2;
+	for (i = 0; i < n / 2; i++)
+		out[i] = hex_digit(s[2 * i]) << 4 | hex_digit(s[2 * i + 1]);
+	*len = n / 2;
+	return 0;
+}
+
 bool enclave_name_valid(const char *name)
 {
 	size_t len = strlen(name), i;

@@ -32,6 +32,12 @@ struct run_options {
 int parse_u64(const char *s, uint64_t max, bool allow_hex, uint64_t *out);
 
 /*
+ * Hex bytes, two digits each, either case, no prefix or separators; ""
+ * is zero bytes.  Returns 0, -1 (not hex) or -2 (more than max bytes).
+ */
+int parse_hex(const char *s, uint8_t *out, size_t max, size_t *len);
+
+/*
  * `nectl run` arguments (argv[0] is "run").  Returns 0 or an error code
  * (errors.h) with a one-line message in err.  *want_help is set for --help.
  */

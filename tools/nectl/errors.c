@@ -101,6 +101,49 @@ static const struct error_doc error_docs[] = {
 	  "process holding its fd can terminate it (by closing the fd). The message names it." },
 	{ E_TERMINATE, "Termination failure",
 	  "The holder did not exit after being asked to terminate the enclave." },
+	{ E_ATTESTATION_MALFORMED, "Malformed attestation document",
+	  "The --document file is not an NSM attestation document (verification steps 1-2):\n"
+	  "not CBOR, not a COSE_Sign1 (an array of 4, untagged or tag 18), a protected\n"
+	  "header other than {1: -35} (ES384), a signature other than 96 bytes, or a payload\n"
+	  "map with a missing, repeated, unknown or ill-typed key or a value out of its limits.\n"
+	  "The message names the field. The file must hold the raw COSE bytes, not base64 or\n"
+	  "another wrapping." },
+	{ E_ATTESTATION_ROOT, "Attestation root unavailable",
+	  "The root certificate to verify against could not be loaded. --root-cert must be a\n"
+	  "PEM certificate (AWS's is AWS_NitroEnclaves_Root-G1.pem). Without --root-cert,\n"
+	  "nectl uses ne-kvm's local attestation root, /var/lib/ne-kvm/attestation/root.pem\n"
+	  "($NECTL_ATTESTATION_ROOT overrides the path); it is created once per installation,\n"
+	  "and until it exists documents can only be verified with --root-cert." },
+	{ E_ATTESTATION_CHAIN, "Certificate chain rejected",
+	  "The document's certificates do not chain to the pinned root (steps 3 and 6): a\n"
+	  "certificate is not DER, is not issued by the next one in\n"
+	  "[certificate, cabundle[n-1] ... cabundle[1], pinned root], or a signature in the\n"
+	  "chain does not verify. cabundle[0] is never trusted: the pinned root replaces it.\n"
+	  "A document from another installation or from AWS needs that root's --root-cert." },
+	{ E_ATTESTATION_VALIDITY, "Certificate not valid at the check time",
+	  "A certificate of the chain is expired or not yet valid at the check time (step 4).\n"
+	  "The check time is now unless --at gives one. The enclave's certificate lasts about\n"
+	  "3 hours, so a stored document expires quickly: --at SECONDS or --at document checks\n"
+	  "it at another time (only for tests and audits: it does not prove freshness)." },
+	{ E_ATTESTATION_USAGE, "Certificate usage not allowed",
+	  "A certificate of the chain may not be used where it is (step 5): a CA without\n"
+	  "basic constraints CA:TRUE or key usage keyCertSign, a path length constraint that\n"
+	  "the chain exceeds, or a leaf that is a CA, has a path length or lacks key usage\n"
+	  "digitalSignature." },
+	{ E_ATTESTATION_SIGNATURE, "Attestation signature invalid",
+	  "The document's ES384 signature over the COSE Sig_structure\n"
+	  "[\"Signature1\", protected, h'', payload] does not verify with the leaf\n"
+	  "certificate's P-384 key (step 7): the document was changed after signing, or the\n"
+	  "certificate is not the one that signed it." },
+	{ E_ATTESTATION_PCR, "PCR mismatch",
+	  "A PCR of the document differs from its --pcr N=HEX value, or the document has no\n"
+	  "such PCR. PCR0-2 of an image: nectl describe-eif; all-zero PCR0-2 mean a\n"
+	  "debug-mode enclave." },
+	{ E_ATTESTATION_NONCE, "Nonce mismatch",
+	  "The document's nonce is absent or differs from --nonce: it does not answer this\n"
+	  "challenge (possibly a replay)." },
+	{ E_ATTESTATION_USER_DATA, "User data mismatch",
+	  "The document's user_data is absent or differs from --user-data." },
 };
 
 #define NR_ERROR_DOCS (sizeof(error_docs) / sizeof(error_docs[0]))

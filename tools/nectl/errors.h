@@ -39,6 +39,16 @@ enum nectl_error {
 	E_NO_SUCH_ENCLAVE = 70,
 	E_NOT_OURS = 71,
 	E_TERMINATE = 72,
+	/* verify-attestation: one code per step of the verification */
+	E_ATTESTATION_MALFORMED = 73,
+	E_ATTESTATION_ROOT = 74,
+	E_ATTESTATION_CHAIN = 75,
+	E_ATTESTATION_VALIDITY = 76,
+	E_ATTESTATION_USAGE = 77,
+	E_ATTESTATION_SIGNATURE = 78,
+	E_ATTESTATION_PCR = 79,
+	E_ATTESTATION_NONCE = 80,
+	E_ATTESTATION_USER_DATA = 81,
 };
 
 /* Prints "[ E## ] message" (one line) and a pointer to `nectl explain`; returns code. */

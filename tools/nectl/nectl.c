@@ -36,11 +36,13 @@ static const char main_help[] =
 	"  describe-enclaves   list every enclave on this machine\n"
 	"  terminate-enclave   terminate enclaves started by nectl\n"
 	"  console             stream a debug-mode enclave's console\n"
+	"  verify-attestation  verify an NSM attestation document against a pinned root\n"
 	"  explain CODE        explain an error code (E27 or 27); without CODE, list them\n"
 	"  help, --help        this text; `nectl COMMAND --help` for a command\n"
 	"  --version           print the version\n\n"
 	"Environment: NECTL_RUN_DIR (state and log directory, default /run/nectl),\n"
-	"SOURCE_DATE_EPOCH (BuildTime of build-eif).\n";
+	"SOURCE_DATE_EPOCH (BuildTime of build-eif), NECTL_ATTESTATION_ROOT (the local\n"
+	"attestation root of verify-attestation).\n";
 
 static const char build_help[] =
 	"Usage: nectl build-eif --kernel BZIMAGE --cmdline TEXT --ramdisk CPIO [--ramdisk CPIO...]\n"
@@ -426,6 +428,7 @@ int main(int argc, char **argv)
 		{ "describe-enclaves", cmd_describe_enclaves },
 		{ "terminate-enclave", cmd_terminate_enclave },
 		{ "console", cmd_console },
+		{ "verify-attestation", cmd_verify_attestation },
 		{ "explain", cmd_explain },
 	};
 	size_t i;

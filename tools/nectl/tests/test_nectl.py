@@ -8,6 +8,9 @@ a table of malformed files, run under an ASan/UBSan build too.  The C unit
 tests (JSON, arguments, --config, hugepage planner...) are run and renumbered,
 and their own summary line is checked against what they printed.
 
+verify-attestation and pcr are tested in attest_tests.py, against real AWS
+documents read from ../shared and against chains made at test time.
+
 Every random input comes from one seed, printed first; NE_SEED=<seed>
 replays a run.
 """
@@ -21,6 +24,8 @@ import subprocess
 import sys
 import tempfile
 import zlib
+
+import attest_tests
 
 NECTL = os.environ.get("NECTL", "build/tools/nectl")
 NECTL_ASAN = os.environ.get("NECTL_ASAN")
@@ -341,7 +346,7 @@ def main():
 
     # -- help, explain, unknown commands
     for cmd in ["build-eif", "describe-eif", "run", "describe-enclaves", "terminate-enclave", "console",
-                "explain"]:
+                "explain", "verify-attestation"]:
         r = nectl(cmd, "--help")
         tap(r.returncode == 0 and "Usage: nectl" in r.stdout, "%s --help" % cmd, r.stderr)
     r = nectl("--help")
@@ -369,6 +374,9 @@ def main():
     tap(r.returncode == 2, "terminate-enclave --all --enclave-name is E02")
     r = nectl("console", "--enclave-id", "x", "--disconnect-timeout", "0")
     tap(r.returncode == 47, "console --disconnect-timeout 0 is E47", r.stderr)
+
+    # -- verify-attestation and pcr
+    attest_tests.run(tap, nectl, NECTL, NECTL_ASAN, UNIT, tmp, rnd)
 
     subprocess.run(["rm", "-rf", tmp])
     print("1..%d" % count)

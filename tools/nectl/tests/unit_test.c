@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * Host unit tests of nectl's pure parts: JSON, run arguments and --config,
- * the hugepage planner, cpu lists, the heartbeat timeout rule and enclave
- * ids.  Prints TAP.  Also a helper for tests/run, which checks the CRC and
- * SHA-384 against Python's zlib and hashlib:
+ * the hugepage planner, cpu lists, the heartbeat timeout rule, enclave ids,
+ * hex arguments and the attestation steps.  Prints TAP.  Also helpers for
+ * tests/run, which checks the CRC and SHA-384 against Python's zlib and
+ * hashlib, and changes every byte of an attestation document in turn:
  *   nectl_unit_test crc32 FILE | sha384 FILE
+ *   nectl_unit_test attest-flips DOCUMENT ROOT.pem POSITIONS
  */
 #include <fcntl.h>
 #include <stdarg.h>
@@ -17,6 +19,9 @@
 #include <sys/wait.h>
 #include <time.h>
 
+#include <openssl/pem.h>
+
+#include "attest.h"
 #include "cli.h"
 #include "crc32.h"
 #include "eif.h"
@@ -336,6 +341,122 @@ static void test_misc(void)
 	check(n, "explain: known and unknown codes");
 }
 
+/* ---------------------------------------------------------- attestation */
+
+static void test_attest(void)
+{
+	static const uint8_t prot[] = { 0xa1, 0x01, 0x38, 0x22 }, body[] = { 'a', 'b' };
+	static const char expected[] = "846a5369676e61747572653144a101382240426162";
+	struct att_doc doc = { .protected_hdr = { prot, 4 }, .payload = { body, 2 } };
+	struct att_result res = { .chain_len = 5 };
+	uint8_t out[4], *tbs;
+	char hex[64], pos[32];
+	size_t len = 99, n;
+	int i, j, distinct = 1;
+
+	check(parse_hex("00aBfF", out, 4, &len) == 0 && len == 3 && out[0] == 0 && out[1] == 0xab &&
+	      out[2] == 0xff, "hex: 00aBfF is 3 bytes");
+	check(parse_hex("", out, 4, &len) == 0 && len == 0, "hex: empty is 0 bytes");
+	check(parse_hex("abc", out, 4, &len) == -1 && parse_hex("0x00", out, 4, &len) == -1 &&
+	      parse_hex("g0", out, 4, &len) == -1 && parse_hex("00 11", out, 4, &len) == -1,
+	      "hex: odd length, 0x prefix, non-hex digits and spaces refused");
+	check(parse_hex("0011223344", out, 4, &len) == -2 && parse_hex("00112233", out, 4, &len) == 0,
+	      "hex: 5 bytes into 4 refused, 4 fit");
+	tbs = cose_sig_structure(&doc, &n);
+	if (tbs)
+		eif_hex(tbs, n, hex);
+	check(tbs && !strcmp(hex, expected), "cose: Sig_structure of {ES384} and \"ab\" is %s",
+	      tbs ? hex : "NULL");
+	free(tbs);
+	for (i = 0; i < ATT_NR_STEPS; i++)
+		for (j = 0; j < i; j++)
+			distinct &= !!strcmp(att_step_name(i), att_step_name(j));
+	check(distinct && att_step_error(ATT_STEP_COSE) == E_ATTESTATION_MALFORMED &&
+	      att_step_error(ATT_STEP_VALIDITY) == E_ATTESTATION_VALIDITY &&
+	      att_step_error(ATT_STEP_CHAIN_SIGNATURES) == E_ATTESTATION_CHAIN &&
+	      att_step_error(ATT_STEP_USER_DATA) == E_ATTESTATION_USER_DATA,
+	      "attest: step names are distinct and map to their error codes");
+	att_chain_position(&res, 0, hex, sizeof(hex));
+	att_chain_position(&res, 1, pos, sizeof(pos));
+	check(!strcmp(hex, "certificate (leaf)") && !strcmp(pos, "cabundle[3]"),
+	      "attest: chain index 0 is the leaf, 1 is cabundle[3] of 4");
+	att_chain_position(&res, 4, pos, sizeof(pos));
+	check(!strcmp(pos, "pinned root"), "attest: the last chain index is the pinned root");
+}
+
+static uint8_t *read_all(const char *path, size_t max, size_t *len)
+{
+	uint8_t *buf = malloc(max);
+	FILE *f = fopen(path, "re");
+
+	if (!buf || !f) {
+		free(buf);
+		if (f)
+			fclose(f);
+		return NULL;
+	}
+	*len = fread(buf, 1, max, f);
+	fclose(f);
+	return buf;
+}
+
+static bool verify_bytes(const uint8_t *buf, size_t len, const struct att_options *o, int *step)
+{
+	struct att_result res;
+	struct att_doc doc;
+	bool ok = att_verify(buf, len, o, &doc, &res);
+
+	*step = res.failed_step;
+	att_result_release(&res);
+	cose_release(&doc);
+	return ok;
+}
+
+/*
+ * The document's bytes at the positions listed in POSITIONS (one decimal
+ * per line), each changed alone (XOR with a non-zero value that varies with
+ * the position) and verified at the document's time: none may pass.
+ * In-process, because thousands of nectl runs take minutes.
+ */
+static int attest_flips(const char *doc_path, const char *root_path, const char *positions)
+{
+	static const struct att_expect none;
+	size_t len, pos, flips = 0, accepted = 0, per_step[ATT_NR_STEPS] = { 0 };
+	struct att_options o = { NULL, true, 0, &none };
+	uint8_t *buf = read_all(doc_path, COSE_MAX_DOCUMENT, &len);
+	FILE *f = fopen(root_path, "re"), *list = fopen(positions, "re");
+	int step;
+
+	if (f) {
+		o.root = PEM_read_X509(f, NULL, NULL, NULL);
+		fclose(f);
+	}
+	if (!buf || !o.root || !list || !verify_bytes(buf, len, &o, &step)) {
+		printf("cannot read the inputs, or the unchanged document does not verify\n");
+		return 1;
+	}
+	while (fscanf(list, "%zu", &pos) == 1 && pos < len) {
+		uint8_t saved = buf[pos];
+
+		buf[pos] ^= (uint8_t)(pos * 167 % 255 + 1);
+		flips++;
+		if (verify_bytes(buf, len, &o, &step))
+			accepted++;
+		else
+			per_step[step]++;
+		buf[pos] = saved;
+	}
+	fclose(list);
+	printf("flips %zu accepted %zu steps", flips, accepted);
+	for (step = 0; step < ATT_NR_STEPS; step++)
+		if (per_step[step])
+			printf(" %s=%zu", att_step_name(step), per_step[step]);
+	printf("\n");
+	X509_free(o.root);
+	free(buf);
+	return accepted ? 1 : 0;
+}
+
 /* ---------------------------------------------- heartbeat (over AF_UNIX) */
 
 enum peer_action { PEER_NONE, PEER_GOOD, PEER_WRONG_BYTE, PEER_SILENT };
@@ -454,6 +575,8 @@ static int hash_file(const char *what, const char *path)
 
 int main(int argc, char **argv)
 {
+	if (argc == 5 && !strcmp(argv[1], "attest-flips"))
+		return attest_flips(argv[2], argv[3], argv[4]);
 	if (argc == 3)
 		return hash_file(argv[1], argv[2]);
 	test_json();
@@ -462,6 +585,7 @@ int main(int argc, char **argv)
 	test_planner();
 	test_misc();
 	test_heartbeat();
+	test_attest();
 	printf("# %d tests, %d failed\n", test_number, failures);
 	return failures ? 1 : 0;
 }
