@@ -6,5 +6,6 @@ int cmd_describe_enclaves(int argc, char **argv);
 int cmd_terminate_enclave(int argc, char **argv);
 int cmd_console(int argc, char **argv);
 int cmd_verify_attestation(int argc, char **argv);
+int cmd_pcr(int argc, char **argv);
 
 #endif

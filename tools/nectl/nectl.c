@@ -37,6 +37,7 @@ static const char main_help[] =
 	"  terminate-enclave   terminate enclaves started by nectl\n"
 	"  console             stream a debug-mode enclave's console\n"
 	"  verify-attestation  verify an NSM attestation document against a pinned root\n"
+	"  pcr                 the PCR of a file, or PCR8 of a signing certificate\n"
 	"  explain CODE        explain an error code (E27 or 27); without CODE, list them\n"
 	"  help, --help        this text; `nectl COMMAND --help` for a command\n"
 	"  --version           print the version\n\n"
@@ -429,6 +430,7 @@ int main(int argc, char **argv)
 		{ "terminate-enclave", cmd_terminate_enclave },
 		{ "console", cmd_console },
 		{ "verify-attestation", cmd_verify_attestation },
+		{ "pcr", cmd_pcr },
 		{ "explain", cmd_explain },
 	};
 	size_t i;

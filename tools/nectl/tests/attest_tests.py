@@ -1,10 +1,11 @@
 # SPDX-License-Identifier: GPL-2.0
-"""Host tests of `nectl verify-attestation` (run by test_nectl.py).
+"""Host tests of `nectl verify-attestation` and `nectl pcr` (run by test_nectl.py).
 
 Real AWS documents are read from the project's shared directory at test time
 (never copied into the repository); tampered variants, other roots and whole
 chains are made in the test's temporary directory (cose_forge.py).
 """
+import base64
 import calendar
 import hashlib
 import json
@@ -83,6 +84,10 @@ class Ctx:
         self.tap(ok, name + " -> E%02d at step %s" % (code, step),
                  "rc %d\n%s\n%s" % (rc, err, json.dumps(v)[:600]))
         return v
+
+
+def pcr_of(data):
+    return hashlib.sha384(b"\0" * 48 + hashlib.sha384(data).digest()).hexdigest()
 
 
 def iso_seconds(text):
@@ -510,6 +515,30 @@ def options(c, doc, root):
               r.stderr)
 
 
+def pcr_command(c, forge, root_pem):
+    data = c.rnd.randbytes(100000)
+    path = c.write(data, "pcr.bin")
+    r = c.nectl("pcr", "--input", path)
+    c.tap(r.returncode == 0 and json.loads(r.stdout or "{}") == {"PCR": pcr_of(data)}
+          and r.stdout.startswith('{\n  "PCR": '),
+          "pcr --input: {\"PCR\": SHA384(zeros || SHA384(file))}, pretty-printed", r.stdout + r.stderr)
+    empty = c.write(b"", "empty.bin")
+    r = c.nectl("pcr", "--input", empty)
+    c.tap(json.loads(r.stdout or "{}").get("PCR") == pcr_of(b""), "pcr --input of an empty file")
+    pem = open(root_pem).read()
+    der = base64.b64decode("".join(l for l in pem.splitlines() if not l.startswith("-----")))
+    r = c.nectl("pcr", "--signing-certificate", root_pem)
+    c.tap(r.returncode == 0 and json.loads(r.stdout or "{}") == {"PCR8": pcr_of(der)},
+          "pcr --signing-certificate: PCR8 over the certificate's DER", r.stdout + r.stderr)
+    for name, args, code in [("no option", [], 1),
+                             ("both options", ["--input", path, "--signing-certificate", root_pem], 2),
+                             ("missing file", ["--input", "/nonexistent"], 7),
+                             ("certificate not PEM", ["--signing-certificate", path], 3)]:
+        r = c.nectl("pcr", *args)
+        c.tap(r.returncode == code and ("[ E%02d ]" % code) in r.stderr and not r.stdout,
+              "pcr %s: E%02d" % (name, code), r.stderr)
+
+
 def run(tap, nectl, nectl_bin, asan_bin, unit_bin, tmp, rnd):
     c = Ctx(tap, nectl, nectl_bin, asan_bin, unit_bin, tmp, rnd)
     forge = Forge(tmp)
@@ -518,6 +547,7 @@ def run(tap, nectl, nectl_bin, asan_bin, unit_bin, tmp, rnd):
     one_byte_changes(c, "self-made document", good, ch.root[0], payload)
     good_path = c.write(good, "good.cose")
     options(c, good_path, ch.root[0])
+    pcr_command(c, forge, ch.root[0])
 
     found = [d for d in shared_dir() if os.path.isdir(os.path.join(d, "attestation-vectors"))]
     tap(bool(found), "the real AWS documents are found (../shared/attestation-vectors next to "

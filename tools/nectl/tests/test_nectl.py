@@ -346,7 +346,7 @@ def main():
 
     # -- help, explain, unknown commands
     for cmd in ["build-eif", "describe-eif", "run", "describe-enclaves", "terminate-enclave", "console",
-                "explain", "verify-attestation"]:
+                "explain", "verify-attestation", "pcr"]:
         r = nectl(cmd, "--help")
         tap(r.returncode == 0 and "Usage: nectl" in r.stdout, "%s --help" % cmd, r.stderr)
     r = nectl("--help")
