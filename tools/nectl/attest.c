@@ -472,10 +472,12 @@ bool att_verify(const uint8_t *buf, size_t len, const struct att_options *o,
 	memset(res, 0, sizeof(*res));
 	res->failed_step = -1;
 	res->check_time = o->at;
+	res->check_time_known = !o->at_document;
 	if (!decode(buf, len, doc, res))
 		return false;
 	if (o->at_document)
 		res->check_time = (time_t)(doc->timestamp_ms / 1000);
+	res->check_time_known = true;
 	for (step = ATT_STEP_CHAIN; step < ATT_NR_STEPS; step++) {
 		if (!requested(o->expect, step)) {
 			res->outcome[step] = ATT_NOT_REQUESTED;

@@ -59,6 +59,7 @@ struct att_result {
 	int failed_step;		/* -1 when every step passed */
 	char reason[768];
 	time_t check_time;
+	bool check_time_known;		/* false: --at document, undecodable document */
 	/* Leaf first, pinned root last; NULL where a DER did not parse. */
 	X509 *chain[ATT_MAX_CHAIN];
 	size_t chain_len;

@@ -136,11 +136,8 @@ static int apply_option(int opt, const char *arg, struct verify_args *a)
 		e->user_data_wanted = true;
 		return hex_option("--user-data", arg, e->user_data, sizeof(e->user_data),
 				  &e->user_data_len);
-	case 'p':
-		return pcr_option(arg, e);
 	default:
-		fputs(verify_help, stderr);
-		return nectl_error(E_INVALID_ARG, "unknown option or missing value");
+		return pcr_option(arg, e);
 	}
 }
 
@@ -166,6 +163,11 @@ static int parse_args(int argc, char **argv, struct verify_args *a, bool *help)
 		if (opt == 'h') {
 			*help = true;
 			return 0;
+		}
+		if (opt == '?' || opt == ':') {
+			fputs(verify_help, stderr);
+			return nectl_error(E_INVALID_ARG, "unknown option or missing value: '%s'",
+					   argv[optind - 1]);
 		}
 		code = apply_option(opt, optarg, a);
 		if (code)
@@ -389,7 +391,7 @@ static void print_verdict(const struct att_doc *doc, const struct att_result *re
 	ok ? json_null(&w) : json_string(&w, res->reason);
 	json_steps(&w, res);
 	json_key(&w, "CheckTime");
-	json_u64(&w, (uint64_t)res->check_time);
+	res->check_time_known ? json_u64(&w, (uint64_t)res->check_time) : json_null(&w);
 	json_document(&w, doc, res->outcome[ATT_STEP_PAYLOAD] == ATT_PASSED);
 	json_certificates(&w, res);
 	json_end_object(&w);

@@ -28,7 +28,8 @@ static const char pcr_help[] =
 	"certificate's DER as {\"PCR8\": HEX}, as nitro-cli pcr does.\n";
 
 /* One extend of the zero PCR with a digest, as the NSM and EIF PCRs do. */
-static bool pcr_from_digest(const uint8_t digest[SHA384_DIGEST_SIZE], uint8_t pcr[SHA384_DIGEST_SIZE])
+static bool pcr_from_digest(const uint8_t digest[SHA384_DIGEST_SIZE],
+			    uint8_t pcr[SHA384_DIGEST_SIZE])
 {
 	static const uint8_t zero[SHA384_DIGEST_SIZE];
 	EVP_MD_CTX *md = EVP_MD_CTX_new();
@@ -131,7 +132,8 @@ int cmd_pcr(int argc, char **argv)
 			return 0;
 		} else {
 			fputs(pcr_help, stderr);
-			return nectl_error(E_INVALID_ARG, "unknown option or missing value");
+			return nectl_error(E_INVALID_ARG, "unknown option or missing value: '%s'",
+					   argv[optind - 1]);
 		}
 	}
 	if (optind < argc)

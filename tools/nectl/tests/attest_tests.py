@@ -456,6 +456,14 @@ def malformed(c, ch, good, payload):
         for binary in [c.bin] + ([c.asan] if c.asan else []):
             c.expect_fail("%s: %s" % ("asan" if binary != c.bin else "malformed", name), blob,
                           step, "--root-cert", root, binary=binary)
+    v = c.expect_fail("an integer, checked at --at document", enc(7), "cose", "--root-cert", root,
+                      "--at", "document")
+    c.tap(v is not None and v["CheckTime"] is None and v["ModuleID"] is None
+          and v["PCRs"] is None and v["Certificates"] == [],
+          "undecodable with --at document: CheckTime, ModuleID, PCRs null, no certificates")
+    v = c.expect_fail("an integer, checked now", enc(7), "cose", "--root-cert", root)
+    c.tap(v is not None and abs(v["CheckTime"] - time.time()) < 600,
+          "undecodable, checked now: CheckTime is now")
     fuzz(c, "the self-made document", good, root)
 
 
