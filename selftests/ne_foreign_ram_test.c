@@ -61,28 +61,6 @@ FIXTURE_TEARDOWN(foreign)
 	ne_raw_close(&self->raw);
 }
 
-/* The sysfs directory of the first PCI device @vendor:@device, or -1. */
-static int find_pci(unsigned long vendor, unsigned long device, char *dir,
-		    size_t len)
-{
-	struct dirent *de;
-	DIR *d = opendir(NE_SYSFS_PCI);
-	int rc = -1;
-
-	if (!d)
-		return -1;
-	while (rc && (de = readdir(d))) {
-		if (de->d_name[0] == '.')
-			continue;
-		snprintf(dir, len, NE_SYSFS_PCI "/%s", de->d_name);
-		if (ne_read_sysfs_hex(dir, "vendor") == vendor &&
-		    ne_read_sysfs_hex(dir, "device") == device)
-			rc = 0;
-	}
-	closedir(d);
-	return rc;
-}
-
 /* BAR @bar of the device in @dir, from its resource file: [start, end]. */
 static int pci_bar(const char *dir, int bar, uint64_t *start, uint64_t *end)
 {
@@ -155,7 +133,7 @@ TEST_F(foreign, ivshmem_bar_is_refused)
 	volatile uint32_t *shm;
 	int fd;
 
-	ASSERT_EQ(0, find_pci(IVSHMEM_VENDOR, IVSHMEM_DEVICE, dir, sizeof(dir))) {
+	ASSERT_EQ(0, ne_find_pci_by_id(IVSHMEM_VENDOR, IVSHMEM_DEVICE, dir, sizeof(dir))) {
 		TH_LOG("no ivshmem-plain device (1af4:1110) in the parent VM");
 	}
 	/* memory decoding on: the BAR is in the parent's physical map */

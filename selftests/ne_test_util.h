@@ -69,8 +69,9 @@ static inline int ne_read_file(const char *path, char *buf, size_t len)
 	return 0;
 }
 
-/* Finds the NE PCI device; writes its sysfs directory into @dir. */
-static inline int ne_find_pci_device(char *dir, size_t len)
+/* The sysfs directory of the first PCI device @vendor:@device, or -1. */
+static inline int ne_find_pci_by_id(unsigned long vendor, unsigned long device,
+				    char *dir, size_t len)
 {
 	struct dirent *de;
 	DIR *d = opendir(NE_SYSFS_PCI);
@@ -82,14 +83,20 @@ static inline int ne_find_pci_device(char *dir, size_t len)
 		if (de->d_name[0] == '.')
 			continue;
 		snprintf(dir, len, NE_SYSFS_PCI "/%s", de->d_name);
-		if (ne_read_sysfs_hex(dir, "vendor") == NE_PCI_VENDOR &&
-		    ne_read_sysfs_hex(dir, "device") == NE_PCI_DEVICE) {
+		if (ne_read_sysfs_hex(dir, "vendor") == vendor &&
+		    ne_read_sysfs_hex(dir, "device") == device) {
 			rc = 0;
 			break;
 		}
 	}
 	closedir(d);
 	return rc;
+}
+
+/* Finds the NE PCI device; writes its sysfs directory into @dir. */
+static inline int ne_find_pci_device(char *dir, size_t len)
+{
+	return ne_find_pci_by_id(NE_PCI_VENDOR, NE_PCI_DEVICE, dir, len);
 }
 
 /* No NE device on this machine: the whole program skips. */
