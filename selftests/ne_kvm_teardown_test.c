@@ -800,6 +800,52 @@ TEST_F(td, second_start_is_ebusy_first)
 	ASSERT_NOTHING_HELD(self);
 }
 
+/*
+ * KVM_CAP_NR_MEMSLOTS on the system fd is the device's limit of memory
+ * ranges, which only a SLOT_ALLOC reply tells.  When the SLOT_ALLOC the
+ * driver sends at probe fails, the limit is unknown (0) until the next
+ * SLOT_ALLOC that succeeds, whose reply must be learnt from: it used to
+ * stay 0 until the next probe.
+ */
+static long nr_memslots(void)
+{
+	int sys = ne_open_sys();
+	long n;
+
+	if (sys < 0)
+		return -1;
+	n = ioctl(sys, KVM_CHECK_EXTENSION, KVM_CAP_NR_MEMSLOTS);
+	close(sys);
+	return n;
+}
+
+TEST_F(td, nr_memslots_learnt_after_a_failed_probe)
+{
+	long want = nr_memslots();
+	uint32_t allocs;
+	int vm;
+
+	ASSERT_LT(0, want);
+	ne_tc_arm(self->tc, NE_TESTCTL_FAIL_ARM, NE_WIRE_SLOT_ALLOC,
+		  NE_TESTCTL_FAIL_RC, (uint32_t)-EIO);
+	ASSERT_EQ(0, pci_remove());
+	ASSERT_EQ(0, pci_rescan());
+	ASSERT_EQ(0, remap_testctl(self));
+	/* The probe's SLOT_ALLOC met the fault. */
+	ASSERT_EQ(0, ne_tc_read(self->tc, NE_TESTCTL_FAIL_ARM));
+	EXPECT_EQ(0, nr_memslots());
+
+	allocs = ne_tc_cmds(self->tc, NE_WIRE_SLOT_ALLOC);
+	vm = ne_create_vm();
+	ASSERT_LE(0, vm);
+	EXPECT_EQ(allocs + 1, ne_tc_cmds(self->tc, NE_WIRE_SLOT_ALLOC));
+	EXPECT_EQ(want, ioctl(vm, KVM_CHECK_EXTENSION, KVM_CAP_NR_MEMSLOTS));
+	EXPECT_EQ(want, nr_memslots());
+	close(vm);
+	EXPECT_EQ(want, nr_memslots());
+	ASSERT_NOTHING_HELD(self);
+}
+
 int main(int argc, char **argv)
 {
 	ne_require_device();
