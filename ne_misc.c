@@ -153,14 +153,18 @@ int ne_enclave_slot_alloc(struct ne_enclave *e, struct ne_pci_reply *reply)
 	return rc;
 }
 
-/* The device's limit of memory ranges per slot, 0 without a device. */
+/*
+ * The device's limit of memory ranges per slot, clamped as a slot's is; 0
+ * without a device or while no SLOT_ALLOC has succeeded.
+ */
 u64 ne_dev_max_mem_regions(void)
 {
 	u64 val = 0;
 
 	down_read(&ne_kvm.dev_sem);
 	if (ne_kvm.dev)
-		val = ne_kvm.dev->max_mem_regions;
+		val = min_t(u64, READ_ONCE(ne_kvm.dev->max_mem_regions),
+			    NE_MAX_MEM_REGIONS);
 	up_read(&ne_kvm.dev_sem);
 	return val;
 }
@@ -389,19 +393,27 @@ void ne_misc_handle_event(struct ne_pci_dev *ne)
 	up_read(&ne_kvm.dev_sem);
 }
 
-/* Learns the device's limit of memory ranges from a throwaway slot. */
+/*
+ * Learns the device's limit of memory ranges from a throwaway slot (the
+ * PCI driver keeps what each successful SLOT_ALLOC reply says: when this
+ * one fails, the first KVM_CREATE_VM teaches it).
+ */
 static void ne_probe_limits(struct ne_pci_dev *ne)
 {
 	struct ne_req_slot_alloc alloc = { };
 	struct ne_req_slot req = { };
 	struct ne_pci_reply reply;
 	unsigned int epoch;
+	int rc;
 
-	if (ne_pci_cmd_new(ne, &epoch, NE_CMD_SLOT_ALLOC, &alloc,
-			   sizeof(alloc), &reply))
+	rc = ne_pci_cmd_new(ne, &epoch, NE_CMD_SLOT_ALLOC, &alloc,
+			    sizeof(alloc), &reply);
+	if (rc) {
+		dev_warn(&ne->pdev->dev,
+			 "SLOT_ALLOC failed (%d): KVM_CAP_NR_MEMSLOTS is 0 until a KVM_CREATE_VM succeeds\n",
+			 rc);
 		return;
-	ne->max_mem_regions = min_t(u64, reply.mem_regions,
-				    NE_MAX_MEM_REGIONS);
+	}
 	req.slot_uid = reply.slot_uid;
 	if (ne_pci_cmd(ne, epoch, NE_CMD_SLOT_FREE, &req, sizeof(req), &reply))
 		dev_warn(&ne->pdev->dev, "cannot free the probe's slot %#llx\n",

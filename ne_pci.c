@@ -186,6 +186,18 @@ static int ne_pci_rc(s32 rc)
 }
 
 /*
+ * A successful SLOT_ALLOC reply tells the device's limit of memory ranges
+ * per slot: every one refreshes it, so that a limit unknown at probe (its
+ * SLOT_ALLOC failed) is learnt from the next one.  Under cmd_lock.
+ */
+static void ne_pci_learn(struct ne_pci_dev *ne, enum ne_pci_cmd_type type,
+			 const struct ne_pci_reply *reply)
+{
+	if (type == NE_CMD_SLOT_ALLOC && reply->rc >= 0 && reply->slot_uid)
+		WRITE_ONCE(ne->max_mem_regions, reply->mem_regions);
+}
+
+/*
  * Sends one command and waits for its reply; under cmd_lock, with no
  * command in flight.  -ETIMEDOUT: sent, but no reply read (the command is
  * stale, its effect unknown).
@@ -213,6 +225,7 @@ static int ne_pci_exchange(struct ne_pci_dev *ne, enum ne_pci_cmd_type type,
 		return -ETIMEDOUT;
 	}
 	ne_pci_take_reply(ne, reply);
+	ne_pci_learn(ne, type, reply);
 	return ne_pci_rc(reply->rc);
 }
 
@@ -237,6 +250,7 @@ static int ne_pci_settle(struct ne_pci_dev *ne)
 			break;
 		}
 		ne_pci_take_reply(ne, &reply);
+		ne_pci_learn(ne, ne->stale_type, &reply);
 		ne->stale = false;
 		if (ne->stale_type != NE_CMD_SLOT_ALLOC || reply.rc ||
 		    !reply.slot_uid)

@@ -123,8 +123,10 @@ static_assert(sizeof(struct ne_pci_reply) == 72);
  * @event_wq:	runs @event_work, which handles out-of-band events.
  * @event_work:	asks the device about running enclaves after vector 1, and
  *		wakes every poller after a reset.
- * @max_mem_regions: the device's limit of memory ranges per slot, learnt
- *		at probe from a SLOT_ALLOC reply (0 when unknown).
+ * @max_mem_regions: the device's limit of memory ranges per slot, as the
+ *		last successful SLOT_ALLOC reply said (the probe sends one),
+ *		0 until one did; written under @cmd_lock, read with
+ *		READ_ONCE.
  */
 struct ne_pci_dev {
 	struct pci_dev *pdev;

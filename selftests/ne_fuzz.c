@@ -50,19 +50,11 @@
 #include <linux/ne_kvm.h>
 
 #include "hw/ne/ne-testctl.h"
+#include "ne_kvm_util.h"
 
-#define NE_DEV_PATH	"/dev/nitro_enclaves"
-#define NE_PCI_VENDOR	0x1d0f
-#define NE_PCI_DEVICE	0xe4c1
-#define NE_SYSFS_PCI	"/sys/bus/pci/devices"
-#define NE_CPUS_PARAM	"/sys/module/ne_kvm/parameters/ne_cpus"
-#define NE_TIMEOUT_PARAM "/sys/module/ne_kvm/parameters/cmd_timeout_ms"
 #define KMEMLEAK	"/sys/kernel/debug/kmemleak"
 #define ZOMBIES		"/sys/kernel/debug/ne_kvm/zombies"
-#define MIB		(1ULL << 20)
-#define HPAGE		(2 * MIB)
 #define U32_MAX_	0xffffffffULL
-#define ARRAY_SIZE(a)	(sizeof(a) / sizeof((a)[0]))
 
 /* Exit statuses (also in --help). */
 enum {
@@ -191,72 +183,6 @@ static uint64_t rng_next(struct rng *r)
 
 /* ---- files ----------------------------------------------------------------- */
 
-static int write_file(const char *path, const char *val)
-{
-	int fd = open(path, O_WRONLY | O_CLOEXEC), rc = 0;
-
-	if (fd < 0)
-		return -errno;
-	if (write(fd, val, strlen(val)) < 0)
-		rc = -errno;
-	close(fd);
-	return rc;
-}
-
-static int read_file(const char *path, char *buf, size_t len)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	ssize_t n;
-
-	if (fd < 0)
-		return -errno;
-	n = read(fd, buf, len - 1);
-	close(fd);
-	if (n < 0)
-		return -errno;
-	buf[n] = '\0';
-	buf[strcspn(buf, "\n")] = '\0';
-	return 0;
-}
-
-static long meminfo(const char *key)
-{
-	char line[256];
-	long val = -1;
-	size_t len = strlen(key);
-	FILE *f = fopen("/proc/meminfo", "re");
-
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (!strncmp(line, key, len) && line[len] == ':')
-			val = atol(line + len + 1);
-	fclose(f);
-	return val;
-}
-
-static long vmstat(const char *key)
-{
-	char line[256];
-	long val = -1;
-	size_t len = strlen(key);
-	FILE *f = fopen("/proc/vmstat", "re");
-
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (!strncmp(line, key, len) && line[len] == ' ')
-			val = atol(line + len + 1);
-	fclose(f);
-	return val;
-}
-
-static long pins_held(void)
-{
-	write_file("/proc/sys/vm/stat_refresh", "1");
-	return vmstat("nr_foll_pin_acquired") - vmstat("nr_foll_pin_released");
-}
-
 static int count_fds(void)
 {
 	DIR *d = opendir("/proc/self/fd");
@@ -270,92 +196,6 @@ static int count_fds(void)
 			n++;
 	closedir(d);
 	return n - 1;	/* the directory's own fd */
-}
-
-static int find_pci_device(char *dir, size_t len)
-{
-	struct dirent *de;
-	DIR *d = opendir(NE_SYSFS_PCI);
-	char path[PATH_MAX], buf[32];
-	int rc = -1;
-
-	if (!d)
-		return -1;
-	while ((de = readdir(d))) {
-		if (de->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), NE_SYSFS_PCI "/%s/vendor", de->d_name);
-		if (read_file(path, buf, sizeof(buf)) || strtoul(buf, NULL, 16) != NE_PCI_VENDOR)
-			continue;
-		snprintf(path, sizeof(path), NE_SYSFS_PCI "/%s/device", de->d_name);
-		if (read_file(path, buf, sizeof(buf)) || strtoul(buf, NULL, 16) != NE_PCI_DEVICE)
-			continue;
-		snprintf(dir, len, NE_SYSFS_PCI "/%s", de->d_name);
-		rc = 0;
-		break;
-	}
-	closedir(d);
-	return rc;
-}
-
-/* BAR 2 of the device (test controls), or NULL. */
-static volatile uint32_t *tc_map(void)
-{
-	char dir[PATH_MAX], path[PATH_MAX + 16];
-	volatile uint32_t *regs;
-	int fd;
-
-	if (find_pci_device(dir, sizeof(dir)))
-		return NULL;
-	snprintf(path, sizeof(path), "%s/resource%d", dir, NE_TESTCTL_BAR);
-	fd = open(path, O_RDWR | O_SYNC | O_CLOEXEC);
-	if (fd < 0)
-		return NULL;
-	regs = mmap(NULL, NE_TESTCTL_BAR_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	close(fd);
-	if (regs == MAP_FAILED)
-		return NULL;
-	if (regs[NE_TESTCTL_MAGIC / 4] != NE_TESTCTL_MAGIC_VALUE) {
-		munmap((void *)regs, NE_TESTCTL_BAR_SIZE);
-		return NULL;
-	}
-	return regs;
-}
-
-static void tc_unmap(volatile uint32_t *tc)
-{
-	if (tc)
-		munmap((void *)tc, NE_TESTCTL_BAR_SIZE);
-}
-
-static void tc_disarm(volatile uint32_t *tc)
-{
-	tc[NE_TESTCTL_FAIL_ARM / 4] = 0;
-	tc[NE_TESTCTL_DELAY_ARM / 4] = 0;
-	tc[NE_TESTCTL_NOREPLY_ARM / 4] = 0;
-}
-
-/* Parses a cpu list into @cpus; the count, or -1. */
-static int cpulist(const char *list, int *cpus, int max)
-{
-	const char *s = list;
-	int n = 0;
-
-	while (*s) {
-		char *end;
-		long lo = strtol(s, &end, 10), hi = lo;
-
-		if (end == s)
-			return -1;
-		if (*end == '-')
-			hi = strtol(end + 1, &end, 10);
-		for (; lo <= hi && n < max; lo++)
-			cpus[n++] = lo;
-		s = *end == ',' ? end + 1 : end;
-		if (*s == '\n')
-			break;
-	}
-	return n;
 }
 
 /* ---- the operation log ------------------------------------------------------ */
@@ -1502,22 +1342,22 @@ static void chaos_remove_rescan(struct worker *w)
 	char dir[PATH_MAX], path[PATH_MAX + 16];
 	int rc, tries;
 
-	if (find_pci_device(dir, sizeof(dir)))
+	if (ne_find_pci_device(dir, sizeof(dir)))
 		dir[0] = '\0';
 	snprintf(path, sizeof(path), "%s/remove", dir);
-	tc_unmap(chaos_tc);
+	ne_testctl_unmap(chaos_tc);
 	chaos_tc = NULL;
 	op_begin(w, "PCI remove %s", dir);
-	rc = dir[0] ? write_file(path, "1") : -ENODEV;
+	rc = dir[0] ? ne_write_file(path, "1") : -ENODEV;
 	op_end(w, rc, -rc);
 	if (!rc)
 		sh->n_remove++;
 	msleep(w->r[2] % 1500);
 	for (tries = 0; tries < 20 && !chaos_tc; tries++) {
 		op_begin(w, "PCI rescan");
-		rc = write_file("/sys/bus/pci/rescan", "1");
+		rc = ne_write_file("/sys/bus/pci/rescan", "1");
 		op_end(w, rc, -rc);
-		chaos_tc = tc_map();
+		chaos_tc = ne_testctl_map();
 		if (!chaos_tc)
 			msleep(200);
 	}
@@ -1598,7 +1438,7 @@ static void chaos_step(struct worker *w)
 		if (!tc)
 			break;
 		op_begin(w, "disarm all");
-		tc_disarm(tc);
+		ne_tc_disarm_all(tc);
 		op_end(w, 0, 0);
 		break;
 	case 15 ... 21: {	/* an enclave "stopped on its own" */
@@ -1626,7 +1466,7 @@ static void chaos_step(struct worker *w)
 			break;
 		op_begin(w, "ne_cpus = \"%.*s%s\"", (int)strcspn(p, "\n"), p,
 			 strchr(p, '\n') ? "\\n" : "");
-		rc = write_file(NE_CPUS_PARAM, p);
+		rc = ne_write_file(NE_CPUS_PARAM, p);
 		op_end(w, rc, -rc);
 		if (!rc)
 			sh->n_pool++;
@@ -1639,7 +1479,7 @@ static void chaos_step(struct worker *w)
 			 1 + (unsigned int)(r[1] % (sh->ncpus - 1)));
 		snprintf(val, sizeof(val), "%u", (unsigned int)(r[2] % 2));
 		op_begin(w, "%s = %s", path, val);
-		rc = write_file(path, val);
+		rc = ne_write_file(path, val);
 		op_end(w, rc, -rc);
 		break;
 	case 29:
@@ -1661,16 +1501,16 @@ static int chaos_process(int idx)
 	worker_init(&w, idx);
 	w.ws->pid = getpid();
 	w.ws->tid = getpid();
-	chaos_tc = tc_map();
+	chaos_tc = ne_testctl_map();
 	while (!sh->stop && now_ns() < end && (!opt_ops || w.ws->steps < opt_ops))
 		chaos_step(&w);
 	/* Leave the device present, every knob disarmed, CPUs 1.. online. */
 	if (!chaos_tc) {
-		write_file("/sys/bus/pci/rescan", "1");
-		chaos_tc = tc_map();
+		ne_write_file("/sys/bus/pci/rescan", "1");
+		chaos_tc = ne_testctl_map();
 	}
 	if (chaos_tc)
-		tc_disarm(chaos_tc);
+		ne_tc_disarm_all(chaos_tc);
 	sh->w[idx].done = 1;
 	return 0;
 }
@@ -1854,7 +1694,7 @@ static int write_fn(void *arg)
 {
 	const char **kv = arg;
 
-	return -write_file(kv[0], kv[1]);
+	return -ne_write_file(kv[0], kv[1]);
 }
 
 static int timed_write(const char *path, const char *val)
@@ -1983,8 +1823,8 @@ static void settle(volatile uint32_t *tc, long want_pins, long want_huge, long *
 
 	do {
 		*nz = with_zombies ? zombies(&zpages, false) : 0;
-		*pins = pins_held();
-		*huge = meminfo("HugePages_Free");
+		*pins = ne_pins_held();
+		*huge = ne_meminfo("HugePages_Free");
 		*slots = tc ? tc[NE_TESTCTL_SLOTS / 4] : 0;
 		ok = *pins == want_pins + zpages && (want_huge < 0 || *huge == want_huge) &&
 		     *slots == (uint32_t)*nz;
@@ -2004,13 +1844,13 @@ static void post_checks(struct baseline *b)
 	volatile uint32_t *tc;
 
 	/* The device must be there (the chaos process rescanned last). */
-	if (find_pci_device(dir, sizeof(dir))) {
+	if (ne_find_pci_device(dir, sizeof(dir))) {
 		timed_write("/sys/bus/pci/rescan", "1");
 		msleep(500);
 	}
-	tc = tc_map();
+	tc = ne_testctl_map();
 	if (tc)
-		tc_disarm(tc);
+		ne_tc_disarm_all(tc);
 	if (b->timeout[0])
 		timed_write(NE_TIMEOUT_PARAM, b->timeout);
 
@@ -2031,15 +1871,15 @@ static void post_checks(struct baseline *b)
 	 * Then after a device reset (PCI remove and rescan: the device turns
 	 * off and forgets every slot), which must free the zombies too.
 	 */
-	if (opt_remove && !find_pci_device(dir, sizeof(dir))) {
-		tc_unmap(tc);
+	if (opt_remove && !ne_find_pci_device(dir, sizeof(dir))) {
+		ne_testctl_unmap(tc);
 		tc = NULL;
 		snprintf(path, sizeof(path), "%s/remove", dir);
 		printf("# a final PCI remove and rescan\n");
 		timed_write(path, "1");
 		timed_write("/sys/bus/pci/rescan", "1");
 		deadline = now_ns() + opt_settle * 1000000000ULL;
-		while (!(tc = tc_map()) && now_ns() < deadline)
+		while (!(tc = ne_testctl_map()) && now_ns() < deadline)
 			msleep(200);
 		deadline = now_ns() + opt_settle * 1000000000ULL;
 		while (access(NE_DEV_PATH, F_OK) && now_ns() < deadline)
@@ -2057,10 +1897,10 @@ static void post_checks(struct baseline *b)
 
 	/* The pool the run started with, its CPUs online first as then. */
 	deadline = now_ns() + opt_settle * 1000000000ULL;
-	if (read_file(NE_CPUS_PARAM, pool, sizeof(pool)) || strcmp(pool, b->pool)) {
+	if (ne_read_file(NE_CPUS_PARAM, pool, sizeof(pool)) || strcmp(pool, b->pool)) {
 		int rc;
 
-		n = cpulist(pool, cpus, 256);
+		n = ne_cpulist(pool, cpus, 256);
 		for (i = 1; i < (int)sh->ncpus && i < 256; i++) {
 			bool pooled = false;
 			int j;
@@ -2070,7 +1910,7 @@ static void post_checks(struct baseline *b)
 			if (pooled || b->online[i] != '1')
 				continue;
 			snprintf(path, sizeof(path), "/sys/devices/system/cpu/cpu%d/online", i);
-			if (!read_file(path, on, sizeof(on)) && on[0] == '0') {
+			if (!ne_read_file(path, on, sizeof(on)) && on[0] == '0') {
 				printf("# CPU %d back online before ne_cpus is restored\n", i);
 				timed_write(path, "1");
 			}
@@ -2084,13 +1924,13 @@ static void post_checks(struct baseline *b)
 			printf("# restoring ne_cpus \"%s\": %s\n", b->pool, strerror(-rc));
 	}
 
-	read_file(NE_CPUS_PARAM, pool, sizeof(pool));
+	ne_read_file(NE_CPUS_PARAM, pool, sizeof(pool));
 	tap(!strcmp(pool, b->pool), "ne_cpus is \"%s\" (was \"%s\")", pool, b->pool);
-	n = cpulist(pool, cpus, 256);
+	n = ne_cpulist(pool, cpus, 256);
 	offline_bad = 0;
 	for (i = 0; i < n; i++) {
 		snprintf(path, sizeof(path), "/sys/devices/system/cpu/cpu%d/online", cpus[i]);
-		if (read_file(path, on, sizeof(on)) || on[0] != '0') {
+		if (ne_read_file(path, on, sizeof(on)) || on[0] != '0') {
 			printf("# pool CPU %d is online\n", cpus[i]);
 			offline_bad++;
 		}
@@ -2107,16 +1947,16 @@ static void post_checks(struct baseline *b)
 			msleep(100);
 		tap(!tc[NE_TESTCTL_SLOTS / 4], "no slot after the pool check's VM");
 	}
-	tc_unmap(tc);
+	ne_testctl_unmap(tc);
 
 	if (b->kmemleak) {
 		char buf[4096];
 		ssize_t len;
 		int fd;
 
-		write_file(KMEMLEAK, "scan");
+		ne_write_file(KMEMLEAK, "scan");
 		msleep(1000);
-		write_file(KMEMLEAK, "scan");
+		ne_write_file(KMEMLEAK, "scan");
 		fd = open(KMEMLEAK, O_RDONLY | O_CLOEXEC);
 		len = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
 		if (fd >= 0)
@@ -2328,19 +2168,19 @@ int main(int argc, char **argv)
 		printf("# ne_fuzz needs root\n");
 		return EXIT_ENV;
 	}
-	if (find_pci_device(dir, sizeof(dir)) || access(NE_DEV_PATH, R_OK | W_OK)) {
+	if (ne_find_pci_device(dir, sizeof(dir)) || access(NE_DEV_PATH, R_OK | W_OK)) {
 		printf("# no Nitro Enclaves device (or no %s)\n", NE_DEV_PATH);
 		return EXIT_ENV;
 	}
 	{
-		volatile uint32_t *tc = tc_map();
+		volatile uint32_t *tc = ne_testctl_map();
 
 		if (!tc) {
 			printf("# the device has no test controls (ne-pci test-controls=on)\n");
 			return EXIT_ENV;
 		}
-		tc_disarm(tc);
-		tc_unmap(tc);
+		ne_tc_disarm_all(tc);
+		ne_testctl_unmap(tc);
 	}
 
 	nw = opt_procs * opt_threads + 1;
@@ -2352,22 +2192,22 @@ int main(int argc, char **argv)
 	sh->ncpus = sysconf(_SC_NPROCESSORS_CONF);
 
 	/* The baseline. */
-	if (read_file(NE_CPUS_PARAM, b.pool, sizeof(b.pool)) || !b.pool[0]) {
+	if (ne_read_file(NE_CPUS_PARAM, b.pool, sizeof(b.pool)) || !b.pool[0]) {
 		if (timed_write(NE_CPUS_PARAM, "2-3")) {
 			printf("# the CPU pool is empty and cannot be set to 2-3\n");
 			return EXIT_ENV;
 		}
-		read_file(NE_CPUS_PARAM, b.pool, sizeof(b.pool));
+		ne_read_file(NE_CPUS_PARAM, b.pool, sizeof(b.pool));
 	}
-	read_file(NE_TIMEOUT_PARAM, b.timeout, sizeof(b.timeout));
+	ne_read_file(NE_TIMEOUT_PARAM, b.timeout, sizeof(b.timeout));
 	{
-		int cpus[256], n = cpulist(b.pool, cpus, 256);
+		int cpus[256], n = ne_cpulist(b.pool, cpus, 256);
 
 		for (i = 1; i < (int)sh->ncpus && i < 256; i++) {
 			char path[128], on[8];
 
 			snprintf(path, sizeof(path), "/sys/devices/system/cpu/cpu%d/online", i);
-			b.online[i] = !read_file(path, on, sizeof(on)) && on[0] == '1' ? '1' : '0';
+			b.online[i] = !ne_read_file(path, on, sizeof(on)) && on[0] == '1' ? '1' : '0';
 		}
 		for (i = 0; i < n; i++)
 			if (cpus[i] > 0 && cpus[i] < 256)
@@ -2385,16 +2225,16 @@ int main(int argc, char **argv)
 		  (void *)(long)KVM_CAP_MAX_VCPU_ID);
 	sh->max_vcpu_id = c == 0 && sh->cap_value >= 0 && sh->cap_value <= 4096 ?
 			  sh->cap_value : 2;
-	b.huge_free = meminfo("HugePages_Free");
+	b.huge_free = ne_meminfo("HugePages_Free");
 	sh->huge_budget = b.huge_free * HPAGE * 6 / 10;
 	if (b.huge_free < 64) {
 		printf("# only %ld free 2 MiB hugepages: 64 or more wanted\n", b.huge_free);
 		return EXIT_ENV;
 	}
-	b.pins = pins_held();
+	b.pins = ne_pins_held();
 	b.kmemleak = opt_kmemleak && !access(KMEMLEAK, R_OK);
 	if (b.kmemleak)
-		write_file(KMEMLEAK, "clear");
+		ne_write_file(KMEMLEAK, "clear");
 	if (opt_kmsg) {
 		kmsg_fd = open("/dev/kmsg", O_RDONLY | O_NONBLOCK | O_CLOEXEC);
 		if (kmsg_fd >= 0)

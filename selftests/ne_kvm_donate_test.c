@@ -107,22 +107,6 @@ FIXTURE_TEARDOWN(donate)
 
 /* ---- a huge memory_size ---------------------------------------------------- */
 
-static long meminfo_kb(const char *key)
-{
-	char line[256];
-	size_t len = strlen(key);
-	long val = -1;
-	FILE *f = fopen("/proc/meminfo", "r");
-
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (!strncmp(line, key, len) && line[len] == ':')
-			val = atol(line + len + 1);
-	fclose(f);
-	return val;
-}
-
 struct sampler {
 	volatile int stop;
 	long peak_kb;
@@ -133,7 +117,7 @@ static void *sample_vmalloc(void *arg)
 	struct sampler *s = arg;
 
 	while (!s->stop) {
-		long v = meminfo_kb("VmallocUsed");
+		long v = ne_meminfo("VmallocUsed");
 
 		if (v > s->peak_kb)
 			s->peak_kb = v;
@@ -190,7 +174,7 @@ TEST_F(donate, huge_memory_size_is_bounded)
 	ASSERT_LE(0, kmsg);
 	ASSERT_LE(0, lseek(kmsg, 0, SEEK_END));
 
-	base = meminfo_kb("VmallocUsed");
+	base = ne_meminfo("VmallocUsed");
 	s.peak_kb = base;
 	ASSERT_EQ(0, pthread_create(&t, NULL, sample_vmalloc, &s));
 	for (i = 0; i < 3; i++) {

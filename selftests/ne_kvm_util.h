@@ -150,7 +150,7 @@ static inline long ne_vmstat(const char *key)
 	char line[256];
 	long val = -1;
 	size_t len = strlen(key);
-	FILE *f = fopen("/proc/vmstat", "r");
+	FILE *f = fopen("/proc/vmstat", "re");
 
 	if (!f)
 		return -1;
@@ -180,7 +180,7 @@ static inline int ne_fdinfo(int fd, const char *key, char *buf, size_t len)
 	FILE *f;
 
 	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
-	f = fopen(path, "r");
+	f = fopen(path, "re");
 	if (!f)
 		return -1;
 	while (fgets(line, sizeof(line), f)) {
@@ -261,6 +261,13 @@ static inline volatile uint32_t *ne_testctl_map(void)
 		return NULL;
 	}
 	return regs;
+}
+
+/* Unmaps what ne_testctl_map() mapped (NULL: nothing). */
+static inline void ne_testctl_unmap(volatile uint32_t *tc)
+{
+	if (tc)
+		munmap((void *)tc, NE_TESTCTL_BAR_SIZE);
 }
 
 static inline uint32_t ne_tc_read(volatile uint32_t *tc, unsigned int off)

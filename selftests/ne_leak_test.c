@@ -80,29 +80,6 @@ TEST(no_process_holds_an_enclave_fd)
 	EXPECT_EQ(0, found);
 }
 
-/* Counts the CPUs of a cpu list such as "2-3,6-7"; -1 if malformed. */
-static int cpulist_count(const char *list, int *cpus, int max)
-{
-	const char *s = list;
-	int n = 0;
-
-	while (*s) {
-		char *end;
-		long lo = strtol(s, &end, 10), hi = lo;
-
-		if (end == s)
-			return -1;
-		if (*end == '-')
-			hi = strtol(end + 1, &end, 10);
-		for (; lo <= hi && n < max; lo++)
-			cpus[n++] = lo;
-		s = *end == ',' ? end + 1 : end;
-		if (*s == '\n')
-			break;
-	}
-	return n;
-}
-
 TEST(pool_has_all_its_cores_offline)
 {
 	char list[256], path[128], online[8];
@@ -117,7 +94,7 @@ TEST(pool_has_all_its_cores_offline)
 		ASSERT_EQ(0, ne_ensure_pool());
 		ASSERT_EQ(0, ne_read_file(NE_CPUS_PARAM, list, sizeof(list)));
 	}
-	n = cpulist_count(list, cpus, 256);
+	n = ne_cpulist(list, cpus, 256);
 	ASSERT_LT(0, n);
 
 	/* A new enclave could get every CPU of the pool. */

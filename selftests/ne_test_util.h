@@ -30,7 +30,7 @@ static inline unsigned long ne_read_sysfs_hex(const char *dir, const char *name)
 	FILE *f;
 
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	f = fopen(path, "r");
+	f = fopen(path, "re");
 	if (!f)
 		return 0;
 	if (fscanf(f, "%lx", &val) != 1)
@@ -69,7 +69,53 @@ static inline int ne_read_file(const char *path, char *buf, size_t len)
 	return 0;
 }
 
-/* The sysfs directory of the first PCI device @vendor:@device, or -1. */
+/* The value of @key in /proc/meminfo (kB for sizes), or -1. */
+static inline long ne_meminfo(const char *key)
+{
+	char line[256];
+	size_t len = strlen(key);
+	long val = -1;
+	FILE *f = fopen("/proc/meminfo", "re");
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, key, len) && line[len] == ':')
+			val = atol(line + len + 1);
+	fclose(f);
+	return val;
+}
+
+/*
+ * Parses a cpu list such as "2-3,6-7" into @cpus, at most @max of them;
+ * returns how many, or -1 if malformed.
+ */
+static inline int ne_cpulist(const char *list, int *cpus, int max)
+{
+	const char *s = list;
+	int n = 0;
+
+	while (*s) {
+		char *end;
+		long lo = strtol(s, &end, 10), hi = lo;
+
+		if (end == s)
+			return -1;
+		if (*end == '-')
+			hi = strtol(end + 1, &end, 10);
+		for (; lo <= hi && n < max; lo++)
+			cpus[n++] = lo;
+		s = *end == ',' ? end + 1 : end;
+		if (*s == '\n')
+			break;
+	}
+	return n;
+}
+
+/*
+ * The sysfs directory of the first PCI device @vendor:@device in @dir (an
+ * empty string when there is none), or -1.
+ */
 static inline int ne_find_pci_by_id(unsigned long vendor, unsigned long device,
 				    char *dir, size_t len)
 {
@@ -77,6 +123,7 @@ static inline int ne_find_pci_by_id(unsigned long vendor, unsigned long device,
 	DIR *d = opendir(NE_SYSFS_PCI);
 	int rc = -1;
 
+	dir[0] = '\0';
 	if (!d)
 		return -1;
 	while ((de = readdir(d))) {
@@ -90,10 +137,12 @@ static inline int ne_find_pci_by_id(unsigned long vendor, unsigned long device,
 		}
 	}
 	closedir(d);
+	if (rc)
+		dir[0] = '\0';
 	return rc;
 }
 
-/* Finds the NE PCI device; writes its sysfs directory into @dir. */
+/* Finds the NE PCI device; as ne_find_pci_by_id(). */
 static inline int ne_find_pci_device(char *dir, size_t len)
 {
 	return ne_find_pci_by_id(NE_PCI_VENDOR, NE_PCI_DEVICE, dir, len);
