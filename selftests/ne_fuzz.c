@@ -1396,8 +1396,16 @@ static void chaos_step(struct worker *w)
 	case 0 ... 5: {	/* FAIL the next matching command */
 		uint32_t type = chaos_type(PICK(r[1], NE_TESTCTL_ANY_TYPE, NE_TESTCTL_ANY_TYPE,
 						1, 3, 4, 5, 6, 7, 10, r[1] >> 8 & 63));
+		/*
+		 * Negative only: the fault replies without running the
+		 * command, and a reply with rc >= 0 is a success by the
+		 * protocol (the upstream driver's rule, which ne_kvm follows),
+		 * so a positive rc would be a device that lies about, say, a
+		 * SLOT_FREE it never did: no driver can see that, and the
+		 * post-run checks would report the slot it keeps.
+		 */
 		int32_t frc = PICK(r[2], -EIO, -ENOMEM, -EINVAL, -EBUSY, -ENOSPC, -EEXIST,
-				   -1, -4095, -4096, -512, -517, 1, 0x7fffffff, -EINTR);
+				   -1, -4095, -4096, -512, -517, -EINTR);
 
 		if (!opt_faults || !tc)
 			break;
