@@ -28,9 +28,6 @@
 /* 64 MiB = the smallest enclave, as 2 MiB pages. */
 #define NE_MIN_PAGES		(NE_MIN_ENCLAVE_MEM / NE_HUGE_SIZE)
 
-static char ne_dev_dir[PATH_MAX];
-static char ne_orig_driver[64];
-static pid_t ne_main_pid;
 
 FIXTURE(dev) {
 	struct ne_raw raw;
@@ -941,25 +938,7 @@ TEST_F_TIMEOUT(dev, random_register_writes, 60)
 	EXPECT_EQ(NE_STATE_INIT, rep.state);
 }
 
-static void give_device_back(void)
-{
-	if (getpid() == ne_main_pid)
-		ne_raw_release_device(ne_dev_dir, ne_orig_driver);
-}
-
 int main(int argc, char **argv)
 {
-	int rc;
-
-	ne_require_device();
-	if (geteuid() != 0)
-		ksft_exit_skip("needs root to map the device's BARs\n");
-	rc = ne_raw_take_device(ne_dev_dir, sizeof(ne_dev_dir), ne_orig_driver,
-				sizeof(ne_orig_driver));
-	if (rc)
-		ksft_exit_fail_msg("cannot take the device from its driver: %s\n",
-				   strerror(-rc));
-	ne_main_pid = getpid();
-	atexit(give_device_back);
-	return test_harness_run(argc, argv);
+	return ne_raw_test_main(argc, argv);
 }

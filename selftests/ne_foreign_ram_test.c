@@ -34,9 +34,6 @@
 #define IVSHMEM_DEVICE		0x1110
 #define IVSHMEM_SHM_BAR		2
 
-static char ne_dev_dir[PATH_MAX];
-static char ne_orig_driver[64];
-static pid_t ne_main_pid;
 
 FIXTURE(foreign) {
 	struct ne_raw raw;
@@ -181,25 +178,7 @@ TEST_F(foreign, dimm_memory_is_refused)
 	EXPECT_EQ(0, ne_raw_add_mem(r, self->uid, self->mem.gpa[0], NE_HUGE_SIZE));
 }
 
-static void give_device_back(void)
-{
-	if (getpid() == ne_main_pid)
-		ne_raw_release_device(ne_dev_dir, ne_orig_driver);
-}
-
 int main(int argc, char **argv)
 {
-	int rc;
-
-	ne_require_device();
-	if (geteuid() != 0)
-		ksft_exit_skip("needs root to map the device's BARs\n");
-	rc = ne_raw_take_device(ne_dev_dir, sizeof(ne_dev_dir), ne_orig_driver,
-				sizeof(ne_orig_driver));
-	if (rc)
-		ksft_exit_fail_msg("cannot take the device from its driver: %s\n",
-				   strerror(-rc));
-	ne_main_pid = getpid();
-	atexit(give_device_back);
-	return test_harness_run(argc, argv);
+	return ne_raw_test_main(argc, argv);
 }

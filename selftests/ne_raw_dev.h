@@ -206,6 +206,40 @@ static inline volatile uint8_t *ne_map_bar(const char *dev, int bar, int *fd)
 	return p;
 }
 
+#ifdef __KSELFTEST_HARNESS_H
+/*
+ * The main() of a raw-device test program: takes the device from its
+ * driver for the whole run (skip without a device or without root) and
+ * gives it back at exit, from the main process only (tests fork).
+ */
+static char ne_raw_dev_dir[PATH_MAX];
+static char ne_raw_orig_driver[64];
+static pid_t ne_raw_main_pid;
+
+static void ne_raw_give_device_back(void)
+{
+	if (getpid() == ne_raw_main_pid)
+		ne_raw_release_device(ne_raw_dev_dir, ne_raw_orig_driver);
+}
+
+static inline int ne_raw_test_main(int argc, char **argv)
+{
+	int rc;
+
+	ne_require_device();
+	if (geteuid() != 0)
+		ksft_exit_skip("needs root to map the device's BARs\n");
+	rc = ne_raw_take_device(ne_raw_dev_dir, sizeof(ne_raw_dev_dir),
+				ne_raw_orig_driver, sizeof(ne_raw_orig_driver));
+	if (rc)
+		ksft_exit_fail_msg("cannot take the device from its driver: %s\n",
+				   strerror(-rc));
+	ne_raw_main_pid = getpid();
+	atexit(ne_raw_give_device_back);
+	return test_harness_run(argc, argv);
+}
+#endif
+
 /* Maps BAR 3 (required) and BAR 2 (if the device has test controls). */
 static inline int ne_raw_open(struct ne_raw *r)
 {
