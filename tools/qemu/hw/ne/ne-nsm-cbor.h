@@ -1,0 +1,56 @@
+/*
+ * libcbor, used safely by the NSM: loading untrusted input within bounds,
+ * and building items without leaking or crashing when out of memory.
+ *
+ * Copyright (c) 2026 The ne-kvm authors
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+#ifndef HW_NE_NE_NSM_CBOR_H
+#define HW_NE_NE_NSM_CBOR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cbor.h>
+
+/* No NSM request nests deeper than 3; a little room for ignored fields. */
+#define NE_NSM_CBOR_MAX_DEPTH   16
+
+enum ne_nsm_cbor_status {
+    NE_NSM_CBOR_OK = 0,
+    /* not exactly one well-formed item, or beyond the bounds below */
+    NE_NSM_CBOR_MALFORMED,
+    NE_NSM_CBOR_NOMEM,
+};
+
+/*
+ * Decodes @buf, which must hold exactly one CBOR item, into *@item.
+ *
+ * libcbor 0.8's cbor_load() allocates an array or map for the count its
+ * header declares before any element is read: a 10-byte input declaring a
+ * map of 2^32 pairs asks for 64 GiB.  So the input is first walked with
+ * libcbor's streaming decoder, which allocates nothing, and refused unless
+ * every open container's declared items still fit in the bytes left (each
+ * item takes at least one byte) and nesting stays within
+ * NE_NSM_CBOR_MAX_DEPTH.  What cbor_load() then allocates for counts is
+ * bounded by the input's size.
+ */
+enum ne_nsm_cbor_status ne_nsm_cbor_load(const uint8_t *buf, size_t len,
+                                         cbor_item_t **item);
+
+/*
+ * Builders that take ownership of their item arguments, which may be NULL
+ * (a failed cbor_build_*()): they then fail, and release what they own.
+ */
+bool ne_nsm_cbor_put(cbor_item_t *map, cbor_item_t *key, cbor_item_t *value);
+bool ne_nsm_cbor_push(cbor_item_t *array, cbor_item_t *item);
+
+/* A uint in its shortest form, as serde_cbor writes it. */
+cbor_item_t *ne_nsm_cbor_uint(uint64_t value);
+
+/* Whether @item is the definite text string @text. */
+bool ne_nsm_cbor_is_text(const cbor_item_t *item, const char *text);
+
+#endif /* HW_NE_NE_NSM_CBOR_H */
