@@ -20,14 +20,14 @@ enum leaf_kind { LEAF_BYTES, LEAF_TEXT, LEAF_OTHER };
 struct frame {
     enum frame_kind kind;
     bool indefinite;
-    size_t left;                /* definite: items still to come */
+    size_t left;                /* definite: items not complete yet */
     size_t seen;                /* indefinite: items so far */
 };
 
 struct walk {
     struct frame stack[NE_NSM_CBOR_MAX_DEPTH];
     unsigned int depth;
-    size_t pending;             /* items the open definite containers need */
+    size_t pending;             /* declared items not begun (>= 1 byte) */
     bool called;                /* the last head reached a callback */
     bool bad;
     bool done;                  /* the top-level item is complete */
@@ -38,7 +38,17 @@ static struct frame *top(struct walk *w)
     return w->depth ? &w->stack[w->depth - 1] : NULL;
 }
 
-/* One item is complete: it fills a slot of its container, maybe the last. */
+/* An item begins: one declared item less is still to come. */
+static void item_begins(struct walk *w)
+{
+    struct frame *f = top(w);
+
+    if (f && !f->indefinite) {
+        w->pending--;
+    }
+}
+
+/* An item is complete, and with it maybe its container, and so on. */
 static void item_done(struct walk *w)
 {
     struct frame *f;
@@ -48,9 +58,7 @@ static void item_done(struct walk *w)
             f->seen++;
             return;
         }
-        f->left--;
-        w->pending--;
-        if (f->left) {
+        if (--f->left) {
             return;
         }
         w->depth--;
@@ -76,6 +84,7 @@ static void leaf(struct walk *w, enum leaf_kind kind)
         w->bad = true;
         return;
     }
+    item_begins(w);
     item_done(w);
 }
 
@@ -89,6 +98,7 @@ static void open_frame(struct walk *w, enum frame_kind kind, size_t count,
         w->bad = true;
         return;
     }
+    item_begins(w);
     if (kind == FRAME_MAP) {
         slots = 2 * count;
     }
