@@ -8,8 +8,9 @@
  * map of module_id, digest, timestamp, pcrs, certificate, cabundle,
  * public_key, user_data and nonce in that order, absent fields as null,
  * and whose signature is ECDSA P-384 over the COSE Sig_structure, raw r||s.
- * The payload map is indefinite-length, as AWS has written it since 2025
- * (the 2025-12 documents), with pcrs and cabundle definite as there.
+ * The payload map is indefinite-length, as in AWS's latest documents
+ * (2025-12; those of 2021 to 2025-01 are definite, and when AWS switched
+ * is not known), with pcrs and cabundle definite as there.
  *
  * Copyright (c) 2026 The ne-kvm authors
  *
