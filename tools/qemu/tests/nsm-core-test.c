@@ -28,6 +28,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "ne-nsm-boot.h"
 #include "ne-nsm-cbor.h"
 #include "ne-nsm-core.h"
 #include "nsm-core-test.h"
@@ -568,6 +569,128 @@ static void boot_nsm(struct ne_nsm *nsm, bool debug)
     if (!ne_nsm_boot(nsm, &boot) || !ne_nsm_set_identity(nsm, &id, &why)) {
         die("the test NSM does not boot");
     }
+}
+
+/* ------------------------------------------------------------ boot record */
+
+/* A record as the launcher writes it: PCR0-4 and 8, the test identity. */
+static struct ne_nsm_boot_record boot_record(bool debug)
+{
+    static const unsigned int measured[] = { 0, 1, 2, 3, 4, 8 };
+    struct ne_nsm_boot_record r = { .debug = debug };
+    size_t i;
+
+    for (i = 0; i < sizeof(measured) / sizeof(measured[0]); i++) {
+        ne_nsm_pcr_measure(&i, sizeof(i), r.pcr[measured[i]]);
+        r.pcr_given |= 1u << measured[i];
+    }
+    r.identity = identity();
+    return r;
+}
+
+static bool der_eq(const struct ne_nsm_der *a, const struct ne_nsm_der *b)
+{
+    return a->len == b->len && !memcmp(a->data, b->data, a->len);
+}
+
+static bool record_eq(const struct ne_nsm_boot_record *a,
+                      const struct ne_nsm_boot_record *b)
+{
+    size_t i;
+
+    if (a->pcr_given != b->pcr_given || a->debug != b->debug ||
+        memcmp(a->pcr, b->pcr, sizeof(a->pcr)) ||
+        strcmp(a->identity.module_id, b->identity.module_id) ||
+        EVP_PKEY_eq(a->identity.key, b->identity.key) != 1 ||
+        !der_eq(&a->identity.certificate, &b->identity.certificate) ||
+        a->identity.nr_cabundle != b->identity.nr_cabundle) {
+        return false;
+    }
+    for (i = 0; i < a->identity.nr_cabundle; i++) {
+        if (!der_eq(&a->identity.cabundle[i], &b->identity.cabundle[i])) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Whether the @len bytes at @buf decode (the result is thrown away). */
+static bool record_decodes(const uint8_t *buf, size_t len)
+{
+    struct ne_nsm_boot_record r;
+    const char *why;
+
+    if (!ne_nsm_boot_record_decode(buf, len, &r, &why)) {
+        return false;
+    }
+    ne_nsm_boot_record_clear(&r);
+    return true;
+}
+
+static void test_boot_record(unsigned long long seed)
+{
+    struct ne_nsm_boot_record want = boot_record(true), got;
+    struct ne_nsm nsm;
+    const char *why = "";
+    uint8_t *buf, resp[NE_NSM_RESPONSE_MAX];
+    size_t len, i, cut_ok = 0, flips = 0;
+    bool decoded, applied;
+
+    buf = ne_nsm_boot_record_encode(&want, &len);
+    ok(buf && len < NE_NSM_BOOT_RECORD_MAX, "boot record: encoded (%zu "
+       "bytes)", len);
+    if (!buf) {
+        return;
+    }
+    decoded = ne_nsm_boot_record_decode(buf, len, &got, &why);
+    ok(decoded && record_eq(&want, &got), "boot record: decodes to what was "
+       "encoded (PCRs, debug, module id, key, certificate, bundle) %s",
+       decoded ? "" : why);
+    ne_nsm_init(&nsm);
+    applied = decoded && ne_nsm_boot_record_apply(&nsm, &got, &why);
+    ok(applied && ne_nsm_pcr_is_locked(&nsm.pcrs, 15) &&
+       !ne_nsm_pcr_is_locked(&nsm.pcrs, 16) &&
+       !memcmp(nsm.pcrs.value[3], want.pcr[3], NE_NSM_PCR_SIZE) &&
+       ne_nsm_handle(&nsm, (const uint8_t *)"\x6b" "DescribeNSM", 12, resp,
+                     sizeof(resp)) > 20,
+       "boot record: applied, PCR0-15 locked, PCR3 kept in debug mode, "
+       "DescribeNSM answers %s", applied ? "" : why);
+    ne_nsm_cleanup(&nsm);
+    if (decoded) {
+        ne_nsm_boot_record_clear(&got);
+    }
+
+    for (i = 0; i < len; i++) {
+        cut_ok += record_decodes(buf, i);
+    }
+    ok(!cut_ok, "boot record: none of its %zu shorter prefixes decodes", len);
+    srandom(seed);
+    for (i = 0; i < 2000; i++) {
+        uint8_t *m = malloc(len);
+        size_t at = random() % len;
+
+        memcpy(m, buf, len);
+        m[at] ^= 1 + random() % 255;
+        flips += record_decodes(m, len);
+        free(m);
+    }
+    /* (a crash or a sanitizer report here fails the run) */
+    diag("boot record: 2000 one-byte changes decoded or refused (%zu "
+         "decoded)", flips);
+    free(buf);
+
+    want.pcr_given |= 1u << 5;
+    buf = ne_nsm_boot_record_encode(&want, &len);
+    decoded = buf && ne_nsm_boot_record_decode(buf, len, &got, &why);
+    ne_nsm_init(&nsm);
+    applied = decoded && ne_nsm_boot_record_apply(&nsm, &got, &why);
+    ok(decoded && !applied, "boot record: a PCR the hypervisor does not "
+       "measure (5) is refused at apply: %s", decoded ? why : "");
+    ne_nsm_cleanup(&nsm);
+    if (decoded) {
+        ne_nsm_boot_record_clear(&got);
+    }
+    free(buf);
 }
 
 /* ------------------------------------------------------------ PCR bank */
@@ -1891,6 +2014,7 @@ int main(int argc, char **argv)
     ne_nsm_cleanup(&nsm);
     test_debug_document();
 
+    test_boot_record(seed);
     fuzz(seed, rounds);
 
     for (i = 0; i < NR_CHAIN; i++) {
