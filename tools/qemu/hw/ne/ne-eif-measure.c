@@ -1,0 +1,251 @@
+/*
+ * The measurements of an enclave image (see ne-eif-measure.h).
+ *
+ * Copyright (c) 2026 The ne-kvm authors
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <cbor.h>
+#include <openssl/bio.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+#include "ne-eif-measure.h"
+#include "ne-nsm-cbor.h"
+
+struct ne_eif_measure {
+    EVP_MD_CTX *pcr0, *pcr1, *pcr2;
+    unsigned int type;                  /* of the section being fed */
+    unsigned int ramdisks;              /* begun so far */
+    uint8_t *signature;                 /* the signature section, kept */
+    size_t signature_len;
+    bool has_signature;
+};
+
+static EVP_MD_CTX *sha384_new(void)
+{
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+
+    if (ctx && !EVP_DigestInit_ex(ctx, EVP_sha384(), NULL)) {
+        EVP_MD_CTX_free(ctx);
+        return NULL;
+    }
+    return ctx;
+}
+
+struct ne_eif_measure *ne_eif_measure_new(void)
+{
+    struct ne_eif_measure *m = calloc(1, sizeof(*m));
+
+    if (!m) {
+        return NULL;
+    }
+    m->pcr0 = sha384_new();
+    m->pcr1 = sha384_new();
+    m->pcr2 = sha384_new();
+    if (!m->pcr0 || !m->pcr1 || !m->pcr2) {
+        ne_eif_measure_free(m);
+        return NULL;
+    }
+    return m;
+}
+
+void ne_eif_measure_free(struct ne_eif_measure *m)
+{
+    if (!m) {
+        return;
+    }
+    EVP_MD_CTX_free(m->pcr0);
+    EVP_MD_CTX_free(m->pcr1);
+    EVP_MD_CTX_free(m->pcr2);
+    free(m->signature);
+    free(m);
+}
+
+bool ne_eif_measure_section(struct ne_eif_measure *m, unsigned int type)
+{
+    m->type = type;
+    if (type == NE_EIF_SECTION_RAMDISK) {
+        m->ramdisks++;
+    } else if (type == NE_EIF_SECTION_SIGNATURE) {
+        /* the reader allows one; a second would replace the first */
+        free(m->signature);
+        m->signature = NULL;
+        m->signature_len = 0;
+        m->has_signature = true;
+    }
+    return true;
+}
+
+static bool keep_signature(struct ne_eif_measure *m, const void *buf,
+                           size_t len)
+{
+    uint8_t *grown;
+
+    if (len > NE_EIF_SIGNATURE_MAX - m->signature_len) {
+        return false;
+    }
+    grown = realloc(m->signature, m->signature_len + len);
+    if (!grown) {
+        return false;
+    }
+    memcpy(grown + m->signature_len, buf, len);
+    m->signature = grown;
+    m->signature_len += len;
+    return true;
+}
+
+bool ne_eif_measure_data(struct ne_eif_measure *m, const void *buf,
+                         size_t len)
+{
+    bool to_pcr1, to_pcr2;
+
+    switch (m->type) {
+    case NE_EIF_SECTION_KERNEL:
+    case NE_EIF_SECTION_CMDLINE:
+    case NE_EIF_SECTION_RAMDISK:
+        break;
+    case NE_EIF_SECTION_SIGNATURE:
+        return keep_signature(m, buf, len);
+    default:
+        return true;                    /* metadata: not measured */
+    }
+    to_pcr1 = m->type != NE_EIF_SECTION_RAMDISK || m->ramdisks == 1;
+    to_pcr2 = m->type == NE_EIF_SECTION_RAMDISK && m->ramdisks > 1;
+    return EVP_DigestUpdate(m->pcr0, buf, len) &&
+           (!to_pcr1 || EVP_DigestUpdate(m->pcr1, buf, len)) &&
+           (!to_pcr2 || EVP_DigestUpdate(m->pcr2, buf, len));
+}
+
+/* @pcr = H(Z || @digest): one extend of a zero PCR. */
+static bool extend_from_zero(const uint8_t *digest, uint8_t *pcr)
+{
+    uint8_t buf[2 * NE_EIF_PCR_SIZE] = { 0 };
+
+    memcpy(buf + NE_EIF_PCR_SIZE, digest, NE_EIF_PCR_SIZE);
+    return EVP_Digest(buf, sizeof(buf), pcr, NULL, EVP_sha384(), NULL);
+}
+
+static bool finish_stream(EVP_MD_CTX *ctx, uint8_t *pcr)
+{
+    uint8_t digest[EVP_MAX_MD_SIZE];
+    unsigned int len;
+
+    return EVP_DigestFinal_ex(ctx, digest, &len) &&
+           len == NE_EIF_PCR_SIZE && extend_from_zero(digest, pcr);
+}
+
+/*
+ * The PEM of the first entry's signing_certificate: a CBOR array of
+ * unsigned integers below 256 (serde's Vec<u8>), or a byte string.
+ */
+static uint8_t *certificate_pem(const cbor_item_t *sig, size_t *len)
+{
+    const cbor_item_t *entry, *cert = NULL;
+    struct cbor_pair *pairs;
+    uint8_t *pem;
+    size_t i, n;
+
+    if (!cbor_isa_array(sig) || !cbor_array_size(sig)) {
+        return NULL;
+    }
+    entry = cbor_array_handle(sig)[0];
+    if (!cbor_isa_map(entry)) {
+        return NULL;
+    }
+    pairs = cbor_map_handle(entry);
+    for (i = 0; i < cbor_map_size(entry); i++) {
+        if (ne_nsm_cbor_is_text(pairs[i].key, "signing_certificate")) {
+            cert = pairs[i].value;
+        }
+    }
+    if (cert && cbor_isa_bytestring(cert) &&
+        cbor_bytestring_is_definite(cert)) {
+        n = cbor_bytestring_length(cert);
+        pem = malloc(n + 1);
+        if (pem) {
+            memcpy(pem, cbor_bytestring_handle(cert), n);
+            *len = n;
+        }
+        return pem;
+    }
+    if (!cert || !cbor_isa_array(cert)) {
+        return NULL;
+    }
+    n = cbor_array_size(cert);
+    pem = malloc(n + 1);
+    for (i = 0; pem && i < n; i++) {
+        const cbor_item_t *b = cbor_array_handle(cert)[i];
+
+        if (!cbor_isa_uint(b) || cbor_get_int(b) > 0xff) {
+            free(pem);
+            return NULL;
+        }
+        pem[i] = cbor_get_int(b);
+    }
+    *len = n;
+    return pem;
+}
+
+/* PCR8 from the kept signature section. */
+static const char *measure_signer(struct ne_eif_measure *m, uint8_t *pcr8)
+{
+    cbor_item_t *sig = NULL;
+    uint8_t digest[NE_EIF_PCR_SIZE];
+    unsigned char *der = NULL;
+    uint8_t *pem;
+    size_t pem_len = 0;
+    X509 *x509 = NULL;
+    const char *why = NULL;
+    BIO *bio;
+    int der_len;
+
+    if (ne_nsm_cbor_load(m->signature, m->signature_len, &sig) !=
+        NE_NSM_CBOR_OK) {
+        return "the signature section is not one CBOR item";
+    }
+    pem = certificate_pem(sig, &pem_len);
+    cbor_decref(&sig);
+    if (!pem) {
+        return "the signature section has no signing_certificate";
+    }
+    bio = BIO_new_mem_buf(pem, pem_len);
+    x509 = bio ? PEM_read_bio_X509(bio, NULL, NULL, NULL) : NULL;
+    BIO_free(bio);
+    free(pem);
+    der_len = x509 ? i2d_X509(x509, &der) : -1;
+    if (der_len <= 0) {
+        why = "the signing certificate is not a PEM certificate";
+    } else if (!EVP_Digest(der, der_len, digest, NULL, EVP_sha384(), NULL) ||
+               !extend_from_zero(digest, pcr8)) {
+        why = "SHA-384 failed";
+    }
+    OPENSSL_free(der);
+    X509_free(x509);
+    return why;
+}
+
+bool ne_eif_measure_finish(struct ne_eif_measure *m, struct ne_eif_pcrs *out,
+                           const char **why)
+{
+    memset(out, 0, sizeof(*out));
+    if (!finish_stream(m->pcr0, out->pcr0) ||
+        !finish_stream(m->pcr1, out->pcr1) ||
+        !finish_stream(m->pcr2, out->pcr2)) {
+        *why = "SHA-384 failed";
+        return false;
+    }
+    if (m->has_signature) {
+        *why = measure_signer(m, out->pcr8);
+        if (*why) {
+            return false;
+        }
+        out->is_signed = true;
+    }
+    *why = NULL;
+    return true;
+}
