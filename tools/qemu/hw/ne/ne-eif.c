@@ -48,6 +48,7 @@ typedef struct EifReader {
     uint16_t nr;
     EifSection sec[EIF_MAX_SECTIONS];
     uint32_t crc;
+    struct ne_eif_measure *measure;     /* fed what the CRC is fed */
 } EifReader;
 
 static bool eif_read(EifReader *r, uint64_t off, void *buf, uint64_t len,
@@ -198,7 +199,10 @@ static bool eif_check_layout(EifReader *r, Error **errp)
     return true;
 }
 
-/* Copies section @i's header and data once: into the CRC and to @fd. */
+/*
+ * Copies section @i's header and data once: into the CRC, the measurements
+ * and to @fd.
+ */
 static bool eif_copy_section(EifReader *r, int i, int fd, char *cmdline,
                              Error **errp)
 {
@@ -212,6 +216,7 @@ static bool eif_copy_section(EifReader *r, int i, int fd, char *cmdline,
     stw_be_p(buf + 2, 0);
     stq_be_p(buf + 4, s->size);
     r->crc = crc32(r->crc, buf, EIF_SECTION_HDR_SIZE);
+    ne_eif_measure_section(r->measure, s->type);
 
     while (done < s->size) {
         uint64_t n = MIN(s->size - done, EIF_COPY_CHUNK);
@@ -221,6 +226,12 @@ static bool eif_copy_section(EifReader *r, int i, int fd, char *cmdline,
             return false;
         }
         r->crc = crc32(r->crc, buf, n);
+        if (!ne_eif_measure_data(r->measure, buf, n)) {
+            error_setg(errp, "section %d cannot be measured (a signature "
+                       "section is at most %d bytes)", i,
+                       NE_EIF_SIGNATURE_MAX);
+            return false;
+        }
         if (cmdline) {
             memcpy(cmdline + done, buf, n);
         } else if (fd >= 0 && qemu_write_full(fd, buf, n) != n) {
@@ -304,6 +315,7 @@ static bool eif_unpack(EifReader *r, const uint8_t *hdr, NEEifImage *img,
                        Error **errp)
 {
     uint64_t end = NE_EIF_HEADER_SIZE;
+    const char *why;
     int i;
 
     img->kernel_fd = eif_memfd("enclave-kernel", errp);
@@ -339,6 +351,10 @@ static bool eif_unpack(EifReader *r, const uint8_t *hdr, NEEifImage *img,
         return false;
     }
     img->eif_size = end;
+    if (!ne_eif_measure_finish(r->measure, &img->pcrs, &why)) {
+        error_setg(errp, "%s", why);
+        return false;
+    }
     return eif_check_kernel(img->kernel_fd, errp);
 }
 
@@ -392,9 +408,16 @@ bool ne_eif_load(NESlot *slot, uint64_t addr, uint64_t max_size,
             return false;
         }
     }
+    r.measure = ne_eif_measure_new();
+    if (!r.measure) {
+        error_setg(errp, "out of memory");
+        return false;
+    }
     if (!eif_check_layout(&r, errp) || !eif_unpack(&r, hdr, img, errp)) {
+        ne_eif_measure_free(r.measure);
         ne_eif_release(img);
         return false;
     }
+    ne_eif_measure_free(r.measure);
     return true;
 }

@@ -16,6 +16,7 @@
 #define HW_NE_NE_EIF_H
 
 #include "ne-hv.h"
+#include "ne-eif-measure.h"
 
 #define NE_EIF_LOAD_OFFSET      (8 * MiB)
 #define NE_EIF_HEADER_SIZE      548
@@ -28,6 +29,7 @@ typedef struct NEEifImage {
     int initrd_fd;              /* every ramdisk, in order */
     char *cmdline;              /* NUL-terminated */
     uint64_t eif_size;          /* bytes from the header to the last section */
+    struct ne_eif_pcrs pcrs;    /* its measurements, from the bytes kept */
 } NEEifImage;
 
 /*

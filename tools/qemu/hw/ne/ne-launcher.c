@@ -74,6 +74,7 @@
 #include <sys/syscall.h>
 #include <linux/falloc.h>
 #include "ne-console.h"
+#include "ne-attest.h"
 #include "ne-eif.h"
 #include "ne-kernel.h"
 #include "ne-launcher.h"
@@ -134,6 +135,7 @@ struct NELauncher {
     VsockRelayRouter *router;   /* the parent's relay (never unplugged) */
     NEConsole *console;
     uint64_t eif_max;           /* largest image read at ENCLAVE_START */
+    NEAttest *attest;           /* what each enclave's NSM is given */
     QemuMutex lock;             /* kernels (workers) */
     QLIST_HEAD(, NEEnclaveVM) vms;      /* every child not yet reaped */
     QLIST_HEAD(, NEStartJob) jobs;      /* starts in progress */
@@ -198,8 +200,8 @@ static char *ne_cmdline_arg(NELauncher *l, const char *image_cmdline)
 
 static char **ne_child_argv(NELauncher *l, NESlot *slot, const char *cmdline,
                             int mem_fd, int kernel_fd, int initrd_fd,
-                            int link_fd, int console_fd, int qmp_fd,
-                            GArray *fds)
+                            int nsm_fd, int link_fd, int console_fd,
+                            int qmp_fd, GArray *fds)
 {
     GPtrArray *a = g_ptr_array_new();
     int i;
@@ -267,6 +269,9 @@ static char **ne_child_argv(NELauncher *l, NESlot *slot, const char *cmdline,
     ARG("-device");
     ARG("vsock-relay-device,guest-cid=%" PRIu64 ",fd=%d", slot->cid,
         ne_child_fd(fds, link_fd));
+    /* the Nitro Secure Module, with what the hypervisor measured */
+    ARG("-device");
+    ARG("ne-nsm-device,boot=%d", ne_child_fd(fds, nsm_fd));
 #undef ARG
     g_ptr_array_add(a, NULL);
     return (char **)g_ptr_array_free(a, false);
@@ -848,10 +853,12 @@ struct NEStartJob {
     int rc;                     /* 0 or a negative wire errno */
     Error *err;                 /* why the image is not bootable */
     NEEifImage img;
-    int files[3];               /* memory, kernel, initrd: sealed, owned */
+    bool debug;                 /* NE_START_FLAG_DEBUG */
+    /* memory, kernel, initrd, the NSM's boot record: sealed, owned */
+    int files[4];
 };
 
-enum { NE_FILE_MEM, NE_FILE_KERNEL, NE_FILE_INITRD };
+enum { NE_FILE_MEM, NE_FILE_KERNEL, NE_FILE_INITRD, NE_FILE_NSM };
 
 /*
  * @fd sealed against any change (NE_BOOT_FILE_SEALS), as a descriptor of
@@ -919,6 +926,15 @@ static void *ne_start_worker(void *opaque)
             error_setg_errno(&job->err, errno, "cannot make the enclave's "
                              "memory, kernel or initrd file");
             job->rc = -NE_ERRNO_ENOMEM;
+        } else {
+            /* the NSM's PCRs, from the image as read, and its signer */
+            job->files[NE_FILE_NSM] = ne_attest_boot_file(job->l->attest,
+                                                          &job->img.pcrs,
+                                                          job->debug,
+                                                          &job->err);
+            if (job->files[NE_FILE_NSM] < 0) {
+                job->rc = -NE_ERRNO_ENOMEM;
+            }
         }
     }
     qemu_bh_schedule(job->bh);
@@ -1001,8 +1017,8 @@ static int ne_launch(NELauncher *l, NESlot *slot, NEStartJob *job,
 
     argv = ne_child_argv(l, slot, job->img.cmdline, job->files[NE_FILE_MEM],
                          job->files[NE_FILE_KERNEL],
-                         job->files[NE_FILE_INITRD], link[1], con[1], qmp[1],
-                         fds);
+                         job->files[NE_FILE_INITRD], job->files[NE_FILE_NSM],
+                         link[1], con[1], qmp[1], fds);
     vm->pid = ne_spawn(argv, fds, con[1], l->exe_fd, &err);
     close(link[1]);
     close(con[1]);
@@ -1110,6 +1126,7 @@ static int ne_launcher_start(NESlot *slot, void *opaque)
     job->slot = slot;
     job->mem_size = slot->mem_size;
     job->view.uid = slot->uid;
+    job->debug = slot->flags & NE_START_FLAG_DEBUG;
     job->view.cid = slot->cid;
     job->view.nr_ranges = slot->nr_ranges;
     job->view.ranges = g_memdup2(slot->ranges,
@@ -1217,6 +1234,7 @@ NELauncher *ne_launcher_new(NEHv *hv, const NELauncherConfig *cfg,
     NELauncher *l;
     g_autofree char *self = NULL;
     int log_dir_fd = -1, exe_fd = -1;
+    NEAttest *attest;
     bool has_pvh;
 
     if (strcmp(cfg->accel, "tcg") && strcmp(cfg->accel, "kvm")) {
@@ -1238,6 +1256,13 @@ NELauncher *ne_launcher_new(NEHv *hv, const NELauncherConfig *cfg,
         error_setg_errno(errp, errno, "enclave-qemu %s", cfg->qemu);
         return NULL;
     }
+    attest = ne_attest_new(cfg->attestation_ca, cfg->parent_role, errp);
+    if (!attest) {
+        if (exe_fd >= 0) {
+            close(exe_fd);
+        }
+        return NULL;
+    }
     if (cfg->log_dir && *cfg->log_dir) {
         /* logs are opened relative to this, never by path again */
         log_dir_fd = open(cfg->log_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -1246,6 +1271,7 @@ NELauncher *ne_launcher_new(NEHv *hv, const NELauncherConfig *cfg,
             if (exe_fd >= 0) {
                 close(exe_fd);
             }
+            ne_attest_free(attest);
             return NULL;
         }
     }
@@ -1261,6 +1287,7 @@ NELauncher *ne_launcher_new(NEHv *hv, const NELauncherConfig *cfg,
         l->kernels = ne_kernel_cache_new();
     }
     l->eif_max = cfg->eif_max;
+    l->attest = attest;
     l->tsc_khz = ne_host_tsc_khz();
     qemu_mutex_init(&l->lock);
     QLIST_INIT(&l->vms);
@@ -1308,6 +1335,7 @@ void ne_launcher_free(NELauncher *l)
     }
     g_strfreev(l->data_dirs);
     ne_kernel_cache_free(l->kernels);
+    ne_attest_free(l->attest);
     qemu_mutex_destroy(&l->lock);
     g_free(l->qemu);
     g_free(l->accel);

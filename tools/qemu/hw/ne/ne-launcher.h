@@ -23,6 +23,8 @@ typedef struct NELauncherConfig {
     const char *log_dir;        /* host directory for console logs, or NULL */
     bool direct_boot;           /* boot the bzImage's ELF kernel via PVH */
     uint64_t eif_max;           /* largest image read at ENCLAVE_START */
+    const char *attestation_ca; /* instance CA bundle (ne-attest.h), or NULL */
+    const char *parent_role;    /* PCR3's IAM role ARN, or NULL */
 } NELauncherConfig;
 
 /* Registers itself as @hv's launcher. */

@@ -77,19 +77,21 @@ uint8_t *ne_nsm_boot_record_encode(const struct ne_nsm_boot_record *r,
                                    size_t *len)
 {
     const struct ne_nsm_identity *id = &r->identity;
-    cbor_item_t *map = cbor_new_definite_map(6);
+    bool signs = id->key != NULL;
+    cbor_item_t *map = cbor_new_definite_map(signs ? 6 : 2);
     unsigned char *buf = NULL;
     size_t size = 0;
 
     if (!map ||
         !put(map, "pcrs", encode_pcrs(r)) ||
         !put(map, "debug", cbor_build_bool(r->debug)) ||
-        !put(map, "module_id",
-             cbor_build_string(id->module_id ? id->module_id : "")) ||
-        !put(map, "key", encode_key(id->key)) ||
-        !put(map, "certificate", bytes(id->certificate.data,
-                                       id->certificate.len)) ||
-        !put(map, "cabundle", encode_cabundle(id))) {
+        (signs &&
+         (!put(map, "module_id",
+               cbor_build_string(id->module_id ? id->module_id : "")) ||
+          !put(map, "key", encode_key(id->key)) ||
+          !put(map, "certificate", bytes(id->certificate.data,
+                                         id->certificate.len)) ||
+          !put(map, "cabundle", encode_cabundle(id))))) {
         if (map) {
             cbor_decref(&map);
         }
@@ -248,6 +250,9 @@ static const char *decode_map(const cbor_item_t *map,
         return "the boot record has no debug flag";
     }
     r->debug = cbor_get_bool(debug);
+    if (!field(map, "key") && !field(map, "certificate")) {
+        return NULL;                    /* an NSM that cannot sign */
+    }
     if (!decode_module_id(field(map, "module_id"), r)) {
         return "the boot record's module id is malformed";
     }
@@ -312,7 +317,7 @@ bool ne_nsm_boot_record_apply(struct ne_nsm *nsm,
         *why = "the boot record gives a PCR the hypervisor does not measure";
         return false;
     }
-    return ne_nsm_set_identity(nsm, &r->identity, why);
+    return !r->identity.key || ne_nsm_set_identity(nsm, &r->identity, why);
 }
 
 void ne_nsm_boot_record_clear(struct ne_nsm_boot_record *r)

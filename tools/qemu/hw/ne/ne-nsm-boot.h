@@ -13,6 +13,9 @@
  *     "module_id": text,  "key": bytes (PKCS#8 DER),
  *     "certificate": bytes (DER),  "cabundle": [ bytes (DER), ... ] }
  *
+ * The last four are absent for an NSM that cannot sign (a hypervisor
+ * without a CA): its Attestation answers InternalError.
+ *
  * Plain C with libcbor and OpenSSL, no QEMU header: unit-tested on the
  * host with the rest of the NSM core.
  *

@@ -141,6 +141,8 @@ struct NEPCIState {
     char *enclave_log_dir;
     bool enclave_direct_boot;
     uint64_t enclave_eif_max;
+    char *attestation_ca;       /* the instance CA bundle (ne-attest.h) */
+    char *parent_role;          /* PCR3 */
 };
 
 static void ne_pci_notify(NEPCIState *s, unsigned int vector)
@@ -565,6 +567,8 @@ static void ne_pci_realize(PCIDevice *pdev, Error **errp)
             .log_dir = s->enclave_log_dir,
             .direct_boot = s->enclave_direct_boot,
             .eif_max = s->enclave_eif_max,
+            .attestation_ca = s->attestation_ca,
+            .parent_role = s->parent_role,
         };
 
         if (s->enclave_eif_max < NE_EIF_HEADER_SIZE) {
@@ -673,6 +677,8 @@ static Property ne_pci_properties[] = {
     /* boot the ELF inside the image's bzImage through PVH (ne-kernel.h) */
     DEFINE_PROP_BOOL("enclave-direct-boot", NEPCIState, enclave_direct_boot,
                      true),
+    DEFINE_PROP_STRING("attestation-ca", NEPCIState, attestation_ca),
+    DEFINE_PROP_STRING("parent-role", NEPCIState, parent_role),
     DEFINE_PROP_SIZE("enclave-eif-max", NEPCIState, enclave_eif_max,
                      NE_EIF_MAX_DEFAULT),
     DEFINE_PROP_END_OF_LIST(),
