@@ -222,10 +222,9 @@ struct worker {
 	struct memrec {
 		char *addr;
 		uint64_t size, len;	/* usable size, mapped length */
-		char *resv;		/* the reservation around it (mem_reserve) */
-		uint64_t resv_len;
 		int kind;
 		bool huge;
+		bool guarded;		/* a PROT_NONE page follows (mem_guard) */
 	} mem[NMEM];
 	char *page_none;		/* PROT_NONE */
 	char *page_ro;			/* read only: a valid-looking argument */
@@ -598,30 +597,31 @@ static void mem_unmap(struct memrec *m)
 {
 	if (!m->addr)
 		return;
-	munmap(m->resv, m->resv_len);
+	munmap(m->addr, m->len + (m->guarded ? 4096 : 0));
 	if (m->huge)
 		__atomic_add_fetch(&sh->huge_budget, m->len, __ATOMIC_SEQ_CST);
 	memset(m, 0, sizeof(*m));
 }
 
 /*
- * Every mapping is placed (MAP_FIXED) at the 2 MiB aligned start of a
- * PROT_NONE reservation at least one huge page longer than it.  The
- * model says a range running past a mapping's end is refused; without
- * the guard, the kernel's next mapping could be another hugetlb mapping
- * of this process, and the donation rightly succeeds (a false finding,
- * seed 423844524058).
+ * The model says a range that runs past a mapping's end is refused, which
+ * holds only if what follows is not hugetlb memory: the kernel may place
+ * another hugetlb mapping of the fuzzer right there, and the donation then
+ * rightly succeeds (a false finding, seed 423844524058).  So a PROT_NONE
+ * page is put after each mapping, never over anything (another thread may
+ * have mapped there): where that fails, past-the-end ranges of the mapping
+ * are not judged.  (Mapping into a reservation with MAP_FIXED is no
+ * answer: a MAP_FIXED hugetlb mmap that fails leaves a hole another thread
+ * can map into, and freeing the reservation then unmaps its memory.)
  */
-static char *mem_reserve(struct memrec *m, uint64_t size)
+static void mem_guard(struct memrec *m)
 {
-	uint64_t len = size + 2 * HPAGE;
-	char *r = mmap(NULL, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	void *g = mmap(m->addr + m->len, 4096, PROT_NONE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
 
-	if (r == MAP_FAILED)
-		return NULL;
-	m->resv = r;
-	m->resv_len = len;
-	return (char *)(((uintptr_t)r + HPAGE - 1) & ~(HPAGE - 1));
+	m->guarded = g == m->addr + m->len;
+	if (g != MAP_FAILED && !m->guarded)	/* a kernel without NOREPLACE */
+		munmap(g, 4096);
 }
 
 static void op_map(struct worker *w)
@@ -629,7 +629,7 @@ static void op_map(struct worker *w)
 	struct memrec *m = &w->mem[w->r[1] % NMEM];
 	int kind = w->r[2] % 8, fd = -1, flags, prot = PROT_READ | PROT_WRITE;
 	uint64_t size = PICK(w->r[3], 2, 4, 8, 8, 16, 64, 2, 66) * MIB;
-	char *p = MAP_FAILED, *at;
+	char *p = MAP_FAILED;
 	char path[128];
 
 	if (!kind_is_huge(kind) && w->r[3] % 4)
@@ -643,21 +643,14 @@ static void op_map(struct worker *w)
 		op_end(w, -1, ENOMEM);
 		return;
 	}
-	at = mem_reserve(m, size);
-	if (!at) {
-		if (kind_is_huge(kind))
-			__atomic_add_fetch(&sh->huge_budget, size, __ATOMIC_SEQ_CST);
-		op_end(w, -1, errno);
-		return;
-	}
 	switch (kind) {
 	case 0: case 7: case 1: case 6:
-		flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB | MAP_HUGE_2MB | MAP_FIXED;
+		flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB | MAP_HUGE_2MB;
 		if (kind != 1)
 			flags |= MAP_POPULATE;
 		if (kind == 6)
 			prot = PROT_READ;
-		p = mmap(at, size, prot, flags, -1, 0);
+		p = mmap(NULL, size, prot, flags, -1, 0);
 		break;
 	case 2:
 		snprintf(path, sizeof(path), "/dev/hugepages/ne_fuzz.%d.%d.%u", getpid(),
@@ -665,43 +658,45 @@ static void op_map(struct worker *w)
 		fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 		if (fd >= 0) {
 			unlink(path);
-			p = mmap(at, size, prot, MAP_SHARED | MAP_POPULATE | MAP_FIXED, fd, 0);
+			p = mmap(NULL, size, prot, MAP_SHARED | MAP_POPULATE, fd, 0);
 		}
 		break;
-	case 3:
+	case 3: {
 		/* THP: 2 MiB aligned anonymous memory, faulted as huge pages. */
-		p = mmap(at, size, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
-		if (p == MAP_FAILED)
+		char *raw = mmap(NULL, size + HPAGE, prot, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+		if (raw == MAP_FAILED)
 			break;
+		p = (char *)(((uintptr_t)raw + HPAGE - 1) & ~(HPAGE - 1));
+		if (p > raw)
+			munmap(raw, p - raw);
+		munmap(p + size, raw + HPAGE - p);
 		madvise(p, size, MADV_HUGEPAGE);
 		memset(p, 1, HPAGE);
 		break;
+	}
 	case 4:
-		p = mmap(at, size, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE | MAP_FIXED,
-			 -1, 0);
+		p = mmap(NULL, size, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
 		break;
 	case 5:
 		fd = memfd_create("ne_fuzz", MFD_CLOEXEC);
 		if (fd >= 0 && !ftruncate(fd, size))
-			p = mmap(at, size, prot, MAP_SHARED | MAP_POPULATE | MAP_FIXED, fd, 0);
+			p = mmap(NULL, size, prot, MAP_SHARED | MAP_POPULATE, fd, 0);
 		break;
 	}
 	if (fd >= 0)
 		close(fd);
 	if (p == MAP_FAILED) {
-		int err = errno;
-
-		munmap(m->resv, m->resv_len);
-		m->resv = NULL;
 		if (kind_is_huge(kind))
 			__atomic_add_fetch(&sh->huge_budget, size, __ATOMIC_SEQ_CST);
-		op_end(w, -1, err);
+		op_end(w, -1, errno);
 		return;
 	}
 	m->addr = p;
 	m->size = m->len = size;
 	m->kind = kind;
 	m->huge = kind_is_huge(kind);
+	mem_guard(m);
 	op_end(w, 0, 0);
 }
 
@@ -866,7 +861,7 @@ static void op_set_mem(struct worker *w)
 	__atomic_add_fetch(&sh->n_mem, 1, __ATOMIC_RELAXED);
 	bad = reg.flags || !reg.memory_size || reg.memory_size % HPAGE ||
 	      reg.userspace_addr % HPAGE || reg.slot >= sh->nr_memslots ||
-	      !m->addr || !m->huge || off + reg.memory_size > m->size ||
+	      !m->addr || !m->huge || (m->guarded && off + reg.memory_size > m->size) ||
 	      (pk != PTR_OK && pk != PTR_MISALIGNED);
 	if (bad && pk != PTR_RO)
 		violation(w, "SET_USER_MEMORY_REGION {slot %#x flags %#x size %#llx addr %#llx, "
