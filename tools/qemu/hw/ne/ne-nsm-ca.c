@@ -79,7 +79,7 @@ typedef struct NeNsmCaExt {
 typedef struct NeNsmCaShape {
     const NeNsmCaRdn *subject;  /* in encoding order; the leaf has none */
     const NeNsmCaExt *ext;      /* in AWS's order */
-    long lifetime;              /* seconds; the root's is in years */
+    long lifetime;              /* seconds (the root: after 30 years) */
     int serial_len;             /* random bytes; the leaf's is built */
 } NeNsmCaShape;
 
@@ -312,9 +312,9 @@ static ASN1_INTEGER *ne_nsm_ca_random_serial(int len)
         return NULL;
     }
     /*
-     * A non-zero first byte keeps the length AWS's have; a 20-byte serial
-     * also needs the top bit clear, or DER adds a 21st octet for the sign
-     * (RFC 5280 allows 20).
+     * A non-zero first byte keeps the length AWS's have.  A 20-byte
+     * serial also gets its top bit clear: DER would add a 21st octet for
+     * the sign, as AWS's instance serials have, and RFC 5280 allows 20.
      */
     if (len == (int)sizeof(bytes)) {
         bytes[0] = (bytes[0] & 0x7f) | 0x40;
@@ -849,48 +849,54 @@ static bool ne_nsm_ca_leaf_cert(const NeNsmCa *ca, NeNsmLeaf *leaf)
     return true;
 }
 
+/* The enclave's ID (@enclave_id, or a new one) and its module_id */
+static bool ne_nsm_ca_leaf_identity(const NeNsmCa *ca,
+                                    const uint8_t *enclave_id,
+                                    NeNsmLeaf *leaf)
+{
+    char hex[2 * NE_NSM_CA_ENCLAVE_ID_LEN + 1];
+    int i;
+
+    if (enclave_id) {
+        memcpy(leaf->enclave_id, enclave_id, NE_NSM_CA_ENCLAVE_ID_LEN);
+    } else if (!ne_nsm_ca_new_enclave_id(leaf->enclave_id, leaf->issued)) {
+        return false;
+    }
+    for (i = 0; i < NE_NSM_CA_ENCLAVE_ID_LEN; i++) {
+        snprintf(hex + 2 * i, 3, "%02x", leaf->enclave_id[i]);
+    }
+    snprintf(leaf->module_id, sizeof(leaf->module_id), "%s-enc%s",
+             ca->instance_id, hex);
+    return true;
+}
+
 int ne_nsm_ca_issue(const NeNsmCa *ca, const uint8_t *enclave_id,
                     time_t now, NeNsmLeaf *leaf, char *err, size_t err_size)
 {
     memset(leaf, 0, sizeof(*leaf));
-    if (!now) {
-        now = time(NULL);
-    }
-    leaf->issued = now;
-    leaf->not_before = now - NE_NSM_CA_LEAF_BACKDATE;
-    leaf->not_after = ne_nsm_ca_not_after(NE_NSM_CA_LEAF, now);
+    leaf->issued = now ? now : time(NULL);
+    leaf->not_before = leaf->issued - NE_NSM_CA_LEAF_BACKDATE;
+    leaf->not_after = ne_nsm_ca_not_after(NE_NSM_CA_LEAF, leaf->issued);
     /*
      * A verifier checks every certificate at the document's time, which
      * comes after the issue: the instance must be valid from the issue
      * to the leaf's end.  (The leaf's 3 s of backdating may reach before
      * the instance's notBefore, as no document is that old.)
      */
-    if (now < ca->not_before || leaf->not_after > ca->not_after) {
+    if (leaf->issued < ca->not_before || leaf->not_after > ca->not_after) {
         ne_nsm_ca_fail(err, err_size, "the instance certificate (valid until "
                        "%lld) does not cover a leaf issued at %lld for %d s: "
                        "renew it (ne-attest-ca ensure)",
-                       (long long)ca->not_after, (long long)now,
+                       (long long)ca->not_after, (long long)leaf->issued,
                        NE_NSM_CA_LEAF_LIFETIME);
-        memset(leaf, 0, sizeof(*leaf));
+        ne_nsm_leaf_clear(leaf);
         return -1;
     }
-    if (enclave_id) {
-        memcpy(leaf->enclave_id, enclave_id, NE_NSM_CA_ENCLAVE_ID_LEN);
-    } else if (!ne_nsm_ca_new_enclave_id(leaf->enclave_id, now)) {
+    if (!ne_nsm_ca_leaf_identity(ca, enclave_id, leaf)) {
         ne_nsm_ca_fail(err, err_size, "no random bytes for an enclave ID");
-        memset(leaf, 0, sizeof(*leaf));
+        ne_nsm_leaf_clear(leaf);
         return -1;
     }
-    snprintf(leaf->module_id, sizeof(leaf->module_id), "%s-enc%016llx",
-             ca->instance_id, (unsigned long long)
-             (((uint64_t)leaf->enclave_id[0] << 56) |
-              ((uint64_t)leaf->enclave_id[1] << 48) |
-              ((uint64_t)leaf->enclave_id[2] << 40) |
-              ((uint64_t)leaf->enclave_id[3] << 32) |
-              ((uint64_t)leaf->enclave_id[4] << 24) |
-              ((uint64_t)leaf->enclave_id[5] << 16) |
-              ((uint64_t)leaf->enclave_id[6] << 8) |
-              (uint64_t)leaf->enclave_id[7]));
     leaf->key = ne_nsm_ca_new_key(NULL, 0);
     if (!leaf->key || !ne_nsm_ca_leaf_cert(ca, leaf)) {
         ne_nsm_ca_fail(err, err_size, "cannot issue the leaf of %s",
