@@ -172,15 +172,14 @@ static bool exists(const char *path)
 static void make_dirs(const char *path, mode_t mode)
 {
 	char buf[PATH_MAX];
-	char *p;
+	char *p, c;
 
 	if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf))
 		die(EXIT_USAGE, "path too long: %s", path);
 	for (p = buf + 1; ; p++) {
 		if (*p != '/' && *p)
 			continue;
-		char c = *p;
-
+		c = *p;
 		*p = 0;
 		if (mkdir(buf, c ? 0755 : mode) == 0) {
 			/* the mode asked for, whatever the umask */
@@ -804,8 +803,12 @@ int main(int argc, char **argv)
 	ca.now = time(NULL);
 	while ((c = getopt_long(argc, argv, "qh", opts, NULL)) != -1) {
 		switch (c) {
-		case 'd': ca.dir = optarg; break;
-		case 'p': ca.priv = optarg; break;
+		case 'd':
+			ca.dir = optarg;
+			break;
+		case 'p':
+			ca.priv = optarg;
+			break;
 		case 'n':
 			errno = 0;
 			ca.now = strtoll(optarg, &end, 10);
@@ -813,8 +816,12 @@ int main(int argc, char **argv)
 				die(EXIT_USAGE, "--now takes seconds since the "
 				    "epoch, not '%s'", optarg);
 			break;
-		case 'q': ca.quiet = true; break;
-		case 'h': usage(stdout); return EXIT_OK;
+		case 'q':
+			ca.quiet = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return EXIT_OK;
 		default:
 			fprintf(stderr, "Try '%s --help'.\n", prog);
 			return EXIT_USAGE;

@@ -85,8 +85,8 @@ static unsigned char *read_file(const char *path, size_t *len)
 
 	if (!f)
 		return NULL;
-	if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) > 0 &&
-	    fseek(f, 0, SEEK_SET) == 0) {
+	n = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;
+	if (n > 0 && fseek(f, 0, SEEK_SET) == 0) {
 		buf = malloc(n);
 		if (buf && fread(buf, 1, n, f) != (size_t)n) {
 			free(buf);
