@@ -677,6 +677,25 @@ static void test_boot_record(unsigned long long seed)
     /* (a crash or a sanitizer report here fails the run) */
     diag("boot record: 2000 one-byte changes decoded or refused (%zu "
          "decoded)", flips);
+
+    /* the debug flag a half float: libcbor 0.8's cbor_is_bool() asserts */
+    {
+        static const uint8_t key[] = { 0x65, 'd', 'e', 'b', 'u', 'g', 0xf5 };
+        uint8_t *at = memmem(buf, len, key, sizeof(key)), *m = malloc(len + 2);
+        size_t off = at ? (size_t)(at - buf) + sizeof(key) - 1 : 0;
+
+        why = "no debug flag found";
+        decoded = true;
+        if (at) {
+            memcpy(m, buf, off);
+            memcpy(m + off, "\xf9\x3c\x00", 3);
+            memcpy(m + off + 3, buf + off + 1, len - off - 1);
+            decoded = ne_nsm_boot_record_decode(m, len + 2, &got, &why);
+        }
+        ok(!decoded, "boot record: a half-float debug flag is refused: %s",
+           decoded ? "decoded" : why);
+        free(m);
+    }
     free(buf);
 
     want.pcr_given |= 1u << 5;
@@ -1420,6 +1439,19 @@ static void test_documents(struct ne_nsm *nsm)
     send_item(nsm, request("Attestation", "nonce", u(5), NULL));
     ok(is_error("InvalidArgument"), "Attestation with an integer nonce: "
        "InvalidArgument");
+    for (combo = 0; combo < 9; combo++) {
+        static const char *const names[] = { "user_data", "nonce",
+                                             "public_key" };
+        static const char *const widths[] = { "half", "single", "double" };
+        cbor_item_t *f = combo % 3 == 0 ? cbor_build_float2(1.0f) :
+                         combo % 3 == 1 ? cbor_build_float4(1.0f) :
+                         cbor_build_float8(1.0);
+
+        /* libcbor 0.8's cbor_is_null() asserts on a float (SIGABRT) */
+        send_item(nsm, request("Attestation", names[combo / 3], f, NULL));
+        ok(is_error("InvalidArgument"), "Attestation with a %s-float %s: "
+           "InvalidArgument", widths[combo % 3], names[combo / 3]);
+    }
     send_item(nsm, cbor_build_string("Attestation"));
     ok(is_error("InvalidArgument"), "Attestation as a bare text string: "
        "InvalidArgument");

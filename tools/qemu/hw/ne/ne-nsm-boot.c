@@ -244,10 +244,9 @@ static const char *decode_map(const cbor_item_t *map,
         return "the boot record's PCRs are malformed";
     }
     debug = field(map, "debug");
-    if (!debug || !cbor_is_bool(debug)) {
+    if (!debug || !ne_nsm_cbor_get_bool(debug, &r->debug)) {
         return "the boot record has no debug flag";
     }
-    r->debug = cbor_get_bool(debug);
     if (!decode_module_id(field(map, "module_id"), r)) {
         return "the boot record's module id is malformed";
     }

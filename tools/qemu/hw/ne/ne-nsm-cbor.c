@@ -361,3 +361,24 @@ bool ne_nsm_cbor_is_text(const cbor_item_t *item, const char *text)
            cbor_string_length(item) == n &&
            !memcmp(cbor_string_handle(item), text, n);
 }
+
+/* A simple value (null, true, ...), not a float: cbor_ctrl_value() is safe. */
+static bool is_ctrl(const cbor_item_t *item)
+{
+    return cbor_isa_float_ctrl(item) && cbor_float_ctrl_is_ctrl(item);
+}
+
+bool ne_nsm_cbor_is_null(const cbor_item_t *item)
+{
+    return is_ctrl(item) && cbor_ctrl_value(item) == CBOR_CTRL_NULL;
+}
+
+bool ne_nsm_cbor_get_bool(const cbor_item_t *item, bool *value)
+{
+    if (!is_ctrl(item) || (cbor_ctrl_value(item) != CBOR_CTRL_TRUE &&
+                           cbor_ctrl_value(item) != CBOR_CTRL_FALSE)) {
+        return false;
+    }
+    *value = cbor_ctrl_value(item) == CBOR_CTRL_TRUE;
+    return true;
+}

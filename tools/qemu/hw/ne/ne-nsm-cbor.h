@@ -53,4 +53,17 @@ cbor_item_t *ne_nsm_cbor_uint(uint64_t value);
 /* Whether @item is the definite text string @text. */
 bool ne_nsm_cbor_is_text(const cbor_item_t *item, const char *text);
 
+/*
+ * Type predicates for any item, where libcbor's own abort.  libcbor 0.8's
+ * cbor_is_null(), cbor_is_undef() and cbor_is_bool() call
+ * cbor_ctrl_value(), which asserts that the item is not a float: a half
+ * float where null is allowed would abort QEMU.  Every other accessor
+ * used on decoded input (cbor_get_int(), cbor_get_bool(), the string,
+ * array and map handles) is called only after the cbor_isa_*() or
+ * definite check its assertions ask for.
+ */
+bool ne_nsm_cbor_is_null(const cbor_item_t *item);
+/* Whether @item is true or false; *@value is which. */
+bool ne_nsm_cbor_get_bool(const cbor_item_t *item, bool *value);
+
 #endif /* HW_NE_NE_NSM_CBOR_H */

@@ -348,7 +348,7 @@ static cbor_item_t *get_random(struct nsm_call *c)
 static enum ne_nsm_error get_optional(const cbor_item_t *item,
                                       struct ne_nsm_blob *b)
 {
-    b->present = item && !cbor_is_null(item);
+    b->present = item && !ne_nsm_cbor_is_null(item);
     if (!b->present) {
         return NE_NSM_SUCCESS;
     }
