@@ -797,8 +797,13 @@ static void test_pcr_bank(void)
        "parent's PCR3 and 4, locks 0-15");
     boot.debug = false;
     boot.value[5] = boot_value[5];
-    ok(!ne_nsm_pcr_boot(&b, &boot) && !b.locked && bank_is(&b, 0, zero),
-       "pcr: boot refuses a value for PCR5 (not measured by the hypervisor)");
+    good = !ne_nsm_pcr_boot(&b, &boot) && b.locked == 0xffff;
+    for (i = 0; i < NE_NSM_NR_PCRS; i++) {
+        good = good && bank_is(&b, i, zero);
+    }
+    ok(good, "pcr: boot refuses a value for PCR5 (not measured by the "
+       "hypervisor), and leaves every PCR zero with 0-15 locked (fails "
+       "closed)");
 }
 
 /* ------------------------------------------------------------ catalogue */
@@ -1137,6 +1142,65 @@ static void test_no_identity(void)
     send_item(&nsm, request("Attestation", NULL));
     ok(is_error("InternalError"), "Attestation before an identity is set: "
        "InternalError");
+    ne_nsm_cleanup(&nsm);
+}
+
+/*
+ * Before a boot succeeds, PCR0-15 are locked at zero and there is no
+ * document: else an enclave could extend PCR0 with any image's digest,
+ * lock it, and get a signed document claiming that image.
+ */
+static void test_not_booted(void)
+{
+    static const uint8_t zero[48];
+    struct ne_nsm_boot_pcrs boot = { .debug = false };
+    struct ne_nsm_identity id = identity();
+    struct ne_nsm nsm;
+    uint8_t v[48];
+    const char *why;
+    bool lock, good = true;
+    unsigned int i;
+
+    ne_nsm_init(&nsm);
+    for (i = 0; i < NE_NSM_NR_PCRS; i++) {
+        good = good && describe_pcr(&nsm, i, &lock, v) && lock == (i < 16) &&
+               !memcmp(v, zero, 48);
+    }
+    ok(good, "before boot: PCR0-15 locked at zero, 16-31 zero and unlocked");
+    send_item(&nsm, request("ExtendPCR", "index", u(0), "data",
+                            bstr("image", 5), NULL));
+    good = is_error("ReadOnlyIndex");
+    send_item(&nsm, request("LockPCR", "index", u(0), NULL));
+    ok(good && is_error("ReadOnlyIndex"), "before boot: ExtendPCR 0 and "
+       "LockPCR 0 are ReadOnlyIndex");
+    ok(ne_nsm_set_identity(&nsm, &id, &why), "before boot: an identity is "
+       "taken");
+    send_item(&nsm, request("Attestation", NULL));
+    ok(is_error("InternalError"), "before boot, with an identity: "
+       "Attestation is InternalError");
+
+    boot.value[5] = boot_value[0];
+    ok(!ne_nsm_boot(&nsm, &boot), "a boot with a value for PCR5 is refused");
+    good = describe_pcr(&nsm, 0, &lock, v) && lock && !memcmp(v, zero, 48);
+    send_item(&nsm, request("ExtendPCR", "index", u(0), "data",
+                            bstr("image", 5), NULL));
+    good = good && is_error("ReadOnlyIndex");
+    send_item(&nsm, request("Attestation", NULL));
+    ok(good && is_error("InternalError"), "after a refused boot: PCR0 "
+       "locked at zero, ExtendPCR 0 ReadOnlyIndex, Attestation "
+       "InternalError");
+
+    boot.value[5] = NULL;
+    boot.value[0] = boot_value[0];
+    ok(ne_nsm_boot(&nsm, &boot), "then a good boot is taken");
+    send_item(&nsm, request("Attestation", NULL));
+    ok(resp_len && !error_of_last(), "after it: Attestation answered");
+    boot.value[5] = boot_value[0];
+    ne_nsm_boot(&nsm, &boot);
+    send_item(&nsm, request("Attestation", NULL));
+    ok(is_error("InternalError") && describe_pcr(&nsm, 0, &lock, v) && lock &&
+       !memcmp(v, zero, 48), "a refused boot after a good one: PCR0 locked "
+       "at zero again, Attestation InternalError");
     ne_nsm_cleanup(&nsm);
 }
 
@@ -2029,6 +2093,7 @@ int main(int argc, char **argv)
     test_error_names();
     test_no_identity();
     test_identity();
+    test_not_booted();
 
     boot_nsm(&nsm, false);
     fixed_ms = (uint64_t)time(NULL) * 1000 + 123;

@@ -21,7 +21,8 @@
  *   InvalidIndex      an index >= 32 or a range > 32 (as QEMU)
  *   ReadOnlyIndex     ExtendPCR or LockPCR on a locked PCR (as QEMU)
  *   BufferTooSmall    the answer does not fit the response buffer
- *   InternalError     no identity yet, out of memory, a crypto failure
+ *   InternalError     no identity yet, Attestation before a successful
+ *                     boot, out of memory, a crypto failure
  *
  * Copyright (c) 2026 The ne-kvm authors
  *
@@ -395,6 +396,10 @@ static cbor_item_t *attestation(struct nsm_call *c)
     if (e) {
         return fail(c, e);
     }
+    if (!nsm->booted) {
+        /* PCR0-15 are zero: a document would attest to no image */
+        return fail(c, NE_NSM_INTERNAL_ERROR);
+    }
     doc = ne_nsm_doc_sign(&nsm->signer, &nsm->pcrs,
                           nsm->clock_ms(nsm->clock_opaque), &fields, &len);
     if (!doc) {
@@ -554,6 +559,9 @@ void ne_nsm_init(struct ne_nsm *nsm)
 {
     memset(nsm, 0, sizeof(*nsm));
     ne_nsm_pcr_reset(&nsm->pcrs);
+    /* fail closed: the platform PCRs are not the enclave's to set */
+    ne_nsm_pcr_lock_range(&nsm->pcrs, NE_NSM_PLATFORM_PCRS);
+    nsm->booted = false;
     nsm->clock_ms = host_clock_ms;
 }
 
@@ -564,7 +572,8 @@ void ne_nsm_cleanup(struct ne_nsm *nsm)
 
 bool ne_nsm_boot(struct ne_nsm *nsm, const struct ne_nsm_boot_pcrs *boot)
 {
-    return ne_nsm_pcr_boot(&nsm->pcrs, boot);
+    nsm->booted = ne_nsm_pcr_boot(&nsm->pcrs, boot);
+    return nsm->booted;
 }
 
 bool ne_nsm_set_identity(struct ne_nsm *nsm,

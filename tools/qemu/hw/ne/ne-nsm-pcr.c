@@ -77,6 +77,7 @@ bool ne_nsm_pcr_boot(struct ne_nsm_pcr_bank *bank,
     ne_nsm_pcr_reset(bank);
     for (i = 0; i < NE_NSM_NR_PCRS; i++) {
         if (boot->value[i] && measured_slot(i) < 0) {
+            ne_nsm_pcr_lock_range(bank, NE_NSM_PLATFORM_PCRS);
             return false;
         }
     }

@@ -65,8 +65,9 @@ void ne_nsm_pcr_reset(struct ne_nsm_pcr_bank *bank);
 
 /*
  * Resets the bank, sets the measured PCRs and locks PCR0-15.  Returns
- * false, with the bank reset and nothing locked, when @boot gives a value
- * for a PCR the hypervisor does not measure.
+ * false when @boot gives a value for a PCR the hypervisor does not
+ * measure, with every PCR zero and PCR0-15 still locked: a refused boot
+ * fails closed, leaving the enclave no platform PCR to set itself.
  */
 bool ne_nsm_pcr_boot(struct ne_nsm_pcr_bank *bank,
                      const struct ne_nsm_boot_pcrs *boot);
