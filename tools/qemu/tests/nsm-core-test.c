@@ -1874,6 +1874,143 @@ static bool valid_answer(const uint8_t *p, size_t len)
     return good;
 }
 
+/*
+ * Field values of unusual types: each request of the catalogue gets each
+ * of them in each of its fields, and in a field it does not have.
+ */
+static const struct odd_value {
+    const char *what;
+    const char *bytes;
+    size_t len;
+    bool refused;               /* no CBOR the loader takes: InvalidOperation */
+} odd_values[] = {
+    { "a half float", "\xf9\x3c\x00", 3, false },
+    { "a single float", "\xfa\x3f\x80\x00\x00", 5, false },
+    { "a double float", "\xfb\x3f\xf0\x00\x00\x00\x00\x00\x00", 9, false },
+    { "undefined", "\xf7", 1, false },
+    { "true", "\xf5", 1, false },
+    /* (libcbor 0.8 refuses unassigned simple values) */
+    { "the simple value 16", "\xf0", 1, true },
+    { "tag 1 around 0", "\xc1\x00", 2, false },
+    { "an indefinite byte string", "\x5f\x41\x00\xff", 4, false },
+    { "an indefinite text string", "\x7f\x61x\xff", 4, false },
+    { "-1", "\x20", 1, false },
+    { "2^64-1", "\x1b\xff\xff\xff\xff\xff\xff\xff\xff", 9, false },
+    { "an empty map", "\xa0", 1, false },
+    { "an empty array", "\x80", 1, false },
+    { "an empty indefinite map", "\xbf\xff", 2, false },
+};
+#define NR_ODD_VALUES (sizeof(odd_values) / sizeof(odd_values[0]))
+
+/* The catalogue's requests, each field with a value that is taken. */
+static const struct {
+    const char *name;
+    const char *fields[3];
+    const char *good[3];        /* CBOR of a good value of each */
+    size_t good_len[3];
+    bool has_fields;
+} catalogue[] = {
+    { "DescribeNSM", { NULL }, { NULL }, { 0 }, false },
+    { "GetRandom", { NULL }, { NULL }, { 0 }, false },
+    { "DescribePCR", { "index" }, { "\x01" }, { 1 }, true },
+    { "ExtendPCR", { "index", "data" }, { "\x10", "\x41\x01" }, { 1, 2 },
+      true },
+    { "LockPCR", { "index" }, { "\x10" }, { 1 }, true },
+    { "LockPCRs", { "range" }, { "\x14" }, { 1 }, true },
+    { "Attestation", { "user_data", "nonce", "public_key" },
+      { "\xf6", "\x41\x01", "\x41\x02" }, { 1, 2, 2 }, true },
+};
+#define NR_CATALOGUE (sizeof(catalogue) / sizeof(catalogue[0]))
+
+static size_t put_text(uint8_t *p, const char *s)
+{
+    size_t n = strlen(s);
+
+    p[0] = 0x60 | n;            /* (every name here is under 24 bytes) */
+    memcpy(p + 1, s, n);
+    return n + 1;
+}
+
+/*
+ * {name: {field: value, ...}} with request @r's fields, the one at @odd
+ * (or an unknown one, "extra", when @odd is the number of fields) given
+ * @value; a request without fields gets {"extra": @value}.
+ */
+static size_t odd_request(uint8_t *p, size_t r, size_t odd,
+                          const struct odd_value *value)
+{
+    size_t n = 0, i, nr = 0;
+
+    while (nr < 3 && catalogue[r].fields[nr]) {
+        nr++;
+    }
+    p[n++] = 0xa1;
+    n += put_text(p + n, catalogue[r].name);
+    p[n++] = 0xa0 | (nr + (odd == nr));
+    for (i = 0; i < nr; i++) {
+        n += put_text(p + n, catalogue[r].fields[i]);
+        memcpy(p + n, i == odd ? value->bytes : catalogue[r].good[i],
+               i == odd ? value->len : catalogue[r].good_len[i]);
+        n += i == odd ? value->len : catalogue[r].good_len[i];
+    }
+    if (odd == nr) {
+        n += put_text(p + n, "extra");
+        memcpy(p + n, value->bytes, value->len);
+        n += value->len;
+    }
+    return n;
+}
+
+static bool valid_answer(const uint8_t *p, size_t len);
+
+static void test_field_types(void)
+{
+    uint8_t req[128];
+    struct ne_nsm nsm;
+    size_t r, f, v, nr, len, bad;
+    const char *want, *got;
+
+    for (r = 0; r < NR_CATALOGUE; r++) {
+        for (nr = 0; nr < 3 && catalogue[r].fields[nr]; nr++) {
+            /* count */
+        }
+        for (f = 0; f <= nr; f++) {
+            bad = 0;
+            for (v = 0; v < NR_ODD_VALUES; v++) {
+                /* a fresh NSM: a LockPCR that succeeds is not repeated */
+                boot_nsm(&nsm, false);
+                len = odd_request(req, r, f, &odd_values[v]);
+                call(&nsm, req, len);
+                /*
+                 * An unknown field is ignored (as serde); a known one
+                 * of the wrong type is InvalidArgument; a request of no
+                 * fields given some is InvalidArgument.
+                 */
+                want = odd_values[v].refused ? "InvalidOperation" :
+                       !catalogue[r].has_fields ? "InvalidArgument" :
+                       f == nr ? NULL : "InvalidArgument";
+                got = resp_len && valid_answer(resp, resp_len) ?
+                      error_of_last() : "no valid answer";
+                if (want ? !got || strcmp(want, got) : got != NULL) {
+                    diag("%s, %s %s: %s, expected %s", catalogue[r].name,
+                         f == nr ? "extra" : catalogue[r].fields[f],
+                         odd_values[v].what, got ? got : "success",
+                         want ? want : "success");
+                    bad++;
+                }
+                ne_nsm_cleanup(&nsm);
+            }
+            ok(!bad, "%s, %s%s as each of %zu unusual types (floats, "
+               "undefined, true, a simple value, a tag, indefinite strings, "
+               "-1, 2^64-1, empty maps and arrays): %s, no crash",
+               catalogue[r].name, f == nr ? "an unknown field" : "field ",
+               f == nr ? "" : catalogue[r].fields[f], NR_ODD_VALUES,
+               !catalogue[r].has_fields ? "InvalidArgument" :
+               f == nr ? "ignored (answered)" : "InvalidArgument");
+        }
+    }
+}
+
 /* Random CBOR, mostly well-formed heads with hostile counts and lengths. */
 static size_t gen_item(uint8_t *p, size_t cap, int depth)
 {
@@ -1904,6 +2041,48 @@ static size_t gen_item(uint8_t *p, size_t cap, int depth)
         if (info == 31 && n < cap) {
             p[n++] = 0xff;
         }
+    }
+    return n;
+}
+
+/*
+ * A request of the catalogue by name whose fields (its own, an unknown
+ * one, repeated or missing, in a definite or an indefinite map) hold a
+ * good value, a value of an unusual type, or random CBOR.
+ */
+static size_t known_request(uint8_t *p, size_t cap)
+{
+    size_t r = rnd_below(NR_CATALOGUE), nr = 0, n = 0, i, k, f;
+    bool indefinite = rnd_below(4) == 0;
+    const struct odd_value *v;
+
+    while (nr < 3 && catalogue[r].fields[nr]) {
+        nr++;
+    }
+    k = rnd_below(nr + 2);
+    p[n++] = 0xa1;
+    n += put_text(p + n, catalogue[r].name);
+    p[n++] = indefinite ? 0xbf : 0xa0 | k;
+    for (i = 0; i < k && n + 96 < cap; i++) {
+        f = rnd_below(nr + 1);
+        n += put_text(p + n, f < nr ? catalogue[r].fields[f] : "extra");
+        switch (f < nr ? rnd_below(3) : 1 + rnd_below(2)) {
+        case 0:
+            memcpy(p + n, catalogue[r].good[f], catalogue[r].good_len[f]);
+            n += catalogue[r].good_len[f];
+            break;
+        case 1:
+            v = &odd_values[rnd_below(NR_ODD_VALUES)];
+            memcpy(p + n, v->bytes, v->len);
+            n += v->len;
+            break;
+        default:
+            n += gen_item(p + n, 64, 1);
+            break;
+        }
+    }
+    if (indefinite) {
+        p[n++] = 0xff;
     }
     return n;
 }
@@ -2000,6 +2179,7 @@ static void fuzz(unsigned long long seed, int rounds)
 {
     static const char *const kinds[] = {
         "random bytes", "mutated valid requests", "generated CBOR",
+        "known requests with unusual field values",
     };
     static uint8_t req[NE_NSM_REQUEST_MAX + 16];
     struct ne_nsm nsm;
@@ -2008,7 +2188,7 @@ static void fuzz(unsigned long long seed, int rounds)
 
     rng_state = seed ? seed : 1;
     boot_nsm(&nsm, false);
-    for (kind = 0; kind < 3; kind++) {
+    for (kind = 0; kind < 4; kind++) {
         bad = empty = last_bad = answered = 0;
         for (i = 0; i < rounds; i++) {
             if (kind == 0) {
@@ -2019,8 +2199,13 @@ static void fuzz(unsigned long long seed, int rounds)
             } else if (kind == 1) {
                 len = mutate(req, valid_request(req, sizeof(req)),
                              sizeof(req));
-            } else {
+            } else if (kind == 2) {
                 len = gen_item(req, sizeof(req), 0);
+            } else {
+                len = known_request(req, sizeof(req));
+                if (rnd_below(4) == 0) {
+                    len = mutate(req, len, sizeof(req));
+                }
             }
             /* now and then a small response buffer */
             cap = rnd_below(8) ? NE_NSM_RESPONSE_MAX : rnd_below(40);
@@ -2119,6 +2304,7 @@ int main(int argc, char **argv)
     test_debug_document();
 
     test_boot_record(seed);
+    test_field_types();
     fuzz(seed, rounds);
 
     for (i = 0; i < NR_CHAIN; i++) {
