@@ -1585,6 +1585,100 @@ static void test_debug_document(void)
     ne_nsm_cleanup(&nsm);
 }
 
+/* ------------------------------------------------------------ r||s */
+
+/* DER INTEGER of @len bytes of @fill after @lead (a sign byte 00 or not) */
+static size_t der_int(uint8_t *p, int lead, size_t len, uint8_t fill)
+{
+    size_t n = 0;
+
+    p[n++] = 0x02;
+    p[n++] = len + (lead >= 0);
+    if (lead >= 0) {
+        p[n++] = lead;
+    }
+    memset(p + n, fill, len);
+    return n + len;
+}
+
+/* SEQUENCE { r, s } (every length here is under 128: short form) */
+static size_t der_sig(uint8_t *p, int r_lead, size_t r_len, uint8_t r_fill,
+                      int s_lead, size_t s_len, uint8_t s_fill)
+{
+    size_t n = 2;
+
+    n += der_int(p + n, r_lead, r_len, r_fill);
+    n += der_int(p + n, s_lead, s_len, s_fill);
+    p[0] = 0x30;
+    p[1] = n - 2;
+    return n;
+}
+
+/* @len bytes of zero, then @fill up to 48 bytes */
+static bool coord_is(const uint8_t *c, size_t zeros, uint8_t fill)
+{
+    size_t i;
+
+    for (i = 0; i < 48; i++) {
+        if (c[i] != (i < zeros ? 0 : fill)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static void test_es384_raw(struct ne_nsm *nsm)
+{
+    static char out[65536];
+    struct doc_req r = { SIZE_MAX, SIZE_MAX, SIZE_MAX };
+    uint8_t der[160], sig[NE_NSM_ES384_SIG_SIZE], *doc = NULL;
+    char path[600];
+    size_t n, len = 0;
+    int tries, rc;
+
+    n = der_sig(der, -1, 48, 0x11, -1, 48, 0x22);
+    ok(ne_nsm_doc_es384_raw(der, n, sig) && coord_is(sig, 0, 0x11) &&
+       coord_is(sig + 48, 0, 0x22), "r||s: 48-byte r and s are copied");
+    n = der_sig(der, -1, 1, 0x01, -1, 48, 0x22);
+    ok(ne_nsm_doc_es384_raw(der, n, sig) && coord_is(sig, 47, 0x01) &&
+       coord_is(sig + 48, 0, 0x22), "r||s: a 1-byte r is padded with 47 "
+       "leading zero bytes");
+    n = der_sig(der, 0x00, 48, 0x91, -1, 48, 0x22);
+    ok(ne_nsm_doc_es384_raw(der, n, sig) && coord_is(sig, 0, 0x91) &&
+       coord_is(sig + 48, 0, 0x22), "r||s: an r with the sign byte 00 "
+       "(49 DER bytes, high bit set) gives its 48 bytes");
+    n = der_sig(der, 0x00, 47, 0x81, -1, 46, 0x33);
+    ok(ne_nsm_doc_es384_raw(der, n, sig) && coord_is(sig, 1, 0x81) &&
+       coord_is(sig + 48, 2, 0x33), "r||s: a 47-byte r with a sign byte "
+       "and a 46-byte s are each padded to 48");
+    n = der_sig(der, 0x01, 48, 0x11, -1, 48, 0x22);
+    ok(!ne_nsm_doc_es384_raw(der, n, sig), "r||s: an r of 49 significant "
+       "bytes is refused");
+    n = der_sig(der, -1, 48, 0x11, -1, 48, 0x22);
+    der[n] = 0;
+    ok(!ne_nsm_doc_es384_raw(der, n + 1, sig) &&
+       !ne_nsm_doc_es384_raw(der, n - 1, sig),
+       "r||s: a byte after the DER, or one missing, is refused");
+
+    /* one in 128 signatures has r or s below 2^376: one such, verified */
+    for (tries = 0; tries < 3000; tries++) {
+        free(doc);
+        doc = attest(nsm, &r, &len);
+        if (!doc || len < 96 || !doc[len - 96] || !doc[len - 48]) {
+            break;
+        }
+    }
+    snprintf(path, sizeof(path), "%s/doc-short-coord.cose", tmp_dir);
+    rc = doc && len >= 96 && (!doc[len - 96] || !doc[len - 48]) &&
+         write_file(path, doc, len) ? verify(path, "", out, sizeof(out)) : -1;
+    if (!ok(rc == 0, "a document whose %s has a zero first byte (after %d "
+            "documents): nectl verifies it", doc && len >= 96 &&
+            !doc[len - 96] ? "r" : "s", tries + 1)) {
+        diag("nectl exit %d: %.600s", rc, out);
+    }
+    free(doc);
+}
+
 /* ------------------------------------------------------------ real layout */
 
 struct layout {
@@ -2299,6 +2393,7 @@ int main(int argc, char **argv)
     test_documents(&nsm);
     test_real_layout(&nsm);
     test_locked_in_document(&nsm);
+    test_es384_raw(&nsm);
     test_cbor_bound(&nsm);
     ne_nsm_cleanup(&nsm);
     test_debug_document();

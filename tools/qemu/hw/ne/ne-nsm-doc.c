@@ -30,7 +30,7 @@
 
 #define COSE_HEADER_ALG         1
 #define COSE_ALG_ES384          (-35)
-#define ES384_COORD             48      /* r and s, each */
+#define ES384_COORD             (NE_NSM_ES384_SIG_SIZE / 2) /* r, s */
 
 /* ------------------------------------------------------------ identity */
 
@@ -367,34 +367,41 @@ static uint8_t *sig_structure(const uint8_t *prot, size_t prot_len,
     return encode(a, len);
 }
 
-/* ECDSA P-384 over SHA-384(@tbs), as COSE wants it: r||s, 48 bytes each. */
-static bool es384_sign(EVP_PKEY *key, const uint8_t *tbs, size_t len,
-                       uint8_t sig[2 * ES384_COORD])
+bool ne_nsm_doc_es384_raw(const uint8_t *der, size_t len,
+                          uint8_t sig[NE_NSM_ES384_SIG_SIZE])
 {
-    EVP_MD_CTX *md = EVP_MD_CTX_new();
-    unsigned char der[160];
     const unsigned char *p = der;
-    size_t der_len = sizeof(der);
-    ECDSA_SIG *s = NULL;
+    ECDSA_SIG *s = d2i_ECDSA_SIG(NULL, &p, len);
     bool ok;
 
-    ok = md && EVP_DigestSignInit(md, NULL, EVP_sha384(), NULL, key) == 1 &&
-         EVP_DigestSign(md, der, &der_len, tbs, len) == 1;
-    if (ok) {
-        s = d2i_ECDSA_SIG(NULL, &p, der_len);
-    }
-    ok = s &&
+    /* BN_bn2binpad() fails for a value wider than 48 bytes */
+    ok = s && p == der + len &&
          BN_bn2binpad(ECDSA_SIG_get0_r(s), sig, ES384_COORD) == ES384_COORD &&
          BN_bn2binpad(ECDSA_SIG_get0_s(s), sig + ES384_COORD,
                       ES384_COORD) == ES384_COORD;
     ECDSA_SIG_free(s);
+    return ok;
+}
+
+/* ECDSA P-384 over SHA-384(@tbs), as COSE wants it: r||s, 48 bytes each. */
+static bool es384_sign(EVP_PKEY *key, const uint8_t *tbs, size_t len,
+                       uint8_t sig[NE_NSM_ES384_SIG_SIZE])
+{
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    unsigned char der[160];
+    size_t der_len = sizeof(der);
+    bool ok;
+
+    ok = md && EVP_DigestSignInit(md, NULL, EVP_sha384(), NULL, key) == 1 &&
+         EVP_DigestSign(md, der, &der_len, tbs, len) == 1 &&
+         ne_nsm_doc_es384_raw(der, der_len, sig);
     EVP_MD_CTX_free(md);
     return ok;
 }
 
 static uint8_t *sign1(const uint8_t *prot, size_t prot_len,
                       const uint8_t *pay, size_t pay_len,
-                      const uint8_t sig[2 * ES384_COORD], size_t *len)
+                      const uint8_t sig[NE_NSM_ES384_SIG_SIZE], size_t *len)
 {
     cbor_item_t *a = cbor_new_definite_array(4);
     bool ok;
@@ -403,7 +410,7 @@ static uint8_t *sign1(const uint8_t *prot, size_t prot_len,
     ok = ne_nsm_cbor_push(a, bytes(prot, prot_len)) &&
          ne_nsm_cbor_push(a, cbor_new_definite_map(0)) &&
          ne_nsm_cbor_push(a, bytes(pay, pay_len)) &&
-         ne_nsm_cbor_push(a, bytes(sig, 2 * ES384_COORD));
+         ne_nsm_cbor_push(a, bytes(sig, NE_NSM_ES384_SIG_SIZE));
     if (!ok) {
         if (a) {
             cbor_decref(&a);
@@ -420,7 +427,7 @@ uint8_t *ne_nsm_doc_sign(const struct ne_nsm_signer *s,
 {
     uint8_t *prot, *pay = NULL, *tbs = NULL, *doc = NULL;
     size_t prot_len, pay_len = 0, tbs_len = 0;
-    uint8_t sig[2 * ES384_COORD];
+    uint8_t sig[NE_NSM_ES384_SIG_SIZE];
 
     *len = 0;
     if (!s->key) {

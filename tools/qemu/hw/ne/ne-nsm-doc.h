@@ -40,6 +40,9 @@
  */
 #define NE_NSM_CERTS_MAX        (7 * 1024)
 
+/* ES384's COSE signature: r||s, each 48 bytes, big-endian, 0-padded */
+#define NE_NSM_ES384_SIG_SIZE   96
+
 struct ne_nsm_der {
     const uint8_t *data;
     size_t len;
@@ -98,5 +101,14 @@ uint8_t *ne_nsm_doc_sign(const struct ne_nsm_signer *s,
                          const struct ne_nsm_pcr_bank *bank,
                          uint64_t timestamp_ms,
                          const struct ne_nsm_doc_fields *fields, size_t *len);
+
+/*
+ * The DER ECDSA-Sig-Value @der (exactly @len bytes: SEQUENCE {r, s},
+ * minimal INTEGERs, so a sign byte 00 before a high bit and fewer bytes
+ * for a small value) as COSE's fixed-size r||s into @sig.  False when
+ * @der is no such value or r or s is wider than 48 bytes.
+ */
+bool ne_nsm_doc_es384_raw(const uint8_t *der, size_t len,
+                          uint8_t sig[NE_NSM_ES384_SIG_SIZE]);
 
 #endif /* HW_NE_NE_NSM_DOC_H */
