@@ -1922,6 +1922,78 @@ static void test_cbor_bound(struct ne_nsm *nsm)
     }
 }
 
+/*
+ * The walk alone (ne_nsm_cbor_load() checks cbor_load()'s end as well,
+ * which would hide some of its mistakes).
+ */
+static void test_cbor_walk(void)
+{
+    static const struct {
+        const char *what;
+        const char *bytes;
+        size_t len;
+        bool well_formed;
+    } cases[] = {
+        { "0", "\x00", 1, true },
+        { "an empty input", "", 0, false },
+        { "0 then a byte", "\x00\x00", 2, false },
+        { "a uint16 cut short", "\x19\x01", 2, false },
+        { "[1, 2]", "\x82\x01\x02", 3, true },
+        { "array(2) of one item", "\x82\x01", 2, false },
+        { "array(2^64-1) and a byte",
+          "\x9b\xff\xff\xff\xff\xff\xff\xff\xff\x00", 10, false },
+        /* 2 * count wraps to 0, then to 2 */
+        { "map(2^63)", "\xbb\x80\x00\x00\x00\x00\x00\x00\x00", 9, false },
+        { "map(2^63 + 1) and one pair",
+          "\xbb\x80\x00\x00\x00\x00\x00\x00\x01\x01\x02", 11, false },
+        /* each declares what fits alone, not both together */
+        { "array(3) holding array(3) in 6 bytes",
+          "\x83\x83\x01\x02\x03\x04", 6, false },
+        { "array(2) holding array(3), 6 bytes", "\x82\x83\x01\x02\x03\x04",
+          6, true },
+        { "{1: 2}", "\xa1\x01\x02", 3, true },
+        { "map(1) with a key only", "\xa1\x01", 2, false },
+        { "indefinite map {1: 2}", "\xbf\x01\x02\xff", 4, true },
+        { "indefinite map with a key only", "\xbf\x01\xff", 3, false },
+        { "indefinite array [1]", "\x9f\x01\xff", 3, true },
+        { "indefinite array without its break", "\x9f\x01", 2, false },
+        { "a break alone", "\xff", 1, false },
+        { "a break inside a definite array", "\x81\xff", 2, false },
+        { "tag 1 around 0", "\xc1\x00", 2, true },
+        { "tag 1 around nothing", "\xc1", 1, false },
+        { "a definite byte string", "\x42\x01\x02", 3, true },
+        { "a byte string of 3 with 2 bytes", "\x43\x01\x02", 3, false },
+        { "an indefinite byte string", "\x5f\x41\x00\xff", 4, false },
+        { "an empty indefinite text string", "\x7f\xff", 2, false },
+        { "a half float", "\xf9\x3c\x00", 3, true },
+        { "the simple value 16", "\xf0", 1, false },
+        { "a reserved head (0x1c)", "\x1c", 1, false },
+    };
+    static const char *const verdict[] = { "taken", "refused" };
+    uint8_t deep[NE_NSM_CBOR_MAX_DEPTH + 2];
+    size_t i, bad = 0;
+
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        if (ne_nsm_cbor_well_formed((const uint8_t *)cases[i].bytes,
+                                    cases[i].len) != cases[i].well_formed) {
+            diag("walk: %s: %s, expected otherwise", cases[i].what,
+                 verdict[cases[i].well_formed]);
+            bad++;
+        }
+    }
+    ok(!bad, "walk: %zu inputs, each taken or refused by the walk alone "
+       "(counts beyond the input, alone and together, map counts that wrap, "
+       "breaks, indefinite strings refused, tags, trailing and missing "
+       "bytes)", i);
+    memset(deep, 0x81, sizeof(deep));
+    deep[NE_NSM_CBOR_MAX_DEPTH] = 0x00;
+    i = ne_nsm_cbor_well_formed(deep, NE_NSM_CBOR_MAX_DEPTH + 1);
+    deep[NE_NSM_CBOR_MAX_DEPTH] = 0x81;
+    deep[NE_NSM_CBOR_MAX_DEPTH + 1] = 0x00;
+    ok(i && !ne_nsm_cbor_well_formed(deep, sizeof(deep)),
+       "walk: 16 nested arrays are taken, 17 refused");
+}
+
 /* ------------------------------------------------------------ fuzz */
 
 static uint64_t rng_state;
@@ -1986,8 +2058,9 @@ static const struct odd_value {
     /* (libcbor 0.8 refuses unassigned simple values) */
     { "the simple value 16", "\xf0", 1, true },
     { "tag 1 around 0", "\xc1\x00", 2, false },
-    { "an indefinite byte string", "\x5f\x41\x00\xff", 4, false },
-    { "an indefinite text string", "\x7f\x61x\xff", 4, false },
+    /* (refused by the loader's walk) */
+    { "an indefinite byte string", "\x5f\x41\x00\xff", 4, true },
+    { "an indefinite text string", "\x7f\x61x\xff", 4, true },
     { "-1", "\x20", 1, false },
     { "2^64-1", "\x1b\xff\xff\xff\xff\xff\xff\xff\xff", 9, false },
     { "an empty map", "\xa0", 1, false },
@@ -2395,6 +2468,7 @@ int main(int argc, char **argv)
     test_locked_in_document(&nsm);
     test_es384_raw(&nsm);
     test_cbor_bound(&nsm);
+    test_cbor_walk();
     ne_nsm_cleanup(&nsm);
     test_debug_document();
 

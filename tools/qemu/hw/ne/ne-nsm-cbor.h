@@ -32,13 +32,19 @@ enum ne_nsm_cbor_status {
  * header declares before any element is read: a 10-byte input declaring a
  * map of 2^32 pairs asks for 64 GiB.  So the input is first walked with
  * libcbor's streaming decoder, which allocates nothing, and refused unless
- * every open container's declared items still fit in the bytes left (each
- * item takes at least one byte) and nesting stays within
- * NE_NSM_CBOR_MAX_DEPTH.  What cbor_load() then allocates for counts is
- * bounded by the input's size.
+ * it is one complete item, every item its heads declare present (each at
+ * least one byte), nesting within NE_NSM_CBOR_MAX_DEPTH.  What cbor_load()
+ * then allocates for counts is bounded by the input's size.
  */
 enum ne_nsm_cbor_status ne_nsm_cbor_load(const uint8_t *buf, size_t len,
                                          cbor_item_t **item);
+
+/*
+ * The walk of ne_nsm_cbor_load() alone: whether @buf is exactly one item
+ * within those bounds.  Indefinite-length byte and text strings are
+ * refused too (no request has one; see ne-nsm-cbor.c).
+ */
+bool ne_nsm_cbor_well_formed(const uint8_t *buf, size_t len);
 
 /*
  * Builders that take ownership of their item arguments, which may be NULL
