@@ -15,11 +15,6 @@
 
 /* ------------------------------------------------------------ encode */
 
-static cbor_item_t *bytes(const uint8_t *data, size_t len)
-{
-    return cbor_build_bytestring(len ? data : (const uint8_t *)"", len);
-}
-
 static cbor_item_t *encode_pcrs(const struct ne_nsm_boot_record *r)
 {
     cbor_item_t *map = cbor_new_definite_map(NE_NSM_NR_PCRS);
@@ -28,7 +23,7 @@ static cbor_item_t *encode_pcrs(const struct ne_nsm_boot_record *r)
     for (i = 0; map && i < NE_NSM_NR_PCRS; i++) {
         if ((r->pcr_given & (1u << i)) &&
             !ne_nsm_cbor_put(map, ne_nsm_cbor_uint(i),
-                             bytes(r->pcr[i], NE_NSM_PCR_SIZE))) {
+                             ne_nsm_cbor_bytes(r->pcr[i], NE_NSM_PCR_SIZE))) {
             cbor_decref(&map);
         }
     }
@@ -41,7 +36,7 @@ static cbor_item_t *encode_cabundle(const struct ne_nsm_identity *id)
     size_t i;
 
     for (i = 0; array && i < id->nr_cabundle; i++) {
-        if (!ne_nsm_cbor_push(array, bytes(id->cabundle[i].data,
+        if (!ne_nsm_cbor_push(array, ne_nsm_cbor_bytes(id->cabundle[i].data,
                                            id->cabundle[i].len))) {
             cbor_decref(&array);
         }
@@ -63,7 +58,7 @@ static cbor_item_t *encode_key(EVP_PKEY *key)
     if (len <= 0) {
         return NULL;
     }
-    item = bytes(der, len);
+    item = ne_nsm_cbor_bytes(der, len);
     OPENSSL_clear_free(der, len);
     return item;
 }
@@ -87,7 +82,7 @@ uint8_t *ne_nsm_boot_record_encode(const struct ne_nsm_boot_record *r,
         !put(map, "module_id",
              cbor_build_string(id->module_id ? id->module_id : "")) ||
         !put(map, "key", encode_key(id->key)) ||
-        !put(map, "certificate", bytes(id->certificate.data,
+        !put(map, "certificate", ne_nsm_cbor_bytes(id->certificate.data,
                                        id->certificate.len)) ||
         !put(map, "cabundle", encode_cabundle(id))) {
         if (map) {

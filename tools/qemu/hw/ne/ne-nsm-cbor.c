@@ -331,6 +331,12 @@ bool ne_nsm_cbor_push(cbor_item_t *array, cbor_item_t *item)
     return ok;
 }
 
+cbor_item_t *ne_nsm_cbor_bytes(const uint8_t *data, size_t len)
+{
+    /* (libcbor copies from the pointer even for 0 bytes) */
+    return cbor_build_bytestring(len ? data : (const uint8_t *)"", len);
+}
+
 cbor_item_t *ne_nsm_cbor_uint(uint64_t value)
 {
     if (value <= UINT8_MAX) {

@@ -53,6 +53,9 @@ bool ne_nsm_cbor_well_formed(const uint8_t *buf, size_t len);
 bool ne_nsm_cbor_put(cbor_item_t *map, cbor_item_t *key, cbor_item_t *value);
 bool ne_nsm_cbor_push(cbor_item_t *array, cbor_item_t *item);
 
+/* A definite byte string of @len bytes (@data may be NULL for none). */
+cbor_item_t *ne_nsm_cbor_bytes(const uint8_t *data, size_t len);
+
 /* A uint in its shortest form, as serde_cbor writes it. */
 cbor_item_t *ne_nsm_cbor_uint(uint64_t value);
 

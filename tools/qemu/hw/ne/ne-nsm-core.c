@@ -160,12 +160,6 @@ static cbor_item_t *text(const char *s)
     return cbor_build_string(s);
 }
 
-static cbor_item_t *bytes(const uint8_t *data, size_t len)
-{
-    /* (libcbor copies from the pointer even for 0 bytes) */
-    return cbor_build_bytestring(len ? data : (const uint8_t *)"", len);
-}
-
 /* {name: @body}; takes @body. */
 static cbor_item_t *variant(const char *name, cbor_item_t *body)
 {
@@ -236,8 +230,14 @@ static cbor_item_t *describe_nsm(struct nsm_call *c)
     cbor_item_t *body;
     bool ok;
 
+    /*
+     * The module id comes with the identity.  A real NSM always has one,
+     * and AWS's check wants it non-empty (spec 2): without an identity
+     * there is no answer rather than an empty or made-up id, and the
+     * device always sets one at boot.
+     */
     if (!nsm->signer.key) {
-        return fail(c, NE_NSM_INTERNAL_ERROR);  /* no module id yet */
+        return fail(c, NE_NSM_INTERNAL_ERROR);
     }
     body = cbor_new_definite_map(7);
     /* in the API's declaration order, as serde_cbor writes them */
@@ -278,7 +278,8 @@ static cbor_item_t *describe_pcr(struct nsm_call *c)
     if (!ne_nsm_cbor_put(body, text("lock"),
                          cbor_build_bool(ne_nsm_pcr_is_locked(bank, index))) ||
         !ne_nsm_cbor_put(body, text("data"),
-                         bytes(bank->value[index], NE_NSM_PCR_SIZE))) {
+                         ne_nsm_cbor_bytes(bank->value[index],
+                                           NE_NSM_PCR_SIZE))) {
         if (body) {
             cbor_decref(&body);
         }
@@ -304,7 +305,8 @@ static cbor_item_t *extend_pcr(struct nsm_call *c)
         return fail(c, pcr_error(st));
     }
     e->kind = EFFECT_EXTEND;
-    return variant1("ExtendPCR", "data", bytes(value, sizeof(value)));
+    return variant1("ExtendPCR", "data",
+                    ne_nsm_cbor_bytes(value, sizeof(value)));
 }
 
 static cbor_item_t *lock_pcr(struct nsm_call *c)
@@ -342,7 +344,8 @@ static cbor_item_t *get_random(struct nsm_call *c)
     if (RAND_bytes(random, sizeof(random)) != 1) {
         return fail(c, NE_NSM_INTERNAL_ERROR);
     }
-    return variant1("GetRandom", "random", bytes(random, sizeof(random)));
+    return variant1("GetRandom", "random",
+                    ne_nsm_cbor_bytes(random, sizeof(random)));
 }
 
 /* An Attestation field: absent or null, else 0-1024 bytes. */
@@ -405,7 +408,7 @@ static cbor_item_t *attestation(struct nsm_call *c)
     if (!doc) {
         return fail(c, NE_NSM_INTERNAL_ERROR);  /* no identity, or memory */
     }
-    answer = variant1("Attestation", "document", bytes(doc, len));
+    answer = variant1("Attestation", "document", ne_nsm_cbor_bytes(doc, len));
     free(doc);
     return answer;
 }

@@ -84,8 +84,9 @@ bool ne_nsm_boot(struct ne_nsm *nsm, const struct ne_nsm_boot_pcrs *boot);
  * 1-1024 bytes and 7 KiB in all, the bundle root first and linked by
  * issuer down to the leaf, the module id in AWS's form) and signs with a
  * copy of it from now on.  False, with *@why saying what is wrong and the
- * previous identity kept, otherwise.  Until an identity is set, DescribeNSM
- * and Attestation answer InternalError.
+ * previous identity kept, otherwise; *@why is then never NULL (a static
+ * string, nothing to free).  Until an identity is set, DescribeNSM and
+ * Attestation answer InternalError.
  */
 bool ne_nsm_set_identity(struct ne_nsm *nsm,
                          const struct ne_nsm_identity *id, const char **why);

@@ -195,7 +195,8 @@ static bool copy_identity(struct ne_nsm_signer *s,
         ok = ok && s->cabundle[i];
     }
     s->nr_cabundle = id->nr_cabundle;
-    strcpy(s->module_id, id->module_id);
+    /* (checked: exactly NE_NSM_MODULE_ID_LEN characters) */
+    memcpy(s->module_id, id->module_id, NE_NSM_MODULE_ID_LEN + 1);
     if (ok && EVP_PKEY_up_ref(id->key) == 1) {
         s->key = id->key;
         return true;
@@ -236,12 +237,6 @@ void ne_nsm_signer_clear(struct ne_nsm_signer *s)
 
 /* ------------------------------------------------------------ payload */
 
-static cbor_item_t *bytes(const uint8_t *data, size_t len)
-{
-    /* (libcbor copies from the pointer even for 0 bytes) */
-    return cbor_build_bytestring(len ? data : (const uint8_t *)"", len);
-}
-
 static cbor_item_t *pcr_map(const struct ne_nsm_pcr_bank *bank)
 {
     cbor_item_t *map;
@@ -256,7 +251,8 @@ static cbor_item_t *pcr_map(const struct ne_nsm_pcr_bank *bank)
     for (i = 0; ok && i < NE_NSM_NR_PCRS; i++) {
         if (ne_nsm_pcr_is_locked(bank, i)) {
             ok = ne_nsm_cbor_put(map, ne_nsm_cbor_uint(i),
-                                 bytes(bank->value[i], NE_NSM_PCR_SIZE));
+                                 ne_nsm_cbor_bytes(bank->value[i],
+                                                   NE_NSM_PCR_SIZE));
         }
     }
     if (!ok && map) {
@@ -272,7 +268,8 @@ static cbor_item_t *cabundle(const struct ne_nsm_signer *s)
     bool ok = true;
 
     for (i = 0; ok && i < s->nr_cabundle; i++) {
-        ok = ne_nsm_cbor_push(array, bytes(s->cabundle[i], s->cabundle_len[i]));
+        ok = ne_nsm_cbor_push(array, ne_nsm_cbor_bytes(s->cabundle[i],
+                                                       s->cabundle_len[i]));
     }
     if (!ok && array) {
         cbor_decref(&array);
@@ -282,7 +279,7 @@ static cbor_item_t *cabundle(const struct ne_nsm_signer *s)
 
 static cbor_item_t *optional(const struct ne_nsm_blob *b)
 {
-    return b->present ? bytes(b->data, b->len) : cbor_new_null();
+    return b->present ? ne_nsm_cbor_bytes(b->data, b->len) : cbor_new_null();
 }
 
 static cbor_item_t *payload(const struct ne_nsm_signer *s,
@@ -302,7 +299,8 @@ static cbor_item_t *payload(const struct ne_nsm_signer *s,
                          cbor_build_uint64(timestamp_ms)) &&
          ne_nsm_cbor_put(map, cbor_build_string("pcrs"), pcr_map(bank)) &&
          ne_nsm_cbor_put(map, cbor_build_string("certificate"),
-                         bytes(s->certificate, s->certificate_len)) &&
+                         ne_nsm_cbor_bytes(s->certificate,
+                                           s->certificate_len)) &&
          ne_nsm_cbor_put(map, cbor_build_string("cabundle"), cabundle(s)) &&
          ne_nsm_cbor_put(map, cbor_build_string("public_key"),
                          optional(&f->public_key)) &&
@@ -355,9 +353,9 @@ static uint8_t *sig_structure(const uint8_t *prot, size_t prot_len,
     bool ok;
 
     ok = ne_nsm_cbor_push(a, cbor_build_string("Signature1")) &&
-         ne_nsm_cbor_push(a, bytes(prot, prot_len)) &&
-         ne_nsm_cbor_push(a, bytes(NULL, 0)) &&
-         ne_nsm_cbor_push(a, bytes(pay, pay_len));
+         ne_nsm_cbor_push(a, ne_nsm_cbor_bytes(prot, prot_len)) &&
+         ne_nsm_cbor_push(a, ne_nsm_cbor_bytes(NULL, 0)) &&
+         ne_nsm_cbor_push(a, ne_nsm_cbor_bytes(pay, pay_len));
     if (!ok) {
         if (a) {
             cbor_decref(&a);
@@ -407,10 +405,10 @@ static uint8_t *sign1(const uint8_t *prot, size_t prot_len,
     bool ok;
 
     /* untagged, as every real document is (no tag 18) */
-    ok = ne_nsm_cbor_push(a, bytes(prot, prot_len)) &&
+    ok = ne_nsm_cbor_push(a, ne_nsm_cbor_bytes(prot, prot_len)) &&
          ne_nsm_cbor_push(a, cbor_new_definite_map(0)) &&
-         ne_nsm_cbor_push(a, bytes(pay, pay_len)) &&
-         ne_nsm_cbor_push(a, bytes(sig, NE_NSM_ES384_SIG_SIZE));
+         ne_nsm_cbor_push(a, ne_nsm_cbor_bytes(pay, pay_len)) &&
+         ne_nsm_cbor_push(a, ne_nsm_cbor_bytes(sig, NE_NSM_ES384_SIG_SIZE));
     if (!ok) {
         if (a) {
             cbor_decref(&a);

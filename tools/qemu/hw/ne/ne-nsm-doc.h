@@ -3,8 +3,9 @@
  * with ES384, laid out as real Nitro documents are (shared/spec/
  * attestation.md sections 4 and 5).
  *
- * The identity is issued elsewhere (a local CA, ne-nsm-ca.c) and handed to
- * the NSM as a struct ne_nsm_identity; the NSM keeps its own copy.
+ * The identity is issued elsewhere (a local CA: the launcher's CA code)
+ * and handed to the NSM as a struct ne_nsm_identity; the NSM keeps its
+ * own copy.
  *
  * Copyright (c) 2026 The ne-kvm authors
  *
@@ -86,7 +87,8 @@ struct ne_nsm_doc_fields {
 
 /*
  * Checks @id and replaces @s's identity with a copy of it.  On error @s
- * is unchanged and *@why says what is wrong with @id.
+ * is unchanged and *@why says what is wrong with @id: never NULL then, a
+ * static string (nothing to free).
  */
 bool ne_nsm_signer_set(struct ne_nsm_signer *s,
                        const struct ne_nsm_identity *id, const char **why);
