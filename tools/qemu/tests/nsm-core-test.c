@@ -749,10 +749,19 @@ static void test_pcr_bank(void)
        ne_nsm_pcr_extend(&b, UINT64_MAX, (const uint8_t *)"x", 1) ==
        NE_NSM_PCR_BAD_INDEX,
        "pcr: extend takes index 31, refuses 32 and 2^64-1");
+    sha384_concat(want, 48, (const uint8_t *)"z", 1, v);
+    ok(ne_nsm_pcr_extended(&b, 16, (const uint8_t *)"z", 1, parent_id) ==
+       NE_NSM_PCR_OK && !memcmp(parent_id, v, 48) && bank_is(&b, 16, want) &&
+       ne_nsm_pcr_commit(&b, 16, parent_id) == NE_NSM_PCR_OK &&
+       bank_is(&b, 16, v) && ne_nsm_pcr_extend(&b, 16, NULL, 0) ==
+       NE_NSM_PCR_OK, "pcr: extended() computes without changing the PCR, "
+       "commit() stores that value");
+    memcpy(want, b.value[16], 48);
     ok(ne_nsm_pcr_lock(&b, 16) == NE_NSM_PCR_OK &&
+       ne_nsm_pcr_commit(&b, 16, v) == NE_NSM_PCR_READ_ONLY &&
        ne_nsm_pcr_extend(&b, 16, (const uint8_t *)"y", 1) ==
        NE_NSM_PCR_READ_ONLY && bank_is(&b, 16, want),
-       "pcr: a locked PCR refuses extend and keeps its value");
+       "pcr: a locked PCR refuses extend and commit, keeps its value");
     ok(ne_nsm_pcr_lock(&b, 16) == NE_NSM_PCR_READ_ONLY &&
        ne_nsm_pcr_lock(&b, 32) == NE_NSM_PCR_BAD_INDEX,
        "pcr: lock refuses a locked PCR and index 32");

@@ -56,8 +56,7 @@ static const char *const error_names[] = {
 struct nsm_effect {
     enum { EFFECT_NONE, EFFECT_EXTEND, EFFECT_LOCK, EFFECT_LOCK_RANGE } kind;
     uint64_t index;                     /* or the range */
-    const uint8_t *data;                /* into the decoded request */
-    size_t len;
+    uint8_t value[NE_NSM_PCR_SIZE];     /* extend: the PCR's new value */
 };
 
 /* One request being answered. */
@@ -292,21 +291,23 @@ static cbor_item_t *extend_pcr(struct nsm_call *c)
 {
     static const char *const names[] = { "index", "data" };
     const cbor_item_t *f[2];
-    uint8_t value[NE_NSM_PCR_SIZE];
     struct nsm_effect *e = &c->effect;
     enum ne_nsm_pcr_status st;
+    const uint8_t *data;
+    size_t len;
 
     if (!get_fields(c, names, f, 2) || !get_u16(f[0], &e->index) ||
-        !get_data(f[1], &e->data, &e->len)) {
+        !get_data(f[1], &data, &len)) {
         return fail(c, NE_NSM_INVALID_ARGUMENT);
     }
-    st = ne_nsm_pcr_extended(&c->nsm->pcrs, e->index, e->data, e->len, value);
+    /* hashed once: apply() stores this value */
+    st = ne_nsm_pcr_extended(&c->nsm->pcrs, e->index, data, len, e->value);
     if (st != NE_NSM_PCR_OK) {
         return fail(c, pcr_error(st));
     }
     e->kind = EFFECT_EXTEND;
     return variant1("ExtendPCR", "data",
-                    ne_nsm_cbor_bytes(value, sizeof(value)));
+                    ne_nsm_cbor_bytes(e->value, sizeof(e->value)));
 }
 
 static cbor_item_t *lock_pcr(struct nsm_call *c)
@@ -458,7 +459,7 @@ static bool apply(struct ne_nsm *nsm, const struct nsm_effect *e)
 {
     switch (e->kind) {
     case EFFECT_EXTEND:
-        return ne_nsm_pcr_extend(&nsm->pcrs, e->index, e->data, e->len) ==
+        return ne_nsm_pcr_commit(&nsm->pcrs, e->index, e->value) ==
                NE_NSM_PCR_OK;
     case EFFECT_LOCK:
         return ne_nsm_pcr_lock(&nsm->pcrs, e->index) == NE_NSM_PCR_OK;
@@ -518,7 +519,6 @@ static size_t answer(struct nsm_call *c, const uint8_t *req, size_t req_len,
     } else if (len && !apply(c->nsm, &c->effect)) {
         c->error = NE_NSM_INTERNAL_ERROR;
     }
-    /* (after apply(): the effect's data points into the request) */
     cbor_decref(&item);
     return c->error ? 0 : len;
 }

@@ -123,6 +123,18 @@ enum ne_nsm_pcr_status ne_nsm_pcr_extended(const struct ne_nsm_pcr_bank *bank,
                                                            : NE_NSM_PCR_FAILED;
 }
 
+enum ne_nsm_pcr_status ne_nsm_pcr_commit(struct ne_nsm_pcr_bank *bank,
+                                         uint64_t index,
+                                         const uint8_t value[NE_NSM_PCR_SIZE])
+{
+    enum ne_nsm_pcr_status st = ne_nsm_pcr_check(bank, index);
+
+    if (st == NE_NSM_PCR_OK) {
+        memcpy(bank->value[index], value, NE_NSM_PCR_SIZE);
+    }
+    return st;
+}
+
 enum ne_nsm_pcr_status ne_nsm_pcr_extend(struct ne_nsm_pcr_bank *bank,
                                          uint64_t index,
                                          const uint8_t *data, size_t len)
@@ -132,10 +144,7 @@ enum ne_nsm_pcr_status ne_nsm_pcr_extend(struct ne_nsm_pcr_bank *bank,
 
     /* Computed aside, so that a failed hash leaves the PCR as it was. */
     st = ne_nsm_pcr_extended(bank, index, data, len, next);
-    if (st == NE_NSM_PCR_OK) {
-        memcpy(bank->value[index], next, sizeof(next));
-    }
-    return st;
+    return st == NE_NSM_PCR_OK ? ne_nsm_pcr_commit(bank, index, next) : st;
 }
 
 enum ne_nsm_pcr_status ne_nsm_pcr_lock(struct ne_nsm_pcr_bank *bank,

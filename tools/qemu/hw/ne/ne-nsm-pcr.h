@@ -86,6 +86,15 @@ enum ne_nsm_pcr_status ne_nsm_pcr_extended(const struct ne_nsm_pcr_bank *bank,
                                            const uint8_t *data, size_t len,
                                            uint8_t out[NE_NSM_PCR_SIZE]);
 
+/*
+ * Sets PCR @index to @value, which ne_nsm_pcr_extended() computed on
+ * this bank, unchanged since: an extend in two steps, hashed once.  A
+ * locked PCR is refused.
+ */
+enum ne_nsm_pcr_status ne_nsm_pcr_commit(struct ne_nsm_pcr_bank *bank,
+                                         uint64_t index,
+                                         const uint8_t value[NE_NSM_PCR_SIZE]);
+
 /* PCR = SHA-384(PCR || data); a locked PCR is refused. */
 enum ne_nsm_pcr_status ne_nsm_pcr_extend(struct ne_nsm_pcr_bank *bank,
                                          uint64_t index,
