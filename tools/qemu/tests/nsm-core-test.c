@@ -23,6 +23,7 @@
 #include <time.h>
 
 #include <openssl/ec.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
@@ -696,6 +697,23 @@ static void test_boot_record(unsigned long long seed)
            decoded ? "decoded" : why);
         free(m);
     }
+    /* the key's DER not a SEQUENCE: refused, no OpenSSL error left */
+    {
+        static const uint8_t key[] = { 0x63, 'k', 'e', 'y', 0x58 };
+        uint8_t *at = memmem(buf, len, key, sizeof(key));
+
+        ERR_clear_error();
+        why = "no key found";
+        decoded = true;
+        if (at) {
+            at[6] ^= 0x01;
+            decoded = ne_nsm_boot_record_decode(buf, len, &got, &why);
+            at[6] ^= 0x01;
+        }
+        ok(!decoded && !ERR_peek_error(), "boot record: a key whose DER is "
+           "not a SEQUENCE is refused (%s), OpenSSL's error queue left "
+           "empty", decoded ? "decoded" : why);
+    }
     free(buf);
 
     want.pcr_given |= 1u << 5;
@@ -1237,6 +1255,7 @@ static void test_identity(void)
     size_t i;
 
     boot_nsm(&nsm, false);
+    ERR_clear_error();
     id = identity();
     id.key = p256;
     ok(refused(&nsm, &id, "P-256 key"), "identity: a P-256 key is refused");
@@ -1277,6 +1296,8 @@ static void test_identity(void)
        "identity: certificates of at most 1024 bytes each but over 7 KiB in "
        "all are refused (%d-byte entries)", padded.der_len);
 
+    ok(!ERR_peek_error(), "identity: the refusals leave OpenSSL's error "
+       "queue as it was (empty)");
     call(&nsm, describe_nsm_req, sizeof(describe_nsm_req));
     ok(resp_len && !error_of_last() && memmem(resp, resp_len, MODULE_ID, 39),
        "identity: after refusals, the previous identity is still in use");
@@ -1665,9 +1686,11 @@ static void test_es384_raw(struct ne_nsm *nsm)
        "bytes is refused");
     n = der_sig(der, -1, 48, 0x11, -1, 48, 0x22);
     der[n] = 0;
+    ERR_clear_error();
     ok(!ne_nsm_doc_es384_raw(der, n + 1, sig) &&
-       !ne_nsm_doc_es384_raw(der, n - 1, sig),
-       "r||s: a byte after the DER, or one missing, is refused");
+       !ne_nsm_doc_es384_raw(der, n - 1, sig) && !ERR_peek_error(),
+       "r||s: a byte after the DER, or one missing, is refused (OpenSSL's "
+       "error queue left empty)");
 
     /* one in 128 signatures has r or s below 2^376: one such, verified */
     for (tries = 0; tries < 3000; tries++) {

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/err.h>
 #include <openssl/x509.h>
 
 #include "ne-nsm-boot.h"
@@ -54,7 +55,9 @@ static cbor_item_t *encode_key(EVP_PKEY *key)
     if (!key) {
         return NULL;
     }
+    ERR_set_mark();
     len = i2d_PrivateKey(key, &der);
+    ERR_pop_to_mark();
     if (len <= 0) {
         return NULL;
     }
@@ -198,7 +201,9 @@ static bool decode_key(const cbor_item_t *item, struct ne_nsm_boot_record *r)
         return false;
     }
     p = der.data;
+    ERR_set_mark();
     r->identity.key = d2i_AutoPrivateKey(NULL, &p, der.len);
+    ERR_pop_to_mark();
     OPENSSL_clear_free((void *)der.data, der.len);
     return r->identity.key != NULL;
 }

@@ -32,6 +32,7 @@
 #include <string.h>
 #include <time.h>
 
+#include <openssl/err.h>
 #include <openssl/rand.h>
 
 #include "ne-nsm-cbor.h"
@@ -532,7 +533,10 @@ size_t ne_nsm_handle(struct ne_nsm *nsm, const uint8_t *req, size_t req_len,
     if (resp_cap > NE_NSM_RESPONSE_MAX) {
         resp_cap = NE_NSM_RESPONSE_MAX;
     }
+    /* OpenSSL's errors end as InternalError: none left on the queue */
+    ERR_set_mark();
     len = answer(&c, req, req_len, resp_cap);
+    ERR_pop_to_mark();
     if (c.error) {
         len = encode_error(nsm, c.error);
     }

@@ -21,6 +21,7 @@
 
 #include <openssl/core_names.h>
 #include <openssl/ec.h>
+#include <openssl/err.h>
 #include <openssl/obj_mac.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
@@ -210,12 +211,14 @@ bool ne_nsm_signer_set(struct ne_nsm_signer *s,
 {
     struct ne_nsm_signer next;
 
+    /* OpenSSL's errors of a refused identity are not left to the caller */
+    ERR_set_mark();
     *why = check_identity(id);
-    if (*why) {
-        return false;
-    }
-    if (!copy_identity(&next, id)) {
+    if (!*why && !copy_identity(&next, id)) {
         *why = "out of memory";
+    }
+    ERR_pop_to_mark();
+    if (*why) {
         return false;
     }
     ne_nsm_signer_clear(s);
@@ -369,15 +372,18 @@ bool ne_nsm_doc_es384_raw(const uint8_t *der, size_t len,
                           uint8_t sig[NE_NSM_ES384_SIG_SIZE])
 {
     const unsigned char *p = der;
-    ECDSA_SIG *s = d2i_ECDSA_SIG(NULL, &p, len);
+    ECDSA_SIG *s;
     bool ok;
 
+    ERR_set_mark();
+    s = d2i_ECDSA_SIG(NULL, &p, len);
     /* BN_bn2binpad() fails for a value wider than 48 bytes */
     ok = s && p == der + len &&
          BN_bn2binpad(ECDSA_SIG_get0_r(s), sig, ES384_COORD) == ES384_COORD &&
          BN_bn2binpad(ECDSA_SIG_get0_s(s), sig + ES384_COORD,
                       ES384_COORD) == ES384_COORD;
     ECDSA_SIG_free(s);
+    ERR_pop_to_mark();
     return ok;
 }
 
@@ -431,6 +437,7 @@ uint8_t *ne_nsm_doc_sign(const struct ne_nsm_signer *s,
     if (!s->key) {
         return NULL;
     }
+    ERR_set_mark();
     prot = protected_header(&prot_len);
     if (prot) {
         pay = encode(payload(s, bank, timestamp_ms, fields), &pay_len);
@@ -444,5 +451,6 @@ uint8_t *ne_nsm_doc_sign(const struct ne_nsm_signer *s,
     free(prot);
     free(pay);
     free(tbs);
+    ERR_pop_to_mark();          /* (a failure is InternalError, no more) */
     return doc;
 }

@@ -11,6 +11,7 @@
  */
 #include <string.h>
 
+#include <openssl/err.h>
 #include <openssl/evp.h>
 
 #include "ne-nsm-pcr.h"
@@ -43,11 +44,13 @@ static bool hash_extend(const uint8_t *old, const void *data, size_t len,
     bool ok;
 
     memcpy(prev, old, sizeof(prev));
+    ERR_set_mark();
     ok = ctx && EVP_DigestInit_ex(ctx, EVP_sha384(), NULL) == 1 &&
          EVP_DigestUpdate(ctx, prev, sizeof(prev)) == 1 &&
          (!len || EVP_DigestUpdate(ctx, data, len) == 1) &&
          EVP_DigestFinal_ex(ctx, out, &n) == 1 && n == NE_NSM_PCR_SIZE;
     EVP_MD_CTX_free(ctx);
+    ERR_pop_to_mark();          /* a failure is told by the status */
     return ok;
 }
 
