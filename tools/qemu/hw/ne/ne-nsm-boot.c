@@ -8,17 +8,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/err.h>
 #include <openssl/x509.h>
 
 #include "ne-nsm-boot.h"
 #include "ne-nsm-cbor.h"
 
 /* ------------------------------------------------------------ encode */
-
-static cbor_item_t *bytes(const uint8_t *data, size_t len)
-{
-    return cbor_build_bytestring(len ? data : (const uint8_t *)"", len);
-}
 
 static cbor_item_t *encode_pcrs(const struct ne_nsm_boot_record *r)
 {
@@ -28,7 +24,7 @@ static cbor_item_t *encode_pcrs(const struct ne_nsm_boot_record *r)
     for (i = 0; map && i < NE_NSM_NR_PCRS; i++) {
         if ((r->pcr_given & (1u << i)) &&
             !ne_nsm_cbor_put(map, ne_nsm_cbor_uint(i),
-                             bytes(r->pcr[i], NE_NSM_PCR_SIZE))) {
+                             ne_nsm_cbor_bytes(r->pcr[i], NE_NSM_PCR_SIZE))) {
             cbor_decref(&map);
         }
     }
@@ -41,7 +37,7 @@ static cbor_item_t *encode_cabundle(const struct ne_nsm_identity *id)
     size_t i;
 
     for (i = 0; array && i < id->nr_cabundle; i++) {
-        if (!ne_nsm_cbor_push(array, bytes(id->cabundle[i].data,
+        if (!ne_nsm_cbor_push(array, ne_nsm_cbor_bytes(id->cabundle[i].data,
                                            id->cabundle[i].len))) {
             cbor_decref(&array);
         }
@@ -59,11 +55,13 @@ static cbor_item_t *encode_key(EVP_PKEY *key)
     if (!key) {
         return NULL;
     }
+    ERR_set_mark();
     len = i2d_PrivateKey(key, &der);
+    ERR_pop_to_mark();
     if (len <= 0) {
         return NULL;
     }
-    item = bytes(der, len);
+    item = ne_nsm_cbor_bytes(der, len);
     OPENSSL_clear_free(der, len);
     return item;
 }
@@ -89,8 +87,9 @@ uint8_t *ne_nsm_boot_record_encode(const struct ne_nsm_boot_record *r,
          (!put(map, "module_id",
                cbor_build_string(id->module_id ? id->module_id : "")) ||
           !put(map, "key", encode_key(id->key)) ||
-          !put(map, "certificate", bytes(id->certificate.data,
-                                         id->certificate.len)) ||
+          !put(map, "certificate",
+               ne_nsm_cbor_bytes(id->certificate.data,
+                                 id->certificate.len)) ||
           !put(map, "cabundle", encode_cabundle(id))))) {
         if (map) {
             cbor_decref(&map);
@@ -205,7 +204,9 @@ static bool decode_key(const cbor_item_t *item, struct ne_nsm_boot_record *r)
         return false;
     }
     p = der.data;
+    ERR_set_mark();
     r->identity.key = d2i_AutoPrivateKey(NULL, &p, der.len);
+    ERR_pop_to_mark();
     OPENSSL_clear_free((void *)der.data, der.len);
     return r->identity.key != NULL;
 }
@@ -246,10 +247,9 @@ static const char *decode_map(const cbor_item_t *map,
         return "the boot record's PCRs are malformed";
     }
     debug = field(map, "debug");
-    if (!debug || !cbor_is_bool(debug)) {
+    if (!debug || !ne_nsm_cbor_get_bool(debug, &r->debug)) {
         return "the boot record has no debug flag";
     }
-    r->debug = cbor_get_bool(debug);
     if (!field(map, "key") && !field(map, "certificate")) {
         return NULL;                    /* an NSM that cannot sign */
     }

@@ -14,8 +14,7 @@
  * the current position, fed by the streaming decoder's callbacks, one
  * head (or definite string) per call.
  */
-enum frame_kind { FRAME_ARRAY, FRAME_MAP, FRAME_TAG, FRAME_BYTES, FRAME_TEXT };
-enum leaf_kind { LEAF_BYTES, LEAF_TEXT, LEAF_OTHER };
+enum frame_kind { FRAME_ARRAY, FRAME_MAP, FRAME_TAG };
 
 struct frame {
     enum frame_kind kind;
@@ -27,7 +26,7 @@ struct frame {
 struct walk {
     struct frame stack[NE_NSM_CBOR_MAX_DEPTH];
     unsigned int depth;
-    size_t pending;             /* declared items not begun (>= 1 byte) */
+    size_t room;                /* the bytes from the current head on */
     bool called;                /* the last head reached a callback */
     bool bad;
     bool done;                  /* the top-level item is complete */
@@ -36,16 +35,6 @@ struct walk {
 static struct frame *top(struct walk *w)
 {
     return w->depth ? &w->stack[w->depth - 1] : NULL;
-}
-
-/* An item begins: one declared item less is still to come. */
-static void item_begins(struct walk *w)
-{
-    struct frame *f = top(w);
-
-    if (f && !f->indefinite) {
-        w->pending--;
-    }
 }
 
 /* An item is complete, and with it maybe its container, and so on. */
@@ -66,53 +55,48 @@ static void item_done(struct walk *w)
     w->done = true;
 }
 
-static bool in_string(struct walk *w)
+static void leaf(struct walk *w)
 {
-    struct frame *f = top(w);
-
-    return f && (f->kind == FRAME_BYTES || f->kind == FRAME_TEXT);
+    w->called = true;
+    item_done(w);
 }
 
-static void leaf(struct walk *w, enum leaf_kind kind)
+/*
+ * Indefinite byte and text strings are refused outright: no request has
+ * one (serde_cbor writes definite strings), and libcbor 0.8 leaks the
+ * chunks it has read when growing an indefinite string's chunk array
+ * runs out of memory.
+ */
+static void refuse(struct walk *w)
 {
-    struct frame *f = top(w);
-
     w->called = true;
-    /* An indefinite string's chunks are definite strings of its type. */
-    if (in_string(w) &&
-        kind != (f->kind == FRAME_BYTES ? LEAF_BYTES : LEAF_TEXT)) {
-        w->bad = true;
-        return;
-    }
-    item_begins(w);
-    item_done(w);
+    w->bad = true;
 }
 
 static void open_frame(struct walk *w, enum frame_kind kind, size_t count,
                        bool indefinite)
 {
-    size_t slots = count;
+    size_t slots;
 
     w->called = true;
-    if (in_string(w) || (kind == FRAME_MAP && count > SIZE_MAX / 2)) {
+    /*
+     * More declared items than bytes left can never be complete; refused
+     * here so that 2 * count cannot wrap: map(2^63 + 1) would otherwise
+     * end after one pair, and cbor_load() allocate for 2^63 + 1.
+     */
+    if (!indefinite && count > w->room) {
         w->bad = true;
         return;
     }
-    item_begins(w);
-    if (kind == FRAME_MAP) {
-        slots = 2 * count;
-    }
+    slots = kind == FRAME_MAP ? 2 * count : count;
     if (!indefinite && !slots) {
         item_done(w);
         return;
     }
-    if (w->depth == NE_NSM_CBOR_MAX_DEPTH ||
-        (!indefinite && slots > SIZE_MAX - w->pending)) {
+    /* the depth cbor_load() recurses to, and this stack's size */
+    if (w->depth == NE_NSM_CBOR_MAX_DEPTH) {
         w->bad = true;
         return;
-    }
-    if (!indefinite) {
-        w->pending += slots;
     }
     w->stack[w->depth++] = (struct frame) {
         .kind = kind, .indefinite = indefinite, .left = slots,
@@ -124,6 +108,11 @@ static void close_frame(struct walk *w)
     struct frame *f = top(w);
 
     w->called = true;
+    /*
+     * A break closes an indefinite container, of whole pairs for a map:
+     * the walk's own stack would be wrong otherwise (whatever cbor_load()
+     * would then say).
+     */
     if (!f || !f->indefinite || (f->kind == FRAME_MAP && f->seen % 2)) {
         w->bad = true;
         return;
@@ -136,72 +125,60 @@ static void close_frame(struct walk *w)
 static void on_u8(void *w, uint8_t v)
 {
     (void)v;
-    leaf(w, LEAF_OTHER);
+    leaf(w);
 }
 
 static void on_u16(void *w, uint16_t v)
 {
     (void)v;
-    leaf(w, LEAF_OTHER);
+    leaf(w);
 }
 
 static void on_u32(void *w, uint32_t v)
 {
     (void)v;
-    leaf(w, LEAF_OTHER);
+    leaf(w);
 }
 
 static void on_u64(void *w, uint64_t v)
 {
     (void)v;
-    leaf(w, LEAF_OTHER);
+    leaf(w);
 }
 
 static void on_float(void *w, float v)
 {
     (void)v;
-    leaf(w, LEAF_OTHER);
+    leaf(w);
 }
 
 static void on_double(void *w, double v)
 {
     (void)v;
-    leaf(w, LEAF_OTHER);
+    leaf(w);
 }
 
 static void on_bool(void *w, bool v)
 {
     (void)v;
-    leaf(w, LEAF_OTHER);
+    leaf(w);
 }
 
 static void on_simple(void *w)
 {
-    leaf(w, LEAF_OTHER);
+    leaf(w);
 }
 
-static void on_bytes(void *w, cbor_data data, size_t len)
+static void on_string(void *w, cbor_data data, size_t len)
 {
     (void)data;
     (void)len;
-    leaf(w, LEAF_BYTES);
+    leaf(w);
 }
 
-static void on_text(void *w, cbor_data data, size_t len)
+static void on_string_start(void *w)
 {
-    (void)data;
-    (void)len;
-    leaf(w, LEAF_TEXT);
-}
-
-static void on_bytes_start(void *w)
-{
-    open_frame(w, FRAME_BYTES, 0, true);
-}
-
-static void on_text_start(void *w)
-{
-    open_frame(w, FRAME_TEXT, 0, true);
+    refuse(w);
 }
 
 static void on_array(void *w, size_t count)
@@ -247,10 +224,10 @@ static void walk_callbacks(struct cbor_callbacks *cb)
     cb->negint16 = on_u16;
     cb->negint32 = on_u32;
     cb->negint64 = on_u64;
-    cb->byte_string = on_bytes;
-    cb->byte_string_start = on_bytes_start;
-    cb->string = on_text;
-    cb->string_start = on_text_start;
+    cb->byte_string = on_string;
+    cb->byte_string_start = on_string_start;
+    cb->string = on_string;
+    cb->string_start = on_string_start;
     cb->array_start = on_array;
     cb->indef_array_start = on_indef_array;
     cb->map_start = on_map;
@@ -265,8 +242,22 @@ static void walk_callbacks(struct cbor_callbacks *cb)
     cb->indef_break = on_break;
 }
 
-/* Whether @buf is one well-formed item within the bounds of the header. */
-static bool walk_input(const uint8_t *buf, size_t len)
+/*
+ * The bound on cbor_load()'s allocations needs no check of its own: the
+ * whole input is walked before cbor_load() sees it, and an input the walk
+ * takes holds every item its heads declare, each at least one byte, so
+ * no declared count exceeds its length.  What the bound needs is a walk
+ * that is right, and each check here is there for that:
+ *  - the status: the decoder's own verdict on the head;
+ *  - !r.read: never with CBOR_DECODER_FINISHED in libcbor 0.8, but the
+ *    loop would not end if it happened;
+ *  - !w.called: a head that reached no callback of ours (one a later
+ *    libcbor adds to the empty base) would leave the stack behind;
+ *  - w.bad: open_frame() (a count that wraps, the depth), close_frame()
+ *    and refuse();
+ *  - off == len: exactly one item, neither truncated nor followed.
+ */
+bool ne_nsm_cbor_well_formed(const uint8_t *buf, size_t len)
 {
     struct cbor_callbacks cb;
     struct walk w = { .done = false };
@@ -276,19 +267,16 @@ static bool walk_input(const uint8_t *buf, size_t len)
     walk_callbacks(&cb);
     while (!w.done) {
         if (off == len) {
-            return false;       /* truncated */
+            return false;       /* truncated, or empty */
         }
         w.called = false;
+        w.room = len - off;
         r = cbor_stream_decode(buf + off, len - off, &cb, &w);
         if (r.status != CBOR_DECODER_FINISHED || !r.read || !w.called ||
             w.bad) {
             return false;
         }
         off += r.read;
-        /* every declared item still to come takes at least one byte */
-        if (w.pending > len - off) {
-            return false;
-        }
     }
     return off == len;
 }
@@ -299,7 +287,7 @@ enum ne_nsm_cbor_status ne_nsm_cbor_load(const uint8_t *buf, size_t len,
     struct cbor_load_result r;
 
     *item = NULL;
-    if (!len || !walk_input(buf, len)) {
+    if (!ne_nsm_cbor_well_formed(buf, len)) {
         return NE_NSM_CBOR_MALFORMED;
     }
     *item = cbor_load(buf, len, &r);
@@ -307,6 +295,10 @@ enum ne_nsm_cbor_status ne_nsm_cbor_load(const uint8_t *buf, size_t len,
         return r.error.code == CBOR_ERR_MEMERROR ? NE_NSM_CBOR_NOMEM
                                                  : NE_NSM_CBOR_MALFORMED;
     }
+    /*
+     * (The walk has seen exactly one item: this only guards against
+     * cbor_load() reading the input otherwise than its own stream decoder.)
+     */
     if (r.read != len) {
         cbor_decref(item);
         return NE_NSM_CBOR_MALFORMED;
@@ -339,6 +331,12 @@ bool ne_nsm_cbor_push(cbor_item_t *array, cbor_item_t *item)
     return ok;
 }
 
+cbor_item_t *ne_nsm_cbor_bytes(const uint8_t *data, size_t len)
+{
+    /* (libcbor copies from the pointer even for 0 bytes) */
+    return cbor_build_bytestring(len ? data : (const uint8_t *)"", len);
+}
+
 cbor_item_t *ne_nsm_cbor_uint(uint64_t value)
 {
     if (value <= UINT8_MAX) {
@@ -360,4 +358,25 @@ bool ne_nsm_cbor_is_text(const cbor_item_t *item, const char *text)
     return cbor_isa_string(item) && cbor_string_is_definite(item) &&
            cbor_string_length(item) == n &&
            !memcmp(cbor_string_handle(item), text, n);
+}
+
+/* A simple value (null, true, ...), not a float: cbor_ctrl_value() is safe. */
+static bool is_ctrl(const cbor_item_t *item)
+{
+    return cbor_isa_float_ctrl(item) && cbor_float_ctrl_is_ctrl(item);
+}
+
+bool ne_nsm_cbor_is_null(const cbor_item_t *item)
+{
+    return is_ctrl(item) && cbor_ctrl_value(item) == CBOR_CTRL_NULL;
+}
+
+bool ne_nsm_cbor_get_bool(const cbor_item_t *item, bool *value)
+{
+    if (!is_ctrl(item) || (cbor_ctrl_value(item) != CBOR_CTRL_TRUE &&
+                           cbor_ctrl_value(item) != CBOR_CTRL_FALSE)) {
+        return false;
+    }
+    *value = cbor_ctrl_value(item) == CBOR_CTRL_TRUE;
+    return true;
 }

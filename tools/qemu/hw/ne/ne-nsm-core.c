@@ -21,7 +21,8 @@
  *   InvalidIndex      an index >= 32 or a range > 32 (as QEMU)
  *   ReadOnlyIndex     ExtendPCR or LockPCR on a locked PCR (as QEMU)
  *   BufferTooSmall    the answer does not fit the response buffer
- *   InternalError     no identity yet, out of memory, a crypto failure
+ *   InternalError     no identity yet, Attestation before a successful
+ *                     boot, out of memory, a crypto failure
  *
  * Copyright (c) 2026 The ne-kvm authors
  *
@@ -31,6 +32,7 @@
 #include <string.h>
 #include <time.h>
 
+#include <openssl/err.h>
 #include <openssl/rand.h>
 
 #include "ne-nsm-cbor.h"
@@ -55,8 +57,7 @@ static const char *const error_names[] = {
 struct nsm_effect {
     enum { EFFECT_NONE, EFFECT_EXTEND, EFFECT_LOCK, EFFECT_LOCK_RANGE } kind;
     uint64_t index;                     /* or the range */
-    const uint8_t *data;                /* into the decoded request */
-    size_t len;
+    uint8_t value[NE_NSM_PCR_SIZE];     /* extend: the PCR's new value */
 };
 
 /* One request being answered. */
@@ -159,12 +160,6 @@ static cbor_item_t *text(const char *s)
     return cbor_build_string(s);
 }
 
-static cbor_item_t *bytes(const uint8_t *data, size_t len)
-{
-    /* (libcbor copies from the pointer even for 0 bytes) */
-    return cbor_build_bytestring(len ? data : (const uint8_t *)"", len);
-}
-
 /* {name: @body}; takes @body. */
 static cbor_item_t *variant(const char *name, cbor_item_t *body)
 {
@@ -235,8 +230,14 @@ static cbor_item_t *describe_nsm(struct nsm_call *c)
     cbor_item_t *body;
     bool ok;
 
+    /*
+     * The module id comes with the identity.  A real NSM always has one,
+     * and AWS's check wants it non-empty (spec 2): without an identity
+     * there is no answer rather than an empty or made-up id, and the
+     * device always sets one at boot.
+     */
     if (!nsm->signer.key) {
-        return fail(c, NE_NSM_INTERNAL_ERROR);  /* no module id yet */
+        return fail(c, NE_NSM_INTERNAL_ERROR);
     }
     body = cbor_new_definite_map(7);
     /* in the API's declaration order, as serde_cbor writes them */
@@ -277,7 +278,8 @@ static cbor_item_t *describe_pcr(struct nsm_call *c)
     if (!ne_nsm_cbor_put(body, text("lock"),
                          cbor_build_bool(ne_nsm_pcr_is_locked(bank, index))) ||
         !ne_nsm_cbor_put(body, text("data"),
-                         bytes(bank->value[index], NE_NSM_PCR_SIZE))) {
+                         ne_nsm_cbor_bytes(bank->value[index],
+                                           NE_NSM_PCR_SIZE))) {
         if (body) {
             cbor_decref(&body);
         }
@@ -290,20 +292,23 @@ static cbor_item_t *extend_pcr(struct nsm_call *c)
 {
     static const char *const names[] = { "index", "data" };
     const cbor_item_t *f[2];
-    uint8_t value[NE_NSM_PCR_SIZE];
     struct nsm_effect *e = &c->effect;
     enum ne_nsm_pcr_status st;
+    const uint8_t *data;
+    size_t len;
 
     if (!get_fields(c, names, f, 2) || !get_u16(f[0], &e->index) ||
-        !get_data(f[1], &e->data, &e->len)) {
+        !get_data(f[1], &data, &len)) {
         return fail(c, NE_NSM_INVALID_ARGUMENT);
     }
-    st = ne_nsm_pcr_extended(&c->nsm->pcrs, e->index, e->data, e->len, value);
+    /* hashed once: apply() stores this value */
+    st = ne_nsm_pcr_extended(&c->nsm->pcrs, e->index, data, len, e->value);
     if (st != NE_NSM_PCR_OK) {
         return fail(c, pcr_error(st));
     }
     e->kind = EFFECT_EXTEND;
-    return variant1("ExtendPCR", "data", bytes(value, sizeof(value)));
+    return variant1("ExtendPCR", "data",
+                    ne_nsm_cbor_bytes(e->value, sizeof(e->value)));
 }
 
 static cbor_item_t *lock_pcr(struct nsm_call *c)
@@ -341,14 +346,15 @@ static cbor_item_t *get_random(struct nsm_call *c)
     if (RAND_bytes(random, sizeof(random)) != 1) {
         return fail(c, NE_NSM_INTERNAL_ERROR);
     }
-    return variant1("GetRandom", "random", bytes(random, sizeof(random)));
+    return variant1("GetRandom", "random",
+                    ne_nsm_cbor_bytes(random, sizeof(random)));
 }
 
 /* An Attestation field: absent or null, else 0-1024 bytes. */
 static enum ne_nsm_error get_optional(const cbor_item_t *item,
                                       struct ne_nsm_blob *b)
 {
-    b->present = item && !cbor_is_null(item);
+    b->present = item && !ne_nsm_cbor_is_null(item);
     if (!b->present) {
         return NE_NSM_SUCCESS;
     }
@@ -395,12 +401,16 @@ static cbor_item_t *attestation(struct nsm_call *c)
     if (e) {
         return fail(c, e);
     }
+    if (!nsm->booted) {
+        /* PCR0-15 are zero: a document would attest to no image */
+        return fail(c, NE_NSM_INTERNAL_ERROR);
+    }
     doc = ne_nsm_doc_sign(&nsm->signer, &nsm->pcrs,
                           nsm->clock_ms(nsm->clock_opaque), &fields, &len);
     if (!doc) {
         return fail(c, NE_NSM_INTERNAL_ERROR);  /* no identity, or memory */
     }
-    answer = variant1("Attestation", "document", bytes(doc, len));
+    answer = variant1("Attestation", "document", ne_nsm_cbor_bytes(doc, len));
     free(doc);
     return answer;
 }
@@ -450,7 +460,7 @@ static bool apply(struct ne_nsm *nsm, const struct nsm_effect *e)
 {
     switch (e->kind) {
     case EFFECT_EXTEND:
-        return ne_nsm_pcr_extend(&nsm->pcrs, e->index, e->data, e->len) ==
+        return ne_nsm_pcr_commit(&nsm->pcrs, e->index, e->value) ==
                NE_NSM_PCR_OK;
     case EFFECT_LOCK:
         return ne_nsm_pcr_lock(&nsm->pcrs, e->index) == NE_NSM_PCR_OK;
@@ -510,7 +520,6 @@ static size_t answer(struct nsm_call *c, const uint8_t *req, size_t req_len,
     } else if (len && !apply(c->nsm, &c->effect)) {
         c->error = NE_NSM_INTERNAL_ERROR;
     }
-    /* (after apply(): the effect's data points into the request) */
     cbor_decref(&item);
     return c->error ? 0 : len;
 }
@@ -524,7 +533,10 @@ size_t ne_nsm_handle(struct ne_nsm *nsm, const uint8_t *req, size_t req_len,
     if (resp_cap > NE_NSM_RESPONSE_MAX) {
         resp_cap = NE_NSM_RESPONSE_MAX;
     }
+    /* OpenSSL's errors end as InternalError: none left on the queue */
+    ERR_set_mark();
     len = answer(&c, req, req_len, resp_cap);
+    ERR_pop_to_mark();
     if (c.error) {
         len = encode_error(nsm, c.error);
     }
@@ -554,6 +566,9 @@ void ne_nsm_init(struct ne_nsm *nsm)
 {
     memset(nsm, 0, sizeof(*nsm));
     ne_nsm_pcr_reset(&nsm->pcrs);
+    /* fail closed: the platform PCRs are not the enclave's to set */
+    ne_nsm_pcr_lock_range(&nsm->pcrs, NE_NSM_PLATFORM_PCRS);
+    nsm->booted = false;
     nsm->clock_ms = host_clock_ms;
 }
 
@@ -564,7 +579,8 @@ void ne_nsm_cleanup(struct ne_nsm *nsm)
 
 bool ne_nsm_boot(struct ne_nsm *nsm, const struct ne_nsm_boot_pcrs *boot)
 {
-    return ne_nsm_pcr_boot(&nsm->pcrs, boot);
+    nsm->booted = ne_nsm_pcr_boot(&nsm->pcrs, boot);
+    return nsm->booted;
 }
 
 bool ne_nsm_set_identity(struct ne_nsm *nsm,

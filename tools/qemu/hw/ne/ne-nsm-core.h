@@ -5,7 +5,8 @@
  * and no QEMU header, so that it is unit-tested on the host.
  *
  * Lifecycle, for the device:
- *   ne_nsm_init()           once; every PCR zero, no identity
+ *   ne_nsm_init()           once; every PCR zero, PCR0-15 locked, not
+ *                           booted, no identity
  *   ne_nsm_boot()           before the enclave runs: the hypervisor's
  *                           measurements, PCR0-15 locked
  *   ne_nsm_set_identity()   the signer (again when its leaf is renewed)
@@ -52,6 +53,7 @@ enum ne_nsm_error {
 
 struct ne_nsm {
     struct ne_nsm_pcr_bank pcrs;        /* what a migration saves */
+    bool booted;                        /* the last ne_nsm_boot() succeeded */
     struct ne_nsm_signer signer;
     /* the documents' time, ms since the epoch (default: the host's clock) */
     uint64_t (*clock_ms)(void *opaque);
@@ -59,13 +61,21 @@ struct ne_nsm {
     uint8_t scratch[NE_NSM_RESPONSE_MAX];       /* the response, encoded */
 };
 
+/*
+ * Fails closed: until ne_nsm_boot() succeeds, PCR0-15 are locked at zero
+ * (an enclave cannot put any image's measurement there itself) and
+ * Attestation answers InternalError.  For a new struct, or one after
+ * ne_nsm_cleanup(): on a live NSM it would drop (leak) its identity.
+ */
 void ne_nsm_init(struct ne_nsm *nsm);
 void ne_nsm_cleanup(struct ne_nsm *nsm);
 
 /*
  * Sets the PCRs the hypervisor measured (see struct ne_nsm_boot_pcrs;
  * debug mode included) and locks PCR0-15.  False for a value given for a
- * PCR the hypervisor does not measure.
+ * PCR the hypervisor does not measure: then every PCR is zero, PCR0-15
+ * stay locked and the NSM is not booted (no document) until a boot
+ * succeeds.
  */
 bool ne_nsm_boot(struct ne_nsm *nsm, const struct ne_nsm_boot_pcrs *boot);
 
@@ -74,8 +84,9 @@ bool ne_nsm_boot(struct ne_nsm *nsm, const struct ne_nsm_boot_pcrs *boot);
  * 1-1024 bytes and 7 KiB in all, the bundle root first and linked by
  * issuer down to the leaf, the module id in AWS's form) and signs with a
  * copy of it from now on.  False, with *@why saying what is wrong and the
- * previous identity kept, otherwise.  Until an identity is set, DescribeNSM
- * and Attestation answer InternalError.
+ * previous identity kept, otherwise; *@why is then never NULL (a static
+ * string, nothing to free).  Until an identity is set, DescribeNSM and
+ * Attestation answer InternalError.
  */
 bool ne_nsm_set_identity(struct ne_nsm *nsm,
                          const struct ne_nsm_identity *id, const char **why);

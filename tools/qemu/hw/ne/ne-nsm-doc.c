@@ -21,6 +21,7 @@
 
 #include <openssl/core_names.h>
 #include <openssl/ec.h>
+#include <openssl/err.h>
 #include <openssl/obj_mac.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
@@ -30,7 +31,7 @@
 
 #define COSE_HEADER_ALG         1
 #define COSE_ALG_ES384          (-35)
-#define ES384_COORD             48      /* r and s, each */
+#define ES384_COORD             (NE_NSM_ES384_SIG_SIZE / 2) /* r, s */
 
 /* ------------------------------------------------------------ identity */
 
@@ -195,7 +196,8 @@ static bool copy_identity(struct ne_nsm_signer *s,
         ok = ok && s->cabundle[i];
     }
     s->nr_cabundle = id->nr_cabundle;
-    strcpy(s->module_id, id->module_id);
+    /* (checked: exactly NE_NSM_MODULE_ID_LEN characters) */
+    memcpy(s->module_id, id->module_id, NE_NSM_MODULE_ID_LEN + 1);
     if (ok && EVP_PKEY_up_ref(id->key) == 1) {
         s->key = id->key;
         return true;
@@ -209,12 +211,14 @@ bool ne_nsm_signer_set(struct ne_nsm_signer *s,
 {
     struct ne_nsm_signer next;
 
+    /* OpenSSL's errors of a refused identity are not left to the caller */
+    ERR_set_mark();
     *why = check_identity(id);
-    if (*why) {
-        return false;
-    }
-    if (!copy_identity(&next, id)) {
+    if (!*why && !copy_identity(&next, id)) {
         *why = "out of memory";
+    }
+    ERR_pop_to_mark();
+    if (*why) {
         return false;
     }
     ne_nsm_signer_clear(s);
@@ -236,12 +240,6 @@ void ne_nsm_signer_clear(struct ne_nsm_signer *s)
 
 /* ------------------------------------------------------------ payload */
 
-static cbor_item_t *bytes(const uint8_t *data, size_t len)
-{
-    /* (libcbor copies from the pointer even for 0 bytes) */
-    return cbor_build_bytestring(len ? data : (const uint8_t *)"", len);
-}
-
 static cbor_item_t *pcr_map(const struct ne_nsm_pcr_bank *bank)
 {
     cbor_item_t *map;
@@ -256,7 +254,8 @@ static cbor_item_t *pcr_map(const struct ne_nsm_pcr_bank *bank)
     for (i = 0; ok && i < NE_NSM_NR_PCRS; i++) {
         if (ne_nsm_pcr_is_locked(bank, i)) {
             ok = ne_nsm_cbor_put(map, ne_nsm_cbor_uint(i),
-                                 bytes(bank->value[i], NE_NSM_PCR_SIZE));
+                                 ne_nsm_cbor_bytes(bank->value[i],
+                                                   NE_NSM_PCR_SIZE));
         }
     }
     if (!ok && map) {
@@ -272,7 +271,8 @@ static cbor_item_t *cabundle(const struct ne_nsm_signer *s)
     bool ok = true;
 
     for (i = 0; ok && i < s->nr_cabundle; i++) {
-        ok = ne_nsm_cbor_push(array, bytes(s->cabundle[i], s->cabundle_len[i]));
+        ok = ne_nsm_cbor_push(array, ne_nsm_cbor_bytes(s->cabundle[i],
+                                                       s->cabundle_len[i]));
     }
     if (!ok && array) {
         cbor_decref(&array);
@@ -282,7 +282,7 @@ static cbor_item_t *cabundle(const struct ne_nsm_signer *s)
 
 static cbor_item_t *optional(const struct ne_nsm_blob *b)
 {
-    return b->present ? bytes(b->data, b->len) : cbor_new_null();
+    return b->present ? ne_nsm_cbor_bytes(b->data, b->len) : cbor_new_null();
 }
 
 static cbor_item_t *payload(const struct ne_nsm_signer *s,
@@ -302,7 +302,8 @@ static cbor_item_t *payload(const struct ne_nsm_signer *s,
                          cbor_build_uint64(timestamp_ms)) &&
          ne_nsm_cbor_put(map, cbor_build_string("pcrs"), pcr_map(bank)) &&
          ne_nsm_cbor_put(map, cbor_build_string("certificate"),
-                         bytes(s->certificate, s->certificate_len)) &&
+                         ne_nsm_cbor_bytes(s->certificate,
+                                           s->certificate_len)) &&
          ne_nsm_cbor_put(map, cbor_build_string("cabundle"), cabundle(s)) &&
          ne_nsm_cbor_put(map, cbor_build_string("public_key"),
                          optional(&f->public_key)) &&
@@ -355,9 +356,9 @@ static uint8_t *sig_structure(const uint8_t *prot, size_t prot_len,
     bool ok;
 
     ok = ne_nsm_cbor_push(a, cbor_build_string("Signature1")) &&
-         ne_nsm_cbor_push(a, bytes(prot, prot_len)) &&
-         ne_nsm_cbor_push(a, bytes(NULL, 0)) &&
-         ne_nsm_cbor_push(a, bytes(pay, pay_len));
+         ne_nsm_cbor_push(a, ne_nsm_cbor_bytes(prot, prot_len)) &&
+         ne_nsm_cbor_push(a, ne_nsm_cbor_bytes(NULL, 0)) &&
+         ne_nsm_cbor_push(a, ne_nsm_cbor_bytes(pay, pay_len));
     if (!ok) {
         if (a) {
             cbor_decref(&a);
@@ -367,43 +368,53 @@ static uint8_t *sig_structure(const uint8_t *prot, size_t prot_len,
     return encode(a, len);
 }
 
-/* ECDSA P-384 over SHA-384(@tbs), as COSE wants it: r||s, 48 bytes each. */
-static bool es384_sign(EVP_PKEY *key, const uint8_t *tbs, size_t len,
-                       uint8_t sig[2 * ES384_COORD])
+bool ne_nsm_doc_es384_raw(const uint8_t *der, size_t len,
+                          uint8_t sig[NE_NSM_ES384_SIG_SIZE])
 {
-    EVP_MD_CTX *md = EVP_MD_CTX_new();
-    unsigned char der[160];
     const unsigned char *p = der;
-    size_t der_len = sizeof(der);
-    ECDSA_SIG *s = NULL;
+    ECDSA_SIG *s;
     bool ok;
 
-    ok = md && EVP_DigestSignInit(md, NULL, EVP_sha384(), NULL, key) == 1 &&
-         EVP_DigestSign(md, der, &der_len, tbs, len) == 1;
-    if (ok) {
-        s = d2i_ECDSA_SIG(NULL, &p, der_len);
-    }
-    ok = s &&
+    ERR_set_mark();
+    s = d2i_ECDSA_SIG(NULL, &p, len);
+    /* BN_bn2binpad() fails for a value wider than 48 bytes */
+    ok = s && p == der + len &&
          BN_bn2binpad(ECDSA_SIG_get0_r(s), sig, ES384_COORD) == ES384_COORD &&
          BN_bn2binpad(ECDSA_SIG_get0_s(s), sig + ES384_COORD,
                       ES384_COORD) == ES384_COORD;
     ECDSA_SIG_free(s);
+    ERR_pop_to_mark();
+    return ok;
+}
+
+/* ECDSA P-384 over SHA-384(@tbs), as COSE wants it: r||s, 48 bytes each. */
+static bool es384_sign(EVP_PKEY *key, const uint8_t *tbs, size_t len,
+                       uint8_t sig[NE_NSM_ES384_SIG_SIZE])
+{
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    unsigned char der[160];
+    size_t der_len = sizeof(der);
+    bool ok;
+
+    ok = md && EVP_DigestSignInit(md, NULL, EVP_sha384(), NULL, key) == 1 &&
+         EVP_DigestSign(md, der, &der_len, tbs, len) == 1 &&
+         ne_nsm_doc_es384_raw(der, der_len, sig);
     EVP_MD_CTX_free(md);
     return ok;
 }
 
 static uint8_t *sign1(const uint8_t *prot, size_t prot_len,
                       const uint8_t *pay, size_t pay_len,
-                      const uint8_t sig[2 * ES384_COORD], size_t *len)
+                      const uint8_t sig[NE_NSM_ES384_SIG_SIZE], size_t *len)
 {
     cbor_item_t *a = cbor_new_definite_array(4);
     bool ok;
 
     /* untagged, as every real document is (no tag 18) */
-    ok = ne_nsm_cbor_push(a, bytes(prot, prot_len)) &&
+    ok = ne_nsm_cbor_push(a, ne_nsm_cbor_bytes(prot, prot_len)) &&
          ne_nsm_cbor_push(a, cbor_new_definite_map(0)) &&
-         ne_nsm_cbor_push(a, bytes(pay, pay_len)) &&
-         ne_nsm_cbor_push(a, bytes(sig, 2 * ES384_COORD));
+         ne_nsm_cbor_push(a, ne_nsm_cbor_bytes(pay, pay_len)) &&
+         ne_nsm_cbor_push(a, ne_nsm_cbor_bytes(sig, NE_NSM_ES384_SIG_SIZE));
     if (!ok) {
         if (a) {
             cbor_decref(&a);
@@ -420,12 +431,13 @@ uint8_t *ne_nsm_doc_sign(const struct ne_nsm_signer *s,
 {
     uint8_t *prot, *pay = NULL, *tbs = NULL, *doc = NULL;
     size_t prot_len, pay_len = 0, tbs_len = 0;
-    uint8_t sig[2 * ES384_COORD];
+    uint8_t sig[NE_NSM_ES384_SIG_SIZE];
 
     *len = 0;
     if (!s->key) {
         return NULL;
     }
+    ERR_set_mark();
     prot = protected_header(&prot_len);
     if (prot) {
         pay = encode(payload(s, bank, timestamp_ms, fields), &pay_len);
@@ -439,5 +451,6 @@ uint8_t *ne_nsm_doc_sign(const struct ne_nsm_signer *s,
     free(prot);
     free(pay);
     free(tbs);
+    ERR_pop_to_mark();          /* (a failure is InternalError, no more) */
     return doc;
 }

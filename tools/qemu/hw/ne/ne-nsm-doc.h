@@ -3,8 +3,9 @@
  * with ES384, laid out as real Nitro documents are (shared/spec/
  * attestation.md sections 4 and 5).
  *
- * The identity is issued elsewhere (a local CA, ne-nsm-ca.c) and handed to
- * the NSM as a struct ne_nsm_identity; the NSM keeps its own copy.
+ * The identity is issued elsewhere (a local CA: the launcher's CA code)
+ * and handed to the NSM as a struct ne_nsm_identity; the NSM keeps its
+ * own copy.
  *
  * Copyright (c) 2026 The ne-kvm authors
  *
@@ -39,6 +40,9 @@
  * within this every document fits a 0x3000-byte response.
  */
 #define NE_NSM_CERTS_MAX        (7 * 1024)
+
+/* ES384's COSE signature: r||s, each 48 bytes, big-endian, 0-padded */
+#define NE_NSM_ES384_SIG_SIZE   96
 
 struct ne_nsm_der {
     const uint8_t *data;
@@ -83,7 +87,8 @@ struct ne_nsm_doc_fields {
 
 /*
  * Checks @id and replaces @s's identity with a copy of it.  On error @s
- * is unchanged and *@why says what is wrong with @id.
+ * is unchanged and *@why says what is wrong with @id: never NULL then, a
+ * static string (nothing to free).
  */
 bool ne_nsm_signer_set(struct ne_nsm_signer *s,
                        const struct ne_nsm_identity *id, const char **why);
@@ -98,5 +103,14 @@ uint8_t *ne_nsm_doc_sign(const struct ne_nsm_signer *s,
                          const struct ne_nsm_pcr_bank *bank,
                          uint64_t timestamp_ms,
                          const struct ne_nsm_doc_fields *fields, size_t *len);
+
+/*
+ * The DER ECDSA-Sig-Value @der (exactly @len bytes: SEQUENCE {r, s},
+ * minimal INTEGERs, so a sign byte 00 before a high bit and fewer bytes
+ * for a small value) as COSE's fixed-size r||s into @sig.  False when
+ * @der is no such value or r or s is wider than 48 bytes.
+ */
+bool ne_nsm_doc_es384_raw(const uint8_t *der, size_t len,
+                          uint8_t sig[NE_NSM_ES384_SIG_SIZE]);
 
 #endif /* HW_NE_NE_NSM_DOC_H */

@@ -11,6 +11,7 @@
  */
 #include <string.h>
 
+#include <openssl/err.h>
 #include <openssl/evp.h>
 
 #include "ne-nsm-pcr.h"
@@ -43,11 +44,13 @@ static bool hash_extend(const uint8_t *old, const void *data, size_t len,
     bool ok;
 
     memcpy(prev, old, sizeof(prev));
+    ERR_set_mark();
     ok = ctx && EVP_DigestInit_ex(ctx, EVP_sha384(), NULL) == 1 &&
          EVP_DigestUpdate(ctx, prev, sizeof(prev)) == 1 &&
          (!len || EVP_DigestUpdate(ctx, data, len) == 1) &&
          EVP_DigestFinal_ex(ctx, out, &n) == 1 && n == NE_NSM_PCR_SIZE;
     EVP_MD_CTX_free(ctx);
+    ERR_pop_to_mark();          /* a failure is told by the status */
     return ok;
 }
 
@@ -77,6 +80,7 @@ bool ne_nsm_pcr_boot(struct ne_nsm_pcr_bank *bank,
     ne_nsm_pcr_reset(bank);
     for (i = 0; i < NE_NSM_NR_PCRS; i++) {
         if (boot->value[i] && measured_slot(i) < 0) {
+            ne_nsm_pcr_lock_range(bank, NE_NSM_PLATFORM_PCRS);
             return false;
         }
     }
@@ -122,6 +126,18 @@ enum ne_nsm_pcr_status ne_nsm_pcr_extended(const struct ne_nsm_pcr_bank *bank,
                                                            : NE_NSM_PCR_FAILED;
 }
 
+enum ne_nsm_pcr_status ne_nsm_pcr_commit(struct ne_nsm_pcr_bank *bank,
+                                         uint64_t index,
+                                         const uint8_t value[NE_NSM_PCR_SIZE])
+{
+    enum ne_nsm_pcr_status st = ne_nsm_pcr_check(bank, index);
+
+    if (st == NE_NSM_PCR_OK) {
+        memcpy(bank->value[index], value, NE_NSM_PCR_SIZE);
+    }
+    return st;
+}
+
 enum ne_nsm_pcr_status ne_nsm_pcr_extend(struct ne_nsm_pcr_bank *bank,
                                          uint64_t index,
                                          const uint8_t *data, size_t len)
@@ -131,10 +147,7 @@ enum ne_nsm_pcr_status ne_nsm_pcr_extend(struct ne_nsm_pcr_bank *bank,
 
     /* Computed aside, so that a failed hash leaves the PCR as it was. */
     st = ne_nsm_pcr_extended(bank, index, data, len, next);
-    if (st == NE_NSM_PCR_OK) {
-        memcpy(bank->value[index], next, sizeof(next));
-    }
-    return st;
+    return st == NE_NSM_PCR_OK ? ne_nsm_pcr_commit(bank, index, next) : st;
 }
 
 enum ne_nsm_pcr_status ne_nsm_pcr_lock(struct ne_nsm_pcr_bank *bank,

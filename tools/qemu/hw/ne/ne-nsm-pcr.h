@@ -65,8 +65,9 @@ void ne_nsm_pcr_reset(struct ne_nsm_pcr_bank *bank);
 
 /*
  * Resets the bank, sets the measured PCRs and locks PCR0-15.  Returns
- * false, with the bank reset and nothing locked, when @boot gives a value
- * for a PCR the hypervisor does not measure.
+ * false when @boot gives a value for a PCR the hypervisor does not
+ * measure, with every PCR zero and PCR0-15 still locked: a refused boot
+ * fails closed, leaving the enclave no platform PCR to set itself.
  */
 bool ne_nsm_pcr_boot(struct ne_nsm_pcr_bank *bank,
                      const struct ne_nsm_boot_pcrs *boot);
@@ -84,6 +85,15 @@ enum ne_nsm_pcr_status ne_nsm_pcr_extended(const struct ne_nsm_pcr_bank *bank,
                                            uint64_t index,
                                            const uint8_t *data, size_t len,
                                            uint8_t out[NE_NSM_PCR_SIZE]);
+
+/*
+ * Sets PCR @index to @value, which ne_nsm_pcr_extended() computed on
+ * this bank, unchanged since: an extend in two steps, hashed once.  A
+ * locked PCR is refused.
+ */
+enum ne_nsm_pcr_status ne_nsm_pcr_commit(struct ne_nsm_pcr_bank *bank,
+                                         uint64_t index,
+                                         const uint8_t value[NE_NSM_PCR_SIZE]);
 
 /* PCR = SHA-384(PCR || data); a locked PCR is refused. */
 enum ne_nsm_pcr_status ne_nsm_pcr_extend(struct ne_nsm_pcr_bank *bank,
