@@ -314,6 +314,18 @@ static enum cose_failure field_cabundle(const cbor_item_t *v, struct att_doc *do
 }
 
 /*
+ * Null, checked without libcbor's cbor_is_null(): in libcbor 0.8 it calls
+ * cbor_ctrl_value(), which asserts that the item is no float, so a
+ * half-float nonce would abort nectl.  (Every other accessor here runs
+ * after the cbor_isa_*() or definite check its assertions ask for.)
+ */
+static bool is_null(const cbor_item_t *item)
+{
+	return cbor_isa_float_ctrl(item) && cbor_float_ctrl_is_ctrl(item) &&
+	       cbor_ctrl_value(item) == CBOR_CTRL_NULL;
+}
+
+/*
  * Absent optional fields are null in real documents.  ATT caps user_data
  * and nonce at 512 bytes, but AWS's own NSM check expects a real NSM to
  * accept 1024 bytes of each (spec section 2), so 1024 is the limit for all
@@ -322,7 +334,7 @@ static enum cose_failure field_cabundle(const cbor_item_t *v, struct att_doc *do
 static enum cose_failure field_optional(const cbor_item_t *v, const char *name, size_t min,
 					struct att_optional *out, char *err, size_t errlen)
 {
-	if (cbor_is_null(v))
+	if (is_null(v))
 		return COSE_OK;
 	if (!get_bytes(v, min, ATT_MAX_FIELD_SIZE, &out->value))
 		return fail(COSE_BAD_PAYLOAD, err, errlen,

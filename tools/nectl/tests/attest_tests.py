@@ -438,6 +438,20 @@ def malformed_cases(ch, good, payload):
         ("user_data of 1025 bytes", field("user_data", b"u" * 1025), "payload"),
         ("nonce a text string", field("nonce", "abc"), "payload"),
         ("nonce an integer", field("nonce", 0), "payload"),
+        # libcbor 0.8's cbor_is_null() asserts on a float: these aborted
+        # nectl before the signature check.
+        ("nonce a half float", field("nonce", Raw(b"\xf9\x3c\x00")), "payload"),
+        ("user_data a single float", field("user_data", Raw(b"\xfa\x3f\x80\x00\x00")),
+         "payload"),
+        ("public_key a double float", field("public_key", Raw(b"\xfb" + bytes(8))), "payload"),
+        ("nonce undefined", field("nonce", Raw(b"\xf7")), "payload"),
+        ("nonce true", field("nonce", True), "payload"),
+        ("timestamp a half float", field("timestamp", Raw(b"\xf9\x3c\x00")), "payload"),
+        ("module_id a double float", field("module_id", Raw(b"\xfb" + bytes(8))), "payload"),
+        ("PCR index a half float", field("pcrs", Map([(Raw(b"\xf9\x00\x00"), b"\0" * 48)])),
+         "payload"),
+        ("cabundle entry a half float", field("cabundle", [bundle[0], Raw(b"\xf9\x3c\x00")]),
+         "payload"),
     ]
     for key in ("module_id", "digest", "timestamp", "pcrs", "certificate", "cabundle"):
         cases.append(("payload without %s" % key, without(key), "payload"))
