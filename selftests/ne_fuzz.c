@@ -11,7 +11,10 @@
  * removes and rescans the PCI device.  The supervisor (the first process)
  * watches every worker: an operation that does not return within
  * --hang-timeout is reported with the kernel stacks of the fuzzer's tasks,
- * and the fuzzer exits instead of hanging.  After the run it checks that
+ * and the fuzzer exits instead of hanging.  While the fuzzer's processes
+ * keep using CPU time (a slow munmap, a fork copying huge pages on an
+ * overloaded TCG host) an operation gets HANG_BUSY_FACTOR times as long:
+ * a blocked task makes no such progress, a busy machine does.  After the run it checks that
  * the driver gave everything back (see --help).
  *
  * Each worker draws its operations from its own generator, seeded from the
@@ -129,6 +132,41 @@ static uint64_t now_ns(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+}
+
+/* An operation's time limit while the fuzzer's processes use CPU time. */
+#define HANG_BUSY_FACTOR	5
+
+/* CPU time (clock ticks, every thread) used so far by the processes @pids. */
+static uint64_t cpu_ticks(const pid_t *pids, int n)
+{
+	uint64_t sum = 0;
+	int i;
+
+	for (i = 0; i < n; i++) {
+		unsigned long long utime, stime;
+		char path[64], buf[1024], *p;
+		ssize_t len;
+		int fd;
+
+		if (pids[i] <= 0)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/stat", pids[i]);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		len = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+		if (len <= 0)
+			continue;
+		buf[len] = '\0';
+		/* after "(comm) ": state, then fields 4-13, utime, stime */
+		p = strrchr(buf, ')');
+		if (p && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
+				&utime, &stime) == 2)
+			sum += utime + stime;
+	}
+	return sum;
 }
 
 static void msleep(unsigned int ms)
@@ -2046,7 +2084,8 @@ static void usage(FILE *f)
 "  --threads N        threads per worker process (default 3, at most %d)\n"
 "  --procs N          worker processes (default 2, at most %d)\n"
 "  --hang-timeout N   an operation that takes longer than N s is a hang\n"
-"                     (default 60)\n"
+"                     (default 60; while the fuzzer's processes keep using\n"
+"                     CPU time, 5 times as long)\n"
 "  --settle N         seconds the driver gets to give everything back\n"
 "                     after the run (default 30)\n"
 "  --cmd-timeout-ms N the driver's cmd_timeout_ms during the run (default\n"
@@ -2112,7 +2151,7 @@ int main(int argc, char **argv)
 	int c, i, nw, running, sys;
 	pid_t leaker = 0;
 	char dir[PATH_MAX], buf[64];
-	uint64_t end;
+	uint64_t end, busy_until, last_cpu = 0;
 
 	while ((c = getopt_long(argc, argv, "h", lopts, NULL)) != -1) {
 		switch (c) {
@@ -2308,9 +2347,20 @@ int main(int argc, char **argv)
 	/* Watch them: hangs, crashes, kernel reports. */
 	end = now_ns() + (opt_seconds + opt_hang + 30ULL) * 1000000000ULL;
 	running = nchildren;
+	busy_until = now_ns() + opt_hang * 1000000000ULL;
 	while (running) {
+		uint64_t limit, cpu = cpu_ticks(children, nchildren);
 		int status;
 		pid_t pid;
+
+		/* busy: CPU time went on in the last second */
+		if (cpu != last_cpu) {
+			last_cpu = cpu;
+			busy_until = now_ns() + 1000000000ULL;
+		}
+		limit = opt_hang * 1000000000ULL;
+		if (now_ns() < busy_until)
+			limit *= HANG_BUSY_FACTOR;
 
 		while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
 			for (i = 0; i < nchildren; i++) {
@@ -2330,13 +2380,13 @@ int main(int argc, char **argv)
 			uint64_t t = sh->w[i].op_start_ns;
 			char what[TEXT + 64];
 
-			if (t && now_ns() > t + opt_hang * 1000000000ULL) {
+			if (t && now_ns() > t + limit) {
 				snprintf(what, sizeof(what), "worker %d: %s", i,
 					 sh->w[i].ring[sh->w[i].head % RING].text);
 				hang(i, what);
 			}
 		}
-		if (running && now_ns() > end)
+		if (running && now_ns() > end + limit - opt_hang * 1000000000ULL)
 			hang(-1, "the workers did not finish in time");
 		msleep(100);
 	}
