@@ -45,6 +45,7 @@
 #define COSE_ES384	(-35)
 #define SIG_SIZE	96	/* ES384: r || s */
 #define P384_BYTES	48
+#define ARRAY_SIZE(a)	(sizeof(a) / sizeof((a)[0]))
 
 static int nsm_fd = -1;
 static uint8_t resp[NSM_RESPONSE_MAX];
@@ -181,7 +182,7 @@ static const char *check_describe_nsm(void)
 			"DescribeNSM", true, &r);
 	if (err)
 		return err;
-	for (i = 0; i < sizeof(nums) / sizeof(nums[0]); i++) {
+	for (i = 0; i < ARRAY_SIZE(nums); i++) {
 		v = r.body;
 		if (!cb_map_find(&v, nums[i], &v) || !cb_get_uint(&v, &n) ||
 		    n > 0xffff)
@@ -238,7 +239,7 @@ static const char *check_image_pcrs(void)
 		   all_zero(pcr[2], PCR_SIZE);
 
 	if (zero != 0 && zero != 3)
-		return fail("%d of PCR0, PCR1 and PCR2 are zero: expected none (or all, in debug mode)",
+		return fail("%d of PCR0..2 are zero: expected none (or all, in debug mode)",
 			    zero);
 	return NULL;
 }
@@ -314,13 +315,13 @@ static const char *check_extend_free_pcrs(void)
 			if (err)
 				return err;
 			if (memcmp(got, want, PCR_SIZE))
-				return fail("ExtendPCR %u gave a value other than SHA-384(old || data)",
+				return fail("ExtendPCR %u: not SHA-384(old || data)",
 					    i);
 			err = describe_pcr(i, &lock, now);
 			if (err)
 				return err;
 			if (memcmp(now, got, PCR_SIZE))
-				return fail("DescribePCR %u after ExtendPCR is not what ExtendPCR answered",
+				return fail("DescribePCR %u: not what ExtendPCR answered",
 					    i);
 			memcpy(pcr[i], got, PCR_SIZE);
 		}
@@ -885,7 +886,7 @@ static const struct {
 
 int main(void)
 {
-	int n = sizeof(checks) / sizeof(checks[0]), i, failed = 0;
+	int n = ARRAY_SIZE(checks), i, failed = 0;
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	memset(field, 0x80, sizeof(field));
