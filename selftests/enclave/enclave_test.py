@@ -7,8 +7,9 @@ Run inside the parent VM by selftests/enclave/run:
     tools/ne-vm --cores 3 --timeout 1500 -- selftests/enclave/run EIF
 
 EIF is the sample enclave image (tools/enclave/build): its app serves vsock
-port 5000 (one hello line naming its CID), 5005 (echo until EOF) and 5009
-(control: "exit" powers the enclave off, "panic" panics its kernel).
+port 5000 (one hello line naming its CID), 5005 (echo until EOF), 5009
+(control: "exit" powers the enclave off, "panic" panics its kernel), 5010
+(attestation documents from the NSM) and 5011 (runs /nsm-check).
 
 The CPU pool is set to 2-5 (two cores of two threads: --cores 3), so two
 2-CPU enclaves fit at once.  Enclaves take ~10-20 s to boot under TCG, so
@@ -49,6 +50,8 @@ POOL_CPUS = "2-5"
 MEM_MIB = 128                   # what Debian's kernel needs to boot (tools/enclave/README.md)
 HEARTBEAT_TIMEOUT = 180         # nitro-cli's minimum, which nectl uses for this image
 HELLO_PORT, ECHO_PORT, CONTROL_PORT = 5000, 5005, 5009
+ATTEST_PORT, NSM_CHECK_PORT = 5010, 5011
+NO_NSM_LINE = b"error no /dev/nsm: this enclave has no NSM device\n"
 CONSOLE_PORT_BASE = 10000
 CID_HYPERVISOR = 0              # VMADDR_CID_HYPERVISOR: serves the debug consoles
 UNUSED_CID = 99
@@ -533,6 +536,53 @@ def test_hello_names_the_enclave_cid():
     check(line == "hello from enclave CID %d\n" % e.cid,
           "CID %d port %d answered %r" % (e.cid, HELLO_PORT, line))
     return "hello over vsock from CID %d names CID %d" % (e.cid, e.cid)
+
+
+def attest(cid, request):
+    """Sends one request line to the attest service; returns its whole
+    answer (the service closes after it)."""
+    with service_connect(cid, ATTEST_PORT) as s:
+        try:
+            s.sendall(request)
+            return read_to_eof(s, limit=64 << 10)
+        except OSError as e:
+            raise Failure("attest request %r to CID %d: %s" % (request, cid, e))
+
+
+@test
+def test_attest_answers_a_document_or_why_not():
+    """b2. The attest service (port 5010) answers a request with "ok N" and
+    an N-byte COSE_Sign1 document, or, in an enclave without an NSM device,
+    one "error no /dev/nsm" line, in time; a malformed request gets an
+    error line; /nsm-check (port 5011) prints TAP and says why it stops."""
+    e = enclave("debug")
+    t0 = time.monotonic()
+    out = attest(e.cid, b"nonce=00112233 user-data=cafe public-key\n")
+    took = time.monotonic() - t0
+    head, _, doc = out.partition(b"\n")
+    if head.startswith(b"ok "):
+        check(head[3:].isdigit() and int(head[3:]) == len(doc) and doc[:1] in (b"\x84", b"\xd2"),
+              "attest answered %r and %d bytes starting %r: not an N-byte COSE_Sign1" %
+              (head, len(doc), doc[:4]))
+        what = "a %d-byte document" % len(doc)
+    else:
+        check(out == NO_NSM_LINE, "attest answered %r, expected \"ok N\" or %r" % (out[:200], NO_NSM_LINE))
+        what = "\"error no /dev/nsm\" (no NSM device yet)"
+    bad = attest(e.cid, b"nonce=abc\n")
+    check(bad.startswith(b"error ") and bad.endswith(b"\n") and bad.count(b"\n") == 1,
+          "a malformed request got %r, expected one \"error ...\" line" % bad)
+    with service_connect(e.cid, NSM_CHECK_PORT) as s:
+        try:
+            tap = read_to_eof(s).decode(errors="replace")
+        except OSError as err:
+            raise Failure("reading /nsm-check's output from CID %d: %s" % (e.cid, err))
+    check(tap.startswith("TAP version 13\n1..") and
+          (("open /dev/nsm: no /dev/nsm (no NSM device" in tap and "Bail out!" in tap) or
+           ", 0 failed\n" in tap),
+          "/nsm-check printed neither a clean run nor the missing /dev/nsm:\n%s" % tap[-2000:])
+    return "attest from CID %d: %s in %.1f s; malformed request: %s; nsm-check: %s" % (
+        e.cid, what, took, bad.decode(errors="replace").strip(),
+        "bails out, no /dev/nsm" if "Bail out!" in tap else "all passed")
 
 
 @test

@@ -10,8 +10,15 @@
  *   port 5009  control: reads one line: "exit" ends the app (and so the
  *                       enclave: init powers off), "panic" panics the
  *                       enclave kernel; used by the tests of enclave exit
+ *   port 5010  attest:  reads one request line and answers with an
+ *                       attestation document from the NSM (attest.c has
+ *                       the format)
+ *   port 5011  nsm-check: runs /nsm-check, the NSM's acceptance test, with
+ *                       its TAP output going to the connection
  *
- * It also prints the hello line on the console when it starts.
+ * It also prints the hello line on the console when it starts, after
+ * making its P-384 key pair (key.h), whose public key the attest service
+ * puts in a document on request.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -26,10 +33,24 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include <linux/vm_sockets.h>
+#include "attest.h"
+#include "key.h"
 
 #define HELLO_PORT	5000
 #define ECHO_PORT	5005
 #define CONTROL_PORT	5009
+#define ATTEST_PORT	5010
+#define NSM_CHECK_PORT	5011
+#define NSM_CHECK	"/nsm-check"
+
+enum { HELLO, ECHO, CONTROL, ATTEST, NSM_CHECK_SVC, NR_SERVICES };
+static const unsigned int ports[NR_SERVICES] = {
+	[HELLO] = HELLO_PORT,
+	[ECHO] = ECHO_PORT,
+	[CONTROL] = CONTROL_PORT,
+	[ATTEST] = ATTEST_PORT,
+	[NSM_CHECK_SVC] = NSM_CHECK_PORT,
+};
 
 static unsigned int my_cid(void)
 {
@@ -125,29 +146,51 @@ static int serve_control(int fd)
 	return 0;
 }
 
+/* In a child: /nsm-check with the connection as its stdout and stderr. */
+static void __attribute__((noreturn)) run_nsm_check(int conn)
+{
+	char *argv[] = { NSM_CHECK, NULL };
+	int null = open("/dev/null", O_RDONLY);
+
+	if (null >= 0)
+		dup2(null, 0);
+	dup2(conn, 1);
+	dup2(conn, 2);
+	execv(argv[0], argv);
+	dprintf(1, "error cannot run %s: %s\n", NSM_CHECK, strerror(errno));
+	_exit(1);
+}
+
 int main(void)
 {
-	struct pollfd fds[3];
+	static uint8_t spki[KEY_SPKI_SIZE];
+	struct pollfd fds[NR_SERVICES];
+	const uint8_t *public_key = spki;
 	char hello[64];
 	int i;
 
 	signal(SIGPIPE, SIG_IGN);
 	/* children are reaped by the kernel: nobody waits for them */
 	signal(SIGCHLD, SIG_IGN);
+	if (key_generate(spki)) {
+		/* the other services still work; attest says why it cannot */
+		fprintf(stderr, "app: cannot make the P-384 key pair: %s\n",
+			strerror(errno));
+		public_key = NULL;
+	}
 	snprintf(hello, sizeof(hello), "hello from enclave CID %u\n", my_cid());
 	fputs(hello, stdout);
 	fflush(stdout);
 
-	fds[0].fd = listen_on(HELLO_PORT);
-	fds[1].fd = listen_on(ECHO_PORT);
-	fds[2].fd = listen_on(CONTROL_PORT);
-	for (i = 0; i < 3; i++)
+	for (i = 0; i < NR_SERVICES; i++) {
+		fds[i].fd = listen_on(ports[i]);
 		fds[i].events = POLLIN;
+	}
 
 	for (;;) {
-		if (poll(fds, 3, -1) < 0)
+		if (poll(fds, NR_SERVICES, -1) < 0)
 			continue;
-		for (i = 0; i < 3; i++) {
+		for (i = 0; i < NR_SERVICES; i++) {
 			int conn;
 
 			if (!(fds[i].revents & POLLIN))
@@ -155,16 +198,34 @@ int main(void)
 			conn = accept4(fds[i].fd, NULL, NULL, SOCK_CLOEXEC);
 			if (conn < 0)
 				continue;
-			if (i == 0) {
+			switch (i) {
+			case HELLO:
 				write_all(conn, hello, strlen(hello));
-			} else if (i == 1) {
+				break;
+			case ECHO:
 				if (fork() == 0) {
 					serve_echo(conn);
 					_exit(0);
 				}
-			} else if (serve_control(conn)) {
-				close(conn);
-				return 0;
+				break;
+			case CONTROL:
+				if (serve_control(conn)) {
+					close(conn);
+					return 0;
+				}
+				break;
+			case ATTEST:
+				/* the NSM may take up to 120 s: not in this loop */
+				if (fork() == 0) {
+					serve_attest(conn, public_key,
+						     public_key ? KEY_SPKI_SIZE : 0);
+					_exit(0);
+				}
+				break;
+			case NSM_CHECK_SVC:
+				if (fork() == 0)
+					run_nsm_check(conn);
+				break;
 			}
 			close(conn);
 		}

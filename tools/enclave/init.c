@@ -4,8 +4,8 @@
  *
  *  1. mounts /dev, /proc and /sys;
  *  2. loads the kernel modules listed in /modules.order, in that order
- *     (Debian's kernel has virtio-mmio and vsock as modules, and there is no
- *     udev here to load them);
+ *     (Debian's kernel has virtio-mmio, vsock and the NSM driver as
+ *     modules, and there is no udev here to load them);
  *  3. sends the 0xB7 heartbeat to the parent (CID 3, port 9000) and waits
  *     for the echo, as the Nitro enclave init does;
  *  4. runs /app (its arguments come from the kernel command line after
