@@ -8,7 +8,6 @@
 
 #include "qemu/osdep.h"
 #include "qapi/error.h"
-#include "qemu/memfd.h"
 
 #include "ne-attest.h"
 #include "ne-kernel.h"
@@ -112,9 +111,11 @@ static void ne_attest_pcrs(NEAttest *a, struct ne_nsm_boot_record *r,
 /* @len bytes of @buf in a new memory file, sealed against any change. */
 static int ne_attest_sealed_file(const uint8_t *buf, size_t len, Error **errp)
 {
-    int fd = qemu_memfd_create("ne-nsm-boot", 0, false, 0, 0, errp);
+    /* (sealable, sealed once written: the child reads it as it is) */
+    int fd = memfd_create("ne-nsm-boot", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 
     if (fd < 0) {
+        error_setg_errno(errp, errno, "memfd_create");
         return -1;
     }
     if (qemu_write_full(fd, buf, len) != len ||
