@@ -146,19 +146,36 @@ static int serve_control(int fd)
 	return 0;
 }
 
-/* In a child: /nsm-check with the connection as its stdout and stderr. */
+/*
+ * In a child: /nsm-check with the connection as its stdout and stderr, then
+ * one line saying how it ended when that was not a normal exit, so that a
+ * crash reads as one on the parent's side rather than as truncated output.
+ */
 static void __attribute__((noreturn)) run_nsm_check(int conn)
 {
 	char *argv[] = { NSM_CHECK, NULL };
-	int null = open("/dev/null", O_RDONLY);
+	int status;
+	pid_t pid;
 
-	if (null >= 0)
-		dup2(null, 0);
-	dup2(conn, 1);
-	dup2(conn, 2);
-	execv(argv[0], argv);
-	dprintf(1, "error cannot run %s: %s\n", NSM_CHECK, strerror(errno));
-	_exit(1);
+	signal(SIGCHLD, SIG_DFL);	/* the app ignores it: wait here */
+	pid = fork();
+	if (pid == 0) {
+		int null = open("/dev/null", O_RDONLY);
+
+		if (null >= 0)
+			dup2(null, 0);
+		dup2(conn, 1);
+		dup2(conn, 2);
+		execv(argv[0], argv);
+		dprintf(1, "error cannot run %s: %s\n", NSM_CHECK, strerror(errno));
+		_exit(1);
+	}
+	if (pid < 0)
+		dprintf(conn, "error cannot fork %s: %s\n", NSM_CHECK, strerror(errno));
+	else if (waitpid(pid, &status, 0) == pid && WIFSIGNALED(status))
+		dprintf(conn, "Bail out! %s killed by signal %d (%s)\n", NSM_CHECK,
+			WTERMSIG(status), strsignal(WTERMSIG(status)));
+	_exit(0);
 }
 
 int main(void)

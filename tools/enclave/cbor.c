@@ -236,7 +236,17 @@ bool cb_get_bytes(struct cb_reader *r, const uint8_t **data, size_t *len)
 
 bool cb_get_text(struct cb_reader *r, const char **text, size_t *len)
 {
-	return get_string(r, CB_TEXT, (const uint8_t **)text, len);
+	const uint8_t *data;
+
+	/*
+	 * Not get_string(..., (const uint8_t **)text, ...): a store through
+	 * that cast does not alias a "const char *" object, and GCC at -Os
+	 * then read the caller's pointer as it was before (NULL).
+	 */
+	if (!get_string(r, CB_TEXT, &data, len))
+		return false;
+	*text = (const char *)data;
+	return true;
 }
 
 bool cb_text_is(const char *text, size_t len, const char *want)

@@ -780,11 +780,22 @@ static const char *check_attestation_all(void)
 }
 
 /* Present but empty fields are not absent ones: they come back empty. */
+/*
+ * Empty user_data and nonce are fields of no bytes, kept as such; an empty
+ * public_key is no key (ATT: 1 to 1024 bytes), which the NSM refuses
+ * rather than put in a document that verifiers would reject.
+ */
 static const char *check_attestation_empty_fields(void)
 {
-	struct nsm_blob empty = { "", 0 };
+	struct nsm_blob empty = { "", 0 }, none = { NULL, 0 };
+	uint8_t req[64];
+	const char *err = attest(&empty, &empty, &none);
 
-	return attest(&empty, &empty, &empty);
+	if (err)
+		return err;
+	return expect_error(req, nsm_req_attestation(req, sizeof(req), &empty,
+						     &empty, &empty),
+			    "Attestation with an empty public_key");
 }
 
 /* ---- refusals ---------------------------------------------------------- */
@@ -860,7 +871,7 @@ static const struct {
 	  check_attestation_user_data_nonce },
 	{ "Attestation with 1024 bytes of user_data, nonce and public_key",
 	  check_attestation_all },
-	{ "Attestation with empty user_data, nonce and public_key",
+	{ "Attestation with empty user_data and nonce; an empty public_key is an Error",
 	  check_attestation_empty_fields },
 	{ "ExtendPCR 16..31: SHA-384(old || data), as DescribePCR then says",
 	  check_extend_free_pcrs },
