@@ -14,8 +14,8 @@
  * and the fuzzer exits instead of hanging.  While the fuzzer's processes
  * keep using CPU time (a slow munmap, a fork copying huge pages on an
  * overloaded TCG host) an operation gets HANG_BUSY_FACTOR times as long:
- * a blocked task makes no such progress, a busy machine does.  After the run it checks that
- * the driver gave everything back (see --help).
+ * a blocked task makes no such progress, a busy machine does.  After the
+ * run it checks that the driver gave everything back (see --help).
  *
  * Each worker draws its operations from its own generator, seeded from the
  * run's seed and the worker's index, and draws the same number of values for

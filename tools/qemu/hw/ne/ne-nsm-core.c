@@ -205,14 +205,11 @@ static enum ne_nsm_error pcr_error(enum ne_nsm_pcr_status st)
 static cbor_item_t *locked_pcrs(const struct ne_nsm_pcr_bank *bank)
 {
     cbor_item_t *array;
-    unsigned int i, n = 0;
+    unsigned int i;
     bool ok = true;
 
-    for (i = 0; i < NE_NSM_NR_PCRS; i++) {
-        n += ne_nsm_pcr_is_locked(bank, i);
-    }
     /* definite and ascending, as serde_cbor writes the API's BTreeSet */
-    array = cbor_new_definite_array(n);
+    array = cbor_new_definite_array(ne_nsm_pcr_nr_locked(bank));
     for (i = 0; ok && i < NE_NSM_NR_PCRS; i++) {
         if (ne_nsm_pcr_is_locked(bank, i)) {
             ok = ne_nsm_cbor_push(array, ne_nsm_cbor_uint(i));

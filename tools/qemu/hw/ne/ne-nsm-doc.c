@@ -243,14 +243,11 @@ void ne_nsm_signer_clear(struct ne_nsm_signer *s)
 static cbor_item_t *pcr_map(const struct ne_nsm_pcr_bank *bank)
 {
     cbor_item_t *map;
-    unsigned int i, n = 0;
+    unsigned int i;
     bool ok = true;
 
-    for (i = 0; i < NE_NSM_NR_PCRS; i++) {
-        n += ne_nsm_pcr_is_locked(bank, i);
-    }
     /* "all locked PCRs" (ATT), in ascending order, a definite map */
-    map = cbor_new_definite_map(n);
+    map = cbor_new_definite_map(ne_nsm_pcr_nr_locked(bank));
     for (i = 0; ok && i < NE_NSM_NR_PCRS; i++) {
         if (ne_nsm_pcr_is_locked(bank, i)) {
             ok = ne_nsm_cbor_put(map, ne_nsm_cbor_uint(i),

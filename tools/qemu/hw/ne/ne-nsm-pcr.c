@@ -172,6 +172,11 @@ enum ne_nsm_pcr_status ne_nsm_pcr_lock_range(struct ne_nsm_pcr_bank *bank,
     return NE_NSM_PCR_OK;
 }
 
+unsigned int ne_nsm_pcr_nr_locked(const struct ne_nsm_pcr_bank *bank)
+{
+    return __builtin_popcount(bank->locked);
+}
+
 bool ne_nsm_pcr_is_locked(const struct ne_nsm_pcr_bank *bank,
                           unsigned int index)
 {

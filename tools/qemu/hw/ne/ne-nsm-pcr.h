@@ -108,6 +108,9 @@ enum ne_nsm_pcr_status ne_nsm_pcr_lock(struct ne_nsm_pcr_bank *bank,
 enum ne_nsm_pcr_status ne_nsm_pcr_lock_range(struct ne_nsm_pcr_bank *bank,
                                              uint64_t range);
 
+/* How many PCRs are locked: the size of the lists that name them. */
+unsigned int ne_nsm_pcr_nr_locked(const struct ne_nsm_pcr_bank *bank);
+
 bool ne_nsm_pcr_is_locked(const struct ne_nsm_pcr_bank *bank,
                           unsigned int index);
 
