@@ -1578,6 +1578,177 @@ static void test_locked_in_document(struct ne_nsm *nsm)
     free(doc);
 }
 
+/* The leaf certificate (DER) of document @doc, malloc'ed; NULL if none. */
+static uint8_t *doc_certificate(const uint8_t *doc, size_t len, size_t *cert_len)
+{
+    cbor_item_t *cose = decode_all(doc, len), *payload = NULL;
+    uint8_t *cert = NULL;
+    const uint8_t *d;
+
+    if (cose && cbor_isa_array(cose) && cbor_array_size(cose) == 4 &&
+        cbor_isa_bytestring(cbor_array_handle(cose)[2])) {
+        cbor_item_t *p = cbor_array_handle(cose)[2];
+
+        payload = decode_all(cbor_bytestring_handle(p),
+                             cbor_bytestring_length(p));
+    }
+    if (payload && cbor_isa_map(payload) &&
+        field_bytes(payload, "certificate", &d, cert_len)) {
+        cert = malloc(*cert_len);
+        memcpy(cert, d, *cert_len);
+    }
+    if (payload) {
+        cbor_decref(&payload);
+    }
+    if (cose) {
+        cbor_decref(&cose);
+    }
+    return cert;
+}
+
+/* Whether the next document of @nsm is signed with the leaf @want. */
+static bool signs_with(struct ne_nsm *nsm, const struct cert *want)
+{
+    struct doc_req r = { SIZE_MAX, SIZE_MAX, SIZE_MAX };
+    size_t len, cert_len = 0;
+    uint8_t *doc = attest(nsm, &r, &len), *cert = NULL;
+    bool same;
+
+    if (doc) {
+        cert = doc_certificate(doc, len, &cert_len);
+    }
+    same = cert && cert_len == (size_t)want->der_len &&
+           !memcmp(cert, want->der, cert_len);
+    free(cert);
+    free(doc);
+    return same;
+}
+
+static int64_t cert_time(const ASN1_TIME *t)
+{
+    struct tm tm;
+
+    if (ASN1_TIME_to_tm(t, &tm) != 1) {
+        die("ASN1_TIME_to_tm");
+    }
+    return timegm(&tm);
+}
+
+/*
+ * Documents are signed only inside the leaf's validity: one a second
+ * before its notBefore or at its notAfter would fail every verifier.
+ */
+static void test_leaf_validity(void)
+{
+    const struct cert *leaf = &chain[NR_CHAIN - 1];
+    int64_t nb = cert_time(X509_get0_notBefore(leaf->x509));
+    int64_t na = cert_time(X509_get0_notAfter(leaf->x509));
+    static const struct { int64_t from_nb, from_na; bool ok; } at[] = {
+        { -1, 0, false }, { 0, 0, true }, { 0, -1, true }, { 0, 0, false },
+    };
+    struct ne_nsm nsm;
+    size_t i;
+
+    boot_nsm(&nsm, false);
+    ne_nsm_set_clock(&nsm, test_clock, NULL);
+    for (i = 0; i < sizeof(at) / sizeof(at[0]); i++) {
+        /* rows 0, 1 around notBefore; rows 2, 3 around notAfter */
+        int64_t t = i < 2 ? nb + at[i].from_nb : na + at[i].from_na;
+
+        fixed_ms = (uint64_t)t * 1000 + (i == 2 ? 999 : 0);
+        send_item(&nsm, request("Attestation", "user_data", cbor_new_null(),
+                                "nonce", cbor_new_null(), "public_key",
+                                cbor_new_null(), NULL));
+        if (at[i].ok) {
+            cbor_item_t *body = body_of_last("Attestation");
+
+            ok(body != NULL, "a document at %+lld s from the leaf's %s",
+               (long long)(i < 2 ? at[i].from_nb : at[i].from_na),
+               i < 2 ? "notBefore" : "notAfter (minus 1 ms)");
+            if (body) {
+                cbor_decref(&body);
+            }
+        } else {
+            ok(is_error("InternalError"), "no document %lld s %s the leaf's "
+               "validity: InternalError",
+               (long long)(i < 2 ? -at[i].from_nb : at[i].from_na),
+               i < 2 ? "before" : "after the end of");
+        }
+    }
+    ne_nsm_cleanup(&nsm);
+}
+
+/* A renewal record with @id, PCRs if @pcrs, through encode and decode. */
+static bool renew_with(struct ne_nsm *nsm, const struct ne_nsm_identity *id,
+                       bool pcrs, const char **why)
+{
+    struct ne_nsm_boot_record r = { .identity = *id }, got;
+    uint8_t *buf;
+    size_t len;
+    bool done;
+
+    if (pcrs) {
+        ne_nsm_pcr_measure("x", 1, r.pcr[0]);
+        r.pcr_given = 1;
+    }
+    buf = ne_nsm_boot_record_encode(&r, &len);
+    if (!buf || !ne_nsm_boot_record_decode(buf, len, &got, why)) {
+        free(buf);
+        return false;
+    }
+    free(buf);
+    done = ne_nsm_boot_record_renew(nsm, &got, why);
+    ne_nsm_boot_record_clear(&got);
+    return done;
+}
+
+/*
+ * The hypervisor renews a running NSM's leaf: the next documents carry
+ * the new one.  A renewal that gives PCRs, another module's identity or
+ * comes before the boot is refused and changes nothing.
+ */
+static void test_renewal(void)
+{
+    struct cert fresh, other;
+    struct cert_spec other_spec = chain_spec[NR_CHAIN - 1];
+    struct ne_nsm_identity id = identity();
+    struct ne_nsm nsm;
+    const char *why = "";
+    bool done;
+
+    make_cert(&fresh, &chain_spec[NR_CHAIN - 1], &chain[NR_CHAIN - 2]);
+    other_spec.cn = OTHER_MODULE_ID ".eu-central-1.test";
+    make_cert(&other, &other_spec, &chain[NR_CHAIN - 2]);
+
+    ne_nsm_init(&nsm);
+    id.key = fresh.key;
+    id.certificate = (struct ne_nsm_der) { fresh.der, fresh.der_len };
+    done = renew_with(&nsm, &id, false, &why);
+    ok(!done && strstr(why, "not booted"),
+       "a renewal before the boot is refused (%s)", why);
+    ne_nsm_cleanup(&nsm);
+
+    boot_nsm(&nsm, false);
+    ok(signs_with(&nsm, &chain[NR_CHAIN - 1]), "booted: documents carry "
+       "the boot record's leaf");
+    done = renew_with(&nsm, &id, false, &why);
+    ok(done, "a renewal with a fresh leaf of the same module id is taken");
+    ok(signs_with(&nsm, &fresh), "after it, documents carry the fresh leaf");
+    done = renew_with(&nsm, &id, true, &why);
+    ok(!done && strstr(why, "gives PCRs") && signs_with(&nsm, &fresh),
+       "a renewal that gives PCRs is refused, the leaf kept (%s)", why);
+    id.key = other.key;
+    id.certificate = (struct ne_nsm_der) { other.der, other.der_len };
+    id.module_id = OTHER_MODULE_ID;
+    done = renew_with(&nsm, &id, false, &why);
+    ok(!done && strstr(why, "another module id") && signs_with(&nsm, &fresh),
+       "a renewal for another module id is refused, the leaf kept (%s)",
+       why);
+    ne_nsm_cleanup(&nsm);
+    free_cert(&fresh);
+    free_cert(&other);
+}
+
 static void test_debug_document(void)
 {
     static char out[65536];
@@ -2503,6 +2674,8 @@ int main(int argc, char **argv)
     test_cbor_walk();
     ne_nsm_cleanup(&nsm);
     test_debug_document();
+    test_leaf_validity();
+    test_renewal();
 
     test_boot_record(seed);
     test_field_types();

@@ -320,6 +320,29 @@ bool ne_nsm_boot_record_apply(struct ne_nsm *nsm,
     return !r->identity.key || ne_nsm_set_identity(nsm, &r->identity, why);
 }
 
+bool ne_nsm_boot_record_renew(struct ne_nsm *nsm,
+                              const struct ne_nsm_boot_record *r,
+                              const char **why)
+{
+    if (!nsm->booted || !nsm->signer.key) {
+        *why = "a renewal for an NSM that was not booted with an identity";
+        return false;
+    }
+    if (r->pcr_given) {
+        *why = "a renewal record gives PCRs: they are set once, at boot";
+        return false;
+    }
+    if (!r->identity.key) {
+        *why = "a renewal record without an identity";
+        return false;
+    }
+    if (strcmp(r->identity.module_id, nsm->signer.module_id)) {
+        *why = "a renewal record for another module id";
+        return false;
+    }
+    return ne_nsm_set_identity(nsm, &r->identity, why);
+}
+
 void ne_nsm_boot_record_clear(struct ne_nsm_boot_record *r)
 {
     struct ne_nsm_identity *id = &r->identity;

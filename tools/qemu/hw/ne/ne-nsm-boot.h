@@ -16,6 +16,12 @@
  * The last four are absent for an NSM that cannot sign (a hypervisor
  * without a CA): its Attestation answers InternalError.
  *
+ * Renewal.  A leaf lasts 3 hours (AWS's) and a document is only signed
+ * inside its validity, so the hypervisor sends a running enclave's NSM a
+ * fresh leaf every few minutes, as a renewal record: the same map with no
+ * PCR ("pcrs" empty: the enclave's measurements never change after boot)
+ * and the identity of the same module id.
+ *
  * Plain C with libcbor and OpenSSL, no QEMU header: unit-tested on the
  * host with the rest of the NSM core.
  *
@@ -62,6 +68,15 @@ bool ne_nsm_boot_record_decode(const uint8_t *buf, size_t len,
 
 /* Boots @nsm with @r's PCRs (locking 0-15) and gives it @r's identity. */
 bool ne_nsm_boot_record_apply(struct ne_nsm *nsm,
+                              const struct ne_nsm_boot_record *r,
+                              const char **why);
+
+/*
+ * Gives @nsm, booted and signing, the identity of the renewal record @r.
+ * False, with *@why set and the identity kept, for a record that carries
+ * PCRs or no identity, or whose module id is not @nsm's.
+ */
+bool ne_nsm_boot_record_renew(struct ne_nsm *nsm,
                               const struct ne_nsm_boot_record *r,
                               const char **why);
 

@@ -18,6 +18,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/core_names.h>
 #include <openssl/ec.h>
@@ -136,7 +137,20 @@ static const char *check_chain(const struct ne_nsm_identity *id, X509 *leaf,
     return NULL;
 }
 
-static const char *check_identity(const struct ne_nsm_identity *id)
+/* @t as seconds since the epoch, or false for a time OpenSSL cannot read */
+static bool asn1_seconds(const ASN1_TIME *t, int64_t *out)
+{
+    struct tm tm;
+
+    if (!t || ASN1_TIME_to_tm(t, &tm) != 1) {
+        return false;
+    }
+    *out = timegm(&tm);
+    return true;
+}
+
+static const char *check_identity(const struct ne_nsm_identity *id,
+                                  struct ne_nsm_signer *validity)
 {
     X509 *leaf = NULL, *bundle[NE_NSM_CABUNDLE_MAX] = { NULL };
     const char *why = check_sizes(id);
@@ -159,6 +173,12 @@ static const char *check_identity(const struct ne_nsm_identity *id)
         why = "the certificate is not a DER certificate of 1 to 1024 bytes";
     } else if (X509_check_private_key(leaf, id->key) != 1) {
         why = "the certificate is not the key's";
+    } else if (!asn1_seconds(X509_get0_notBefore(leaf),
+                             &validity->not_before) ||
+               !asn1_seconds(X509_get0_notAfter(leaf),
+                             &validity->not_after) ||
+               validity->not_after <= validity->not_before) {
+        why = "the certificate's validity is unreadable or empty";
     } else {
         why = check_chain(id, leaf, bundle);
     }
@@ -209,11 +229,11 @@ static bool copy_identity(struct ne_nsm_signer *s,
 bool ne_nsm_signer_set(struct ne_nsm_signer *s,
                        const struct ne_nsm_identity *id, const char **why)
 {
-    struct ne_nsm_signer next;
+    struct ne_nsm_signer next, validity = { 0 };
 
     /* OpenSSL's errors of a refused identity are not left to the caller */
     ERR_set_mark();
-    *why = check_identity(id);
+    *why = check_identity(id, &validity);
     if (!*why && !copy_identity(&next, id)) {
         *why = "out of memory";
     }
@@ -221,6 +241,8 @@ bool ne_nsm_signer_set(struct ne_nsm_signer *s,
     if (*why) {
         return false;
     }
+    next.not_before = validity.not_before;
+    next.not_after = validity.not_after;
     ne_nsm_signer_clear(s);
     *s = next;
     return true;
@@ -431,7 +453,8 @@ uint8_t *ne_nsm_doc_sign(const struct ne_nsm_signer *s,
     uint8_t sig[NE_NSM_ES384_SIG_SIZE];
 
     *len = 0;
-    if (!s->key) {
+    if (!s->key || (int64_t)(timestamp_ms / 1000) < s->not_before ||
+        (int64_t)(timestamp_ms / 1000) >= s->not_after) {
         return NULL;
     }
     ERR_set_mark();

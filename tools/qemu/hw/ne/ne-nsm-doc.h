@@ -72,6 +72,9 @@ struct ne_nsm_signer {
     size_t cabundle_len[NE_NSM_CABUNDLE_MAX];
     size_t nr_cabundle;
     char module_id[NE_NSM_MODULE_ID_LEN + 1];
+    /* the leaf's validity, seconds since the epoch: documents stay inside */
+    int64_t not_before;
+    int64_t not_after;
 };
 
 /* An optional document field: absent ones are null in the document. */
@@ -97,7 +100,9 @@ void ne_nsm_signer_clear(struct ne_nsm_signer *s);
 /*
  * The COSE_Sign1 document over @bank's locked PCRs, signed by @s (which
  * must hold an identity), in a malloc'ed buffer of *@len bytes; NULL when
- * out of memory or when signing failed.
+ * out of memory, when signing failed, or when @timestamp_ms is outside
+ * the leaf's validity (no verifier would accept the document: the
+ * hypervisor renews the leaf long before, see ne-nsm-boot.h).
  */
 uint8_t *ne_nsm_doc_sign(const struct ne_nsm_signer *s,
                          const struct ne_nsm_pcr_bank *bank,
