@@ -4,7 +4,8 @@
 
 Run inside the parent VM by selftests/enclave/run:
 
-    tools/ne-vm --cores 3 --timeout 1500 -- selftests/enclave/run EIF
+    tools/ne-vm --cores 3 --timeout 1500 --ne-pci attestation-renew=4 -- \
+        selftests/enclave/run EIF
 
 EIF is the sample enclave image (tools/enclave/build): its app serves vsock
 port 5000 (one hello line naming its CID), 5005 (echo until EOF), 5009
@@ -22,6 +23,7 @@ for, so that the next tests start from a clean machine.
 Exit status: 0 when every test passed, 1 otherwise, 4 when there is no
 /dev/nitro_enclaves (skip).
 """
+import calendar
 import ctypes
 import errno
 import glob
@@ -52,6 +54,7 @@ MEM_MIB = 128                   # what Debian's kernel needs to boot (tools/encl
 HEARTBEAT_TIMEOUT = 180         # nitro-cli's minimum, which nectl uses for this image
 HELLO_PORT, ECHO_PORT, CONTROL_PORT = 5000, 5005, 5009
 ATTEST_PORT, NSM_CHECK_PORT = 5010, 5011
+RENEW_SECONDS = 4               # ne-pci attestation-renew= of tools/check's stage
 CONSOLE_PORT_BASE = 10000
 CID_HYPERVISOR = 0              # VMADDR_CID_HYPERVISOR: serves the debug consoles
 UNUSED_CID = 99
@@ -642,6 +645,11 @@ def verify(doc, *args):
                       (r.returncode, r.stdout[:500], r.stderr[:500]))
 
 
+def utc_seconds(text):
+    """Seconds since the epoch of verify-attestation's "YYYY-MM-DDTHH:MM:SSZ"."""
+    return calendar.timegm(time.strptime(text, "%Y-%m-%dT%H:%M:%SZ"))
+
+
 def pcr_args(pcrs):
     return [a for i, v in sorted(pcrs.items()) for a in ("--pcr", "%d=%s" % (i, v))]
 
@@ -721,8 +729,39 @@ def test_attest_tampered_document_is_refused():
 
 
 @test
+def test_attest_leaf_is_renewed():
+    """b5. The hypervisor renews a running enclave's leaf (every
+    RENEW_SECONDS here, ne-pci attestation-renew=): two documents that far
+    apart carry different leaves of the same module id, both verify, and
+    each leaf was issued at most a renewal period (and slack) before its
+    document."""
+    e = enclave("second")
+    docs = []
+    for i in range(2):
+        if i:
+            time.sleep(2 * RENEW_SECONDS + 1)
+        docs.append(check_verified(attest_document(e, os.urandom(16)),
+                                   "document %d of %s" % (i + 1, e)))
+    leaves = [j["Certificates"][0] for j in docs]
+    check(docs[0]["ModuleID"] == docs[1]["ModuleID"],
+          "the module id changed: %s, then %s" % (docs[0]["ModuleID"], docs[1]["ModuleID"]))
+    check(leaves[0]["NotBefore"] < leaves[1]["NotBefore"],
+          "no fresh leaf after %d s (is ne-pci's attestation-renew=%d, as in tools/check?): "
+          "leaf valid from %s, then from %s" %
+          (2 * RENEW_SECONDS + 1, RENEW_SECONDS, leaves[0]["NotBefore"], leaves[1]["NotBefore"]))
+    for j, leaf in zip(docs, leaves):
+        issued = utc_seconds(leaf["NotBefore"]) + 3         # AWS's: notBefore = issue - 3 s
+        age = j["Timestamp"] / 1000 - issued
+        check(-1 <= age <= RENEW_SECONDS + 10,
+              "a document signed %.1f s after its leaf was issued (renewal every %d s)" %
+              (age, RENEW_SECONDS))
+    return "leaf from %s, then from %s; module id %s kept" % (
+        leaves[0]["NotBefore"], leaves[1]["NotBefore"], docs[0]["ModuleID"])
+
+
+@test
 def test_attest_debug_mode_has_zero_image_pcrs():
-    """b5. A debug-mode enclave's document verifies with PCR0, 1 and 2 all
+    """b6. A debug-mode enclave's document verifies with PCR0, 1 and 2 all
     zero (real debug-mode documents), not the image's."""
     e = enclave("debug")
     doc = attest_document(e, os.urandom(16))
@@ -736,7 +775,7 @@ def test_attest_debug_mode_has_zero_image_pcrs():
 
 @test
 def test_nsm_check_passes_in_the_enclave():
-    """b6. /nsm-check, the NSM's acceptance test run inside the enclave on
+    """b7. /nsm-check, the NSM's acceptance test run inside the enclave on
     /dev/nsm with the unmodified kernel driver, passes every check."""
     e = enclave("debug")
     with service_connect(e.cid, NSM_CHECK_PORT) as s:

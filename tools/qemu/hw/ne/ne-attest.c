@@ -8,9 +8,10 @@
 
 #include "qemu/osdep.h"
 #include "qapi/error.h"
+#include <openssl/crypto.h>
 
 #include "ne-attest.h"
-#include "ne-kernel.h"
+#include "ne-sealed-file.h"
 #include "ne-nsm-boot.h"
 #include "ne-nsm-ca.h"
 
@@ -127,27 +128,20 @@ static int ne_attest_sealed_file(const uint8_t *buf, size_t len, Error **errp)
     return fd;
 }
 
-int ne_attest_boot_file(NEAttest *a, const struct ne_eif_pcrs *pcrs,
-                        bool debug, Error **errp)
+bool ne_attest_can_sign(const NEAttest *a)
 {
-    struct ne_nsm_boot_record r = { .debug = debug };
-    NeNsmLeaf leaf = { 0 };
+    return a->ca != NULL;
+}
+
+/* @r's record in a sealed memory file; the encoding is wiped after. */
+static int ne_attest_record_file(const struct ne_nsm_boot_record *r,
+                                 Error **errp)
+{
     uint8_t *enc;
-    char err[256];
     size_t len;
     int fd;
 
-    ne_attest_pcrs(a, &r, pcrs);
-    if (a->ca) {
-        if (ne_nsm_ca_issue(a->ca, NULL, 0, &leaf, err, sizeof(err)) < 0) {
-            error_setg(errp, "cannot issue the enclave's NSM certificate: %s",
-                       err);
-            return -1;
-        }
-        ne_attest_identity(&r.identity, &leaf);
-    }
-    enc = ne_nsm_boot_record_encode(&r, &len);
-    ne_nsm_leaf_clear(&leaf);
+    enc = ne_nsm_boot_record_encode(r, &len);
     if (!enc) {
         error_setg(errp, "cannot encode the NSM's boot record");
         return -1;
@@ -156,5 +150,63 @@ int ne_attest_boot_file(NEAttest *a, const struct ne_eif_pcrs *pcrs,
     /* (the record holds the leaf's private key) */
     OPENSSL_cleanse(enc, len);
     free(enc);
+    return fd;
+}
+
+/* A leaf for @enclave_id (NULL: a new enclave) into @r's identity. */
+static bool ne_attest_issue(NEAttest *a, const uint8_t *enclave_id,
+                            NeNsmLeaf *leaf, struct ne_nsm_boot_record *r,
+                            Error **errp)
+{
+    char err[256];
+
+    if (ne_nsm_ca_issue(a->ca, enclave_id, 0, leaf, err, sizeof(err)) < 0) {
+        error_setg(errp, "cannot issue the enclave's NSM certificate: %s",
+                   err);
+        return false;
+    }
+    ne_attest_identity(&r->identity, leaf);
+    return true;
+}
+
+int ne_attest_boot_file(NEAttest *a, const struct ne_eif_pcrs *pcrs,
+                        bool debug, uint8_t *enclave_id, Error **errp)
+{
+    struct ne_nsm_boot_record r = { .debug = debug };
+    NeNsmLeaf leaf = { 0 };
+    int fd;
+
+    QEMU_BUILD_BUG_ON(NE_ATTEST_ENCLAVE_ID_LEN != NE_NSM_CA_ENCLAVE_ID_LEN);
+    memset(enclave_id, 0, NE_ATTEST_ENCLAVE_ID_LEN);
+    ne_attest_pcrs(a, &r, pcrs);
+    if (a->ca && !ne_attest_issue(a, NULL, &leaf, &r, errp)) {
+        ne_nsm_leaf_clear(&leaf);
+        return -1;
+    }
+    fd = ne_attest_record_file(&r, errp);
+    if (fd >= 0 && a->ca) {
+        memcpy(enclave_id, leaf.enclave_id, NE_ATTEST_ENCLAVE_ID_LEN);
+    }
+    ne_nsm_leaf_clear(&leaf);
+    return fd;
+}
+
+int ne_attest_renewal_file(NEAttest *a, const uint8_t *enclave_id,
+                           Error **errp)
+{
+    struct ne_nsm_boot_record r = { 0 };   /* no PCR: an identity only */
+    NeNsmLeaf leaf = { 0 };
+    int fd;
+
+    if (!a->ca) {
+        error_setg(errp, "no attestation CA: nothing to renew");
+        return -1;
+    }
+    if (!ne_attest_issue(a, enclave_id, &leaf, &r, errp)) {
+        ne_nsm_leaf_clear(&leaf);
+        return -1;
+    }
+    fd = ne_attest_record_file(&r, errp);
+    ne_nsm_leaf_clear(&leaf);
     return fd;
 }

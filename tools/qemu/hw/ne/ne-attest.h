@@ -31,11 +31,27 @@ NEAttest *ne_attest_new(const char *ca_path, const char *parent_role,
                         Error **errp);
 void ne_attest_free(NEAttest *a);
 
+/* The length of an enclave id (the 8 bytes after "-enc" in a module id) */
+#define NE_ATTEST_ENCLAVE_ID_LEN    8
+
+/* Whether @a's enclaves get a signing identity (it has a CA) */
+bool ne_attest_can_sign(const NEAttest *a);
+
 /*
  * The boot record of one enclave's NSM, as a memory file sealed against
- * any change; -1 with @errp set on failure.  Safe on any thread.
+ * any change; -1 with @errp set on failure.  The new enclave's id goes to
+ * @enclave_id (zeros when @a cannot sign), for its renewals.  Safe on any
+ * thread.
  */
 int ne_attest_boot_file(NEAttest *a, const struct ne_eif_pcrs *pcrs,
-                        bool debug, Error **errp);
+                        bool debug, uint8_t *enclave_id, Error **errp);
+
+/*
+ * A renewal record (ne-nsm-boot.h) for the enclave @enclave_id: a fresh
+ * leaf of the same module id, in a sealed memory file; -1 with @errp set
+ * on failure.  Safe on any thread.
+ */
+int ne_attest_renewal_file(NEAttest *a, const uint8_t *enclave_id,
+                           Error **errp);
 
 #endif /* HW_NE_NE_ATTEST_H */

@@ -30,13 +30,7 @@
 #define BZ_HEADER_END           0x250
 #define BZ_MIN_VERSION          0x208   /* the first with payload_offset */
 
-/*
- * The seals of every file an enclave VM boots from (kernel, initrd): made
- * sealable, written once, then sealed before any child sees them, so that
- * no one can change them, nor unseal them.
- */
-#define NE_BOOT_FILE_SEALS      (F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | \
-                                 F_SEAL_WRITE)
+#include "ne-sealed-file.h"
 
 typedef struct NEKernelCache NEKernelCache;
 

@@ -75,6 +75,7 @@
 #include <linux/falloc.h>
 #include "ne-console.h"
 #include "ne-attest.h"
+#include "ne-attest-renew.h"
 #include "ne-eif.h"
 #include "ne-kernel.h"
 #include "ne-launcher.h"
@@ -136,6 +137,7 @@ struct NELauncher {
     NEConsole *console;
     uint64_t eif_max;           /* largest image read at ENCLAVE_START */
     NEAttest *attest;           /* what each enclave's NSM is given */
+    uint32_t renew_s;           /* seconds between its leaves; 0: never */
     QemuMutex lock;             /* kernels (workers) */
     QLIST_HEAD(, NEEnclaveVM) vms;      /* every child not yet reaped */
     QLIST_HEAD(, NEStartJob) jobs;      /* starts in progress */
@@ -160,6 +162,7 @@ struct NEEnclaveVM {
     bool qmp_skip;              /* in a line too long to look at */
     char qmp_line[NE_QMP_LINE_MAX];
     char shutdown[32];          /* the reason of its SHUTDOWN event, or "" */
+    NEAttestRenewal *renewal;   /* its NSM's fresh leaves, while attached */
     int log_fd;
     uint64_t log_size;
     NEConsoleSource *console;
@@ -200,8 +203,8 @@ static char *ne_cmdline_arg(NELauncher *l, const char *image_cmdline)
 
 static char **ne_child_argv(NELauncher *l, NESlot *slot, const char *cmdline,
                             int mem_fd, int kernel_fd, int initrd_fd,
-                            int nsm_fd, int link_fd, int console_fd,
-                            int qmp_fd, GArray *fds)
+                            int nsm_fd, int renew_fd, int link_fd,
+                            int console_fd, int qmp_fd, GArray *fds)
 {
     GPtrArray *a = g_ptr_array_new();
     int i;
@@ -271,7 +274,12 @@ static char **ne_child_argv(NELauncher *l, NESlot *slot, const char *cmdline,
         ne_child_fd(fds, link_fd));
     /* the Nitro Secure Module, with what the hypervisor measured */
     ARG("-device");
-    ARG("ne-nsm-device,boot=%d", ne_child_fd(fds, nsm_fd));
+    if (renew_fd < 0) {
+        ARG("ne-nsm-device,boot=%d", ne_child_fd(fds, nsm_fd));
+    } else {
+        ARG("ne-nsm-device,boot=%d,renew=%d", ne_child_fd(fds, nsm_fd),
+            ne_child_fd(fds, renew_fd));
+    }
 #undef ARG
     g_ptr_array_add(a, NULL);
     return (char **)g_ptr_array_free(a, false);
@@ -690,6 +698,7 @@ static bool ne_vm_reap(NEEnclaveVM *vm)
 
 static void ne_vm_free(NEEnclaveVM *vm)
 {
+    ne_attest_renewal_free(vm->renewal);
     if (vm->pidfd >= 0) {
         qemu_set_fd_handler(vm->pidfd, NULL, NULL, NULL);
         close(vm->pidfd);
@@ -783,6 +792,8 @@ static void ne_launcher_stop(NESlot *slot, void *opaque)
     }
     slot->launcher_data = NULL;
     vm->attached = false;
+    ne_attest_renewal_free(vm->renewal);
+    vm->renewal = NULL;
     vsock_relay_router_drop_cid(l->router, vm->cid);
     /*
      * Whatever the parent's devices wrote into the carved-out ranges went
@@ -854,6 +865,7 @@ struct NEStartJob {
     Error *err;                 /* why the image is not bootable */
     NEEifImage img;
     bool debug;                 /* NE_START_FLAG_DEBUG */
+    uint8_t enclave_id[NE_ATTEST_ENCLAVE_ID_LEN];  /* its NSM's, for renewals */
     /* memory, kernel, initrd, the NSM's boot record: sealed, owned */
     int files[4];
 };
@@ -931,6 +943,7 @@ static void *ne_start_worker(void *opaque)
             job->files[NE_FILE_NSM] = ne_attest_boot_file(job->l->attest,
                                                           &job->img.pcrs,
                                                           job->debug,
+                                                          job->enclave_id,
                                                           &job->err);
             if (job->files[NE_FILE_NSM] < 0) {
                 job->rc = -NE_ERRNO_ENOMEM;
@@ -968,7 +981,7 @@ static int ne_launch(NELauncher *l, NESlot *slot, NEStartJob *job,
     g_auto(GStrv) argv = NULL;
     QIOChannelSocket *sioc;
     Error *err = NULL;
-    int link[2], con[2], qmp[2];
+    int link[2], con[2], qmp[2], renew[2] = { -1, -1 };
     bool attached;
 
     /* the hello waits in the socket until the child's monitor reads it */
@@ -1015,18 +1028,39 @@ static int ne_launch(NELauncher *l, NESlot *slot, NEStartJob *job,
         return -NE_ERRNO_EADDRINUSE;
     }
 
+    /* the NSM's fresh leaves: one record per message, never half of one */
+    if (l->renew_s && ne_attest_can_sign(l->attest) &&
+        qemu_socketpair(AF_UNIX, SOCK_SEQPACKET, 0, renew) < 0) {
+        close(link[1]);
+        close(con[1]);
+        close(qmp[1]);
+        vsock_relay_router_drop_cid(l->router, slot->cid);
+        return -NE_ERRNO_ENOMEM;
+    }
+
     argv = ne_child_argv(l, slot, job->img.cmdline, job->files[NE_FILE_MEM],
                          job->files[NE_FILE_KERNEL],
                          job->files[NE_FILE_INITRD], job->files[NE_FILE_NSM],
-                         link[1], con[1], qmp[1], fds);
+                         renew[1], link[1], con[1], qmp[1], fds);
     vm->pid = ne_spawn(argv, fds, con[1], l->exe_fd, &err);
     close(link[1]);
     close(con[1]);
     close(qmp[1]);
+    if (renew[1] >= 0) {
+        close(renew[1]);
+    }
     if (vm->pid < 0) {
         warn_report_err(err);
         vsock_relay_router_drop_cid(l->router, slot->cid);
+        if (renew[0] >= 0) {
+            close(renew[0]);
+        }
         return -NE_ERRNO_ENOMEM;
+    }
+    if (renew[0] >= 0) {
+        /* (owns renew[0] from here; freed with @vm) */
+        vm->renewal = ne_attest_renewal_new(l->attest, job->enclave_id,
+                                            renew[0], l->renew_s, slot->uid);
     }
     vm->pidfd = syscall(SYS_pidfd_open, vm->pid, 0);
     if (vm->pidfd < 0) {
@@ -1241,6 +1275,12 @@ NELauncher *ne_launcher_new(NEHv *hv, const NELauncherConfig *cfg,
         error_setg(errp, "enclave-accel must be tcg or kvm");
         return NULL;
     }
+    if (cfg->attestation_renew > NE_ATTEST_RENEW_MAX_S) {
+        error_setg(errp, "attestation-renew=%u: at most %d seconds (a leaf "
+                   "lasts 3 hours); 0 never renews", cfg->attestation_renew,
+                   NE_ATTEST_RENEW_MAX_S);
+        return NULL;
+    }
     if (!cfg->qemu || !*cfg->qemu) {
         /* the running binary, whatever becomes of its path */
         exe_fd = open("/proc/self/exe", O_PATH | O_CLOEXEC);
@@ -1288,6 +1328,7 @@ NELauncher *ne_launcher_new(NEHv *hv, const NELauncherConfig *cfg,
     }
     l->eif_max = cfg->eif_max;
     l->attest = attest;
+    l->renew_s = cfg->attestation_renew;
     l->tsc_khz = ne_host_tsc_khz();
     qemu_mutex_init(&l->lock);
     QLIST_INIT(&l->vms);

@@ -25,6 +25,7 @@ typedef struct NELauncherConfig {
     uint64_t eif_max;           /* largest image read at ENCLAVE_START */
     const char *attestation_ca; /* instance CA bundle (ne-attest.h), or NULL */
     const char *parent_role;    /* PCR3's IAM role ARN, or NULL */
+    uint32_t attestation_renew; /* seconds between leaves (ne-attest-renew.h) */
 } NELauncherConfig;
 
 /* Registers itself as @hv's launcher. */

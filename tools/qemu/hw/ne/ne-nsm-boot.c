@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/x509.h>
 
@@ -15,6 +16,34 @@
 #include "ne-nsm-cbor.h"
 
 /* ------------------------------------------------------------ encode */
+
+static const cbor_item_t *field(const cbor_item_t *map, const char *name)
+{
+    struct cbor_pair *pairs = cbor_map_handle(map);
+    size_t i;
+
+    for (i = 0; i < cbor_map_size(map); i++) {
+        if (ne_nsm_cbor_is_text(pairs[i].key, name)) {
+            return pairs[i].value;
+        }
+    }
+    return NULL;
+}
+
+/*
+ * Wipes the private key's bytes in @map before it is freed: libcbor frees
+ * without clearing, and the key must not linger in freed heap memory.
+ */
+static void wipe_key(cbor_item_t *map)
+{
+    const cbor_item_t *key = cbor_isa_map(map) ? field(map, "key") : NULL;
+
+    if (key && cbor_isa_bytestring(key) && cbor_bytestring_is_definite(key)) {
+        OPENSSL_cleanse(cbor_bytestring_handle(key),
+                        cbor_bytestring_length(key));
+    }
+}
+
 
 static cbor_item_t *encode_pcrs(const struct ne_nsm_boot_record *r)
 {
@@ -77,8 +106,7 @@ uint8_t *ne_nsm_boot_record_encode(const struct ne_nsm_boot_record *r,
     const struct ne_nsm_identity *id = &r->identity;
     bool signs = id->key != NULL;
     cbor_item_t *map = cbor_new_definite_map(signs ? 6 : 2);
-    unsigned char *buf = NULL;
-    size_t size = 0;
+    unsigned char *buf;
 
     if (!map ||
         !put(map, "pcrs", encode_pcrs(r)) ||
@@ -96,9 +124,18 @@ uint8_t *ne_nsm_boot_record_encode(const struct ne_nsm_boot_record *r,
         }
         return NULL;
     }
-    *len = cbor_serialize_alloc(map, &buf, &size);
+    /*
+     * Into one buffer of the reader's limit: a growing one would leave
+     * copies of the key behind in each block it outgrew.
+     */
+    buf = malloc(NE_NSM_BOOT_RECORD_MAX);
+    *len = buf ? cbor_serialize(map, buf, NE_NSM_BOOT_RECORD_MAX) : 0;
+    wipe_key(map);
     cbor_decref(&map);
     if (!*len) {
+        if (buf) {
+            OPENSSL_cleanse(buf, NE_NSM_BOOT_RECORD_MAX);
+        }
         free(buf);
         return NULL;
     }
@@ -106,19 +143,6 @@ uint8_t *ne_nsm_boot_record_encode(const struct ne_nsm_boot_record *r,
 }
 
 /* ------------------------------------------------------------ decode */
-
-static const cbor_item_t *field(const cbor_item_t *map, const char *name)
-{
-    struct cbor_pair *pairs = cbor_map_handle(map);
-    size_t i;
-
-    for (i = 0; i < cbor_map_size(map); i++) {
-        if (ne_nsm_cbor_is_text(pairs[i].key, name)) {
-            return pairs[i].value;
-        }
-    }
-    return NULL;
-}
 
 /* A definite bytestring of 1..@max bytes, copied. */
 static bool copy_bytes(const cbor_item_t *item, size_t max,
@@ -243,6 +267,11 @@ static const char *decode_map(const cbor_item_t *map,
     if (!cbor_isa_map(map)) {
         return "the boot record is not a map";
     }
+    /* PCRs and debug flag, and either the whole identity or nothing of it */
+    if (cbor_map_size(map) != 2 && cbor_map_size(map) != 6) {
+        return "the boot record has other keys than the PCRs, the debug "
+               "flag and a whole identity";
+    }
     if (!decode_pcrs(field(map, "pcrs"), r)) {
         return "the boot record's PCRs are malformed";
     }
@@ -291,6 +320,7 @@ bool ne_nsm_boot_record_decode(const uint8_t *buf, size_t len,
         return false;
     }
     *why = decode_map(map, r);
+    wipe_key(map);
     cbor_decref(&map);
     if (*why) {
         ne_nsm_boot_record_clear(r);
@@ -308,6 +338,13 @@ bool ne_nsm_boot_record_apply(struct ne_nsm *nsm,
     struct ne_nsm_boot_pcrs boot = { .debug = r->debug };
     unsigned int i;
 
+    /* an image is always measured: a record without it is not booted from */
+    if ((r->pcr_given & NE_NSM_BOOT_PCRS_REQUIRED) !=
+        NE_NSM_BOOT_PCRS_REQUIRED) {
+        *why = "the boot record lacks PCR0, 1, 2 or 4 (the image and the "
+               "instance): it is not the hypervisor's";
+        return false;
+    }
     for (i = 0; i < NE_NSM_NR_PCRS; i++) {
         if (r->pcr_given & (1u << i)) {
             boot.value[i] = r->pcr[i];

@@ -66,7 +66,13 @@ bool ne_nsm_boot_record_decode(const uint8_t *buf, size_t len,
                                struct ne_nsm_boot_record *r,
                                const char **why);
 
-/* Boots @nsm with @r's PCRs (locking 0-15) and gives it @r's identity. */
+/* What every boot record measures: the image (0, 1, 2) and the instance */
+#define NE_NSM_BOOT_PCRS_REQUIRED   (1u << 0 | 1u << 1 | 1u << 2 | 1u << 4)
+
+/*
+ * Boots @nsm with @r's PCRs (locking 0-15) and gives it @r's identity.
+ * False for a record without NE_NSM_BOOT_PCRS_REQUIRED.
+ */
 bool ne_nsm_boot_record_apply(struct ne_nsm *nsm,
                               const struct ne_nsm_boot_record *r,
                               const char **why);

@@ -10,8 +10,11 @@
  * hypervisor at realize: boot=N names a descriptor (monitor fd syntax, as
  * the enclave's other files) of a sealed memory file holding the boot
  * record (ne-nsm-boot.h), which the launcher of ne-pci writes at
- * ENCLAVE_START.  Without it, the module answers with every PCR zero and
- * unlocked and cannot sign: a bare device for experiments.
+ * ENCLAVE_START.  Without it, PCR0-15 stay locked at zero and the module
+ * cannot sign: a bare device for experiments.  renew=M names the end of
+ * a SOCK_SEQPACKET pair on which ne-pci sends a fresh leaf every few
+ * minutes (ne-attest-renew.h): each message carries one sealed renewal
+ * record, taken in the main loop, between two requests.
  *
  * Re-entrancy: the buffers the guest posts may be MMIO (this transport's
  * registers, the relay's), so requests are served in one place, a bottom
@@ -24,10 +27,12 @@
  */
 
 #include "qemu/osdep.h"
+#include <openssl/crypto.h>
 #include "qapi/error.h"
 #include "qemu/iov.h"
 #include "qemu/main-loop.h"
 #include "qemu/module.h"
+#include "qemu/sockets.h"
 #include "hw/qdev-properties.h"
 #include "hw/virtio/virtio.h"
 #include "monitor/monitor.h"
@@ -35,6 +40,7 @@
 #include "trace.h"
 
 #include "ne-nsm-boot.h"
+#include "ne-sealed-file.h"
 
 #define TYPE_NE_NSM "ne-nsm-device"
 OBJECT_DECLARE_SIMPLE_TYPE(NENsmDevice, NE_NSM)
@@ -50,28 +56,53 @@ struct NENsmDevice {
     QEMUBH *bh;
     uint32_t reset_gen;
     char *boot_fd;                      /* property boot= */
+    char *renew_fd;                     /* property renew= */
+    int renew_sock;                     /* -1: no renewals */
     struct ne_nsm nsm;
     uint8_t request[NE_NSM_REQUEST_MAX + 1];
     uint8_t response[NE_NSM_RESPONSE_MAX];
 };
 
-/* Reads the boot record behind @fd (closed here) into @nsm. */
+/*
+ * Reads the record behind @fd (closed here) into @r, once it is known to
+ * be sealed: a file that its writer could still change is not trusted.
+ */
+static bool ne_nsm_dev_read(int fd, struct ne_nsm_boot_record *r,
+                            Error **errp)
+{
+    uint8_t *buf = g_malloc(NE_NSM_BOOT_RECORD_MAX + 1);
+    int seals = fcntl(fd, F_GET_SEALS);
+    const char *why;
+    ssize_t len = -1;
+    bool ok = false;
+
+    if (seals < 0 || (seals & NE_BOOT_FILE_SEALS) != NE_BOOT_FILE_SEALS) {
+        error_setg(errp, "ne-nsm: the record is not a sealed memory file");
+    } else {
+        len = pread(fd, buf, NE_NSM_BOOT_RECORD_MAX + 1, 0);
+        if (len < 0) {
+            error_setg_errno(errp, errno, "ne-nsm: cannot read the record");
+        } else if (!ne_nsm_boot_record_decode(buf, len, r, &why)) {
+            error_setg(errp, "ne-nsm: %s", why);
+        } else {
+            ok = true;
+        }
+    }
+    close(fd);
+    /* (the record holds the leaf's private key) */
+    OPENSSL_cleanse(buf, NE_NSM_BOOT_RECORD_MAX + 1);
+    g_free(buf);
+    return ok;
+}
+
+/* Boots @s's NSM from the boot record behind @fd (closed here). */
 static bool ne_nsm_dev_boot(NENsmDevice *s, int fd, Error **errp)
 {
-    g_autofree uint8_t *buf = g_malloc(NE_NSM_BOOT_RECORD_MAX + 1);
     struct ne_nsm_boot_record record;
     const char *why;
-    ssize_t len;
     bool ok;
 
-    len = pread(fd, buf, NE_NSM_BOOT_RECORD_MAX + 1, 0);
-    close(fd);
-    if (len < 0) {
-        error_setg_errno(errp, errno, "ne-nsm: cannot read the boot record");
-        return false;
-    }
-    if (!ne_nsm_boot_record_decode(buf, len, &record, &why)) {
-        error_setg(errp, "ne-nsm: %s", why);
+    if (!ne_nsm_dev_read(fd, &record, errp)) {
         return false;
     }
     ok = ne_nsm_boot_record_apply(&s->nsm, &record, &why);
@@ -80,6 +111,80 @@ static bool ne_nsm_dev_boot(NENsmDevice *s, int fd, Error **errp)
         error_setg(errp, "ne-nsm: %s", why);
     }
     return ok;
+}
+
+/*
+ * Takes one message from the renewal socket: the descriptor it carries
+ * into *@fd (-1: none).  1 for a message, 0 when none is waiting, -1 when
+ * none will come (ne-pci closed its end, or the socket broke).
+ */
+static int ne_nsm_renew_recv(int sock, int *fd)
+{
+    char tag;
+    struct iovec iov = { .iov_base = &tag, .iov_len = 1 };
+    union {
+        struct cmsghdr hdr;
+        char buf[CMSG_SPACE(sizeof(int))];
+    } control;
+    struct msghdr msg = {
+        .msg_iov = &iov,
+        .msg_iovlen = 1,
+        .msg_control = control.buf,
+        .msg_controllen = sizeof(control.buf),
+    };
+    struct cmsghdr *cmsg;
+    ssize_t n;
+
+    *fd = -1;
+    do {
+        n = recvmsg(sock, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        return 0;
+    }
+    if (n <= 0) {
+        return -1;
+    }
+    cmsg = CMSG_FIRSTHDR(&msg);
+    if (cmsg && cmsg->cmsg_level == SOL_SOCKET &&
+        cmsg->cmsg_type == SCM_RIGHTS &&
+        cmsg->cmsg_len == CMSG_LEN(sizeof(int))) {
+        memcpy(fd, CMSG_DATA(cmsg), sizeof(int));
+    }
+    return 1;
+}
+
+/* A message from ne-pci: a renewal record, applied between two requests. */
+static void ne_nsm_renew_readable(void *opaque)
+{
+    NENsmDevice *s = opaque;
+    struct ne_nsm_boot_record record;
+    Error *err = NULL;
+    const char *why;
+    int fd, got;
+
+    while ((got = ne_nsm_renew_recv(s->renew_sock, &fd)) > 0) {
+        if (fd < 0) {
+            trace_ne_nsm_renew_refused("a message without a record");
+            continue;
+        }
+        if (!ne_nsm_dev_read(fd, &record, &err)) {
+            trace_ne_nsm_renew_refused(error_get_pretty(err));
+            error_free(err);
+            err = NULL;
+            continue;
+        }
+        if (ne_nsm_boot_record_renew(&s->nsm, &record, &why)) {
+            trace_ne_nsm_renewed(s->nsm.signer.module_id);
+        } else {
+            trace_ne_nsm_renew_refused(why);
+        }
+        ne_nsm_boot_record_clear(&record);
+    }
+    if (got < 0) {
+        /* ne-pci closed its end (or the socket broke): no more renewals */
+        qemu_set_fd_handler(s->renew_sock, NULL, NULL, NULL);
+    }
 }
 
 /*
@@ -205,12 +310,22 @@ static void ne_nsm_realize(DeviceState *dev, Error **errp)
     int fd;
 
     ne_nsm_init(&s->nsm);
+    s->renew_sock = -1;
     if (s->boot_fd) {
         fd = monitor_fd_param(monitor_cur(), s->boot_fd, errp);
         if (fd < 0 || !ne_nsm_dev_boot(s, fd, errp)) {
             ne_nsm_cleanup(&s->nsm);
             return;
         }
+    }
+    if (s->renew_fd) {
+        s->renew_sock = monitor_fd_param(monitor_cur(), s->renew_fd, errp);
+        if (s->renew_sock < 0) {
+            ne_nsm_cleanup(&s->nsm);
+            return;
+        }
+        qemu_socket_set_nonblock(s->renew_sock);
+        qemu_set_fd_handler(s->renew_sock, ne_nsm_renew_readable, NULL, s);
     }
     virtio_init(vdev, VIRTIO_ID_NITRO_SEC_MOD, 0);
     s->vq = virtio_add_queue(vdev, NE_NSM_QUEUE_SIZE, ne_nsm_handle_queue);
@@ -223,6 +338,10 @@ static void ne_nsm_unrealize(DeviceState *dev)
     VirtIODevice *vdev = VIRTIO_DEVICE(dev);
     NENsmDevice *s = NE_NSM(dev);
 
+    if (s->renew_sock >= 0) {
+        qemu_set_fd_handler(s->renew_sock, NULL, NULL, NULL);
+        close(s->renew_sock);
+    }
     qemu_bh_delete(s->bh);
     virtio_delete_queue(s->vq);
     virtio_cleanup(vdev);
@@ -236,6 +355,7 @@ static const VMStateDescription vmstate_ne_nsm = {
 
 static Property ne_nsm_properties[] = {
     DEFINE_PROP_STRING("boot", NENsmDevice, boot_fd),
+    DEFINE_PROP_STRING("renew", NENsmDevice, renew_fd),
     DEFINE_PROP_END_OF_LIST(),
 };
 

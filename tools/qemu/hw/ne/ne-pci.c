@@ -143,6 +143,7 @@ struct NEPCIState {
     uint64_t enclave_eif_max;
     char *attestation_ca;       /* the instance CA bundle (ne-attest.h) */
     char *parent_role;          /* PCR3 */
+    uint32_t attestation_renew; /* seconds between NSM leaves; 0: never */
 };
 
 static void ne_pci_notify(NEPCIState *s, unsigned int vector)
@@ -569,6 +570,7 @@ static void ne_pci_realize(PCIDevice *pdev, Error **errp)
             .eif_max = s->enclave_eif_max,
             .attestation_ca = s->attestation_ca,
             .parent_role = s->parent_role,
+            .attestation_renew = s->attestation_renew,
         };
 
         if (s->enclave_eif_max < NE_EIF_HEADER_SIZE) {
@@ -679,6 +681,9 @@ static Property ne_pci_properties[] = {
                      true),
     DEFINE_PROP_STRING("attestation-ca", NEPCIState, attestation_ca),
     DEFINE_PROP_STRING("parent-role", NEPCIState, parent_role),
+    /* AWS's leaves are minutes old when they sign: renew every 5 minutes */
+    DEFINE_PROP_UINT32("attestation-renew", NEPCIState, attestation_renew,
+                       300),
     DEFINE_PROP_SIZE("enclave-eif-max", NEPCIState, enclave_eif_max,
                      NE_EIF_MAX_DEFAULT),
     DEFINE_PROP_END_OF_LIST(),
