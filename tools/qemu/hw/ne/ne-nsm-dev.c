@@ -232,7 +232,8 @@ static bool ne_nsm_pop(NENsmDevice *s, VirtQueueElement **out,
     if (!*out) {
         return false;
     }
-    if (!(*out)->out_num || (*out)->in_num) {
+    /* (no segment at all: an empty request, answered with an Error) */
+    if ((*out)->in_num) {
         virtio_error(vdev, "ne-nsm: a request must be device-readable only");
         virtqueue_detach_element(s->vq, *out, 0);
         g_free(*out);
@@ -328,6 +329,8 @@ static void ne_nsm_realize(DeviceState *dev, Error **errp)
         qemu_set_fd_handler(s->renew_sock, ne_nsm_renew_readable, NULL, s);
     }
     virtio_init(vdev, VIRTIO_ID_NITRO_SEC_MOD, 0);
+    /* the driver posts a request of 0 bytes as it is: not a broken device */
+    vdev->empty_buffers_ok = true;
     s->vq = virtio_add_queue(vdev, NE_NSM_QUEUE_SIZE, ne_nsm_handle_queue);
     /* guarded: see the comment on re-entrancy at the top */
     s->bh = virtio_bh_new_guarded(dev, ne_nsm_bh, s);
