@@ -110,13 +110,16 @@ static struct {
 
 static int results, failed;
 
+/* @fmt may take an earlier fail()'s reason: formatted apart, then kept. */
 static const char *fail(const char *fmt, ...)
 {
+	char text[sizeof(why)];
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(why, sizeof(why), fmt, ap);
+	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
+	memcpy(why, text, sizeof(why));
 	return why;
 }
 
