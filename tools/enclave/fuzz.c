@@ -240,7 +240,7 @@ static const struct {
 	{ "\x1b\xff\xff\xff\xff\xff\xff\xff\xff", 9 },	/* 2^64 - 1 */
 	{ "\x20", 1 },					/* -1 */
 	{ "\x3b\xff\xff\xff\xff\xff\xff\xff\xff", 9 },	/* -2^64 */
-	{ "\x61" "0", 2 },				/* "0" */
+	{ "\x61\x30", 2 },				/* "0" */
 	{ "\x60", 1 },					/* "" */
 	{ "\x41\x10", 2 },				/* h'10' */
 	{ "\x40", 1 },					/* h'' */

@@ -240,7 +240,7 @@ static void set_identity(void)
     }
 }
 
-__attribute__((constructor)) static void shim_boot(void)
+static void __attribute__((constructor)) shim_boot(void)
 {
     static uint8_t value[5][NE_NSM_PCR_SIZE];
     struct ne_nsm_boot_pcrs boot = { 0 };
@@ -260,7 +260,7 @@ __attribute__((constructor)) static void shim_boot(void)
 }
 
 /* Everything freed: LeakSanitizer then reports only the tools' leaks. */
-__attribute__((destructor)) static void shim_end(void)
+static void __attribute__((destructor)) shim_end(void)
 {
     ne_nsm_cleanup(&shim.nsm);
     ne_nsm_leaf_clear(&shim.leaf);
