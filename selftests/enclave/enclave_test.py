@@ -11,7 +11,8 @@ EIF is the sample enclave image (tools/enclave/build): its app serves vsock
 port 5000 (one hello line naming its CID), 5005 (echo until EOF), 5009
 (control: "exit" powers the enclave off, "panic" panics its kernel), 5010
 (attestation documents from the NSM, verified here by nectl
-verify-attestation) and 5011 (runs /nsm-check).
+verify-attestation), 5011 (runs /nsm-check) and 5012 (runs /nsm-fuzz on a
+"SEED COUNT" line).
 
 The CPU pool is set to 2-5 (two cores of two threads: --cores 3), so two
 2-CPU enclaves fit at once.  Enclaves take ~10-20 s to boot under TCG, so
@@ -53,7 +54,14 @@ POOL_CPUS = "2-5"
 MEM_MIB = 128                   # what Debian's kernel needs to boot (tools/enclave/README.md)
 HEARTBEAT_TIMEOUT = 180         # nitro-cli's minimum, which nectl uses for this image
 HELLO_PORT, ECHO_PORT, CONTROL_PORT = 5000, 5005, 5009
-ATTEST_PORT, NSM_CHECK_PORT = 5010, 5011
+ATTEST_PORT, NSM_CHECK_PORT, NSM_FUZZ_PORT = 5010, 5011, 5012
+# nsm-fuzz's requests: ~30000/s on the host harness (make -C tools/qemu
+# enclave-nsm-test, the device's core included), so a few seconds under TCG
+# even 50 times slower; nsm-check's ~150 exchanges take 0.3 s in an enclave.
+NSM_FUZZ_COUNT = 2000
+# nsm-fuzz writes a line every 100 requests and ends the run itself when a
+# request is unanswered for 10 s: a minute of silence is a hang of its own.
+NSM_FUZZ_IO_TIMEOUT = 60
 RENEW_SECONDS = 4               # ne-pci attestation-renew= of tools/check's stage
 CONSOLE_PORT_BASE = 10000
 CID_HYPERVISOR = 0              # VMADDR_CID_HYPERVISOR: serves the debug consoles
@@ -793,6 +801,57 @@ def test_nsm_check_passes_in_the_enclave():
           ("# %d passed, 0 failed\n" % n) in tap,
           "/nsm-check passed %d of %d:\n%s" % (passed, n, tap[-3000:]))
     return "nsm-check in CID %d: %d of %d passed" % (e.cid, passed, n)
+
+
+def nsm_fuzz(e, seed, count):
+    """Runs /nsm-fuzz in enclave e (port 5012) for count requests of seed;
+    returns its TAP, the failing lines printed as diagnostics."""
+    with service_connect(e.cid, NSM_FUZZ_PORT) as s:
+        s.settimeout(NSM_FUZZ_IO_TIMEOUT)
+        try:
+            s.sendall(b"%d %d\n" % (seed, count))
+            tap = read_to_eof(s).decode(errors="replace")
+        except OSError as err:
+            raise Failure("nsm-fuzz (seed %d) in CID %d: %s" % (seed, e.cid, err))
+    for line in tap.splitlines():
+        if line.startswith(("not ok", "#   ", "Bail out!", "error ")):
+            print("#   nsm-fuzz: " + line)
+    return tap
+
+
+@test
+def test_nsm_fuzz_leaves_the_device_answering():
+    """b8. /nsm-fuzz in the enclave where nsm-check ran, with a seed from
+    the run's: malformed requests through /dev/nsm, each answered with
+    EMSGSIZE (over 4096 bytes only), an Error or a well-formed success;
+    DescribeNSM and PCR0-15 unchanged every 100 requests; no request
+    unanswered for 10 s; the empty request last.  Then the enclave still
+    serves a document that verifies."""
+    e = enclave("debug")
+    seed = RANDOM.randrange(1 << 32)
+    print("# nsm-fuzz seed %d, %d requests (alone: echo '%d %d' | socat - VSOCK-CONNECT:%d:%d;"
+          " on the host: NE_SEED=%d NSM_FUZZ_COUNT=%d make -C tools/qemu enclave-nsm-test)" %
+          (seed, NSM_FUZZ_COUNT, seed, NSM_FUZZ_COUNT, e.cid, NSM_FUZZ_PORT, seed, NSM_FUZZ_COUNT))
+    t0 = time.monotonic()
+    tap = nsm_fuzz(e, seed, NSM_FUZZ_COUNT)
+    took = time.monotonic() - t0
+    lines = tap.splitlines()
+    plan = [l for l in lines if l.startswith("1..")]
+    n = int(plan[0][3:]) if plan else 0
+    passed = sum(1 for l in lines if l.startswith("ok "))
+    check(tap.startswith("TAP version 13\n# seed %d, " % seed) and n > 0 and passed == n and
+          "# %d passed, 0 failed" % n in lines and "Bail out!" not in tap,
+          "nsm-fuzz (seed %d) passed %d of %d in %.1f s:\n%s" % (seed, passed, n, took, tap[-3000:]))
+    for line in lines:
+        if line.startswith(("# outcomes", "# Error:", "# success:")):
+            print("# nsm-fuzz: " + line[2:])
+    nonce = os.urandom(16)
+    doc = attest_document(e, nonce)
+    zero = "00" * 48
+    check_verified(doc, "the document after the fuzz", "--nonce", nonce.hex(),
+                   *pcr_args({0: zero, 1: zero, 2: zero}))
+    return "nsm-fuzz in CID %d, seed %d: %d requests, %d of %d checks passed in %.1f s; then a verified document" % (
+        e.cid, seed, NSM_FUZZ_COUNT, passed, n, took)
 
 
 @test

@@ -15,6 +15,12 @@
  *                       the format)
  *   port 5011  nsm-check: runs /nsm-check, the NSM's acceptance test, with
  *                       its TAP output going to the connection
+ *   port 5012  nsm-fuzz: runs /nsm-fuzz, which reads one line "SEED COUNT"
+ *                       from the connection (COUNT at most 100000; a bad
+ *                       line gets one "error ..." line) and sends its TAP
+ *                       back: a seeded fuzz of malformed NSM requests that
+ *                       must leave the device answering.  It may extend and
+ *                       lock PCR16-31: after nsm-check, or alone
  *
  * It also prints the hello line on the console when it starts, after
  * making its P-384 key pair (key.h), whose public key the attest service
@@ -24,6 +30,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stdbool.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,15 +48,18 @@
 #define CONTROL_PORT	5009
 #define ATTEST_PORT	5010
 #define NSM_CHECK_PORT	5011
+#define NSM_FUZZ_PORT	5012
 #define NSM_CHECK	"/nsm-check"
+#define NSM_FUZZ	"/nsm-fuzz"
 
-enum { HELLO, ECHO, CONTROL, ATTEST, NSM_CHECK_SVC, NR_SERVICES };
+enum { HELLO, ECHO, CONTROL, ATTEST, NSM_CHECK_SVC, NSM_FUZZ_SVC, NR_SERVICES };
 static const unsigned int ports[NR_SERVICES] = {
 	[HELLO] = HELLO_PORT,
 	[ECHO] = ECHO_PORT,
 	[CONTROL] = CONTROL_PORT,
 	[ATTEST] = ATTEST_PORT,
 	[NSM_CHECK_SVC] = NSM_CHECK_PORT,
+	[NSM_FUZZ_SVC] = NSM_FUZZ_PORT,
 };
 
 static unsigned int my_cid(void)
@@ -147,33 +157,35 @@ static int serve_control(int fd)
 }
 
 /*
- * In a child: /nsm-check with the connection as its stdout and stderr, then
+ * In a child: the program @path with the connection as its stdout and
+ * stderr, and as its stdin when it reads a request there (@input), then
  * one line saying how it ended when that was not a normal exit, so that a
  * crash reads as one on the parent's side rather than as truncated output.
  */
-static void __attribute__((noreturn)) run_nsm_check(int conn)
+static void __attribute__((noreturn)) run_tool(int conn, const char *path,
+					       bool input)
 {
-	char *argv[] = { NSM_CHECK, NULL };
+	char *argv[] = { (char *)path, NULL };
 	int status;
 	pid_t pid;
 
 	signal(SIGCHLD, SIG_DFL);	/* the app ignores it: wait here */
 	pid = fork();
 	if (pid == 0) {
-		int null = open("/dev/null", O_RDONLY);
+		int in = input ? conn : open("/dev/null", O_RDONLY);
 
-		if (null >= 0)
-			dup2(null, 0);
+		if (in >= 0)
+			dup2(in, 0);
 		dup2(conn, 1);
 		dup2(conn, 2);
 		execv(argv[0], argv);
-		dprintf(1, "error cannot run %s: %s\n", NSM_CHECK, strerror(errno));
+		dprintf(1, "error cannot run %s: %s\n", path, strerror(errno));
 		_exit(1);
 	}
 	if (pid < 0)
-		dprintf(conn, "error cannot fork %s: %s\n", NSM_CHECK, strerror(errno));
+		dprintf(conn, "error cannot fork %s: %s\n", path, strerror(errno));
 	else if (waitpid(pid, &status, 0) == pid && WIFSIGNALED(status))
-		dprintf(conn, "Bail out! %s killed by signal %d (%s)\n", NSM_CHECK,
+		dprintf(conn, "Bail out! %s killed by signal %d (%s)\n", path,
 			WTERMSIG(status), strsignal(WTERMSIG(status)));
 	_exit(0);
 }
@@ -241,7 +253,11 @@ int main(void)
 				break;
 			case NSM_CHECK_SVC:
 				if (fork() == 0)
-					run_nsm_check(conn);
+					run_tool(conn, NSM_CHECK, false);
+				break;
+			case NSM_FUZZ_SVC:
+				if (fork() == 0)
+					run_tool(conn, NSM_FUZZ, true);
 				break;
 			}
 			close(conn);

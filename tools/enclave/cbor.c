@@ -89,6 +89,11 @@ void cb_put_null(struct cb_writer *w)
 	put_head(w, CB_SIMPLE, CB_NULL);
 }
 
+void cb_put_raw(struct cb_writer *w, const void *data, size_t len)
+{
+	put_raw(w, data, len);
+}
+
 /* ---- reader ------------------------------------------------------------ */
 
 void cb_reader_init(struct cb_reader *r, const void *buf, size_t len)

@@ -68,6 +68,8 @@ void cb_put_text(struct cb_writer *w, const char *s);
 void cb_put_map(struct cb_writer *w, uint64_t pairs);
 void cb_put_array(struct cb_writer *w, uint64_t items);
 void cb_put_null(struct cb_writer *w);
+/* Bytes that are already CBOR (or meant not to be): appended as they are. */
+void cb_put_raw(struct cb_writer *w, const void *data, size_t len);
 
 void cb_reader_init(struct cb_reader *r, const void *buf, size_t len);
 bool cb_peek(struct cb_reader *r, struct cb_head *h);
