@@ -293,7 +293,7 @@ static int cmd_build_eif(int argc, char **argv)
 	json_free(custom);
 	if (!meta)
 		return nectl_error(E_EIF_BUILD, "out of memory");
-	in = (struct eif_build_input){ a.kernel, a.cmdline, a.ramdisks, a.nr_ramdisks, meta };
+	in = (struct eif_build_input){ a.kernel, a.cmdline, a.ramdisks, a.nr_ramdisks, meta, NULL, 0 };
 	code = eif_write(&in, a.output, err, sizeof(err));
 	free(meta);
 	if (code)
