@@ -16,6 +16,7 @@
 #include "cli.h"
 #include "commands.h"
 #include "eif.h"
+#include "eif_sig.h"
 #include "errors.h"
 #include "json.h"
 #include "launch.h"
@@ -47,11 +48,18 @@ static const char main_help[] =
 
 static const char build_help[] =
 	"Usage: nectl build-eif --kernel BZIMAGE --cmdline TEXT --ramdisk CPIO [--ramdisk CPIO...]\n"
-	"                       [--name NAME] [--version VERSION] [--metadata FILE.json] -o OUT.eif\n\n"
-	"Writes an EIF version 4 (big-endian; sections kernel, cmdline, metadata, ramdisks;\n"
-	"CRC-32 over everything but the CRC field) and prints its measurements as\n"
-	"nitro-cli build-enclave does.  NAME defaults to OUT without .eif, VERSION to 1.0.\n"
-	"--metadata adds a JSON object as CustomMetadata.  At most 29 ramdisks.\n";
+	"                       [--name NAME] [--version VERSION] [--metadata FILE.json]\n"
+	"                       [--signing-certificate CERT.pem --private-key KEY.pem] -o OUT.eif\n\n"
+	"Writes an EIF version 4 (big-endian; sections kernel, cmdline, metadata, ramdisks\n"
+	"and, when signed, signature; CRC-32 over everything but the CRC field) and prints\n"
+	"its measurements as nitro-cli build-enclave does.  NAME defaults to OUT without\n"
+	"\".eif\", VERSION to 1.0.  --metadata adds a JSON object as CustomMetadata.  At\n"
+	"most 29 ramdisks (28 when signed).\n\n"
+	"--signing-certificate and --private-key sign the image as nitro-cli does: a\n"
+	"signature section holding the certificate file and a COSE_Sign1 over PCR0, and\n"
+	"PCR8 (the certificate's measurement) among the measurements.  The key must be an\n"
+	"unencrypted PEM EC key on P-256, P-384 or P-521 (ES256/ES384/ES512) that belongs\n"
+	"to the certificate; otherwise E60, and nothing is written.\n";
 
 static const char describe_eif_help[] =
 	"Usage: nectl describe-eif [--eif-path] FILE\n\n"
@@ -184,6 +192,7 @@ static char *build_metadata(const char *name, const char *version, const char *k
 
 struct build_args {
 	const char *kernel, *cmdline, *name, *version, *metadata, *output;
+	const char *signing_cert, *private_key;
 	const char *ramdisks[EIF_MAX_RAMDISKS];
 	unsigned int nr_ramdisks;
 };
@@ -199,6 +208,8 @@ static int parse_build_args(int argc, char **argv, struct build_args *a, bool *h
 		{ "metadata", required_argument, NULL, 'm' },
 		{ "output", required_argument, NULL, 'o' },
 		{ "output-file", required_argument, NULL, 'o' },
+		{ "signing-certificate", required_argument, NULL, 'S' },
+		{ "private-key", required_argument, NULL, 'K' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -216,6 +227,8 @@ static int parse_build_args(int argc, char **argv, struct build_args *a, bool *h
 		case 'v': a->version = optarg; break;
 		case 'm': a->metadata = optarg; break;
 		case 'o': a->output = optarg; break;
+		case 'S': a->signing_cert = optarg; break;
+		case 'K': a->private_key = optarg; break;
 		case 'r':
 			if (a->nr_ramdisks == EIF_MAX_RAMDISKS)
 				return nectl_error(E_EIF_BUILD, "more than %d ramdisks: an EIF has at most %d sections",
@@ -239,6 +252,12 @@ static int parse_build_args(int argc, char **argv, struct build_args *a, bool *h
 				   a->nr_ramdisks ? "" : "--ramdisk ", a->output ? "" : "-o");
 	if (strlen(a->cmdline) > MAX_CMDLINE)
 		return nectl_error(E_INVALID_ARG, "--cmdline is longer than %d bytes", MAX_CMDLINE);
+	if (!a->signing_cert != !a->private_key)
+		return nectl_error(E_MISSING_ARG, "--signing-certificate and --private-key go together (missing: %s)",
+				   a->signing_cert ? "--private-key" : "--signing-certificate");
+	if (a->signing_cert && a->nr_ramdisks > EIF_MAX_RAMDISKS - 1)
+		return nectl_error(E_EIF_BUILD, "%u ramdisks: a signed EIF holds at most %d (its signature is a section too)",
+				   a->nr_ramdisks, EIF_MAX_RAMDISKS - 1);
 	return 0;
 }
 
@@ -263,18 +282,93 @@ static int load_custom_metadata(const char *path, struct json_value **out)
 	return 0;
 }
 
+/* The signature section over the PCR0 that the inputs give. */
+static int sign_inputs(const struct build_args *a, const struct eif_build_input *in,
+		       struct eif_signer *signer, struct eif_sig_bytes *section)
+{
+	uint8_t pcr0[SHA384_DIGEST_SIZE];
+	char err[512];
+
+	if (eif_signer_load(a->signing_cert, a->private_key, signer, err, sizeof(err)))
+		return nectl_error(E_EIF_SIGNING, "%s", err);
+	if (eif_measure_pcr0(in, pcr0, err, sizeof(err)))
+		return nectl_error(E_EIF_BUILD, "%s", err);
+	if (eif_sign_section(signer, pcr0, section, err, sizeof(err)))
+		return nectl_error(E_EIF_SIGNING, "%s", err);
+	return 0;
+}
+
+/*
+ * The written image's signature is checked like describe-eif checks it:
+ * an input that changed between measuring and writing would otherwise go
+ * unnoticed until run.  A certificate outside its dates only warns: the
+ * image is right, and run will say E59 while the date is wrong.
+ */
+static int check_signed_output(const char *path, struct eif_info *info)
+{
+	struct eif_sig_check c;
+	char when[160];
+	int code = 0;
+
+	eif_sig_check(info, time(NULL), &c);
+	if (!eif_sig_verified(&c)) {
+		unlink(path);
+		code = nectl_error(E_EIF_SIGNING, "the signature of the written image does not verify (%s): did an input change while building? %s removed",
+				   c.reason, path);
+	} else if (c.validity) {
+		eif_sig_validity_reason(&c, when, sizeof(when));
+		fprintf(stderr, "Warning: %s: nectl run refuses the image while it is so (E59).\n",
+			when);
+	}
+	eif_sig_check_release(&c);
+	return code;
+}
+
+/* Measure what was written, through the reader: one source of truth. */
+static int read_back(const char *path, bool is_signed, struct eif_info *info)
+{
+	char err[512];
+	int fd, code;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || eif_read(fd, info, true, err, sizeof(err))) {
+		if (fd >= 0)
+			close(fd);
+		return nectl_error(E_EIF_BUILD, "cannot read back %s: %s", path,
+				   fd < 0 ? strerror(errno) : err);
+	}
+	close(fd);
+	code = is_signed ? check_signed_output(path, info) : 0;
+	if (code)
+		eif_info_release(info);
+	return code;
+}
+
+static void default_name(const char *output, char *name, size_t len)
+{
+	const char *base = strrchr(output, '/');
+	size_t n;
+
+	base = base ? base + 1 : output;
+	n = strlen(base);
+	if (n > 4 && !strcmp(base + n - 4, ".eif"))
+		n -= 4;
+	snprintf(name, len, "%.*s", (int)n, base);
+}
+
 static int cmd_build_eif(int argc, char **argv)
 {
+	struct eif_sig_bytes section = { NULL, 0 };
+	struct eif_signer signer = { 0 };
 	struct eif_build_input in;
 	struct build_args a;
 	struct json_value *custom;
 	struct eif_info info;
 	struct json_writer w;
 	char err[512], name[NECTL_NAME_MAX + 1];
-	const char *base;
-	char *meta;
+	char *meta = NULL;
 	bool help;
-	int code, fd;
+	int code;
 
 	code = parse_build_args(argc, argv, &a, &help);
 	if (help)
@@ -284,29 +378,27 @@ static int cmd_build_eif(int argc, char **argv)
 	code = load_custom_metadata(a.metadata, &custom);
 	if (code)
 		return code;
-	base = strrchr(a.output, '/');
-	base = base ? base + 1 : a.output;
-	snprintf(name, sizeof(name), "%.*s", (int)(strlen(base) > 4 &&
-		 !strcmp(base + strlen(base) - 4, ".eif") ? strlen(base) - 4 : strlen(base)), base);
+	default_name(a.output, name, sizeof(name));
 	fprintf(stderr, "Start building the Enclave Image...\n");
 	meta = build_metadata(a.name ? a.name : name, a.version ? a.version : "1.0", a.kernel, custom);
 	json_free(custom);
 	if (!meta)
 		return nectl_error(E_EIF_BUILD, "out of memory");
 	in = (struct eif_build_input){ a.kernel, a.cmdline, a.ramdisks, a.nr_ramdisks, meta, NULL, 0 };
-	code = eif_write(&in, a.output, err, sizeof(err));
-	free(meta);
-	if (code)
-		return nectl_error(E_EIF_BUILD, "%s", err);
-	/* Measure what was written, through the reader: one source of truth. */
-	fd = open(a.output, O_RDONLY | O_CLOEXEC);
-	if (fd < 0 || eif_read(fd, &info, true, err, sizeof(err))) {
-		if (fd >= 0)
-			close(fd);
-		return nectl_error(E_EIF_BUILD, "cannot read back %s: %s", a.output,
-				   fd < 0 ? strerror(errno) : err);
+	if (a.signing_cert) {
+		code = sign_inputs(&a, &in, &signer, &section);
+		in.signature = section.data;
+		in.signature_len = section.len;
 	}
-	close(fd);
+	if (!code && eif_write(&in, a.output, err, sizeof(err)))
+		code = nectl_error(E_EIF_BUILD, "%s", err);
+	if (!code)
+		code = read_back(a.output, a.signing_cert != NULL, &info);
+	free(meta);
+	free(section.data);
+	eif_signer_release(&signer);
+	if (code)
+		return code;
 	fprintf(stderr, "Enclave Image successfully created.\n");
 	json_init(&w, stdout);
 	json_begin_object(&w);
