@@ -83,10 +83,11 @@ uint8_t *eif_sig_ecdsa_sign(EVP_PKEY *key, const struct eif_sig_alg *alg,
 	size_t der_len = 0;
 	uint8_t *raw = NULL;
 
+	/* The first call gives the DER's largest size, the second the signature. */
 	if (md && EVP_DigestSignInit(md, NULL, alg->md(), NULL, key) == 1 &&
-	    EVP_DigestSign(md, NULL, &der_len, tbs, len) == 1 &&
-	    (der = OPENSSL_malloc(der_len)) &&
-	    EVP_DigestSign(md, der, &der_len, tbs, len) == 1)
+	    EVP_DigestSign(md, NULL, &der_len, tbs, len) == 1)
+		der = OPENSSL_malloc(der_len);
+	if (der && EVP_DigestSign(md, der, &der_len, tbs, len) == 1)
 		raw = der_to_raw(der, der_len, alg->coord_size);
 	OPENSSL_free(der);
 	EVP_MD_CTX_free(md);

@@ -181,12 +181,12 @@ def inputs(c):
     return kernel, cmdline.encode(), ramdisks, args
 
 
-def build(c, name, args, pem=None, key=None):
+def build(c, name, args, pem=None, key=None, binary=None):
     out = c.path(name)
     if os.path.exists(out):
         os.unlink(out)
     extra = ["--signing-certificate", pem, "--private-key", key] if pem else []
-    r = c.nectl("build-eif", *(args + extra + ["-o", out]))
+    r = c.nectl("build-eif", *(args + extra + ["-o", out]), binary=binary)
     return r, out
 
 
@@ -337,7 +337,7 @@ def build_errors(c, args, pem, key):
         ("a missing certificate file", c.path("nonexistent.pem"), key, 60, "cannot open the certificate"),
     ]
     for name, p, k, code, text in cases:
-        r, out = build(c, "bad-sign.eif", args, p, k)
+        r, out = build(c, "bad-sign.eif", args, p, k, binary=c.asan)
         c.tap(one_error(r, code) and text in r.stderr and not os.path.exists(out) and not r.stdout,
               "build-eif with %s: E%02d, nothing written" % (name, code), r.stderr)
     for opt, missing in (("--signing-certificate", "--private-key"), ("--private-key", "--signing-certificate")):
@@ -407,9 +407,10 @@ def tampered(c, good, pem):
             c.tap(ok, "%s: %s: SignatureCheck false, E59 (%s)%s" %
                   ("describe-eif" if binary == c.bin else "asan", name, reason,
                    ", PCR8 of the new certificate" if cert else ""), r.stdout[-300:] + r.stderr)
-        r = c.run(path)
+        r = c.run(path, c.asan)
         c.tap(one_error(r, 59) and reason in r.stderr and not r.stdout,
-              "run: %s: E59 before the device is touched" % name, r.stderr)
+              "run%s: %s: E59 before the device is touched" % (" (asan)" if c.asan else "", name),
+              r.stderr)
     r, d = c.describe(c.write("crc.eif", bytes(flipped)))
     c.tap(one_error(r, 35) and d.get("CheckCRC") is False and d.get("SignatureCheck") is False and
           "signature check failed too" in r.stderr,
@@ -443,8 +444,9 @@ def malformed_sections(c, good, pem):
             c.tap(r.returncode == 35 and len(lines) == 1 and lines[0].startswith("[ E35 ]") and
                   not r.stdout, "%s: signature section with %s: one E35 line, no JSON" %
                   ("describe-eif" if binary == c.bin else "asan", name), r.stdout[-200:] + r.stderr)
-        r = c.run(path)
-        c.tap(one_error(r, 59), "run: signature section with %s: E59" % name, r.stderr)
+        r = c.run(path, c.asan)
+        c.tap(one_error(r, 59), "run%s: signature section with %s: E59" %
+              (" (asan)" if c.asan else "", name), r.stderr)
     big = c.with_signature(good, b"\0" * ((64 << 10) + 1))
     r, _ = c.describe(c.write("big-sig.eif", big))
     c.tap(one_error(r, 35) and "limit" in r.stderr, "a signature section over 64 KiB: E35", r.stderr)
@@ -507,14 +509,15 @@ def run(tap, nectl, nectl_bin, asan_bin, tmp, rnd, parse_eif):
             pcr_of(b"".join(ramdisks[1:])))
     pem, key = c.signer("signer")
     r_u, unsigned = build(c, "unsigned.eif", args)
-    r, signed = build(c, "signed.eif", args, pem, key)
+    r, signed = build(c, "signed.eif", args, pem, key, binary=c.asan)
     try:
         out = json.loads(r.stdout)["Measurements"]
     except (ValueError, KeyError):
         out = {}
     tap(r.returncode == 0 and r_u.returncode == 0 and (out.get("PCR0"), out.get("PCR1"), out.get("PCR2")) == pcrs
         and list(out.keys()) == ["HashAlgorithm", "PCR0", "PCR1", "PCR2", "PCR8"],
-        "build-eif --signing-certificate --private-key: exit 0, Measurements PCR0-2 (hashlib) and PCR8",
+        "build-eif --signing-certificate --private-key%s: exit 0, Measurements PCR0-2 (hashlib) and PCR8" %
+        (" (asan)" if asan_bin else ""),
         r.stdout + r.stderr)
     if r.returncode or r_u.returncode:
         return
