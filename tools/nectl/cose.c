@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cbor_load.h"
 #include "cose.h"
 
 #define COSE_TAG_SIGN1		18
@@ -28,82 +29,6 @@ static enum cose_failure fail(enum cose_failure step, char *err, size_t errlen,
 	vsnprintf(err, errlen, fmt, ap);
 	va_end(ap);
 	return step;
-}
-
-/*
- * libcbor 0.8 allocates an array or map for the count its header declares,
- * before it knows whether the items follow: a 10-byte input declaring 2^31
- * map entries asks for 32 GiB.  So a first pass with the library's
- * streaming decoder (which allocates nothing) refuses counts that the
- * remaining bytes cannot hold (every item takes at least one byte).
- */
-struct preflight {
-	size_t remaining;
-	bool oversized;
-};
-
-static void preflight_array(void *ctx, size_t count)
-{
-	struct preflight *p = ctx;
-
-	if (count > p->remaining)
-		p->oversized = true;
-}
-
-static void preflight_map(void *ctx, size_t count)
-{
-	struct preflight *p = ctx;
-
-	if (count > p->remaining / 2)
-		p->oversized = true;
-}
-
-static const char *preflight(const uint8_t *buf, size_t len)
-{
-	struct cbor_callbacks cb = cbor_empty_callbacks;
-	struct preflight p = { 0, false };
-	size_t off = 0;
-
-	cb.array_start = preflight_array;
-	cb.map_start = preflight_map;
-	while (off < len) {
-		struct cbor_decoder_result r;
-
-		p.remaining = len - off;
-		r = cbor_stream_decode(buf + off, len - off, &cb, &p);
-		if (r.status == CBOR_DECODER_NEDATA)
-			return "truncated CBOR";
-		if (r.status != CBOR_DECODER_FINISHED || r.read == 0)
-			return "malformed CBOR";
-		if (p.oversized)
-			return "a CBOR array or map declares more items than the input holds";
-		off += r.read;
-	}
-	return NULL;
-}
-
-/* One CBOR item that must fill buf exactly. */
-static cbor_item_t *load_item(const uint8_t *buf, size_t len, const char **why)
-{
-	struct cbor_load_result r;
-	cbor_item_t *item;
-
-	*why = len ? preflight(buf, len) : "empty input";
-	if (*why)
-		return NULL;
-	item = cbor_load(buf, len, &r);
-	if (!item) {
-		*why = r.error.code == CBOR_ERR_MEMERROR ? "out of memory" :
-		       r.error.code == CBOR_ERR_NOTENOUGHDATA ? "truncated CBOR" :
-		       "malformed or too deeply nested CBOR";
-		return NULL;
-	}
-	if (r.read != len) {
-		cbor_decref(&item);
-		*why = "bytes after the end of the CBOR item";
-		return NULL;
-	}
-	return item;
 }
 
 /*
@@ -133,7 +58,7 @@ static bool is_text(const cbor_item_t *item, const char *text)
 static bool protected_is_es384(const struct att_bytes *hdr)
 {
 	const char *why;
-	cbor_item_t *map = load_item(hdr->data, hdr->len, &why);
+	cbor_item_t *map = nectl_cbor_load(hdr->data, hdr->len, &why);
 	struct cbor_pair *pair;
 	bool ok;
 
@@ -168,7 +93,7 @@ static enum cose_failure decode_envelope(const uint8_t *buf, size_t len, struct 
 		buf++;
 		len--;
 	}
-	doc->cose = load_item(buf, len, &why);
+	doc->cose = nectl_cbor_load(buf, len, &why);
 	if (!doc->cose)
 		return fail(COSE_BAD_ENVELOPE, err, errlen, "not a CBOR document: %s", why);
 	sign1 = doc->cose;
@@ -401,7 +326,7 @@ static enum cose_failure decode_payload(struct att_doc *doc, char *err, size_t e
 	size_t i;
 	int key;
 
-	doc->payload_map = load_item(doc->payload.data, doc->payload.len, &why);
+	doc->payload_map = nectl_cbor_load(doc->payload.data, doc->payload.len, &why);
 	if (!doc->payload_map)
 		return fail(COSE_BAD_PAYLOAD, err, errlen, "the payload is not CBOR: %s", why);
 	if (!cbor_isa_map(doc->payload_map))

@@ -296,7 +296,44 @@ static void measure(struct eif_hashers *h, uint16_t type, const uint8_t *buf, si
 	}
 }
 
-/* One pass over every section, in header order: CRC, PCRs, metadata copy. */
+#define HOLD_FAILED	((uint8_t *)-1)
+
+/*
+ * The metadata and signature sections are kept in memory for their readers
+ * (NUL-terminated, for the JSON parser).  Returns the buffer to fill, NULL
+ * for a section that is only streamed, or HOLD_FAILED.
+ */
+static uint8_t *hold_section(struct eif_info *info, const struct eif_section *s,
+			     char *err, size_t errlen)
+{
+	bool meta = s->type == EIF_SECTION_METADATA;
+	uint64_t limit = meta ? EIF_MAX_METADATA_SIZE : EIF_MAX_SIGNATURE_SIZE;
+	uint8_t *buf;
+
+	if (!meta && s->type != EIF_SECTION_SIGNATURE)
+		return NULL;
+	if (s->size > limit) {
+		set_err(err, errlen, "%s section is %llu bytes (limit %llu)", section_name(s->type),
+			(unsigned long long)s->size, (unsigned long long)limit);
+		return HOLD_FAILED;
+	}
+	buf = malloc(s->size + 1);
+	if (!buf) {
+		set_err(err, errlen, "out of memory");
+		return HOLD_FAILED;
+	}
+	buf[s->size] = '\0';
+	if (meta) {
+		info->metadata = (char *)buf;
+		info->metadata_len = s->size;
+	} else {
+		info->signature = buf;
+		info->signature_len = s->size;
+	}
+	return buf;
+}
+
+/* One pass over every section, in header order: CRC, PCRs, metadata and signature copies. */
 static int scan_sections(int fd, struct eif_info *info, const uint8_t *hdr, bool measured,
 			 char *err, size_t errlen)
 {
@@ -319,27 +356,17 @@ static int scan_sections(int fd, struct eif_info *info, const uint8_t *hdr, bool
 	for (i = 0; i < info->num_sections; i++) {
 		const struct eif_section *s = &info->sections[i];
 		uint64_t off = s->offset + EIF_SECTION_HEADER_SIZE, left = s->size;
-		size_t meta_pos = 0;
+		size_t held_pos = 0;
+		uint8_t *held;
 
 		if (pread_full(fd, buf, EIF_SECTION_HEADER_SIZE, s->offset))
 			goto io_error;
 		crc = crc32_update(crc, buf, EIF_SECTION_HEADER_SIZE);
 		if (s->type == EIF_SECTION_RAMDISK)
 			h.ramdisks_seen++;
-		if (s->type == EIF_SECTION_METADATA) {
-			if (s->size > EIF_MAX_METADATA_SIZE) {
-				set_err(err, errlen, "metadata section is %llu bytes (limit %u)",
-					(unsigned long long)s->size, EIF_MAX_METADATA_SIZE);
-				goto fail;
-			}
-			info->metadata = malloc(s->size + 1);
-			if (!info->metadata) {
-				set_err(err, errlen, "out of memory");
-				goto fail;
-			}
-			info->metadata_len = s->size;
-			info->metadata[s->size] = '\0';
-		}
+		held = hold_section(info, s, err, errlen);
+		if (held == HOLD_FAILED)
+			goto fail;
 		while (left) {
 			size_t n = left < IO_CHUNK ? left : IO_CHUNK;
 
@@ -347,9 +374,9 @@ static int scan_sections(int fd, struct eif_info *info, const uint8_t *hdr, bool
 				goto io_error;
 			crc = crc32_update(crc, buf, n);
 			measure(hp, s->type, buf, n);
-			if (s->type == EIF_SECTION_METADATA) {
-				memcpy(info->metadata + meta_pos, buf, n);
-				meta_pos += n;
+			if (held) {
+				memcpy(held + held_pos, buf, n);
+				held_pos += n;
 			}
 			off += n;
 			left -= n;
@@ -422,6 +449,9 @@ void eif_info_release(struct eif_info *info)
 	free(info->metadata);
 	info->metadata = NULL;
 	info->metadata_len = 0;
+	free(info->signature);
+	info->signature = NULL;
+	info->signature_len = 0;
 }
 
 /* ------------------------------------------------------------------ writer */
@@ -541,18 +571,19 @@ out:
 
 int eif_write(const struct eif_build_input *in, const char *out_path, char *err, size_t errlen)
 {
+	unsigned int max_ramdisks = EIF_MAX_RAMDISKS - !!in->signature;
 	struct build_section secs[EIF_MAX_SECTIONS];
 	char tmp_path[4096];
 	unsigned int n = 0, i;
 	int out = -1, ret = -1;
 
-	if (in->nr_ramdisks < 1 || in->nr_ramdisks > EIF_MAX_RAMDISKS) {
-		set_err(err, errlen, "%u ramdisks given: an EIF holds 1 to %u", in->nr_ramdisks,
-			EIF_MAX_RAMDISKS);
+	if (in->nr_ramdisks < 1 || in->nr_ramdisks > max_ramdisks) {
+		set_err(err, errlen, "%u ramdisks given: an EIF holds 1 to %u%s", in->nr_ramdisks,
+			max_ramdisks, in->signature ? " when signed" : "");
 		return -1;
 	}
 	memset(secs, 0, sizeof(secs));
-	/* The reference builder's order: kernel, cmdline, metadata, ramdisks. */
+	/* The reference builder's order: kernel, cmdline, metadata, ramdisks, signature. */
 	secs[n++] = (struct build_section){ EIF_SECTION_KERNEL, in->kernel_path, NULL, 0, -1 };
 	secs[n++] = (struct build_section){ EIF_SECTION_CMDLINE, NULL, in->cmdline,
 					    strlen(in->cmdline), -1 };
@@ -561,6 +592,10 @@ int eif_write(const struct eif_build_input *in, const char *out_path, char *err,
 	for (i = 0; i < in->nr_ramdisks; i++)
 		secs[n++] = (struct build_section){ EIF_SECTION_RAMDISK, in->ramdisk_paths[i],
 						    NULL, 0, -1 };
+	if (in->signature)
+		secs[n++] = (struct build_section){ EIF_SECTION_SIGNATURE, NULL,
+						    (const char *)in->signature,
+						    in->signature_len, -1 };
 	for (i = 0; i < n; i++)
 		if (secs[i].path && open_input(&secs[i], err, errlen))
 			goto out;

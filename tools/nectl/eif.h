@@ -18,6 +18,12 @@
 #define EIF_MAX_RAMDISKS	(EIF_MAX_SECTIONS - 3)
 /* The metadata is held in memory: refuse absurd sizes from hostile files. */
 #define EIF_MAX_METADATA_SIZE	(1u << 20)
+/*
+ * So is the signature section; libcbor makes an item of each of its bytes
+ * (the certificate and COSE_Sign1 are arrays of uint8), so the limit is
+ * lower.  A real one (one certificate) is 2 to 3 KiB.
+ */
+#define EIF_MAX_SIGNATURE_SIZE	(64u << 10)
 
 enum eif_section_type {
 	EIF_SECTION_INVALID = 0,
@@ -50,6 +56,10 @@ struct eif_info {
 	uint8_t pcr2[SHA384_DIGEST_SIZE];
 	char *metadata;		/* NUL-terminated JSON text, or NULL */
 	size_t metadata_len;
+	uint8_t *signature;	/* the signature section's data, or NULL */
+	size_t signature_len;
+	bool has_pcr8;		/* pcr8 holds the signer's PCR (eif_sig.h) */
+	uint8_t pcr8[SHA384_DIGEST_SIZE];
 };
 
 /*
@@ -66,9 +76,14 @@ struct eif_build_input {
 	const char *const *ramdisk_paths;
 	unsigned int nr_ramdisks;
 	const char *metadata_json;
+	const uint8_t *signature;	/* the signature section's data, or NULL */
+	size_t signature_len;
 };
 
-/* Writes an EIF v4 to out_path (atomically, through a temporary file). */
+/*
+ * Writes an EIF v4 to out_path (atomically, through a temporary file), with
+ * the signature section last when there is one, as the reference builder.
+ */
 int eif_write(const struct eif_build_input *in, const char *out_path, char *err, size_t errlen);
 
 /* PCR = SHA384(48 zero bytes || SHA384(data)): one extend from zero. */

@@ -93,6 +93,19 @@ static const struct error_doc error_docs[] = {
 	{ E_NAMING, "Enclave naming failure",
 	  "The enclave name is already used by a running enclave, or is not a usable name\n"
 	  "(1-127 characters, no '/' or control characters)." },
+	{ E_EIF_SIGNATURE, "EIF signature check failure",
+	  "The EIF is signed and its signature does not hold: the signature section cannot be\n"
+	  "read, its COSE_Sign1 does not verify with the key of the certificate stored with\n"
+	  "it, it signs another PCR0 than the image's (the image changed after signing), or\n"
+	  "(nectl run) the signing certificate is expired or not yet valid. nectl run refuses\n"
+	  "such an image; nectl describe-eif shows it with SignatureCheck false. Rebuild and\n"
+	  "sign it again with nectl build-eif --signing-certificate --private-key." },
+	{ E_EIF_SIGNING, "EIF signing failure",
+	  "nectl build-eif could not sign the image: the --signing-certificate is not a PEM\n"
+	  "certificate, the --private-key is not an unencrypted PEM private key, the key is\n"
+	  "not an EC key on P-256, P-384 or P-521 (what nitro-cli signs with), the key does\n"
+	  "not belong to the certificate, or the signature of the written image does not\n"
+	  "verify (an input changed while building). Nothing is written then." },
 	{ E_NO_SUCH_ENCLAVE, "No such enclave",
 	  "No running enclave matches the given --enclave-id or --enclave-name. Run\n"
 	  "`nectl describe-enclaves` to list them." },

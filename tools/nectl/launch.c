@@ -31,6 +31,7 @@
 #include "linux/ne_kvm.h"
 
 #include "eif.h"
+#include "eif_sig.h"
 #include "enclaves.h"
 #include "errors.h"
 #include "hugepages.h"
@@ -889,6 +890,13 @@ static int check_request(const struct run_options *opt, struct launch *l)
 				   (unsigned long long)opt->memory_mib,
 				   (unsigned long long)l->eif.file_size,
 				   (unsigned long long)((4 * l->eif.file_size + MIB - 1) / MIB));
+	/*
+	 * nitro-cli checks the signature after its memory check and before the
+	 * image is loaded; here before the device is touched.  PCR8 is kept for
+	 * describe-enclaves.
+	 */
+	if (l->eif.is_signed && eif_sig_check_image(l->eif_fd, &l->eif, err, sizeof(err)))
+		return nectl_error(E_EIF_SIGNATURE, "%s: %s", opt->eif_path, err);
 	if (access(NECTL_DEVICE, F_OK))
 		return nectl_error(E_FILE_OPERATION, "%s does not exist: load the driver (insmod ne_kvm.ko)",
 				   NECTL_DEVICE);

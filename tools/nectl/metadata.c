@@ -63,5 +63,10 @@ void metadata_write_measurements(struct json_writer *w,
 		json_key(w, names[i]);
 		json_string(w, hex);
 	}
+	if (eif->has_pcr8) {
+		eif_hex(eif->pcr8, SHA384_DIGEST_SIZE, hex);
+		json_key(w, "PCR8");
+		json_string(w, hex);
+	}
 	json_end_object(w);
 }

@@ -13,7 +13,7 @@
  */
 void metadata_write_identity(struct json_writer *w, const struct json_value *meta);
 
-/* Writes "Measurements": the hash algorithm and PCR0-2, as nitro-cli does. */
+/* Writes "Measurements": the hash algorithm, PCR0-2 and PCR8 if known, as nitro-cli does. */
 void metadata_write_measurements(struct json_writer *w,
 				 const struct eif_info *eif);
 

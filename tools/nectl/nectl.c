@@ -16,6 +16,7 @@
 #include "cli.h"
 #include "commands.h"
 #include "eif.h"
+#include "eif_sig.h"
 #include "errors.h"
 #include "json.h"
 #include "launch.h"
@@ -30,8 +31,9 @@ static const char main_help[] =
 	"and build or inspect enclave images (EIF v4).  JSON goes to stdout, progress and\n"
 	"errors to stderr; the exit status is the error code (see `nectl explain`).\n\n"
 	"Commands:\n"
-	"  build-eif           build an EIF from a kernel, a command line and ramdisks\n"
-	"  describe-eif        show an EIF's version, CRC check, PCR0-2 and metadata\n"
+	"  build-eif           build an EIF from a kernel, a command line and ramdisks,\n"
+	"                      signed with --signing-certificate and --private-key\n"
+	"  describe-eif        show an EIF's version, CRC and signature checks, PCRs, metadata\n"
 	"  run                 launch an enclave (alias: run-enclave)\n"
 	"  describe-enclaves   list every enclave on this machine\n"
 	"  terminate-enclave   terminate enclaves started by nectl\n"
@@ -47,17 +49,29 @@ static const char main_help[] =
 
 static const char build_help[] =
 	"Usage: nectl build-eif --kernel BZIMAGE --cmdline TEXT --ramdisk CPIO [--ramdisk CPIO...]\n"
-	"                       [--name NAME] [--version VERSION] [--metadata FILE.json] -o OUT.eif\n\n"
-	"Writes an EIF version 4 (big-endian; sections kernel, cmdline, metadata, ramdisks;\n"
-	"CRC-32 over everything but the CRC field) and prints its measurements as\n"
-	"nitro-cli build-enclave does.  NAME defaults to OUT without .eif, VERSION to 1.0.\n"
-	"--metadata adds a JSON object as CustomMetadata.  At most 29 ramdisks.\n";
+	"                       [--name NAME] [--version VERSION] [--metadata FILE.json]\n"
+	"                       [--signing-certificate CERT.pem --private-key KEY.pem] -o OUT.eif\n\n"
+	"Writes an EIF version 4 (big-endian; sections kernel, cmdline, metadata, ramdisks\n"
+	"and, when signed, signature; CRC-32 over everything but the CRC field) and prints\n"
+	"its measurements as nitro-cli build-enclave does.  NAME defaults to OUT without\n"
+	"\".eif\", VERSION to 1.0.  --metadata adds a JSON object as CustomMetadata.  At\n"
+	"most 29 ramdisks (28 when signed).\n\n"
+	"--signing-certificate and --private-key sign the image as nitro-cli does: a\n"
+	"signature section holding the certificate file and a COSE_Sign1 over PCR0, and\n"
+	"PCR8 (the certificate's measurement) among the measurements.  The key must be an\n"
+	"unencrypted PEM EC key on P-256, P-384 or P-521 (ES256/ES384/ES512) that belongs\n"
+	"to the certificate; otherwise E60, and nothing is written.\n";
 
 static const char describe_eif_help[] =
 	"Usage: nectl describe-eif [--eif-path] FILE\n\n"
-	"Checks FILE and prints {EifVersion, Measurements{PCR0,PCR1,PCR2}, IsSigned,\n"
-	"CheckCRC, ImageName, ImageVersion, Metadata}.  A malformed file is refused with\n"
-	"E35; a CRC mismatch prints the JSON (CheckCRC false) and exits with E35.\n";
+	"Checks FILE and prints {EifVersion, Measurements{PCR0,PCR1,PCR2[,PCR8]}, IsSigned,\n"
+	"[SigningCertificate], CheckCRC, [SignatureCheck], ImageName, ImageVersion,\n"
+	"Metadata}, as nitro-cli does.  For a signed image, PCR8 measures the signing\n"
+	"certificate, SigningCertificate shows its issuer, algorithm, dates and signature,\n"
+	"and SignatureCheck tells whether the signature verifies with the certificate's key\n"
+	"and signs this image's PCR0.  A malformed file (signature section included) is\n"
+	"refused with E35; a CRC mismatch prints the JSON and exits with E35, a failed\n"
+	"signature check with E59.\n";
 
 static const char run_help[] =
 	"Usage: nectl run --eif-path FILE --memory MIB --cpu-count N [--enclave-cid CID]\n"
@@ -68,7 +82,9 @@ static const char run_help[] =
 	"MemoryMiB}.  Memory comes from hugepages, exactly the amount asked (rounded up\n"
 	"to 2 MiB) whenever the free pages allow it.  The enclave must send its 0xB7\n"
 	"heartbeat to vsock CID 3 port 9000 within nitro-cli's timeout (at least 180 s);\n"
-	"otherwise it is terminated (E36).\n\n"
+	"otherwise it is terminated (E36).  A signed image is refused (E59) unless its\n"
+	"signature verifies with the certificate stored in it, signs the image's PCR0,\n"
+	"and the certificate is valid now.\n\n"
 	"  --memory MIB          at least 64 and at least 4 x the EIF size\n"
 	"  --cpu-count N         vCPUs; the driver uses whole cores (N even with 2 threads/core)\n"
 	"  --enclave-cid CID     0 or absent: chosen by the hypervisor; 1-3 are reserved\n"
@@ -184,6 +200,7 @@ static char *build_metadata(const char *name, const char *version, const char *k
 
 struct build_args {
 	const char *kernel, *cmdline, *name, *version, *metadata, *output;
+	const char *signing_cert, *private_key;
 	const char *ramdisks[EIF_MAX_RAMDISKS];
 	unsigned int nr_ramdisks;
 };
@@ -199,6 +216,8 @@ static int parse_build_args(int argc, char **argv, struct build_args *a, bool *h
 		{ "metadata", required_argument, NULL, 'm' },
 		{ "output", required_argument, NULL, 'o' },
 		{ "output-file", required_argument, NULL, 'o' },
+		{ "signing-certificate", required_argument, NULL, 'S' },
+		{ "private-key", required_argument, NULL, 'K' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -216,6 +235,8 @@ static int parse_build_args(int argc, char **argv, struct build_args *a, bool *h
 		case 'v': a->version = optarg; break;
 		case 'm': a->metadata = optarg; break;
 		case 'o': a->output = optarg; break;
+		case 'S': a->signing_cert = optarg; break;
+		case 'K': a->private_key = optarg; break;
 		case 'r':
 			if (a->nr_ramdisks == EIF_MAX_RAMDISKS)
 				return nectl_error(E_EIF_BUILD, "more than %d ramdisks: an EIF has at most %d sections",
@@ -239,6 +260,12 @@ static int parse_build_args(int argc, char **argv, struct build_args *a, bool *h
 				   a->nr_ramdisks ? "" : "--ramdisk ", a->output ? "" : "-o");
 	if (strlen(a->cmdline) > MAX_CMDLINE)
 		return nectl_error(E_INVALID_ARG, "--cmdline is longer than %d bytes", MAX_CMDLINE);
+	if (!a->signing_cert != !a->private_key)
+		return nectl_error(E_MISSING_ARG, "--signing-certificate and --private-key go together (missing: %s)",
+				   a->signing_cert ? "--private-key" : "--signing-certificate");
+	if (a->signing_cert && a->nr_ramdisks > EIF_MAX_RAMDISKS - 1)
+		return nectl_error(E_EIF_BUILD, "%u ramdisks: a signed EIF holds at most %d (its signature is a section too)",
+				   a->nr_ramdisks, EIF_MAX_RAMDISKS - 1);
 	return 0;
 }
 
@@ -263,18 +290,93 @@ static int load_custom_metadata(const char *path, struct json_value **out)
 	return 0;
 }
 
+/* The signature section over the PCR0 that the inputs give. */
+static int sign_inputs(const struct build_args *a, const struct eif_build_input *in,
+		       struct eif_signer *signer, struct eif_sig_bytes *section)
+{
+	uint8_t pcr0[SHA384_DIGEST_SIZE];
+	char err[512];
+
+	if (eif_signer_load(a->signing_cert, a->private_key, signer, err, sizeof(err)))
+		return nectl_error(E_EIF_SIGNING, "%s", err);
+	if (eif_measure_pcr0(in, pcr0, err, sizeof(err)))
+		return nectl_error(E_EIF_BUILD, "%s", err);
+	if (eif_sign_section(signer, pcr0, section, err, sizeof(err)))
+		return nectl_error(E_EIF_SIGNING, "%s", err);
+	return 0;
+}
+
+/*
+ * The written image's signature is checked like describe-eif checks it:
+ * an input that changed between measuring and writing would otherwise go
+ * unnoticed until run.  A certificate outside its dates only warns: the
+ * image is right, and run will say E59 while the date is wrong.
+ */
+static int check_signed_output(const char *path, struct eif_info *info)
+{
+	struct eif_sig_check c;
+	char when[160];
+	int code = 0;
+
+	eif_sig_check(info, time(NULL), &c);
+	if (!eif_sig_verified(&c)) {
+		unlink(path);
+		code = nectl_error(E_EIF_SIGNING, "the signature of the written image does not verify (%s): did an input change while building? %s removed",
+				   c.reason, path);
+	} else if (c.validity) {
+		eif_sig_validity_reason(&c, when, sizeof(when));
+		fprintf(stderr, "Warning: %s: nectl run refuses the image while it is so (E59).\n",
+			when);
+	}
+	eif_sig_check_release(&c);
+	return code;
+}
+
+/* Measure what was written, through the reader: one source of truth. */
+static int read_back(const char *path, bool is_signed, struct eif_info *info)
+{
+	char err[512];
+	int fd, code;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || eif_read(fd, info, true, err, sizeof(err))) {
+		if (fd >= 0)
+			close(fd);
+		return nectl_error(E_EIF_BUILD, "cannot read back %s: %s", path,
+				   fd < 0 ? strerror(errno) : err);
+	}
+	close(fd);
+	code = is_signed ? check_signed_output(path, info) : 0;
+	if (code)
+		eif_info_release(info);
+	return code;
+}
+
+static void default_name(const char *output, char *name, size_t len)
+{
+	const char *base = strrchr(output, '/');
+	size_t n;
+
+	base = base ? base + 1 : output;
+	n = strlen(base);
+	if (n > 4 && !strcmp(base + n - 4, ".eif"))
+		n -= 4;
+	snprintf(name, len, "%.*s", (int)n, base);
+}
+
 static int cmd_build_eif(int argc, char **argv)
 {
+	struct eif_sig_bytes section = { NULL, 0 };
+	struct eif_signer signer = { 0 };
 	struct eif_build_input in;
 	struct build_args a;
 	struct json_value *custom;
 	struct eif_info info;
 	struct json_writer w;
 	char err[512], name[NECTL_NAME_MAX + 1];
-	const char *base;
-	char *meta;
+	char *meta = NULL;
 	bool help;
-	int code, fd;
+	int code;
 
 	code = parse_build_args(argc, argv, &a, &help);
 	if (help)
@@ -284,29 +386,27 @@ static int cmd_build_eif(int argc, char **argv)
 	code = load_custom_metadata(a.metadata, &custom);
 	if (code)
 		return code;
-	base = strrchr(a.output, '/');
-	base = base ? base + 1 : a.output;
-	snprintf(name, sizeof(name), "%.*s", (int)(strlen(base) > 4 &&
-		 !strcmp(base + strlen(base) - 4, ".eif") ? strlen(base) - 4 : strlen(base)), base);
+	default_name(a.output, name, sizeof(name));
 	fprintf(stderr, "Start building the Enclave Image...\n");
 	meta = build_metadata(a.name ? a.name : name, a.version ? a.version : "1.0", a.kernel, custom);
 	json_free(custom);
 	if (!meta)
 		return nectl_error(E_EIF_BUILD, "out of memory");
-	in = (struct eif_build_input){ a.kernel, a.cmdline, a.ramdisks, a.nr_ramdisks, meta };
-	code = eif_write(&in, a.output, err, sizeof(err));
-	free(meta);
-	if (code)
-		return nectl_error(E_EIF_BUILD, "%s", err);
-	/* Measure what was written, through the reader: one source of truth. */
-	fd = open(a.output, O_RDONLY | O_CLOEXEC);
-	if (fd < 0 || eif_read(fd, &info, true, err, sizeof(err))) {
-		if (fd >= 0)
-			close(fd);
-		return nectl_error(E_EIF_BUILD, "cannot read back %s: %s", a.output,
-				   fd < 0 ? strerror(errno) : err);
+	in = (struct eif_build_input){ a.kernel, a.cmdline, a.ramdisks, a.nr_ramdisks, meta, NULL, 0 };
+	if (a.signing_cert) {
+		code = sign_inputs(&a, &in, &signer, &section);
+		in.signature = section.data;
+		in.signature_len = section.len;
 	}
-	close(fd);
+	if (!code && eif_write(&in, a.output, err, sizeof(err)))
+		code = nectl_error(E_EIF_BUILD, "%s", err);
+	if (!code)
+		code = read_back(a.output, a.signing_cert != NULL, &info);
+	free(meta);
+	free(section.data);
+	eif_signer_release(&signer);
+	if (code)
+		return code;
 	fprintf(stderr, "Enclave Image successfully created.\n");
 	json_init(&w, stdout);
 	json_begin_object(&w);
@@ -317,67 +417,137 @@ static int cmd_build_eif(int argc, char **argv)
 	return 0;
 }
 
-static int cmd_describe_eif(int argc, char **argv)
+/* 0 with *path set, a nectl error code, or -1 when the help was printed. */
+static int parse_describe_args(int argc, char **argv, const char **path)
 {
-	struct json_value *meta = NULL;
-	struct json_writer w;
-	struct eif_info info;
-	const char *path = NULL;
-	char err[512];
-	int fd, i;
+	int i;
 
+	*path = NULL;
 	for (i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
 			fputs(describe_eif_help, stdout);
-			return 0;
+			return -1;
 		}
-		if (!strcmp(argv[i], "--eif-path") && i + 1 < argc && !path)
-			path = argv[++i];
-		else if (argv[i][0] != '-' && !path)
-			path = argv[i];
+		if (!strcmp(argv[i], "--eif-path") && i + 1 < argc && !*path)
+			*path = argv[++i];
+		else if (argv[i][0] != '-' && !*path)
+			*path = argv[i];
 		else
 			return nectl_error(E_INVALID_ARG, "unexpected argument '%s' (see describe-eif --help)",
 					   argv[i]);
 	}
-	if (!path)
+	if (!*path)
 		return nectl_error(E_MISSING_ARG, "describe-eif needs the EIF file");
+	return 0;
+}
+
+struct described {
+	struct eif_info info;
+	struct json_value *meta;
+	struct eif_sig_check sig;
+};
+
+static void described_release(struct described *d)
+{
+	json_free(d->meta);
+	eif_sig_check_release(&d->sig);
+	eif_info_release(&d->info);
+}
+
+/*
+ * Reads and checks path.  A signature section whose certificate cannot be
+ * read is a malformed image (E35), as for nitro-cli: there is no PCR8 to
+ * show.  A signature that does not hold is shown, then reported.
+ */
+static int describe_read(const char *path, struct described *d)
+{
+	char err[512];
+	int fd;
+
+	memset(d, 0, sizeof(*d));
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return nectl_error(E_FILE_READ, "cannot open %s: %s", path, strerror(errno));
-	if (eif_read(fd, &info, true, err, sizeof(err))) {
+	if (eif_read(fd, &d->info, true, err, sizeof(err))) {
 		close(fd);
 		return nectl_error(E_EIF, "%s: %s", path, err);
 	}
 	close(fd);
-	if (info.metadata) {
-		meta = json_parse(info.metadata, info.metadata_len, err, sizeof(err));
-		if (!meta || meta->type != JSON_OBJECT) {
-			json_free(meta);
-			eif_info_release(&info);
+	if (d->info.metadata) {
+		d->meta = json_parse(d->info.metadata, d->info.metadata_len, err, sizeof(err));
+		if (!d->meta || d->meta->type != JSON_OBJECT)
 			return nectl_error(E_EIF, "%s: the metadata section is not a JSON object%s%s",
-					   path, meta ? "" : ": ", meta ? "" : err);
-		}
+					   path, d->meta ? "" : ": ", d->meta ? "" : err);
 	}
+	if (d->info.is_signed) {
+		eif_sig_check(&d->info, time(NULL), &d->sig);
+		if (!d->sig.decoded)
+			return nectl_error(E_EIF, "%s: %s", path, d->sig.reason);
+	}
+	return 0;
+}
+
+static void describe_print(const struct described *d)
+{
+	struct json_writer w;
+
 	json_init(&w, stdout);
 	json_begin_object(&w);
 	json_key(&w, "EifVersion");
-	json_u64(&w, info.version);
-	metadata_write_measurements(&w, &info);
+	json_u64(&w, d->info.version);
+	metadata_write_measurements(&w, &d->info);
 	json_key(&w, "IsSigned");
-	json_bool(&w, info.is_signed);
+	json_bool(&w, d->info.is_signed);
+	if (d->info.is_signed)
+		eif_sig_write_certificate(&w, d->sig.cert);
 	json_key(&w, "CheckCRC");
-	json_bool(&w, info.crc_ok);
-	metadata_write_identity(&w, meta);
+	json_bool(&w, d->info.crc_ok);
+	if (d->info.is_signed) {
+		json_key(&w, "SignatureCheck");
+		json_bool(&w, eif_sig_verified(&d->sig));
+	}
+	metadata_write_identity(&w, d->meta);
 	json_end_object(&w);
 	json_finish(&w);
-	json_free(meta);
-	eif_info_release(&info);
-	if (info.is_signed)
-		fprintf(stderr, "Note: the signature section is present but nectl does not verify it (no PCR8).\n");
-	if (!info.crc_ok)
+}
+
+/* The exit status: the CRC first (the file is corrupt), then the signature. */
+static int describe_verdict(const char *path, const struct described *d)
+{
+	bool signed_ok = !d->info.is_signed || eif_sig_verified(&d->sig);
+	char when[160];
+
+	if (d->info.is_signed && signed_ok && d->sig.validity) {
+		eif_sig_validity_reason(&d->sig, when, sizeof(when));
+		fprintf(stderr, "Note: %s: nectl run refuses the image while it is so (E59).\n", when);
+	}
+	if (!d->info.crc_ok) {
+		if (!signed_ok)
+			fprintf(stderr, "The signature check failed too: %s.\n", d->sig.reason);
 		return nectl_error(E_EIF, "%s: CRC mismatch (stored %08x, computed %08x): the file is corrupt",
-				   path, info.stored_crc, info.computed_crc);
+				   path, d->info.stored_crc, d->info.computed_crc);
+	}
+	if (!signed_ok)
+		return nectl_error(E_EIF_SIGNATURE, "%s: %s", path, d->sig.reason);
 	return 0;
+}
+
+static int cmd_describe_eif(int argc, char **argv)
+{
+	struct described d;
+	const char *path;
+	int code;
+
+	code = parse_describe_args(argc, argv, &path);
+	if (code)
+		return code < 0 ? 0 : code;
+	code = describe_read(path, &d);
+	if (!code) {
+		describe_print(&d);
+		code = describe_verdict(path, &d);
+	}
+	described_release(&d);
+	return code;
 }
 
 static int cmd_run(int argc, char **argv)

@@ -9,7 +9,9 @@ tests (JSON, arguments, --config, hugepage planner...) are run and renumbered,
 and their own summary line is checked against what they printed.
 
 verify-attestation and pcr are tested in attest_tests.py, against real AWS
-documents read from ../shared and against chains made at test time.
+documents read from ../shared and against chains made at test time; signed
+EIFs (build-eif's signing, describe-eif's and run's checks) in
+eif_sign_tests.py, with keys made at test time.
 
 Every random input comes from one seed, printed first; NE_SEED=<seed>
 replays a run.
@@ -26,6 +28,7 @@ import tempfile
 import zlib
 
 import attest_tests
+import eif_sign_tests
 
 NECTL = os.environ.get("NECTL", "build/tools/nectl")
 NECTL_ASAN = os.environ.get("NECTL_ASAN")
@@ -374,6 +377,9 @@ def main():
     tap(r.returncode == 2, "terminate-enclave --all --enclave-name is E02")
     r = nectl("console", "--enclave-id", "x", "--disconnect-timeout", "0")
     tap(r.returncode == 47, "console --disconnect-timeout 0 is E47", r.stderr)
+
+    # -- signed EIFs
+    eif_sign_tests.run(tap, nectl, NECTL, NECTL_ASAN, tmp, rnd, parse_eif)
 
     # -- verify-attestation and pcr
     attest_tests.run(tap, nectl, NECTL, NECTL_ASAN, UNIT, tmp, rnd)

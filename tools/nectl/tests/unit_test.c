@@ -2,7 +2,8 @@
 /*
  * Host unit tests of nectl's pure parts: JSON, run arguments and --config,
  * the hugepage planner, cpu lists, the heartbeat timeout rule, enclave ids,
- * hex arguments and the attestation steps.  Prints TAP.  Also helpers for
+ * hex arguments, the attestation steps and the EIF signature's CBOR and
+ * ECDSA.  Prints TAP.  Also helpers for
  * tests/run, which checks the CRC and SHA-384 against Python's zlib and
  * hashlib, and changes every byte of an attestation document in turn:
  *   nectl_unit_test crc32 FILE | sha384 FILE
@@ -25,6 +26,7 @@
 #include "cli.h"
 #include "crc32.h"
 #include "eif.h"
+#include "eif_sig.h"
 #include "enclaves.h"
 #include "errors.h"
 #include "hugepages.h"
@@ -384,6 +386,203 @@ static void test_attest(void)
 	check(!strcmp(pos, "pinned root"), "attest: the last chain index is the pinned root");
 }
 
+/* ---------------------------------------------------------- EIF signature */
+
+static size_t unhex(const char *hex, uint8_t *out)
+{
+	size_t n = 0;
+	unsigned int byte;
+
+	while (hex[0] && hex[1] && sscanf(hex, "%2x", &byte) == 1) {
+		out[n++] = (uint8_t)byte;
+		hex += 2;
+	}
+	return n;
+}
+
+/* serde_cbor's shapes: shortest heads, Vec<u8> as an array of integers. */
+static void test_eif_sig_encoding(void)
+{
+	static const uint8_t value[] = { 0x00, 0x17, 0x18, 0xff };
+	/* {"register_index": 0, "register_value": [0, 23, 24, 255]} */
+	static const char payload_hex[] =
+		"a26e72656769737465725f696e646578006e72656769737465725f76616c7565"
+		"8400171818 18ff";
+	static const struct { int alg; const char *hex; } prot[] = {
+		{ -7, "a10126" }, { -35, "a1013822" }, { -36, "a1013823" },
+	};
+	char want[128], got[256];
+	uint8_t *p;
+	size_t n, i, j;
+
+	for (i = j = 0; payload_hex[i]; i++)
+		if (payload_hex[i] != ' ')
+			want[j++] = payload_hex[i];
+	want[j] = '\0';
+	p = eif_sig_pcr_payload(0, value, sizeof(value), &n);
+	if (p)
+		eif_hex(p, n, got);
+	check(p && !strcmp(got, want), "eif sig: PcrInfo {0, [0, 23, 24, 255]} is %s", p ? got : "NULL");
+	free(p);
+	for (i = 0; i < 3; i++) {
+		p = eif_sig_protected_hdr(prot[i].alg, &n);
+		if (p)
+			eif_hex(p, n, got);
+		check(p && !strcmp(got, prot[i].hex), "eif sig: protected header of alg %d is %s",
+		      prot[i].alg, prot[i].hex);
+		free(p);
+	}
+}
+
+static int decode_hex(const char *hex, struct eif_sig_entry *e)
+{
+	uint8_t buf[256];
+	char err[256];
+	size_t n = unhex(hex, buf);
+	int r = eif_sig_section_decode(buf, n, e, err, sizeof(err));
+
+	return r;
+}
+
+/* [{"signing_certificate": CERT, "signature": SIG}] with the two given as hex CBOR. */
+static void section_hex(const char *cert, const char *sig, const char *extra, char *out, size_t len)
+{
+	snprintf(out, len, "81a%c7373%s%s6973%s%s%s", extra[0] ? '3' : '2',
+		 "69676e696e675f6365727469666963617465", cert, "69676e6174757265", sig, extra);
+}
+
+static void test_eif_sig_section(void)
+{
+	static const struct { const char *cert, *sig, *extra, *what; int ok; } cases[] = {
+		{ "820102", "8103", "", "arrays of bytes", 1 },
+		{ "820102", "8103", "63666f6f01", "an unknown key (skipped, as serde does)", 1 },
+		{ "420102", "8103", "", "a byte string instead of an array of bytes", 0 },
+		{ "8201190100", "8103", "", "an element above 255", 0 },
+		{ "820120", "8103", "", "a negative element", 0 },
+		{ "820102", "8163616263", "", "a text element", 0 },
+	};
+	struct eif_sig_entry e;
+	char hex[512];
+	size_t i;
+	int r;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		section_hex(cases[i].cert, cases[i].sig, cases[i].extra, hex, sizeof(hex));
+		r = decode_hex(hex, &e);
+		check((r == 0) == cases[i].ok && (!cases[i].ok ||
+		      (e.pem.len == 2 && e.pem.data[1] == 2 && e.cose.len == 1 && e.cose.data[0] == 3)),
+		      "eif sig: section with %s %s", cases[i].what, cases[i].ok ? "decodes" : "is refused");
+		eif_sig_entry_release(&e);
+	}
+	r = decode_hex("80", &e);
+	eif_sig_entry_release(&e);
+	check(r, "eif sig: an empty array is refused");
+	r = decode_hex("818101", &e);
+	eif_sig_entry_release(&e);
+	check(r, "eif sig: an entry that is not a map is refused");
+	r = decode_hex("81a1697369676e61747572658101", &e);
+	eif_sig_entry_release(&e);
+	check(r, "eif sig: an entry without signing_certificate is refused");
+	r = decode_hex("81a2697369676e61747572658101697369676e61747572658101", &e);
+	eif_sig_entry_release(&e);
+	check(r, "eif sig: a repeated key is refused");
+	section_hex("820102", "8103", "", hex, sizeof(hex));
+	strcat(hex, "00");
+	r = decode_hex(hex, &e);
+	eif_sig_entry_release(&e);
+	check(r, "eif sig: bytes after the section's CBOR are refused");
+	r = decode_hex("9bffffffffffffffff", &e);
+	eif_sig_entry_release(&e);
+	check(r, "eif sig: an array declaring 2^64-1 items is refused before allocation");
+}
+
+static void test_eif_sig_cose(void)
+{
+	static const struct { const char *hex, *what; int ok, tagged; } cases[] = {
+		{ "8443a10126a0426869420102", "untagged", 1, 0 },
+		{ "d28443a10126a0426869420102", "tag 18 in one byte", 1, 1 },
+		{ "d8128443a10126a0426869420102", "tag 18 in two bytes", 1, 1 },
+		{ "d38443a10126a0426869420102", "tag 19", 0, 0 },
+		{ "d2d8128443a10126a0426869420102", "tag 18 twice", 0, 0 },
+		{ "8343a10126a04268694201", "an array of 3", 0, 0 },
+		{ "8443a10126804268694201 02", "an array as unprotected header", 0, 0 },
+		{ "84a10126a0426869420102", "a map as protected header", 0, 0 },
+	};
+	struct eif_cose cose;
+	uint8_t buf[64];
+	char err[256], hex[64];
+	size_t i, j, n;
+	int r;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		for (j = n = 0; cases[i].hex[j] && n + 1 < sizeof(hex); j++)
+			if (cases[i].hex[j] != ' ')
+				hex[n++] = cases[i].hex[j];
+		hex[n] = '\0';
+		n = unhex(hex, buf);
+		r = eif_sig_cose_decode(buf, n, &cose, err, sizeof(err));
+		check((r == 0) == cases[i].ok && (!cases[i].ok || (cose.tagged == cases[i].tagged &&
+		      cose.payload.len == 2 && cose.signature.len == 2 && cose.protected_hdr.len == 3)),
+		      "eif sig: COSE_Sign1 %s %s", cases[i].what, cases[i].ok ? "decodes" : "is refused");
+		eif_cose_release(&cose);
+	}
+}
+
+static bool alg_of_hex(const char *hex, int64_t *alg)
+{
+	uint8_t buf[32];
+	struct eif_sig_bytes b = { buf, unhex(hex, buf) };
+
+	return eif_sig_protected_alg(&b, alg);
+}
+
+static void test_eif_sig_alg(void)
+{
+	int64_t alg = 0;
+
+	check(alg_of_hex("a1013822", &alg) && alg == -35, "eif sig: alg of {1: -35} is -35");
+	check(alg_of_hex("a2046161013823", &alg) && alg == -36, "eif sig: alg of {4: 'a', 1: -36} is -36");
+	check(!alg_of_hex("a0", &alg) && !alg_of_hex("a1016161", &alg) && !alg_of_hex("", &alg) &&
+	      !alg_of_hex("a1013b7fffffffffffffff", &alg) && !alg_of_hex("ff", &alg),
+	      "eif sig: no alg in {}, {1: 'a'}, nothing, a huge negative, not CBOR");
+}
+
+static void test_eif_sig_ecdsa(void)
+{
+	static const char *const curves[] = { "P-256", "P-384", "P-521" };
+	static const uint8_t tbs[] = "Sig_structure stand-in";
+	const struct eif_sig_alg *alg;
+	struct eif_sig_bytes sig;
+	EVP_PKEY *key;
+	size_t i;
+	bool ok;
+
+	for (i = 0; i < 3; i++) {
+		key = EVP_EC_gen(curves[i]);
+		alg = eif_sig_alg_of(key);
+		sig.data = alg ? eif_sig_ecdsa_sign(key, alg, tbs, sizeof(tbs)) : NULL;
+		sig.len = alg ? 2 * alg->coord_size : 0;
+		ok = sig.data && eif_sig_ecdsa_verify(key, alg, tbs, sizeof(tbs), &sig);
+		if (ok) {
+			sig.data[sig.len - 1] ^= 1;
+			ok = !eif_sig_ecdsa_verify(key, alg, tbs, sizeof(tbs), &sig);
+			sig.data[sig.len - 1] ^= 1;
+			sig.len--;
+			ok = ok && !eif_sig_ecdsa_verify(key, alg, tbs, sizeof(tbs), &sig);
+		}
+		check(ok, "eif sig: %s r||s of %zu bytes verifies, and not with a changed or shortened signature",
+		      alg ? alg->name : curves[i], alg ? 2 * alg->coord_size : 0);
+		free(sig.data);
+		EVP_PKEY_free(key);
+	}
+	key = EVP_RSA_gen(1024);
+	check(key && !eif_sig_alg_of(key), "eif sig: no algorithm for an RSA key");
+	EVP_PKEY_free(key);
+	key = EVP_EC_gen("secp256k1");
+	check(key && !eif_sig_alg_of(key), "eif sig: no algorithm for a secp256k1 key");
+	EVP_PKEY_free(key);
+}
+
 static uint8_t *read_all(const char *path, size_t max, size_t *len)
 {
 	uint8_t *buf = malloc(max);
@@ -586,6 +785,11 @@ int main(int argc, char **argv)
 	test_misc();
 	test_heartbeat();
 	test_attest();
+	test_eif_sig_encoding();
+	test_eif_sig_section();
+	test_eif_sig_cose();
+	test_eif_sig_alg();
+	test_eif_sig_ecdsa();
 	printf("# %d tests, %d failed\n", test_number, failures);
 	return failures ? 1 : 0;
 }
