@@ -5,6 +5,7 @@
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,6 +25,7 @@ struct ne_eif_measure {
     uint8_t *signature;                 /* the signature section, kept */
     size_t signature_len;
     bool has_signature;
+    char why[64];                       /* why the last call failed */
 };
 
 static EVP_MD_CTX *sha384_new(void)
@@ -66,31 +68,40 @@ void ne_eif_measure_free(struct ne_eif_measure *m)
     free(m);
 }
 
-bool ne_eif_measure_section(struct ne_eif_measure *m, unsigned int type)
+bool ne_eif_measure_section(struct ne_eif_measure *m, unsigned int type,
+                            const char **why)
 {
     m->type = type;
     if (type == NE_EIF_SECTION_RAMDISK) {
         m->ramdisks++;
     } else if (type == NE_EIF_SECTION_SIGNATURE) {
-        /* the reader allows one; a second would replace the first */
-        free(m->signature);
-        m->signature = NULL;
-        m->signature_len = 0;
+        /* which one would PCR8 be of? (ne-eif.c refuses them first) */
+        if (m->has_signature) {
+            *why = "the image has more than one signature section";
+            return false;
+        }
         m->has_signature = true;
     }
     return true;
 }
 
 static bool keep_signature(struct ne_eif_measure *m, const void *buf,
-                           size_t len)
+                           size_t len, const char **why)
 {
     uint8_t *grown;
 
     if (len > NE_EIF_SIGNATURE_MAX - m->signature_len) {
+        snprintf(m->why, sizeof(m->why), "the signature section is larger "
+                 "than %d bytes", NE_EIF_SIGNATURE_MAX);
+        *why = m->why;
         return false;
+    }
+    if (!len) {
+        return true;
     }
     grown = realloc(m->signature, m->signature_len + len);
     if (!grown) {
+        *why = "out of memory for the signature section";
         return false;
     }
     memcpy(grown + m->signature_len, buf, len);
@@ -100,7 +111,7 @@ static bool keep_signature(struct ne_eif_measure *m, const void *buf,
 }
 
 bool ne_eif_measure_data(struct ne_eif_measure *m, const void *buf,
-                         size_t len)
+                         size_t len, const char **why)
 {
     bool to_pcr1, to_pcr2;
 
@@ -110,15 +121,19 @@ bool ne_eif_measure_data(struct ne_eif_measure *m, const void *buf,
     case NE_EIF_SECTION_RAMDISK:
         break;
     case NE_EIF_SECTION_SIGNATURE:
-        return keep_signature(m, buf, len);
+        return keep_signature(m, buf, len, why);
     default:
         return true;                    /* metadata: not measured */
     }
     to_pcr1 = m->type != NE_EIF_SECTION_RAMDISK || m->ramdisks == 1;
     to_pcr2 = m->type == NE_EIF_SECTION_RAMDISK && m->ramdisks > 1;
-    return EVP_DigestUpdate(m->pcr0, buf, len) &&
-           (!to_pcr1 || EVP_DigestUpdate(m->pcr1, buf, len)) &&
-           (!to_pcr2 || EVP_DigestUpdate(m->pcr2, buf, len));
+    if (!EVP_DigestUpdate(m->pcr0, buf, len) ||
+        (to_pcr1 && !EVP_DigestUpdate(m->pcr1, buf, len)) ||
+        (to_pcr2 && !EVP_DigestUpdate(m->pcr2, buf, len))) {
+        *why = "SHA-384 failed";
+        return false;
+    }
+    return true;
 }
 
 /* @pcr = H(Z || @digest): one extend of a zero PCR. */
