@@ -9,7 +9,8 @@
  *   PCR1 = H(Z || H(kernel || cmdline || ramdisk 1))
  *   PCR2 = H(Z || H(ramdisk 2 || ... || ramdisk n))
  *   PCR8 = H(Z || H(DER of the signing certificate)), the certificate
- *          being the PEM in the signature section's first entry
+ *          being the PEM in the signature section's first entry, once
+ *          the section's signature is verified over PCR0 (ne-eif-sig.h)
  * with H = SHA-384 and Z 48 zero bytes.  Metadata is not measured.  An
  * image has at most one signature section.
  *
@@ -72,9 +73,9 @@ bool ne_eif_measure_data(struct ne_eif_measure *m, const void *buf,
                          size_t len, const char **why);
 
 /*
- * The PCRs, once every section was fed.  Fails when hashing fails or when
- * the signature section is not what it must be (a CBOR array whose first
- * entry's signing_certificate is a PEM certificate).
+ * The PCRs, once every section was fed.  Fails when hashing fails, and for
+ * a signed image when its signature section does not verify over its PCR0
+ * (see ne-eif-sig.h): PCR8 is only ever that of a verified signer.
  */
 bool ne_eif_measure_finish(struct ne_eif_measure *m, struct ne_eif_pcrs *out,
                            const char **why);
