@@ -50,8 +50,11 @@ static uint8_t *slurp(const char *path, size_t *len)
     uint8_t *buf;
     long n;
 
-    if (!f || fseek(f, 0, SEEK_END) || (n = ftell(f)) < 0 ||
-        fseek(f, 0, SEEK_SET)) {
+    if (!f || fseek(f, 0, SEEK_END)) {
+        die(path);
+    }
+    n = ftell(f);
+    if (n < 0 || fseek(f, 0, SEEK_SET)) {
         die(path);
     }
     buf = malloc(n ? n : 1);
