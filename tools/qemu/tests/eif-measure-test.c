@@ -1,20 +1,23 @@
 /*
- * The hypervisor's image measurements (hw/ne/ne-eif-measure.c) on a real
- * EIF, printed for tests/eif-measure to compare with nectl describe-eif
- * and with PCR8 computed by the openssl tool.
+ * The hypervisor's image measurements (hw/ne/ne-eif-measure.c) and its
+ * check of a signed image (hw/ne/ne-eif-sig.c) on a real EIF, printed for
+ * tests/eif-measure to compare with nectl describe-eif.
  *
- *   eif-measure-test EIF                  PCR0, PCR1, PCR2 of the image
+ *   eif-measure-test EIF                  PCR0, PCR1, PCR2 of the image,
+ *                                         and PCR8 of a signed one whose
+ *                                         signature holds; every section
+ *                                         is fed as the table lists it
  *   eif-measure-test EIF --sign PEMFILE   the image with a signature
- *                                         section holding PEMFILE (as
- *                                         nitro-cli writes it: a CBOR array
- *                                         of one map whose
- *                                         signing_certificate is an array
- *                                         of bytes), PCR8 too
+ *                                         section added, holding PEMFILE
+ *                                         as nitro-cli writes it (a CBOR
+ *                                         array of one map whose fields
+ *                                         are arrays of bytes) but a junk
+ *                                         signature: refused
  *   eif-measure-test EIF --raw-signature FILE
  *                                         the same with FILE as the whole
  *                                         signature section (bad ones)
  *
- * Prints "PCRn <hex>" lines; exits 1 with a message when the measurement
+ * Prints "PCRn <hex>" lines; exits 1 with the measurement's reason when it
  * refuses the image, 2 on a usage or I/O error.
  *
  * Copyright (c) 2026 The ne-kvm authors
@@ -47,8 +50,11 @@ static uint8_t *slurp(const char *path, size_t *len)
     uint8_t *buf;
     long n;
 
-    if (!f || fseek(f, 0, SEEK_END) || (n = ftell(f)) < 0 ||
-        fseek(f, 0, SEEK_SET)) {
+    if (!f || fseek(f, 0, SEEK_END)) {
+        die(path);
+    }
+    n = ftell(f);
+    if (n < 0 || fseek(f, 0, SEEK_SET)) {
         die(path);
     }
     buf = malloc(n ? n : 1);
@@ -70,15 +76,17 @@ static uint64_t be(const uint8_t *p, int bytes)
     return v;
 }
 
-/* Feeds @len bytes in odd-sized chunks, as a reader copying in pieces. */
-static bool feed(struct ne_eif_measure *m, const uint8_t *p, size_t len)
+/*
+ * Feeds @len bytes in odd-sized chunks, as a reader copying in pieces (a
+ * signature section in pieces of 1000).
+ */
+static bool feed(struct ne_eif_measure *m, const uint8_t *p, size_t len,
+                 size_t chunk, const char **why)
 {
-    size_t chunk = 65519;
-
     while (len) {
         size_t n = len < chunk ? len : chunk;
 
-        if (!ne_eif_measure_data(m, p, n)) {
+        if (!ne_eif_measure_data(m, p, n, why)) {
             return false;
         }
         p += n;
@@ -128,6 +136,44 @@ static void print_pcr(const char *name, const uint8_t *pcr)
     printf("\n");
 }
 
+/*
+ * Feeds @eif's sections to @m in table order, then @sig as one more
+ * signature section if given.  NULL, or why the measurement refuses it.
+ */
+static const char *measure(struct ne_eif_measure *m, const uint8_t *eif,
+                           size_t len, const uint8_t *sig, size_t sig_len,
+                           struct ne_eif_pcrs *pcrs)
+{
+    static char where[256];
+    unsigned int i, nr = be(eif + EIF_NR_SECTIONS_AT, 2);
+    const char *why;
+
+    for (i = 0; i < nr && i < 32; i++) {
+        uint64_t off = be(eif + EIF_OFFSETS_AT + 8 * i, 8);
+        uint64_t size = be(eif + EIF_SIZES_AT + 8 * i, 8);
+        unsigned int type;
+
+        if (off > len || EIF_SECTION_HDR_SIZE > len - off ||
+            size > len - off - EIF_SECTION_HDR_SIZE) {
+            die("a section lies outside the file");
+        }
+        type = be(eif + off, 2);
+        if (!ne_eif_measure_section(m, type, &why) ||
+            !feed(m, eif + off + EIF_SECTION_HDR_SIZE, size,
+                  type == NE_EIF_SECTION_SIGNATURE ? 1000 : 65519, &why)) {
+            snprintf(where, sizeof(where), "section %u: %s", i, why);
+            return where;
+        }
+    }
+    if (sig && (!ne_eif_measure_section(m, NE_EIF_SECTION_SIGNATURE, &why) ||
+                !feed(m, sig, sig_len, 1000, &why))) {
+        snprintf(where, sizeof(where), "the added signature section: %s",
+                 why);
+        return where;
+    }
+    return ne_eif_measure_finish(m, pcrs, &why) ? NULL : why;
+}
+
 int main(int argc, char **argv)
 {
     struct ne_eif_measure *m = ne_eif_measure_new();
@@ -135,7 +181,7 @@ int main(int argc, char **argv)
     uint8_t *eif, *extra = NULL, *sig = NULL;
     size_t len, extra_len = 0, sig_len = 0;
     const char *why;
-    unsigned int i, nr;
+    int rc;
 
     if (argc != 2 && argc != 4) {
         die("usage: eif-measure-test EIF [--sign PEM | --raw-signature "
@@ -160,40 +206,21 @@ int main(int argc, char **argv)
             die("unknown option");
         }
     }
-    nr = be(eif + EIF_NR_SECTIONS_AT, 2);
-    for (i = 0; i < nr && i < 32; i++) {
-        uint64_t off = be(eif + EIF_OFFSETS_AT + 8 * i, 8);
-        uint64_t size = be(eif + EIF_SIZES_AT + 8 * i, 8);
-
-        if (off > len || size > len - off ||
-            EIF_SECTION_HDR_SIZE > len - off - size) {
-            die("a section lies outside the file");
-        }
-        if (!ne_eif_measure_section(m, be(eif + off, 2)) ||
-            !feed(m, eif + off + EIF_SECTION_HDR_SIZE, size)) {
-            fprintf(stderr, "eif-measure-test: section %u refused\n", i);
-            return 1;
-        }
-    }
-    if (sig && (!ne_eif_measure_section(m, NE_EIF_SECTION_SIGNATURE) ||
-                !feed(m, sig, sig_len))) {
-        fprintf(stderr, "eif-measure-test: the signature section is "
-                "refused (over %d bytes?)\n", NE_EIF_SIGNATURE_MAX);
-        return 1;
-    }
-    if (!ne_eif_measure_finish(m, &pcrs, &why)) {
+    why = measure(m, eif, len, sig, sig_len, &pcrs);
+    rc = why ? 1 : 0;
+    if (why) {
         fprintf(stderr, "eif-measure-test: %s\n", why);
-        return 1;
-    }
-    print_pcr("PCR0", pcrs.pcr0);
-    print_pcr("PCR1", pcrs.pcr1);
-    print_pcr("PCR2", pcrs.pcr2);
-    if (pcrs.is_signed) {
-        print_pcr("PCR8", pcrs.pcr8);
+    } else {
+        print_pcr("PCR0", pcrs.pcr0);
+        print_pcr("PCR1", pcrs.pcr1);
+        print_pcr("PCR2", pcrs.pcr2);
+        if (pcrs.is_signed) {
+            print_pcr("PCR8", pcrs.pcr8);
+        }
     }
     ne_eif_measure_free(m);
     free(eif);
     free(extra);
     free(sig);
-    return 0;
+    return rc;
 }

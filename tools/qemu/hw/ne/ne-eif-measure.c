@@ -5,17 +5,16 @@
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <cbor.h>
-#include <openssl/bio.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
-#include <openssl/pem.h>
 #include <openssl/x509.h>
 
 #include "ne-eif-measure.h"
-#include "ne-nsm-cbor.h"
+#include "ne-eif-sig.h"
 
 struct ne_eif_measure {
     EVP_MD_CTX *pcr0, *pcr1, *pcr2;
@@ -24,6 +23,7 @@ struct ne_eif_measure {
     uint8_t *signature;                 /* the signature section, kept */
     size_t signature_len;
     bool has_signature;
+    char why[NE_EIF_SIG_WHY_SIZE];      /* why the last call failed */
 };
 
 static EVP_MD_CTX *sha384_new(void)
@@ -66,31 +66,40 @@ void ne_eif_measure_free(struct ne_eif_measure *m)
     free(m);
 }
 
-bool ne_eif_measure_section(struct ne_eif_measure *m, unsigned int type)
+bool ne_eif_measure_section(struct ne_eif_measure *m, unsigned int type,
+                            const char **why)
 {
     m->type = type;
     if (type == NE_EIF_SECTION_RAMDISK) {
         m->ramdisks++;
     } else if (type == NE_EIF_SECTION_SIGNATURE) {
-        /* the reader allows one; a second would replace the first */
-        free(m->signature);
-        m->signature = NULL;
-        m->signature_len = 0;
+        /* which one would PCR8 be of? (ne-eif.c refuses them first) */
+        if (m->has_signature) {
+            *why = "the image has more than one signature section";
+            return false;
+        }
         m->has_signature = true;
     }
     return true;
 }
 
 static bool keep_signature(struct ne_eif_measure *m, const void *buf,
-                           size_t len)
+                           size_t len, const char **why)
 {
     uint8_t *grown;
 
     if (len > NE_EIF_SIGNATURE_MAX - m->signature_len) {
+        snprintf(m->why, sizeof(m->why), "the signature section is larger "
+                 "than %d bytes", NE_EIF_SIGNATURE_MAX);
+        *why = m->why;
         return false;
+    }
+    if (!len) {
+        return true;
     }
     grown = realloc(m->signature, m->signature_len + len);
     if (!grown) {
+        *why = "out of memory for the signature section";
         return false;
     }
     memcpy(grown + m->signature_len, buf, len);
@@ -100,7 +109,7 @@ static bool keep_signature(struct ne_eif_measure *m, const void *buf,
 }
 
 bool ne_eif_measure_data(struct ne_eif_measure *m, const void *buf,
-                         size_t len)
+                         size_t len, const char **why)
 {
     bool to_pcr1, to_pcr2;
 
@@ -110,15 +119,19 @@ bool ne_eif_measure_data(struct ne_eif_measure *m, const void *buf,
     case NE_EIF_SECTION_RAMDISK:
         break;
     case NE_EIF_SECTION_SIGNATURE:
-        return keep_signature(m, buf, len);
+        return keep_signature(m, buf, len, why);
     default:
         return true;                    /* metadata: not measured */
     }
     to_pcr1 = m->type != NE_EIF_SECTION_RAMDISK || m->ramdisks == 1;
     to_pcr2 = m->type == NE_EIF_SECTION_RAMDISK && m->ramdisks > 1;
-    return EVP_DigestUpdate(m->pcr0, buf, len) &&
-           (!to_pcr1 || EVP_DigestUpdate(m->pcr1, buf, len)) &&
-           (!to_pcr2 || EVP_DigestUpdate(m->pcr2, buf, len));
+    if (!EVP_DigestUpdate(m->pcr0, buf, len) ||
+        (to_pcr1 && !EVP_DigestUpdate(m->pcr1, buf, len)) ||
+        (to_pcr2 && !EVP_DigestUpdate(m->pcr2, buf, len))) {
+        *why = "SHA-384 failed";
+        return false;
+    }
+    return true;
 }
 
 /* @pcr = H(Z || @digest): one extend of a zero PCR. */
@@ -139,94 +152,33 @@ static bool finish_stream(EVP_MD_CTX *ctx, uint8_t *pcr)
            len == NE_EIF_PCR_SIZE && extend_from_zero(digest, pcr);
 }
 
-/*
- * The PEM of the first entry's signing_certificate: a CBOR array of
- * unsigned integers below 256 (serde's Vec<u8>), or a byte string.
- */
-static uint8_t *certificate_pem(const cbor_item_t *sig, size_t *len)
+/* PCR8 from the kept signature section, once it is verified over @pcr0. */
+static bool measure_signer(struct ne_eif_measure *m, const uint8_t *pcr0,
+                           uint8_t *pcr8, const char **why)
 {
-    const cbor_item_t *entry, *cert = NULL;
-    struct cbor_pair *pairs;
-    uint8_t *pem;
-    size_t i, n;
-
-    if (!cbor_isa_array(sig) || !cbor_array_size(sig)) {
-        return NULL;
-    }
-    entry = cbor_array_handle(sig)[0];
-    if (!cbor_isa_map(entry)) {
-        return NULL;
-    }
-    pairs = cbor_map_handle(entry);
-    for (i = 0; i < cbor_map_size(entry); i++) {
-        if (ne_nsm_cbor_is_text(pairs[i].key, "signing_certificate")) {
-            cert = pairs[i].value;
-        }
-    }
-    if (cert && cbor_isa_bytestring(cert) &&
-        cbor_bytestring_is_definite(cert)) {
-        n = cbor_bytestring_length(cert);
-        pem = malloc(n + 1);
-        if (pem) {
-            memcpy(pem, cbor_bytestring_handle(cert), n);
-            *len = n;
-        }
-        return pem;
-    }
-    if (!cert || !cbor_isa_array(cert)) {
-        return NULL;
-    }
-    n = cbor_array_size(cert);
-    pem = malloc(n + 1);
-    for (i = 0; pem && i < n; i++) {
-        const cbor_item_t *b = cbor_array_handle(cert)[i];
-
-        if (!cbor_isa_uint(b) || cbor_get_int(b) > 0xff) {
-            free(pem);
-            return NULL;
-        }
-        pem[i] = cbor_get_int(b);
-    }
-    *len = n;
-    return pem;
-}
-
-/* PCR8 from the kept signature section. */
-static const char *measure_signer(struct ne_eif_measure *m, uint8_t *pcr8)
-{
-    cbor_item_t *sig = NULL;
     uint8_t digest[NE_EIF_PCR_SIZE];
     unsigned char *der = NULL;
-    uint8_t *pem;
-    size_t pem_len = 0;
-    X509 *x509 = NULL;
-    const char *why = NULL;
-    BIO *bio;
+    X509 *cert;
     int der_len;
+    bool ok;
 
-    if (ne_nsm_cbor_load(m->signature, m->signature_len, &sig) !=
-        NE_NSM_CBOR_OK) {
-        return "the signature section is not one CBOR item";
+    cert = ne_eif_sig_verify(m->signature, m->signature_len, pcr0, m->why);
+    if (!cert) {
+        *why = m->why;
+        return false;
     }
-    pem = certificate_pem(sig, &pem_len);
-    cbor_decref(&sig);
-    if (!pem) {
-        return "the signature section has no signing_certificate";
-    }
-    bio = BIO_new_mem_buf(pem, pem_len);
-    x509 = bio ? PEM_read_bio_X509(bio, NULL, NULL, NULL) : NULL;
-    BIO_free(bio);
-    free(pem);
-    der_len = x509 ? i2d_X509(x509, &der) : -1;
-    if (der_len <= 0) {
-        why = "the signing certificate is not a PEM certificate";
-    } else if (!EVP_Digest(der, der_len, digest, NULL, EVP_sha384(), NULL) ||
-               !extend_from_zero(digest, pcr8)) {
-        why = "SHA-384 failed";
-    }
+    ERR_set_mark();
+    der_len = i2d_X509(cert, &der);
+    ok = der_len > 0 &&
+         EVP_Digest(der, der_len, digest, NULL, EVP_sha384(), NULL) &&
+         extend_from_zero(digest, pcr8);
+    ERR_pop_to_mark();
     OPENSSL_free(der);
-    X509_free(x509);
-    return why;
+    X509_free(cert);
+    if (!ok) {
+        *why = "SHA-384 of the signing certificate failed";
+    }
+    return ok;
 }
 
 bool ne_eif_measure_finish(struct ne_eif_measure *m, struct ne_eif_pcrs *out,
@@ -240,8 +192,8 @@ bool ne_eif_measure_finish(struct ne_eif_measure *m, struct ne_eif_pcrs *out,
         return false;
     }
     if (m->has_signature) {
-        *why = measure_signer(m, out->pcr8);
-        if (*why) {
+        if (!measure_signer(m, out->pcr0, out->pcr8, why)) {
+            memset(out, 0, sizeof(*out));
             return false;
         }
         out->is_signed = true;

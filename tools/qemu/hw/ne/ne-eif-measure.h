@@ -9,8 +9,10 @@
  *   PCR1 = H(Z || H(kernel || cmdline || ramdisk 1))
  *   PCR2 = H(Z || H(ramdisk 2 || ... || ramdisk n))
  *   PCR8 = H(Z || H(DER of the signing certificate)), the certificate
- *          being the PEM in the signature section's first entry
- * with H = SHA-384 and Z 48 zero bytes.  Metadata is not measured.
+ *          being the PEM in the signature section's first entry, once
+ *          the section's signature is verified over PCR0 (ne-eif-sig.h)
+ * with H = SHA-384 and Z 48 zero bytes.  Metadata is not measured.  An
+ * image has at most one signature section.
  *
  * Plain C with OpenSSL and libcbor, no QEMU header: unit-tested on the host
  * against nectl's describe-eif.
@@ -52,19 +54,28 @@ struct ne_eif_measure;
 struct ne_eif_measure *ne_eif_measure_new(void);
 void ne_eif_measure_free(struct ne_eif_measure *m);
 
-/* A new section of @type starts; its data follows in _data() calls. */
-bool ne_eif_measure_section(struct ne_eif_measure *m, unsigned int type);
 /*
- * More data of the current section.  False when hashing fails or the
- * signature section is over NE_EIF_SIGNATURE_MAX.
+ * Each call below returns false with *@why saying what went wrong, a text
+ * that lives as long as @m.
  */
-bool ne_eif_measure_data(struct ne_eif_measure *m, const void *buf,
-                         size_t len);
 
 /*
- * The PCRs, once every section was fed.  False, with *@why saying what,
- * when the signature section is not what it must be (a CBOR array whose
- * first entry's signing_certificate is a PEM certificate).
+ * A new section of @type starts; its data follows in _data() calls.  A
+ * second signature section is refused.
+ */
+bool ne_eif_measure_section(struct ne_eif_measure *m, unsigned int type,
+                            const char **why);
+/*
+ * More data of the current section.  Fails when hashing fails, or when the
+ * signature section is over NE_EIF_SIGNATURE_MAX or cannot be kept.
+ */
+bool ne_eif_measure_data(struct ne_eif_measure *m, const void *buf,
+                         size_t len, const char **why);
+
+/*
+ * The PCRs, once every section was fed.  Fails when hashing fails, and for
+ * a signed image when its signature section does not verify over its PCR0
+ * (see ne-eif-sig.h): PCR8 is only ever that of a verified signer.
  */
 bool ne_eif_measure_finish(struct ne_eif_measure *m, struct ne_eif_pcrs *out,
                            const char **why);

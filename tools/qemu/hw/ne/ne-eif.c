@@ -161,7 +161,10 @@ static bool eif_check_section(EifReader *r, int i, Error **errp)
     return true;
 }
 
-/* One kernel, one command line, ramdisks; no overlap, so no byte twice. */
+/*
+ * One kernel, one command line, ramdisks, at most one signature and one
+ * metadata section (which one would count?); no overlap, so no byte twice.
+ */
 static bool eif_check_layout(EifReader *r, Error **errp)
 {
     int count[EIF_SEC_METADATA + 1] = { 0 };
@@ -187,6 +190,11 @@ static bool eif_check_layout(EifReader *r, Error **errp)
                        "most %d)", a->size, EIF_MAX_CMDLINE - 1);
             return false;
         }
+        if (a->type == EIF_SEC_SIGNATURE && a->size > NE_EIF_SIGNATURE_MAX) {
+            error_setg(errp, "the signature section has %" PRIu64 " bytes "
+                       "(at most %d)", a->size, NE_EIF_SIGNATURE_MAX);
+            return false;
+        }
     }
     if (count[EIF_SEC_KERNEL] != 1 || count[EIF_SEC_CMDLINE] != 1 ||
         count[EIF_SEC_RAMDISK] == 0) {
@@ -194,6 +202,12 @@ static bool eif_check_layout(EifReader *r, Error **errp)
                    "at least one ramdisk (it has %d, %d and %d)",
                    count[EIF_SEC_KERNEL], count[EIF_SEC_CMDLINE],
                    count[EIF_SEC_RAMDISK]);
+        return false;
+    }
+    if (count[EIF_SEC_SIGNATURE] > 1 || count[EIF_SEC_METADATA] > 1) {
+        error_setg(errp, "the image has %d signature and %d metadata "
+                   "sections (at most one of each)",
+                   count[EIF_SEC_SIGNATURE], count[EIF_SEC_METADATA]);
         return false;
     }
     return true;
@@ -210,13 +224,17 @@ static bool eif_copy_section(EifReader *r, int i, int fd, char *cmdline,
     g_autofree uint8_t *buf = g_malloc(MIN(s->size, EIF_COPY_CHUNK) +
                                        EIF_SECTION_HDR_SIZE);
     uint64_t done = 0;
+    const char *why;
 
     /* the header as it was checked (its flags were 0), not a second read */
     stw_be_p(buf, s->type);
     stw_be_p(buf + 2, 0);
     stq_be_p(buf + 4, s->size);
     r->crc = crc32(r->crc, buf, EIF_SECTION_HDR_SIZE);
-    ne_eif_measure_section(r->measure, s->type);
+    if (!ne_eif_measure_section(r->measure, s->type, &why)) {
+        error_setg(errp, "section %d cannot be measured: %s", i, why);
+        return false;
+    }
 
     while (done < s->size) {
         uint64_t n = MIN(s->size - done, EIF_COPY_CHUNK);
@@ -226,10 +244,8 @@ static bool eif_copy_section(EifReader *r, int i, int fd, char *cmdline,
             return false;
         }
         r->crc = crc32(r->crc, buf, n);
-        if (!ne_eif_measure_data(r->measure, buf, n)) {
-            error_setg(errp, "section %d cannot be measured (a signature "
-                       "section is at most %d bytes)", i,
-                       NE_EIF_SIGNATURE_MAX);
+        if (!ne_eif_measure_data(r->measure, buf, n, &why)) {
+            error_setg(errp, "section %d cannot be measured: %s", i, why);
             return false;
         }
         if (cmdline) {

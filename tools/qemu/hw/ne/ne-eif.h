@@ -3,10 +3,12 @@
  *
  * The parent writes the EIF at enclave-physical 8 MiB before ENCLAVE_START;
  * the hypervisor checks it (magic, version, architecture, section table,
- * section headers, CRC, a bzImage kernel) and unpacks it into files the
- * enclave VM boots from.  Every byte is read from the parent's memory once,
- * and the CRC is computed over the copy that is kept, so a parent that
- * rewrites the image meanwhile cannot get an unchecked byte booted.
+ * section headers, CRC, a bzImage kernel, the signature of a signed image:
+ * ne-eif-sig.h) and unpacks it into files the enclave VM boots from.  Every
+ * byte is read from the parent's memory once, and the CRC, the
+ * measurements and the signature check are computed over the copy that is
+ * kept, so a parent that rewrites the image meanwhile cannot get an
+ * unchecked byte booted.
  *
  * Copyright (c) 2026 The ne-kvm authors
  *
