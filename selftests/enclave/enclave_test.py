@@ -58,7 +58,7 @@ ATTEST_PORT, NSM_CHECK_PORT, NSM_FUZZ_PORT = 5010, 5011, 5012
 # nsm-fuzz's requests: ~30000/s on the host harness (make -C tools/qemu
 # enclave-nsm-test, the device's core included), so a few seconds under TCG
 # even 50 times slower; nsm-check's ~150 exchanges take 0.3 s in an enclave.
-NSM_FUZZ_COUNT = 2000
+NSM_FUZZ_COUNT = 10000
 # nsm-fuzz writes a line every 100 requests and ends the run itself when a
 # request is unanswered for 10 s: a minute of silence is a hang of its own.
 NSM_FUZZ_IO_TIMEOUT = 60
@@ -195,9 +195,9 @@ touched = set()                 # CIDs of the enclaves the current test used (fo
 ended = {}                      # how an enclave ended ("exit", ...) -> Enclave, for later tests
 
 
-def launch(name, cpus=2, cid=None, debug=False):
+def launch(name, cpus=2, cid=None, debug=False, eif=None):
     """nectl run with the heartbeat; returns the Enclave or fails the test."""
-    args = ["run", "--eif-path", EIF, "--memory", MEM_MIB, "--cpu-count", cpus,
+    args = ["run", "--eif-path", eif or EIF, "--memory", MEM_MIB, "--cpu-count", cpus,
             "--enclave-name", name]
     if cid is not None:
         args += ["--enclave-cid", cid]
@@ -1115,6 +1115,98 @@ def sample_start_fails_with_enoexec(path, what):
           "ne_sample with %s exited %d, expected 1 and %r (ENOEXEC): %s%s" %
           (what, r.returncode, expect, r.stdout[-300:], r.stderr[-300:]))
     check_nothing_held("after ne_sample with %s" % what)
+
+
+def run_tool(argv, what):
+    r = subprocess.run([str(a) for a in argv], capture_output=True, text=True, timeout=120)
+    check(r.returncode == 0, "%s exited %d: %s%s" % (what, r.returncode, r.stdout[-500:],
+                                                   r.stderr[-500:]))
+    return r
+
+
+def signing_key():
+    """A fresh P-384 key and its self-signed certificate, made here (never
+    kept): (certificate path, key path)."""
+    key, cert = os.path.join(TMP, "signer.key"), os.path.join(TMP, "signer.pem")
+    if not os.path.exists(cert):
+        run_tool(["openssl", "ecparam", "-name", "secp384r1", "-genkey", "-noout",
+                  "-out", key], "openssl ecparam")
+        run_tool(["openssl", "req", "-new", "-x509", "-key", key, "-sha384", "-days", "2",
+                  "-subj", "/CN=ne-kvm enclave test signer", "-out", cert], "openssl req")
+    return cert, key
+
+
+def signed_eif(name, extra_cmdline=""):
+    """The sample image's kernel, command line (plus @extra_cmdline) and
+    initrd, built again by nectl build-eif and signed with signing_key()."""
+    parts = os.path.dirname(EIF)
+    with open(os.path.join(parts, "cmdline")) as f:
+        cmdline = f.read().strip() + extra_cmdline
+    cert, key = signing_key()
+    out = os.path.join(TMP, name + ".eif")
+    r = nectl("build-eif", "--kernel", os.path.join(parts, "vmlinuz"), "--cmdline", cmdline,
+              "--ramdisk", os.path.join(parts, "initrd.cpio"), "--signing-certificate", cert,
+              "--private-key", key, "-o", out)
+    check(r.returncode == 0, "nectl build-eif of %s exited %d: %s" % (name, r.returncode,
+                                                                     r.stderr[-500:]))
+    return out
+
+
+def described_pcrs(eif):
+    r = nectl("describe-eif", "--eif-path", eif)
+    check(r.returncode == 0, "describe-eif of %s exited %d: %s" % (eif, r.returncode, r.stderr))
+    j = json.loads(r.stdout)
+    check(j.get("IsSigned") is True and j.get("SignatureCheck") is True,
+          "describe-eif of %s: IsSigned %r, SignatureCheck %r" %
+          (eif, j.get("IsSigned"), j.get("SignatureCheck")))
+    return {i: j["Measurements"]["PCR%d" % i] for i in (0, 1, 2, 8)}
+
+
+@test
+def test_signed_image_attests_its_pcr8():
+    """l. A signed image (nectl build-eif with a fresh P-384 key): the
+    production enclave's document verifies with PCR0, 1, 2 and 8 as
+    describe-eif measures them, and PCR8 is nectl pcr's for the
+    certificate."""
+    eif = signed_eif("signed")
+    pcrs = described_pcrs(eif)
+    cert, _ = signing_key()
+    r = nectl("pcr", "--signing-certificate", cert)
+    check(r.returncode == 0 and pcrs[8] in r.stdout,
+          "nectl pcr --signing-certificate does not print describe-eif's PCR8 %s: %s" %
+          (pcrs[8], r.stdout[-300:]))
+    e = launch("enc-signed", eif=eif)
+    try:
+        nonce = os.urandom(16)
+        doc = attest_document(e, nonce)
+        check_verified(doc, "the signed image's document", "--nonce", nonce.hex(),
+                       *pcr_args(pcrs))
+    finally:
+        r = nectl("terminate-enclave", "--enclave-id", e.id, timeout=60)
+    check(r.returncode == 0, "terminate-enclave exited %d: %s" % (r.returncode, r.stderr[-400:]))
+    check_released(e, "after terminate-enclave of the signed image's enclave")
+    return "signed image: document verified with PCR8 %s... (describe-eif's, nectl pcr's)" % (
+        pcrs[8][:16])
+
+
+@test
+def test_device_refuses_a_spliced_signature():
+    """l. The signature section of another image signed by the same key,
+    spliced onto the sample (CRC fixed): nectl run refuses it (E59), and so
+    does the hypervisor through the raw API (ENOEXEC): a parent cannot give
+    its image someone else's PCR8."""
+    signed, other = signed_eif("signed"), signed_eif("other", " ne.test=other")
+    forged = os.path.join(TMP, "spliced.eif")
+    run_tool([sys.executable, os.path.join(TOP, "tools/qemu/tests/eif_sig_forge.py"), "splice",
+              signed, forged, "--other", other], "eif_sig_forge.py splice")
+    r = nectl("run", "--eif-path", forged, "--memory", MEM_MIB, "--cpu-count", 2,
+              "--enclave-name", "spliced", timeout=120)
+    check(r.returncode != 0 and "E59" in r.stdout + r.stderr,
+          "nectl run of the spliced image exited %d without E59: %s%s" %
+          (r.returncode, r.stdout[-300:], r.stderr[-300:]))
+    check_nothing_held("after nectl run of the spliced image")
+    sample_start_fails_with_enoexec(forged, "an EIF with another image's signature section")
+    return "spliced signature section: nectl E59, NE_ENCLAVE_START ENOEXEC, nothing held"
 
 
 @test
