@@ -1709,7 +1709,7 @@ static bool renew_with(struct ne_nsm *nsm, const struct ne_nsm_identity *id,
  */
 static void test_renewal(void)
 {
-    struct cert fresh, other;
+    struct cert fresh, other, root2, leaf2;
     struct cert_spec other_spec = chain_spec[NR_CHAIN - 1];
     struct ne_nsm_identity id = identity();
     struct ne_nsm nsm;
@@ -1744,6 +1744,21 @@ static void test_renewal(void)
     ok(!done && strstr(why, "another module id") && signs_with(&nsm, &fresh),
        "a renewal for another module id is refused, the leaf kept (%s)",
        why);
+    /* a whole chain of its own: another root, and a leaf of this module */
+    make_cert(&root2, &chain_spec[0], NULL);
+    make_cert(&leaf2, &chain_spec[NR_CHAIN - 1], &root2);
+    id = (struct ne_nsm_identity) {
+        .key = leaf2.key,
+        .certificate = { leaf2.der, leaf2.der_len },
+        .cabundle = { { root2.der, root2.der_len } },
+        .nr_cabundle = 1,
+        .module_id = MODULE_ID,
+    };
+    done = renew_with(&nsm, &id, false, &why);
+    ok(!done && strstr(why, "another root") && signs_with(&nsm, &fresh),
+       "a renewal under another root is refused, the leaf kept (%s)", why);
+    free_cert(&root2);
+    free_cert(&leaf2);
     ne_nsm_cleanup(&nsm);
     free_cert(&fresh);
     free_cert(&other);

@@ -10,6 +10,8 @@
 #include "qapi/error.h"
 #include "qemu/error-report.h"
 #include "qemu/timer.h"
+#include <sys/ioctl.h>
+#include <linux/sockios.h>
 #include "trace.h"
 
 #include "ne-attest-renew.h"
@@ -20,7 +22,7 @@ struct NEAttestRenewal {
     int sock;
     uint32_t period_s;
     uint64_t uid;
-    bool warned;                /* a failed issue is reported once */
+    bool warned;                /* a failure is reported once per streak */
     QEMUTimer timer;
 };
 
@@ -56,32 +58,57 @@ static int ne_attest_renewal_send(int sock, int fd)
     return 0;
 }
 
+/* Whether the child has not read the record sent before (or cannot tell) */
+static bool ne_attest_renewal_unread(int sock)
+{
+    int queued;
+
+    return ioctl(sock, SIOCOUTQ, &queued) < 0 || queued > 0;
+}
+
+/*
+ * One renewal, in the main loop: a key and two signatures, a few
+ * milliseconds every few minutes (the launcher's heavy work, image reading
+ * and kernels, runs in workers; this is not worth a thread).
+ */
 static void ne_attest_renewal_tick(void *opaque)
 {
     NEAttestRenewal *r = opaque;
     Error *err = NULL;
     int fd, e;
 
+    timer_mod(&r->timer, qemu_clock_get_ms(QEMU_CLOCK_REALTIME) +
+              (int64_t)r->period_s * 1000);
+    if (ne_attest_renewal_unread(r->sock)) {
+        /* a stopped child: one record waits for it, the newest one later */
+        trace_ne_attest_renew(r->uid, EAGAIN);
+        return;
+    }
     fd = ne_attest_renewal_file(r->attest, r->enclave_id, &err);
     if (fd < 0) {
         /* documents stop at the old leaf's end: say why, once */
         trace_ne_attest_renew_failed(r->uid, error_get_pretty(err));
         if (!r->warned) {
             warn_report("ne-pci: slot 0x%" PRIx64 ": the NSM's leaf cannot "
-                        "be renewed: %s", r->uid, error_get_pretty(err));
+                        "be renewed (%s); if the instance certificate is at "
+                        "its end, restart the parent VM, whose ne-vm "
+                        "reissues it", r->uid, error_get_pretty(err));
             r->warned = true;
         }
         error_free(err);
-    } else {
-        e = ne_attest_renewal_send(r->sock, fd);
-        close(fd);
-        trace_ne_attest_renew(r->uid, e);
-        if (e && e != EAGAIN) {
-            return;             /* the child is gone: no more renewals */
-        }
+        return;
     }
-    timer_mod(&r->timer, qemu_clock_get_ms(QEMU_CLOCK_REALTIME) +
-              (int64_t)r->period_s * 1000);
+    e = ne_attest_renewal_send(r->sock, fd);
+    close(fd);
+    trace_ne_attest_renew(r->uid, e);
+    if (e && e != EAGAIN && !r->warned) {
+        /* (the child's end is seen by its pidfd, which frees this) */
+        warn_report("ne-pci: slot 0x%" PRIx64 ": cannot send the NSM's "
+                    "fresh leaf: %s", r->uid, strerror(e));
+        r->warned = true;
+    } else if (!e) {
+        r->warned = false;
+    }
 }
 
 NEAttestRenewal *ne_attest_renewal_new(NEAttest *a, const uint8_t *enclave_id,

@@ -7,8 +7,8 @@
  * descriptor, never half of either.
  *
  * Everything runs in the main loop.  A child that does not read its end
- * (stopped, or hung) misses renewals rather than blocking ne-pci; one that
- * ended stops them.
+ * (stopped, or hung) has one record waiting for it and misses the others,
+ * rather than blocking ne-pci; the renewal ends with the child's slot.
  *
  * Copyright (c) 2026 The ne-kvm authors
  *

@@ -24,6 +24,10 @@
  *   - a vsock-relay-device whose link is one end of a socketpair, the
  *     other end attached to the parent's router under the CID the
  *     hypervisor assigned, so an enclave cannot claim another CID;
+ *   - its Nitro Secure Module (ne-nsm-device): the boot record ne-attest.c
+ *     writes (the PCRs measured from the image, a leaf of its own) in a
+ *     sealed memory file, and, with a CA, one end of a SOCK_SEQPACKET pair
+ *     on which ne-attest-renew.c sends it a fresh leaf every few minutes;
  *   - its serial console (and its stderr, so that a VM that cannot start
  *     says why) on a pipe, read at most 64 KiB per main loop wakeup
  *     (a flood waits for the next one), kept as history, served at vsock
@@ -91,7 +95,10 @@
 #define SYS_close_range 436
 #endif
 
-/* Descriptors handed to a child: RAM file, kernel, initrd, link, console. */
+/*
+ * Descriptors handed to a child: RAM file, kernel, initrd, the NSM's boot
+ * record and renewal socket, link, console, monitor.
+ */
 #define NE_CHILD_MAX_FDS        32
 /* Where they wait (close-on-exec) before being moved down to 3, 4, ... */
 #define NE_CHILD_FD_STAGING     (3 + NE_CHILD_MAX_FDS)
@@ -1058,6 +1065,8 @@ static int ne_launch(NELauncher *l, NESlot *slot, NEStartJob *job,
         return -NE_ERRNO_ENOMEM;
     }
     if (renew[0] >= 0) {
+        /* one way only: nothing the child writes can pile up here */
+        shutdown(renew[0], SHUT_RD);
         /* (owns renew[0] from here; freed with @vm) */
         vm->renewal = ne_attest_renewal_new(l->attest, job->enclave_id,
                                             renew[0], l->renew_s, slot->uid);

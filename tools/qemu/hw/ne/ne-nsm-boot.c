@@ -280,7 +280,9 @@ static const char *decode_map(const cbor_item_t *map,
         return "the boot record has no debug flag";
     }
     if (!field(map, "key") && !field(map, "certificate")) {
-        return NULL;                    /* an NSM that cannot sign */
+        /* an NSM that cannot sign: nothing else of an identity */
+        return cbor_map_size(map) == 2 ? NULL :
+               "the boot record has part of an identity";
     }
     if (!decode_module_id(field(map, "module_id"), r)) {
         return "the boot record's module id is malformed";
@@ -375,6 +377,14 @@ bool ne_nsm_boot_record_renew(struct ne_nsm *nsm,
     }
     if (strcmp(r->identity.module_id, nsm->signer.module_id)) {
         *why = "a renewal record for another module id";
+        return false;
+    }
+    /* a fresh leaf under the same root: a renewal never changes whom to trust */
+    if (!r->identity.nr_cabundle || !nsm->signer.nr_cabundle ||
+        r->identity.cabundle[0].len != nsm->signer.cabundle_len[0] ||
+        memcmp(r->identity.cabundle[0].data, nsm->signer.cabundle[0],
+               nsm->signer.cabundle_len[0])) {
+        *why = "a renewal record under another root";
         return false;
     }
     return ne_nsm_set_identity(nsm, &r->identity, why);

@@ -29,6 +29,7 @@
 #include "qemu/osdep.h"
 #include <openssl/crypto.h>
 #include "qapi/error.h"
+#include "qemu/error-report.h"
 #include "qemu/iov.h"
 #include "qemu/main-loop.h"
 #include "qemu/module.h"
@@ -113,10 +114,45 @@ static bool ne_nsm_dev_boot(NENsmDevice *s, int fd, Error **errp)
     return ok;
 }
 
+/* The most descriptors one message may bring (each one is closed) */
+#define NE_NSM_RENEW_MAX_FDS    8
+
 /*
- * Takes one message from the renewal socket: the descriptor it carries
- * into *@fd (-1: none).  1 for a message, 0 when none is waiting, -1 when
- * none will come (ne-pci closed its end, or the socket broke).
+ * Closes every descriptor in @msg's SCM_RIGHTS messages but the one it
+ * returns: the only one, when the message brought exactly one and was not
+ * cut short; else -1.
+ */
+static int ne_nsm_renew_take_fd(struct msghdr *msg)
+{
+    int fds[NE_NSM_RENEW_MAX_FDS], nr = 0, i;
+    struct cmsghdr *cmsg;
+
+    for (cmsg = CMSG_FIRSTHDR(msg); cmsg; cmsg = CMSG_NXTHDR(msg, cmsg)) {
+        size_t n, j;
+
+        if (cmsg->cmsg_level != SOL_SOCKET || cmsg->cmsg_type != SCM_RIGHTS ||
+            cmsg->cmsg_len < CMSG_LEN(0)) {
+            continue;
+        }
+        n = (cmsg->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (j = 0; j < n && nr < NE_NSM_RENEW_MAX_FDS; j++) {
+            memcpy(&fds[nr++], CMSG_DATA(cmsg) + j * sizeof(int), sizeof(int));
+        }
+    }
+    if (nr == 1 && !(msg->msg_flags & MSG_CTRUNC)) {
+        return fds[0];
+    }
+    for (i = 0; i < nr; i++) {
+        close(fds[i]);
+    }
+    return -1;
+}
+
+/*
+ * Takes one message from the renewal socket: the descriptor of its record
+ * into *@fd (-1: none, or not exactly one: every descriptor that came is
+ * closed).  1 for a message, 0 when none is waiting, -1 when none will
+ * come (ne-pci closed its end, or the socket broke).
  */
 static int ne_nsm_renew_recv(int sock, int *fd)
 {
@@ -124,7 +160,7 @@ static int ne_nsm_renew_recv(int sock, int *fd)
     struct iovec iov = { .iov_base = &tag, .iov_len = 1 };
     union {
         struct cmsghdr hdr;
-        char buf[CMSG_SPACE(sizeof(int))];
+        char buf[CMSG_SPACE(NE_NSM_RENEW_MAX_FDS * sizeof(int))];
     } control;
     struct msghdr msg = {
         .msg_iov = &iov,
@@ -132,59 +168,71 @@ static int ne_nsm_renew_recv(int sock, int *fd)
         .msg_control = control.buf,
         .msg_controllen = sizeof(control.buf),
     };
-    struct cmsghdr *cmsg;
     ssize_t n;
 
     *fd = -1;
     do {
         n = recvmsg(sock, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
     } while (n < 0 && errno == EINTR);
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-        return 0;
+    if (n < 0) {
+        return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -1;
     }
-    if (n <= 0) {
-        return -1;
+    *fd = ne_nsm_renew_take_fd(&msg);
+    if (n != 1 && *fd >= 0) {
+        /* (a record comes with its one tag byte; an empty read is the end) */
+        close(*fd);
+        *fd = -1;
     }
-    cmsg = CMSG_FIRSTHDR(&msg);
-    if (cmsg && cmsg->cmsg_level == SOL_SOCKET &&
-        cmsg->cmsg_type == SCM_RIGHTS &&
-        cmsg->cmsg_len == CMSG_LEN(sizeof(int))) {
-        memcpy(fd, CMSG_DATA(cmsg), sizeof(int));
-    }
-    return 1;
+    return n == 0 && msg.msg_controllen == 0 ? -1 : 1;
 }
 
-/* A message from ne-pci: a renewal record, applied between two requests. */
+/*
+ * Messages from ne-pci: renewal records, applied between two requests.
+ * Only the newest one of a backlog is applied (a child that was stopped
+ * finds older leaves, maybe expired, before it).
+ */
 static void ne_nsm_renew_readable(void *opaque)
 {
     NENsmDevice *s = opaque;
     struct ne_nsm_boot_record record;
     Error *err = NULL;
     const char *why;
-    int fd, got;
+    int fd, newest = -1, got;
 
     while ((got = ne_nsm_renew_recv(s->renew_sock, &fd)) > 0) {
         if (fd < 0) {
-            trace_ne_nsm_renew_refused("a message without a record");
+            warn_report_once("ne-nsm: a renewal message without exactly one "
+                             "record, ignored");
             continue;
         }
-        if (!ne_nsm_dev_read(fd, &record, &err)) {
-            trace_ne_nsm_renew_refused(error_get_pretty(err));
-            error_free(err);
-            err = NULL;
-            continue;
+        if (newest >= 0) {
+            close(newest);
         }
-        if (ne_nsm_boot_record_renew(&s->nsm, &record, &why)) {
-            trace_ne_nsm_renewed(s->nsm.signer.module_id);
-        } else {
-            trace_ne_nsm_renew_refused(why);
-        }
-        ne_nsm_boot_record_clear(&record);
+        newest = fd;
     }
     if (got < 0) {
         /* ne-pci closed its end (or the socket broke): no more renewals */
         qemu_set_fd_handler(s->renew_sock, NULL, NULL, NULL);
+        close(s->renew_sock);
+        s->renew_sock = -1;
     }
+    if (newest < 0) {
+        return;
+    }
+    if (!ne_nsm_dev_read(newest, &record, &err)) {
+        warn_report_once("ne-nsm: a renewal record refused: %s",
+                         error_get_pretty(err));
+        trace_ne_nsm_renew_refused(error_get_pretty(err));
+        error_free(err);
+        return;
+    }
+    if (ne_nsm_boot_record_renew(&s->nsm, &record, &why)) {
+        trace_ne_nsm_renewed(s->nsm.signer.module_id);
+    } else {
+        warn_report_once("ne-nsm: a renewal record refused: %s", why);
+        trace_ne_nsm_renew_refused(why);
+    }
+    ne_nsm_boot_record_clear(&record);
 }
 
 /*
@@ -326,6 +374,7 @@ static void ne_nsm_realize(DeviceState *dev, Error **errp)
             return;
         }
         qemu_socket_set_nonblock(s->renew_sock);
+        shutdown(s->renew_sock, SHUT_WR);       /* it only ever reads */
         qemu_set_fd_handler(s->renew_sock, ne_nsm_renew_readable, NULL, s);
     }
     virtio_init(vdev, VIRTIO_ID_NITRO_SEC_MOD, 0);
