@@ -379,7 +379,7 @@ bool ne_nsm_boot_record_renew(struct ne_nsm *nsm,
         *why = "a renewal record for another module id";
         return false;
     }
-    /* a fresh leaf under the same root: a renewal never changes whom to trust */
+    /* a fresh leaf under the same root: never a change of whom to trust */
     if (!r->identity.nr_cabundle || !nsm->signer.nr_cabundle ||
         r->identity.cabundle[0].len != nsm->signer.cabundle_len[0] ||
         memcmp(r->identity.cabundle[0].data, nsm->signer.cabundle[0],
