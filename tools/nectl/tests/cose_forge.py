@@ -30,6 +30,14 @@ class Map:
     def __init__(self, pairs, indefinite=False):
         self.pairs, self.indefinite = list(pairs), indefinite
 
+    def get(self, key):
+        """The value of the first pair with key."""
+        return next(v for k, v in self.pairs if k == key)
+
+    def set(self, key, value):
+        """Replaces the value of every pair with key, in place."""
+        self.pairs = [(k, value if k == key else v) for k, v in self.pairs]
+
 
 def head(major, n):
     if n < 24:
@@ -115,7 +123,7 @@ def dec(data, pos=0):
 
 
 def get(m, key):
-    return next(v for k, v in m.pairs if k == key)
+    return m.get(key)
 
 
 def replace(m, key, value):

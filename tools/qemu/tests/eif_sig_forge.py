@@ -8,9 +8,9 @@ so that what the hypervisor refuses is the signature, not the file.
     eif_sig_forge.py CASE IN.eif OUT.eif [--key KEY.pem] [--other FILE]
 
 Re-signing uses the openssl command line with KEY (never kept by the
-test).  CBOR is encoded and decoded here (definite lengths, shortest
-heads, as serde_cbor writes), not with libcbor, which the hypervisor
-uses.
+test).  CBOR is encoded and decoded by nectl's test codec
+(tools/nectl/tests/cose_forge.py: definite lengths, shortest heads, as
+serde_cbor writes), not with libcbor, which the hypervisor uses.
 """
 import argparse
 import os
@@ -20,89 +20,16 @@ import sys
 import tempfile
 import zlib
 
+# The CBOR codec and the DER-to-r||s conversion of nectl's tests (written
+# from RFC 8949, not libcbor, which the hypervisor uses)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "../../nectl/tests"))
+from cose_forge import Map, Tag, dec, der_to_raw, enc  # noqa: E402
+
 HDR = 548
 SIG = 4
 # alg per curve: (COSE alg, openssl digest, bytes of r and of s)
 ALGS = {-7: ("-sha256", 32), -35: ("-sha384", 48), -36: ("-sha512", 66)}
-
-
-class Map:
-    def __init__(self, pairs):
-        self.pairs = list(pairs)
-
-    def get(self, key):
-        return [v for k, v in self.pairs if k == key][0]
-
-    def set(self, key, value):
-        self.pairs = [(k, value if k == key else v) for k, v in self.pairs]
-
-
-class Tag:
-    def __init__(self, tag, item):
-        self.tag, self.item = tag, item
-
-
-def head(major, n):
-    if n < 24:
-        return bytes([major << 5 | n])
-    for ai, fmt in ((24, ">B"), (25, ">H"), (26, ">I"), (27, ">Q")):
-        if n < 1 << (8 * struct.calcsize(fmt)):
-            return bytes([major << 5 | ai]) + struct.pack(fmt, n)
-    raise ValueError(n)
-
-
-def enc(v):
-    if isinstance(v, int):
-        return head(0, v) if v >= 0 else head(1, -1 - v)
-    if isinstance(v, (bytes, bytearray)):
-        return head(2, len(v)) + bytes(v)
-    if isinstance(v, str):
-        return head(3, len(v.encode())) + v.encode()
-    if isinstance(v, list):
-        return head(4, len(v)) + b"".join(enc(x) for x in v)
-    if isinstance(v, Map):
-        return head(5, len(v.pairs)) + b"".join(enc(k) + enc(x) for k, x in v.pairs)
-    if isinstance(v, Tag):
-        return head(6, v.tag) + enc(v.item)
-    raise TypeError(type(v))
-
-
-def dec(data, pos=0):
-    """(item, next position); definite lengths only."""
-    major, ai = data[pos] >> 5, data[pos] & 31
-    pos += 1
-    if ai < 24:
-        n = ai
-    elif ai < 28:
-        size = 1 << (ai - 24)
-        n = int.from_bytes(data[pos:pos + size], "big")
-        pos += size
-    else:
-        raise ValueError("unsupported head 0x%02x" % data[pos - 1])
-    if major == 0:
-        return n, pos
-    if major == 1:
-        return -1 - n, pos
-    if major in (2, 3):
-        b = bytes(data[pos:pos + n])
-        return (b if major == 2 else b.decode()), pos + n
-    if major == 4:
-        out = []
-        for _ in range(n):
-            x, pos = dec(data, pos)
-            out.append(x)
-        return out, pos
-    if major == 5:
-        pairs = []
-        for _ in range(n):
-            k, pos = dec(data, pos)
-            v, pos = dec(data, pos)
-            pairs.append((k, v))
-        return Map(pairs), pos
-    if major == 6:
-        x, pos = dec(data, pos)
-        return Tag(n, x), pos
-    raise ValueError("unsupported major type %d" % major)
 
 
 def dec1(data):
@@ -186,23 +113,6 @@ class Signed:
             der = subprocess.run(["openssl", "dgst", md, "-sign", key, os.path.join(d, "tbs")],
                                  check=True, capture_output=True).stdout
         self.sig = der_to_raw(der, coord)
-
-
-def der_to_raw(der, coord):
-    """An ECDSA-Sig-Value as COSE's fixed-size r || s."""
-    def tlv(pos):
-        n = der[pos + 1]
-        pos += 2
-        if n & 0x80:
-            size = n & 0x7F
-            n = int.from_bytes(der[pos:pos + size], "big")
-            pos += size
-        return pos, pos + n
-    start, _ = tlv(0)
-    r0, r1 = tlv(start)
-    s0, s1 = tlv(r1)
-    return int.from_bytes(der[r0:r1], "big").to_bytes(coord, "big") + \
-        int.from_bytes(der[s0:s1], "big").to_bytes(coord, "big")
 
 
 # ------------------------------------------------------------ the cases
