@@ -61,6 +61,10 @@ struct eif_cose {
 
 /* ---- eif_sig_cbor.c: the CBOR shapes (no cryptography) */
 
+/* Formats the reason into @err (@errlen bytes) and returns -1. */
+int eif_sig_fail(char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
 /* Each returns a malloc'ed encoding, or NULL when out of memory. */
 uint8_t *eif_sig_pcr_payload(unsigned int index, const uint8_t *value, size_t len,
 			     size_t *out_len);

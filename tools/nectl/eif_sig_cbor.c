@@ -202,10 +202,7 @@ uint8_t *eif_sig_section_encode(const struct eif_sig_entry *entry, size_t *out_l
 
 /* ------------------------------------------------------------ decoding */
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
+int eif_sig_fail(char *err, size_t errlen, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -273,9 +270,9 @@ static int entry_field(const struct cbor_pair *p, struct eif_sig_entry *e, char 
 		return 0;
 	}
 	if (dst->data)
-		return fail(err, errlen, "entry 0 has %s twice", name);
+		return eif_sig_fail(err, errlen, "entry 0 has %s twice", name);
 	if (!get_u8_array(p->value, dst))
-		return fail(err, errlen, "entry 0's %s is not an array of bytes (0-255)", name);
+		return eif_sig_fail(err, errlen, "entry 0's %s is not an array of bytes (0-255)", name);
 	return 0;
 }
 
@@ -292,15 +289,15 @@ int eif_sig_section_decode(const uint8_t *buf, size_t len, struct eif_sig_entry 
 	memset(entry, 0, sizeof(*entry));
 	root = nectl_cbor_load(buf, len, &why);
 	if (!root)
-		return fail(err, errlen, "not CBOR: %s", why);
+		return eif_sig_fail(err, errlen, "not CBOR: %s", why);
 	if (!cbor_isa_array(root) || !cbor_array_size(root)) {
-		fail(err, errlen, "not a non-empty CBOR array of PcrSignature");
+		eif_sig_fail(err, errlen, "not a non-empty CBOR array of PcrSignature");
 		goto out;
 	}
 	entry->nr_entries = cbor_array_size(root);
 	first = cbor_array_handle(root)[0];
 	if (!cbor_isa_map(first)) {
-		fail(err, errlen, "entry 0 is not a map {signing_certificate, signature}");
+		eif_sig_fail(err, errlen, "entry 0 is not a map {signing_certificate, signature}");
 		goto out;
 	}
 	pairs = cbor_map_handle(first);
@@ -308,7 +305,7 @@ int eif_sig_section_decode(const uint8_t *buf, size_t len, struct eif_sig_entry 
 		if (entry_field(&pairs[i], entry, err, errlen))
 			goto out;
 	if (!entry->pem.data || !entry->cose.data) {
-		fail(err, errlen, "entry 0 has no %s", entry->pem.data ? key_sig : key_cert);
+		eif_sig_fail(err, errlen, "entry 0 has no %s", entry->pem.data ? key_sig : key_cert);
 		goto out;
 	}
 	ret = 0;
@@ -353,16 +350,16 @@ int eif_sig_cose_decode(const uint8_t *buf, size_t len, struct eif_cose *cose,
 	}
 	root = nectl_cbor_load(buf, len, &why);
 	if (!root)
-		return fail(err, errlen, "the COSE_Sign1 is not CBOR: %s", why);
+		return eif_sig_fail(err, errlen, "the COSE_Sign1 is not CBOR: %s", why);
 	sign1 = sign1_of(root, cose, &inner);
 	if (!sign1 || !cbor_isa_array(sign1) || cbor_array_size(sign1) != 4) {
-		fail(err, errlen, "the signature is not a COSE_Sign1 (an array of 4, untagged or tag 18)");
+		eif_sig_fail(err, errlen, "the signature is not a COSE_Sign1 (an array of 4, untagged or tag 18)");
 		goto out;
 	}
 	parts = cbor_array_handle(sign1);
 	if (!get_bytes(parts[0], &cose->protected_hdr) || !cbor_isa_map(parts[1]) ||
 	    !get_bytes(parts[2], &cose->payload) || !get_bytes(parts[3], &cose->signature)) {
-		fail(err, errlen, "the COSE_Sign1 is not [bstr protected, map, bstr payload, bstr signature]");
+		eif_sig_fail(err, errlen, "the COSE_Sign1 is not [bstr protected, map, bstr payload, bstr signature]");
 		goto out;
 	}
 	ret = 0;

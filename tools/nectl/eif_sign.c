@@ -6,7 +6,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,19 +19,6 @@
 #define MAX_PEM_FILE	(16u << 10)
 #define IO_CHUNK	(1u << 20)
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return -1;
-}
-
 static int read_pem_file(const char *what, const char *path, struct eif_sig_bytes *out,
 			 char *err, size_t errlen)
 {
@@ -40,14 +26,14 @@ static int read_pem_file(const char *what, const char *path, struct eif_sig_byte
 	size_t n;
 
 	if (!f)
-		return fail(err, errlen, "cannot open the %s %s: %s", what, path, strerror(errno));
+		return eif_sig_fail(err, errlen, "cannot open the %s %s: %s", what, path, strerror(errno));
 	out->data = malloc(MAX_PEM_FILE + 1);
 	n = out->data ? fread(out->data, 1, MAX_PEM_FILE + 1, f) : 0;
 	fclose(f);
 	if (!out->data)
-		return fail(err, errlen, "out of memory");
+		return eif_sig_fail(err, errlen, "out of memory");
 	if (n > MAX_PEM_FILE)
-		return fail(err, errlen, "the %s %s is larger than %u bytes: not one PEM %s",
+		return eif_sig_fail(err, errlen, "the %s %s is larger than %u bytes: not one PEM %s",
 			    what, path, MAX_PEM_FILE, what);
 	out->len = n;
 	return 0;
@@ -74,10 +60,10 @@ static int load_key(const char *path, EVP_PKEY **key, char *err, size_t errlen)
 	*key = bio ? PEM_read_bio_PrivateKey(bio, NULL, no_passphrase, NULL) : NULL;
 	BIO_free(bio);
 	if (!*key && memmem(text.data, text.len, "ENCRYPTED", 9))
-		ret = fail(err, errlen, "the private key %s is encrypted: nectl asks no passphrase, give it an unencrypted key (openssl pkey -in %s -out KEY)",
+		ret = eif_sig_fail(err, errlen, "the private key %s is encrypted: nectl asks no passphrase, give it an unencrypted key (openssl pkey -in %s -out KEY)",
 			   path, path);
 	else if (!*key)
-		ret = fail(err, errlen, "%s is not a PEM private key", path);
+		ret = eif_sig_fail(err, errlen, "%s is not a PEM private key", path);
 	OPENSSL_cleanse(text.data, text.len);
 	free(text.data);
 	return ret;
@@ -91,13 +77,13 @@ static int check_key(const struct eif_signer *s, const char *key_path, char *err
 
 	if (!s->alg) {
 		EVP_PKEY_get_group_name(s->key, group, sizeof(group), &n);
-		return fail(err, errlen, "the private key %s is %s%s%s: EIFs are signed with EC keys on P-256, P-384 or P-521 (ES256, ES384, ES512), as nitro-cli does",
+		return eif_sig_fail(err, errlen, "the private key %s is %s%s%s: EIFs are signed with EC keys on P-256, P-384 or P-521 (ES256, ES384, ES512), as nitro-cli does",
 			    key_path, EVP_PKEY_get0_type_name(s->key) ?: "of an unknown type",
 			    group[0] ? " on " : "", group);
 	}
 	/* nitro-cli signs with any key; a mismatch would only show at run (E59). */
 	if (EVP_PKEY_eq(X509_get0_pubkey(s->cert), s->key) != 1)
-		return fail(err, errlen, "the private key %s does not belong to the certificate (their public keys differ)",
+		return eif_sig_fail(err, errlen, "the private key %s does not belong to the certificate (their public keys differ)",
 			    key_path);
 	return 0;
 }
@@ -110,7 +96,7 @@ int eif_signer_load(const char *cert_path, const char *key_path, struct eif_sign
 		return -1;
 	s->cert = eif_sig_pem_cert(&s->pem);
 	if (!s->cert)
-		return fail(err, errlen, "%s is not a PEM certificate", cert_path);
+		return eif_sig_fail(err, errlen, "%s is not a PEM certificate", cert_path);
 	if (load_key(key_path, &s->key, err, errlen))
 		return -1;
 	s->alg = eif_sig_alg_of(s->key);
@@ -131,13 +117,13 @@ static int hash_file(EVP_MD_CTX *md, const char *path, uint8_t *buf, char *err, 
 	ssize_t n;
 
 	if (fd < 0)
-		return fail(err, errlen, "cannot open %s: %s", path, strerror(errno));
+		return eif_sig_fail(err, errlen, "cannot open %s: %s", path, strerror(errno));
 	while ((n = read(fd, buf, IO_CHUNK)) > 0)
 		if (EVP_DigestUpdate(md, buf, n) != 1)
 			break;
 	close(fd);
 	if (n)
-		return fail(err, errlen, "cannot read %s: %s", path,
+		return eif_sig_fail(err, errlen, "cannot read %s: %s", path,
 			    n < 0 ? strerror(errno) : "SHA-384 failed");
 	return 0;
 }
@@ -158,13 +144,13 @@ int eif_measure_pcr0(const struct eif_build_input *in, uint8_t pcr0[SHA384_DIGES
 	int ret = -1;
 
 	if (!buf || !md || EVP_DigestInit_ex(md, EVP_sha384(), NULL) != 1) {
-		fail(err, errlen, "out of memory");
+		eif_sig_fail(err, errlen, "out of memory");
 		goto out;
 	}
 	if (hash_file(md, in->kernel_path, buf, err, errlen))
 		goto out;
 	if (EVP_DigestUpdate(md, in->cmdline, strlen(in->cmdline)) != 1) {
-		fail(err, errlen, "SHA-384 failed");
+		eif_sig_fail(err, errlen, "SHA-384 failed");
 		goto out;
 	}
 	for (i = 0; i < in->nr_ramdisks; i++)
@@ -175,7 +161,7 @@ int eif_measure_pcr0(const struct eif_build_input *in, uint8_t pcr0[SHA384_DIGES
 	    EVP_DigestUpdate(md, zero, sizeof(zero)) != 1 ||
 	    EVP_DigestUpdate(md, digest, sizeof(digest)) != 1 ||
 	    EVP_DigestFinal_ex(md, pcr0, NULL) != 1) {
-		fail(err, errlen, "SHA-384 failed");
+		eif_sig_fail(err, errlen, "SHA-384 failed");
 		goto out;
 	}
 	ret = 0;
@@ -215,14 +201,14 @@ int eif_sign_section(const struct eif_signer *s, const uint8_t pcr0[SHA384_DIGES
 
 	out->data = NULL;
 	if (sign_pcr0(s, pcr0, &entry.cose))
-		return fail(err, errlen, "%s signing of PCR0 failed", s->alg->name);
+		return eif_sig_fail(err, errlen, "%s signing of PCR0 failed", s->alg->name);
 	entry.pem = s->pem;
 	out->data = eif_sig_section_encode(&entry, &out->len);
 	free(entry.cose.data);
 	if (!out->data)
-		return fail(err, errlen, "out of memory");
+		return eif_sig_fail(err, errlen, "out of memory");
 	if (out->len > EIF_MAX_SIGNATURE_SIZE)
-		return fail(err, errlen, "the signature section would be %zu bytes, over the %u that readers take: the certificate file is too large",
+		return eif_sig_fail(err, errlen, "the signature section would be %zu bytes, over the %u that readers take: the certificate file is too large",
 			    out->len, EIF_MAX_SIGNATURE_SIZE);
 	return 0;
 }
