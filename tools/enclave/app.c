@@ -41,6 +41,7 @@
 #include <unistd.h>
 #include <linux/vm_sockets.h>
 #include "attest.h"
+#include "io.h"
 #include "key.h"
 
 #define HELLO_PORT	5000
@@ -90,21 +91,6 @@ static int listen_on(unsigned int port)
 		exit(1);
 	}
 	return fd;
-}
-
-static int write_all(int fd, const char *buf, size_t len)
-{
-	while (len) {
-		ssize_t n = write(fd, buf, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		buf += n;
-		len -= n;
-	}
-	return 0;
 }
 
 static void serve_echo(int fd)

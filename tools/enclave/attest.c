@@ -12,6 +12,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 #include "attest.h"
+#include "io.h"
 #include "nsm.h"
 
 struct attest_req {
@@ -20,23 +21,6 @@ struct attest_req {
 	struct nsm_blob nonce_blob, user_data_blob;
 	bool public_key;
 };
-
-static int send_all(int fd, const void *buf, size_t len)
-{
-	const char *p = buf;
-
-	while (len) {
-		ssize_t n = write(fd, p, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		p += n;
-		len -= n;
-	}
-	return 0;
-}
 
 static void __attribute__((format(printf, 2, 3)))
 answer_error(int conn, const char *fmt, ...)
@@ -50,7 +34,7 @@ answer_error(int conn, const char *fmt, ...)
 	vsnprintf(line + n, sizeof(line) - n - 1, fmt, ap);
 	va_end(ap);
 	strcat(line, "\n");
-	send_all(conn, line, strlen(line));
+	write_all(conn, line, strlen(line));
 }
 
 /*
@@ -212,6 +196,6 @@ void serve_attest(int conn, const uint8_t *public_key, size_t public_key_len)
 		return;
 	}
 	snprintf(head, sizeof(head), "ok %zu\n", doc_len);
-	if (!send_all(conn, head, strlen(head)))
-		send_all(conn, doc, doc_len);
+	if (!write_all(conn, head, strlen(head)))
+		write_all(conn, doc, doc_len);
 }

@@ -69,6 +69,7 @@
 #include <unistd.h>
 #include "cbor.h"
 #include "fuzz.h"
+#include "io.h"
 #include "nsm.h"
 
 #define COUNT_MAX	100000
@@ -648,21 +649,6 @@ static const char *parse_line(char *line, uint64_t *seed, unsigned long *count)
 }
 
 /* ---- the watch ----------------------------------------------------------- */
-
-static int write_all(int fd, const char *buf, size_t len)
-{
-	while (len) {
-		ssize_t n = write(fd, buf, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		buf += n;
-		len -= n;
-	}
-	return 0;
-}
 
 /*
  * Whether the child is in one ioctl for over ANSWER_LIMIT s.  The start is
