@@ -21,7 +21,9 @@ import tempfile
 import zlib
 
 # The CBOR codec and the DER-to-r||s conversion of nectl's tests (written
-# from RFC 8949, not libcbor, which the hypervisor uses)
+# from RFC 8949, not libcbor, which the hypervisor uses), imported without
+# writing bytecode into the tree (make check refuses any __pycache__)
+sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "../../nectl/tests"))
 from cose_forge import Map, Tag, dec, der_to_raw, enc  # noqa: E402
