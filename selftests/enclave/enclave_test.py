@@ -32,6 +32,7 @@ import json
 import os
 import random
 import shutil
+import signal
 import socket
 import struct
 import subprocess
@@ -42,7 +43,7 @@ import time
 import traceback
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../lib"))
-from ne_machine import alive, free_2m, holders, settle, vm_fds  # noqa: E402
+from ne_machine import alive, free_2m, holders, settle, stuck_tasks, vm_fds  # noqa: E402
 
 TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), "../.."))
 BUILD = os.environ.get("NE_BUILD", os.path.join(TOP, "build"))
@@ -67,6 +68,7 @@ CONSOLE_PORT_BASE = 10000
 CID_HYPERVISOR = 0              # VMADDR_CID_HYPERVISOR: serves the debug consoles
 UNUSED_CID = 99
 IO_TIMEOUT = 30                 # every blocking socket operation
+TEST_LIMIT = int(os.environ.get("NE_TEST_LIMIT", 300))  # s per test; the longest takes ~40
 SERVICE_WAIT = 30               # the app listens a moment after the heartbeat
 RELEASE_WAIT = 30               # an enclave that ended is gone from describe within this
 ECHO_BYTES = 64 << 20           # each way
@@ -85,6 +87,11 @@ BASE_FREE = None                # free 2 MiB hugepages before the first test
 
 class Failure(Exception):
     """A check that did not hold; the message says what was seen."""
+
+
+class Overrun(BaseException):
+    """A test ran past TEST_LIMIT: something it waits on never returns.  A
+    BaseException, so that no test's own `except Exception` swallows it."""
 
 
 def check(cond, message):
@@ -1257,6 +1264,16 @@ def test_parent_kernel_log_is_clean():
 
 # --------------------------------------------------------------------------
 
+def overrun(signum, frame):
+    """SIGALRM: the test has run for TEST_LIMIT s.  Says where it waits
+    (its Python stack, and what the kernel's tasks wait on) while it still
+    does, then stops it."""
+    where = ["waiting in:"] + [l for f in traceback.format_stack(frame)[-4:] for l in f.splitlines()]
+    dmesg = subprocess.run(["dmesg"], capture_output=True, text=True, timeout=30).stdout
+    raise Overrun(where + stuck_tasks(("nectl", "ne_sample")) +
+                  ["kernel log ends:"] + dmesg.splitlines()[-20:])
+
+
 def main(argv):
     global EIF, RUN_DIR, TMP, BASE_FREE, RANDOM
     # The random stream data comes from one seed, printed; NE_SEED replays it.
@@ -1297,13 +1314,24 @@ def main(argv):
     print("# EIF %s (%d bytes), pool %s, %d free 2 MiB hugepages" %
           (EIF, os.path.getsize(EIF), pool, BASE_FREE))
     failed = 0
+    overran = None
     t_all = time.monotonic()
+    signal.signal(signal.SIGALRM, overrun)
     for n, fn in enumerate(tests, 1):
         t0 = time.monotonic()
         touched.clear()
+        signal.alarm(TEST_LIMIT)
         try:
             result = fn()
             print("ok %d - %s (%.1f s)" % (n, result, time.monotonic() - t0))
+        except Overrun as e:
+            failed += 1
+            overran = n
+            print("not ok %d - %s: still running after %d s; the suite stops here" %
+                  (n, fn.__name__, TEST_LIMIT))
+            for line in e.args[0]:
+                print("#   " + line)
+            break
         except Exception as e:
             failed += 1
             doc = " ".join((fn.__doc__ or fn.__name__).split())
@@ -1316,7 +1344,16 @@ def main(argv):
                 for line in enclave_log_tail(cid).splitlines():
                     print("#   " + line)
             clean_up()
+        finally:
+            signal.alarm(0)
         sys.stdout.flush()
+    if overran:
+        # What hung may hang a clean-up too: the parent VM's end takes it all.
+        for n in range(overran + 1, len(tests) + 1):
+            print("not ok %d - %s # not run: test %d overran" % (n, tests[n - 1].__name__, overran))
+        print("# enclave tests: stopped at test %d of %d after %.0f s" %
+              (overran, len(tests), time.monotonic() - t_all))
+        return 1
     print("# enclave tests: %d passed, %d failed in %.0f s" %
           (len(tests) - failed, failed, time.monotonic() - t_all))
     if running:

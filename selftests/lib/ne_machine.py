@@ -69,3 +69,37 @@ def settle(cond, seconds=10, step=0.1):
             return True
         time.sleep(step)
     return cond()
+
+
+def _read(path):
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+def stuck_tasks(comms=()):
+    """What the machine's tasks wait on, for a test that overran: every task
+    in uninterruptible sleep (D), and every task named in COMMS, each with
+    its state, wait channel and kernel stack.  Also asks the kernel to log
+    its blocked tasks (sysrq w) so that the boot's kernel log keeps them."""
+    lines = []
+    for stat in sorted(glob.glob("/proc/[0-9]*/stat"), key=lambda p: int(p.split("/")[2])):
+        text = _read(stat)
+        if ")" not in text:
+            continue
+        pid = stat.split("/")[2]
+        comm = text[text.index("(") + 1:text.rindex(")")]
+        state = text[text.rindex(")") + 2:].split(" ", 1)[0]
+        if state != "D" and comm not in comms:
+            continue
+        wchan = _read("/proc/%s/wchan" % pid) or "-"
+        lines.append("task %s (%s) state %s wchan %s" % (pid, comm, state, wchan))
+        lines += ["    " + l for l in _read("/proc/%s/stack" % pid).splitlines()]
+    try:
+        with open("/proc/sysrq-trigger", "w") as f:
+            f.write("w")
+    except OSError as e:
+        lines.append("sysrq w: %s" % e)
+    return lines or ["no task in D state, none of %s" % (", ".join(comms) or "-")]
