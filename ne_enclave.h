@@ -10,6 +10,14 @@
  *   ne_mem.c    KVM_SET_USER_MEMORY_REGION: checks, pinning, merging
  *   ne_vcpu.c   KVM_CREATE_VCPU and vCPU fds
  *   ne_pool.c   the CPU pool (module parameter ne_cpus)
+ *   ne_upstream.c the upstream Nitro Enclaves ioctls (NE_CREATE_VM ...) on
+ *               the same node, with upstream's checks and NE_ERR_* values
+ *
+ * Two families of ioctls.  A VM fd made by KVM_CREATE_VM speaks KVM's
+ * (kvm-api.md: standard errnos); one made by NE_CREATE_VM speaks the
+ * upstream driver's (NE_ERR_* values).  Each refusal the two share is an
+ * enum ne_why, which says its errno in both (ne_refuse_why()).  Either way
+ * one enclave is one slot, with one teardown.
  *
  * Objects.  The system fd (the misc device) creates VM fds; a VM fd is one
  * enclave, that is one device slot; a vCPU fd is one parent CPU donated to
@@ -57,6 +65,8 @@
 #include <linux/wait.h>
 #include <linux/workqueue.h>
 
+#include <linux/ne_kvm.h>
+
 #include "ne_pci.h"
 
 #define NE_MISC_NAME		"nitro_enclaves"
@@ -71,6 +81,40 @@
 
 /* How long SLOT_FREE and ENCLAVE_STOP are retried while they get -EAGAIN. */
 #define NE_EAGAIN_RETRY_MS	40000
+
+/* The ioctl family of a VM fd: the one that created it. */
+enum ne_family {
+	NE_FAMILY_KVM,
+	NE_FAMILY_NE,
+};
+
+/*
+ * Refusals that both families make, each with its errno in both
+ * (ne_refuse_why() in ne_vm.c holds the table).
+ */
+enum ne_why {
+	NE_WHY_NOT_INIT,		/* a resource or start after start */
+	NE_WHY_FLAGS,			/* unknown flags */
+	NE_WHY_MEM_SIZE,		/* memory size not a 2 MiB multiple */
+	NE_WHY_MEM_ADDR,		/* user address not 2 MiB aligned */
+	NE_WHY_MEM_NOT_USER,		/* access_ok() fails */
+	NE_WHY_MEM_OVERLAP,		/* overlaps a donated user range */
+	NE_WHY_MEM_TWICE,		/* the same physical memory again */
+	NE_WHY_MEM_NOT_HUGE,		/* not hugetlbfs memory */
+	NE_WHY_MEM_PAGE_SIZE,		/* huge page size not a 2 MiB multiple */
+	NE_WHY_MEM_NUMA,		/* not on the pool's NUMA node */
+	NE_WHY_MEM_MAX_REGIONS,		/* more ranges than the device takes */
+	NE_WHY_START_NO_MEM,
+	NE_WHY_START_NO_VCPU,
+	NE_WHY_START_MIN_SIZE,
+	NE_WHY_START_CORES,		/* a claimed core not fully used */
+	NE_WHY_CID,			/* a reserved vsock CID */
+	NE_WHY_VCPU_USED,
+	NE_WHY_VCPU_NOT_IN_POOL,
+	NE_WHY_VCPU_ID,			/* the vCPU id is out of range */
+	NE_WHY_NO_CPUS,			/* no free core in the pool */
+	NE_WHY_COUNT
+};
 
 /* A memory range of the enclave, as sent to the device. */
 struct ne_range {
@@ -101,6 +145,7 @@ struct ne_vcpu_slot {
  * @node:	in ne_enclaves, under ne_list_lock.
  * @lock:	everything below, except what says otherwise.
  * @file:	the VM file (no reference: the enclave lives as long as it).
+ * @family:	the ioctl family of the VM fd, set at creation.
  * @mm:		the creator's mm (grabbed); other mms get EIO.
  * @dev_gen:	the device generation (ne_kvm.gen) the slot was allocated on.
  * @resets:	the device's reset epoch the slot was allocated in.
@@ -147,6 +192,7 @@ struct ne_enclave {
 	struct list_head node;
 	struct mutex lock;		/* the enclave's fields */
 	struct file *file;
+	enum ne_family family;
 	struct mm_struct *mm;
 	unsigned int dev_gen;
 	unsigned int resets;
@@ -201,20 +247,38 @@ unsigned int ne_zombies(void);
 /* ne_vm.c */
 void ne_enclave_teardown(struct work_struct *work);
 int ne_refuse(struct ne_enclave *e, int err, const char *why);
+int ne_refuse_why(struct ne_enclave *e, enum ne_why why, const char *text);
+long ne_refuse_unlocked(struct ne_enclave *e, int err, const char *why);
+int ne_vm_check_usable(struct ne_enclave *e);
 long ne_check_extension(struct ne_enclave *e, unsigned long cap);
+struct ne_enclave *ne_vm_create(enum ne_family family, int *fd);
+void ne_vm_install(struct ne_enclave *e, int fd);
+void ne_vm_abandon(struct ne_enclave *e, int fd);
 long ne_sys_create_vm(unsigned long type);
+int ne_vm_check_cid(struct ne_enclave *e, u64 cid);
+int ne_vm_start(struct ne_enclave *e, struct ne_enclave_start *start);
 
 /* ne_mem.c */
 long ne_vm_set_memory(struct ne_enclave *e,
 		      const struct kvm_userspace_memory_region *r);
+int ne_mem_donate(struct ne_enclave *e, u64 uaddr, u64 size, bool *kept);
 
 /* ne_vcpu.c */
 long ne_vm_create_vcpu(struct ne_enclave *e, unsigned long id);
+int ne_vcpu_add(struct ne_enclave *e, u32 id, unsigned int cpu, int claimed);
+
+/* ne_upstream.c */
+long ne_sys_ne_create_vm(void __user *slot_uid);
+bool ne_is_ne_vm_ioctl(unsigned int cmd);
+long ne_vm_ne_ioctl(struct ne_enclave *e, unsigned int cmd,
+		    void __user *argp);
 
 /* ne_pool.c */
 void ne_pool_enclave_add(struct ne_enclave *e);
 unsigned int ne_pool_cpus_for(struct ne_enclave *e);
+unsigned int ne_pool_free_cpus(void);
 int ne_pool_pick_cpu(struct ne_enclave *e, int *claimed);
+int ne_pool_claim_cpu(struct ne_enclave *e, unsigned int cpu, int *claimed);
 void ne_pool_unclaim(struct ne_enclave *e, unsigned int core);
 void ne_pool_release(struct ne_enclave *e);
 int ne_pool_init(void);

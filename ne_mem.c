@@ -1,11 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * KVM_SET_USER_MEMORY_REGION for the Nitro Enclaves driver: the checks of
- * kvm-api.md (the mappings before anything is pinned), long-term pinning of
- * hugetlbfs pages in bounded batches, merging of physically contiguous
- * pages, refusal of physical memory given twice, and one SLOT_ADD_MEM per
- * merged range.  A device that accepts part of a region and refuses the
- * rest leaves the VM dead.
+ * Donated memory for the Nitro Enclaves driver.  KVM_SET_USER_MEMORY_REGION
+ * makes the checks of kvm-api.md; then, for both families (ne_mem_donate(),
+ * which NE_SET_USER_MEMORY_REGION calls too): the mappings are checked
+ * before anything is pinned, hugetlbfs pages are pinned long-term in
+ * bounded batches, physically contiguous pages are merged, physical memory
+ * given twice is refused, and one SLOT_ADD_MEM goes per merged range.  A
+ * device that accepts part of a region and refuses the rest leaves the VM
+ * dead.
  */
 
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
@@ -114,11 +116,11 @@ static int ne_check_vmas(struct ne_enclave *e, struct mm_struct *mm,
 			return ne_refuse(e, -EFAULT,
 					 "memory region is not mapped");
 		if (!is_vm_hugetlb_page(vma))
-			return ne_refuse(e, -EINVAL,
-					 "memory is not hugetlbfs memory");
+			return ne_refuse_why(e, NE_WHY_MEM_NOT_HUGE,
+					     "memory is not hugetlbfs memory");
 		if (huge_page_size(hstate_vma(vma)) % NE_MEM_ALIGN)
-			return ne_refuse(e, -EINVAL,
-					 "huge page size is not a 2 MiB multiple");
+			return ne_refuse_why(e, NE_WHY_MEM_PAGE_SIZE,
+					     "huge page size is not a 2 MiB multiple");
 		addr = vma->vm_end;
 	}
 	return 0;
@@ -156,8 +158,8 @@ static int ne_merge(struct ne_enclave *e, struct ne_donation *d, u64 phys,
 		}
 	}
 	if (d->nr_runs == e->max_mem_regions - e->nr_ranges)
-		return ne_refuse(e, -ENOSPC,
-				 "more memory ranges than KVM_CAP_NR_MEMSLOTS");
+		return ne_refuse_why(e, NE_WHY_MEM_MAX_REGIONS,
+				     "more memory ranges than the device takes (KVM_CAP_NR_MEMSLOTS)");
 	runs[d->nr_runs++] = (struct ne_range){ phys, chunk };
 	return 0;
 }
@@ -171,17 +173,16 @@ static int ne_merge(struct ne_enclave *e, struct ne_donation *d, u64 phys,
  * pinned and mapped, so the physical address is read from it, after the
  * pin; a page that cannot be migrated fails the pin.
  */
-static int ne_pin_region(struct ne_enclave *e,
-			 const struct kvm_userspace_memory_region *r,
+static int ne_pin_region(struct ne_enclave *e, u64 uaddr, u64 size,
 			 struct ne_donation *d)
 {
 	struct mm_struct *mm = current->mm;
-	u64 uaddr = r->userspace_addr, done = 0;
+	u64 done = 0;
 	struct ne_pins *batch;
 	u64 batch_end;
 	int rc = 0;
 
-	while (done < r->memory_size) {
+	while (done < size) {
 		if (fatal_signal_pending(current))
 			return ne_refuse(e, -EINTR, "interrupted while pinning");
 		batch = kmalloc(struct_size(batch, pages, NE_PINS_PER_BATCH),
@@ -196,7 +197,7 @@ static int ne_pin_region(struct ne_enclave *e,
 		if (mmap_read_lock_killable(mm))
 			return ne_refuse(e, -EINTR, "interrupted while pinning");
 		batch_end = done + NE_PIN_BATCH_BYTES;
-		while (!rc && done < r->memory_size && done < batch_end &&
+		while (!rc && done < size && done < batch_end &&
 		       batch->nr < NE_PINS_PER_BATCH) {
 			u64 addr = uaddr + done, phys, offset, chunk;
 			struct page *page, *head;
@@ -215,20 +216,25 @@ static int ne_pin_region(struct ne_enclave *e,
 			batch->pages[batch->nr++] = page;
 
 			head = compound_head(page);
-			if (!PageHuge(page) || page_size(head) % NE_MEM_ALIGN) {
-				rc = ne_refuse(e, -EINVAL,
-					       "memory is not hugetlbfs memory");
+			if (!PageHuge(page)) {
+				rc = ne_refuse_why(e, NE_WHY_MEM_NOT_HUGE,
+						   "memory is not hugetlbfs memory");
+				break;
+			}
+			if (page_size(head) % NE_MEM_ALIGN) {
+				rc = ne_refuse_why(e, NE_WHY_MEM_PAGE_SIZE,
+						   "huge page size is not a 2 MiB multiple");
 				break;
 			}
 			if (e->node_id != NUMA_NO_NODE &&
 			    page_to_nid(page) != e->node_id) {
-				rc = ne_refuse(e, -EINVAL,
-					       "memory is not on the CPU pool's NUMA node");
+				rc = ne_refuse_why(e, NE_WHY_MEM_NUMA,
+						   "memory is not on the CPU pool's NUMA node");
 				break;
 			}
 			phys = page_to_phys(page);
 			offset = phys - page_to_phys(head);
-			chunk = min_t(u64, r->memory_size - done,
+			chunk = min_t(u64, size - done,
 				      page_size(head) - offset);
 			rc = ne_merge(e, d, phys, chunk);
 			done += chunk;
@@ -288,8 +294,8 @@ static int ne_check_twice(struct ne_enclave *e, const struct ne_donation *d)
 	}
 	return 0;
 twice:
-	return ne_refuse(e, -EEXIST,
-			 "the same physical memory is donated twice");
+	return ne_refuse_why(e, NE_WHY_MEM_TWICE,
+			     "the same physical memory is donated twice");
 }
 
 /* Sends one SLOT_ADD_MEM; the range is the enclave's once accepted. */
@@ -338,8 +344,18 @@ static int ne_send(struct ne_enclave *e, struct ne_donation *d,
 	return 0;
 }
 
-long ne_vm_set_memory(struct ne_enclave *e,
-		      const struct kvm_userspace_memory_region *r)
+/**
+ * ne_mem_donate() - donate [@uaddr, @uaddr + @size) of the caller's memory
+ * @e:		the enclave, locked, in INIT; the range checked by the caller
+ *		(alignment, access_ok, no overlap with a donated user range).
+ * @uaddr:	user address.
+ * @size:	bytes, not 0.
+ * @kept:	out: whether the enclave now holds the range's pins and counts
+ *		it as donated (also when the device took only part of it).
+ *
+ * Return: 0, or the refusal (recorded).
+ */
+int ne_mem_donate(struct ne_enclave *e, u64 uaddr, u64 size, bool *kept)
 {
 	struct ne_donation d = { .pins = LIST_HEAD_INIT(d.pins) };
 	struct mm_struct *mm = current->mm;
@@ -347,21 +363,16 @@ long ne_vm_set_memory(struct ne_enclave *e,
 	bool lost;
 	int rc;
 
-	if (e->state != NE_STATE_INIT)
-		return ne_refuse(e, -EBUSY, "memory after start");
-	rc = ne_check_region(e, r);
-	if (rc)
-		return rc;
-
+	*kept = false;
 	/* The whole range first: nothing is pinned if any of it is wrong. */
 	if (mmap_read_lock_killable(mm))
 		return ne_refuse(e, -EINTR, "interrupted");
-	rc = ne_check_vmas(e, mm, r->userspace_addr, r->memory_size);
+	rc = ne_check_vmas(e, mm, uaddr, size);
 	mmap_read_unlock(mm);
 	if (rc)
 		return rc;
 
-	rc = ne_pin_region(e, r, &d);
+	rc = ne_pin_region(e, uaddr, size, &d);
 	if (!rc)
 		rc = ne_check_twice(e, &d);
 	if (rc)
@@ -391,13 +402,29 @@ long ne_vm_set_memory(struct ne_enclave *e,
 	}
 
 	/* Nothing the device may hold is unpinned before SLOT_FREE. */
-	set_bit(r->slot & 0xffff, e->slots_used);
-	e->uranges[e->nr_uranges++] = (struct ne_user_range){
-		r->userspace_addr, r->memory_size };
+	e->uranges[e->nr_uranges++] = (struct ne_user_range){ uaddr, size };
 	list_splice_tail(&d.pins, &e->pins);
+	*kept = true;
 	return rc;
 
 out_unpin:
 	ne_unpin(&d.pins);
+	return rc;
+}
+
+long ne_vm_set_memory(struct ne_enclave *e,
+		      const struct kvm_userspace_memory_region *r)
+{
+	bool kept;
+	int rc;
+
+	if (e->state != NE_STATE_INIT)
+		return ne_refuse(e, -EBUSY, "memory after start");
+	rc = ne_check_region(e, r);
+	if (rc)
+		return rc;
+	rc = ne_mem_donate(e, r->userspace_addr, r->memory_size, &kept);
+	if (kept)
+		set_bit(r->slot & 0xffff, e->slots_used);
 	return rc;
 }

@@ -277,6 +277,8 @@ static long ne_sys_ioctl(struct file *file, unsigned int cmd,
 		return ne_check_extension(NULL, arg);
 	case KVM_CREATE_VM:
 		return ne_sys_create_vm(arg);
+	case NE_CREATE_VM:
+		return ne_sys_ne_create_vm((void __user *)arg);
 	case KVM_GET_VCPU_MMAP_SIZE:
 		return -EOPNOTSUPP;
 	default:

@@ -382,6 +382,19 @@ unsigned int ne_pool_cpus_for(struct ne_enclave *e)
 	return nr;
 }
 
+/* CPUs of the cores no enclave claimed. */
+unsigned int ne_pool_free_cpus(void)
+{
+	unsigned int i, nr = 0;
+
+	mutex_lock(&ne_pool_lock);
+	for (i = 0; i < ne_nr_cores; i++)
+		if (!ne_cores[i].owner)
+			nr += cpumask_weight(&ne_cores[i].cpus);
+	mutex_unlock(&ne_pool_lock);
+	return nr;
+}
+
 /*
  * Picks the parent CPU of a new vCPU: a free thread of a core @e holds,
  * else the first thread of the lowest free core, which @e then claims.
@@ -408,6 +421,34 @@ int ne_pool_pick_cpu(struct ne_enclave *e, int *claimed)
 	}
 	mutex_unlock(&ne_pool_lock);
 	return -ENOSPC;
+}
+
+/*
+ * NE_ADD_VCPU with an id: CPU @cpu for @e, from a core it claimed or by
+ * claiming the free core that holds it (upstream's rule: whole cores).
+ * *@claimed is the core claimed, or -1.  -ENOENT: no free core holds it.
+ */
+int ne_pool_claim_cpu(struct ne_enclave *e, unsigned int cpu, int *claimed)
+{
+	unsigned int i;
+
+	*claimed = -1;
+	if (cpumask_test_cpu(cpu, e->cpus))
+		return 0;
+
+	mutex_lock(&ne_pool_lock);
+	for (i = 0; i < ne_nr_cores; i++) {
+		if (ne_cores[i].owner ||
+		    !cpumask_test_cpu(cpu, &ne_cores[i].cpus))
+			continue;
+		ne_cores[i].owner = e;
+		cpumask_or(e->cpus, e->cpus, &ne_cores[i].cpus);
+		*claimed = i;
+		mutex_unlock(&ne_pool_lock);
+		return 0;
+	}
+	mutex_unlock(&ne_pool_lock);
+	return -ENOENT;
 }
 
 void ne_pool_unclaim(struct ne_enclave *e, unsigned int core)

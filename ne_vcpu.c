@@ -195,10 +195,46 @@ static struct file *ne_vcpu_file(struct ne_enclave *e, u32 id)
 	return file;
 }
 
+/**
+ * ne_vcpu_add() - give parent CPU @cpu to the enclave as its vCPU @id
+ * @e:		the enclave, locked, in INIT.
+ * @id:		the vCPU id (KVM's id; upstream's is the CPU itself).
+ * @cpu:	a CPU of a core @e claimed, not yet used.
+ * @claimed:	the core claimed for this call, or -1: it goes back to the
+ *		pool if the device refuses the CPU.
+ *
+ * Return: 0, or the device's refusal (recorded).
+ */
+int ne_vcpu_add(struct ne_enclave *e, u32 id, unsigned int cpu, int claimed)
+{
+	struct ne_req_slot_add_vcpu req = {
+		.slot_uid = e->slot_uid,
+		.vcpu_id = cpu,
+	};
+	struct ne_pci_reply reply;
+	int rc;
+
+	rc = ne_enclave_cmd(e, NE_CMD_SLOT_ADD_VCPU, &req, sizeof(req),
+			    &reply);
+	if (rc == -ETIMEDOUT) {
+		/* The device may hold the CPU: keep it until release. */
+		e->wedged = true;
+		cpumask_set_cpu(cpu, e->used_cpus);
+		return ne_refuse(e, rc,
+				 "the device did not answer SLOT_ADD_VCPU");
+	}
+	if (rc) {
+		if (claimed >= 0)
+			ne_pool_unclaim(e, claimed);
+		return ne_refuse(e, rc, "the device refused SLOT_ADD_VCPU");
+	}
+	cpumask_set_cpu(cpu, e->used_cpus);
+	e->vcpus[e->nr_vcpus++] = (struct ne_vcpu_slot){ id, cpu };
+	return 0;
+}
+
 long ne_vm_create_vcpu(struct ne_enclave *e, unsigned long id)
 {
-	struct ne_req_slot_add_vcpu req = { .slot_uid = e->slot_uid };
-	struct ne_pci_reply reply;
 	struct ne_vcpu *vcpu;
 	struct file *file;
 	unsigned int i;
@@ -234,25 +270,10 @@ long ne_vm_create_vcpu(struct ne_enclave *e, unsigned long id)
 		rc = ne_refuse(e, cpu, "no free CPU in the pool");
 		goto err_file;
 	}
-	req.vcpu_id = cpu;
-	rc = ne_enclave_cmd(e, NE_CMD_SLOT_ADD_VCPU, &req, sizeof(req),
-			    &reply);
-	if (rc == -ETIMEDOUT) {
-		/* The device may hold the CPU: keep it until release. */
-		e->wedged = true;
-		cpumask_set_cpu(cpu, e->used_cpus);
-		ne_refuse(e, rc, "the device did not answer SLOT_ADD_VCPU");
+	rc = ne_vcpu_add(e, id, cpu, claimed);
+	if (rc)
 		goto err_file;
-	}
-	if (rc) {
-		if (claimed >= 0)
-			ne_pool_unclaim(e, claimed);
-		ne_refuse(e, rc, "the device refused SLOT_ADD_VCPU");
-		goto err_file;
-	}
 
-	cpumask_set_cpu(cpu, e->used_cpus);
-	e->vcpus[e->nr_vcpus++] = (struct ne_vcpu_slot){ id, cpu };
 	vcpu = file->private_data;
 	vcpu->cpu = cpu;
 	fd_install(fd, file);
@@ -264,4 +285,3 @@ err_fd:
 	put_unused_fd(fd);
 	return rc;
 }
-

@@ -37,20 +37,71 @@
 
 #include "ne_enclave.h"
 
-/* Records why a call was refused, for fdinfo, and returns @err. */
+/*
+ * Records why a call was refused, for fdinfo, and returns @err.  Only the
+ * creator's calls are recorded: another process holding the fd cannot
+ * change what the creator reads.
+ */
 int ne_refuse(struct ne_enclave *e, int err, const char *why)
 {
-	e->last_error = why;
+	if (current->mm == e->mm)
+		e->last_error = why;
 	pr_debug("enclave %#llx: %s (%d)\n", e->slot_uid, why, err);
 	return err;
+}
+
+/* The errno of each shared refusal in each family (positive values). */
+static const u16 ne_why_errno[NE_WHY_COUNT][2] = {
+	[NE_WHY_NOT_INIT]	 = { EBUSY,  NE_ERR_NOT_IN_INIT_STATE },
+	[NE_WHY_FLAGS]		 = { EINVAL, NE_ERR_INVALID_FLAG_VALUE },
+	[NE_WHY_MEM_SIZE]	 = { EINVAL, NE_ERR_INVALID_MEM_REGION_SIZE },
+	[NE_WHY_MEM_ADDR]	 = { EINVAL, NE_ERR_UNALIGNED_MEM_REGION_ADDR },
+	[NE_WHY_MEM_NOT_USER]	 = { EFAULT, NE_ERR_INVALID_MEM_REGION_ADDR },
+	[NE_WHY_MEM_OVERLAP]	 = { EEXIST, NE_ERR_MEM_REGION_ALREADY_USED },
+	[NE_WHY_MEM_TWICE]	 = { EEXIST, NE_ERR_MEM_REGION_ALREADY_USED },
+	[NE_WHY_MEM_NOT_HUGE]	 = { EINVAL, NE_ERR_MEM_NOT_HUGE_PAGE },
+	[NE_WHY_MEM_PAGE_SIZE]	 = { EINVAL, NE_ERR_INVALID_PAGE_SIZE },
+	[NE_WHY_MEM_NUMA]	 = { EINVAL, NE_ERR_MEM_DIFFERENT_NUMA_NODE },
+	[NE_WHY_MEM_MAX_REGIONS] = { ENOSPC, NE_ERR_MEM_MAX_REGIONS },
+	[NE_WHY_START_NO_MEM]	 = { EINVAL, NE_ERR_NO_MEM_REGIONS_ADDED },
+	[NE_WHY_START_NO_VCPU]	 = { EINVAL, NE_ERR_NO_VCPUS_ADDED },
+	[NE_WHY_START_MIN_SIZE]	 = { EINVAL, NE_ERR_ENCLAVE_MEM_MIN_SIZE },
+	[NE_WHY_START_CORES]	 = { EINVAL, NE_ERR_FULL_CORES_NOT_USED },
+	[NE_WHY_CID]		 = { EINVAL, NE_ERR_INVALID_ENCLAVE_CID },
+	[NE_WHY_VCPU_USED]	 = { EEXIST, NE_ERR_VCPU_ALREADY_USED },
+	[NE_WHY_VCPU_NOT_IN_POOL] = { ENOSPC, NE_ERR_VCPU_NOT_IN_CPU_POOL },
+	[NE_WHY_VCPU_ID]	 = { EINVAL, NE_ERR_INVALID_VCPU },
+	[NE_WHY_NO_CPUS]	 = { ENOSPC, NE_ERR_NO_CPUS_AVAIL_IN_POOL },
+};
+
+/*
+ * Records a refusal that both families make (@text for fdinfo) and
+ * returns its errno in @e's family: a standard errno for a VM fd made by
+ * KVM_CREATE_VM, upstream's NE_ERR_* value for one made by NE_CREATE_VM.
+ */
+int ne_refuse_why(struct ne_enclave *e, enum ne_why why, const char *text)
+{
+	return ne_refuse(e, -(int)ne_why_errno[why][e->family], text);
 }
 
 /* ----------------------------------------------------------------------- */
 /* NE_ENCLAVE_START                                                          */
 /* ----------------------------------------------------------------------- */
 
+/*
+ * CIDs 1, 2 (well known), 3 (the parent) and from U32_MAX up are not an
+ * enclave's; 0 asks the hypervisor to choose.
+ */
+int ne_vm_check_cid(struct ne_enclave *e, u64 cid)
+{
+	if (cid && (cid <= NE_PARENT_VM_CID || cid >= U32_MAX))
+		return ne_refuse_why(e, NE_WHY_CID,
+				     "CID 1, 2, 3 and from U32_MAX up are reserved");
+	return 0;
+}
+
 /* Starts the enclave; @start is in and out, copied by the caller. */
-static long ne_vm_start(struct ne_enclave *e, struct ne_enclave_start *start)
+int ne_vm_start(struct ne_enclave *e, struct ne_enclave_start *start)
 {
 	struct ne_req_enclave_start req = { .slot_uid = e->slot_uid };
 	struct ne_pci_reply reply;
@@ -58,23 +109,25 @@ static long ne_vm_start(struct ne_enclave *e, struct ne_enclave_start *start)
 	int rc;
 
 	if (e->state != NE_STATE_INIT)
-		return ne_refuse(e, -EBUSY, "enclave already started");
+		return ne_refuse_why(e, NE_WHY_NOT_INIT,
+				     "enclave already started");
 	if (start->flags & ~NE_ENCLAVE_START_FLAGS)
-		return ne_refuse(e, -EINVAL, "unknown start flags");
-	if (start->enclave_cid &&
-	    (start->enclave_cid <= NE_PARENT_VM_CID ||
-	     start->enclave_cid >= U32_MAX))
-		return ne_refuse(e, -EINVAL,
-				 "CID 1, 2, 3 and from U32_MAX up are reserved");
+		return ne_refuse_why(e, NE_WHY_FLAGS, "unknown start flags");
+	rc = ne_vm_check_cid(e, start->enclave_cid);
+	if (rc)
+		return rc;
 	if (!e->nr_ranges)
-		return ne_refuse(e, -EINVAL, "start without memory");
+		return ne_refuse_why(e, NE_WHY_START_NO_MEM,
+				     "start without memory");
 	if (e->mem_size < NE_MIN_ENCLAVE_MEM_SIZE)
-		return ne_refuse(e, -EINVAL, "start with less than 64 MiB");
+		return ne_refuse_why(e, NE_WHY_START_MIN_SIZE,
+				     "start with less than 64 MiB");
 	if (!e->nr_vcpus)
-		return ne_refuse(e, -EINVAL, "start without a vCPU");
+		return ne_refuse_why(e, NE_WHY_START_NO_VCPU,
+				     "start without a vCPU");
 	if (!cpumask_equal(e->cpus, e->used_cpus))
-		return ne_refuse(e, -EINVAL,
-				 "start with a claimed core not fully used");
+		return ne_refuse_why(e, NE_WHY_START_CORES,
+				     "start with a claimed core not fully used");
 
 	req.enclave_cid = start->enclave_cid;
 	req.flags = start->flags;
@@ -119,7 +172,7 @@ long ne_check_extension(struct ne_enclave *e, unsigned long cap)
 }
 
 /* The enclave's own refusals common to its resource and start ioctls. */
-static int ne_vm_check_usable(struct ne_enclave *e)
+int ne_vm_check_usable(struct ne_enclave *e)
 {
 	if (e->dead)
 		return ne_refuse(e, -EIO, e->dead);
@@ -134,7 +187,7 @@ static int ne_vm_check_usable(struct ne_enclave *e)
 }
 
 /* Records a refusal found outside the enclave's lock. */
-static long ne_refuse_unlocked(struct ne_enclave *e, int err, const char *why)
+long ne_refuse_unlocked(struct ne_enclave *e, int err, const char *why)
 {
 	if (mutex_lock_killable(&e->lock))
 		return err;
@@ -157,11 +210,16 @@ static long ne_vm_ioctl(struct file *file, unsigned int cmd,
 	struct ne_enclave_start start;
 	long rc;
 
+	if (e->family == NE_FAMILY_NE)
+		return ne_vm_ne_ioctl(e, cmd, argp);
 	if (current->mm != e->mm)
 		return -EIO;
 	/* A dead VM answers EIO to everything, as KVM's does. */
 	if (READ_ONCE(e->dead))
 		return ne_refuse_unlocked(e, -EIO, READ_ONCE(e->dead));
+	if (ne_is_ne_vm_ioctl(cmd))
+		return ne_refuse_unlocked(e, -ENOTTY,
+					  "an NE_* ioctl on a VM fd made by KVM_CREATE_VM");
 
 	switch (cmd) {
 	case KVM_CHECK_EXTENSION:
@@ -398,18 +456,26 @@ static int ne_enclave_alloc_slot(struct ne_enclave *e)
 	return 0;
 }
 
-long ne_sys_create_vm(unsigned long type)
+/**
+ * ne_vm_create() - a new enclave with its slot, and a reserved fd for it
+ * @family:	the ioctl family of the VM fd.
+ * @fd:		out: the fd reserved (O_CLOEXEC), not yet installed.
+ *
+ * The caller installs the VM file with ne_vm_install(), or gives up with
+ * ne_vm_abandon() (which frees the slot through the teardown).
+ *
+ * Return: the enclave, or an ERR_PTR.
+ */
+struct ne_enclave *ne_vm_create(enum ne_family family, int *fd)
 {
 	struct ne_enclave *e;
 	struct file *file;
-	int fd, rc;
+	int rc;
 
-	if (type)
-		return -EINVAL;
 	e = ne_enclave_alloc();
 	if (!e)
-		return -ENOMEM;
-
+		return ERR_PTR(-ENOMEM);
+	e->family = family;
 	ne_pool_enclave_add(e);
 	e->mm = current->mm;
 	mmgrab(e->mm);
@@ -420,23 +486,48 @@ long ne_sys_create_vm(unsigned long type)
 	if (rc)
 		goto err_slot;
 
-	fd = get_unused_fd_flags(O_CLOEXEC);
-	if (fd < 0) {
-		rc = fd;
+	*fd = get_unused_fd_flags(O_CLOEXEC);
+	if (*fd < 0) {
+		rc = *fd;
 		goto err_slot;
 	}
 	file = anon_inode_getfile("ne-vm", &ne_vm_fops, e, O_RDWR);
 	if (IS_ERR(file)) {
-		put_unused_fd(fd);
+		put_unused_fd(*fd);
 		rc = PTR_ERR(file);
 		goto err_slot;
 	}
 	e->file = file;
-	fd_install(fd, file);
-	return fd;
+	return e;
 
 err_slot:
 	ne_enclave_release(e);
-	return rc;
+	return ERR_PTR(rc);
 }
 
+/* The VM fd reserved by ne_vm_create() now names @e's file. */
+void ne_vm_install(struct ne_enclave *e, int fd)
+{
+	fd_install(fd, e->file);
+}
+
+/* Drops a VM file never installed: its release frees the slot. */
+void ne_vm_abandon(struct ne_enclave *e, int fd)
+{
+	put_unused_fd(fd);
+	fput(e->file);
+}
+
+long ne_sys_create_vm(unsigned long type)
+{
+	struct ne_enclave *e;
+	int fd;
+
+	if (type)
+		return -EINVAL;
+	e = ne_vm_create(NE_FAMILY_KVM, &fd);
+	if (IS_ERR(e))
+		return PTR_ERR(e);
+	ne_vm_install(e, fd);
+	return fd;
+}

@@ -6,7 +6,8 @@
  *    nodes is refused with EINVAL;
  *  - KVM_SET_USER_MEMORY_REGION refuses, with EINVAL, hugetlb pages that are
  *    not on the pool's node, leaves nothing pinned and says why in
- *    ne_last_error; the pool's own node is accepted.
+ *    ne_last_error; the pool's own node is accepted.  The upstream family's
+ *    NE_SET_USER_MEMORY_REGION says NE_ERR_MEM_DIFFERENT_NUMA_NODE.
  * It is meant for that guest only (make check's NUMA stage; selftests/run
  * leaves it out unless named): on a guest with one node, or without a
  * poolable core (a whole core that is not CPU 0's) on two nodes, or without
@@ -424,6 +425,46 @@ TEST_F(numa_mem, other_node_is_einval_pool_node_is_accepted)
 		       strerror(errno));
 	}
 	ASSERT_POOL_NODE_ACCEPTED(mem, size, pins);
+	munmap(mem, size);
+}
+
+/*
+ * The same through the upstream family: a VM fd of NE_CREATE_VM says
+ * NE_ERR_MEM_DIFFERENT_NUMA_NODE, pins nothing, and takes the pages once
+ * they are on the pool's node.
+ */
+TEST_F(numa_mem, upstream_family_other_node_is_ne_err_mem_different_numa_node)
+{
+	uint64_t size = 2 * HPAGE, uid;
+	char *mem = huge_alloc_on(self->other, size);
+	struct ne_user_memory_region r = {
+		.memory_size = size,
+		.userspace_addr = (uintptr_t)mem,
+	};
+	int sys = ne_open_sys(), vm;
+	long pins;
+
+	ASSERT_NE(MAP_FAILED, mem) {
+		TH_LOG("no 2 MiB hugepages on node %d", self->other);
+	}
+	ASSERT_LE(0, sys);
+	vm = ioctl(sys, NE_CREATE_VM, &uid);
+	close(sys);
+	ASSERT_LE(0, vm) {
+		TH_LOG("NE_CREATE_VM: %s", strerror(errno));
+	}
+	pins = ne_pins_held();
+	errno = 0;
+	ASSERT_EQ(-1, ioctl(vm, NE_SET_USER_MEMORY_REGION, &r));
+	ASSERT_EQ(NE_ERR_MEM_DIFFERENT_NUMA_NODE, errno);
+	EXPECT_EQ(pins, ne_pins_held());
+	ASSERT_EQ(0, huge_move_to(self->node, mem, size));
+	ASSERT_EQ(0, ioctl(vm, NE_SET_USER_MEMORY_REGION, &r)) {
+		TH_LOG("on the pool's node: %s", strerror(errno));
+	}
+	EXPECT_EQ(pins + (long)(size / HPAGE), ne_pins_held());
+	close(vm);
+	EXPECT_EQ(pins, ne_pins_held());
 	munmap(mem, size);
 }
 
