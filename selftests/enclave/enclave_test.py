@@ -31,6 +31,7 @@ import glob
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import socket
@@ -49,6 +50,7 @@ TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), "../.."))
 BUILD = os.environ.get("NE_BUILD", os.path.join(TOP, "build"))
 NECTL = os.path.join(BUILD, "tools", "nectl")
 NE_SAMPLE = os.path.join(BUILD, "tools", "ne_sample")
+NE_IOCTL_SAMPLE = os.path.join(BUILD, "tools", "ne_ioctl_sample")   # the kernel's own
 POOL = "/sys/module/ne_kvm/parameters/ne_cpus"
 POOL_CPUS = "2-5"
 
@@ -1051,6 +1053,94 @@ def test_whole_pool_is_free_again():
         e.cpus, e.cid)
 
 
+class Output(threading.Thread):
+    """Collects a process's output lines in the background."""
+
+    def __init__(self, proc):
+        super().__init__(daemon=True)
+        self.proc = proc
+        self.lines = []
+        self.start()
+
+    def run(self):
+        for line in self.proc.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    def wait_for(self, prefix, seconds):
+        """The first line starting with prefix, or None when the process
+        ended or the time ran out."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            for line in list(self.lines):
+                if line.startswith(prefix):
+                    return line
+            if self.proc.poll() is not None and not self.is_alive():
+                return None
+            time.sleep(0.2)
+        return None
+
+    def tail(self, n=15):
+        return "\n".join(self.lines[-n:])
+
+
+@test
+def test_kernel_ne_sample_launches_the_enclave():
+    """k. The kernel's own sample (samples/nitro_enclaves/ne_ioctl_sample.c,
+    built unmodified) launches the sample image through the upstream
+    ioctls: 256 regions of 2 MiB, two vCPUs picked by the driver, the
+    heartbeat; its poll thread gets POLLHUP when the enclave powers off."""
+    # (stdbuf: the sample's printf lines reach the pipe as they are printed;
+    # strace: a reader of its trace sees the upstream ioctls by name)
+    trace = os.path.join(TMP, "ne_ioctl_sample.strace")
+    p = subprocess.Popen(["strace", "-f", "-e", "trace=ioctl", "-o", trace, "stdbuf", "-oL",
+                          NE_IOCTL_SAMPLE, EIF], stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, text=True)
+    out = Output(p)
+    try:
+        t0 = time.monotonic()
+        started = out.wait_for("Entering sleep", HEARTBEAT_TIMEOUT)
+        check(started, "the sample did not get to its heartbeat (exit %s):\n%s" %
+              (p.poll(), out.tail()))
+        line = out.wait_for("Enclave started, CID ", 1)
+        check(line, "the sample printed no CID:\n%s" % out.tail())
+        cid = int(line.split()[-1])
+        touched.add(cid)
+        booted = time.monotonic() - t0
+        vcpus = [int(l.split()[2]) for l in out.lines if l.startswith("Added vCPU ")]
+        check(sorted(vcpus) in ([2, 3], [4, 5]), "the sample's vCPUs: %s" % vcpus)
+        answer = hello(cid)
+        check(answer == "hello from enclave CID %d\n" % cid, "CID %d answered %r" % (cid, answer))
+        answer = control(cid, "exit")
+        check(answer == "ok\n", "control exit to CID %d answered %r" % (cid, answer))
+        check(out.wait_for("Received POLLHUP", RELEASE_WAIT),
+              "no POLLHUP %d s after the enclave powered off:\n%s" % (RELEASE_WAIT, out.tail()))
+    finally:
+        p.kill()
+        p.wait(timeout=60)
+    check_nothing_held("after the kernel's sample")
+    with open(trace) as f:
+        calls = strace_ioctls(f.read())
+    want = {"NE_CREATE_VM": 1, "NE_GET_IMAGE_LOAD_INFO": 1, "NE_SET_USER_MEMORY_REGION": 256,
+            "NE_ADD_VCPU": 2, "NE_START_ENCLAVE": 1}
+    check(calls == want, "strace of the sample: ioctls that succeeded, by name: %s, expected %s" %
+          (calls, want))
+    return ("the kernel's ne_ioctl_sample: heartbeat from CID %d %.1f s after its start, vCPUs %s, "
+            "POLLHUP after the enclave powered off, nothing held after its exit; strace names "
+            "its %d ioctls" % (cid, booted, vcpus, sum(calls.values())))
+
+
+def strace_ioctls(text):
+    """{name: count} of the NE_* and KVM_* ioctls in an strace -e
+    trace=ioctl log that returned 0 or an fd; a failed one counts under
+    "NAME failed", one strace did not name under its number."""
+    calls = {}
+    for m in re.finditer(r"ioctl\(\d+, (NE_\w+|KVM_\w+|_IOC\([^)]*\)|0x[0-9a-f]+)[^\n]*"
+                         r"\) = (-?\d+)", text):
+        name = m.group(1) if int(m.group(2)) >= 0 else m.group(1) + " failed"
+        calls[name] = calls.get(name, 0) + 1
+    return calls
+
+
 # --- j. images that are not valid EIFs
 
 def eif_kernel_section(path):
@@ -1288,7 +1378,7 @@ def main(argv):
     if not os.path.exists("/dev/nitro_enclaves"):
         print("1..0 # SKIP /dev/nitro_enclaves is missing (ne_kvm.ko not loaded)")
         return 4
-    for tool in (NECTL, NE_SAMPLE):
+    for tool in (NECTL, NE_SAMPLE, NE_IOCTL_SAMPLE):
         if not os.access(tool, os.X_OK):
             print("not ok 1 - %s is not built (make)" % tool)
             return 1
