@@ -1094,7 +1094,7 @@ def test_kernel_ne_sample_launches_the_enclave():
     trace = os.path.join(TMP, "ne_ioctl_sample.strace")
     p = subprocess.Popen(["strace", "-f", "-e", "trace=ioctl", "-o", trace, "stdbuf", "-oL",
                           NE_IOCTL_SAMPLE, EIF], stdout=subprocess.PIPE,
-                         stderr=subprocess.STDOUT, text=True)
+                         stderr=subprocess.STDOUT, text=True, start_new_session=True)
     out = Output(p)
     try:
         t0 = time.monotonic()
@@ -1115,7 +1115,9 @@ def test_kernel_ne_sample_launches_the_enclave():
         check(out.wait_for("Received POLLHUP", RELEASE_WAIT),
               "no POLLHUP %d s after the enclave powered off:\n%s" % (RELEASE_WAIT, out.tail()))
     finally:
-        p.kill()
+        # The sample sleeps 300 s after the heartbeat: end it, and strace
+        # with it (a killed strace would leave it running, detached).
+        os.killpg(p.pid, signal.SIGKILL)
         p.wait(timeout=60)
     check_nothing_held("after the kernel's sample")
     with open(trace) as f:
