@@ -6,7 +6,13 @@
  * random sequences of every ioctl of the system, VM and vCPU fds with random
  * and edge-case arguments, map and unmap memory of every kind, close fds at
  * random, poll, dup fds between threads and fork children that try the
- * inherited fds.  A chaos process arms the device's test-control faults,
+ * inherited fds.  Both ioctl families drive the same table of VM fds: KVM's
+ * (KVM_CREATE_VM and on) and upstream's of <linux/nitro_enclaves.h>
+ * (NE_CREATE_VM, NE_ADD_VCPU, NE_GET_IMAGE_LOAD_INFO,
+ * NE_SET_USER_MEMORY_REGION, NE_START_ENCLAVE), so each family's ioctls
+ * also land on the other's fds, where the mixing rule says ENOTTY
+ * (Documentation/ne-kvm/upstream-api.rst); every refusal on an NE VM fd
+ * must be one that document lists for the call.  A chaos process arms the device's test-control faults,
  * raises "enclave stopped" events, rewrites ne_cpus, onlines CPUs and
  * removes and rescans the PCI device.  The supervisor (the first process)
  * watches every worker: an operation that does not return within
@@ -51,6 +57,7 @@
 #include <linux/kvm.h>
 #include <linux/mman.h>
 #include <linux/ne_kvm.h>
+#include <linux/nitro_enclaves.h>
 
 #include "hw/ne/ne-testctl.h"
 #include "ne_kvm_util.h"
@@ -84,6 +91,16 @@ struct op_rec {
 	char text[TEXT];
 };
 
+/* The operations a worker draws (op_weight[] says how often). */
+enum {
+	OP_OPEN_SYS, OP_CLOSE, OP_SYS_IOCTL, OP_CREATE_VM, OP_SET_MEM, OP_CREATE_VCPU,
+	OP_START, OP_VM_IOCTL, OP_VCPU_IOCTL, OP_POLL, OP_EPOLL, OP_RW, OP_FDINFO, OP_DUP,
+	OP_FORK, OP_MAP, OP_UNMAP, OP_ENCLAVE,
+	/* the upstream family of <linux/nitro_enclaves.h> */
+	OP_NE_CREATE_VM, OP_NE_ADD_VCPU, OP_NE_INFO, OP_NE_SET_MEM, OP_NE_START, OP_CROSS,
+	OP_NE_ENCLAVE, NR_OPS,
+};
+
 struct wstate {
 	pid_t pid, tid;
 	volatile pid_t aux_pid;		/* a forked child being waited for */
@@ -96,6 +113,7 @@ struct wstate {
 	volatile int child_bad_cmd;	/* set by a forked child: what it saw */
 	volatile int child_bad_errno;
 	volatile int child_bad_rc;
+	volatile int child_bad_want;	/* the errno it wanted, 0: an NE answer */
 	uint32_t head;
 	struct op_rec ring[RING];
 };
@@ -106,7 +124,11 @@ struct shared {
 	volatile int findings;
 	/* What succeeded, to judge a run's depth. */
 	volatile uint64_t n_vm, n_mem, n_vcpu, n_start, n_fork, n_remove, n_event, n_pool;
+	volatile uint64_t n_ne_vm, n_ne_vcpu, n_ne_info, n_ne_mem, n_ne_start;
+	volatile uint64_t n_cross;	/* mixing-rule calls on a live fd */
+	volatile uint64_t op_count[NR_OPS];	/* operations drawn, all workers */
 	uint32_t nr_memslots, max_vcpu_id, ncpus;
+	uint32_t pool_cpu[2];		/* the first CPUs of ne_cpus at the start */
 	long cap_value;		/* caps_fn's answer: exit codes stop at 255 */
 	int nworkers;			/* procs * threads, then the chaos worker */
 	struct wstate w[];
@@ -250,10 +272,21 @@ struct worker {
 	const char *prefix;		/* "enclave: " inside op_enclave */
 	/* Tables (thread workers); fds are -1 when empty. */
 	int sys[NSYS];
+	/*
+	 * A VM fd and what this worker saw succeed on it.  What it saw is a
+	 * lower bound of the enclave's state (a dup in another thread adds
+	 * to the same enclave unseen), so it may only make a success
+	 * suspect, never a refusal.  Written under tab_lock, which op_dup
+	 * copies it under.
+	 */
 	struct vmrec {
 		int fd;
+		bool ne;		/* made by NE_CREATE_VM */
+		bool started;		/* a start on it succeeded */
 		uint64_t mem;		/* bytes donated (what the next gpa is) */
-		uint32_t slots, vcpus;
+		uint32_t slots, vcpus;	/* NE: NE_SET_USER_MEMORY_REGION calls */
+		uint64_t cpus;		/* NE: parent CPUs (< 64) added */
+		uint64_t uaddr, usize;	/* NE: the last user range donated */
 	} vm[NVM];
 	int vcpu[NVCPU];
 	int epfd;
@@ -291,6 +324,32 @@ static void op_begin(struct worker *w, const char *fmt, ...)
 	__atomic_store_n(&w->ws->op_start_ns, now_ns(), __ATOMIC_SEQ_CST);
 }
 
+/* Upstream's positive error values, 256 on (<linux/nitro_enclaves.h>). */
+static const char *const ne_err_names[] = {
+	"NE_ERR_VCPU_ALREADY_USED", "NE_ERR_VCPU_NOT_IN_CPU_POOL",
+	"NE_ERR_VCPU_INVALID_CPU_CORE", "NE_ERR_INVALID_MEM_REGION_SIZE",
+	"NE_ERR_INVALID_MEM_REGION_ADDR", "NE_ERR_UNALIGNED_MEM_REGION_ADDR",
+	"NE_ERR_MEM_REGION_ALREADY_USED", "NE_ERR_MEM_NOT_HUGE_PAGE",
+	"NE_ERR_MEM_DIFFERENT_NUMA_NODE", "NE_ERR_MEM_MAX_REGIONS",
+	"NE_ERR_NO_MEM_REGIONS_ADDED", "NE_ERR_NO_VCPUS_ADDED", "NE_ERR_ENCLAVE_MEM_MIN_SIZE",
+	"NE_ERR_FULL_CORES_NOT_USED", "NE_ERR_NOT_IN_INIT_STATE", "NE_ERR_INVALID_VCPU",
+	"NE_ERR_NO_CPUS_AVAIL_IN_POOL", "NE_ERR_INVALID_PAGE_SIZE", "NE_ERR_INVALID_FLAG_VALUE",
+	"NE_ERR_INVALID_ENCLAVE_CID",
+};
+
+/* @err's name: an errno's, an NE_ERR_* one's, or its number. */
+static const char *err_name(int err)
+{
+	static __thread char num[16];
+
+	if (err >= 256 && err < 256 + (int)ARRAY_SIZE(ne_err_names))
+		return ne_err_names[err - 256];
+	if (strerrorname_np(err))
+		return strerrorname_np(err);
+	snprintf(num, sizeof(num), "%d", err);
+	return num;
+}
+
 /* Ends the current operation: appends its result to the ring. */
 static long op_end(struct worker *w, long rc, int err)
 {
@@ -299,7 +358,7 @@ static long op_end(struct worker *w, long rc, int err)
 	size_t n = strnlen(rec->text, TEXT);
 
 	if (rc < 0)
-		snprintf(rec->text + n, TEXT - n, " = -1 %s", strerrorname_np(err) ?: "?");
+		snprintf(rec->text + n, TEXT - n, " = -1 %s", err_name(err));
 	else
 		snprintf(rec->text + n, TEXT - n, " = %ld", rc);
 	__atomic_store_n(&ws->op_start_ns, 0, __ATOMIC_SEQ_CST);
@@ -390,6 +449,180 @@ static int *vcpu_fd(struct worker *w, uint64_t r)
 	return &w->vcpu[pick_vcpu(w, r)];
 }
 
+/* A bad argument pointer one time in eight (the start of a PICK). */
+static int pick_ptr(uint64_t r)
+{
+	return r % 8 ? PTR_OK : 1 + (int)((r >> 3) % (PTR_KINDS - 1));
+}
+
+/* Whether a call with an argument of @kind may succeed. */
+static bool ptr_usable(int kind)
+{
+	return kind == PTR_OK || kind == PTR_MISALIGNED;
+}
+
+/* ---- the errnos the spec allows ------------------------------------------ */
+
+/*
+ * The rcs the chaos process makes the device fail a command with.  The
+ * driver passes a plain errno through and makes the rest (-4096, the
+ * kernel's internal 512 and 517) EIO.
+ */
+static const int32_t fault_rcs[] = {
+	-EIO, -ENOMEM, -EINVAL, -EBUSY, -ENOSPC, -EEXIST, -1, -4095, -4096, -512, -517,
+	-EINTR,
+};
+
+/* The emulated device's own refusals (tools/qemu/hw/ne/ne-hv.h), and EAGAIN. */
+static const int device_errnos[] = {
+	EPERM, ENOENT, ENOEXEC, ENOMEM, EBUSY, ENODEV, EINVAL, ENOSPC, EOPNOTSUPP,
+	EADDRINUSE, EAGAIN,
+};
+
+/* Whether @err is what the device (or the driver's wait for it) may say. */
+static bool device_errno(int err)
+{
+	size_t i;
+
+	if (err == ETIMEDOUT)
+		return true;
+	for (i = 0; i < ARRAY_SIZE(device_errnos); i++)
+		if (err == device_errnos[i])
+			return true;
+	for (i = 0; opt_faults && i < ARRAY_SIZE(fault_rcs); i++)
+		if (err == -fault_rcs[i])
+			return true;
+	return false;
+}
+
+#define NE_ERR_FIRST	NE_ERR_VCPU_ALREADY_USED	/* 256 */
+#define NE_ERR_LAST	NE_ERR_INVALID_ENCLAVE_CID	/* 275 */
+#define NE_ERR_BIT(e)	(1U << ((e) - NE_ERR_FIRST))
+
+/*
+ * The NE_ERR_* values each upstream ioctl may answer (upstream-api.rst).
+ * Never NE_ERR_VCPU_INVALID_CPU_CORE (the pool's cores are checked when
+ * ne_cpus is set) nor NE_ERR_INVALID_PAGE_SIZE (no such huge page on x86).
+ */
+static uint32_t ne_errs_of(unsigned long cmd)
+{
+	switch (cmd) {
+	case NE_CREATE_VM:
+		return NE_ERR_BIT(NE_ERR_NO_CPUS_AVAIL_IN_POOL);
+	case NE_ADD_VCPU:
+		return NE_ERR_BIT(NE_ERR_VCPU_ALREADY_USED) |
+		       NE_ERR_BIT(NE_ERR_VCPU_NOT_IN_CPU_POOL) |
+		       NE_ERR_BIT(NE_ERR_NOT_IN_INIT_STATE) | NE_ERR_BIT(NE_ERR_INVALID_VCPU) |
+		       NE_ERR_BIT(NE_ERR_NO_CPUS_AVAIL_IN_POOL);
+	case NE_GET_IMAGE_LOAD_INFO:
+		return NE_ERR_BIT(NE_ERR_NOT_IN_INIT_STATE) |
+		       NE_ERR_BIT(NE_ERR_INVALID_FLAG_VALUE);
+	case NE_SET_USER_MEMORY_REGION:
+		return NE_ERR_BIT(NE_ERR_INVALID_MEM_REGION_SIZE) |
+		       NE_ERR_BIT(NE_ERR_INVALID_MEM_REGION_ADDR) |
+		       NE_ERR_BIT(NE_ERR_UNALIGNED_MEM_REGION_ADDR) |
+		       NE_ERR_BIT(NE_ERR_MEM_REGION_ALREADY_USED) |
+		       NE_ERR_BIT(NE_ERR_MEM_NOT_HUGE_PAGE) |
+		       NE_ERR_BIT(NE_ERR_MEM_DIFFERENT_NUMA_NODE) |
+		       NE_ERR_BIT(NE_ERR_MEM_MAX_REGIONS) | NE_ERR_BIT(NE_ERR_NOT_IN_INIT_STATE) |
+		       NE_ERR_BIT(NE_ERR_INVALID_FLAG_VALUE);
+	case NE_START_ENCLAVE:
+		return NE_ERR_BIT(NE_ERR_NO_MEM_REGIONS_ADDED) |
+		       NE_ERR_BIT(NE_ERR_NO_VCPUS_ADDED) |
+		       NE_ERR_BIT(NE_ERR_ENCLAVE_MEM_MIN_SIZE) |
+		       NE_ERR_BIT(NE_ERR_FULL_CORES_NOT_USED) |
+		       NE_ERR_BIT(NE_ERR_NOT_IN_INIT_STATE) | NE_ERR_BIT(NE_ERR_INVALID_FLAG_VALUE) |
+		       NE_ERR_BIT(NE_ERR_INVALID_ENCLAVE_CID);
+	}
+	return 0;
+}
+
+static bool is_ne_cmd(unsigned long cmd)
+{
+	return cmd == NE_ADD_VCPU || cmd == NE_GET_IMAGE_LOAD_INFO ||
+	       cmd == NE_SET_USER_MEMORY_REGION || cmd == NE_START_ENCLAVE;
+}
+
+/*
+ * Whether @err is a refusal of the upstream ioctl @cmd that
+ * upstream-api.rst allows: its NE_ERR_* values, the standard errnos it
+ * lists, and the device's rcs for the calls that reach the device (all but
+ * NE_GET_IMAGE_LOAD_INFO).
+ */
+static bool ne_refusal_ok(unsigned long cmd, int err)
+{
+	if (err >= NE_ERR_FIRST && err <= NE_ERR_LAST)
+		return ne_errs_of(cmd) & NE_ERR_BIT(err);
+	switch (err) {
+	case EFAULT: case EIO: case ENODEV: case EINTR:
+		return true;
+	case ENOMEM:
+		return cmd != NE_GET_IMAGE_LOAD_INFO;
+	case EMFILE: case ENFILE:
+		return cmd == NE_CREATE_VM;
+	}
+	return cmd != NE_GET_IMAGE_LOAD_INFO && device_errno(err);
+}
+
+/* The same on an NE VM fd, where any ioctl but the four is ENOTTY. */
+static bool ne_errno_ok(unsigned long cmd, int err)
+{
+	if (!is_ne_cmd(cmd))
+		return err == ENOTTY;
+	return ne_refusal_ok(cmd, err);
+}
+
+/* A refusal outside the spec of @cmd on an NE VM fd, or on the system fd. */
+static void check_ne_refusal(struct worker *w, unsigned long cmd, int err, bool sys)
+{
+	if (!(sys ? ne_refusal_ok(cmd, err) : ne_errno_ok(cmd, err)))
+		violation(w, "ioctl %#lx on %s was refused with %d (%s), which "
+			  "upstream-api.rst does not allow", cmd, sys ? "the system fd" :
+			  "an NE VM fd", err, err_name(err));
+}
+
+/*
+ * A refusal on a system, vCPU or KVM VM fd: standard errnos only, never an
+ * NE_ERR_* value nor a kernel-internal one (512-529).
+ */
+static void check_kvm_refusal(struct worker *w, unsigned long cmd, int err)
+{
+	if ((err >= NE_ERR_FIRST && err <= NE_ERR_LAST) || (err >= 512 && err <= 529))
+		violation(w, "ioctl %#lx on a KVM-family fd was refused with %d, not a "
+			  "standard errno", cmd, err);
+}
+
+/* Whether @fd's VM is dead (fdinfo ne_dead), which makes everything EIO. */
+static bool vm_dead(int fd)
+{
+	char why[200];
+
+	return !ne_fdinfo(fd, "ne_dead", why, sizeof(why)) && strcmp(why, "no");
+}
+
+/*
+ * The mixing rule: a VM fd answers only the family that made it, so @what
+ * (the other family's ioctl) must have been ENOTTY; but a dead KVM VM
+ * answers EIO to everything, as KVM's does.
+ */
+static void check_mixing(struct worker *w, const struct vmrec *v, const char *what,
+			 long rc, int err)
+{
+	if (v->fd < 0)
+		return;
+	__atomic_add_fetch(&sh->n_cross, 1, __ATOMIC_RELAXED);
+	if (rc < 0 && err == ENOTTY)
+		return;
+	if (rc < 0 && err == EIO && !v->ne && vm_dead(v->fd))
+		return;
+	if (rc < 0)
+		violation(w, "%s on a VM fd made by %s: %s, not ENOTTY", what,
+			  v->ne ? "NE_CREATE_VM" : "KVM_CREATE_VM", err_name(err));
+	else
+		violation(w, "%s on a VM fd made by %s succeeded (%ld)", what,
+			  v->ne ? "NE_CREATE_VM" : "KVM_CREATE_VM", rc);
+}
+
 /* ---- operations on fds ------------------------------------------------------ */
 
 static pthread_mutex_t tab_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -414,6 +647,18 @@ static void table_set(int *slot, int fd)
 	table_close(slot);
 	pthread_mutex_lock(&tab_lock);
 	*slot = fd;
+	pthread_mutex_unlock(&tab_lock);
+}
+
+/*
+ * A new VM fd in vm[@i], its record whole under the lock: op_dup must never
+ * copy an NE fd with a KVM fd's record (its checks would then be wrong).
+ */
+static void table_set_vm(struct worker *w, int i, int fd, bool ne)
+{
+	table_close(&w->vm[i].fd);
+	pthread_mutex_lock(&tab_lock);
+	w->vm[i] = (struct vmrec){ .fd = fd, .ne = ne };
 	pthread_mutex_unlock(&tab_lock);
 }
 
@@ -549,23 +794,43 @@ static unsigned long pick_arg(struct worker *w, uint64_t r, uint64_t r2)
 	return r2;
 }
 
-/* Names of the commands that may succeed, per fd type; others must fail. */
-static bool may_succeed(int fdtype, unsigned long cmd)
+/*
+ * Names of the commands that may succeed, per fd type (a VM fd of either
+ * family); others must fail.
+ */
+static bool may_succeed(int fdtype, bool ne, unsigned long cmd)
 {
 	if (fdtype == 0)
 		return cmd == KVM_GET_API_VERSION || cmd == KVM_CHECK_EXTENSION ||
 		       cmd == KVM_CREATE_VM;
+	if (fdtype == 1 && ne)
+		return is_ne_cmd(cmd);
 	if (fdtype == 1)
 		return cmd == KVM_CHECK_EXTENSION || cmd == KVM_CREATE_VCPU ||
 		       cmd == KVM_SET_USER_MEMORY_REGION || cmd == NE_ENCLAVE_START;
 	return false;
 }
 
+/* The errno checks of op_any_ioctl's refusal, by the fd's family. */
+static void check_any_refusal(struct worker *w, int fdtype, const struct vmrec *v,
+			      unsigned long cmd, long rc, int err)
+{
+	if (fdtype == 1 && !v->ne && is_ne_cmd(cmd) && cmd != NE_START_ENCLAVE)
+		check_mixing(w, v, "an NE_* ioctl", rc, err);
+	if (rc >= 0)
+		return;
+	if (fdtype == 1 && v->ne)
+		check_ne_refusal(w, cmd, err, false);
+	else
+		check_kvm_refusal(w, cmd, err);
+}
+
 /* A generic ioctl on a sys (0), VM (1) or vCPU (2) fd. */
 static void op_any_ioctl(struct worker *w, int fdtype)
 {
+	struct vmrec none = { .fd = -1 }, *v = fdtype == 1 ? &w->vm[pick_vm(w, w->r[1])] : &none;
 	int fd = fdtype == 0 ? w->sys[w->r[1] % NSYS] : fdtype == 1 ?
-		 *vm_fd(w, w->r[1]) : *vcpu_fd(w, w->r[1]);
+		 v->fd : *vcpu_fd(w, w->r[1]);
 	unsigned long cmd, arg;
 	long rc;
 	int err;
@@ -581,23 +846,35 @@ static void op_any_ioctl(struct worker *w, int fdtype)
 		cmd = pick_foreign(w->r[3], w->r[4]);
 		arg = pick_arg(w, w->r[5], w->r[6]);
 	}
-	/* Those with their own operation: kept out of here. */
-	if ((fdtype == 1 && (cmd == KVM_CREATE_VCPU || cmd == KVM_SET_USER_MEMORY_REGION ||
-			     cmd == NE_ENCLAVE_START)) ||
-	    (fdtype == 0 && cmd == KVM_CREATE_VM && arg == 0))
+	/*
+	 * Those with their own operation: kept out of here (NE_CREATE_VM
+	 * would make an fd that nothing closes).  On an NE VM fd the KVM ones
+	 * stay: they are the mixing rule's ENOTTY.
+	 */
+	if ((fdtype == 1 && !v->ne && (cmd == KVM_CREATE_VCPU ||
+				       cmd == KVM_SET_USER_MEMORY_REGION ||
+				       cmd == NE_ENCLAVE_START)) ||
+	    (fdtype == 0 && ((cmd == KVM_CREATE_VM && arg == 0) || cmd == NE_CREATE_VM)))
 		cmd = KVM_CHECK_EXTENSION;
 	op_begin(w, "ioctl %s fd %d cmd %#lx arg %#lx",
-		 fdtype == 0 ? "sys" : fdtype == 1 ? "vm" : "vcpu", fd, cmd, arg);
+		 fdtype == 0 ? "sys" : fdtype == 1 ? (v->ne ? "ne-vm" : "vm") : "vcpu", fd,
+		 cmd, arg);
 	rc = ioctl(fd, cmd, arg);
 	err = errno;
 	op_end(w, rc, err);
-	if (rc >= 0 && !may_succeed(fdtype, cmd))
+	if (fd >= 0)
+		check_any_refusal(w, fdtype, v, cmd, rc, err);
+	if (rc >= 0 && !may_succeed(fdtype, v->ne, cmd))
 		violation(w, "ioctl %#lx (arg %#lx) on a %s fd succeeded (%ld)", cmd, arg,
-			  fdtype == 0 ? "system" : fdtype == 1 ? "VM" : "vCPU", rc);
+			  fdtype == 0 ? "system" : fdtype == 1 ? (v->ne ? "NE VM" : "VM") :
+			  "vCPU", rc);
 	if (rc >= 0 && fdtype == 0 && cmd == KVM_CREATE_VM) {
 		violation(w, "KVM_CREATE_VM with machine type %#lx succeeded", arg);
 		close(rc);
 	}
+	/* (a vCPU fd a broken NE VM fd would make: not left open) */
+	if (rc > 0 && fdtype == 1 && v->ne && cmd == KVM_CREATE_VCPU)
+		close(rc);
 }
 
 static void op_create_vm(struct worker *w)
@@ -614,10 +891,7 @@ static void op_create_vm(struct worker *w)
 		close(sys);
 	if (fd >= 0) {
 		__atomic_add_fetch(&sh->n_vm, 1, __ATOMIC_RELAXED);
-		table_set(&w->vm[i].fd, fd);
-		w->vm[i].mem = 0;
-		w->vm[i].slots = 0;
-		w->vm[i].vcpus = 0;
+		table_set_vm(w, i, fd, false);
 	}
 }
 
@@ -894,6 +1168,12 @@ static void op_set_mem(struct worker *w)
 	rc = ioctl(v->fd, KVM_SET_USER_MEMORY_REGION, arg);
 	err = errno;
 	op_end(w, rc, err);
+	if (v->ne) {
+		check_mixing(w, v, "KVM_SET_USER_MEMORY_REGION", rc, err);
+		return;
+	}
+	if (rc < 0 && v->fd >= 0)
+		check_kvm_refusal(w, KVM_SET_USER_MEMORY_REGION, err);
 	if (rc < 0 || v->fd < 0)
 		return;
 	__atomic_add_fetch(&sh->n_mem, 1, __ATOMIC_RELAXED);
@@ -926,6 +1206,10 @@ static void op_create_vcpu(struct worker *w)
 	fd = ioctl(v->fd, KVM_CREATE_VCPU, id);
 	err = errno;
 	op_end(w, fd, err);
+	if (v->ne)
+		check_mixing(w, v, "KVM_CREATE_VCPU", fd, err);
+	else if (fd < 0 && v->fd >= 0)
+		check_kvm_refusal(w, KVM_CREATE_VCPU, err);
 	if (fd < 0)
 		return;
 	__atomic_add_fetch(&sh->n_vcpu, 1, __ATOMIC_RELAXED);
@@ -936,9 +1220,38 @@ static void op_create_vcpu(struct worker *w)
 	table_set(&w->vcpu[i], fd);
 }
 
-static void op_start(struct worker *w)
+/* What a start that succeeded must have been, and what it must return. */
+static void start_succeeded(struct worker *w, struct vmrec *v,
+			    const struct ne_enclave_start *s, const void *arg, int pk)
 {
-	int fd = w->vm[pick_vm(w, w->r[1])].fd, mode = pick_mode(w->r[5]);
+	struct ne_enclave_start out;
+
+	if (!ptr_usable(pk)) {
+		violation(w, "NE_ENCLAVE_START with a %s argument succeeded", ptr_names[pk]);
+		return;
+	}
+	if ((s->flags & ~NE_ENCLAVE_START_FLAGS) ||
+	    (s->enclave_cid >= 1 && s->enclave_cid <= 3) || s->enclave_cid >= U32_MAX_)
+		violation(w, "NE_ENCLAVE_START {flags %#llx cid %llu} succeeded",
+			  (unsigned long long)s->flags, (unsigned long long)s->enclave_cid);
+	if (v->started)
+		violation(w, "a second start of one enclave succeeded");
+	memcpy(&out, arg, sizeof(out));
+	if (out.enclave_cid <= NE_PARENT_VM_CID || out.enclave_cid >= U32_MAX_)
+		violation(w, "the start returned CID %llu, a reserved one",
+			  (unsigned long long)out.enclave_cid);
+	pthread_mutex_lock(&tab_lock);
+	v->started = true;
+	pthread_mutex_unlock(&tab_lock);
+}
+
+/*
+ * NE_ENCLAVE_START, which has NE_START_ENCLAVE's number and layout: on an
+ * NE VM fd it answers with upstream's values, on a KVM one with errnos.
+ */
+static void start_vm(struct worker *w, struct vmrec *v)
+{
+	int fd = v->fd, mode = pick_mode(w->r[5]);
 	int field = mode == MODE_MUTATE ? (int)((w->r[5] >> 8) % 3) : -1, pk = PTR_OK;
 	struct ne_enclave_start s;
 	void *arg;
@@ -955,22 +1268,26 @@ static void op_start(struct worker *w)
 	if (mode == MODE_RANDOM || field == 2)
 		pk = 1 + w->r[4] % (PTR_KINDS - 1);
 	arg = arg_ptr(w, pk, &s, sizeof(s));
-	op_begin(w, "NE_ENCLAVE_START vm %d {flags %#llx cid %llu} arg %s", fd,
+	op_begin(w, "%s %s %d {flags %#llx cid %llu} arg %s",
+		 v->ne ? "NE_START_ENCLAVE" : "NE_ENCLAVE_START", v->ne ? "ne-vm" : "vm", fd,
 		 (unsigned long long)s.flags, (unsigned long long)s.enclave_cid,
 		 ptr_names[pk]);
 	rc = ioctl(fd, NE_ENCLAVE_START, arg);
 	err = errno;
 	op_end(w, rc, err);
-	if (rc >= 0)
-		__atomic_add_fetch(&sh->n_start, 1, __ATOMIC_RELAXED);
-	if (rc < 0 || pk == PTR_MISALIGNED)
+	if (rc < 0 && fd >= 0 && v->ne)
+		check_ne_refusal(w, NE_START_ENCLAVE, err, false);
+	else if (rc < 0 && fd >= 0)
+		check_kvm_refusal(w, NE_ENCLAVE_START, err);
+	if (rc < 0)
 		return;
-	if (pk != PTR_OK)
-		violation(w, "NE_ENCLAVE_START with a %s argument succeeded", ptr_names[pk]);
-	else if ((s.flags & ~NE_ENCLAVE_START_FLAGS) ||
-		 (s.enclave_cid >= 1 && s.enclave_cid <= 3) || s.enclave_cid >= U32_MAX_)
-		violation(w, "NE_ENCLAVE_START {flags %#llx cid %llu} succeeded",
-			  (unsigned long long)s.flags, (unsigned long long)s.enclave_cid);
+	__atomic_add_fetch(v->ne ? &sh->n_ne_start : &sh->n_start, 1, __ATOMIC_RELAXED);
+	start_succeeded(w, v, &s, arg, pk);
+}
+
+static void op_start(struct worker *w)
+{
+	start_vm(w, &w->vm[pick_vm(w, w->r[1])]);
 }
 
 /* A whole enclave the way a launcher builds it, then started. */
@@ -1005,6 +1322,508 @@ static void op_enclave(struct worker *w)
 	w->r[3] = r6 >> 16;	/* cid 0 or 4.. */
 	w->r[5] = 0;		/* valid */
 	op_start(w);
+	w->prefix = "";
+}
+
+/* ---- the upstream family (<linux/nitro_enclaves.h>) ------------------------ */
+
+static const char *vm_kind(const struct vmrec *v)
+{
+	return v->ne ? "ne-vm" : "vm";
+}
+
+/*
+ * An upstream operation's VM fd: mostly an NE one (the first from a random
+ * start), one time in eight the raw entry (maybe empty: EBADF), one in
+ * eight any (a KVM one: the mixing rule).
+ */
+static int pick_ne_vm(struct worker *w, uint64_t r)
+{
+	int i, k = r % NVM;
+
+	switch ((r >> 8) % 8) {
+	case 0:
+		return k;
+	case 1:
+		return pick_vm(w, r >> 16);
+	}
+	for (i = 0; i < NVM; i++)
+		if (w->vm[(k + i) % NVM].fd >= 0 && w->vm[(k + i) % NVM].ne)
+			return (k + i) % NVM;
+	return pick_vm(w, r >> 16);
+}
+
+/* The slot uid NE_CREATE_VM wrote must be the VM's; the fd O_CLOEXEC. */
+static void ne_vm_created(struct worker *w, int fd, const void *arg)
+{
+	long long fduid = ne_fdinfo_num(fd, "ne_slot_uid");
+	uint64_t uid;
+
+	memcpy(&uid, arg, sizeof(uid));
+	if (!uid || fduid != (long long)uid)
+		violation(w, "NE_CREATE_VM wrote slot uid %#llx, the VM fd's fdinfo says %#llx",
+			  (unsigned long long)uid, fduid);
+	if (!(fcntl(fd, F_GETFD) & FD_CLOEXEC))
+		violation(w, "the VM fd of NE_CREATE_VM is not O_CLOEXEC");
+}
+
+/* A system fd: mostly the first open one from a random start, else raw. */
+static int pick_sys(struct worker *w, uint64_t r)
+{
+	int i, k = r % NSYS;
+
+	if ((r >> 8) % 8 == 0)
+		return w->sys[k];
+	for (i = 0; i < NSYS; i++)
+		if (w->sys[(k + i) % NSYS] >= 0)
+			return w->sys[(k + i) % NSYS];
+	return w->sys[k];
+}
+
+static void op_ne_create_vm(struct worker *w)
+{
+	int i = w->r[1] % NVM, sys = pick_sys(w, w->r[2]), pk = pick_ptr(w->r[4]), fd, err;
+	bool own = w->r[3] % 4 == 0;
+	uint64_t uid = 0;
+	void *arg = arg_ptr(w, pk, &uid, sizeof(uid));
+
+	op_begin(w, "NE_CREATE_VM vm[%d] sys %d%s arg %s", i, own ? -1 : sys,
+		 own ? " (own open)" : "", ptr_names[pk]);
+	if (own)
+		sys = open(NE_DEV_PATH, O_RDWR | O_CLOEXEC);
+	fd = ioctl(sys, NE_CREATE_VM, arg);
+	err = errno;
+	op_end(w, fd, err);
+	if (own && sys >= 0)
+		close(sys);
+	if (fd < 0) {
+		if (sys >= 0)
+			check_ne_refusal(w, NE_CREATE_VM, err, true);
+		return;
+	}
+	__atomic_add_fetch(&sh->n_ne_vm, 1, __ATOMIC_RELAXED);
+	if (ptr_usable(pk))
+		ne_vm_created(w, fd, arg);
+	else
+		violation(w, "NE_CREATE_VM with a %s argument succeeded", ptr_names[pk]);
+	table_set_vm(w, i, fd, true);	/* (closed with the table, whatever it is) */
+}
+
+/* NE_ADD_VCPU's id: 0 (the driver picks) most, pool CPUs, others, huge. */
+static uint32_t pick_ne_cpu(uint64_t r)
+{
+	return PICK(r, 0, 0, 0, 0, sh->pool_cpu[0], sh->pool_cpu[1], sh->pool_cpu[1] + 1, 1,
+		    sh->ncpus - 1, sh->ncpus, sh->ncpus + 1, 255, 4096, 1U << 31, U32_MAX_,
+		    r >> 32);
+}
+
+/* Whether @cpu is in ne_cpus now and offline (unknown: yes). */
+static bool pool_cpu_offline(uint32_t cpu)
+{
+	char pool[256], path[64], on[8];
+	int cpus[256], n, i;
+
+	if (ne_read_file(NE_CPUS_PARAM, pool, sizeof(pool)))
+		return true;
+	n = ne_cpulist(pool, cpus, 256);
+	for (i = 0; i < n && cpus[i] != (int)cpu; i++)
+		;
+	if (i == n)
+		return false;
+	snprintf(path, sizeof(path), "/sys/devices/system/cpu/cpu%u/online", cpu);
+	return ne_read_file(path, on, sizeof(on)) || on[0] == '0';
+}
+
+/*
+ * What an NE_ADD_VCPU that succeeded must have been, and its CPU: the one
+ * asked for, else a pool CPU; new to the enclave.  The pool cannot change
+ * while an enclave exists (ours does), so reading ne_cpus now is exact.
+ */
+static void ne_vcpu_added(struct worker *w, struct vmrec *v, uint32_t id,
+			  const void *arg, int pk)
+{
+	uint32_t cpu;
+
+	if (!ptr_usable(pk)) {
+		violation(w, "NE_ADD_VCPU with a %s argument succeeded", ptr_names[pk]);
+		return;
+	}
+	memcpy(&cpu, arg, sizeof(cpu));
+	if (v->started)
+		violation(w, "NE_ADD_VCPU succeeded after the enclave started");
+	if (id >= sh->ncpus)
+		violation(w, "NE_ADD_VCPU of CPU %u succeeded (%u CPUs in all)", id, sh->ncpus);
+	if (id && cpu != id)
+		violation(w, "NE_ADD_VCPU of CPU %u added CPU %u", id, cpu);
+	if (cpu < 64 && (v->cpus >> cpu & 1))
+		violation(w, "NE_ADD_VCPU gave CPU %u, which the enclave already has", cpu);
+	if (!pool_cpu_offline(cpu))
+		violation(w, "NE_ADD_VCPU gave CPU %u, not an offline CPU of ne_cpus", cpu);
+	pthread_mutex_lock(&tab_lock);
+	if (cpu < 64)
+		v->cpus |= 1ULL << cpu;
+	pthread_mutex_unlock(&tab_lock);
+}
+
+static void op_ne_add_vcpu(struct worker *w)
+{
+	struct vmrec *v = &w->vm[pick_ne_vm(w, w->r[1])];
+	uint32_t id = pick_ne_cpu(w->r[2]), in = id;
+	int pk = pick_ptr(w->r[3]), err;
+	void *arg = arg_ptr(w, pk, &id, sizeof(id));
+	long rc;
+
+	op_begin(w, "NE_ADD_VCPU %s %d id %u arg %s", vm_kind(v), v->fd, in, ptr_names[pk]);
+	rc = ioctl(v->fd, NE_ADD_VCPU, arg);
+	err = errno;
+	op_end(w, rc, err);
+	if (!v->ne) {
+		check_mixing(w, v, "NE_ADD_VCPU", rc, err);
+	} else if (rc < 0) {
+		if (v->fd >= 0)
+			check_ne_refusal(w, NE_ADD_VCPU, err, false);
+	} else {
+		__atomic_add_fetch(&sh->n_ne_vcpu, 1, __ATOMIC_RELAXED);
+		ne_vcpu_added(w, v, in, arg, pk);
+	}
+}
+
+/* What an NE_GET_IMAGE_LOAD_INFO that succeeded must have been and said. */
+static void ne_info_given(struct worker *w, const struct vmrec *v, uint64_t flags,
+			  const void *arg, int pk)
+{
+	struct ne_image_load_info out;
+
+	if (!ptr_usable(pk)) {
+		violation(w, "NE_GET_IMAGE_LOAD_INFO with a %s argument succeeded",
+			  ptr_names[pk]);
+		return;
+	}
+	memcpy(&out, arg, sizeof(out));
+	if (flags != NE_EIF_IMAGE)
+		violation(w, "NE_GET_IMAGE_LOAD_INFO with flags %#llx succeeded",
+			  (unsigned long long)flags);
+	if (v->started)
+		violation(w, "NE_GET_IMAGE_LOAD_INFO succeeded after the enclave started");
+	if (out.memory_offset != NE_IMAGE_LOAD_GPA)
+		violation(w, "NE_GET_IMAGE_LOAD_INFO gave memory_offset %#llx, not 8 MiB",
+			  (unsigned long long)out.memory_offset);
+}
+
+static void op_ne_info(struct worker *w)
+{
+	struct vmrec *v = &w->vm[pick_ne_vm(w, w->r[1])];
+	struct ne_image_load_info info = { .flags = NE_EIF_IMAGE };
+	int pk = pick_ptr(w->r[3]), err;
+	void *arg;
+	long rc;
+
+	if (pick_mode(w->r[2]) != MODE_VALID)
+		info.flags = PICK(w->r[2] >> 8, 0, 2, 3, 1ULL << 63, ~0ULL, w->r[2] >> 32);
+	arg = arg_ptr(w, pk, &info, sizeof(info));
+	op_begin(w, "NE_GET_IMAGE_LOAD_INFO %s %d {flags %#llx} arg %s", vm_kind(v), v->fd,
+		 (unsigned long long)info.flags, ptr_names[pk]);
+	rc = ioctl(v->fd, NE_GET_IMAGE_LOAD_INFO, arg);
+	err = errno;
+	op_end(w, rc, err);
+	if (!v->ne) {
+		check_mixing(w, v, "NE_GET_IMAGE_LOAD_INFO", rc, err);
+	} else if (rc < 0) {
+		if (v->fd >= 0)
+			check_ne_refusal(w, NE_GET_IMAGE_LOAD_INFO, err, false);
+	} else {
+		__atomic_add_fetch(&sh->n_ne_info, 1, __ATOMIC_RELAXED);
+		ne_info_given(w, v, info.flags, arg, pk);
+	}
+}
+
+/*
+ * NE_SET_USER_MEMORY_REGION's address, mutated: returns false where the
+ * range may be anybody's memory (a random address, next to the mapping),
+ * where a success is not judged.
+ */
+static bool ne_region_addr(struct worker *w, struct ne_user_memory_region *reg)
+{
+	switch (w->r[6] % 8) {
+	case 0:
+		reg->userspace_addr = 0;
+		break;
+	case 1:
+		reg->userspace_addr = (uintptr_t)w->page_none;
+		break;
+	case 2:
+		reg->userspace_addr = 0xffff888000000000ULL;
+		break;
+	case 3:
+		reg->userspace_addr = (1ULL << 47) - HPAGE;
+		break;
+	case 4:
+		reg->userspace_addr = w->r[6] & ~(HPAGE - 1);
+		return false;
+	case 5:
+		reg->userspace_addr += PICK(w->r[6] >> 8, 4096, MIB, 64);
+		break;
+	case 6:
+		reg->userspace_addr -= HPAGE;
+		return false;
+	default:	/* maybe just past the mapping, where another may be */
+		reg->userspace_addr += HPAGE;
+		return false;
+	}
+	return true;
+}
+
+/*
+ * NE_SET_USER_MEMORY_REGION's argument: valid (@m whole, or its tail or one
+ * huge page from a random one), or one field mutated, or all.  Returns
+ * whether the range is known to be in @m or nobody's (see ne_region_addr).
+ */
+static bool ne_region(struct worker *w, const struct memrec *m, const struct vmrec *v,
+		      struct ne_user_memory_region *reg, int *pk)
+{
+	int mode = pick_mode(w->r[3]), field = mode == MODE_MUTATE ? (int)(w->r[3] >> 8) % 6 : -1;
+	uint64_t pages = m->size / HPAGE, off = 0;
+	bool placed = true;
+
+	if (w->r[4] % 2 == 0 && pages)
+		off = (w->r[4] >> 8) % pages * HPAGE;
+	reg->flags = 0;
+	reg->userspace_addr = (uintptr_t)m->addr + off;
+	reg->memory_size = (w->r[4] >> 40) % 2 || !pages ? m->size - off : HPAGE;
+	if (mode == MODE_RANDOM || field == 0)
+		reg->flags = PICK(w->r[5], 1, 2, 3, 1ULL << 63, ~0ULL, w->r[5] >> 32);
+	if (mode == MODE_RANDOM || field == 1)
+		reg->memory_size = PICK(w->r[5] >> 16, 0, reg->memory_size + HPAGE,
+					reg->memory_size | 4096, 4096, 1ULL << 40, ~0ULL,
+					~0ULL - HPAGE + 1, 1ULL << 63, m->size + HPAGE);
+	if (mode == MODE_RANDOM || field == 2)
+		placed = ne_region_addr(w, reg);
+	if (mode == MODE_RANDOM || field == 3)
+		*pk = 1 + w->r[7] % (PTR_KINDS - 1);
+	if (field == 4 && v->usize) {	/* the last range again: already used */
+		reg->userspace_addr = v->uaddr;
+		reg->memory_size = v->usize;
+		placed = false;
+	}
+	if (field == 5)
+		reg->memory_size = 0;
+	return placed;
+}
+
+/*
+ * What an NE_SET_USER_MEMORY_REGION that succeeded must have been: flags
+ * 0, 2 MiB aligned, not empty, in the enclave's init state, within the
+ * device's range limit, clear of the last range, of hugetlb memory.
+ */
+static void ne_region_added(struct worker *w, struct vmrec *v, const struct memrec *m,
+			    const struct ne_user_memory_region *r, int pk, bool placed)
+{
+	uint64_t a = r->userspace_addr, size = r->memory_size, base = (uintptr_t)m->addr;
+	bool in_m = m->addr && a >= base && a < base + m->size;
+
+	if (!ptr_usable(pk) || r->flags || !size || size % HPAGE || a % HPAGE || v->started ||
+	    v->slots >= sh->nr_memslots || (v->usize && a < v->uaddr + v->usize &&
+					     v->uaddr < a + size) ||
+	    (placed && (!in_m || !m->huge || (m->guarded && a + size > base + m->size))))
+		violation(w, "NE_SET_USER_MEMORY_REGION {flags %#llx size %#llx addr %#llx, %s "
+			  "memory, %s pointer} succeeded (call %u; %s; last range %#llx+%#llx)",
+			  (unsigned long long)r->flags, (unsigned long long)size,
+			  (unsigned long long)a, m->addr ? mem_kinds[m->kind] : "no",
+			  ptr_names[pk], v->slots + 1, v->started ? "started" : "init",
+			  (unsigned long long)v->uaddr, (unsigned long long)v->usize);
+	pthread_mutex_lock(&tab_lock);
+	v->slots++;
+	v->mem += size;
+	v->uaddr = a;
+	v->usize = size;
+	pthread_mutex_unlock(&tab_lock);
+}
+
+static void op_ne_set_mem(struct worker *w)
+{
+	struct vmrec *v = &w->vm[pick_ne_vm(w, w->r[1])];
+	struct memrec *m = &w->mem[pick_mem(w, w->r[2])];
+	struct ne_user_memory_region reg;
+	int pk = PTR_OK, err;
+	bool placed = ne_region(w, m, v, &reg, &pk);
+	void *arg = arg_ptr(w, pk, &reg, sizeof(reg));
+	long rc;
+
+	op_begin(w, "NE_SET_USER_MEMORY_REGION %s %d {flags %#llx size %#llx addr %#llx (%s)} "
+		 "arg %s", vm_kind(v), v->fd, (unsigned long long)reg.flags,
+		 (unsigned long long)reg.memory_size, (unsigned long long)reg.userspace_addr,
+		 m->addr ? mem_kinds[m->kind] : "-", ptr_names[pk]);
+	rc = ioctl(v->fd, NE_SET_USER_MEMORY_REGION, arg);
+	err = errno;
+	op_end(w, rc, err);
+	if (!v->ne) {
+		check_mixing(w, v, "NE_SET_USER_MEMORY_REGION", rc, err);
+	} else if (rc < 0) {
+		if (v->fd >= 0)
+			check_ne_refusal(w, NE_SET_USER_MEMORY_REGION, err, false);
+	} else {
+		__atomic_add_fetch(&sh->n_ne_mem, 1, __ATOMIC_RELAXED);
+		ne_region_added(w, v, m, &reg, pk, placed);
+	}
+}
+
+static void op_ne_start(struct worker *w)
+{
+	start_vm(w, &w->vm[pick_ne_vm(w, w->r[1])]);
+}
+
+/* Valid-looking arguments of either family, for op_cross. */
+struct cross_args {
+	struct kvm_userspace_memory_region kreg;
+	struct ne_user_memory_region nreg;
+	struct ne_image_load_info info;
+	struct ne_enclave_start start;
+	uint64_t uid;
+	uint32_t id;
+};
+
+static unsigned long cross_arg(struct cross_args *a, unsigned long cmd)
+{
+	switch (cmd) {
+	case KVM_SET_USER_MEMORY_REGION:
+		return (unsigned long)&a->kreg;
+	case NE_SET_USER_MEMORY_REGION:
+		return (unsigned long)&a->nreg;
+	case NE_GET_IMAGE_LOAD_INFO:
+		return (unsigned long)&a->info;
+	case NE_START_ENCLAVE:
+		return (unsigned long)&a->start;
+	case NE_CREATE_VM:
+		return (unsigned long)&a->uid;
+	case NE_ADD_VCPU:
+		return (unsigned long)&a->id;
+	case KVM_CHECK_EXTENSION:
+		return KVM_CAP_USER_MEMORY;
+	}
+	return 0;
+}
+
+/*
+ * The other family's ioctl: on an NE VM fd KVM's (and the system fd's),
+ * on a KVM one the NE_* ones but NE_START_ENCLAVE (NE_ENCLAVE_START there),
+ * on the system fd the VM ones.
+ */
+static unsigned long cross_cmd(uint64_t r, int target)
+{
+	if (target == 0)
+		return PICK(r, NE_ADD_VCPU, NE_GET_IMAGE_LOAD_INFO, NE_SET_USER_MEMORY_REGION,
+			    NE_START_ENCLAVE, KVM_CREATE_VCPU, KVM_SET_USER_MEMORY_REGION);
+	if (target == 1)
+		return PICK(r, KVM_CREATE_VCPU, KVM_SET_USER_MEMORY_REGION, KVM_CHECK_EXTENSION,
+			    KVM_RUN, KVM_GET_API_VERSION, KVM_CREATE_VM, NE_CREATE_VM);
+	return PICK(r, NE_ADD_VCPU, NE_GET_IMAGE_LOAD_INFO, NE_SET_USER_MEMORY_REGION,
+		    NE_CREATE_VM);
+}
+
+/*
+ * The mixing rule with arguments the right family would take: each call
+ * must be ENOTTY (on a dead KVM VM, EIO).
+ */
+static void op_cross(struct worker *w)
+{
+	struct vmrec *v = &w->vm[pick_vm(w, w->r[1])], sys = { .fd = -1 };
+	struct memrec *m = &w->mem[pick_mem(w, w->r[2])];
+	struct cross_args a = {
+		.kreg = { .guest_phys_addr = v->mem, .memory_size = m->size,
+			  .userspace_addr = (uintptr_t)m->addr, .slot = v->slots },
+		.nreg = { .memory_size = m->size, .userspace_addr = (uintptr_t)m->addr },
+		.info = { .flags = NE_EIF_IMAGE },
+	};
+	int target = w->r[3] % 4 == 0 ? 0 : v->ne ? 1 : 2, err;
+	unsigned long cmd = cross_cmd(w->r[4], target);
+	long rc;
+
+	if (target == 0) {	/* the system fd: no dead state, ENOTTY only */
+		sys.fd = w->sys[w->r[5] % NSYS];
+		v = &sys;
+	}
+	op_begin(w, "cross: ioctl %s %d cmd %#lx", target ? vm_kind(v) : "sys", v->fd, cmd);
+	rc = ioctl(v->fd, cmd, cross_arg(&a, cmd));
+	err = errno;
+	op_end(w, rc, err);
+	if (target)
+		check_mixing(w, v, "the other family's ioctl", rc, err);
+	else if (v->fd >= 0 && (rc >= 0 || err != ENOTTY))
+		violation(w, "VM ioctl %#lx on the system fd: %ld, %s, not ENOTTY", cmd, rc,
+			  rc < 0 ? err_name(err) : "success");
+	if (rc > 0 && cmd != KVM_GET_API_VERSION && cmd != KVM_CHECK_EXTENSION)
+		close(rc);	/* a vCPU or VM fd that should not be */
+}
+
+/*
+ * A launcher ends its old enclaves first: with one core in the pool, a VM
+ * that holds it keeps every NE_CREATE_VM out (NE_ERR_NO_CPUS_AVAIL_IN_POOL).
+ * This worker's VM fds with parent CPUs and its vCPU fds (which hold their
+ * VM) are closed; another worker's dup may still hold the core.
+ */
+static void release_cores(struct worker *w)
+{
+	char cpus[64];
+	int i;
+
+	for (i = 0; i < NVCPU; i++) {
+		if (w->vcpu[i] < 0)
+			continue;
+		op_begin(w, "close vcpu fd %d", w->vcpu[i]);
+		table_close(&w->vcpu[i]);
+		op_end(w, 0, 0);
+	}
+	for (i = 0; i < NVM; i++) {
+		if (w->vm[i].fd < 0 ||
+		    ne_fdinfo(w->vm[i].fd, "ne_parent_cpus", cpus, sizeof(cpus)) || !cpus[0])
+			continue;
+		op_begin(w, "close vm fd %d (parent CPUs %s)", w->vm[i].fd, cpus);
+		table_close(&w->vm[i].fd);
+		w->vm[i] = (struct vmrec){ .fd = -1 };
+		op_end(w, 0, 0);
+	}
+}
+
+/* A whole enclave the way nitro-cli builds it, then started. */
+static void op_ne_enclave(struct worker *w)
+{
+	int vi = w->r[1] % NVM, mi = w->r[4] % NMEM, old = w->vm[vi].fd, i;
+	uint64_t r4 = w->r[4], r5 = w->r[5], r6 = w->r[6];
+
+	w->prefix = "ne-enclave: ";
+	release_cores(w);
+	old = w->vm[vi].fd;
+	w->r[2] = r5;
+	w->r[3] = 3;		/* create: not its own open */
+	w->r[4] = 1;		/* valid pointers from here on */
+	op_ne_create_vm(w);
+	/* (a new fd never has the old one's number: that is closed after) */
+	if (w->vm[vi].fd < 0 || w->vm[vi].fd == old) {
+		w->prefix = "";
+		return;
+	}
+	/* 64 MiB of hugetlb, anonymous or a hugetlbfs file. */
+	w->r[1] = mi;
+	w->r[2] = r4 % 2 ? 0 : 2;
+	w->r[3] = 5;
+	op_map(w);
+	w->r[1] = vi;		/* pick_ne_vm: this one */
+	w->r[2] = 0;		/* NE_EIF_IMAGE */
+	w->r[3] = 1;
+	op_ne_info(w);
+	w->r[2] = mi;		/* pick_mem: this one */
+	w->r[3] = 0;		/* valid */
+	w->r[4] = 1 | 1ULL << 40;	/* all of it */
+	op_ne_set_mem(w);
+	for (i = 0; i < 2; i++) {	/* a whole core, the driver's pick */
+		w->r[2] = 0;
+		w->r[3] = 1;
+		op_ne_add_vcpu(w);
+	}
+	w->r[2] = r6 & 0x100;	/* flags 0 or debug */
+	w->r[3] = r6 >> 16;	/* cid 0 or 4.. */
+	w->r[5] = 0;		/* valid */
+	start_vm(w, &w->vm[vi]);
 	w->prefix = "";
 }
 
@@ -1106,9 +1925,75 @@ static void op_dup(struct worker *w)
 	pthread_mutex_unlock(&tab_lock);
 }
 
+/* Arguments for the child's ioctls on inherited fds. */
+struct child_args {
+	struct kvm_userspace_memory_region reg;
+	struct ne_user_memory_region nreg;
+	struct ne_image_load_info info;
+	struct ne_enclave_start s;
+	uint32_t id;
+};
+
+/* The child's ioctl number for inherited fd @i (a VM fd below NVM). */
+static unsigned long child_cmd(struct worker *w, int i)
+{
+	uint64_t r = w->r[3] + i;
+
+	if (i >= NVM)
+		return PICK(r, KVM_RUN, KVM_GET_REGS, KVM_GET_TSC_KHZ, 0xAE99);
+	if (w->vm[i].ne)
+		return PICK(r, NE_ADD_VCPU, NE_SET_USER_MEMORY_REGION, NE_GET_IMAGE_LOAD_INFO,
+			    NE_START_ENCLAVE, KVM_CHECK_EXTENSION, KVM_CREATE_VCPU, 0xAE99);
+	return PICK(r, KVM_CHECK_EXTENSION, KVM_CREATE_VCPU, KVM_SET_USER_MEMORY_REGION,
+		    NE_ENCLAVE_START, 0xAE99, NE_ADD_VCPU);
+}
+
+/*
+ * What @cmd on an inherited fd must give in another process: EIO on a
+ * KVM-family fd (as KVM's); on an NE VM fd EIO from NE_ADD_VCPU and
+ * NE_SET_USER_MEMORY_REGION, ENOTTY from any other family's, and 0 for
+ * NE_GET_IMAGE_LOAD_INFO and NE_START_ENCLAVE, which upstream lets any
+ * holder make: whatever an NE VM fd may answer.
+ */
+static int child_wants(bool ne, unsigned long cmd)
+{
+	if (!ne || cmd == NE_ADD_VCPU || cmd == NE_SET_USER_MEMORY_REGION)
+		return EIO;
+	return is_ne_cmd(cmd) ? 0 : ENOTTY;
+}
+
+/* One ioctl on inherited fd @i; the first wrong result goes to the parent. */
+static void child_try(struct worker *w, int i, int fd, struct child_args *a)
+{
+	unsigned long cmd = child_cmd(w, i);
+	bool ne = i < NVM && w->vm[i].ne;
+	unsigned long arg = cmd == KVM_SET_USER_MEMORY_REGION ? (unsigned long)&a->reg :
+			    cmd == NE_SET_USER_MEMORY_REGION ? (unsigned long)&a->nreg :
+			    cmd == NE_GET_IMAGE_LOAD_INFO ? (unsigned long)&a->info :
+			    cmd == NE_ENCLAVE_START ? (unsigned long)&a->s :
+			    cmd == NE_ADD_VCPU ? (unsigned long)&a->id :
+			    cmd == KVM_CHECK_EXTENSION ? KVM_CAP_USER_MEMORY : 0;
+	int want = child_wants(ne, cmd);
+	long rc;
+	bool bad;
+
+	errno = 0;
+	rc = ioctl(fd, cmd, arg);
+	bad = want ? rc != -1 || errno != want : rc < 0 && !ne_errno_ok(cmd, errno);
+	if (bad && !w->ws->child_bad_cmd) {
+		w->ws->child_bad_rc = rc;
+		w->ws->child_bad_errno = errno;
+		w->ws->child_bad_want = want;
+		w->ws->child_bad_cmd = cmd;
+	}
+	if (rc >= 0 && cmd == KVM_CREATE_VCPU)
+		close(rc);
+}
+
 /*
  * A child with this thread's fds: every ioctl on an inherited VM or vCPU fd
- * must fail with EIO (another mm); the child may also be the last holder.
+ * must fail with EIO (another mm), or as child_wants() says on an NE VM
+ * fd; the child may also be the last holder.
  */
 static void op_fork(struct worker *w)
 {
@@ -1121,9 +2006,13 @@ static void op_fork(struct worker *w)
 	fflush(stdout);
 	pid = fork();
 	if (pid == 0) {
-		struct kvm_userspace_memory_region reg = { .memory_size = HPAGE };
-		struct ne_enclave_start s = { 0 };
+		struct child_args a = {
+			.reg = { .memory_size = HPAGE },
+			.nreg = { .memory_size = HPAGE },
+			.info = { .flags = NE_EIF_IMAGE },
+		};
 		int fds[NVM + NVCPU], n = 0;
+		uint64_t uid;
 
 		alarm(30);
 		for (i = 0; i < NVM; i++)
@@ -1131,34 +2020,16 @@ static void op_fork(struct worker *w)
 		for (i = 0; i < NVCPU; i++)
 			fds[n++] = w->vcpu[i];
 		for (i = 0; i < n; i++) {
-			unsigned long cmd = i >= NVM ? PICK(w->r[3] + i, KVM_RUN, KVM_GET_REGS,
-							   KVM_GET_TSC_KHZ, 0xAE99) :
-					    PICK(w->r[3] + i, KVM_CHECK_EXTENSION,
-						 KVM_CREATE_VCPU, KVM_SET_USER_MEMORY_REGION,
-						 NE_ENCLAVE_START, 0xAE99);
-			unsigned long arg = cmd == KVM_SET_USER_MEMORY_REGION ?
-					    (unsigned long)&reg : cmd == NE_ENCLAVE_START ?
-					    (unsigned long)&s : cmd == KVM_CHECK_EXTENSION ?
-					    KVM_CAP_USER_MEMORY : 0;
-			long rc;
-
 			if (fds[i] < 0)
 				continue;
-			errno = 0;
-			rc = ioctl(fds[i], cmd, arg);
-			if ((rc != -1 || errno != EIO) && !w->ws->child_bad_cmd) {
-				w->ws->child_bad_rc = rc;
-				w->ws->child_bad_errno = errno;
-				w->ws->child_bad_cmd = cmd;
-			}
-			if (rc >= 0 && cmd == KVM_CREATE_VCPU)
-				close(rc);
+			child_try(w, i, fds[i], &a);
 			if (w->r[1] % 2)
 				close(fds[i]);
 		}
 		/* The system fd is not bound to a process: a VM of our own. */
 		if (w->r[4] % 2 && w->sys[0] >= 0)
-			ioctl(w->sys[0], KVM_CREATE_VM, 0);
+			ioctl(w->sys[0], w->r[4] % 4 == 1 ? KVM_CREATE_VM : NE_CREATE_VM,
+			      w->r[4] % 4 == 1 ? 0UL : (unsigned long)&uid);
 		if (w->r[2] % 2)
 			msleep(w->r[2] % 200);
 		_exit(0);
@@ -1182,17 +2053,13 @@ static void op_fork(struct worker *w)
 	op_end(w, pid, 0);
 	if (w->ws->child_bad_cmd) {
 		violation(w, "ioctl %#x on an inherited enclave fd in another process returned "
-			  "%d, errno %s (not EIO)", w->ws->child_bad_cmd, w->ws->child_bad_rc,
-			  strerrorname_np(w->ws->child_bad_errno) ?: "0");
+			  "%d, errno %s (not %s)", w->ws->child_bad_cmd, w->ws->child_bad_rc,
+			  w->ws->child_bad_errno ? err_name(w->ws->child_bad_errno) : "0",
+			  w->ws->child_bad_want ? err_name(w->ws->child_bad_want) :
+			  "an NE VM fd's answer");
 		w->ws->child_bad_cmd = 0;
 	}
 }
-
-enum {
-	OP_OPEN_SYS, OP_CLOSE, OP_SYS_IOCTL, OP_CREATE_VM, OP_SET_MEM, OP_CREATE_VCPU,
-	OP_START, OP_VM_IOCTL, OP_VCPU_IOCTL, OP_POLL, OP_EPOLL, OP_RW, OP_FDINFO, OP_DUP,
-	OP_FORK, OP_MAP, OP_UNMAP, OP_ENCLAVE, NR_OPS,
-};
 
 static const unsigned int op_weight[NR_OPS] = {
 	[OP_OPEN_SYS] = 4, [OP_CLOSE] = 8, [OP_SYS_IOCTL] = 5, [OP_CREATE_VM] = 6,
@@ -1200,6 +2067,16 @@ static const unsigned int op_weight[NR_OPS] = {
 	[OP_VCPU_IOCTL] = 4, [OP_POLL] = 3, [OP_EPOLL] = 2, [OP_RW] = 2,
 	[OP_FDINFO] = 3, [OP_DUP] = 2, [OP_FORK] = 2, [OP_MAP] = 7, [OP_UNMAP] = 3,
 	[OP_ENCLAVE] = 4,
+	[OP_NE_CREATE_VM] = 5, [OP_NE_ADD_VCPU] = 6, [OP_NE_INFO] = 3, [OP_NE_SET_MEM] = 9,
+	[OP_NE_START] = 4, [OP_CROSS] = 4, [OP_NE_ENCLAVE] = 3,
+};
+
+/* For the counts printed after the run. */
+static const char *const op_names[NR_OPS] = {
+	"open_sys", "close", "sys_ioctl", "create_vm", "set_mem", "create_vcpu", "start",
+	"vm_ioctl", "vcpu_ioctl", "poll", "epoll", "rw", "fdinfo", "dup", "fork", "map",
+	"unmap", "enclave", "ne_create_vm", "ne_add_vcpu", "ne_info", "ne_set_mem",
+	"ne_start", "cross", "ne_enclave",
 };
 
 static void worker_step(struct worker *w)
@@ -1214,6 +2091,7 @@ static void worker_step(struct worker *w)
 	x = w->r[0] % total;
 	for (i = 0; x >= op_weight[i]; i++)
 		x -= op_weight[i];
+	__atomic_add_fetch(&sh->op_count[i], 1, __ATOMIC_RELAXED);
 	switch (i) {
 	case OP_OPEN_SYS:
 		op_open_sys(w);
@@ -1269,6 +2147,27 @@ static void worker_step(struct worker *w)
 		break;
 	case OP_ENCLAVE:
 		op_enclave(w);
+		break;
+	case OP_NE_CREATE_VM:
+		op_ne_create_vm(w);
+		break;
+	case OP_NE_ADD_VCPU:
+		op_ne_add_vcpu(w);
+		break;
+	case OP_NE_INFO:
+		op_ne_info(w);
+		break;
+	case OP_NE_SET_MEM:
+		op_ne_set_mem(w);
+		break;
+	case OP_NE_START:
+		op_ne_start(w);
+		break;
+	case OP_CROSS:
+		op_cross(w);
+		break;
+	case OP_NE_ENCLAVE:
+		op_ne_enclave(w);
 		break;
 	}
 }
@@ -1465,8 +2364,7 @@ static void chaos_step(struct worker *w)
 		 * SLOT_FREE it never did: no driver can see that, and the
 		 * post-run checks would report the slot it keeps.
 		 */
-		int32_t frc = PICK(r[2], -EIO, -ENOMEM, -EINVAL, -EBUSY, -ENOSPC, -EEXIST,
-				   -1, -4095, -4096, -512, -517, -EINTR);
+		int32_t frc = fault_rcs[r[2] % ARRAY_SIZE(fault_rcs)];
 
 		if (!opt_faults || !tc)
 			break;
@@ -2054,12 +2952,16 @@ static void usage(FILE *f)
 "device's test controls (tools/ne-vm --ne-pci test-controls=on,boot-enclaves=off,\n"
 "or `make fuzz SECONDS=N`).  Worker processes, each with worker threads, send\n"
 "random sequences of every ioctl of /dev/nitro_enclaves, VM and vCPU fds with\n"
-"random and edge-case arguments, map memory of every kind (hugetlb, hugetlbfs\n"
-"files, THP, 4 KiB pages, shmem) and unmap it while donated, close fds at\n"
-"random, poll, dup fds between threads and fork children that try inherited\n"
-"fds (they must get EIO).  A chaos process arms the device's FAIL, DELAY and\n"
-"NOREPLY faults, raises \"enclave stopped\" events, writes ne_cpus, takes CPUs\n"
-"on and offline, and removes and rescans the PCI device.\n"
+"random and edge-case arguments, KVM's and upstream's (the NE_* ioctls of\n"
+"<linux/nitro_enclaves.h>), each also on the other family's VM fds, where it\n"
+"must be ENOTTY; an NE VM fd may refuse only with the errnos and NE_ERR_*\n"
+"values upstream-api.rst lists for the call.  They map memory of every kind\n"
+"(hugetlb, hugetlbfs files, THP, 4 KiB pages, shmem) and unmap it while\n"
+"donated, close fds at random, poll, dup fds between threads and fork\n"
+"children that try inherited fds (they must get EIO, or what the upstream\n"
+"family lets another process do).  A chaos process arms the device's FAIL,\n"
+"DELAY and NOREPLY faults, raises \"enclave stopped\" events, writes ne_cpus,\n"
+"takes CPUs on and offline, and removes and rescans the PCI device.\n"
 "\n"
 "The seed is printed first.  --seed N replays every worker's sequence of\n"
 "operations exactly; the interleaving of threads and processes, and the\n"
@@ -2112,6 +3014,33 @@ static void usage(FILE *f)
 		MAXTHREADS, MAXPROCS, RING);
 }
 
+/* What the workers did in @ns: per worker, per operation, what succeeded. */
+static void print_counts(uint64_t ns)
+{
+	uint64_t total = 0;
+	int i;
+
+	printf("# operations:");
+	for (i = 0; i < sh->nworkers; i++) {
+		printf(" w%d=%" PRIu64, i, sh->w[i].steps);
+		total += i < sh->nworkers - 1 ? sh->w[i].steps : 0;
+	}
+	printf("\n# %" PRIu64 " worker operations in %.1f s: %.1f/s\n# drawn:", total,
+	       ns / 1e9, total * 1e9 / (ns ?: 1));
+	for (i = 0; i < NR_OPS; i++)
+		printf(" %s=%" PRIu64, op_names[i], sh->op_count[i]);
+	printf("\n# succeeded: %" PRIu64 " KVM_CREATE_VM, %" PRIu64 " memory regions, %" PRIu64
+	       " KVM_CREATE_VCPU, %" PRIu64 " NE_ENCLAVE_START, %" PRIu64 " forks, %" PRIu64
+	       " PCI removes, %" PRIu64 " stop events on a slot, %" PRIu64 " ne_cpus writes\n",
+	       sh->n_vm, sh->n_mem, sh->n_vcpu, sh->n_start, sh->n_fork, sh->n_remove,
+	       sh->n_event, sh->n_pool);
+	printf("# succeeded, upstream family: %" PRIu64 " NE_CREATE_VM, %" PRIu64
+	       " NE_ADD_VCPU, %" PRIu64 " NE_GET_IMAGE_LOAD_INFO, %" PRIu64
+	       " NE_SET_USER_MEMORY_REGION, %" PRIu64 " NE_START_ENCLAVE; %" PRIu64
+	       " mixing-rule calls on a live VM fd\n", sh->n_ne_vm, sh->n_ne_vcpu,
+	       sh->n_ne_info, sh->n_ne_mem, sh->n_ne_start, sh->n_cross);
+}
+
 static unsigned int num_arg(const char *s, const char *opt)
 {
 	char *end;
@@ -2151,7 +3080,7 @@ int main(int argc, char **argv)
 	int c, i, nw, running, sys;
 	pid_t leaker = 0;
 	char dir[PATH_MAX], buf[64];
-	uint64_t end, busy_until, last_cpu = 0;
+	uint64_t end, busy_until, last_cpu = 0, t0;
 
 	while ((c = getopt_long(argc, argv, "h", lopts, NULL)) != -1) {
 		switch (c) {
@@ -2273,6 +3202,8 @@ int main(int argc, char **argv)
 	{
 		int cpus[256], n = ne_cpulist(b.pool, cpus, 256);
 
+		sh->pool_cpu[0] = n > 0 ? cpus[0] : 2;
+		sh->pool_cpu[1] = n > 1 ? cpus[1] : 3;
 		for (i = 1; i < (int)sh->ncpus && i < 256; i++) {
 			char path[128], on[8];
 
@@ -2325,6 +3256,7 @@ int main(int argc, char **argv)
 	}
 
 	/* The workers and the chaos process. */
+	t0 = now_ns();
 	children = calloc(opt_procs + 1, sizeof(*children));
 	fflush(stdout);
 	for (i = 0; i <= (int)opt_procs; i++) {
@@ -2395,14 +3327,7 @@ int main(int argc, char **argv)
 
 	if (worker_failed)
 		dump_rings("a worker process crashed");
-	printf("# operations:");
-	for (i = 0; i < nw; i++)
-		printf(" w%d=%" PRIu64, i, sh->w[i].steps);
-	printf("\n# succeeded: %" PRIu64 " KVM_CREATE_VM, %" PRIu64 " memory regions, %" PRIu64
-	       " KVM_CREATE_VCPU, %" PRIu64 " NE_ENCLAVE_START, %" PRIu64 " forks, %" PRIu64
-	       " PCI removes, %" PRIu64 " stop events on a slot, %" PRIu64 " ne_cpus writes\n",
-	       sh->n_vm, sh->n_mem, sh->n_vcpu, sh->n_start, sh->n_fork, sh->n_remove,
-	       sh->n_event, sh->n_pool);
+	print_counts(now_ns() - t0);
 
 	post_checks(&b);
 	if (leaker > 0) {
