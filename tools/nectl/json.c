@@ -11,7 +11,7 @@ struct parser {
 	const char *base, *p, *end;
 	char *err;
 	size_t errlen;
-	int depth;
+	int depth, max_depth;
 };
 
 static struct json_value *parse_value(struct parser *ps);
@@ -263,8 +263,8 @@ static struct json_value *parse_container(struct parser *ps, bool is_object)
 
 	if (!v)
 		goto oom;
-	if (++ps->depth > JSON_MAX_DEPTH) {
-		fail(ps, "nested deeper than %d levels", JSON_MAX_DEPTH);
+	if (++ps->depth > ps->max_depth) {
+		fail(ps, "nested deeper than %d levels", ps->max_depth);
 		goto bad;
 	}
 	ps->p++;
@@ -384,7 +384,13 @@ static struct json_value *parse_value(struct parser *ps)
 
 struct json_value *json_parse(const char *text, size_t len, char *err, size_t errlen)
 {
-	struct parser ps = { text, text, text + len, err, errlen, 0 };
+	return json_parse_depth(text, len, JSON_MAX_DEPTH, err, errlen);
+}
+
+struct json_value *json_parse_depth(const char *text, size_t len, int max_depth,
+				    char *err, size_t errlen)
+{
+	struct parser ps = { text, text, text + len, err, errlen, 0, max_depth };
 	struct json_value *v;
 
 	err[0] = '\0';
@@ -454,7 +460,7 @@ void json_init(struct json_writer *w, FILE *out)
 {
 	memset(w, 0, sizeof(*w));
 	w->out = out;
-	w->first[0] = true;
+	w->first = true;
 }
 
 static void indent(struct json_writer *w)
@@ -475,9 +481,9 @@ static void begin_item(struct json_writer *w)
 	}
 	if (w->depth == 0)
 		return;
-	if (!w->first[w->depth])
+	if (!w->first)
 		fputc(',', w->out);
-	w->first[w->depth] = false;
+	w->first = false;
 	indent(w);
 }
 
@@ -485,20 +491,20 @@ static void open_container(struct json_writer *w, char c)
 {
 	begin_item(w);
 	fputc(c, w->out);
-	if (w->depth < JSON_MAX_DEPTH)
-		w->depth++;
-	w->first[w->depth] = true;
+	w->depth++;
+	w->first = true;
 }
 
 static void close_container(struct json_writer *w, char c)
 {
-	bool empty = w->first[w->depth];
+	bool empty = w->first;
 
 	if (w->depth > 0)
 		w->depth--;
 	if (!empty)
 		indent(w);
 	fputc(c, w->out);
+	w->first = false;	/* the container just closed is an item of its parent */
 }
 
 void json_begin_object(struct json_writer *w) { open_container(w, '{'); }

@@ -124,40 +124,22 @@ static const char *driver_reason(struct launch *l, char *buf, size_t len)
 
 static int registry_update(struct launch *l, const char *state)
 {
-	struct json_writer w;
-	char slot[32], *text = NULL;
+	struct registry_entry e = {
+		.name = l->name,
+		.slot_uid = l->slot_uid,
+		.holder = getpid(),
+		.state = state,
+		.eif_path = l->opt->eif_path,
+		.measured = l->eif.measured ? &l->eif : NULL,
+		.metadata = l->metadata,
+		.no_heartbeat = l->opt->no_heartbeat,
+	};
 	size_t len = 0;
-	FILE *f = open_memstream(&text, &len);
+	char *text = registry_render(&e, &len);
 	int ret;
 
-	if (!f)
+	if (!text)
 		return -1;
-	snprintf(slot, sizeof(slot), "%#llx", (unsigned long long)l->slot_uid);
-	json_init(&w, f);
-	json_begin_object(&w);
-	json_key(&w, "EnclaveName");
-	json_string(&w, l->name);
-	json_key(&w, "SlotUid");
-	json_string(&w, slot);
-	json_key(&w, "HolderPID");
-	json_u64(&w, getpid());
-	json_key(&w, "State");
-	json_string(&w, state);
-	json_key(&w, "EifPath");
-	json_string(&w, l->opt->eif_path);
-	if (l->eif.measured)
-		metadata_write_measurements(&w, &l->eif);
-	if (l->metadata) {
-		json_key(&w, "EifMetadata");
-		json_tree(&w, l->metadata);
-	}
-	if (l->opt->no_heartbeat) {
-		json_key(&w, "Heartbeat");
-		json_string(&w, "SKIPPED (--no-heartbeat)");
-	}
-	json_end_object(&w);
-	json_finish(&w);
-	fclose(f);
 	ret = registry_write(l->slot_uid, text, len);
 	free(text);
 	if (!ret)

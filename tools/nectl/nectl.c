@@ -279,10 +279,13 @@ static int load_custom_metadata(const char *path, struct json_value **out)
 		return 0;
 	if (read_file_text(path, 256 * 1024, &text, &len))
 		return nectl_error(E_FILE_READ, "cannot read --metadata %s: %s", path, strerror(errno));
-	*out = json_parse(text, len, err, sizeof(err));
+	/* The metadata section nests it one level deeper: keep that readable by nitro-cli. */
+	*out = json_parse_depth(text, len, JSON_MAX_DEPTH - 1, err, sizeof(err));
 	free(text);
 	if (!*out)
-		return nectl_error(E_CONFIG_PARSE, "--metadata %s is not valid JSON: %s", path, err);
+		return nectl_error(E_CONFIG_PARSE, "--metadata %s is not valid JSON: %s%s", path, err,
+				   strstr(err, "nested deeper") ?
+				   " (the image's metadata section adds a level, and nitro-cli reads at most 127)" : "");
 	if ((*out)->type != JSON_OBJECT) {
 		json_free(*out);
 		return nectl_error(E_CONFIG_PARSE, "--metadata %s must hold a JSON object", path);

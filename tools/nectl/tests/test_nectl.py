@@ -224,6 +224,30 @@ def main():
         d.get("ImageName") == "single" and d.get("ImageVersion") == "1.0",
         "one ramdisk: PCR1 covers it, PCR2 is empty; name defaults to the output name")
 
+    # Deep custom metadata (the registry and the writer once broke at 32
+    # levels): 31 and 126 levels are kept whole, 127 would make a metadata
+    # section nitro-cli cannot read (serde_json stops at 127 levels).
+    def nested(depth):
+        return "{\"a\":" * depth + "1" + "}" * depth
+    for depth in (31, 126):
+        outd = os.path.join(tmp, "deep%d.eif" % depth)
+        r = nectl("build-eif", "--kernel", kpath, "--cmdline", "x", "--ramdisk", rpaths[0], "-o", outd,
+                  "--metadata", write("deep.json", nested(depth).encode()))
+        d = nectl("describe-eif", outd)
+        try:
+            shown = json.loads(d.stdout).get("Metadata", {}).get("a")
+        except ValueError:
+            shown = None
+        tap(r.returncode == 0 and d.returncode == 0 and
+            json.dumps(shown) == json.dumps(json.loads(nested(depth))["a"]),
+            "build-eif --metadata nested %d deep: describe-eif shows it whole" % depth,
+            r.stderr + d.stderr)
+    outd = os.path.join(tmp, "deep127.eif")
+    r = nectl("build-eif", "--kernel", kpath, "--cmdline", "x", "--ramdisk", rpaths[0], "-o", outd,
+              "--metadata", write("deep.json", nested(127).encode()))
+    tap(r.returncode == 17 and "nested deeper than 126" in r.stderr and not os.path.exists(outd),
+        "build-eif --metadata nested 127 deep: E17, nothing written", r.stderr)
+
     # Ramdisk limits: 29 fit (32 sections), 30 do not.
     small = write("tiny.cpio", b"x")
     out29 = os.path.join(tmp, "r29.eif")

@@ -125,6 +125,80 @@ static void test_json(void)
 	json_free(v);
 }
 
+/* Objects nested depth deep, {"a":{"a":...1...}}, as text (malloc'ed). */
+static char *nested_text(int depth, size_t *len)
+{
+	char *text = malloc(6 * depth + 2);
+	size_t pos = 0;
+	int i;
+
+	for (i = 0; i < depth; i++)
+		pos += sprintf(text + pos, "{\"a\":");
+	text[pos++] = '1';
+	for (i = 0; i < depth; i++)
+		text[pos++] = '}';
+	text[pos] = '\0';
+	*len = pos;
+	return text;
+}
+
+/* v written alone, compactly comparable (malloc'ed). */
+static char *tree_text(const struct json_value *v)
+{
+	struct json_writer w;
+	char *out = NULL;
+	size_t len;
+	FILE *f = open_memstream(&out, &len);
+
+	json_init(&w, f);
+	if (v)
+		json_tree(&w, v);
+	fclose(f);
+	return out;
+}
+
+/*
+ * Deep metadata through the writer: the registry nests an EIF's metadata one
+ * level deeper, and a writer that stopped counting at 32 levels wrote
+ * `}"Heartbeat": ...` for metadata 31 deep, a registry nobody could read.
+ */
+static void test_json_depth(void)
+{
+	static const int depths[] = { 31, 32, 33, 100, JSON_MAX_DEPTH };
+	struct registry_entry e = { .name = "deep", .slot_uid = 0x10, .holder = 1,
+				    .state = "RUNNING", .eif_path = "/x.eif",
+				    .no_heartbeat = true };
+	struct json_value *meta, *reg;
+	char err[160], *text, *reg_text, *a, *b;
+	size_t i, len;
+
+	for (i = 0; i < sizeof(depths) / sizeof(depths[0]); i++) {
+		text = nested_text(depths[i], &len);
+		meta = json_parse(text, len, err, sizeof(err));
+		e.metadata = meta;
+		reg_text = meta ? registry_render(&e, &len) : NULL;
+		reg = reg_text ? registry_parse(reg_text, len) : NULL;
+		a = tree_text(meta);
+		b = tree_text(json_get(reg, "EifMetadata"));
+		check(meta && reg && !strcmp(a, b) &&
+		      json_get(reg, "Heartbeat") && json_get(reg, "HolderPID"),
+		      "json: metadata nested %d deep survives the registry (written, read back, equal)",
+		      depths[i]);
+		free(a);
+		free(b);
+		json_free(reg);
+		free(reg_text);
+		json_free(meta);
+		free(text);
+	}
+	text = nested_text(JSON_MAX_DEPTH + 1, &len);
+	meta = json_parse(text, len, err, sizeof(err));
+	check(!meta && strstr(err, "nested deeper than 127"),
+	      "json: 128 levels refused, as serde_json (nitro-cli) refuses them: %s", err);
+	json_free(meta);
+	free(text);
+}
+
 /* ------------------------------------------------------- run arguments */
 
 static int parse_args(const char *line, struct run_options *o, char *err, size_t errlen)
@@ -779,6 +853,7 @@ int main(int argc, char **argv)
 	if (argc == 3)
 		return hash_file(argv[1], argv[2]);
 	test_json();
+	test_json_depth();
 	test_run_args();
 	test_config();
 	test_planner();
