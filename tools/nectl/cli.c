@@ -54,6 +54,37 @@ int parse_u64(const char *s, uint64_t max, bool allow_hex, uint64_t *out)
 	return 0;
 }
 
+int parse_memory(const char *s, uint64_t *mib)
+{
+	static const struct {
+		const char *unit;
+		uint64_t mib;
+	} units[] = {
+		{ "", 1 }, { "M", 1 }, { "m", 1 }, { "G", 1ULL << 10 }, { "g", 1ULL << 10 },
+		{ "T", 1ULL << 20 }, { "t", 1ULL << 20 },
+	};
+	size_t digits = strspn(s, "0123456789"), i;
+	char number[32];
+	uint64_t n;
+
+	if (!digits)
+		return -1;
+	for (i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+		if (!strcmp(s + digits, units[i].unit))
+			break;
+	if (i == sizeof(units) / sizeof(units[0]))
+		return -2;
+	if (digits >= sizeof(number))
+		return -3;
+	memcpy(number, s, digits);
+	number[digits] = '\0';
+	if (parse_u64(number, NECTL_MAX_MEMORY_MIB, false, &n) ||
+	    n > NECTL_MAX_MEMORY_MIB / units[i].mib)
+		return -3;
+	*mib = n * units[i].mib;
+	return 0;
+}
+
 static int hex_digit(char c)
 {
 	if (c >= '0' && c <= '9')
@@ -100,18 +131,39 @@ bool enclave_cid_valid(uint64_t cid)
 	return cid == 0 || (cid > 3 && cid < 0xFFFFFFFFULL);
 }
 
+/* nitro-cli: a value that is not a number is an invalid argument (E03). */
 static int set_number(const char *what, const char *text, uint64_t max, uint64_t *out,
 		      char *err, size_t errlen)
 {
 	int r = parse_u64(text, max, false, out);
 
 	if (r == -1)
-		return report(err, errlen, E_INTEGER_PARSE,
+		return report(err, errlen, E_INVALID_ARG,
 			      "%s '%s' is not a non-negative decimal integer", what, text);
 	if (r == -2)
 		return report(err, errlen, E_INVALID_ARG, "%s %s is too large (at most %llu)",
 			      what, text, (unsigned long long)max);
 	return 0;
+}
+
+static int set_memory(const char *text, struct run_options *o, char *err, size_t errlen)
+{
+	switch (parse_memory(text, &o->memory_mib)) {
+	case 0:
+		o->memory_given = true;
+		return 0;
+	case -1:
+		return report(err, errlen, E_INVALID_ARG,
+			      "--memory '%s' does not start with a number (MiB, or a number and M, G or T)",
+			      text);
+	case -2:
+		return report(err, errlen, E_INVALID_ARG,
+			      "--memory '%s' has an unknown size unit: M or none for MiB, G for GiB, T for TiB (as nitro-cli)",
+			      text);
+	default:
+		return report(err, errlen, E_INVALID_ARG, "--memory %s is too large (at most %llu MiB)",
+			      text, (unsigned long long)NECTL_MAX_MEMORY_MIB);
+	}
 }
 
 static int copy_string(char *dst, size_t size, const char *what, const char *src,
@@ -129,9 +181,12 @@ static int run_options_check(const struct run_options *o, char *err, size_t errl
 {
 	if (!o->eif_path[0])
 		return report(err, errlen, E_MISSING_ARG, "--eif-path is required");
-	if (!o->memory_mib)
+	if (!o->memory_given)
 		return report(err, errlen, E_MISSING_ARG,
-			      "--memory (MiB, at least 64) is required and must not be 0");
+			      "--memory (MiB, or with a unit: 512M, 2G) is required");
+	if (!o->memory_mib)
+		return report(err, errlen, E_MEMORY_REQUEST_TOO_SMALL,
+			      "--memory 0: an enclave needs memory, at least 64 MiB and 4 x the EIF size");
 	if (!o->cpu_count)
 		return report(err, errlen, E_MISSING_ARG, "--cpu-count (at least 1) is required and must not be 0");
 	if (!enclave_cid_valid(o->enclave_cid))
@@ -197,7 +252,7 @@ static int apply_run_option(int opt, const char *arg, struct run_options *o,
 	case 'e':
 		return copy_string(o->eif_path, sizeof(o->eif_path), "--eif-path", arg, err, errlen);
 	case 'm':
-		return set_number("--memory", arg, NECTL_MAX_MEMORY_MIB, &o->memory_mib, err, errlen);
+		return set_memory(arg, o, err, errlen);
 	case 'c':
 		return set_number("--cpu-count", arg, NECTL_MAX_CPUS, &o->cpu_count, err, errlen);
 	case 'I':
@@ -304,8 +359,10 @@ static int apply_config_key(const char *key, const struct json_value *v, struct 
 {
 	if (!strcmp(key, "eif_path"))
 		return config_string(v, key, o->eif_path, sizeof(o->eif_path), err, errlen);
-	if (!strcmp(key, "memory_mib"))
+	if (!strcmp(key, "memory_mib")) {
+		o->memory_given = true;
 		return config_number(v, key, NECTL_MAX_MEMORY_MIB, &o->memory_mib, err, errlen);
+	}
 	if (!strcmp(key, "cpu_count"))
 		return config_number(v, key, NECTL_MAX_CPUS, &o->cpu_count, err, errlen);
 	if (!strcmp(key, "cpu_ids"))

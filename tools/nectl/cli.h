@@ -8,13 +8,17 @@
 #include <stdint.h>
 
 #define NECTL_NAME_MAX		127
-/* The largest memory request nectl accepts (1 TiB), far above any pool. */
-#define NECTL_MAX_MEMORY_MIB	(1ULL << 20)
+/*
+ * The largest memory request nectl accepts (4 PiB): far above any machine,
+ * and small enough that no byte count derived from it overflows.
+ */
+#define NECTL_MAX_MEMORY_MIB	(1ULL << 32)
 #define NECTL_MAX_CPUS		1024
 
 struct run_options {
 	char eif_path[PATH_MAX];
 	uint64_t memory_mib;
+	bool memory_given;		/* 0 given is E26, none given is E01 */
 	uint64_t cpu_count;
 	uint64_t enclave_cid;		/* 0 = let the hypervisor choose */
 	bool debug_mode;
@@ -30,6 +34,14 @@ struct run_options {
  * or -2 (too large).
  */
 int parse_u64(const char *s, uint64_t max, bool allow_hex, uint64_t *out);
+
+/*
+ * nitro-cli's --memory: decimal digits, then no unit or M/m (MiB), G/g (GiB)
+ * or T/t (TiB), nothing else.  Returns 0 with *mib set, -1 (no number
+ * first), -2 (another unit: "512MB", "1.5G", "2 G") or -3 (more than
+ * NECTL_MAX_MEMORY_MIB).  0 parses: it is E26, a later check.
+ */
+int parse_memory(const char *s, uint64_t *mib);
 
 /*
  * Hex bytes, two digits each, either case, no prefix or separators; ""

@@ -74,7 +74,7 @@ static const char describe_eif_help[] =
 	"signature check with E59.\n";
 
 static const char run_help[] =
-	"Usage: nectl run --eif-path FILE --memory MIB --cpu-count N [--enclave-cid CID]\n"
+	"Usage: nectl run --eif-path FILE --memory SIZE --cpu-count N [--enclave-cid CID]\n"
 	"                 [--debug-mode] [--attach-console] [--enclave-name NAME] [--no-heartbeat]\n"
 	"       nectl run --config FILE.json [--no-heartbeat]\n\n"
 	"Launches an enclave and leaves it running under a small holder process, then\n"
@@ -85,7 +85,8 @@ static const char run_help[] =
 	"otherwise it is terminated (E36).  A signed image is refused (E59) unless its\n"
 	"signature verifies with the certificate stored in it, signs the image's PCR0,\n"
 	"and the certificate is valid now.\n\n"
-	"  --memory MIB          at least 64 and at least 4 x the EIF size\n"
+	"  --memory SIZE         MiB (512 or 512M), GiB (2G) or TiB (1T), as nitro-cli takes it;\n"
+	"                        at least 64 MiB and at least 4 x the EIF size (E26)\n"
 	"  --cpu-count N         vCPUs; the driver uses whole cores (N even with 2 threads/core)\n"
 	"  --enclave-cid CID     0 or absent: chosen by the hypervisor; 1-3 are reserved\n"
 	"  --debug-mode          make the console available (nectl console)\n"

@@ -350,7 +350,11 @@ def main():
     cfg = write("cfg.json", json.dumps({"eif_path": eif, "memory_mib": 64, "cpu_count": 2}).encode())
     runs = [
         ("no arguments", [], 1),
-        ("--memory not a number", ["--eif-path", eif, "--memory", "lots", "--cpu-count", "2"], 47),
+        ("--memory not a number", ["--eif-path", eif, "--memory", "lots", "--cpu-count", "2"], 3),
+        ("--memory 512MB (not a nitro-cli unit)", ["--eif-path", eif, "--memory", "512MB", "--cpu-count", "2"], 3),
+        ("--memory 0", ["--eif-path", eif, "--memory", "0", "--cpu-count", "2"], 26),
+        ("--memory=0G", ["--eif-path", eif, "--memory=0G", "--cpu-count", "2"], 26),
+        ("--memory 62M (below 64 MiB)", ["--eif-path", eif, "--memory", "62M", "--cpu-count", "2"], 26),
         ("--enclave-cid 3", ["--eif-path", eif, "--memory", "64", "--cpu-count", "2", "--enclave-cid", "3"], 3),
         ("--config with --memory", ["--config", cfg, "--memory", "64"], 2),
         ("--config with an unknown key", ["--config", write("c2.json", b'{"eif_path": "a", "mem": 1}')], 17),

@@ -216,6 +216,20 @@ static int parse_args(const char *line, struct run_options *o, char *err, size_t
 	return code;
 }
 
+static bool memory_is(const char *text, uint64_t mib)
+{
+	uint64_t got = ~0ULL;
+
+	return parse_memory(text, &got) == 0 && got == mib;
+}
+
+static bool memory_refused(const char *text, int why)
+{
+	uint64_t got;
+
+	return parse_memory(text, &got) == why;
+}
+
 static void test_run_args(void)
 {
 	static const struct {
@@ -228,13 +242,23 @@ static void test_run_args(void)
 		{ "run --memory 512 --cpu-count 2", E_MISSING_ARG },
 		{ "run --eif-path a.eif --cpu-count 2", E_MISSING_ARG },
 		{ "run --eif-path a.eif --memory 512", E_MISSING_ARG },
-		{ "run --eif-path a.eif --memory 0 --cpu-count 2", E_MISSING_ARG },
+		{ "run --eif-path a.eif --memory 0 --cpu-count 2", E_MEMORY_REQUEST_TOO_SMALL },
+		{ "run --eif-path a.eif --memory 0G --cpu-count 2", E_MEMORY_REQUEST_TOO_SMALL },
 		{ "run --eif-path a.eif --memory 512 --cpu-count 0", E_MISSING_ARG },
-		{ "run --eif-path a.eif --memory 12x --cpu-count 2", E_INTEGER_PARSE },
-		{ "run --eif-path a.eif --memory -1 --cpu-count 2", E_INTEGER_PARSE },
-		{ "run --eif-path a.eif --memory 0x10 --cpu-count 2", E_INTEGER_PARSE },
-		{ "run --eif-path a.eif --memory 1048576 --cpu-count 2", 0 },
-		{ "run --eif-path a.eif --memory 1048577 --cpu-count 2", E_INVALID_ARG },
+		{ "run --eif-path a.eif --memory 12x --cpu-count 2", E_INVALID_ARG },
+		{ "run --eif-path a.eif --memory -1 --cpu-count 2", E_INVALID_ARG },
+		{ "run --eif-path a.eif --memory 0x10 --cpu-count 2", E_INVALID_ARG },
+		{ "run --eif-path a.eif --memory= --cpu-count 2", E_INVALID_ARG },
+		{ "run --eif-path a.eif --memory 4294967296 --cpu-count 2", 0 },
+		{ "run --eif-path a.eif --memory 4294967297 --cpu-count 2", E_INVALID_ARG },
+		{ "run --eif-path a.eif --memory=4096T --cpu-count 2", 0 },
+		{ "run --eif-path a.eif --memory=4097T --cpu-count 2", E_INVALID_ARG },
+		{ "run --eif-path a.eif --memory 512MB --cpu-count 2", E_INVALID_ARG },
+		{ "run --eif-path a.eif --memory 1.5G --cpu-count 2", E_INVALID_ARG },
+		{ "run --eif-path a.eif --memory G --cpu-count 2", E_INVALID_ARG },
+		{ "run --eif-path a.eif --memory 512k --cpu-count 2", E_INVALID_ARG },
+		{ "run --eif-path a.eif --memory 2cpu --cpu-count 2", E_INVALID_ARG },
+		{ "run --eif-path a.eif --memory 2 --cpu-count two", E_INVALID_ARG },
 		{ "run --eif-path a.eif --memory 99999999999999999999999 --cpu-count 2", E_INVALID_ARG },
 		{ "run --eif-path a.eif --memory 512 --cpu-count 1024", 0 },
 		{ "run --eif-path a.eif --memory 512 --cpu-count 1025", E_INVALID_ARG },
@@ -263,6 +287,15 @@ static void test_run_args(void)
 		check(code == cases[i].code, "args: '%s' gives E%02d (got E%02d%s%s)", cases[i].args,
 		      cases[i].code, code, code ? ": " : "", code ? err : "");
 	}
+	check(memory_is("512", 512) && memory_is("512M", 512) && memory_is("512m", 512) &&
+	      memory_is("0512", 512) && memory_is("2G", 2048) && memory_is("2g", 2048) &&
+	      memory_is("1T", 1ULL << 20) && memory_is("1t", 1ULL << 20) && memory_is("0", 0),
+	      "args: --memory 512, 512M, 512m, 0512 = 512 MiB; 2G, 2g = 2048; 1T, 1t = 1048576 (nitro-cli's units)");
+	check(memory_refused("", -1) && memory_refused("+512", -1) && memory_refused(" 512", -1) &&
+	      memory_refused("512 ", -2) && memory_refused("512MiB", -2) && memory_refused("2GB", -2) &&
+	      memory_refused("2Gi", -2) && memory_refused("512K", -2) && memory_refused("512B", -2) &&
+	      memory_refused("99999999999999999999999", -3) && memory_refused("4194305G", -3),
+	      "args: --memory '', +512, ' 512' (no number), '512 ', 512MiB, 2GB, 2Gi, 512K, 512B (unit), 10^23 and 4194305G (too large) refused");
 	code = parse_args("run --eif-path a.eif --memory 512 --cpu-count 2 --attach-console", &o,
 			  err, sizeof(err));
 	check(!code && o.attach_console && o.debug_mode && o.memory_mib == 512 && o.cpu_count == 2 &&
@@ -294,7 +327,7 @@ static void test_config(void)
 		{ "{\"eif_path\": \"a.eif\", \"memory_mib\": 256, \"cpu_ids\": [1, 3]}", E_INVALID_ARG },
 		{ "{\"eif_path\": \"a.eif\", \"memory_mib\": 256, \"cpu_count\": 2", E_CONFIG_PARSE },
 		{ "[1, 2]", E_CONFIG_PARSE },
-		{ "{\"eif_path\": \"a.eif\", \"memory_mib\": 2097152, \"cpu_count\": 2}", E_INVALID_ARG },
+		{ "{\"eif_path\": \"a.eif\", \"memory_mib\": 4294967297, \"cpu_count\": 2}", E_INVALID_ARG },
 	};
 	struct run_options o;
 	const char *json;
