@@ -20,6 +20,7 @@ struct run_options {
 	uint64_t memory_mib;
 	bool memory_given;		/* 0 given is E26, none given is E01 */
 	uint64_t cpu_count;
+	bool cpu_count_given;
 	uint64_t enclave_cid;		/* 0 = let the hypervisor choose */
 	bool debug_mode;
 	bool attach_console;
@@ -56,7 +57,10 @@ int parse_hex(const char *s, uint8_t *out, size_t max, size_t *len);
 int run_options_parse(int argc, char **argv, struct run_options *o, bool *want_help,
 		      char *err, size_t errlen);
 
-/* Applies a nitro-cli style JSON config (snake_case keys) to o. */
+/*
+ * Applies a nitro-cli --config file (its RunEnclavesArgs, as serde reads
+ * it) to o; --attach-console already in o stays.
+ */
 int run_options_from_config(const char *text, size_t len, struct run_options *o,
 			    char *err, size_t errlen);
 

@@ -33,9 +33,13 @@ static const struct error_doc error_docs[] = {
 	  "nectl could not create or lock its state directory (/run/nectl by default, or\n"
 	  "$NECTL_RUN_DIR). Check that it is writable: nectl run usually needs root." },
 	{ E_CONFIG_PARSE, "Malformed config file",
-	  "The --config file is not valid JSON or has a key nectl does not know. Keys are\n"
-	  "nitro-cli's: eif_path, memory_mib, cpu_count, cpu_ids, enclave_cid, debug_mode,\n"
-	  "attach_console, enclave_name." },
+	  "The run --config file (or the --metadata of build-eif) is not what nitro-cli's\n"
+	  "JSON reader takes: not valid JSON, not an object, a required key missing\n"
+	  "(eif_path, memory_mib), or a key of the wrong type: eif_path and enclave_name\n"
+	  "strings, memory_mib (MiB, no unit), cpu_count and enclave_cid integers,\n"
+	  "debug_mode and attach_console true or false. null is taken for cpu_count,\n"
+	  "cpu_ids, enclave_cid and enclave_name; unknown keys are ignored. The message\n"
+	  "names the key." },
 	{ E_FILE_OPERATION, "File operation failure",
 	  "A file nectl needs is missing or cannot be opened. For /dev/nitro_enclaves: load\n"
 	  "the driver (insmod ne_kvm.ko) and check that you are root or in its group." },

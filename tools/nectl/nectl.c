@@ -76,7 +76,7 @@ static const char describe_eif_help[] =
 static const char run_help[] =
 	"Usage: nectl run --eif-path FILE --memory SIZE --cpu-count N [--enclave-cid CID]\n"
 	"                 [--debug-mode] [--attach-console] [--enclave-name NAME] [--no-heartbeat]\n"
-	"       nectl run --config FILE.json [--no-heartbeat]\n\n"
+	"       nectl run --config FILE.json [--attach-console] [--no-heartbeat]\n\n"
 	"Launches an enclave and leaves it running under a small holder process, then\n"
 	"prints {EnclaveName, EnclaveID, ProcessID, EnclaveCID, NumberOfCPUs, CPUIDs,\n"
 	"MemoryMiB}.  Memory comes from hugepages, exactly the amount asked (rounded up\n"
@@ -92,8 +92,10 @@ static const char run_help[] =
 	"  --debug-mode          make the console available (nectl console)\n"
 	"  --attach-console      debug mode, and stream the console after the start\n"
 	"  --enclave-name NAME   default: the EIF file name, with _1, _2... if taken\n"
-	"  --config FILE.json    nitro-cli keys: eif_path, memory_mib, cpu_count,\n"
-	"                        enclave_cid, debug_mode, attach_console, enclave_name\n"
+	"  --config FILE.json    the launch options as nitro-cli reads them: eif_path and\n"
+	"                        memory_mib (MiB) required; cpu_count, enclave_cid,\n"
+	"                        enclave_name (or null); debug_mode, attach_console\n"
+	"                        (true/false); unknown keys ignored (E17 for a wrong type)\n"
 	"  --no-heartbeat        TESTING ONLY: do not bind vsock nor wait for the heartbeat;\n"
 	"                        the run JSON then says \"Heartbeat\": \"SKIPPED (--no-heartbeat)\"\n\n"
 	"Environment: NECTL_HEARTBEAT_TIMEOUT=S overrides the heartbeat timeout (tests).\n";

@@ -357,7 +357,10 @@ def main():
         ("--memory 62M (below 64 MiB)", ["--eif-path", eif, "--memory", "62M", "--cpu-count", "2"], 26),
         ("--enclave-cid 3", ["--eif-path", eif, "--memory", "64", "--cpu-count", "2", "--enclave-cid", "3"], 3),
         ("--config with --memory", ["--config", cfg, "--memory", "64"], 2),
-        ("--config with an unknown key", ["--config", write("c2.json", b'{"eif_path": "a", "mem": 1}')], 17),
+        ("--config with a wrong type", ["--config", write("c2.json", b'{"eif_path": "a", "memory_mib": "1G", "cpu_count": 2}')], 17),
+        ("--config without memory_mib", ["--config", write("c2b.json", b'{"eif_path": "a", "cpu_count": 2}')], 17),
+        ("--config with debug_mode null", ["--config", write("c2c.json", b'{"eif_path": "a", "memory_mib": 64, "cpu_count": 2, "debug_mode": null}')], 17),
+        ("--config missing", ["--config", os.path.join(tmp, "none.json")], 19),
         ("--config not JSON", ["--config", write("c3.json", b"eif_path: a")], 17),
         ("missing EIF", ["--eif-path", "/nonexistent.eif", "--memory", "64", "--cpu-count", "2"], 7),
         ("corrupt EIF", ["--eif-path", write("c.eif", bytes(flipped)), "--memory", "64", "--cpu-count", "2"], 35),
@@ -374,6 +377,14 @@ def main():
         r = nectl("run", "--config", cfg)
         tap(r.returncode == 19 and "insmod ne_kvm.ko" in r.stderr,
             "run --config reaches the device check: E19 names the missing driver", r.stderr)
+        # What nitro-cli's serde reader takes: nulls for its Option fields, unknown keys.
+        loose = write("loose.json", json.dumps({"eif_path": eif, "memory_mib": 64, "cpu_count": 2,
+                                                "cpu_ids": None, "enclave_cid": None,
+                                                "enclave_name": None, "comment": "mine",
+                                                "extra": {"x": [1]}}).encode())
+        r = nectl("run", "--config=" + loose, "--attach-console")
+        tap(r.returncode == 19 and "insmod ne_kvm.ko" in r.stderr,
+            "run --config with nulls, unknown keys and --attach-console reaches the device check", r.stderr)
 
     # -- help, explain, unknown commands
     for cmd in ["build-eif", "describe-eif", "run", "describe-enclaves", "terminate-enclave", "console",

@@ -244,7 +244,7 @@ static void test_run_args(void)
 		{ "run --eif-path a.eif --memory 512", E_MISSING_ARG },
 		{ "run --eif-path a.eif --memory 0 --cpu-count 2", E_MEMORY_REQUEST_TOO_SMALL },
 		{ "run --eif-path a.eif --memory 0G --cpu-count 2", E_MEMORY_REQUEST_TOO_SMALL },
-		{ "run --eif-path a.eif --memory 512 --cpu-count 0", E_MISSING_ARG },
+		{ "run --eif-path a.eif --memory 512 --cpu-count 0", E_INVALID_ARG },
 		{ "run --eif-path a.eif --memory 12x --cpu-count 2", E_INVALID_ARG },
 		{ "run --eif-path a.eif --memory -1 --cpu-count 2", E_INVALID_ARG },
 		{ "run --eif-path a.eif --memory 0x10 --cpu-count 2", E_INVALID_ARG },
@@ -274,7 +274,6 @@ static void test_run_args(void)
 		{ "run --eif-path a.eif --memory 512 --cpu-count 2 extra", E_INVALID_ARG },
 		{ "run --eif-path a.eif --memory", E_INVALID_ARG },
 		{ "run --config x.json --memory 512", E_CONFLICTING_ARGS },
-		{ "run --config /nonexistent/x.json", E_FILE_READ },
 		{ "run --eif-path a.eif --memory 512 --cpu-count 2 --enclave-name a/b", E_NAMING },
 	};
 	struct run_options o;
@@ -310,24 +309,60 @@ static void test_run_args(void)
 	      "name: empty and control characters refused");
 }
 
+#define CFG_BASE "\"eif_path\": \"a.eif\", \"memory_mib\": 256"
+
 static void test_config(void)
 {
 	static const struct {
 		const char *json;
 		int code;
 	} cases[] = {
-		{ "{\"eif_path\": \"a.eif\", \"memory_mib\": 256, \"cpu_count\": 2}", 0 },
-		{ "{\"eif_path\": \"a.eif\", \"memory_mib\": 256, \"cpu_count\": 2, \"enclave_cid\": null, \"enclave_name\": null, \"debug_mode\": false, \"attach_console\": false}", 0 },
-		{ "{\"eif_path\": \"a.eif\", \"memory_mib\": \"256\", \"cpu_count\": 2}", E_CONFIG_PARSE },
-		{ "{\"eif_path\": \"a.eif\", \"memory_mib\": 256.5, \"cpu_count\": 2}", E_CONFIG_PARSE },
-		{ "{\"eif_path\": \"a.eif\", \"memory_mib\": -256, \"cpu_count\": 2}", E_CONFIG_PARSE },
+		{ "{" CFG_BASE ", \"cpu_count\": 2}", 0 },
+		/* null where nitro-cli's field is an Option */
+		{ "{" CFG_BASE ", \"cpu_count\": 2, \"cpu_ids\": null, \"enclave_cid\": null, \"enclave_name\": null}", 0 },
+		{ "{" CFG_BASE ", \"cpu_count\": 2, \"debug_mode\": false, \"attach_console\": false}", 0 },
+		/* unknown keys are ignored, as serde ignores them */
+		{ "{" CFG_BASE ", \"cpu_count\": 2, \"colour\": 1, \"memory\": \"2G\", \"x\": {\"y\": [null]}}", 0 },
+		{ "{\"cpu_count\": 2, \"memory_mib\": 256, \"eif_path\": \"a.eif\"}", 0 },
+		/* required keys and their types */
+		{ "{\"memory_mib\": 256, \"cpu_count\": 2}", E_CONFIG_PARSE },
+		{ "{\"eif_path\": \"a.eif\", \"cpu_count\": 2}", E_CONFIG_PARSE },
+		{ "{\"eif_path\": null, \"memory_mib\": 256, \"cpu_count\": 2}", E_CONFIG_PARSE },
 		{ "{\"eif_path\": 7, \"memory_mib\": 256, \"cpu_count\": 2}", E_CONFIG_PARSE },
-		{ "{\"eif_path\": \"a.eif\", \"memory_mib\": 256, \"cpu_count\": 2, \"debug_mode\": 1}", E_CONFIG_PARSE },
-		{ "{\"eif_path\": \"a.eif\", \"memory_mib\": 256, \"cpu_count\": 2, \"colour\": 1}", E_CONFIG_PARSE },
-		{ "{\"eif_path\": \"a.eif\", \"memory_mib\": 256, \"cpu_ids\": [1, 3]}", E_INVALID_ARG },
-		{ "{\"eif_path\": \"a.eif\", \"memory_mib\": 256, \"cpu_count\": 2", E_CONFIG_PARSE },
-		{ "[1, 2]", E_CONFIG_PARSE },
+		{ "{\"eif_path\": \"a.eif\", \"memory_mib\": null, \"cpu_count\": 2}", E_CONFIG_PARSE },
+		{ "{\"eif_path\": \"a.eif\", \"memory_mib\": \"256\", \"cpu_count\": 2}", E_CONFIG_PARSE },
+		{ "{\"eif_path\": \"a.eif\", \"memory_mib\": \"2G\", \"cpu_count\": 2}", E_CONFIG_PARSE },
+		{ "{\"eif_path\": \"a.eif\", \"memory_mib\": 256.5, \"cpu_count\": 2}", E_CONFIG_PARSE },
+		{ "{\"eif_path\": \"a.eif\", \"memory_mib\": 256.0, \"cpu_count\": 2}", E_CONFIG_PARSE },
+		{ "{\"eif_path\": \"a.eif\", \"memory_mib\": 2e2, \"cpu_count\": 2}", E_CONFIG_PARSE },
+		{ "{\"eif_path\": \"a.eif\", \"memory_mib\": -256, \"cpu_count\": 2}", E_CONFIG_PARSE },
+		{ "{\"eif_path\": \"a.eif\", \"memory_mib\": 18446744073709551616, \"cpu_count\": 2}", E_CONFIG_PARSE },
 		{ "{\"eif_path\": \"a.eif\", \"memory_mib\": 4294967297, \"cpu_count\": 2}", E_INVALID_ARG },
+		/* bools default to false when absent, but null is not a bool */
+		{ "{" CFG_BASE ", \"cpu_count\": 2, \"debug_mode\": null}", E_CONFIG_PARSE },
+		{ "{" CFG_BASE ", \"cpu_count\": 2, \"debug_mode\": 1}", E_CONFIG_PARSE },
+		{ "{" CFG_BASE ", \"cpu_count\": 2, \"attach_console\": \"true\"}", E_CONFIG_PARSE },
+		/* cpu_count: u32 */
+		{ "{" CFG_BASE ", \"cpu_count\": \"2\"}", E_CONFIG_PARSE },
+		{ "{" CFG_BASE ", \"cpu_count\": 4294967296}", E_CONFIG_PARSE },
+		{ "{" CFG_BASE ", \"cpu_count\": 1025}", E_INVALID_ARG },
+		{ "{" CFG_BASE ", \"cpu_count\": null}", E_MISSING_ARG },
+		{ "{" CFG_BASE "}", E_MISSING_ARG },
+		/* cpu_ids: Vec<u32>, exclusive with cpu_count, then not supported */
+		{ "{" CFG_BASE ", \"cpu_ids\": [1, 3]}", E_INVALID_ARG },
+		{ "{" CFG_BASE ", \"cpu_ids\": [1, 3], \"cpu_count\": 2}", E_CONFLICTING_ARGS },
+		{ "{" CFG_BASE ", \"cpu_ids\": \"1,3\"}", E_CONFIG_PARSE },
+		{ "{" CFG_BASE ", \"cpu_ids\": [1, -3]}", E_CONFIG_PARSE },
+		{ "{" CFG_BASE ", \"cpu_ids\": [4294967296]}", E_CONFIG_PARSE },
+		/* enclave_cid: u64; enclave_name: String */
+		{ "{" CFG_BASE ", \"cpu_count\": 2, \"enclave_cid\": \"16\"}", E_CONFIG_PARSE },
+		{ "{" CFG_BASE ", \"cpu_count\": 2, \"enclave_cid\": 18446744073709551616}", E_CONFIG_PARSE },
+		{ "{" CFG_BASE ", \"cpu_count\": 2, \"enclave_name\": 5}", E_CONFIG_PARSE },
+		/* the file itself */
+		{ "{" CFG_BASE ", \"cpu_count\": 2", E_CONFIG_PARSE },
+		{ "{" CFG_BASE ", \"cpu_count\": 2, \"cpu_count\": 2}", E_CONFIG_PARSE },
+		{ "[\"a.eif\", null, 256]", E_CONFIG_PARSE },
+		{ "", E_CONFIG_PARSE },
 	};
 	struct run_options o;
 	const char *json;
@@ -347,6 +382,67 @@ static void test_config(void)
 	check(!code && !strcmp(o.eif_path, "/x/a.eif") && o.memory_mib == 300 && o.cpu_count == 4 &&
 	      o.enclave_cid == 17 && o.attach_console && o.debug_mode && !strcmp(o.enclave_name, "n1"),
 	      "config: every key lands in its field");
+	memset(&o, 0, sizeof(o));
+	json = "{\"attach_console\": true, \"debug_mode\": false, " CFG_BASE ", \"cpu_count\": 2}";
+	code = run_options_from_config(json, strlen(json), &o, err, sizeof(err));
+	check(!code && o.attach_console && o.debug_mode,
+	      "config: attach_console implies debug mode whatever the key order (debug_mode false after it)");
+	memset(&o, 0, sizeof(o));
+	json = "{" CFG_BASE ", \"cpu_count\": 2, \"debug_mode\": false}";
+	code = run_options_from_config(json, strlen(json), &o, err, sizeof(err));
+	check(!code && !o.attach_console && !o.debug_mode,
+	      "config: debug_mode false, attach_console absent: neither");
+	json = "{\"eif_path\": \"a.eif\", \"memory_mib\": \"x\", \"cpu_count\": 2}";
+	code = run_options_from_config(json, strlen(json), &o, err, sizeof(err));
+	check(code == E_CONFIG_PARSE && strstr(err, "memory_mib must be a number of MiB") &&
+	      strstr(err, "not a string"), "config: a wrong type names the key, the type wanted and the type found: %s",
+	      err);
+}
+
+/* --config files through `nectl run`'s own parsing (files in /tmp). */
+static void test_config_file(void)
+{
+	static const struct {
+		const char *json;
+		const char *extra;
+		int code;
+	} cases[] = {
+		{ "{" CFG_BASE ", \"cpu_count\": 2}", "", 0 },
+		{ "{" CFG_BASE ", \"cpu_count\": 2}", " --attach-console --no-heartbeat", 0 },
+		{ "{" CFG_BASE ", \"cpu_count\": 2}", " --memory 512", E_CONFLICTING_ARGS },
+		{ "{" CFG_BASE ", \"cpu_count\": 2}", " --debug-mode", E_CONFLICTING_ARGS },
+		{ "{" CFG_BASE ", \"cpu_count\": 2}", " --enclave-name x", E_CONFLICTING_ARGS },
+		{ "{" CFG_BASE ", \"cpu_count\": 2, \"enclave_cid\": 3}", "", E_INVALID_ARG },
+		{ "{" CFG_BASE ", \"cpu_count\": 0}", "", E_INVALID_ARG },
+		{ "{\"eif_path\": \"a.eif\", \"memory_mib\": 0, \"cpu_count\": 2}", "", E_MEMORY_REQUEST_TOO_SMALL },
+	};
+	struct run_options o;
+	char path[64], line[256], err[512];
+	size_t i;
+	FILE *f;
+	int code;
+
+	snprintf(path, sizeof(path), "/tmp/nectl-cfg-%d.json", (int)getpid());
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		f = fopen(path, "w");
+		fputs(cases[i].json, f);
+		fclose(f);
+		snprintf(line, sizeof(line), "run --config=%s%s", path, cases[i].extra);
+		code = parse_args(line, &o, err, sizeof(err));
+		check(code == cases[i].code, "config file: %s%s gives E%02d (got E%02d%s%s)",
+		      cases[i].json, cases[i].extra, cases[i].code, code, code ? ": " : "",
+		      code ? err : "");
+	}
+	f = fopen(path, "w");
+	fputs(cases[0].json, f);
+	fclose(f);
+	snprintf(line, sizeof(line), "run --config %s --attach-console", path);
+	code = parse_args(line, &o, err, sizeof(err));
+	check(!code && o.attach_console && o.debug_mode && o.memory_mib == 256,
+	      "config file: --attach-console with --config attaches (nitro-cli accepts and ignores it)");
+	unlink(path);
+	code = parse_args("run --config /nonexistent/x.json", &o, err, sizeof(err));
+	check(code == E_FILE_OPERATION, "config file: a missing file is E19, as nitro-cli (got E%02d)", code);
 }
 
 /* ------------------------------------------------------- hugepage planner */
@@ -889,6 +985,7 @@ int main(int argc, char **argv)
 	test_json_depth();
 	test_run_args();
 	test_config();
+	test_config_file();
 	test_planner();
 	test_misc();
 	test_heartbeat();
