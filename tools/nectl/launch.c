@@ -193,7 +193,7 @@ static int register_enclave(struct launch *l)
 	}
 	if (registry_update(l, "STARTING")) {
 		nectl_unlock(lock);
-		return fail(l, E_LOCK, "cannot write the registry in %s: %s", nectl_run_dir(),
+		return fail(l, E_FILE_OPERATION, "cannot write the registry in %s: %s", nectl_run_dir(),
 			    strerror(errno));
 	}
 	nectl_unlock(lock);
@@ -225,7 +225,7 @@ static int create_vm(struct launch *l)
 	l->vm_fd = ioctl(dev, KVM_CREATE_VM, 0);
 	close(dev);	/* the VM fd keeps what it needs */
 	if (l->vm_fd < 0)
-		return fail(l, E_CREATE_VM, "KVM_CREATE_VM failed: %s%s", strerror(errno),
+		return fail(l, E_IOCTL, "KVM_CREATE_VM failed: %s%s", strerror(errno),
 			    errno == ENOSPC || errno == EBUSY ? " (no free enclave slot)" : "");
 	if (fdinfo_read(0, l->vm_fd, "ne_slot_uid", v, sizeof(v)))
 		return fail(l, E_IOCTL, "the VM fd has no ne_slot_uid in its fdinfo: driver too old");
@@ -306,7 +306,7 @@ static int donate_memory(struct launch *l)
 	int slots = ioctl(l->vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_NR_MEMSLOTS);
 
 	if (slots > 0 && l->nr_regions > (unsigned int)slots)
-		return fail(l, E_SET_MEMORY_REGION,
+		return fail(l, E_IOCTL,
 			    "%u memory regions needed but the device takes only %d: use fewer page sizes",
 			    l->nr_regions, slots);
 	for (i = 0; i < l->nr_regions; i++) {
@@ -323,11 +323,11 @@ static int donate_memory(struct launch *l)
 			continue;
 		}
 		if (errno == ENOSPC)
-			return fail(l, E_SET_MEMORY_REGION,
-				    "the hugepages are physically too fragmented: they make more ranges than the device's limit of %d (NE_ERR_MEM_MAX_REGIONS); ask for less memory",
+			return fail(l, E_IOCTL,
+				    "KVM_SET_USER_MEMORY_REGION: the hugepages are physically too fragmented: they make more ranges than the device's limit of %d (NE_ERR_MEM_MAX_REGIONS); ask for less memory",
 				    slots);
-		return fail(l, E_SET_MEMORY_REGION,
-			    "donating region %u (%llu MiB at guest-physical %#llx) failed: %s (driver: %s)",
+		return fail(l, E_IOCTL,
+			    "KVM_SET_USER_MEMORY_REGION: donating region %u (%llu MiB at guest-physical %#llx) failed: %s (driver: %s)",
 			    i, (unsigned long long)(r.memory_size / MIB),
 			    (unsigned long long)gpa, strerror(errno),
 			    driver_reason(l, why, sizeof(why)));
@@ -354,8 +354,9 @@ static int cpu_shortage(struct launch *l, long available)
 
 	read_pool(pool, sizeof(pool));
 	if (!pool[0])
-		return fail(l, E_CPU_NOT_IN_POOL,
-			    "the CPU pool is empty: give it whole cores, e.g. echo 2-3 > /sys/module/ne_kvm/parameters/ne_cpus");
+		return fail(l, E_INSUFFICIENT_CPUS,
+			    "%llu vCPUs requested but the CPU pool is empty: give it whole cores, e.g. echo 2-3 > /sys/module/ne_kvm/parameters/ne_cpus",
+			    (unsigned long long)l->opt->cpu_count);
 	return fail(l, E_INSUFFICIENT_CPUS,
 		    "%llu vCPUs requested but only %ld CPUs of the pool (ne_cpus=%s) are free: terminate an enclave, ask for fewer, or grow the pool",
 		    (unsigned long long)l->opt->cpu_count, available, pool);
@@ -396,7 +397,7 @@ static int add_vcpus(struct launch *l)
 			       (errno == EINVAL && id_past_limit(l, i))))
 			return cpu_shortage(l, i);
 		if (fd < 0)
-			return fail(l, E_CREATE_VCPU, "KVM_CREATE_VCPU %u failed: %s (driver: %s)",
+			return fail(l, E_IOCTL, "KVM_CREATE_VCPU %u failed: %s (driver: %s)",
 				    i, strerror(errno), driver_reason(l, why, sizeof(why)));
 		l->vcpu_fds[l->nr_vcpus] = fd;
 		l->cpu_ids[l->nr_vcpus++] =
@@ -446,7 +447,7 @@ static int start_enclave(struct launch *l)
 	size_t pos = 0;
 
 	if (ioctl(l->vm_fd, NE_ENCLAVE_START, &start))
-		return fail(l, E_START, "NE_ENCLAVE_START failed: %s (driver: %s)%s",
+		return fail(l, E_IOCTL, "NE_ENCLAVE_START failed: %s (driver: %s)%s",
 			    strerror(errno), driver_reason(l, why, sizeof(why)),
 			    l->nr_vcpus % 2 ? "; hint: use whole cores (an even --cpu-count)" : "");
 	l->cid = start.enclave_cid;
@@ -668,7 +669,7 @@ static int launch_steps(struct launch *l)
 		code = wait_heartbeat(l);
 	close_heartbeat_listener(l);
 	if (!code && registry_update(l, "RUNNING"))
-		code = fail(l, E_LOCK, "cannot update the registry: %s", strerror(errno));
+		code = fail(l, E_FILE_OPERATION, "cannot update the registry: %s", strerror(errno));
 	return code;
 }
 
@@ -852,7 +853,7 @@ static int check_request(const struct run_options *opt, struct launch *l)
 
 	l->eif_fd = open(opt->eif_path, O_RDONLY | O_CLOEXEC);
 	if (l->eif_fd < 0)
-		return nectl_error(E_FILE_READ, "cannot open EIF %s: %s", opt->eif_path,
+		return nectl_error(E_FILE_OPERATION, "cannot open EIF %s: %s", opt->eif_path,
 				   strerror(errno));
 	if (eif_read(l->eif_fd, &l->eif, false, err, sizeof(err)))
 		return nectl_error(E_EIF, "%s: %s", opt->eif_path, err);
@@ -883,7 +884,7 @@ static int check_request(const struct run_options *opt, struct launch *l)
 		return nectl_error(E_FILE_OPERATION, "%s does not exist: load the driver (insmod ne_kvm.ko)",
 				   NECTL_DEVICE);
 	if (mkdir(nectl_run_dir(), 0755) && errno != EEXIST)
-		return nectl_error(E_LOCK, "cannot create %s: %s", nectl_run_dir(), strerror(errno));
+		return nectl_error(E_FILE_OPERATION, "cannot create %s: %s", nectl_run_dir(), strerror(errno));
 	return 0;
 }
 
@@ -969,6 +970,6 @@ int nectl_run(const struct run_options *opt)
 	code = read_report(in, pid, &cid);
 	fclose(in);
 	if (!code && opt->attach_console)
-		code = console_attach(cid, 0);
+		code = console_attach(cid, -1);
 	return code;
 }

@@ -281,17 +281,17 @@ static int load_custom_metadata(const char *path, struct json_value **out)
 	if (!path)
 		return 0;
 	if (read_file_text(path, 256 * 1024, &text, &len))
-		return nectl_error(E_FILE_READ, "cannot read --metadata %s: %s", path, strerror(errno));
+		return nectl_error(E_EIF_BUILD, "cannot read --metadata %s: %s", path, strerror(errno));
 	/* The metadata section nests it one level deeper: keep that readable by nitro-cli. */
 	*out = json_parse_depth(text, len, JSON_MAX_DEPTH - 1, err, sizeof(err));
 	free(text);
 	if (!*out)
-		return nectl_error(E_CONFIG_PARSE, "--metadata %s is not valid JSON: %s%s", path, err,
+		return nectl_error(E_EIF_BUILD, "--metadata %s is not valid JSON: %s%s", path, err,
 				   strstr(err, "nested deeper") ?
 				   " (the image's metadata section adds a level, and nitro-cli reads at most 127)" : "");
 	if ((*out)->type != JSON_OBJECT) {
 		json_free(*out);
-		return nectl_error(E_CONFIG_PARSE, "--metadata %s must hold a JSON object", path);
+		return nectl_error(E_EIF_BUILD, "--metadata %s must hold a JSON object", path);
 	}
 	return 0;
 }
@@ -473,7 +473,7 @@ static int describe_read(const char *path, struct described *d)
 	memset(d, 0, sizeof(*d));
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return nectl_error(E_FILE_READ, "cannot open %s: %s", path, strerror(errno));
+		return nectl_error(E_EIF, "cannot open %s: %s", path, strerror(errno));
 	if (eif_read(fd, &d->info, true, err, sizeof(err))) {
 		close(fd);
 		return nectl_error(E_EIF, "%s: %s", path, err);

@@ -267,6 +267,8 @@ def main():
     tap(js(nectl("describe-enclaves")) == [], "describe-enclaves is [] again")
     r = nectl("terminate-enclave", "--enclave-id", j.get("EnclaveID", "x"))
     tap(r.returncode == 70, "terminating it again: E70 no such enclave", r.stderr)
+    r = nectl("terminate-enclave", "--enclave-name", "hello")
+    tap(r.returncode == 58, "terminating it again by name: E58, as nitro-cli", r.stderr)
 
     # -- hugepage shortage
     total = int(open(os.path.join(HP2M, "nr_hugepages")).read())
@@ -370,7 +372,7 @@ def main():
     tap(settle(lambda: vm_fds() == base_fds) and free_2m() == base_free and
         js(nectl("describe-enclaves")) == [], "the failed boot was terminated, nothing leaked")
 
-    # -- an empty CPU pool: E21 says how to fill it
+    # -- an empty CPU pool: E22 (as nitro-cli) says how to fill it
     # kvm-api.md: writing a newline empties the pool; a driver that refuses fails here.
     why = ""
     try:
@@ -383,11 +385,12 @@ def main():
     tap(emptied, "the CPU pool can be emptied (a newline written to ne_cpus)", why)
     if emptied:
         r = nectl("run", "--eif-path", eif, "--memory", mem, "--cpu-count", "2", "--no-heartbeat")
-        tap(r.returncode == 21 and "ne_cpus" in r.stderr, "empty CPU pool: E21 with the fix", r.stderr)
+        tap(r.returncode == 22 and "pool is empty" in r.stderr and "ne_cpus" in r.stderr,
+            "empty CPU pool: E22 with the fix", r.stderr)
     with open(POOL, "w") as f:
         f.write(pool)
     tap(settle(lambda: vm_fds() == base_fds) and free_2m() == base_free,
-        "the E21 failure left nothing behind")
+        "the E22 failure left nothing behind")
 
     # -- concurrency (nitro-cli #516): as many launches at once as the pool has
     # cores, plus two: every one that fits succeeds, the others get E22.

@@ -245,8 +245,8 @@ def main():
     outd = os.path.join(tmp, "deep127.eif")
     r = nectl("build-eif", "--kernel", kpath, "--cmdline", "x", "--ramdisk", rpaths[0], "-o", outd,
               "--metadata", write("deep.json", nested(127).encode()))
-    tap(r.returncode == 17 and "nested deeper than 126" in r.stderr and not os.path.exists(outd),
-        "build-eif --metadata nested 127 deep: E17, nothing written", r.stderr)
+    tap(r.returncode == 48 and "nested deeper than 126" in r.stderr and not os.path.exists(outd),
+        "build-eif --metadata nested 127 deep: E48, nothing written", r.stderr)
 
     # Ramdisk limits: 29 fit (32 sections), 30 do not.
     small = write("tiny.cpio", b"x")
@@ -268,7 +268,9 @@ def main():
             ("unwritable output", ["--kernel", kpath, "--cmdline", "x", "--ramdisk", small,
                                    "-o", "/nonexistent/dir/x.eif"], 48),
             ("bad --metadata JSON", ["--kernel", kpath, "--cmdline", "x", "--ramdisk", small,
-                                     "--metadata", write("bad.json", b"{nope"), "-o", out1], 17),
+                                     "--metadata", write("bad.json", b"{nope"), "-o", out1], 48),
+            ("missing --metadata", ["--kernel", kpath, "--cmdline", "x", "--ramdisk", small,
+                                    "--metadata", os.path.join(tmp, "none.json"), "-o", out1], 48),
             ("unknown option", ["--kernel", kpath, "--bogus"], 3)]:
         r = nectl("build-eif", *extra)
         tap(r.returncode == code and ("[ E%02d ]" % code) in r.stderr,
@@ -362,7 +364,7 @@ def main():
         ("--config with debug_mode null", ["--config", write("c2c.json", b'{"eif_path": "a", "memory_mib": 64, "cpu_count": 2, "debug_mode": null}')], 17),
         ("--config missing", ["--config", os.path.join(tmp, "none.json")], 19),
         ("--config not JSON", ["--config", write("c3.json", b"eif_path: a")], 17),
-        ("missing EIF", ["--eif-path", "/nonexistent.eif", "--memory", "64", "--cpu-count", "2"], 7),
+        ("missing EIF", ["--eif-path", "/nonexistent.eif", "--memory", "64", "--cpu-count", "2"], 19),
         ("corrupt EIF", ["--eif-path", write("c.eif", bytes(flipped)), "--memory", "64", "--cpu-count", "2"], 35),
         ("memory below 64 MiB", ["--eif-path", eif, "--memory", "62", "--cpu-count", "2"], 26),
         ("memory below 4 x EIF", ["--eif-path", write("big.eif", make_eif([(1, 0, b"K" * (17 << 20)), c, rd])),
@@ -414,8 +416,16 @@ def main():
     tap(r.returncode == 1, "terminate-enclave without a selector is E01")
     r = nectl("terminate-enclave", "--all", "--enclave-name", "x")
     tap(r.returncode == 2, "terminate-enclave --all --enclave-name is E02")
-    r = nectl("console", "--enclave-id", "x", "--disconnect-timeout", "0")
-    tap(r.returncode == 47, "console --disconnect-timeout 0 is E47", r.stderr)
+    r = nectl("console", "--enclave-id", "x", "--disconnect-timeout", "soon")
+    tap(r.returncode == 3, "console --disconnect-timeout soon is E03, as nitro-cli", r.stderr)
+    # No enclave runs on the build host: an unknown name is nitro-cli's E58, an id nectl's E70.
+    for cmd in ("console", "terminate-enclave"):
+        r = nectl(cmd, "--enclave-name", "nope", "--disconnect-timeout", "0") if cmd == "console" \
+            else nectl(cmd, "--enclave-name", "nope")
+        tap(r.returncode == 58 and "no enclave is named 'nope'" in r.stderr,
+            "%s --enclave-name nope: E58" % cmd, r.stderr)
+        r = nectl(cmd, "--enclave-id", "i-0000000000000000-enc1234")
+        tap(r.returncode == 70, "%s --enclave-id of no enclave: E70" % cmd, r.stderr)
 
     # -- signed EIFs
     eif_sign_tests.run(tap, nectl, NECTL, NECTL_ASAN, tmp, rnd, parse_eif)
