@@ -60,21 +60,43 @@ static int scan_failed(void)
 			   strerror(errno));
 }
 
+/* 0, a nectl error code, or -1 when the help was printed. */
+static int parse_describe_enclaves(int argc, char **argv, bool *with_metadata)
+{
+	static const struct option options[] = {
+		{ "metadata", no_argument, NULL, 'm' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int opt;
+
+	*with_metadata = false;
+	optind = 0;
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, "+h", options, NULL)) != -1) {
+		if (opt == 'h') {
+			fputs(describe_help, stdout);
+			return -1;
+		}
+		if (opt != 'm')
+			return describe_usage_error(describe_help, "describe-enclaves takes only --metadata");
+		*with_metadata = true;
+	}
+	if (optind < argc)
+		return describe_usage_error(describe_help, "describe-enclaves takes only --metadata");
+	return 0;
+}
+
 int cmd_describe_enclaves(int argc, char **argv)
 {
 	struct json_writer w;
 	struct enclave *list;
-	bool with_metadata = false;
+	bool with_metadata;
 	size_t count, i;
+	int code = parse_describe_enclaves(argc, argv, &with_metadata);
 
-	if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
-		fputs(describe_help, stdout);
-		return 0;
-	}
-	if (argc == 2 && !strcmp(argv[1], "--metadata"))
-		with_metadata = true;
-	else if (argc > 1)
-		return describe_usage_error(describe_help, "describe-enclaves takes only --metadata");
+	if (code)
+		return code < 0 ? 0 : code;
 	if (enclaves_scan(&list, &count))
 		return scan_failed();
 	json_init(&w, stdout);

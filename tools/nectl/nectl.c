@@ -63,7 +63,7 @@ static const char build_help[] =
 	"to the certificate; otherwise E60, and nothing is written.\n";
 
 static const char describe_eif_help[] =
-	"Usage: nectl describe-eif [--eif-path] FILE\n\n"
+	"Usage: nectl describe-eif --eif-path FILE   (or: nectl describe-eif FILE)\n\n"
 	"Checks FILE and prints {EifVersion, Measurements{PCR0,PCR1,PCR2[,PCR8]}, IsSigned,\n"
 	"[SigningCertificate], CheckCRC, [SignatureCheck], ImageName, ImageVersion,\n"
 	"Metadata}, as nitro-cli does.  For a signed image, PCR8 measures the signing\n"
@@ -426,24 +426,35 @@ static int cmd_build_eif(int argc, char **argv)
 /* 0 with *path set, a nectl error code, or -1 when the help was printed. */
 static int parse_describe_args(int argc, char **argv, const char **path)
 {
-	int i;
+	static const struct option options[] = {
+		{ "eif-path", required_argument, NULL, 'e' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int opt;
 
 	*path = NULL;
-	for (i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+	optind = 0;
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, "+h", options, NULL)) != -1) {
+		if (opt == 'h') {
 			fputs(describe_eif_help, stdout);
 			return -1;
 		}
-		if (!strcmp(argv[i], "--eif-path") && i + 1 < argc && !*path)
-			*path = argv[++i];
-		else if (argv[i][0] != '-' && !*path)
-			*path = argv[i];
-		else
-			return nectl_error(E_INVALID_ARG, "unexpected argument '%s' (see describe-eif --help)",
-					   argv[i]);
+		if (opt != 'e' || *path)
+			return nectl_error(E_INVALID_ARG, "%s: '%s' (see describe-eif --help)",
+					   opt == 'e' ? "the EIF is given twice" : "unknown option or missing value",
+					   argv[optind - 1]);
+		*path = optarg;
 	}
+	/* nitro-cli takes only --eif-path; the bare file is nectl's shorthand. */
+	if (optind < argc && !*path)
+		*path = argv[optind++];
+	if (optind < argc)
+		return nectl_error(E_INVALID_ARG, "unexpected argument '%s' (see describe-eif --help)",
+				   argv[optind]);
 	if (!*path)
-		return nectl_error(E_MISSING_ARG, "describe-eif needs the EIF file");
+		return nectl_error(E_MISSING_ARG, "describe-eif needs the EIF: --eif-path FILE");
 	return 0;
 }
 
@@ -572,23 +583,43 @@ static int cmd_run(int argc, char **argv)
 	return nectl_run(&opt);
 }
 
+static const char explain_help[] =
+	"Usage: nectl explain [CODE | --error-code CODE]\n\n"
+	"Explains an error code (E27 or 27), as nitro-cli explain --error-code does;\n"
+	"without CODE, lists them all.\n";
+
 static int cmd_explain(int argc, char **argv)
 {
-	if (argc == 1) {
+	static const struct option options[] = {
+		{ "error-code", required_argument, NULL, 'e' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *code = NULL;
+	int opt;
+
+	optind = 0;
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, "+h", options, NULL)) != -1) {
+		if (opt == 'h') {
+			fputs(explain_help, stdout);
+			return 0;
+		}
+		if (opt != 'e' || code)
+			return nectl_error(E_INVALID_ARG, "explain takes one error code (see explain --help)");
+		code = optarg;
+	}
+	if (optind < argc && !code)
+		code = argv[optind++];
+	if (optind < argc)
+		return nectl_error(E_INVALID_ARG, "explain takes one error code (see explain --help)");
+	if (!code) {
 		nectl_list_errors();
 		return 0;
 	}
-	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-		printf("Usage: nectl explain [CODE | --error-code CODE]\n\nExplains an error code (E27 or 27); without CODE, lists them all.\n");
-		return 0;
-	}
-	if (!strcmp(argv[1], "--error-code") && argc == 3)
-		argv++;
-	else if (argc != 2)
-		return nectl_error(E_INVALID_ARG, "explain takes one error code");
-	if (nectl_explain(argv[1]))
+	if (nectl_explain(code))
 		return nectl_error(E_INVALID_ARG, "unknown error code '%s': `nectl explain` lists them",
-				   argv[1]);
+				   code);
 	return 0;
 }
 

@@ -214,6 +214,29 @@ def main():
         "describe-eif shows ImageName, ImageVersion and flattened metadata", r.stdout)
     r2 = nectl("describe-eif", "--eif-path", out)
     tap(r2.returncode == 0 and r2.stdout == r.stdout, "describe-eif --eif-path FILE works the same")
+    r2 = nectl("describe-eif", "--eif-path=" + out)
+    tap(r2.returncode == 0 and r2.stdout == r.stdout, "describe-eif --eif-path=FILE works the same")
+    # --option=value everywhere (getopt_long), as clap takes it.
+    out_eq = os.path.join(tmp, "round-eq.eif")
+    args = ["build-eif", "--kernel=" + kpath, "--cmdline=" + cmdline.decode(), "--output=" + out_eq,
+            "--name=img", "--version=2.1", "--metadata=" + custom] + ["--ramdisk=" + p for p in rpaths]
+    r2 = nectl(*args)
+    tap(r2.returncode == 0 and json.loads(r2.stdout or "{}") == {"Measurements": built} if built else False,
+        "build-eif with --option=value: the same measurements", r2.stderr)
+    r2 = nectl("pcr", "--input=" + kpath)
+    tap(r2.returncode == 0 and json.loads(r2.stdout or "{}") == {"PCR": pcr(kernel)}, "pcr --input=FILE",
+        r2.stderr)
+    r2 = nectl("explain", "--error-code=E29")
+    tap(r2.returncode == 0 and r2.stdout.startswith("E29  ioctl failure"), "explain --error-code=E29",
+        r2.stderr)
+    r2 = nectl("describe-enclaves", "--metadata")
+    tap(r2.returncode == 0 and r2.stdout.startswith("["), "describe-enclaves --metadata", r2.stderr)
+    for cmd, extra in (("terminate-enclave", []), ("console", ["--disconnect-timeout=0"])):
+        r2 = nectl(cmd, "--enclave-name=nope", *extra)
+        tap(r2.returncode == 58, "%s --enclave-name=nope %s: E58" % (cmd, " ".join(extra)), r2.stderr)
+    r2 = nectl("verify-attestation", "--document=/nonexistent.cose", "--root-cert=/nonexistent.pem")
+    tap(r2.returncode == 74 and "/nonexistent.pem" in r2.stderr,
+        "verify-attestation --root-cert=PEM is read as the root", r2.stderr)
 
     # A single ramdisk: PCR2 is the extend of empty data; default name from -o.
     out1 = os.path.join(tmp, "single.eif")
