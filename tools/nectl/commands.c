@@ -29,9 +29,10 @@ static const char describe_help[] =
 	"EnclaveID, ProcessID, EnclaveCID, NumberOfCPUs, CPUIDs, MemoryMiB, State\n"
 	"(RUNNING, TERMINATING or EMPTY = created but not started) and Flags (NONE or\n"
 	"DEBUG_MODE), plus Measurements for enclaves started by nectl.  Enclaves created\n"
-	"by other programs through the raw ioctls are listed too, with EnclaveName null\n"
-	"and Launcher = the command name of the process holding them.  --metadata adds\n"
-	"ImageName, ImageVersion and Metadata from the EIF of nectl's enclaves.\n";
+	"by other programs through the raw ioctls are listed too, without EnclaveName (as\n"
+	"nitro-cli omits a name it does not have) and with Launcher = the command name of\n"
+	"the process holding them.  --metadata adds ImageName, ImageVersion and Metadata\n"
+	"from the EIF of nectl's enclaves, when it has a metadata section.\n";
 
 static const char terminate_help[] =
 	"Usage: nectl terminate-enclave (--enclave-id ID | --enclave-name NAME | --all)\n\n"
@@ -234,14 +235,7 @@ static int terminate_one(const struct enclave *e, struct json_writer *w)
 				   (int)e->pid, id, TERMINATE_WAIT_MS / 1000);
 	fprintf(stderr, "Successfully terminated enclave %s.\n", id);
 	json_init(w, stdout);
-	json_begin_object(w);
-	json_key(w, "EnclaveName");
-	json_string(w, e->name ? e->name : "");
-	json_key(w, "EnclaveID");
-	json_string(w, id);
-	json_key(w, "Terminated");
-	json_bool(w, true);
-	json_end_object(w);
+	enclave_write_terminated(w, e->name, id);
 	json_finish(w);
 	return 0;
 }

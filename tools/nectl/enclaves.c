@@ -502,6 +502,7 @@ static const char *describe_state(const struct enclave *e)
 	return "EMPTY";		/* a slot that has not been started yet */
 }
 
+/* nitro-cli's EnclaveDescribeInfo, then nectl's own keys (Launcher, Heartbeat). */
 void enclave_describe(struct json_writer *w, const struct enclave *e, bool with_metadata)
 {
 	const struct json_value *v;
@@ -510,11 +511,10 @@ void enclave_describe(struct json_writer *w, const struct enclave *e, bool with_
 
 	enclave_id(e->slot_uid, id, sizeof(id));
 	json_begin_object(w);
-	json_key(w, "EnclaveName");
-	if (e->name)
+	if (e->name) {		/* nitro-cli omits a name it does not have */
+		json_key(w, "EnclaveName");
 		json_string(w, e->name);
-	else
-		json_null(w);
+	}
 	json_key(w, "EnclaveID");
 	json_string(w, id);
 	json_key(w, "ProcessID");
@@ -539,6 +539,8 @@ void enclave_describe(struct json_writer *w, const struct enclave *e, bool with_
 		json_key(w, "Measurements");
 		json_tree(w, v);
 	}
+	if (with_metadata)
+		metadata_write_identity(w, json_get(e->registry, "EifMetadata"));
 	if (!e->registry) {
 		/* Made through the raw ioctls by another program: say which. */
 		json_key(w, "Launcher");
@@ -549,7 +551,19 @@ void enclave_describe(struct json_writer *w, const struct enclave *e, bool with_
 		json_key(w, "Heartbeat");
 		json_tree(w, v);
 	}
-	if (with_metadata)
-		metadata_write_identity(w, json_get(e->registry, "EifMetadata"));
+	json_end_object(w);
+}
+
+void enclave_write_terminated(struct json_writer *w, const char *name, const char *id)
+{
+	json_begin_object(w);
+	if (name) {
+		json_key(w, "EnclaveName");
+		json_string(w, name);
+	}
+	json_key(w, "EnclaveID");
+	json_string(w, id);
+	json_key(w, "Terminated");
+	json_bool(w, true);
 	json_end_object(w);
 }

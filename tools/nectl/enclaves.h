@@ -80,7 +80,13 @@ void registry_remove(uint64_t slot_uid);
 /* Is this name used by a live nectl enclave? */
 bool registry_name_taken(const char *name);
 
-/* Writes the describe-enclaves object for e (with ImageName, ImageVersion, Metadata). */
+/*
+ * Writes the describe-enclaves object for e, with ImageName, ImageVersion
+ * and Metadata when asked and known; keys nitro-cli omits when it has no
+ * value (EnclaveName, Measurements, the image's) are left out, not null.
+ */
 void enclave_describe(struct json_writer *w, const struct enclave *e, bool with_metadata);
+/* terminate-enclave's {EnclaveName, EnclaveID, Terminated}; no name, no key. */
+void enclave_write_terminated(struct json_writer *w, const char *name, const char *id);
 
 #endif

@@ -2,27 +2,40 @@
 /* How an EIF's metadata section is shown by describe-eif and describe-enclaves. */
 #include "metadata.h"
 
+/* nitro-cli's EifBuildInfo, the only BuildMetadata keys it shows. */
+static const char *const build_keys[] = {
+	"BuildTime", "BuildTool", "BuildToolVersion", "OperatingSystem", "KernelVersion",
+};
+
+/*
+ * nitro-cli's MetadataDescribeInfo: the five build fields, DockerInfo, then
+ * the CustomMetadata keys flattened (serde's flatten; none when it is null).
+ */
 static void write_flattened(struct json_writer *w, const struct json_value *meta)
 {
-	static const char *const groups[] = { "BuildMetadata", "CustomMetadata" };
+	const struct json_value *build = json_get(meta, "BuildMetadata");
+	const struct json_value *custom = json_get(meta, "CustomMetadata");
 	const struct json_value *v;
-	size_t g, i;
+	size_t i;
 
 	json_key(w, "Metadata");
 	json_begin_object(w);
-	for (g = 0; g < sizeof(groups) / sizeof(groups[0]); g++) {
-		v = json_get(meta, groups[g]);
-		if (!v || v->type != JSON_OBJECT)
-			continue;
-		for (i = 0; i < v->count; i++) {
-			json_key(w, v->keys[i]);
-			json_tree(w, v->items[i]);
+	for (i = 0; i < sizeof(build_keys) / sizeof(build_keys[0]); i++) {
+		v = json_get(build, build_keys[i]);
+		if (v) {
+			json_key(w, build_keys[i]);
+			json_tree(w, v);
 		}
 	}
+	json_key(w, "DockerInfo");
 	v = json_get(meta, "DockerInfo");
-	if (v) {
-		json_key(w, "DockerInfo");
+	if (v)
 		json_tree(w, v);
+	else
+		json_null(w);
+	for (i = 0; custom && custom->type == JSON_OBJECT && i < custom->count; i++) {
+		json_key(w, custom->keys[i]);
+		json_tree(w, custom->items[i]);
 	}
 	json_end_object(w);
 }
@@ -31,19 +44,19 @@ static void write_field(struct json_writer *w, const struct json_value *meta, co
 {
 	const struct json_value *v = json_get(meta, key);
 
-	json_key(w, key);
-	if (v)
+	if (v) {
+		json_key(w, key);
 		json_tree(w, v);
-	else
-		json_null(w);
+	}
 }
 
 void metadata_write_identity(struct json_writer *w, const struct json_value *meta)
 {
+	if (!meta)
+		return;		/* no metadata section: nitro-cli omits the three keys */
 	write_field(w, meta, "ImageName");
 	write_field(w, meta, "ImageVersion");
-	if (meta)
-		write_flattened(w, meta);
+	write_flattened(w, meta);
 }
 
 void metadata_write_measurements(struct json_writer *w,

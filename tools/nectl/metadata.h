@@ -6,10 +6,10 @@
 #include "json.h"
 
 /*
- * Writes "ImageName", "ImageVersion" and, when there is metadata, "Metadata"
- * from an EIF metadata section (NULL: no metadata, names are null), the way
- * nitro-cli shows them: BuildMetadata and CustomMetadata flattened into one
- * Metadata object, plus DockerInfo.
+ * Writes "ImageName", "ImageVersion" and "Metadata" from an EIF metadata
+ * section the way nitro-cli shows them: Metadata holds the five
+ * BuildMetadata fields, DockerInfo, then the CustomMetadata keys.  Without
+ * metadata (NULL) nothing is written: nitro-cli omits the three keys.
  */
 void metadata_write_identity(struct json_writer *w, const struct json_value *meta);
 

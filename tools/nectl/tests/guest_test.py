@@ -326,7 +326,7 @@ def main():
     d = js(nectl("describe-enclaves")) or []
     other = [x for x in d if x.get("ProcessID") == raw]
     tap(len(d) == 2 and len(other) == 1 and other[0].get("State") == "EMPTY" and
-        other[0].get("EnclaveName") is None and other[0].get("Launcher", "").startswith("python"),
+        "EnclaveName" not in other[0] and other[0].get("Launcher", "").startswith("python"),
         "describe-enclaves lists a VM made with raw ioctls by another program (EMPTY, Launcher)", d)
     r = nectl("terminate-enclave", "--enclave-id", other[0].get("EnclaveID", "x") if other else "x")
     tap(r.returncode == 71 and str(raw) in r.stderr, "terminating it is refused with E71 naming its process",

@@ -358,6 +358,16 @@ def main():
             d = {}
         tap(r.returncode == 35 and d.get("CheckCRC") is False and "CRC mismatch" in r.stderr,
             "CRC mismatch (%s): CheckCRC false and E35" % name, r.stdout + r.stderr)
+    # An image without a metadata section (EIF v3): nitro-cli omits the three keys.
+    r = nectl("describe-eif", write("nometa.eif", make_eif([k, c, rd])))
+    try:
+        d = json.loads(r.stdout)
+    except ValueError:
+        d = {}
+    tap(r.returncode == 0 and "EifVersion" in d and
+        not {"ImageName", "ImageVersion", "Metadata", "SigningCertificate", "SignatureCheck"} & set(d),
+        "describe-eif without a metadata section omits ImageName, ImageVersion, Metadata (no nulls)",
+        r.stdout + r.stderr)
     # Random corruption never crashes (fuzz with a fixed seed, ASan build when there is one).
     crashes = []
     for i in range(150):

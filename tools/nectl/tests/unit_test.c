@@ -32,6 +32,7 @@
 #include "hugepages.h"
 #include "json.h"
 #include "launch.h"
+#include "metadata.h"
 #include "sha384.h"
 
 static int test_number, failures;
@@ -197,6 +198,65 @@ static void test_json_depth(void)
 	      "json: 128 levels refused, as serde_json (nitro-cli) refuses them: %s", err);
 	json_free(meta);
 	free(text);
+}
+
+/* What a writer call printed, as text (malloc'ed). */
+#define WRITTEN(out, call) do {						\
+		struct json_writer w_;					\
+		size_t len_;						\
+		FILE *f_ = open_memstream(&(out), &len_);		\
+		json_init(&w_, f_);					\
+		call;							\
+		fclose(f_);						\
+	} while (0)
+
+/* nitro-cli leaves out the keys it has no value for (serde skip_serializing_if). */
+static void test_json_omitted(void)
+{
+	static const char reg_text[] =
+		"{\"EnclaveName\": \"e1\", \"HolderPID\": 7, \"EifMetadata\": {\"ImageName\": \"img\", "
+		"\"ImageVersion\": \"1.0\", \"BuildMetadata\": {\"BuildTime\": \"t\", \"BuildTool\": \"b\", "
+		"\"BuildToolVersion\": \"v\", \"OperatingSystem\": \"Linux\", \"KernelVersion\": \"6\", "
+		"\"Extra\": 1}, \"DockerInfo\": {\"d\": 1}, \"CustomMetadata\": {\"team\": \"x\"}}}";
+	struct enclave e = { .slot_uid = 0x42, .pid = 7, .cid = 16, .vcpus = 2, .mem_bytes = 64 << 20,
+			     .state = "running" };
+	struct json_value *reg = registry_parse(reg_text, strlen(reg_text));
+	char *out = NULL;
+
+	strcpy(e.comm, "other");
+	WRITTEN(out, enclave_describe(&w_, &e, true));
+	check(out && !strstr(out, "EnclaveName") && !strstr(out, "ImageName") &&
+	      !strstr(out, "Metadata") && !strstr(out, "Measurements") &&
+	      strstr(out, "\"Launcher\": \"other\""),
+	      "json: describe-enclaves of a foreign enclave omits EnclaveName, Measurements, ImageName, Metadata (no nulls)");
+	free(out);
+	e.registry = reg;
+	e.name = "e1";
+	WRITTEN(out, enclave_describe(&w_, &e, false));
+	check(out && strstr(out, "{\n  \"EnclaveName\": \"e1\",\n  \"EnclaveID\"") &&
+	      !strstr(out, "ImageName") && !strstr(out, "Launcher"),
+	      "json: describe-enclaves: EnclaveName first; without --metadata no image keys");
+	free(out);
+	WRITTEN(out, enclave_describe(&w_, &e, true));
+	check(out && strstr(out, "\"ImageName\": \"img\",\n  \"ImageVersion\": \"1.0\",\n  \"Metadata\": {\n"
+			     "    \"BuildTime\": \"t\",\n    \"BuildTool\": \"b\",\n    \"BuildToolVersion\": \"v\",\n"
+			     "    \"OperatingSystem\": \"Linux\",\n    \"KernelVersion\": \"6\",\n"
+			     "    \"DockerInfo\": {\n      \"d\": 1\n    },\n    \"team\": \"x\"\n  }") &&
+	      !strstr(out, "Extra"),
+	      "json: --metadata: the five build fields, DockerInfo, then the custom keys, as nitro-cli's MetadataDescribeInfo");
+	free(out);
+	json_free(reg);
+	WRITTEN(out, enclave_write_terminated(&w_, NULL, "i-0-enc42"));
+	check(out && !strcmp(out, "{\n  \"EnclaveID\": \"i-0-enc42\",\n  \"Terminated\": true\n}"),
+	      "json: terminate-enclave without a name omits EnclaveName (got %s)", out);
+	free(out);
+	WRITTEN(out, enclave_write_terminated(&w_, "n", "i-0-enc42"));
+	check(out && strstr(out, "{\n  \"EnclaveName\": \"n\",\n  \"EnclaveID\""),
+	      "json: terminate-enclave: EnclaveName, EnclaveID, Terminated");
+	free(out);
+	WRITTEN(out, metadata_write_identity(&w_, NULL));
+	check(out && !*out, "json: no metadata, no ImageName, ImageVersion nor Metadata");
+	free(out);
 }
 
 /* ------------------------------------------------------- run arguments */
@@ -983,6 +1043,7 @@ int main(int argc, char **argv)
 		return hash_file(argv[1], argv[2]);
 	test_json();
 	test_json_depth();
+	test_json_omitted();
 	test_run_args();
 	test_config();
 	test_config_file();
