@@ -512,8 +512,10 @@ void json_end_object(struct json_writer *w) { close_container(w, '}'); }
 void json_begin_array(struct json_writer *w) { open_container(w, '['); }
 void json_end_array(struct json_writer *w) { close_container(w, ']'); }
 
+/* serde_json's escapes: the short forms it has, \u00xx for other controls, DEL as is. */
 static void write_escaped(FILE *out, const char *s, size_t len)
 {
+	static const char shorts[] = "btn\0fr";	/* for 0x08..0x0d; 0x0b has none */
 	size_t i;
 
 	fputc('"', out);
@@ -522,13 +524,9 @@ static void write_escaped(FILE *out, const char *s, size_t len)
 
 		if (c == '"' || c == '\\')
 			fprintf(out, "\\%c", c);
-		else if (c == '\n')
-			fputs("\\n", out);
-		else if (c == '\t')
-			fputs("\\t", out);
-		else if (c == '\r')
-			fputs("\\r", out);
-		else if (c < 0x20 || c == 0x7f)
+		else if (c >= 0x08 && c <= 0x0d && shorts[c - 0x08])
+			fprintf(out, "\\%c", shorts[c - 0x08]);
+		else if (c < 0x20)
 			fprintf(out, "\\u%04x", c);
 		else
 			fputc(c, out);

@@ -124,6 +124,14 @@ static void test_json(void)
 	      "json: writer escapes and indents like serde_json (got %s)", out);
 	free(out);
 	json_free(v);
+	out = NULL;
+	f = open_memstream(&out, &len);
+	json_init(&w, f);
+	json_string(&w, "\b\t\n\v\f\r\x1f\x7f\xc3\xa9");
+	fclose(f);
+	check(out && !strcmp(out, "\"\\b\\t\\n\\u000b\\f\\r\\u001f\x7f\xc3\xa9\""),
+	      "json: control characters as serde_json writes them (\\b \\f short, \\u000b, DEL and UTF-8 as is)");
+	free(out);
 }
 
 /* Objects nested depth deep, {"a":{"a":...1...}}, as text (malloc'ed). */
