@@ -44,7 +44,8 @@ static const char terminate_help[] =
 static const char console_help[] =
 	"Usage: nectl console (--enclave-id ID | --enclave-name NAME) [--disconnect-timeout S]\n\n"
 	"Streams the serial console of a debug-mode enclave (vsock CID 0, port\n"
-	"enclave CID + 10000) to stdout until the enclave closes it (E45: it stopped or\n"
+	"enclave CID + 10000) to stdout, after nitro-cli's two lines \"Connecting to the\n"
+	"console for enclave CID...\" and \"Successfully connected to the console.\", until the enclave closes it (E45: it stopped or\n"
 	"rebooted, as nitro-cli reports it), or for at most S seconds (then exit 0; S = 0\n"
 	"connects and leaves).  Output only.  An unknown NAME is E58, an unknown ID E70.\n";
 
@@ -279,13 +280,15 @@ int console_attach(uint64_t cid, int64_t disconnect_timeout)
 	char buf[1024];
 	int fd;
 
+	/* On stdout, before the stream, as nitro-cli prints them (println!). */
+	printf("Connecting to the console for enclave %llu...\n", (unsigned long long)cid);
+	fflush(stdout);
 	/* nitro-cli's E47: the CID must give a 32-bit port. */
 	if (cid > UINT32_MAX - CONSOLE_PORT_BASE)
 		return nectl_error(E_INTEGER_PARSE, "enclave CID %llu gives no console port (CID + %d > %u)",
 				   (unsigned long long)cid, CONSOLE_PORT_BASE, UINT32_MAX);
 	addr.svm_port = (unsigned int)(cid + CONSOLE_PORT_BASE);
 
-	fprintf(stderr, "Connecting to the console for enclave %llu...\n", (unsigned long long)cid);
 	fd = socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return nectl_error(E_CONSOLE_CONNECT, "vsock is not available (%s): is the vsock device loaded?",
@@ -296,7 +299,8 @@ int console_attach(uint64_t cid, int64_t disconnect_timeout)
 		return nectl_error(E_CONSOLE_CONNECT, "cannot connect to vsock CID 0 port %u: %s",
 				   addr.svm_port, strerror(errno));
 	}
-	fprintf(stderr, "Successfully connected to the console.\n");
+	printf("Successfully connected to the console.\n");
+	fflush(stdout);
 	if (disconnect_timeout >= 0)
 		deadline = now_ms() + disconnect_timeout * 1000;
 	for (;;) {

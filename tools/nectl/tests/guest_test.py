@@ -312,10 +312,15 @@ def main():
     r = nectl("run", "--eif-path", eif, "--memory", mem, "--cpu-count", "2", "--no-heartbeat",
               "--attach-console", "--enclave-name", "attached")
     d = js(nectl("describe-enclaves")) or [{}]
-    tap(r.returncode == 44 and (js(r) or {}).get("EnclaveName") == "attached" and
-        "Connecting to the console for enclave" in r.stderr and d[0].get("Flags") == "DEBUG_MODE",
-        "--attach-console: run JSON, debug mode, then E44 when no console answers",
-        r.stdout + r.stderr)
+    try:
+        attached, end = json.JSONDecoder().raw_decode(r.stdout)
+    except ValueError:
+        attached, end = {}, 0
+    tap(r.returncode == 44 and attached.get("EnclaveName") == "attached" and
+        r.stdout[end:].strip() == "Connecting to the console for enclave %s..." % attached.get("EnclaveCID") and
+        d[0].get("Flags") == "DEBUG_MODE",
+        "--attach-console: run JSON, debug mode, nitro-cli's 'Connecting...' line on stdout, "
+        "then E44 when no console answers", r.stdout + r.stderr)
     tap(nectl("terminate-enclave", "--enclave-name", "attached").returncode == 0,
         "terminate the attached enclave")
     r = nectl("run", "--config", cfg, "--no-heartbeat")

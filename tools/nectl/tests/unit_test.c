@@ -1016,6 +1016,36 @@ static void test_heartbeat(void)
 	}
 }
 
+/* console_attach's first line goes to stdout, as nitro-cli's println!, even when it fails. */
+static void test_console_lines(void)
+{
+	char path[64], text[256] = "";
+	int saved, saved_err, fd, code;
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/tmp/nectl-console-%d", (int)getpid());
+	fflush(stdout);
+	saved = dup(1);
+	saved_err = dup(2);
+	fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	dup2(fd, 1);
+	dup2(open("/dev/null", O_WRONLY | O_CLOEXEC), 2);	/* the E47 line */
+	code = console_attach(UINT64_MAX, 0);	/* no port for this CID: E47, no network */
+	fflush(stdout);
+	dup2(saved, 1);
+	dup2(saved_err, 2);
+	close(saved);
+	close(saved_err);
+	n = pread(fd, text, sizeof(text) - 1, 0);
+	text[n > 0 ? n : 0] = '\0';
+	close(fd);
+	unlink(path);
+	check(code == E_INTEGER_PARSE &&
+	      !strcmp(text, "Connecting to the console for enclave 18446744073709551615...\n"),
+	      "console: 'Connecting to the console for enclave N...' on stdout first, then E47 for a CID without a port (got E%02d, '%s')",
+	      code, text);
+}
+
 static int hash_file(const char *what, const char *path)
 {
 	struct sha384_ctx ctx;
@@ -1058,6 +1088,7 @@ int main(int argc, char **argv)
 	test_planner();
 	test_misc();
 	test_heartbeat();
+	test_console_lines();
 	test_attest();
 	test_eif_sig_encoding();
 	test_eif_sig_section();
