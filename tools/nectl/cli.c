@@ -354,15 +354,6 @@ struct config_seen {
 	bool eif_path, memory_mib, cpu_count, cpu_ids, debug_mode, attach_console;
 };
 
-static const char *json_kind(const struct json_value *v)
-{
-	static const char *const kinds[] = {
-		"null", "a boolean", "a number", "a string", "an array", "an object",
-	};
-
-	return kinds[v->type];
-}
-
 static int config_type_error(const char *key, const char *want, const struct json_value *v,
 			     char *err, size_t errlen)
 {

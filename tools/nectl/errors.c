@@ -33,14 +33,15 @@ static const struct error_doc error_docs[] = {
 	  "nectl could not lock a file of its state directory (/run/nectl by default, or\n"
 	  "$NECTL_RUN_DIR), with which launches take turns. Check that it is writable:\n"
 	  "nectl run usually needs root." },
-	{ E_CONFIG_PARSE, "Malformed config file",
-	  "The run --config file is not what nitro-cli's\n"
-	  "JSON reader takes: not valid JSON, not an object, a required key missing\n"
-	  "(eif_path, memory_mib), or a key of the wrong type: eif_path and enclave_name\n"
-	  "strings, memory_mib (MiB, no unit), cpu_count and enclave_cid integers,\n"
-	  "debug_mode and attach_console true or false. null is taken for cpu_count,\n"
-	  "cpu_ids, enclave_cid and enclave_name; unknown keys are ignored. The message\n"
-	  "names the key." },
+	{ E_CONFIG_PARSE, "JSON (de)serialization failure",
+	  "The run --config file is not what nitro-cli's JSON reader takes: not valid JSON,\n"
+	  "not an object, a required key missing (eif_path, memory_mib), or a key of the\n"
+	  "wrong type: eif_path and enclave_name strings, memory_mib (MiB, no unit),\n"
+	  "cpu_count and enclave_cid integers, debug_mode and attach_console true or false.\n"
+	  "null is taken for cpu_count, cpu_ids, enclave_cid and enclave_name; unknown keys\n"
+	  "are ignored. The message names the key.\n"
+	  "describe-eif: the image's CustomMetadata is neither an object nor null, and its\n"
+	  "keys cannot be shown flattened into Metadata (nitro-cli fails the same way)." },
 	{ E_FILE_OPERATION, "File operation failure",
 	  "A file nectl needs is missing or cannot be opened, read or written: the EIF of\n"
 	  "run, its --config file, the input of pcr, the document of verify-attestation,\n"

@@ -439,6 +439,15 @@ const struct json_value *json_get(const struct json_value *obj, const char *key)
 	return NULL;
 }
 
+const char *json_kind(const struct json_value *v)
+{
+	static const char *const kinds[] = {
+		"null", "a boolean", "a number", "a string", "an array", "an object",
+	};
+
+	return kinds[v->type];
+}
+
 bool json_to_u64(const struct json_value *v, uint64_t *out)
 {
 	unsigned long long n;

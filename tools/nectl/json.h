@@ -32,6 +32,8 @@ struct json_value *json_parse_depth(const char *text, size_t len, int max_depth,
 				    char *err, size_t errlen);
 void json_free(struct json_value *v);
 const struct json_value *json_get(const struct json_value *obj, const char *key);
+/* "a string", "null"...: the type of v, for messages. */
+const char *json_kind(const struct json_value *v);
 /* A non-negative integer without fraction or exponent; false otherwise. */
 bool json_to_u64(const struct json_value *v, uint64_t *out);
 

@@ -164,14 +164,9 @@ static void default_name(const char *eif_path, char *name, size_t len)
 /* Picks the name and records the enclave, under the registry lock. */
 static int register_enclave(struct launch *l)
 {
-	char base[NECTL_NAME_MAX + 1], err[160];
+	char base[NECTL_NAME_MAX + 1];
 	unsigned int i;
-	int lock;
-
-	/* Not valid JSON: describe --metadata shows nothing, the launch goes on. */
-	if (l->eif.metadata)
-		l->metadata = json_parse(l->eif.metadata, l->eif.metadata_len, err, sizeof(err));
-	lock = nectl_lock("registry.lock");
+	int lock = nectl_lock("registry.lock");
 
 	if (lock < 0)
 		return fail(l, E_LOCK, "cannot lock %s/registry.lock: %s", nectl_run_dir(),
@@ -863,6 +858,16 @@ static int check_request(const struct run_options *opt, struct launch *l)
 	if (l->eif.flags & 1)
 		return nectl_error(E_EIF, "%s is an aarch64 image; this parent is x86_64",
 				   opt->eif_path);
+	/*
+	 * Metadata nitro-cli's reader refuses is refused here, before launching
+	 * (nitro-cli notices it only when describe-enclaves fails).  A
+	 * CustomMetadata it cannot show (E17 for describe-eif) is launched:
+	 * nitro-cli launches it, and describe --metadata leaves those keys out.
+	 */
+	if (l->eif.metadata &&
+	    metadata_parse(l->eif.metadata, l->eif.metadata_len, &l->metadata, err,
+			   sizeof(err)) == E_EIF)
+		return nectl_error(E_EIF, "%s: %s", opt->eif_path, err);
 	if (mem < NE_MIN_ENCLAVE_MEM_SIZE)
 		return nectl_error(E_MEMORY_REQUEST_TOO_SMALL,
 				   "--memory %llu MiB is below the 64 MiB minimum of an enclave",
@@ -948,6 +953,7 @@ int nectl_run(const struct run_options *opt)
 		if (l.eif_fd >= 0)
 			close(l.eif_fd);
 		eif_info_release(&l.eif);
+		json_free(l.metadata);
 		return code;
 	}
 	if (pipe2(pipefd, O_CLOEXEC))
@@ -964,6 +970,7 @@ int nectl_run(const struct run_options *opt)
 	close(pipefd[1]);
 	close(l.eif_fd);
 	eif_info_release(&l.eif);
+	json_free(l.metadata);	/* the holder's copy is its own */
 	in = fdopen(pipefd[0], "r");
 	if (!in)
 		return nectl_error(E_HOLDER, "fdopen: %s", strerror(errno));

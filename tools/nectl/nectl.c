@@ -69,9 +69,14 @@ static const char describe_eif_help[] =
 	"Metadata}, as nitro-cli does.  For a signed image, PCR8 measures the signing\n"
 	"certificate, SigningCertificate shows its issuer, algorithm, dates and signature,\n"
 	"and SignatureCheck tells whether the signature verifies with the certificate's key\n"
-	"and signs this image's PCR0.  A malformed file (signature section included) is\n"
-	"refused with E35; a CRC mismatch prints the JSON and exits with E35, a failed\n"
-	"signature check with E59.\n";
+	"and signs this image's PCR0.  The sections are read in file order, as nitro-cli\n"
+	"reads them, and must follow one another from the header to the end of the file.\n"
+	"The metadata is typed as nitro-cli types it: ImageName, ImageVersion and the five\n"
+	"BuildMetadata fields strings, DockerInfo and CustomMetadata present (null for no\n"
+	"metadata at all).  A malformed file (trailing bytes, signature section and\n"
+	"metadata included) is refused with E35, a CustomMetadata that is neither an\n"
+	"object nor null with E17 (nitro-cli cannot show it either); a CRC mismatch\n"
+	"prints the JSON and exits with E35, a failed signature check with E59.\n";
 
 static const char run_help[] =
 	"Usage: nectl run --eif-path FILE --memory SIZE --cpu-count N [--enclave-cid CID]\n"
@@ -479,7 +484,7 @@ static void described_release(struct described *d)
 static int describe_read(const char *path, struct described *d)
 {
 	char err[512];
-	int fd;
+	int fd, code;
 
 	memset(d, 0, sizeof(*d));
 	fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -491,10 +496,10 @@ static int describe_read(const char *path, struct described *d)
 	}
 	close(fd);
 	if (d->info.metadata) {
-		d->meta = json_parse(d->info.metadata, d->info.metadata_len, err, sizeof(err));
-		if (!d->meta || d->meta->type != JSON_OBJECT)
-			return nectl_error(E_EIF, "%s: the metadata section is not a JSON object%s%s",
-					   path, d->meta ? "" : ": ", d->meta ? "" : err);
+		code = metadata_parse(d->info.metadata, d->info.metadata_len, &d->meta, err,
+				      sizeof(err));
+		if (code)
+			return nectl_error(code, "%s: %s", path, err);
 	}
 	if (d->info.is_signed) {
 		eif_sig_check(&d->info, time(NULL), &d->sig);

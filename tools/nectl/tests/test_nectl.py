@@ -88,15 +88,38 @@ def expected_pcrs(kernel, cmdline, ramdisks):
             pcr(b"".join(ramdisks[1:])))
 
 
-def make_eif(sections, version=4, crc=None, nsec=None, offsets=None, sizes=None):
-    """A hand-made EIF (for the malformed table), sections = [(type, flags, body)]."""
+def meta_json(drop=None, **fields):
+    """A metadata section nitro-cli reads; fields replace keys (build keys too), drop removes one."""
+    build = {"BuildTime": "2023-11-14T22:13:20+00:00", "BuildTool": "t", "BuildToolVersion": "1",
+             "OperatingSystem": "Linux", "KernelVersion": "6.1"}
+    meta = {"ImageName": "n", "ImageVersion": "1.0", "BuildMetadata": build, "DockerInfo": None,
+            "CustomMetadata": {"team": "x"}}
+    for key, value in fields.items():
+        (build if key in build else meta)[key] = value
+    for d in (meta, build):
+        d.pop(drop, None)
+    return json.dumps(meta).encode()
+
+
+def make_eif(sections, version=4, crc=None, nsec=None, offsets=None, sizes=None, gap_after=None,
+             table=None):
+    """A hand-made EIF (for the malformed table), sections = [(type, flags, body)].
+
+    gap_after=i puts 8 bytes after section i (-1: after the header); table
+    lists the header's entries in another order than the file's."""
     off = HDR
     offs, szs, body = [], [], b""
-    for stype, sflags, data in sections:
+    if gap_after == -1:
+        body, off = b"\0" * 8, off + 8
+    for i, (stype, sflags, data) in enumerate(sections):
         offs.append(off)
         szs.append(len(data))
         body += struct.pack(">HHQ", stype, sflags, len(data)) + data
         off += 12 + len(data)
+        if gap_after == i:
+            body, off = body + b"\0" * 8, off + 8
+    if table:
+        offs, szs = [offs[i] for i in table], [szs[i] for i in table]
     offs = offsets or offs
     szs = sizes or szs
     hdr = struct.pack(">4sHHQQHH", b".eif", version, 0, 1 << 30, 2, 0,
@@ -300,11 +323,17 @@ def main():
             "build-eif %s: exit %d with one clear error" % (name, code), r.stderr)
 
     # -- malformed and hostile files
-    k, c, rd, md = (1, 0, b"K" * 100), (2, 0, b"console=ttyS0"), (3, 0, b"R" * 50), (5, 0, b"{}")
+    k, c, rd = (1, 0, b"K" * 100), (2, 0, b"console=ttyS0"), (3, 0, b"R" * 50)
+    md = (5, 0, meta_json())
     good = make_eif([k, c, md, rd])
     tap(nectl("describe-eif", write("good.eif", good)).returncode == 0,
         "the hand-made reference EIF is accepted")
     big = (1 << 64) - 1
+    # Standard offsets of [k, c, md, rd], and the sizes of their data.
+    sz = [len(x[2]) for x in (k, c, md, rd)]
+    o = [HDR]
+    for n in sz[:-1]:
+        o.append(o[-1] + 12 + n)
     cases = [
         ("empty file", b""),
         ("truncated header (547 bytes)", good[:547]),
@@ -317,13 +346,31 @@ def main():
         ("zero sections", make_eif([k, c, md, rd], nsec=0)),
         ("33 sections", make_eif([k, c, md, rd], nsec=33)),
         ("65535 sections", make_eif([k, c, md, rd], nsec=65535)),
-        ("section offset past the end", make_eif([k, c, md, rd], offsets=[548, 660, 685, 1 << 40])),
-        ("section offset inside the header", make_eif([k, c, md, rd], offsets=[548, 660, 685, 100])),
-        ("section offset 2^64-1", make_eif([k, c, md, rd], offsets=[548, 660, 685, big])),
-        ("section size 2^64-1 (overflow)", make_eif([k, c, md, (3, 0, b"")], sizes=[100, 13, 2, big])),
-        ("section size past the end", make_eif([k, c, md, rd], sizes=[100, 13, 2, 51])),
-        ("header and section sizes differ", make_eif([k, c, md, rd], sizes=[100, 13, 2, 49])),
-        ("overlapping sections", make_eif([k, c, md, rd], offsets=[548, 548, 685, 699])),
+        ("section offset past the end", make_eif([k, c, md, rd], offsets=o[:3] + [1 << 40])),
+        ("section offset inside the header", make_eif([k, c, md, rd], offsets=o[:3] + [100])),
+        ("section offset 2^64-1", make_eif([k, c, md, rd], offsets=o[:3] + [big])),
+        ("section size 2^64-1 (overflow)", make_eif([k, c, md, (3, 0, b"")], sizes=sz[:3] + [big])),
+        ("section size past the end", make_eif([k, c, md, rd], sizes=sz[:3] + [51])),
+        ("header and section sizes differ", make_eif([k, c, md, rd], sizes=sz[:3] + [49])),
+        ("overlapping sections", make_eif([k, c, md, rd], offsets=[o[0], o[0], o[2], o[3]])),
+        # nitro-cli reads the sections back to back to the end of the file
+        ("one trailing byte", good + b"\0"),
+        ("12 trailing zero bytes (nitro-cli: an invalid section)", good + b"\0" * 12),
+        ("4 KiB of trailing bytes", good + b"x" * 4096),
+        ("a gap between two sections", make_eif([k, c, md, rd], gap_after=1)),
+        ("a gap after the header", make_eif([k, c, md, rd], gap_after=-1)),
+        # the metadata as nitro-cli's EifIdentityInfo types it
+        ("metadata without ImageName", make_eif([k, c, (5, 0, meta_json(drop="ImageName")), rd])),
+        ("metadata ImageName a number", make_eif([k, c, (5, 0, meta_json(ImageName=7)), rd])),
+        ("metadata ImageVersion null", make_eif([k, c, (5, 0, meta_json(ImageVersion=None)), rd])),
+        ("metadata without BuildMetadata", make_eif([k, c, (5, 0, meta_json(drop="BuildMetadata")), rd])),
+        ("metadata BuildMetadata a string", make_eif([k, c, (5, 0, meta_json(BuildMetadata="b")), rd])),
+        ("metadata BuildTime a number", make_eif([k, c, (5, 0, meta_json(BuildTime=1)), rd])),
+        ("metadata without KernelVersion", make_eif([k, c, (5, 0, meta_json(drop="KernelVersion")), rd])),
+        ("metadata without DockerInfo", make_eif([k, c, (5, 0, meta_json(drop="DockerInfo")), rd])),
+        ("metadata without CustomMetadata", make_eif([k, c, (5, 0, meta_json(drop="CustomMetadata")), rd])),
+        ("metadata is a string", make_eif([k, c, (5, 0, b'"meta"'), rd])),
+        ("metadata is empty", make_eif([k, c, (5, 0, b""), rd])),
         ("invalid section type 0", make_eif([(0, 0, b"K" * 100), c, md, rd])),
         ("unknown section type 9", make_eif([k, c, md, rd, (9, 0, b"?")])),
         ("non-zero section flags", make_eif([k, (2, 1, b"console=ttyS0"), md, rd])),
@@ -376,9 +423,41 @@ def main():
             pos = rnd.randrange(len(blob))
             blob[pos] = rnd.getrandbits(8)
         r = nectl("describe-eif", write("fuzz.eif", bytes(blob)), binary=NECTL_ASAN or NECTL)
-        if r.returncode not in (0, 35):
+        if r.returncode not in (0, 17, 35):
             crashes.append((i, r.returncode, r.stderr[-300:]))
-    tap(not crashes, "150 randomly corrupted EIFs: exit 0 or 35, never a crash", crashes[:3])
+    tap(not crashes, "150 randomly corrupted EIFs: exit 0, 17 or 35, never a crash", crashes[:3])
+
+    # What nitro-cli's reader takes that a strict one might not.
+    rd2 = (3, 0, b"S" * 30)
+    table_order = make_eif([k, c, md, rd, rd2], table=[0, 1, 2, 4, 3])
+    r = nectl("describe-eif", write("order.eif", table_order))
+    m = (json.loads(r.stdout or "{}")).get("Measurements", {})
+    tap(r.returncode == 0 and m.get("PCR1") == pcr(k[2] + c[2] + rd[2]) and m.get("PCR2") == pcr(rd2[2]),
+        "sections listed out of file order: measured in file order, as nitro-cli (PCR1 has the first "
+        "ramdisk of the file)", r.stdout + r.stderr)
+    for name, meta, shown in [
+            ("null metadata", b"null", None),
+            ("unknown metadata keys", meta_json(Extra=[1], BuildExtra=2), "ok"),
+            ("DockerInfo and CustomMetadata null", meta_json(DockerInfo=None, CustomMetadata=None), "ok"),
+            ("DockerInfo of any type", meta_json(DockerInfo=[1, "x"]), "ok")]:
+        r = nectl("describe-eif", write("meta.eif", make_eif([k, c, (5, 0, meta), rd])))
+        try:
+            d = json.loads(r.stdout)
+        except ValueError:
+            d = {}
+        ok = r.returncode == 0 and ("Metadata" in d) == (shown is not None)
+        ok &= "Extra" not in d.get("Metadata", {}) and "BuildExtra" not in d.get("Metadata", {})
+        tap(ok, "describe-eif takes %s, as nitro-cli" % name, r.stdout + r.stderr)
+    for custom in ("x", [1], 5, True):
+        r = nectl("describe-eif", write("meta.eif", make_eif([k, c, (5, 0, meta_json(CustomMetadata=custom)), rd])))
+        tap(r.returncode == 17 and not r.stdout and "CustomMetadata" in r.stderr,
+            "describe-eif, CustomMetadata %s: E17 and no JSON, as nitro-cli (serde cannot flatten it)"
+            % json.dumps(custom), r.stdout + r.stderr)
+    # run refuses before launching what describe-eif refuses (nitro-cli fails later, in describe-enclaves).
+    for name, blob in (("trailing bytes", good + b"\0"),
+                       ("metadata ImageName a number", make_eif([k, c, (5, 0, meta_json(ImageName=7)), rd]))):
+        r = nectl("run", "--eif-path", write("runbad.eif", blob), "--memory", "64", "--cpu-count", "2")
+        tap(r.returncode == 35, "run refuses an image with %s: E35 before the device" % name, r.stderr)
 
     # -- run: argument and config errors, checked before any device access
     eif = out1
