@@ -95,7 +95,9 @@ static const struct error_doc error_docs[] = {
 	  "nectl build-eif could not write the image: an input missing or empty, too many\n"
 	  "ramdisks, a --metadata file that cannot be read or is not a JSON object, or an\n"
 	  "output that cannot be written." },
-	{ E_HASHER, "Hasher failure", "SHA-384 of the pcr input could not be computed." },
+	{ E_HASHER, "Hasher failure",
+	  "pcr could not compute the PCR: SHA-384 failed, or the --signing-certificate file\n"
+	  "is not a PEM certificate (nitro-cli reports both as hasher errors)." },
 	{ E_NAMING, "Enclave naming failure",
 	  "No running enclave has the --enclave-name given to terminate-enclave or console,\n"
 	  "or run was given a name a running enclave already has, or that is not usable\n"

@@ -80,8 +80,9 @@ static int certificate_digest(const char *path, uint8_t digest[SHA384_DIGEST_SIZ
 		return nectl_error(E_FILE_OPERATION, "cannot open %s: %s", path, strerror(errno));
 	cert = PEM_read_X509(f, NULL, NULL, NULL);
 	fclose(f);
+	/* nitro-cli reports this as a hasher error too (E57). */
 	if (!cert)
-		return nectl_error(E_INVALID_ARG, "%s is not a PEM certificate", path);
+		return nectl_error(E_HASHER, "%s is not a PEM certificate", path);
 	/* PCR8 measures the DER the PEM carries, not the PEM text. */
 	len = i2d_X509(cert, &der);
 	X509_free(cert);

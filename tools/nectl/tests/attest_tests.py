@@ -556,7 +556,7 @@ def pcr_command(c, forge, root_pem):
                              ("both options", ["--input", path, "--signing-certificate", root_pem], 2),
                              ("missing file", ["--input", "/nonexistent"], 19),
                              ("missing certificate", ["--signing-certificate", "/nonexistent"], 19),
-                             ("certificate not PEM", ["--signing-certificate", path], 3)]:
+                             ("certificate not PEM", ["--signing-certificate", path], 57)]:
         r = c.nectl("pcr", *args)
         c.tap(r.returncode == code and ("[ E%02d ]" % code) in r.stderr and not r.stdout,
               "pcr %s: E%02d" % (name, code), r.stderr)
