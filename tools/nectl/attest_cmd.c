@@ -109,7 +109,7 @@ static int at_option(const char *text, struct verify_args *a)
 	}
 	/* time_t is 64-bit here; the bound keeps gmtime and ASN.1 times sane. */
 	if (parse_u64(text, 253402300799ULL, false, &v))
-		return nectl_error(E_INTEGER_PARSE,
+		return nectl_error(E_INVALID_ARG,
 				   "--at '%.80s' is neither Unix seconds (up to year 9999) nor 'document'",
 				   text);
 	a->at = (time_t)v;
@@ -211,15 +211,15 @@ static int read_document(const char *path, uint8_t **buf, size_t *len)
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 
 	if (fd < 0)
-		return nectl_error(E_FILE_READ, "cannot open %s: %s", path, strerror(errno));
+		return nectl_error(E_FILE_OPERATION, "cannot open %s: %s", path, strerror(errno));
 	if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
 		close(fd);
-		return nectl_error(E_FILE_READ, "%s is not a regular file", path);
+		return nectl_error(E_FILE_OPERATION, "%s is not a regular file", path);
 	}
 	*buf = malloc(max);
 	if (!*buf) {
 		close(fd);
-		return nectl_error(E_FILE_READ, "out of memory");
+		return nectl_error(E_FILE_OPERATION, "out of memory");
 	}
 	while (got < max && (n = read(fd, *buf + got, max - got)) > 0)
 		got += n;

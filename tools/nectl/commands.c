@@ -29,9 +29,10 @@ static const char describe_help[] =
 	"EnclaveID, ProcessID, EnclaveCID, NumberOfCPUs, CPUIDs, MemoryMiB, State\n"
 	"(RUNNING, TERMINATING or EMPTY = created but not started) and Flags (NONE or\n"
 	"DEBUG_MODE), plus Measurements for enclaves started by nectl.  Enclaves created\n"
-	"by other programs through the raw ioctls are listed too, with EnclaveName null\n"
-	"and Launcher = the command name of the process holding them.  --metadata adds\n"
-	"ImageName, ImageVersion and Metadata from the EIF of nectl's enclaves.\n";
+	"by other programs through the raw ioctls are listed too, without EnclaveName (as\n"
+	"nitro-cli omits a name it does not have) and with Launcher = the command name of\n"
+	"the process holding them.  --metadata adds ImageName, ImageVersion and Metadata\n"
+	"from the EIF of nectl's enclaves, when it has a metadata section.\n";
 
 static const char terminate_help[] =
 	"Usage: nectl terminate-enclave (--enclave-id ID | --enclave-name NAME | --all)\n\n"
@@ -43,8 +44,10 @@ static const char terminate_help[] =
 static const char console_help[] =
 	"Usage: nectl console (--enclave-id ID | --enclave-name NAME) [--disconnect-timeout S]\n\n"
 	"Streams the serial console of a debug-mode enclave (vsock CID 0, port\n"
-	"enclave CID + 10000) to stdout until the enclave closes it, or for at most S\n"
-	"seconds.  Output only.\n";
+	"enclave CID + 10000) to stdout, after nitro-cli's two lines \"Connecting to the\n"
+	"console for enclave CID...\" and \"Successfully connected to the console.\", until the enclave closes it (E45: it stopped or\n"
+	"rebooted, as nitro-cli reports it), or for at most S seconds (then exit 0; S = 0\n"
+	"connects and leaves).  Output only.  An unknown NAME is E58, an unknown ID E70.\n";
 
 static int describe_usage_error(const char *help, const char *what)
 {
@@ -52,23 +55,52 @@ static int describe_usage_error(const char *help, const char *what)
 	return nectl_error(E_INVALID_ARG, "%s", what);
 }
 
+/* nitro-cli's E07: the list of enclaves could not be read. */
+static int scan_failed(void)
+{
+	return nectl_error(E_READ_FROM_DISK, "cannot read /proc to find the enclaves: %s",
+			   strerror(errno));
+}
+
+/* 0, a nectl error code, or -1 when the help was printed. */
+static int parse_describe_enclaves(int argc, char **argv, bool *with_metadata)
+{
+	static const struct option options[] = {
+		{ "metadata", no_argument, NULL, 'm' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int opt;
+
+	*with_metadata = false;
+	optind = 0;
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, "+h", options, NULL)) != -1) {
+		if (opt == 'h') {
+			fputs(describe_help, stdout);
+			return -1;
+		}
+		if (opt != 'm')
+			return describe_usage_error(describe_help, "describe-enclaves takes only --metadata");
+		*with_metadata = true;
+	}
+	if (optind < argc)
+		return describe_usage_error(describe_help, "describe-enclaves takes only --metadata");
+	return 0;
+}
+
 int cmd_describe_enclaves(int argc, char **argv)
 {
 	struct json_writer w;
 	struct enclave *list;
-	bool with_metadata = false;
+	bool with_metadata;
 	size_t count, i;
+	int code = parse_describe_enclaves(argc, argv, &with_metadata);
 
-	if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
-		fputs(describe_help, stdout);
-		return 0;
-	}
-	if (argc == 2 && !strcmp(argv[1], "--metadata"))
-		with_metadata = true;
-	else if (argc > 1)
-		return describe_usage_error(describe_help, "describe-enclaves takes only --metadata");
+	if (code)
+		return code < 0 ? 0 : code;
 	if (enclaves_scan(&list, &count))
-		return nectl_error(E_FILE_OPERATION, "cannot scan /proc: %s", strerror(errno));
+		return scan_failed();
 	json_init(&w, stdout);
 	json_begin_array(&w);
 	for (i = 0; i < count; i++)
@@ -83,7 +115,7 @@ struct selector {
 	const char *id;
 	const char *name;
 	bool all;
-	unsigned int disconnect_timeout;
+	int64_t disconnect_timeout;	/* seconds, or -1: none */
 };
 
 static int parse_selector(int argc, char **argv, struct selector *sel, bool allow_all,
@@ -101,6 +133,7 @@ static int parse_selector(int argc, char **argv, struct selector *sel, bool allo
 	int opt, chosen;
 
 	memset(sel, 0, sizeof(*sel));
+	sel->disconnect_timeout = -1;
 	*want_help = false;
 	optind = 0;
 	opterr = 0;
@@ -120,9 +153,10 @@ static int parse_selector(int argc, char **argv, struct selector *sel, bool allo
 		case 't':
 			if (!allow_timeout)
 				return describe_usage_error(help, "--disconnect-timeout is not an option of this command");
-			if (parse_u64(optarg, 86400 * 365, false, &v) || !v)
-				return nectl_error(E_INTEGER_PARSE,
-						   "--disconnect-timeout '%s' must be a number of seconds >= 1",
+			/* 0 is taken, as nitro-cli takes it: connect, then leave at once. */
+			if (parse_u64(optarg, 86400 * 365, false, &v))
+				return nectl_error(E_INVALID_ARG,
+						   "--disconnect-timeout '%s' must be a number of seconds (at most a year)",
 						   optarg);
 			sel->disconnect_timeout = v;
 			break;
@@ -153,6 +187,16 @@ static bool selected(const struct enclave *e, const struct selector *sel)
 	if (sel->name)
 		return e->name && !strcmp(e->name, sel->name);
 	return enclave_id_matches(e->slot_uid, sel->id);
+}
+
+/* nitro-cli: a name that matches no enclave is a naming error (E58); an id has no code. */
+static int no_such_enclave(const struct selector *sel)
+{
+	if (sel->name)
+		return nectl_error(E_NAMING, "no enclave is named '%s': see nectl describe-enclaves",
+				   sel->name);
+	return nectl_error(E_NO_SUCH_ENCLAVE, "no enclave has the id '%s': see nectl describe-enclaves",
+			   sel->id);
 }
 
 static int64_t now_ms(void)
@@ -192,14 +236,7 @@ static int terminate_one(const struct enclave *e, struct json_writer *w)
 				   (int)e->pid, id, TERMINATE_WAIT_MS / 1000);
 	fprintf(stderr, "Successfully terminated enclave %s.\n", id);
 	json_init(w, stdout);
-	json_begin_object(w);
-	json_key(w, "EnclaveName");
-	json_string(w, e->name ? e->name : "");
-	json_key(w, "EnclaveID");
-	json_string(w, id);
-	json_key(w, "Terminated");
-	json_bool(w, true);
-	json_end_object(w);
+	enclave_write_terminated(w, e->name, id);
 	json_finish(w);
 	return 0;
 }
@@ -217,7 +254,7 @@ int cmd_terminate_enclave(int argc, char **argv)
 	if (code || want_help)
 		return code;
 	if (enclaves_scan(&list, &count))
-		return nectl_error(E_FILE_OPERATION, "cannot scan /proc: %s", strerror(errno));
+		return scan_failed();
 	for (i = 0; i < count; i++) {
 		if (!selected(&list[i], &sel))
 			continue;
@@ -228,24 +265,30 @@ int cmd_terminate_enclave(int argc, char **argv)
 	}
 	enclaves_free(list, count);
 	if (!matched && !sel.all)
-		return nectl_error(E_NO_SUCH_ENCLAVE, "no enclave with %s '%s': see nectl describe-enclaves",
-				   sel.id ? "id" : "name", sel.id ? sel.id : sel.name);
+		return no_such_enclave(&sel);
 	return first_error;
 }
 
-int console_attach(uint64_t cid, unsigned int disconnect_timeout)
+int console_attach(uint64_t cid, int64_t disconnect_timeout)
 {
 	struct sockaddr_vm addr = {
 		.svm_family = AF_VSOCK,
 		.svm_cid = VMADDR_CID_HYPERVISOR,
-		.svm_port = (unsigned int)(cid + CONSOLE_PORT_BASE),
 	};
 	struct timeval tv = { .tv_sec = CONSOLE_CONNECT_TIMEOUT };
-	int64_t deadline = disconnect_timeout ? now_ms() + disconnect_timeout * 1000LL : 0;
+	int64_t deadline = 0;
 	char buf[1024];
 	int fd;
 
-	fprintf(stderr, "Connecting to the console for enclave %llu...\n", (unsigned long long)cid);
+	/* On stdout, before the stream, as nitro-cli prints them (println!). */
+	printf("Connecting to the console for enclave %llu...\n", (unsigned long long)cid);
+	fflush(stdout);
+	/* nitro-cli's E47: the CID must give a 32-bit port. */
+	if (cid > UINT32_MAX - CONSOLE_PORT_BASE)
+		return nectl_error(E_INTEGER_PARSE, "enclave CID %llu gives no console port (CID + %d > %u)",
+				   (unsigned long long)cid, CONSOLE_PORT_BASE, UINT32_MAX);
+	addr.svm_port = (unsigned int)(cid + CONSOLE_PORT_BASE);
+
 	fd = socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return nectl_error(E_CONSOLE_CONNECT, "vsock is not available (%s): is the vsock device loaded?",
@@ -256,7 +299,10 @@ int console_attach(uint64_t cid, unsigned int disconnect_timeout)
 		return nectl_error(E_CONSOLE_CONNECT, "cannot connect to vsock CID 0 port %u: %s",
 				   addr.svm_port, strerror(errno));
 	}
-	fprintf(stderr, "Successfully connected to the console.\n");
+	printf("Successfully connected to the console.\n");
+	fflush(stdout);
+	if (disconnect_timeout >= 0)
+		deadline = now_ms() + disconnect_timeout * 1000;
 	for (;;) {
 		struct pollfd p = { fd, POLLIN, 0 };
 		int64_t left = deadline ? deadline - now_ms() : -1;
@@ -274,9 +320,14 @@ int console_attach(uint64_t cid, unsigned int disconnect_timeout)
 			continue;
 		n = read(fd, buf, sizeof(buf));
 		if (n == 0) {
-			/* nitro-cli reports E45 here; a closed console is a normal end. */
-			fprintf(stderr, "The enclave closed its console.\n");
-			break;
+			/*
+			 * nitro-cli's own read loop ends quietly on EOF, but on Nitro the
+			 * enclave's end arrives as a failed read: its users get E45 when the
+			 * enclave stops (issue #405), and so do nectl's.
+			 */
+			close(fd);
+			return nectl_error(E_CONSOLE_READ,
+					   "the enclave closed its console: it stopped or rebooted");
 		}
 		if (n < 0) {
 			close(fd);
@@ -305,7 +356,7 @@ int cmd_console(int argc, char **argv)
 	if (code || want_help)
 		return code;
 	if (enclaves_scan(&list, &count))
-		return nectl_error(E_FILE_OPERATION, "cannot scan /proc: %s", strerror(errno));
+		return scan_failed();
 	for (i = 0; i < count && !found; i++) {
 		if (selected(&list[i], &sel)) {
 			found = true;
@@ -315,8 +366,7 @@ int cmd_console(int argc, char **argv)
 	}
 	enclaves_free(list, count);
 	if (!found)
-		return nectl_error(E_NO_SUCH_ENCLAVE, "no enclave with %s '%s': see nectl describe-enclaves",
-				   sel.id ? "id" : "name", sel.id ? sel.id : sel.name);
+		return no_such_enclave(&sel);
 	if (!(flags & 1))
 		return nectl_error(E_CONSOLE_CONNECT, "the enclave was not started in debug mode: restart it with --debug-mode");
 	if (!cid)

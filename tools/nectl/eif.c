@@ -221,27 +221,62 @@ static int check_section(int fd, struct eif_info *info, unsigned int i, char *er
 	return 0;
 }
 
+static int compare_offsets(const void *a, const void *b)
+{
+	const struct eif_section *x = a, *y = b;
+
+	return x->offset < y->offset ? -1 : x->offset > y->offset;
+}
+
+/*
+ * nitro-cli reads an EIF in file order: section headers back to back from
+ * byte 548 until the file ends, whatever the header's table says.  The
+ * hypervisor (and QEMU) go by the table.  Both read the same sections, in
+ * the same order, only if the table's sections tile the file: sorted by
+ * offset, each starts where the previous ends, the first at the header's
+ * end and the last at the file's.  A gap would be read by nitro-cli as a
+ * section header, and so would trailing bytes (a tail shorter than one it
+ * ignores; nectl refuses that too).  Sorting makes the PCRs and the CRC
+ * follow the file order, as nitro-cli's.
+ */
+static int check_tiling(struct eif_info *info, char *err, size_t errlen)
+{
+	uint64_t expected = EIF_HEADER_SIZE;
+	unsigned int i;
+
+	qsort(info->sections, info->num_sections, sizeof(info->sections[0]), compare_offsets);
+	for (i = 0; i < info->num_sections; i++) {
+		const struct eif_section *s = &info->sections[i];
+
+		if (s->offset != expected) {
+			set_err(err, errlen, "the %s section starts at byte %llu, not %llu: sections %s (nitro-cli reads them back to back from byte %u)",
+				section_name(s->type), (unsigned long long)s->offset,
+				(unsigned long long)expected,
+				s->offset < expected ? "overlap" : "have a gap between them",
+				EIF_HEADER_SIZE);
+			return -1;
+		}
+		/* Within the file (check_section), so this cannot overflow. */
+		expected = s->offset + EIF_SECTION_HEADER_SIZE + s->size;
+	}
+	if (expected != info->file_size) {
+		set_err(err, errlen, "%llu bytes after the last section (it ends at byte %llu of %llu): an EIF ends with its last section",
+			(unsigned long long)(info->file_size - expected),
+			(unsigned long long)expected, (unsigned long long)info->file_size);
+		return -1;
+	}
+	return 0;
+}
+
 static int check_layout(struct eif_info *info, char *err, size_t errlen)
 {
 	unsigned int count[EIF_SECTION_METADATA + 1] = { 0 };
-	unsigned int i, j;
+	unsigned int i;
 
-	for (i = 0; i < info->num_sections; i++) {
-		const struct eif_section *a = &info->sections[i];
-
-		count[a->type]++;
-		for (j = i + 1; j < info->num_sections; j++) {
-			const struct eif_section *b = &info->sections[j];
-			/* Both ends are within the file, so these sums cannot overflow. */
-			uint64_t a_end = a->offset + EIF_SECTION_HEADER_SIZE + a->size;
-			uint64_t b_end = b->offset + EIF_SECTION_HEADER_SIZE + b->size;
-
-			if (a->offset < b_end && b->offset < a_end) {
-				set_err(err, errlen, "sections %u and %u overlap", i, j);
-				return -1;
-			}
-		}
-	}
+	if (check_tiling(info, err, errlen))
+		return -1;
+	for (i = 0; i < info->num_sections; i++)
+		count[info->sections[i].type]++;
 	if (count[EIF_SECTION_KERNEL] != 1 || count[EIF_SECTION_CMDLINE] != 1 ||
 	    !count[EIF_SECTION_RAMDISK]) {
 		set_err(err, errlen, "needs exactly one kernel, one cmdline and at least one ramdisk section (has %u, %u, %u)",
@@ -333,7 +368,7 @@ static uint8_t *hold_section(struct eif_info *info, const struct eif_section *s,
 	return buf;
 }
 
-/* One pass over every section, in header order: CRC, PCRs, metadata and signature copies. */
+/* One pass over every section, in file order: CRC, PCRs, metadata and signature copies. */
 static int scan_sections(int fd, struct eif_info *info, const uint8_t *hdr, bool measured,
 			 char *err, size_t errlen)
 {

@@ -45,7 +45,7 @@ struct eif_info {
 	uint16_t version;
 	uint16_t flags;
 	uint16_t num_sections;
-	struct eif_section sections[EIF_MAX_SECTIONS];
+	struct eif_section sections[EIF_MAX_SECTIONS];	/* in file order */
 	uint32_t stored_crc;
 	uint32_t computed_crc;
 	bool crc_ok;
@@ -64,8 +64,11 @@ struct eif_info {
 
 /*
  * Validates the structure of the EIF open on fd, computes the CRC and, when
- * measured, the PCRs (SHA-384 is the slow part).  Returns 0, or -1 with a one-line reason in err for a file that is
- * not a usable EIF.  A CRC mismatch is not an error here: see info->crc_ok.
+ * measured, the PCRs (SHA-384 is the slow part), over the sections in file
+ * order as nitro-cli does; the header's sections must tile the file (no
+ * gap, no trailing byte).  Returns 0, or -1 with a one-line reason in err
+ * for a file that is not a usable EIF.  A CRC mismatch is not an error
+ * here: see info->crc_ok.  The metadata is not parsed (metadata.h).
  */
 int eif_read(int fd, struct eif_info *info, bool measured, char *err, size_t errlen);
 void eif_info_release(struct eif_info *info);

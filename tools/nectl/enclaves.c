@@ -195,10 +195,57 @@ static void registry_path(uint64_t slot_uid, char *buf, size_t len)
 /* The holder writes at most the 1 MiB metadata plus a few fields. */
 #define REGISTRY_MAX_SIZE	(2u << 20)
 
+struct json_value *registry_parse(const char *text, size_t len)
+{
+	char err[128];
+
+	return json_parse_depth(text, len, JSON_MAX_DEPTH + 1, err, sizeof(err));
+}
+
+char *registry_render(const struct registry_entry *e, size_t *len)
+{
+	struct json_writer w;
+	char slot[32], *text = NULL;
+	FILE *f = open_memstream(&text, len);
+
+	if (!f)
+		return NULL;
+	snprintf(slot, sizeof(slot), "%#llx", (unsigned long long)e->slot_uid);
+	json_init(&w, f);
+	json_begin_object(&w);
+	json_key(&w, "EnclaveName");
+	json_string(&w, e->name);
+	json_key(&w, "SlotUid");
+	json_string(&w, slot);
+	json_key(&w, "HolderPID");
+	json_u64(&w, e->holder);
+	json_key(&w, "State");
+	json_string(&w, e->state);
+	json_key(&w, "EifPath");
+	json_string(&w, e->eif_path);
+	if (e->measured)
+		metadata_write_measurements(&w, e->measured);
+	if (e->metadata) {
+		json_key(&w, "EifMetadata");
+		json_tree(&w, e->metadata);
+	}
+	if (e->no_heartbeat) {
+		json_key(&w, "Heartbeat");
+		json_string(&w, "SKIPPED (--no-heartbeat)");
+	}
+	json_end_object(&w);
+	json_finish(&w);
+	if (fclose(f)) {
+		free(text);
+		return NULL;
+	}
+	return text;
+}
+
 static struct json_value *registry_load_path(const char *path)
 {
 	struct json_value *v = NULL;
-	char *text, err[128];
+	char *text;
 	struct stat st;
 	size_t n;
 	FILE *f = fopen(path, "re");
@@ -213,7 +260,7 @@ static struct json_value *registry_load_path(const char *path)
 	if (text) {
 		n = fread(text, 1, st.st_size, f);
 		if (n == (size_t)st.st_size)
-			v = json_parse(text, n, err, sizeof(err));
+			v = registry_parse(text, n);
 		free(text);
 	}
 	fclose(f);
@@ -455,6 +502,7 @@ static const char *describe_state(const struct enclave *e)
 	return "EMPTY";		/* a slot that has not been started yet */
 }
 
+/* nitro-cli's EnclaveDescribeInfo, then nectl's own keys (Launcher, Heartbeat). */
 void enclave_describe(struct json_writer *w, const struct enclave *e, bool with_metadata)
 {
 	const struct json_value *v;
@@ -463,11 +511,10 @@ void enclave_describe(struct json_writer *w, const struct enclave *e, bool with_
 
 	enclave_id(e->slot_uid, id, sizeof(id));
 	json_begin_object(w);
-	json_key(w, "EnclaveName");
-	if (e->name)
+	if (e->name) {		/* nitro-cli omits a name it does not have */
+		json_key(w, "EnclaveName");
 		json_string(w, e->name);
-	else
-		json_null(w);
+	}
 	json_key(w, "EnclaveID");
 	json_string(w, id);
 	json_key(w, "ProcessID");
@@ -492,6 +539,8 @@ void enclave_describe(struct json_writer *w, const struct enclave *e, bool with_
 		json_key(w, "Measurements");
 		json_tree(w, v);
 	}
+	if (with_metadata)
+		metadata_write_identity(w, json_get(e->registry, "EifMetadata"));
 	if (!e->registry) {
 		/* Made through the raw ioctls by another program: say which. */
 		json_key(w, "Launcher");
@@ -502,7 +551,19 @@ void enclave_describe(struct json_writer *w, const struct enclave *e, bool with_
 		json_key(w, "Heartbeat");
 		json_tree(w, v);
 	}
-	if (with_metadata)
-		metadata_write_identity(w, json_get(e->registry, "EifMetadata"));
+	json_end_object(w);
+}
+
+void enclave_write_terminated(struct json_writer *w, const char *name, const char *id)
+{
+	json_begin_object(w);
+	if (name) {
+		json_key(w, "EnclaveName");
+		json_string(w, name);
+	}
+	json_key(w, "EnclaveID");
+	json_string(w, id);
+	json_key(w, "Terminated");
+	json_bool(w, true);
 	json_end_object(w);
 }

@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "eif.h"
 #include "json.h"
 
 #define NECTL_MAX_CPU_IDS	256
@@ -53,13 +54,39 @@ int parse_cpu_list(const char *text, unsigned int *ids, unsigned int max);
 /* Reads "key: value" from /proc/PID/fdinfo/FD (pid 0 = self); 0 when found. */
 int fdinfo_read(pid_t pid, int fd, const char *key, char *value, size_t len);
 
+/* What a holder records about its enclave in the registry. */
+struct registry_entry {
+	const char *name;
+	uint64_t slot_uid;
+	pid_t holder;
+	const char *state;		/* STARTING, RUNNING, TERMINATING */
+	const char *eif_path;
+	const struct eif_info *measured;	/* its PCRs, or NULL until measured */
+	const struct json_value *metadata;	/* the EIF's metadata section, or NULL */
+	bool no_heartbeat;
+};
+
+/*
+ * The registry file's text (malloc'ed, *len set), or NULL when out of
+ * memory.  It nests the EIF's metadata one level deeper than the image
+ * does, so registry_parse() allows one level more than json_parse().
+ */
+char *registry_render(const struct registry_entry *e, size_t *len);
+struct json_value *registry_parse(const char *text, size_t len);
+
 /* Registry: $RUN_DIR/<slot hex>.json, written atomically. */
 int registry_write(uint64_t slot_uid, const char *text, size_t len);
 void registry_remove(uint64_t slot_uid);
 /* Is this name used by a live nectl enclave? */
 bool registry_name_taken(const char *name);
 
-/* Writes the describe-enclaves object for e (with ImageName, ImageVersion, Metadata). */
+/*
+ * Writes the describe-enclaves object for e, with ImageName, ImageVersion
+ * and Metadata when asked and known; keys nitro-cli omits when it has no
+ * value (EnclaveName, Measurements, the image's) are left out, not null.
+ */
 void enclave_describe(struct json_writer *w, const struct enclave *e, bool with_metadata);
+/* terminate-enclave's {EnclaveName, EnclaveID, Terminated}; no name, no key. */
+void enclave_write_terminated(struct json_writer *w, const char *name, const char *id);
 
 #endif

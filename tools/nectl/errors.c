@@ -25,73 +25,82 @@ static const struct error_doc error_docs[] = {
 	{ E_PROCESS_SPAWN, "Process spawn failure",
 	  "nectl could not fork the holder process that keeps the enclave alive. The system\n"
 	  "is probably out of processes or memory." },
-	{ E_FILE_READ, "File read failure",
-	  "A file (EIF, kernel, ramdisk, config) could not be read. Check that it exists and\n"
-	  "is readable." },
+	{ E_READ_FROM_DISK, "Read from disk failure",
+	  "describe-enclaves, terminate-enclave or console could not read /proc, where\n"
+	  "nectl finds the enclaves of the machine (nitro-cli: its sockets directory)." },
 	{ E_EPOLL, "Event wait failure", "epoll or signalfd could not be set up." },
 	{ E_LOCK, "Lock failure",
-	  "nectl could not create or lock its state directory (/run/nectl by default, or\n"
-	  "$NECTL_RUN_DIR). Check that it is writable: nectl run usually needs root." },
-	{ E_CONFIG_PARSE, "Malformed config file",
-	  "The --config file is not valid JSON or has a key nectl does not know. Keys are\n"
-	  "nitro-cli's: eif_path, memory_mib, cpu_count, cpu_ids, enclave_cid, debug_mode,\n"
-	  "attach_console, enclave_name." },
+	  "nectl could not lock a file of its state directory (/run/nectl by default, or\n"
+	  "$NECTL_RUN_DIR), with which launches take turns. Check that it is writable:\n"
+	  "nectl run usually needs root." },
+	{ E_CONFIG_PARSE, "JSON (de)serialization failure",
+	  "The run --config file is not what nitro-cli's JSON reader takes: not valid JSON,\n"
+	  "not an object, a required key missing (eif_path, memory_mib), or a key of the\n"
+	  "wrong type: eif_path and enclave_name strings, memory_mib (MiB, no unit),\n"
+	  "cpu_count and enclave_cid integers, debug_mode and attach_console true or false.\n"
+	  "null is taken for cpu_count, cpu_ids, enclave_cid and enclave_name; unknown keys\n"
+	  "are ignored. The message names the key.\n"
+	  "describe-eif: the image's CustomMetadata is neither an object nor null, and its\n"
+	  "keys cannot be shown flattened into Metadata (nitro-cli fails the same way)." },
 	{ E_FILE_OPERATION, "File operation failure",
-	  "A file nectl needs is missing or cannot be opened. For /dev/nitro_enclaves: load\n"
-	  "the driver (insmod ne_kvm.ko) and check that you are root or in its group." },
-	{ E_CPU_NOT_IN_POOL, "CPU pool not set up",
-	  "The driver's CPU pool is empty. Give it whole cores, never CPU 0 or its siblings:\n"
-	  "echo 2-3 > /sys/module/ne_kvm/parameters/ne_cpus" },
+	  "A file nectl needs is missing or cannot be opened, read or written: the EIF of\n"
+	  "run, its --config file, the input of pcr, the document of verify-attestation,\n"
+	  "the state directory (/run/nectl, $NECTL_RUN_DIR) or /dev/nitro_enclaves. For the\n"
+	  "device: load the driver (insmod ne_kvm.ko) and check that you are root or in its\n"
+	  "group." },
 	{ E_INSUFFICIENT_CPUS, "Insufficient CPUs available",
-	  "The CPU pool has fewer free CPUs than requested. Terminate other enclaves, ask for\n"
-	  "fewer CPUs, or add cores to /sys/module/ne_kvm/parameters/ne_cpus (only while no\n"
-	  "enclave exists). The count must use whole cores (a multiple of the threads per core)." },
+	  "The CPU pool has fewer free CPUs than requested, or is empty. Terminate other\n"
+	  "enclaves, ask for fewer CPUs, or give the pool whole cores, never CPU 0 or its\n"
+	  "siblings, while no enclave exists: echo 2-3 > /sys/module/ne_kvm/parameters/ne_cpus\n"
+	  "The count must use whole cores (a multiple of the threads per core)." },
 	{ E_MEMORY_REQUEST_TOO_SMALL, "Insufficient memory requested",
-	  "The enclave needs at least 64 MiB and at least 4 times the EIF file size, so that\n"
-	  "its ramdisks can be unpacked. Increase --memory." },
+	  "The enclave needs memory: at least 64 MiB and at least 4 times the EIF file size,\n"
+	  "so that its ramdisks can be unpacked. --memory 0 is refused too. Increase --memory." },
 	{ E_INSUFFICIENT_MEMORY, "Insufficient hugepage memory available",
 	  "Not enough free hugepages for the requested memory. The message lists what is\n"
 	  "free and how many pages of which size are missing. Reserve more, for example\n"
 	  "echo N > /sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages, or terminate an enclave." },
-	{ E_CREATE_VM, "Enclave creation failure",
-	  "KVM_CREATE_VM on /dev/nitro_enclaves failed: the device has no free slot, or the\n"
-	  "driver is not ready. The message gives the errno." },
 	{ E_IOCTL, "ioctl failure",
-	  "The driver refused a request. The message gives the errno and the driver's reason\n"
-	  "(ne_last_error in the enclave fd's fdinfo)." },
-	{ E_SET_MEMORY_REGION, "Memory donation failure",
-	  "KVM_SET_USER_MEMORY_REGION was refused (not hugetlb memory, wrong NUMA node, too\n"
-	  "many memory ranges, memory already used). The message gives the driver's reason." },
-	{ E_CREATE_VCPU, "vCPU donation failure", "KVM_CREATE_VCPU was refused; see the driver's reason." },
-	{ E_START, "Enclave start failure",
-	  "NE_ENCLAVE_START was refused: CID in use or reserved, less than 64 MiB, or a core\n"
-	  "only partly given (use an even --cpu-count on hosts with 2 threads per core)." },
-	{ E_EIF, "Malformed enclave image",
+	  "The driver refused a request, as nitro-cli reports every refused ioctl. The message\n"
+	  "names the call, the errno and the driver's reason (ne_last_error in the enclave\n"
+	  "fd's fdinfo): KVM_CREATE_VM (no free enclave slot, driver not ready),\n"
+	  "KVM_SET_USER_MEMORY_REGION (not hugetlb memory, wrong NUMA node, too many memory\n"
+	  "ranges, memory already used), KVM_CREATE_VCPU, or NE_ENCLAVE_START (CID in use or\n"
+	  "reserved, less than 64 MiB, or a core only partly given: use an even --cpu-count\n"
+	  "on hosts with 2 threads per core)." },
+	{ E_EIF, "EIF parsing failure",
 	  "The EIF file is not valid: bad magic, unsupported version, sections outside the\n"
 	  "file, overlapping or oversized sections, missing kernel/cmdline/ramdisk, or a CRC\n"
-	  "mismatch. Rebuild it with nectl build-eif." },
+	  "mismatch. Rebuild it with nectl build-eif. describe-eif also reports a file it\n"
+	  "cannot open this way, as nitro-cli does." },
 	{ E_BOOT, "Enclave boot failure",
 	  "The enclave did not send its heartbeat (one byte 0xB7 to vsock CID 3 port 9000) in\n"
 	  "time, or the heartbeat listener could not be bound because the parent has no vsock\n"
 	  "device with CID 3. The enclave was terminated. Check the kernel and init of the\n"
 	  "image (run with --debug-mode and `nectl console`), or give it more memory." },
-	{ E_HOLDER, "Holder process failure",
-	  "The holder process that owns the enclave died or did not answer. Its log is\n"
-	  "$NECTL_RUN_DIR/nectl.log (default /run/nectl/nectl.log)." },
+	{ E_HOLDER, "Enclave process connection failure",
+	  "The holder process that owns the enclave (nitro-cli's enclave process) died or\n"
+	  "did not answer. Its log is $NECTL_RUN_DIR/nectl.log (default /run/nectl/nectl.log)." },
 	{ E_CONSOLE_CONNECT, "Console connection failure",
 	  "The console is only available for enclaves started with --debug-mode or\n"
 	  "--attach-console, and needs vsock in the parent (CID 0, port enclave CID + 10000)." },
 	{ E_CONSOLE_READ, "Console read failure",
-	  "The console stream ended with an error; usually the enclave stopped or rebooted." },
+	  "The console stream ended before --disconnect-timeout: the enclave stopped or\n"
+	  "rebooted (as nitro-cli reports it, issue #405), or reading failed." },
 	{ E_CONSOLE_WRITE, "Console output failure", "Writing the console stream to stdout failed." },
 	{ E_INTEGER_PARSE, "Integer parsing failure",
-	  "An option or config value that must be a non-negative integer is not one (or is\n"
-	  "too large)." },
+	  "The enclave's CID gives no console port: CID + 10000 is above 2^32 - 1. (An option\n"
+	  "that is not a number is E03.)" },
 	{ E_EIF_BUILD, "EIF build failure",
-	  "nectl build-eif could not write the image (input missing, too many ramdisks,\n"
-	  "output not writable)." },
+	  "nectl build-eif could not write the image: an input missing or empty, too many\n"
+	  "ramdisks, a --metadata file that cannot be read or is not a JSON object, or an\n"
+	  "output that cannot be written." },
+	{ E_HASHER, "Hasher failure",
+	  "pcr could not compute the PCR: SHA-384 failed, or the --signing-certificate file\n"
+	  "is not a PEM certificate (nitro-cli reports both as hasher errors)." },
 	{ E_NAMING, "Enclave naming failure",
-	  "The enclave name is already used by a running enclave, or is not a usable name\n"
+	  "No running enclave has the --enclave-name given to terminate-enclave or console,\n"
+	  "or run was given a name a running enclave already has, or that is not usable\n"
 	  "(1-127 characters, no '/' or control characters)." },
 	{ E_EIF_SIGNATURE, "EIF signature check failure",
 	  "The EIF is signed and its signature does not hold: the signature section cannot be\n"
@@ -107,8 +116,8 @@ static const struct error_doc error_docs[] = {
 	  "not belong to the certificate, or the signature of the written image does not\n"
 	  "verify (an input changed while building). Nothing is written then." },
 	{ E_NO_SUCH_ENCLAVE, "No such enclave",
-	  "No running enclave matches the given --enclave-id or --enclave-name. Run\n"
-	  "`nectl describe-enclaves` to list them." },
+	  "No running enclave has the given --enclave-id. Run `nectl describe-enclaves` to\n"
+	  "list them. (nitro-cli fails to connect to a socket then: E11.)" },
 	{ E_NOT_OURS, "Enclave not owned by nectl",
 	  "The enclave was created by another program through the raw ioctls; only the\n"
 	  "process holding its fd can terminate it (by closing the fd). The message names it." },

@@ -4,8 +4,11 @@
 
 /*
  * Stable error codes.  The exit status of nectl is the code.  Where nitro-cli
- * has a code with the same meaning, nectl uses its number (E01..E60); codes
- * from 70 on are nectl's own.  `nectl explain CODE` prints the long text.
+ * (1.5: E00..E60) has a code for a failure, nectl uses it with nitro-cli's
+ * meaning, even where nectl could be finer: nitro-cli reports every refused
+ * ioctl as E29 and an empty CPU pool as E22, so nectl does too.  Codes from
+ * 70 on are nectl's own, for failures nitro-cli has no code for.
+ * `nectl explain CODE` prints the long text.
  */
 enum nectl_error {
 	E_OK = 0,
@@ -13,20 +16,15 @@ enum nectl_error {
 	E_CONFLICTING_ARGS = 2,
 	E_INVALID_ARG = 3,
 	E_PROCESS_SPAWN = 5,
-	E_FILE_READ = 7,
+	E_READ_FROM_DISK = 7,
 	E_EPOLL = 12,
 	E_LOCK = 15,
 	E_CONFIG_PARSE = 17,
 	E_FILE_OPERATION = 19,
-	E_CPU_NOT_IN_POOL = 21,
 	E_INSUFFICIENT_CPUS = 22,
 	E_MEMORY_REQUEST_TOO_SMALL = 26,
 	E_INSUFFICIENT_MEMORY = 27,
-	E_CREATE_VM = 28,
 	E_IOCTL = 29,
-	E_SET_MEMORY_REGION = 31,
-	E_CREATE_VCPU = 32,
-	E_START = 33,
 	E_EIF = 35,
 	E_BOOT = 36,
 	E_HOLDER = 39,
@@ -35,6 +33,7 @@ enum nectl_error {
 	E_CONSOLE_WRITE = 46,
 	E_INTEGER_PARSE = 47,
 	E_EIF_BUILD = 48,
+	E_HASHER = 57,
 	E_NAMING = 58,
 	E_EIF_SIGNATURE = 59,
 	E_EIF_SIGNING = 60,

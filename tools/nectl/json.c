@@ -11,7 +11,7 @@ struct parser {
 	const char *base, *p, *end;
 	char *err;
 	size_t errlen;
-	int depth;
+	int depth, max_depth;
 };
 
 static struct json_value *parse_value(struct parser *ps);
@@ -263,8 +263,8 @@ static struct json_value *parse_container(struct parser *ps, bool is_object)
 
 	if (!v)
 		goto oom;
-	if (++ps->depth > JSON_MAX_DEPTH) {
-		fail(ps, "nested deeper than %d levels", JSON_MAX_DEPTH);
+	if (++ps->depth > ps->max_depth) {
+		fail(ps, "nested deeper than %d levels", ps->max_depth);
 		goto bad;
 	}
 	ps->p++;
@@ -384,7 +384,13 @@ static struct json_value *parse_value(struct parser *ps)
 
 struct json_value *json_parse(const char *text, size_t len, char *err, size_t errlen)
 {
-	struct parser ps = { text, text, text + len, err, errlen, 0 };
+	return json_parse_depth(text, len, JSON_MAX_DEPTH, err, errlen);
+}
+
+struct json_value *json_parse_depth(const char *text, size_t len, int max_depth,
+				    char *err, size_t errlen)
+{
+	struct parser ps = { text, text, text + len, err, errlen, 0, max_depth };
 	struct json_value *v;
 
 	err[0] = '\0';
@@ -433,6 +439,15 @@ const struct json_value *json_get(const struct json_value *obj, const char *key)
 	return NULL;
 }
 
+const char *json_kind(const struct json_value *v)
+{
+	static const char *const kinds[] = {
+		"null", "a boolean", "a number", "a string", "an array", "an object",
+	};
+
+	return kinds[v->type];
+}
+
 bool json_to_u64(const struct json_value *v, uint64_t *out)
 {
 	unsigned long long n;
@@ -454,7 +469,7 @@ void json_init(struct json_writer *w, FILE *out)
 {
 	memset(w, 0, sizeof(*w));
 	w->out = out;
-	w->first[0] = true;
+	w->first = true;
 }
 
 static void indent(struct json_writer *w)
@@ -475,9 +490,9 @@ static void begin_item(struct json_writer *w)
 	}
 	if (w->depth == 0)
 		return;
-	if (!w->first[w->depth])
+	if (!w->first)
 		fputc(',', w->out);
-	w->first[w->depth] = false;
+	w->first = false;
 	indent(w);
 }
 
@@ -485,20 +500,20 @@ static void open_container(struct json_writer *w, char c)
 {
 	begin_item(w);
 	fputc(c, w->out);
-	if (w->depth < JSON_MAX_DEPTH)
-		w->depth++;
-	w->first[w->depth] = true;
+	w->depth++;
+	w->first = true;
 }
 
 static void close_container(struct json_writer *w, char c)
 {
-	bool empty = w->first[w->depth];
+	bool empty = w->first;
 
 	if (w->depth > 0)
 		w->depth--;
 	if (!empty)
 		indent(w);
 	fputc(c, w->out);
+	w->first = false;	/* the container just closed is an item of its parent */
 }
 
 void json_begin_object(struct json_writer *w) { open_container(w, '{'); }
@@ -506,8 +521,10 @@ void json_end_object(struct json_writer *w) { close_container(w, '}'); }
 void json_begin_array(struct json_writer *w) { open_container(w, '['); }
 void json_end_array(struct json_writer *w) { close_container(w, ']'); }
 
+/* serde_json's escapes: the short forms it has, \u00xx for other controls, DEL as is. */
 static void write_escaped(FILE *out, const char *s, size_t len)
 {
+	static const char shorts[] = "btn\0fr";	/* for 0x08..0x0d; 0x0b has none */
 	size_t i;
 
 	fputc('"', out);
@@ -516,13 +533,9 @@ static void write_escaped(FILE *out, const char *s, size_t len)
 
 		if (c == '"' || c == '\\')
 			fprintf(out, "\\%c", c);
-		else if (c == '\n')
-			fputs("\\n", out);
-		else if (c == '\t')
-			fputs("\\t", out);
-		else if (c == '\r')
-			fputs("\\r", out);
-		else if (c < 0x20 || c == 0x7f)
+		else if (c >= 0x08 && c <= 0x0d && shorts[c - 0x08])
+			fprintf(out, "\\%c", shorts[c - 0x08]);
+		else if (c < 0x20)
 			fprintf(out, "\\u%04x", c);
 		else
 			fputc(c, out);

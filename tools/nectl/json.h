@@ -19,20 +19,33 @@ struct json_value {
 	struct json_value **items;
 };
 
-#define JSON_MAX_DEPTH	32
+/*
+ * serde_json's limit, so nectl reads what nitro-cli reads: at most 127
+ * arrays and objects nested (its 128th is refused).
+ */
+#define JSON_MAX_DEPTH	127
 
 /* Returns NULL and writes a message into err on malformed input. */
 struct json_value *json_parse(const char *text, size_t len, char *err, size_t errlen);
+/* The same with another nesting limit (nectl's own files wrap nitro-cli's JSON). */
+struct json_value *json_parse_depth(const char *text, size_t len, int max_depth,
+				    char *err, size_t errlen);
 void json_free(struct json_value *v);
 const struct json_value *json_get(const struct json_value *obj, const char *key);
+/* "a string", "null"...: the type of v, for messages. */
+const char *json_kind(const struct json_value *v);
 /* A non-negative integer without fraction or exponent; false otherwise. */
 bool json_to_u64(const struct json_value *v, uint64_t *out);
 
-/* ---- writer: pretty printed the way nitro-cli (serde_json) prints */
+/*
+ * ---- writer: pretty printed the way nitro-cli (serde_json) prints, at any
+ * depth: a closed container is always an item of its parent, so the parent
+ * is never "empty" again and one flag for the innermost level suffices.
+ */
 struct json_writer {
 	FILE *out;
 	int depth;
-	bool first[JSON_MAX_DEPTH + 1];
+	bool first;		/* nothing written yet in the innermost container */
 	bool after_key;
 };
 

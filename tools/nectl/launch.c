@@ -124,40 +124,22 @@ static const char *driver_reason(struct launch *l, char *buf, size_t len)
 
 static int registry_update(struct launch *l, const char *state)
 {
-	struct json_writer w;
-	char slot[32], *text = NULL;
+	struct registry_entry e = {
+		.name = l->name,
+		.slot_uid = l->slot_uid,
+		.holder = getpid(),
+		.state = state,
+		.eif_path = l->opt->eif_path,
+		.measured = l->eif.measured ? &l->eif : NULL,
+		.metadata = l->metadata,
+		.no_heartbeat = l->opt->no_heartbeat,
+	};
 	size_t len = 0;
-	FILE *f = open_memstream(&text, &len);
+	char *text = registry_render(&e, &len);
 	int ret;
 
-	if (!f)
+	if (!text)
 		return -1;
-	snprintf(slot, sizeof(slot), "%#llx", (unsigned long long)l->slot_uid);
-	json_init(&w, f);
-	json_begin_object(&w);
-	json_key(&w, "EnclaveName");
-	json_string(&w, l->name);
-	json_key(&w, "SlotUid");
-	json_string(&w, slot);
-	json_key(&w, "HolderPID");
-	json_u64(&w, getpid());
-	json_key(&w, "State");
-	json_string(&w, state);
-	json_key(&w, "EifPath");
-	json_string(&w, l->opt->eif_path);
-	if (l->eif.measured)
-		metadata_write_measurements(&w, &l->eif);
-	if (l->metadata) {
-		json_key(&w, "EifMetadata");
-		json_tree(&w, l->metadata);
-	}
-	if (l->opt->no_heartbeat) {
-		json_key(&w, "Heartbeat");
-		json_string(&w, "SKIPPED (--no-heartbeat)");
-	}
-	json_end_object(&w);
-	json_finish(&w);
-	fclose(f);
 	ret = registry_write(l->slot_uid, text, len);
 	free(text);
 	if (!ret)
@@ -182,14 +164,9 @@ static void default_name(const char *eif_path, char *name, size_t len)
 /* Picks the name and records the enclave, under the registry lock. */
 static int register_enclave(struct launch *l)
 {
-	char base[NECTL_NAME_MAX + 1], err[160];
+	char base[NECTL_NAME_MAX + 1];
 	unsigned int i;
-	int lock;
-
-	/* Not valid JSON: describe --metadata shows nothing, the launch goes on. */
-	if (l->eif.metadata)
-		l->metadata = json_parse(l->eif.metadata, l->eif.metadata_len, err, sizeof(err));
-	lock = nectl_lock("registry.lock");
+	int lock = nectl_lock("registry.lock");
 
 	if (lock < 0)
 		return fail(l, E_LOCK, "cannot lock %s/registry.lock: %s", nectl_run_dir(),
@@ -211,7 +188,7 @@ static int register_enclave(struct launch *l)
 	}
 	if (registry_update(l, "STARTING")) {
 		nectl_unlock(lock);
-		return fail(l, E_LOCK, "cannot write the registry in %s: %s", nectl_run_dir(),
+		return fail(l, E_FILE_OPERATION, "cannot write the registry in %s: %s", nectl_run_dir(),
 			    strerror(errno));
 	}
 	nectl_unlock(lock);
@@ -243,7 +220,7 @@ static int create_vm(struct launch *l)
 	l->vm_fd = ioctl(dev, KVM_CREATE_VM, 0);
 	close(dev);	/* the VM fd keeps what it needs */
 	if (l->vm_fd < 0)
-		return fail(l, E_CREATE_VM, "KVM_CREATE_VM failed: %s%s", strerror(errno),
+		return fail(l, E_IOCTL, "KVM_CREATE_VM failed: %s%s", strerror(errno),
 			    errno == ENOSPC || errno == EBUSY ? " (no free enclave slot)" : "");
 	if (fdinfo_read(0, l->vm_fd, "ne_slot_uid", v, sizeof(v)))
 		return fail(l, E_IOCTL, "the VM fd has no ne_slot_uid in its fdinfo: driver too old");
@@ -324,7 +301,7 @@ static int donate_memory(struct launch *l)
 	int slots = ioctl(l->vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_NR_MEMSLOTS);
 
 	if (slots > 0 && l->nr_regions > (unsigned int)slots)
-		return fail(l, E_SET_MEMORY_REGION,
+		return fail(l, E_IOCTL,
 			    "%u memory regions needed but the device takes only %d: use fewer page sizes",
 			    l->nr_regions, slots);
 	for (i = 0; i < l->nr_regions; i++) {
@@ -341,11 +318,11 @@ static int donate_memory(struct launch *l)
 			continue;
 		}
 		if (errno == ENOSPC)
-			return fail(l, E_SET_MEMORY_REGION,
-				    "the hugepages are physically too fragmented: they make more ranges than the device's limit of %d (NE_ERR_MEM_MAX_REGIONS); ask for less memory",
+			return fail(l, E_IOCTL,
+				    "KVM_SET_USER_MEMORY_REGION: the hugepages are physically too fragmented: they make more ranges than the device's limit of %d (NE_ERR_MEM_MAX_REGIONS); ask for less memory",
 				    slots);
-		return fail(l, E_SET_MEMORY_REGION,
-			    "donating region %u (%llu MiB at guest-physical %#llx) failed: %s (driver: %s)",
+		return fail(l, E_IOCTL,
+			    "KVM_SET_USER_MEMORY_REGION: donating region %u (%llu MiB at guest-physical %#llx) failed: %s (driver: %s)",
 			    i, (unsigned long long)(r.memory_size / MIB),
 			    (unsigned long long)gpa, strerror(errno),
 			    driver_reason(l, why, sizeof(why)));
@@ -372,8 +349,9 @@ static int cpu_shortage(struct launch *l, long available)
 
 	read_pool(pool, sizeof(pool));
 	if (!pool[0])
-		return fail(l, E_CPU_NOT_IN_POOL,
-			    "the CPU pool is empty: give it whole cores, e.g. echo 2-3 > /sys/module/ne_kvm/parameters/ne_cpus");
+		return fail(l, E_INSUFFICIENT_CPUS,
+			    "%llu vCPUs requested but the CPU pool is empty: give it whole cores, e.g. echo 2-3 > /sys/module/ne_kvm/parameters/ne_cpus",
+			    (unsigned long long)l->opt->cpu_count);
 	return fail(l, E_INSUFFICIENT_CPUS,
 		    "%llu vCPUs requested but only %ld CPUs of the pool (ne_cpus=%s) are free: terminate an enclave, ask for fewer, or grow the pool",
 		    (unsigned long long)l->opt->cpu_count, available, pool);
@@ -414,7 +392,7 @@ static int add_vcpus(struct launch *l)
 			       (errno == EINVAL && id_past_limit(l, i))))
 			return cpu_shortage(l, i);
 		if (fd < 0)
-			return fail(l, E_CREATE_VCPU, "KVM_CREATE_VCPU %u failed: %s (driver: %s)",
+			return fail(l, E_IOCTL, "KVM_CREATE_VCPU %u failed: %s (driver: %s)",
 				    i, strerror(errno), driver_reason(l, why, sizeof(why)));
 		l->vcpu_fds[l->nr_vcpus] = fd;
 		l->cpu_ids[l->nr_vcpus++] =
@@ -464,7 +442,7 @@ static int start_enclave(struct launch *l)
 	size_t pos = 0;
 
 	if (ioctl(l->vm_fd, NE_ENCLAVE_START, &start))
-		return fail(l, E_START, "NE_ENCLAVE_START failed: %s (driver: %s)%s",
+		return fail(l, E_IOCTL, "NE_ENCLAVE_START failed: %s (driver: %s)%s",
 			    strerror(errno), driver_reason(l, why, sizeof(why)),
 			    l->nr_vcpus % 2 ? "; hint: use whole cores (an even --cpu-count)" : "");
 	l->cid = start.enclave_cid;
@@ -686,7 +664,7 @@ static int launch_steps(struct launch *l)
 		code = wait_heartbeat(l);
 	close_heartbeat_listener(l);
 	if (!code && registry_update(l, "RUNNING"))
-		code = fail(l, E_LOCK, "cannot update the registry: %s", strerror(errno));
+		code = fail(l, E_FILE_OPERATION, "cannot update the registry: %s", strerror(errno));
 	return code;
 }
 
@@ -870,7 +848,7 @@ static int check_request(const struct run_options *opt, struct launch *l)
 
 	l->eif_fd = open(opt->eif_path, O_RDONLY | O_CLOEXEC);
 	if (l->eif_fd < 0)
-		return nectl_error(E_FILE_READ, "cannot open EIF %s: %s", opt->eif_path,
+		return nectl_error(E_FILE_OPERATION, "cannot open EIF %s: %s", opt->eif_path,
 				   strerror(errno));
 	if (eif_read(l->eif_fd, &l->eif, false, err, sizeof(err)))
 		return nectl_error(E_EIF, "%s: %s", opt->eif_path, err);
@@ -880,6 +858,16 @@ static int check_request(const struct run_options *opt, struct launch *l)
 	if (l->eif.flags & 1)
 		return nectl_error(E_EIF, "%s is an aarch64 image; this parent is x86_64",
 				   opt->eif_path);
+	/*
+	 * Metadata nitro-cli's reader refuses is refused here, before launching
+	 * (nitro-cli notices it only when describe-enclaves fails).  A
+	 * CustomMetadata it cannot show (E17 for describe-eif) is launched:
+	 * nitro-cli launches it, and describe --metadata leaves those keys out.
+	 */
+	if (l->eif.metadata &&
+	    metadata_parse(l->eif.metadata, l->eif.metadata_len, &l->metadata, err,
+			   sizeof(err)) == E_EIF)
+		return nectl_error(E_EIF, "%s: %s", opt->eif_path, err);
 	if (mem < NE_MIN_ENCLAVE_MEM_SIZE)
 		return nectl_error(E_MEMORY_REQUEST_TOO_SMALL,
 				   "--memory %llu MiB is below the 64 MiB minimum of an enclave",
@@ -901,7 +889,7 @@ static int check_request(const struct run_options *opt, struct launch *l)
 		return nectl_error(E_FILE_OPERATION, "%s does not exist: load the driver (insmod ne_kvm.ko)",
 				   NECTL_DEVICE);
 	if (mkdir(nectl_run_dir(), 0755) && errno != EEXIST)
-		return nectl_error(E_LOCK, "cannot create %s: %s", nectl_run_dir(), strerror(errno));
+		return nectl_error(E_FILE_OPERATION, "cannot create %s: %s", nectl_run_dir(), strerror(errno));
 	return 0;
 }
 
@@ -965,6 +953,7 @@ int nectl_run(const struct run_options *opt)
 		if (l.eif_fd >= 0)
 			close(l.eif_fd);
 		eif_info_release(&l.eif);
+		json_free(l.metadata);
 		return code;
 	}
 	if (pipe2(pipefd, O_CLOEXEC))
@@ -981,12 +970,13 @@ int nectl_run(const struct run_options *opt)
 	close(pipefd[1]);
 	close(l.eif_fd);
 	eif_info_release(&l.eif);
+	json_free(l.metadata);	/* the holder's copy is its own */
 	in = fdopen(pipefd[0], "r");
 	if (!in)
 		return nectl_error(E_HOLDER, "fdopen: %s", strerror(errno));
 	code = read_report(in, pid, &cid);
 	fclose(in);
 	if (!code && opt->attach_console)
-		code = console_attach(cid, 0);
+		code = console_attach(cid, -1);
 	return code;
 }

@@ -26,7 +26,11 @@ unsigned int heartbeat_timeout_seconds(uint64_t eif_bytes, uint64_t mem_bytes);
 int heartbeat_wait(int listen_fd, int sig_fd, int vm_fd, uint64_t cid, unsigned int timeout,
 		   char *err, size_t errlen);
 
-/* Shared with `nectl console`. */
-int console_attach(uint64_t cid, unsigned int disconnect_timeout);
+/*
+ * Streams the console of the enclave with this CID to stdout, until it
+ * closes (E45) or for disconnect_timeout seconds (-1: no limit; 0 leaves
+ * at once, as nitro-cli).  Shared with `nectl console`.
+ */
+int console_attach(uint64_t cid, int64_t disconnect_timeout);
 
 #endif

@@ -63,20 +63,25 @@ static const char build_help[] =
 	"to the certificate; otherwise E60, and nothing is written.\n";
 
 static const char describe_eif_help[] =
-	"Usage: nectl describe-eif [--eif-path] FILE\n\n"
+	"Usage: nectl describe-eif --eif-path FILE   (or: nectl describe-eif FILE)\n\n"
 	"Checks FILE and prints {EifVersion, Measurements{PCR0,PCR1,PCR2[,PCR8]}, IsSigned,\n"
 	"[SigningCertificate], CheckCRC, [SignatureCheck], ImageName, ImageVersion,\n"
 	"Metadata}, as nitro-cli does.  For a signed image, PCR8 measures the signing\n"
 	"certificate, SigningCertificate shows its issuer, algorithm, dates and signature,\n"
 	"and SignatureCheck tells whether the signature verifies with the certificate's key\n"
-	"and signs this image's PCR0.  A malformed file (signature section included) is\n"
-	"refused with E35; a CRC mismatch prints the JSON and exits with E35, a failed\n"
-	"signature check with E59.\n";
+	"and signs this image's PCR0.  The sections are read in file order, as nitro-cli\n"
+	"reads them, and must follow one another from the header to the end of the file.\n"
+	"The metadata is typed as nitro-cli types it: ImageName, ImageVersion and the five\n"
+	"BuildMetadata fields strings, DockerInfo and CustomMetadata present (null for no\n"
+	"metadata at all).  A malformed file (trailing bytes, signature section and\n"
+	"metadata included) is refused with E35, a CustomMetadata that is neither an\n"
+	"object nor null with E17 (nitro-cli cannot show it either); a CRC mismatch\n"
+	"prints the JSON and exits with E35, a failed signature check with E59.\n";
 
 static const char run_help[] =
-	"Usage: nectl run --eif-path FILE --memory MIB --cpu-count N [--enclave-cid CID]\n"
+	"Usage: nectl run --eif-path FILE --memory SIZE --cpu-count N [--enclave-cid CID]\n"
 	"                 [--debug-mode] [--attach-console] [--enclave-name NAME] [--no-heartbeat]\n"
-	"       nectl run --config FILE.json [--no-heartbeat]\n\n"
+	"       nectl run --config FILE.json [--attach-console] [--no-heartbeat]\n\n"
 	"Launches an enclave and leaves it running under a small holder process, then\n"
 	"prints {EnclaveName, EnclaveID, ProcessID, EnclaveCID, NumberOfCPUs, CPUIDs,\n"
 	"MemoryMiB}.  Memory comes from hugepages, exactly the amount asked (rounded up\n"
@@ -85,14 +90,17 @@ static const char run_help[] =
 	"otherwise it is terminated (E36).  A signed image is refused (E59) unless its\n"
 	"signature verifies with the certificate stored in it, signs the image's PCR0,\n"
 	"and the certificate is valid now.\n\n"
-	"  --memory MIB          at least 64 and at least 4 x the EIF size\n"
+	"  --memory SIZE         MiB (512 or 512M), GiB (2G) or TiB (1T), as nitro-cli takes it;\n"
+	"                        at least 64 MiB and at least 4 x the EIF size (E26)\n"
 	"  --cpu-count N         vCPUs; the driver uses whole cores (N even with 2 threads/core)\n"
 	"  --enclave-cid CID     0 or absent: chosen by the hypervisor; 1-3 are reserved\n"
 	"  --debug-mode          make the console available (nectl console)\n"
 	"  --attach-console      debug mode, and stream the console after the start\n"
 	"  --enclave-name NAME   default: the EIF file name, with _1, _2... if taken\n"
-	"  --config FILE.json    nitro-cli keys: eif_path, memory_mib, cpu_count,\n"
-	"                        enclave_cid, debug_mode, attach_console, enclave_name\n"
+	"  --config FILE.json    the launch options as nitro-cli reads them: eif_path and\n"
+	"                        memory_mib (MiB) required; cpu_count, enclave_cid,\n"
+	"                        enclave_name (or null); debug_mode, attach_console\n"
+	"                        (true/false); unknown keys ignored (E17 for a wrong type)\n"
 	"  --no-heartbeat        TESTING ONLY: do not bind vsock nor wait for the heartbeat;\n"
 	"                        the run JSON then says \"Heartbeat\": \"SKIPPED (--no-heartbeat)\"\n\n"
 	"Environment: NECTL_HEARTBEAT_TIMEOUT=S overrides the heartbeat timeout (tests).\n";
@@ -278,14 +286,17 @@ static int load_custom_metadata(const char *path, struct json_value **out)
 	if (!path)
 		return 0;
 	if (read_file_text(path, 256 * 1024, &text, &len))
-		return nectl_error(E_FILE_READ, "cannot read --metadata %s: %s", path, strerror(errno));
-	*out = json_parse(text, len, err, sizeof(err));
+		return nectl_error(E_EIF_BUILD, "cannot read --metadata %s: %s", path, strerror(errno));
+	/* The metadata section nests it one level deeper: keep that readable by nitro-cli. */
+	*out = json_parse_depth(text, len, JSON_MAX_DEPTH - 1, err, sizeof(err));
 	free(text);
 	if (!*out)
-		return nectl_error(E_CONFIG_PARSE, "--metadata %s is not valid JSON: %s", path, err);
+		return nectl_error(E_EIF_BUILD, "--metadata %s is not valid JSON: %s%s", path, err,
+				   strstr(err, "nested deeper") ?
+				   " (the image's metadata section adds a level, and nitro-cli reads at most 127)" : "");
 	if ((*out)->type != JSON_OBJECT) {
 		json_free(*out);
-		return nectl_error(E_CONFIG_PARSE, "--metadata %s must hold a JSON object", path);
+		return nectl_error(E_EIF_BUILD, "--metadata %s must hold a JSON object", path);
 	}
 	return 0;
 }
@@ -420,24 +431,35 @@ static int cmd_build_eif(int argc, char **argv)
 /* 0 with *path set, a nectl error code, or -1 when the help was printed. */
 static int parse_describe_args(int argc, char **argv, const char **path)
 {
-	int i;
+	static const struct option options[] = {
+		{ "eif-path", required_argument, NULL, 'e' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int opt;
 
 	*path = NULL;
-	for (i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+	optind = 0;
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, "+h", options, NULL)) != -1) {
+		if (opt == 'h') {
 			fputs(describe_eif_help, stdout);
 			return -1;
 		}
-		if (!strcmp(argv[i], "--eif-path") && i + 1 < argc && !*path)
-			*path = argv[++i];
-		else if (argv[i][0] != '-' && !*path)
-			*path = argv[i];
-		else
-			return nectl_error(E_INVALID_ARG, "unexpected argument '%s' (see describe-eif --help)",
-					   argv[i]);
+		if (opt != 'e' || *path)
+			return nectl_error(E_INVALID_ARG, "%s: '%s' (see describe-eif --help)",
+					   opt == 'e' ? "the EIF is given twice" : "unknown option or missing value",
+					   argv[optind - 1]);
+		*path = optarg;
 	}
+	/* nitro-cli takes only --eif-path; the bare file is nectl's shorthand. */
+	if (optind < argc && !*path)
+		*path = argv[optind++];
+	if (optind < argc)
+		return nectl_error(E_INVALID_ARG, "unexpected argument '%s' (see describe-eif --help)",
+				   argv[optind]);
 	if (!*path)
-		return nectl_error(E_MISSING_ARG, "describe-eif needs the EIF file");
+		return nectl_error(E_MISSING_ARG, "describe-eif needs the EIF: --eif-path FILE");
 	return 0;
 }
 
@@ -462,22 +484,22 @@ static void described_release(struct described *d)
 static int describe_read(const char *path, struct described *d)
 {
 	char err[512];
-	int fd;
+	int fd, code;
 
 	memset(d, 0, sizeof(*d));
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return nectl_error(E_FILE_READ, "cannot open %s: %s", path, strerror(errno));
+		return nectl_error(E_EIF, "cannot open %s: %s", path, strerror(errno));
 	if (eif_read(fd, &d->info, true, err, sizeof(err))) {
 		close(fd);
 		return nectl_error(E_EIF, "%s: %s", path, err);
 	}
 	close(fd);
 	if (d->info.metadata) {
-		d->meta = json_parse(d->info.metadata, d->info.metadata_len, err, sizeof(err));
-		if (!d->meta || d->meta->type != JSON_OBJECT)
-			return nectl_error(E_EIF, "%s: the metadata section is not a JSON object%s%s",
-					   path, d->meta ? "" : ": ", d->meta ? "" : err);
+		code = metadata_parse(d->info.metadata, d->info.metadata_len, &d->meta, err,
+				      sizeof(err));
+		if (code)
+			return nectl_error(code, "%s: %s", path, err);
 	}
 	if (d->info.is_signed) {
 		eif_sig_check(&d->info, time(NULL), &d->sig);
@@ -566,23 +588,43 @@ static int cmd_run(int argc, char **argv)
 	return nectl_run(&opt);
 }
 
+static const char explain_help[] =
+	"Usage: nectl explain [CODE | --error-code CODE]\n\n"
+	"Explains an error code (E27 or 27), as nitro-cli explain --error-code does;\n"
+	"without CODE, lists them all.\n";
+
 static int cmd_explain(int argc, char **argv)
 {
-	if (argc == 1) {
+	static const struct option options[] = {
+		{ "error-code", required_argument, NULL, 'e' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *code = NULL;
+	int opt;
+
+	optind = 0;
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, "+h", options, NULL)) != -1) {
+		if (opt == 'h') {
+			fputs(explain_help, stdout);
+			return 0;
+		}
+		if (opt != 'e' || code)
+			return nectl_error(E_INVALID_ARG, "explain takes one error code (see explain --help)");
+		code = optarg;
+	}
+	if (optind < argc && !code)
+		code = argv[optind++];
+	if (optind < argc)
+		return nectl_error(E_INVALID_ARG, "explain takes one error code (see explain --help)");
+	if (!code) {
 		nectl_list_errors();
 		return 0;
 	}
-	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-		printf("Usage: nectl explain [CODE | --error-code CODE]\n\nExplains an error code (E27 or 27); without CODE, lists them all.\n");
-		return 0;
-	}
-	if (!strcmp(argv[1], "--error-code") && argc == 3)
-		argv++;
-	else if (argc != 2)
-		return nectl_error(E_INVALID_ARG, "explain takes one error code");
-	if (nectl_explain(argv[1]))
+	if (nectl_explain(code))
 		return nectl_error(E_INVALID_ARG, "unknown error code '%s': `nectl explain` lists them",
-				   argv[1]);
+				   code);
 	return 0;
 }
 

@@ -52,7 +52,7 @@ static int file_digest(const char *path, uint8_t digest[SHA384_DIGEST_SIZE])
 
 	if (fd < 0) {
 		EVP_MD_CTX_free(md);
-		return nectl_error(E_FILE_READ, "cannot open %s: %s", path, strerror(errno));
+		return nectl_error(E_FILE_OPERATION, "cannot open %s: %s", path, strerror(errno));
 	}
 	ok = md && EVP_DigestInit_ex(md, EVP_sha384(), NULL) == 1;
 	while (ok && (n = read(fd, buf, sizeof(buf))) > 0)
@@ -60,12 +60,12 @@ static int file_digest(const char *path, uint8_t digest[SHA384_DIGEST_SIZE])
 	if (n < 0) {
 		close(fd);
 		EVP_MD_CTX_free(md);
-		return nectl_error(E_FILE_READ, "cannot read %s: %s", path, strerror(errno));
+		return nectl_error(E_FILE_OPERATION, "cannot read %s: %s", path, strerror(errno));
 	}
 	close(fd);
 	ok = ok && EVP_DigestFinal_ex(md, digest, NULL) == 1;
 	EVP_MD_CTX_free(md);
-	return ok ? 0 : nectl_error(E_FILE_READ, "SHA-384 of %s failed", path);
+	return ok ? 0 : nectl_error(E_HASHER, "SHA-384 of %s failed", path);
 }
 
 static int certificate_digest(const char *path, uint8_t digest[SHA384_DIGEST_SIZE])
@@ -77,17 +77,18 @@ static int certificate_digest(const char *path, uint8_t digest[SHA384_DIGEST_SIZ
 	bool ok;
 
 	if (!f)
-		return nectl_error(E_FILE_READ, "cannot open %s: %s", path, strerror(errno));
+		return nectl_error(E_FILE_OPERATION, "cannot open %s: %s", path, strerror(errno));
 	cert = PEM_read_X509(f, NULL, NULL, NULL);
 	fclose(f);
+	/* nitro-cli reports this as a hasher error too (E57). */
 	if (!cert)
-		return nectl_error(E_INVALID_ARG, "%s is not a PEM certificate", path);
+		return nectl_error(E_HASHER, "%s is not a PEM certificate", path);
 	/* PCR8 measures the DER the PEM carries, not the PEM text. */
 	len = i2d_X509(cert, &der);
 	X509_free(cert);
 	ok = len > 0 && EVP_Digest(der, len, digest, NULL, EVP_sha384(), NULL) == 1;
 	OPENSSL_free(der);
-	return ok ? 0 : nectl_error(E_INVALID_ARG, "cannot encode the certificate of %s", path);
+	return ok ? 0 : nectl_error(E_HASHER, "cannot measure the certificate of %s", path);
 }
 
 static int print_pcr(const char *key, const uint8_t digest[SHA384_DIGEST_SIZE])
@@ -97,7 +98,7 @@ static int print_pcr(const char *key, const uint8_t digest[SHA384_DIGEST_SIZE])
 	struct json_writer w;
 
 	if (!pcr_from_digest(digest, pcr))
-		return nectl_error(E_INVALID_ARG, "SHA-384 failed");
+		return nectl_error(E_HASHER, "SHA-384 failed");
 	eif_hex(pcr, sizeof(pcr), hex);
 	json_init(&w, stdout);
 	json_begin_object(&w);

@@ -512,11 +512,11 @@ def options(c, doc, root):
             ("--pcr value of 65 bytes", ["--document", doc, "--pcr", "0=" + "00" * 65] + base, 3),
             ("--nonce of odd length", ["--document", doc, "--nonce", "abc"] + base, 3),
             ("--nonce of 1025 bytes", ["--document", doc, "--nonce", "00" * 1025] + base, 3),
-            ("--at not a number", ["--document", doc, "--at", "yesterday"] + base, 47),
-            ("--at -1", ["--document", doc, "--at", "-1"] + base, 47),
+            ("--at not a number", ["--document", doc, "--at", "yesterday"] + base, 3),
+            ("--at -1", ["--document", doc, "--at", "-1"] + base, 3),
             ("unknown option", ["--document", doc, "--frob"] + base, 3),
-            ("missing document", ["--document", "/nonexistent.cose"] + base, 7),
-            ("a directory as document", ["--document", c.tmp] + base, 7),
+            ("missing document", ["--document", "/nonexistent.cose"] + base, 19),
+            ("a directory as document", ["--document", c.tmp] + base, 19),
             ("--root-cert not PEM", ["--document", doc, "--root-cert", doc], 74),
             ("--root-cert missing", ["--document", doc, "--root-cert", "/nonexistent.pem"], 74),
             ("$NECTL_ATTESTATION_ROOT missing", ["--document", doc], 74)]:
@@ -554,8 +554,9 @@ def pcr_command(c, forge, root_pem):
           "pcr --signing-certificate: PCR8 over the certificate's DER", r.stdout + r.stderr)
     for name, args, code in [("no option", [], 1),
                              ("both options", ["--input", path, "--signing-certificate", root_pem], 2),
-                             ("missing file", ["--input", "/nonexistent"], 7),
-                             ("certificate not PEM", ["--signing-certificate", path], 3)]:
+                             ("missing file", ["--input", "/nonexistent"], 19),
+                             ("missing certificate", ["--signing-certificate", "/nonexistent"], 19),
+                             ("certificate not PEM", ["--signing-certificate", path], 57)]:
         r = c.nectl("pcr", *args)
         c.tap(r.returncode == code and ("[ E%02d ]" % code) in r.stderr and not r.stdout,
               "pcr %s: E%02d" % (name, code), r.stderr)

@@ -267,6 +267,8 @@ def main():
     tap(js(nectl("describe-enclaves")) == [], "describe-enclaves is [] again")
     r = nectl("terminate-enclave", "--enclave-id", j.get("EnclaveID", "x"))
     tap(r.returncode == 70, "terminating it again: E70 no such enclave", r.stderr)
+    r = nectl("terminate-enclave", "--enclave-name", "hello")
+    tap(r.returncode == 58, "terminating it again by name: E58, as nitro-cli", r.stderr)
 
     # -- hugepage shortage
     total = int(open(os.path.join(HP2M, "nr_hugepages")).read())
@@ -310,10 +312,15 @@ def main():
     r = nectl("run", "--eif-path", eif, "--memory", mem, "--cpu-count", "2", "--no-heartbeat",
               "--attach-console", "--enclave-name", "attached")
     d = js(nectl("describe-enclaves")) or [{}]
-    tap(r.returncode == 44 and (js(r) or {}).get("EnclaveName") == "attached" and
-        "Connecting to the console for enclave" in r.stderr and d[0].get("Flags") == "DEBUG_MODE",
-        "--attach-console: run JSON, debug mode, then E44 when no console answers",
-        r.stdout + r.stderr)
+    try:
+        attached, end = json.JSONDecoder().raw_decode(r.stdout)
+    except ValueError:
+        attached, end = {}, 0
+    tap(r.returncode == 44 and attached.get("EnclaveName") == "attached" and
+        r.stdout[end:].strip() == "Connecting to the console for enclave %s..." % attached.get("EnclaveCID") and
+        d[0].get("Flags") == "DEBUG_MODE",
+        "--attach-console: run JSON, debug mode, nitro-cli's 'Connecting...' line on stdout, "
+        "then E44 when no console answers", r.stdout + r.stderr)
     tap(nectl("terminate-enclave", "--enclave-name", "attached").returncode == 0,
         "terminate the attached enclave")
     r = nectl("run", "--config", cfg, "--no-heartbeat")
@@ -324,7 +331,7 @@ def main():
     d = js(nectl("describe-enclaves")) or []
     other = [x for x in d if x.get("ProcessID") == raw]
     tap(len(d) == 2 and len(other) == 1 and other[0].get("State") == "EMPTY" and
-        other[0].get("EnclaveName") is None and other[0].get("Launcher", "").startswith("python"),
+        "EnclaveName" not in other[0] and other[0].get("Launcher", "").startswith("python"),
         "describe-enclaves lists a VM made with raw ioctls by another program (EMPTY, Launcher)", d)
     r = nectl("terminate-enclave", "--enclave-id", other[0].get("EnclaveID", "x") if other else "x")
     tap(r.returncode == 71 and str(raw) in r.stderr, "terminating it is refused with E71 naming its process",
@@ -370,7 +377,7 @@ def main():
     tap(settle(lambda: vm_fds() == base_fds) and free_2m() == base_free and
         js(nectl("describe-enclaves")) == [], "the failed boot was terminated, nothing leaked")
 
-    # -- an empty CPU pool: E21 says how to fill it
+    # -- an empty CPU pool: E22 (as nitro-cli) says how to fill it
     # kvm-api.md: writing a newline empties the pool; a driver that refuses fails here.
     why = ""
     try:
@@ -383,11 +390,12 @@ def main():
     tap(emptied, "the CPU pool can be emptied (a newline written to ne_cpus)", why)
     if emptied:
         r = nectl("run", "--eif-path", eif, "--memory", mem, "--cpu-count", "2", "--no-heartbeat")
-        tap(r.returncode == 21 and "ne_cpus" in r.stderr, "empty CPU pool: E21 with the fix", r.stderr)
+        tap(r.returncode == 22 and "pool is empty" in r.stderr and "ne_cpus" in r.stderr,
+            "empty CPU pool: E22 with the fix", r.stderr)
     with open(POOL, "w") as f:
         f.write(pool)
     tap(settle(lambda: vm_fds() == base_fds) and free_2m() == base_free,
-        "the E21 failure left nothing behind")
+        "the E22 failure left nothing behind")
 
     # -- concurrency (nitro-cli #516): as many launches at once as the pool has
     # cores, plus two: every one that fits succeeds, the others get E22.

@@ -88,15 +88,38 @@ def expected_pcrs(kernel, cmdline, ramdisks):
             pcr(b"".join(ramdisks[1:])))
 
 
-def make_eif(sections, version=4, crc=None, nsec=None, offsets=None, sizes=None):
-    """A hand-made EIF (for the malformed table), sections = [(type, flags, body)]."""
+def meta_json(drop=None, **fields):
+    """A metadata section nitro-cli reads; fields replace keys (build keys too), drop removes one."""
+    build = {"BuildTime": "2023-11-14T22:13:20+00:00", "BuildTool": "t", "BuildToolVersion": "1",
+             "OperatingSystem": "Linux", "KernelVersion": "6.1"}
+    meta = {"ImageName": "n", "ImageVersion": "1.0", "BuildMetadata": build, "DockerInfo": None,
+            "CustomMetadata": {"team": "x"}}
+    for key, value in fields.items():
+        (build if key in build else meta)[key] = value
+    for d in (meta, build):
+        d.pop(drop, None)
+    return json.dumps(meta).encode()
+
+
+def make_eif(sections, version=4, crc=None, nsec=None, offsets=None, sizes=None, gap_after=None,
+             table=None):
+    """A hand-made EIF (for the malformed table), sections = [(type, flags, body)].
+
+    gap_after=i puts 8 bytes after section i (-1: after the header); table
+    lists the header's entries in another order than the file's."""
     off = HDR
     offs, szs, body = [], [], b""
-    for stype, sflags, data in sections:
+    if gap_after == -1:
+        body, off = b"\0" * 8, off + 8
+    for i, (stype, sflags, data) in enumerate(sections):
         offs.append(off)
         szs.append(len(data))
         body += struct.pack(">HHQ", stype, sflags, len(data)) + data
         off += 12 + len(data)
+        if gap_after == i:
+            body, off = body + b"\0" * 8, off + 8
+    if table:
+        offs, szs = [offs[i] for i in table], [szs[i] for i in table]
     offs = offsets or offs
     szs = sizes or szs
     hdr = struct.pack(">4sHHQQHH", b".eif", version, 0, 1 << 30, 2, 0,
@@ -214,6 +237,29 @@ def main():
         "describe-eif shows ImageName, ImageVersion and flattened metadata", r.stdout)
     r2 = nectl("describe-eif", "--eif-path", out)
     tap(r2.returncode == 0 and r2.stdout == r.stdout, "describe-eif --eif-path FILE works the same")
+    r2 = nectl("describe-eif", "--eif-path=" + out)
+    tap(r2.returncode == 0 and r2.stdout == r.stdout, "describe-eif --eif-path=FILE works the same")
+    # --option=value everywhere (getopt_long), as clap takes it.
+    out_eq = os.path.join(tmp, "round-eq.eif")
+    args = ["build-eif", "--kernel=" + kpath, "--cmdline=" + cmdline.decode(), "--output=" + out_eq,
+            "--name=img", "--version=2.1", "--metadata=" + custom] + ["--ramdisk=" + p for p in rpaths]
+    r2 = nectl(*args)
+    tap(r2.returncode == 0 and json.loads(r2.stdout or "{}") == {"Measurements": built} if built else False,
+        "build-eif with --option=value: the same measurements", r2.stderr)
+    r2 = nectl("pcr", "--input=" + kpath)
+    tap(r2.returncode == 0 and json.loads(r2.stdout or "{}") == {"PCR": pcr(kernel)}, "pcr --input=FILE",
+        r2.stderr)
+    r2 = nectl("explain", "--error-code=E29")
+    tap(r2.returncode == 0 and r2.stdout.startswith("E29  ioctl failure"), "explain --error-code=E29",
+        r2.stderr)
+    r2 = nectl("describe-enclaves", "--metadata")
+    tap(r2.returncode == 0 and r2.stdout.startswith("["), "describe-enclaves --metadata", r2.stderr)
+    for cmd, extra in (("terminate-enclave", []), ("console", ["--disconnect-timeout=0"])):
+        r2 = nectl(cmd, "--enclave-name=nope", *extra)
+        tap(r2.returncode == 58, "%s --enclave-name=nope %s: E58" % (cmd, " ".join(extra)), r2.stderr)
+    r2 = nectl("verify-attestation", "--document=/nonexistent.cose", "--root-cert=/nonexistent.pem")
+    tap(r2.returncode == 74 and "/nonexistent.pem" in r2.stderr,
+        "verify-attestation --root-cert=PEM is read as the root", r2.stderr)
 
     # A single ramdisk: PCR2 is the extend of empty data; default name from -o.
     out1 = os.path.join(tmp, "single.eif")
@@ -223,6 +269,30 @@ def main():
         d.get("Measurements", {}).get("PCR1") == pcr(kernel + b"x" + ramdisks[0]) and
         d.get("ImageName") == "single" and d.get("ImageVersion") == "1.0",
         "one ramdisk: PCR1 covers it, PCR2 is empty; name defaults to the output name")
+
+    # Deep custom metadata (the registry and the writer once broke at 32
+    # levels): 31 and 126 levels are kept whole, 127 would make a metadata
+    # section nitro-cli cannot read (serde_json stops at 127 levels).
+    def nested(depth):
+        return "{\"a\":" * depth + "1" + "}" * depth
+    for depth in (31, 126):
+        outd = os.path.join(tmp, "deep%d.eif" % depth)
+        r = nectl("build-eif", "--kernel", kpath, "--cmdline", "x", "--ramdisk", rpaths[0], "-o", outd,
+                  "--metadata", write("deep.json", nested(depth).encode()))
+        d = nectl("describe-eif", outd)
+        try:
+            shown = json.loads(d.stdout).get("Metadata", {}).get("a")
+        except ValueError:
+            shown = None
+        tap(r.returncode == 0 and d.returncode == 0 and
+            json.dumps(shown) == json.dumps(json.loads(nested(depth))["a"]),
+            "build-eif --metadata nested %d deep: describe-eif shows it whole" % depth,
+            r.stderr + d.stderr)
+    outd = os.path.join(tmp, "deep127.eif")
+    r = nectl("build-eif", "--kernel", kpath, "--cmdline", "x", "--ramdisk", rpaths[0], "-o", outd,
+              "--metadata", write("deep.json", nested(127).encode()))
+    tap(r.returncode == 48 and "nested deeper than 126" in r.stderr and not os.path.exists(outd),
+        "build-eif --metadata nested 127 deep: E48, nothing written", r.stderr)
 
     # Ramdisk limits: 29 fit (32 sections), 30 do not.
     small = write("tiny.cpio", b"x")
@@ -244,18 +314,26 @@ def main():
             ("unwritable output", ["--kernel", kpath, "--cmdline", "x", "--ramdisk", small,
                                    "-o", "/nonexistent/dir/x.eif"], 48),
             ("bad --metadata JSON", ["--kernel", kpath, "--cmdline", "x", "--ramdisk", small,
-                                     "--metadata", write("bad.json", b"{nope"), "-o", out1], 17),
+                                     "--metadata", write("bad.json", b"{nope"), "-o", out1], 48),
+            ("missing --metadata", ["--kernel", kpath, "--cmdline", "x", "--ramdisk", small,
+                                    "--metadata", os.path.join(tmp, "none.json"), "-o", out1], 48),
             ("unknown option", ["--kernel", kpath, "--bogus"], 3)]:
         r = nectl("build-eif", *extra)
         tap(r.returncode == code and ("[ E%02d ]" % code) in r.stderr,
             "build-eif %s: exit %d with one clear error" % (name, code), r.stderr)
 
     # -- malformed and hostile files
-    k, c, rd, md = (1, 0, b"K" * 100), (2, 0, b"console=ttyS0"), (3, 0, b"R" * 50), (5, 0, b"{}")
+    k, c, rd = (1, 0, b"K" * 100), (2, 0, b"console=ttyS0"), (3, 0, b"R" * 50)
+    md = (5, 0, meta_json())
     good = make_eif([k, c, md, rd])
     tap(nectl("describe-eif", write("good.eif", good)).returncode == 0,
         "the hand-made reference EIF is accepted")
     big = (1 << 64) - 1
+    # Standard offsets of [k, c, md, rd], and the sizes of their data.
+    sz = [len(x[2]) for x in (k, c, md, rd)]
+    o = [HDR]
+    for n in sz[:-1]:
+        o.append(o[-1] + 12 + n)
     cases = [
         ("empty file", b""),
         ("truncated header (547 bytes)", good[:547]),
@@ -268,13 +346,31 @@ def main():
         ("zero sections", make_eif([k, c, md, rd], nsec=0)),
         ("33 sections", make_eif([k, c, md, rd], nsec=33)),
         ("65535 sections", make_eif([k, c, md, rd], nsec=65535)),
-        ("section offset past the end", make_eif([k, c, md, rd], offsets=[548, 660, 685, 1 << 40])),
-        ("section offset inside the header", make_eif([k, c, md, rd], offsets=[548, 660, 685, 100])),
-        ("section offset 2^64-1", make_eif([k, c, md, rd], offsets=[548, 660, 685, big])),
-        ("section size 2^64-1 (overflow)", make_eif([k, c, md, (3, 0, b"")], sizes=[100, 13, 2, big])),
-        ("section size past the end", make_eif([k, c, md, rd], sizes=[100, 13, 2, 51])),
-        ("header and section sizes differ", make_eif([k, c, md, rd], sizes=[100, 13, 2, 49])),
-        ("overlapping sections", make_eif([k, c, md, rd], offsets=[548, 548, 685, 699])),
+        ("section offset past the end", make_eif([k, c, md, rd], offsets=o[:3] + [1 << 40])),
+        ("section offset inside the header", make_eif([k, c, md, rd], offsets=o[:3] + [100])),
+        ("section offset 2^64-1", make_eif([k, c, md, rd], offsets=o[:3] + [big])),
+        ("section size 2^64-1 (overflow)", make_eif([k, c, md, (3, 0, b"")], sizes=sz[:3] + [big])),
+        ("section size past the end", make_eif([k, c, md, rd], sizes=sz[:3] + [51])),
+        ("header and section sizes differ", make_eif([k, c, md, rd], sizes=sz[:3] + [49])),
+        ("overlapping sections", make_eif([k, c, md, rd], offsets=[o[0], o[0], o[2], o[3]])),
+        # nitro-cli reads the sections back to back to the end of the file
+        ("one trailing byte", good + b"\0"),
+        ("12 trailing zero bytes (nitro-cli: an invalid section)", good + b"\0" * 12),
+        ("4 KiB of trailing bytes", good + b"x" * 4096),
+        ("a gap between two sections", make_eif([k, c, md, rd], gap_after=1)),
+        ("a gap after the header", make_eif([k, c, md, rd], gap_after=-1)),
+        # the metadata as nitro-cli's EifIdentityInfo types it
+        ("metadata without ImageName", make_eif([k, c, (5, 0, meta_json(drop="ImageName")), rd])),
+        ("metadata ImageName a number", make_eif([k, c, (5, 0, meta_json(ImageName=7)), rd])),
+        ("metadata ImageVersion null", make_eif([k, c, (5, 0, meta_json(ImageVersion=None)), rd])),
+        ("metadata without BuildMetadata", make_eif([k, c, (5, 0, meta_json(drop="BuildMetadata")), rd])),
+        ("metadata BuildMetadata a string", make_eif([k, c, (5, 0, meta_json(BuildMetadata="b")), rd])),
+        ("metadata BuildTime a number", make_eif([k, c, (5, 0, meta_json(BuildTime=1)), rd])),
+        ("metadata without KernelVersion", make_eif([k, c, (5, 0, meta_json(drop="KernelVersion")), rd])),
+        ("metadata without DockerInfo", make_eif([k, c, (5, 0, meta_json(drop="DockerInfo")), rd])),
+        ("metadata without CustomMetadata", make_eif([k, c, (5, 0, meta_json(drop="CustomMetadata")), rd])),
+        ("metadata is a string", make_eif([k, c, (5, 0, b'"meta"'), rd])),
+        ("metadata is empty", make_eif([k, c, (5, 0, b""), rd])),
         ("invalid section type 0", make_eif([(0, 0, b"K" * 100), c, md, rd])),
         ("unknown section type 9", make_eif([k, c, md, rd, (9, 0, b"?")])),
         ("non-zero section flags", make_eif([k, (2, 1, b"console=ttyS0"), md, rd])),
@@ -309,6 +405,16 @@ def main():
             d = {}
         tap(r.returncode == 35 and d.get("CheckCRC") is False and "CRC mismatch" in r.stderr,
             "CRC mismatch (%s): CheckCRC false and E35" % name, r.stdout + r.stderr)
+    # An image without a metadata section (EIF v3): nitro-cli omits the three keys.
+    r = nectl("describe-eif", write("nometa.eif", make_eif([k, c, rd])))
+    try:
+        d = json.loads(r.stdout)
+    except ValueError:
+        d = {}
+    tap(r.returncode == 0 and "EifVersion" in d and
+        not {"ImageName", "ImageVersion", "Metadata", "SigningCertificate", "SignatureCheck"} & set(d),
+        "describe-eif without a metadata section omits ImageName, ImageVersion, Metadata (no nulls)",
+        r.stdout + r.stderr)
     # Random corruption never crashes (fuzz with a fixed seed, ASan build when there is one).
     crashes = []
     for i in range(150):
@@ -317,21 +423,60 @@ def main():
             pos = rnd.randrange(len(blob))
             blob[pos] = rnd.getrandbits(8)
         r = nectl("describe-eif", write("fuzz.eif", bytes(blob)), binary=NECTL_ASAN or NECTL)
-        if r.returncode not in (0, 35):
+        if r.returncode not in (0, 17, 35):
             crashes.append((i, r.returncode, r.stderr[-300:]))
-    tap(not crashes, "150 randomly corrupted EIFs: exit 0 or 35, never a crash", crashes[:3])
+    tap(not crashes, "150 randomly corrupted EIFs: exit 0, 17 or 35, never a crash", crashes[:3])
+
+    # What nitro-cli's reader takes that a strict one might not.
+    rd2 = (3, 0, b"S" * 30)
+    table_order = make_eif([k, c, md, rd, rd2], table=[0, 1, 2, 4, 3])
+    r = nectl("describe-eif", write("order.eif", table_order))
+    m = (json.loads(r.stdout or "{}")).get("Measurements", {})
+    tap(r.returncode == 0 and m.get("PCR1") == pcr(k[2] + c[2] + rd[2]) and m.get("PCR2") == pcr(rd2[2]),
+        "sections listed out of file order: measured in file order, as nitro-cli (PCR1 has the first "
+        "ramdisk of the file)", r.stdout + r.stderr)
+    for name, meta, shown in [
+            ("null metadata", b"null", None),
+            ("unknown metadata keys", meta_json(Extra=[1], BuildExtra=2), "ok"),
+            ("DockerInfo and CustomMetadata null", meta_json(DockerInfo=None, CustomMetadata=None), "ok"),
+            ("DockerInfo of any type", meta_json(DockerInfo=[1, "x"]), "ok")]:
+        r = nectl("describe-eif", write("meta.eif", make_eif([k, c, (5, 0, meta), rd])))
+        try:
+            d = json.loads(r.stdout)
+        except ValueError:
+            d = {}
+        ok = r.returncode == 0 and ("Metadata" in d) == (shown is not None)
+        ok &= "Extra" not in d.get("Metadata", {}) and "BuildExtra" not in d.get("Metadata", {})
+        tap(ok, "describe-eif takes %s, as nitro-cli" % name, r.stdout + r.stderr)
+    for custom in ("x", [1], 5, True):
+        r = nectl("describe-eif", write("meta.eif", make_eif([k, c, (5, 0, meta_json(CustomMetadata=custom)), rd])))
+        tap(r.returncode == 17 and not r.stdout and "CustomMetadata" in r.stderr,
+            "describe-eif, CustomMetadata %s: E17 and no JSON, as nitro-cli (serde cannot flatten it)"
+            % json.dumps(custom), r.stdout + r.stderr)
+    # run refuses before launching what describe-eif refuses (nitro-cli fails later, in describe-enclaves).
+    for name, blob in (("trailing bytes", good + b"\0"),
+                       ("metadata ImageName a number", make_eif([k, c, (5, 0, meta_json(ImageName=7)), rd]))):
+        r = nectl("run", "--eif-path", write("runbad.eif", blob), "--memory", "64", "--cpu-count", "2")
+        tap(r.returncode == 35, "run refuses an image with %s: E35 before the device" % name, r.stderr)
 
     # -- run: argument and config errors, checked before any device access
     eif = out1
     cfg = write("cfg.json", json.dumps({"eif_path": eif, "memory_mib": 64, "cpu_count": 2}).encode())
     runs = [
         ("no arguments", [], 1),
-        ("--memory not a number", ["--eif-path", eif, "--memory", "lots", "--cpu-count", "2"], 47),
+        ("--memory not a number", ["--eif-path", eif, "--memory", "lots", "--cpu-count", "2"], 3),
+        ("--memory 512MB (not a nitro-cli unit)", ["--eif-path", eif, "--memory", "512MB", "--cpu-count", "2"], 3),
+        ("--memory 0", ["--eif-path", eif, "--memory", "0", "--cpu-count", "2"], 26),
+        ("--memory=0G", ["--eif-path", eif, "--memory=0G", "--cpu-count", "2"], 26),
+        ("--memory 62M (below 64 MiB)", ["--eif-path", eif, "--memory", "62M", "--cpu-count", "2"], 26),
         ("--enclave-cid 3", ["--eif-path", eif, "--memory", "64", "--cpu-count", "2", "--enclave-cid", "3"], 3),
         ("--config with --memory", ["--config", cfg, "--memory", "64"], 2),
-        ("--config with an unknown key", ["--config", write("c2.json", b'{"eif_path": "a", "mem": 1}')], 17),
+        ("--config with a wrong type", ["--config", write("c2.json", b'{"eif_path": "a", "memory_mib": "1G", "cpu_count": 2}')], 17),
+        ("--config without memory_mib", ["--config", write("c2b.json", b'{"eif_path": "a", "cpu_count": 2}')], 17),
+        ("--config with debug_mode null", ["--config", write("c2c.json", b'{"eif_path": "a", "memory_mib": 64, "cpu_count": 2, "debug_mode": null}')], 17),
+        ("--config missing", ["--config", os.path.join(tmp, "none.json")], 19),
         ("--config not JSON", ["--config", write("c3.json", b"eif_path: a")], 17),
-        ("missing EIF", ["--eif-path", "/nonexistent.eif", "--memory", "64", "--cpu-count", "2"], 7),
+        ("missing EIF", ["--eif-path", "/nonexistent.eif", "--memory", "64", "--cpu-count", "2"], 19),
         ("corrupt EIF", ["--eif-path", write("c.eif", bytes(flipped)), "--memory", "64", "--cpu-count", "2"], 35),
         ("memory below 64 MiB", ["--eif-path", eif, "--memory", "62", "--cpu-count", "2"], 26),
         ("memory below 4 x EIF", ["--eif-path", write("big.eif", make_eif([(1, 0, b"K" * (17 << 20)), c, rd])),
@@ -346,6 +491,14 @@ def main():
         r = nectl("run", "--config", cfg)
         tap(r.returncode == 19 and "insmod ne_kvm.ko" in r.stderr,
             "run --config reaches the device check: E19 names the missing driver", r.stderr)
+        # What nitro-cli's serde reader takes: nulls for its Option fields, unknown keys.
+        loose = write("loose.json", json.dumps({"eif_path": eif, "memory_mib": 64, "cpu_count": 2,
+                                                "cpu_ids": None, "enclave_cid": None,
+                                                "enclave_name": None, "comment": "mine",
+                                                "extra": {"x": [1]}}).encode())
+        r = nectl("run", "--config=" + loose, "--attach-console")
+        tap(r.returncode == 19 and "insmod ne_kvm.ko" in r.stderr,
+            "run --config with nulls, unknown keys and --attach-console reaches the device check", r.stderr)
 
     # -- help, explain, unknown commands
     for cmd in ["build-eif", "describe-eif", "run", "describe-enclaves", "terminate-enclave", "console",
@@ -375,8 +528,16 @@ def main():
     tap(r.returncode == 1, "terminate-enclave without a selector is E01")
     r = nectl("terminate-enclave", "--all", "--enclave-name", "x")
     tap(r.returncode == 2, "terminate-enclave --all --enclave-name is E02")
-    r = nectl("console", "--enclave-id", "x", "--disconnect-timeout", "0")
-    tap(r.returncode == 47, "console --disconnect-timeout 0 is E47", r.stderr)
+    r = nectl("console", "--enclave-id", "x", "--disconnect-timeout", "soon")
+    tap(r.returncode == 3, "console --disconnect-timeout soon is E03, as nitro-cli", r.stderr)
+    # No enclave runs on the build host: an unknown name is nitro-cli's E58, an id nectl's E70.
+    for cmd in ("console", "terminate-enclave"):
+        r = nectl(cmd, "--enclave-name", "nope", "--disconnect-timeout", "0") if cmd == "console" \
+            else nectl(cmd, "--enclave-name", "nope")
+        tap(r.returncode == 58 and "no enclave is named 'nope'" in r.stderr,
+            "%s --enclave-name nope: E58" % cmd, r.stderr)
+        r = nectl(cmd, "--enclave-id", "i-0000000000000000-enc1234")
+        tap(r.returncode == 70, "%s --enclave-id of no enclave: E70" % cmd, r.stderr)
 
     # -- signed EIFs
     eif_sign_tests.run(tap, nectl, NECTL, NECTL_ASAN, tmp, rnd, parse_eif)

@@ -32,6 +32,7 @@
 #include "hugepages.h"
 #include "json.h"
 #include "launch.h"
+#include "metadata.h"
 #include "sha384.h"
 
 static int test_number, failures;
@@ -123,6 +124,147 @@ static void test_json(void)
 	      "json: writer escapes and indents like serde_json (got %s)", out);
 	free(out);
 	json_free(v);
+	out = NULL;
+	f = open_memstream(&out, &len);
+	json_init(&w, f);
+	json_string(&w, "\b\t\n\v\f\r\x1f\x7f\xc3\xa9");
+	fclose(f);
+	check(out && !strcmp(out, "\"\\b\\t\\n\\u000b\\f\\r\\u001f\x7f\xc3\xa9\""),
+	      "json: control characters as serde_json writes them (\\b \\f short, \\u000b, DEL and UTF-8 as is)");
+	free(out);
+}
+
+/* Objects nested depth deep, {"a":{"a":...1...}}, as text (malloc'ed). */
+static char *nested_text(int depth, size_t *len)
+{
+	char *text = malloc(6 * depth + 2);
+	size_t pos = 0;
+	int i;
+
+	for (i = 0; i < depth; i++)
+		pos += sprintf(text + pos, "{\"a\":");
+	text[pos++] = '1';
+	for (i = 0; i < depth; i++)
+		text[pos++] = '}';
+	text[pos] = '\0';
+	*len = pos;
+	return text;
+}
+
+/* v written alone, compactly comparable (malloc'ed). */
+static char *tree_text(const struct json_value *v)
+{
+	struct json_writer w;
+	char *out = NULL;
+	size_t len;
+	FILE *f = open_memstream(&out, &len);
+
+	json_init(&w, f);
+	if (v)
+		json_tree(&w, v);
+	fclose(f);
+	return out;
+}
+
+/*
+ * Deep metadata through the writer: the registry nests an EIF's metadata one
+ * level deeper, and a writer that stopped counting at 32 levels wrote
+ * `}"Heartbeat": ...` for metadata 31 deep, a registry nobody could read.
+ */
+static void test_json_depth(void)
+{
+	static const int depths[] = { 31, 32, 33, 100, JSON_MAX_DEPTH };
+	struct registry_entry e = { .name = "deep", .slot_uid = 0x10, .holder = 1,
+				    .state = "RUNNING", .eif_path = "/x.eif",
+				    .no_heartbeat = true };
+	struct json_value *meta, *reg;
+	char err[160], *text, *reg_text, *a, *b;
+	size_t i, len;
+
+	for (i = 0; i < sizeof(depths) / sizeof(depths[0]); i++) {
+		text = nested_text(depths[i], &len);
+		meta = json_parse(text, len, err, sizeof(err));
+		e.metadata = meta;
+		reg_text = meta ? registry_render(&e, &len) : NULL;
+		reg = reg_text ? registry_parse(reg_text, len) : NULL;
+		a = tree_text(meta);
+		b = tree_text(json_get(reg, "EifMetadata"));
+		check(meta && reg && !strcmp(a, b) &&
+		      json_get(reg, "Heartbeat") && json_get(reg, "HolderPID"),
+		      "json: metadata nested %d deep survives the registry (written, read back, equal)",
+		      depths[i]);
+		free(a);
+		free(b);
+		json_free(reg);
+		free(reg_text);
+		json_free(meta);
+		free(text);
+	}
+	text = nested_text(JSON_MAX_DEPTH + 1, &len);
+	meta = json_parse(text, len, err, sizeof(err));
+	check(!meta && strstr(err, "nested deeper than 127"),
+	      "json: 128 levels refused, as serde_json (nitro-cli) refuses them: %s", err);
+	json_free(meta);
+	free(text);
+}
+
+/* What a writer call printed, as text (malloc'ed). */
+#define WRITTEN(out, call) do {						\
+		struct json_writer w_;					\
+		size_t len_;						\
+		FILE *f_ = open_memstream(&(out), &len_);		\
+		json_init(&w_, f_);					\
+		call;							\
+		fclose(f_);						\
+	} while (0)
+
+/* nitro-cli leaves out the keys it has no value for (serde skip_serializing_if). */
+static void test_json_omitted(void)
+{
+	static const char reg_text[] =
+		"{\"EnclaveName\": \"e1\", \"HolderPID\": 7, \"EifMetadata\": {\"ImageName\": \"img\", "
+		"\"ImageVersion\": \"1.0\", \"BuildMetadata\": {\"BuildTime\": \"t\", \"BuildTool\": \"b\", "
+		"\"BuildToolVersion\": \"v\", \"OperatingSystem\": \"Linux\", \"KernelVersion\": \"6\", "
+		"\"Extra\": 1}, \"DockerInfo\": {\"d\": 1}, \"CustomMetadata\": {\"team\": \"x\"}}}";
+	struct enclave e = { .slot_uid = 0x42, .pid = 7, .cid = 16, .vcpus = 2, .mem_bytes = 64 << 20,
+			     .state = "running" };
+	struct json_value *reg = registry_parse(reg_text, strlen(reg_text));
+	char *out = NULL;
+
+	strcpy(e.comm, "other");
+	WRITTEN(out, enclave_describe(&w_, &e, true));
+	check(out && !strstr(out, "EnclaveName") && !strstr(out, "ImageName") &&
+	      !strstr(out, "Metadata") && !strstr(out, "Measurements") &&
+	      strstr(out, "\"Launcher\": \"other\""),
+	      "json: describe-enclaves of a foreign enclave omits EnclaveName, Measurements, ImageName, Metadata (no nulls)");
+	free(out);
+	e.registry = reg;
+	e.name = "e1";
+	WRITTEN(out, enclave_describe(&w_, &e, false));
+	check(out && strstr(out, "{\n  \"EnclaveName\": \"e1\",\n  \"EnclaveID\"") &&
+	      !strstr(out, "ImageName") && !strstr(out, "Launcher"),
+	      "json: describe-enclaves: EnclaveName first; without --metadata no image keys");
+	free(out);
+	WRITTEN(out, enclave_describe(&w_, &e, true));
+	check(out && strstr(out, "\"ImageName\": \"img\",\n  \"ImageVersion\": \"1.0\",\n  \"Metadata\": {\n"
+			     "    \"BuildTime\": \"t\",\n    \"BuildTool\": \"b\",\n    \"BuildToolVersion\": \"v\",\n"
+			     "    \"OperatingSystem\": \"Linux\",\n    \"KernelVersion\": \"6\",\n"
+			     "    \"DockerInfo\": {\n      \"d\": 1\n    },\n    \"team\": \"x\"\n  }") &&
+	      !strstr(out, "Extra"),
+	      "json: --metadata: the five build fields, DockerInfo, then the custom keys, as nitro-cli's MetadataDescribeInfo");
+	free(out);
+	json_free(reg);
+	WRITTEN(out, enclave_write_terminated(&w_, NULL, "i-0-enc42"));
+	check(out && !strcmp(out, "{\n  \"EnclaveID\": \"i-0-enc42\",\n  \"Terminated\": true\n}"),
+	      "json: terminate-enclave without a name omits EnclaveName (got %s)", out);
+	free(out);
+	WRITTEN(out, enclave_write_terminated(&w_, "n", "i-0-enc42"));
+	check(out && strstr(out, "{\n  \"EnclaveName\": \"n\",\n  \"EnclaveID\""),
+	      "json: terminate-enclave: EnclaveName, EnclaveID, Terminated");
+	free(out);
+	WRITTEN(out, metadata_write_identity(&w_, NULL));
+	check(out && !*out, "json: no metadata, no ImageName, ImageVersion nor Metadata");
+	free(out);
 }
 
 /* ------------------------------------------------------- run arguments */
@@ -142,6 +284,20 @@ static int parse_args(const char *line, struct run_options *o, char *err, size_t
 	return code;
 }
 
+static bool memory_is(const char *text, uint64_t mib)
+{
+	uint64_t got = ~0ULL;
+
+	return parse_memory(text, &got) == 0 && got == mib;
+}
+
+static bool memory_refused(const char *text, int why)
+{
+	uint64_t got;
+
+	return parse_memory(text, &got) == why;
+}
+
 static void test_run_args(void)
 {
 	static const struct {
@@ -154,13 +310,23 @@ static void test_run_args(void)
 		{ "run --memory 512 --cpu-count 2", E_MISSING_ARG },
 		{ "run --eif-path a.eif --cpu-count 2", E_MISSING_ARG },
 		{ "run --eif-path a.eif --memory 512", E_MISSING_ARG },
-		{ "run --eif-path a.eif --memory 0 --cpu-count 2", E_MISSING_ARG },
-		{ "run --eif-path a.eif --memory 512 --cpu-count 0", E_MISSING_ARG },
-		{ "run --eif-path a.eif --memory 12x --cpu-count 2", E_INTEGER_PARSE },
-		{ "run --eif-path a.eif --memory -1 --cpu-count 2", E_INTEGER_PARSE },
-		{ "run --eif-path a.eif --memory 0x10 --cpu-count 2", E_INTEGER_PARSE },
-		{ "run --eif-path a.eif --memory 1048576 --cpu-count 2", 0 },
-		{ "run --eif-path a.eif --memory 1048577 --cpu-count 2", E_INVALID_ARG },
+		{ "run --eif-path a.eif --memory 0 --cpu-count 2", E_MEMORY_REQUEST_TOO_SMALL },
+		{ "run --eif-path a.eif --memory 0G --cpu-count 2", E_MEMORY_REQUEST_TOO_SMALL },
+		{ "run --eif-path a.eif --memory 512 --cpu-count 0", E_INVALID_ARG },
+		{ "run --eif-path a.eif --memory 12x --cpu-count 2", E_INVALID_ARG },
+		{ "run --eif-path a.eif --memory -1 --cpu-count 2", E_INVALID_ARG },
+		{ "run --eif-path a.eif --memory 0x10 --cpu-count 2", E_INVALID_ARG },
+		{ "run --eif-path a.eif --memory= --cpu-count 2", E_INVALID_ARG },
+		{ "run --eif-path a.eif --memory 4294967296 --cpu-count 2", 0 },
+		{ "run --eif-path a.eif --memory 4294967297 --cpu-count 2", E_INVALID_ARG },
+		{ "run --eif-path a.eif --memory=4096T --cpu-count 2", 0 },
+		{ "run --eif-path a.eif --memory=4097T --cpu-count 2", E_INVALID_ARG },
+		{ "run --eif-path a.eif --memory 512MB --cpu-count 2", E_INVALID_ARG },
+		{ "run --eif-path a.eif --memory 1.5G --cpu-count 2", E_INVALID_ARG },
+		{ "run --eif-path a.eif --memory G --cpu-count 2", E_INVALID_ARG },
+		{ "run --eif-path a.eif --memory 512k --cpu-count 2", E_INVALID_ARG },
+		{ "run --eif-path a.eif --memory 2cpu --cpu-count 2", E_INVALID_ARG },
+		{ "run --eif-path a.eif --memory 2 --cpu-count two", E_INVALID_ARG },
 		{ "run --eif-path a.eif --memory 99999999999999999999999 --cpu-count 2", E_INVALID_ARG },
 		{ "run --eif-path a.eif --memory 512 --cpu-count 1024", 0 },
 		{ "run --eif-path a.eif --memory 512 --cpu-count 1025", E_INVALID_ARG },
@@ -176,7 +342,6 @@ static void test_run_args(void)
 		{ "run --eif-path a.eif --memory 512 --cpu-count 2 extra", E_INVALID_ARG },
 		{ "run --eif-path a.eif --memory", E_INVALID_ARG },
 		{ "run --config x.json --memory 512", E_CONFLICTING_ARGS },
-		{ "run --config /nonexistent/x.json", E_FILE_READ },
 		{ "run --eif-path a.eif --memory 512 --cpu-count 2 --enclave-name a/b", E_NAMING },
 	};
 	struct run_options o;
@@ -189,6 +354,15 @@ static void test_run_args(void)
 		check(code == cases[i].code, "args: '%s' gives E%02d (got E%02d%s%s)", cases[i].args,
 		      cases[i].code, code, code ? ": " : "", code ? err : "");
 	}
+	check(memory_is("512", 512) && memory_is("512M", 512) && memory_is("512m", 512) &&
+	      memory_is("0512", 512) && memory_is("2G", 2048) && memory_is("2g", 2048) &&
+	      memory_is("1T", 1ULL << 20) && memory_is("1t", 1ULL << 20) && memory_is("0", 0),
+	      "args: --memory 512, 512M, 512m, 0512 = 512 MiB; 2G, 2g = 2048; 1T, 1t = 1048576 (nitro-cli's units)");
+	check(memory_refused("", -1) && memory_refused("+512", -1) && memory_refused(" 512", -1) &&
+	      memory_refused("512 ", -2) && memory_refused("512MiB", -2) && memory_refused("2GB", -2) &&
+	      memory_refused("2Gi", -2) && memory_refused("512K", -2) && memory_refused("512B", -2) &&
+	      memory_refused("99999999999999999999999", -3) && memory_refused("4194305G", -3),
+	      "args: --memory '', +512, ' 512' (no number), '512 ', 512MiB, 2GB, 2Gi, 512K, 512B (unit), 10^23 and 4194305G (too large) refused");
 	code = parse_args("run --eif-path a.eif --memory 512 --cpu-count 2 --attach-console", &o,
 			  err, sizeof(err));
 	check(!code && o.attach_console && o.debug_mode && o.memory_mib == 512 && o.cpu_count == 2 &&
@@ -203,24 +377,60 @@ static void test_run_args(void)
 	      "name: empty and control characters refused");
 }
 
+#define CFG_BASE "\"eif_path\": \"a.eif\", \"memory_mib\": 256"
+
 static void test_config(void)
 {
 	static const struct {
 		const char *json;
 		int code;
 	} cases[] = {
-		{ "{\"eif_path\": \"a.eif\", \"memory_mib\": 256, \"cpu_count\": 2}", 0 },
-		{ "{\"eif_path\": \"a.eif\", \"memory_mib\": 256, \"cpu_count\": 2, \"enclave_cid\": null, \"enclave_name\": null, \"debug_mode\": false, \"attach_console\": false}", 0 },
-		{ "{\"eif_path\": \"a.eif\", \"memory_mib\": \"256\", \"cpu_count\": 2}", E_CONFIG_PARSE },
-		{ "{\"eif_path\": \"a.eif\", \"memory_mib\": 256.5, \"cpu_count\": 2}", E_CONFIG_PARSE },
-		{ "{\"eif_path\": \"a.eif\", \"memory_mib\": -256, \"cpu_count\": 2}", E_CONFIG_PARSE },
+		{ "{" CFG_BASE ", \"cpu_count\": 2}", 0 },
+		/* null where nitro-cli's field is an Option */
+		{ "{" CFG_BASE ", \"cpu_count\": 2, \"cpu_ids\": null, \"enclave_cid\": null, \"enclave_name\": null}", 0 },
+		{ "{" CFG_BASE ", \"cpu_count\": 2, \"debug_mode\": false, \"attach_console\": false}", 0 },
+		/* unknown keys are ignored, as serde ignores them */
+		{ "{" CFG_BASE ", \"cpu_count\": 2, \"colour\": 1, \"memory\": \"2G\", \"x\": {\"y\": [null]}}", 0 },
+		{ "{\"cpu_count\": 2, \"memory_mib\": 256, \"eif_path\": \"a.eif\"}", 0 },
+		/* required keys and their types */
+		{ "{\"memory_mib\": 256, \"cpu_count\": 2}", E_CONFIG_PARSE },
+		{ "{\"eif_path\": \"a.eif\", \"cpu_count\": 2}", E_CONFIG_PARSE },
+		{ "{\"eif_path\": null, \"memory_mib\": 256, \"cpu_count\": 2}", E_CONFIG_PARSE },
 		{ "{\"eif_path\": 7, \"memory_mib\": 256, \"cpu_count\": 2}", E_CONFIG_PARSE },
-		{ "{\"eif_path\": \"a.eif\", \"memory_mib\": 256, \"cpu_count\": 2, \"debug_mode\": 1}", E_CONFIG_PARSE },
-		{ "{\"eif_path\": \"a.eif\", \"memory_mib\": 256, \"cpu_count\": 2, \"colour\": 1}", E_CONFIG_PARSE },
-		{ "{\"eif_path\": \"a.eif\", \"memory_mib\": 256, \"cpu_ids\": [1, 3]}", E_INVALID_ARG },
-		{ "{\"eif_path\": \"a.eif\", \"memory_mib\": 256, \"cpu_count\": 2", E_CONFIG_PARSE },
-		{ "[1, 2]", E_CONFIG_PARSE },
-		{ "{\"eif_path\": \"a.eif\", \"memory_mib\": 2097152, \"cpu_count\": 2}", E_INVALID_ARG },
+		{ "{\"eif_path\": \"a.eif\", \"memory_mib\": null, \"cpu_count\": 2}", E_CONFIG_PARSE },
+		{ "{\"eif_path\": \"a.eif\", \"memory_mib\": \"256\", \"cpu_count\": 2}", E_CONFIG_PARSE },
+		{ "{\"eif_path\": \"a.eif\", \"memory_mib\": \"2G\", \"cpu_count\": 2}", E_CONFIG_PARSE },
+		{ "{\"eif_path\": \"a.eif\", \"memory_mib\": 256.5, \"cpu_count\": 2}", E_CONFIG_PARSE },
+		{ "{\"eif_path\": \"a.eif\", \"memory_mib\": 256.0, \"cpu_count\": 2}", E_CONFIG_PARSE },
+		{ "{\"eif_path\": \"a.eif\", \"memory_mib\": 2e2, \"cpu_count\": 2}", E_CONFIG_PARSE },
+		{ "{\"eif_path\": \"a.eif\", \"memory_mib\": -256, \"cpu_count\": 2}", E_CONFIG_PARSE },
+		{ "{\"eif_path\": \"a.eif\", \"memory_mib\": 18446744073709551616, \"cpu_count\": 2}", E_CONFIG_PARSE },
+		{ "{\"eif_path\": \"a.eif\", \"memory_mib\": 4294967297, \"cpu_count\": 2}", E_INVALID_ARG },
+		/* bools default to false when absent, but null is not a bool */
+		{ "{" CFG_BASE ", \"cpu_count\": 2, \"debug_mode\": null}", E_CONFIG_PARSE },
+		{ "{" CFG_BASE ", \"cpu_count\": 2, \"debug_mode\": 1}", E_CONFIG_PARSE },
+		{ "{" CFG_BASE ", \"cpu_count\": 2, \"attach_console\": \"true\"}", E_CONFIG_PARSE },
+		/* cpu_count: u32 */
+		{ "{" CFG_BASE ", \"cpu_count\": \"2\"}", E_CONFIG_PARSE },
+		{ "{" CFG_BASE ", \"cpu_count\": 4294967296}", E_CONFIG_PARSE },
+		{ "{" CFG_BASE ", \"cpu_count\": 1025}", E_INVALID_ARG },
+		{ "{" CFG_BASE ", \"cpu_count\": null}", E_MISSING_ARG },
+		{ "{" CFG_BASE "}", E_MISSING_ARG },
+		/* cpu_ids: Vec<u32>, exclusive with cpu_count, then not supported */
+		{ "{" CFG_BASE ", \"cpu_ids\": [1, 3]}", E_INVALID_ARG },
+		{ "{" CFG_BASE ", \"cpu_ids\": [1, 3], \"cpu_count\": 2}", E_CONFLICTING_ARGS },
+		{ "{" CFG_BASE ", \"cpu_ids\": \"1,3\"}", E_CONFIG_PARSE },
+		{ "{" CFG_BASE ", \"cpu_ids\": [1, -3]}", E_CONFIG_PARSE },
+		{ "{" CFG_BASE ", \"cpu_ids\": [4294967296]}", E_CONFIG_PARSE },
+		/* enclave_cid: u64; enclave_name: String */
+		{ "{" CFG_BASE ", \"cpu_count\": 2, \"enclave_cid\": \"16\"}", E_CONFIG_PARSE },
+		{ "{" CFG_BASE ", \"cpu_count\": 2, \"enclave_cid\": 18446744073709551616}", E_CONFIG_PARSE },
+		{ "{" CFG_BASE ", \"cpu_count\": 2, \"enclave_name\": 5}", E_CONFIG_PARSE },
+		/* the file itself */
+		{ "{" CFG_BASE ", \"cpu_count\": 2", E_CONFIG_PARSE },
+		{ "{" CFG_BASE ", \"cpu_count\": 2, \"cpu_count\": 2}", E_CONFIG_PARSE },
+		{ "[\"a.eif\", null, 256]", E_CONFIG_PARSE },
+		{ "", E_CONFIG_PARSE },
 	};
 	struct run_options o;
 	const char *json;
@@ -240,6 +450,67 @@ static void test_config(void)
 	check(!code && !strcmp(o.eif_path, "/x/a.eif") && o.memory_mib == 300 && o.cpu_count == 4 &&
 	      o.enclave_cid == 17 && o.attach_console && o.debug_mode && !strcmp(o.enclave_name, "n1"),
 	      "config: every key lands in its field");
+	memset(&o, 0, sizeof(o));
+	json = "{\"attach_console\": true, \"debug_mode\": false, " CFG_BASE ", \"cpu_count\": 2}";
+	code = run_options_from_config(json, strlen(json), &o, err, sizeof(err));
+	check(!code && o.attach_console && o.debug_mode,
+	      "config: attach_console implies debug mode whatever the key order (debug_mode false after it)");
+	memset(&o, 0, sizeof(o));
+	json = "{" CFG_BASE ", \"cpu_count\": 2, \"debug_mode\": false}";
+	code = run_options_from_config(json, strlen(json), &o, err, sizeof(err));
+	check(!code && !o.attach_console && !o.debug_mode,
+	      "config: debug_mode false, attach_console absent: neither");
+	json = "{\"eif_path\": \"a.eif\", \"memory_mib\": \"x\", \"cpu_count\": 2}";
+	code = run_options_from_config(json, strlen(json), &o, err, sizeof(err));
+	check(code == E_CONFIG_PARSE && strstr(err, "memory_mib must be a number of MiB") &&
+	      strstr(err, "not a string"), "config: a wrong type names the key, the type wanted and the type found: %s",
+	      err);
+}
+
+/* --config files through `nectl run`'s own parsing (files in /tmp). */
+static void test_config_file(void)
+{
+	static const struct {
+		const char *json;
+		const char *extra;
+		int code;
+	} cases[] = {
+		{ "{" CFG_BASE ", \"cpu_count\": 2}", "", 0 },
+		{ "{" CFG_BASE ", \"cpu_count\": 2}", " --attach-console --no-heartbeat", 0 },
+		{ "{" CFG_BASE ", \"cpu_count\": 2}", " --memory 512", E_CONFLICTING_ARGS },
+		{ "{" CFG_BASE ", \"cpu_count\": 2}", " --debug-mode", E_CONFLICTING_ARGS },
+		{ "{" CFG_BASE ", \"cpu_count\": 2}", " --enclave-name x", E_CONFLICTING_ARGS },
+		{ "{" CFG_BASE ", \"cpu_count\": 2, \"enclave_cid\": 3}", "", E_INVALID_ARG },
+		{ "{" CFG_BASE ", \"cpu_count\": 0}", "", E_INVALID_ARG },
+		{ "{\"eif_path\": \"a.eif\", \"memory_mib\": 0, \"cpu_count\": 2}", "", E_MEMORY_REQUEST_TOO_SMALL },
+	};
+	struct run_options o;
+	char path[64], line[256], err[512];
+	size_t i;
+	FILE *f;
+	int code;
+
+	snprintf(path, sizeof(path), "/tmp/nectl-cfg-%d.json", (int)getpid());
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		f = fopen(path, "w");
+		fputs(cases[i].json, f);
+		fclose(f);
+		snprintf(line, sizeof(line), "run --config=%s%s", path, cases[i].extra);
+		code = parse_args(line, &o, err, sizeof(err));
+		check(code == cases[i].code, "config file: %s%s gives E%02d (got E%02d%s%s)",
+		      cases[i].json, cases[i].extra, cases[i].code, code, code ? ": " : "",
+		      code ? err : "");
+	}
+	f = fopen(path, "w");
+	fputs(cases[0].json, f);
+	fclose(f);
+	snprintf(line, sizeof(line), "run --config %s --attach-console", path);
+	code = parse_args(line, &o, err, sizeof(err));
+	check(!code && o.attach_console && o.debug_mode && o.memory_mib == 256,
+	      "config file: --attach-console with --config attaches (nitro-cli accepts and ignores it)");
+	unlink(path);
+	code = parse_args("run --config /nonexistent/x.json", &o, err, sizeof(err));
+	check(code == E_FILE_OPERATION, "config file: a missing file is E19, as nitro-cli (got E%02d)", code);
 }
 
 /* ------------------------------------------------------- hugepage planner */
@@ -745,6 +1016,36 @@ static void test_heartbeat(void)
 	}
 }
 
+/* console_attach's first line goes to stdout, as nitro-cli's println!, even when it fails. */
+static void test_console_lines(void)
+{
+	char path[64], text[256] = "";
+	int saved, saved_err, fd, code;
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/tmp/nectl-console-%d", (int)getpid());
+	fflush(stdout);
+	saved = dup(1);
+	saved_err = dup(2);
+	fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	dup2(fd, 1);
+	dup2(open("/dev/null", O_WRONLY | O_CLOEXEC), 2);	/* the E47 line */
+	code = console_attach(UINT64_MAX, 0);	/* no port for this CID: E47, no network */
+	fflush(stdout);
+	dup2(saved, 1);
+	dup2(saved_err, 2);
+	close(saved);
+	close(saved_err);
+	n = pread(fd, text, sizeof(text) - 1, 0);
+	text[n > 0 ? n : 0] = '\0';
+	close(fd);
+	unlink(path);
+	check(code == E_INTEGER_PARSE &&
+	      !strcmp(text, "Connecting to the console for enclave 18446744073709551615...\n"),
+	      "console: 'Connecting to the console for enclave N...' on stdout first, then E47 for a CID without a port (got E%02d, '%s')",
+	      code, text);
+}
+
 static int hash_file(const char *what, const char *path)
 {
 	struct sha384_ctx ctx;
@@ -779,11 +1080,15 @@ int main(int argc, char **argv)
 	if (argc == 3)
 		return hash_file(argv[1], argv[2]);
 	test_json();
+	test_json_depth();
+	test_json_omitted();
 	test_run_args();
 	test_config();
+	test_config_file();
 	test_planner();
 	test_misc();
 	test_heartbeat();
+	test_console_lines();
 	test_attest();
 	test_eif_sig_encoding();
 	test_eif_sig_section();
