@@ -108,6 +108,44 @@ static int parse_hex4(struct parser *ps, unsigned long *out)
 	return 0;
 }
 
+/*
+ * The length of the UTF-8 sequence at @p (before @end), or 0 when it is not
+ * well-formed UTF-8: a stray continuation byte, a truncated sequence, an
+ * overlong form, a surrogate or a code point above U+10FFFF.  JSON text is
+ * UTF-8 (RFC 8259), and serde_json, nitro-cli's reader, refuses anything
+ * else: so does nectl, which would otherwise write the bytes back out.
+ */
+static size_t utf8_len(const unsigned char *p, const unsigned char *end)
+{
+	unsigned char lo = 0x80, hi = 0xBF;
+	size_t n, i;
+
+	if (p[0] < 0x80)
+		return 1;
+	if (p[0] >= 0xC2 && p[0] <= 0xDF)
+		n = 2;
+	else if (p[0] >= 0xE0 && p[0] <= 0xEF)
+		n = 3;
+	else if (p[0] >= 0xF0 && p[0] <= 0xF4)
+		n = 4;
+	else
+		return 0;
+	if (p[0] == 0xE0)
+		lo = 0xA0;	/* overlong */
+	else if (p[0] == 0xED)
+		hi = 0x9F;	/* surrogates */
+	else if (p[0] == 0xF0)
+		lo = 0x90;	/* overlong */
+	else if (p[0] == 0xF4)
+		hi = 0x8F;	/* above U+10FFFF */
+	if ((size_t)(end - p) < n || p[1] < lo || p[1] > hi)
+		return 0;
+	for (i = 2; i < n; i++)
+		if (p[i] < 0x80 || p[i] > 0xBF)
+			return 0;
+	return n;
+}
+
 /* Parses a string literal (ps->p at the opening quote) into a new buffer. */
 static char *parse_string_raw(struct parser *ps)
 {
@@ -127,6 +165,22 @@ static char *parse_string_raw(struct parser *ps)
 		if (c < 0x20) {
 			fail(ps, "control character in a string");
 			goto bad;
+		}
+		if (c >= 0x80) {
+			const char *seq = ps->p - 1;
+			size_t n = utf8_len((const unsigned char *)seq,
+					    (const unsigned char *)ps->end), i;
+
+			if (!n) {
+				ps->p = seq;
+				fail(ps, "a string that is not UTF-8");
+				goto bad;
+			}
+			for (i = 0; i < n; i++)
+				if (!append_byte(&buf, &len, &cap, (unsigned char)seq[i]))
+					goto oom;
+			ps->p = seq + n;
+			continue;
 		}
 		if (c != '\\') {
 			if (!append_byte(&buf, &len, &cap, c))

@@ -51,11 +51,24 @@ def tap(ok, name, detail=""):
     sys.stdout.flush()
 
 
+NOT_UTF8 = []    # (command, stream) of every nectl output that was not UTF-8
+
+
 def nectl(*args, binary=None, env=None):
+    """Runs nectl; its output is text.  Output that is not UTF-8 is kept
+    (with U+FFFD) and recorded in NOT_UTF8, which a test at the end checks."""
     e = dict(os.environ)
     e["SOURCE_DATE_EPOCH"] = "1700000000"
     e.update(env or {})
-    return subprocess.run([binary or NECTL] + list(args), capture_output=True, text=True, env=e)
+    r = subprocess.run([binary or NECTL] + list(args), capture_output=True, env=e)
+    for name in ("stdout", "stderr"):
+        raw = getattr(r, name)
+        try:
+            setattr(r, name, raw.decode())
+        except UnicodeDecodeError:
+            NOT_UTF8.append((" ".join(str(a) for a in args[:2]), name))
+            setattr(r, name, raw.decode(errors="replace"))
+    return r
 
 
 # ------------------------------------------------------ independent reader
@@ -453,6 +466,13 @@ def main():
         tap(r.returncode == 17 and not r.stdout and "CustomMetadata" in r.stderr,
             "describe-eif, CustomMetadata %s: E17 and no JSON, as nitro-cli (serde cannot flatten it)"
             % json.dumps(custom), r.stdout + r.stderr)
+    # Metadata that is not UTF-8 is not JSON (serde_json refuses it): E35, nothing echoed.
+    for name, meta in (("a custom value", meta_json().replace(b'"team": "x"', b'"team": "\xd8x"')),
+                       ("ImageName", meta_json().replace(b'"ImageName": "n"', b'"ImageName": "\xff"'))):
+        r = nectl("describe-eif", write("meta.eif", make_eif([k, c, (5, 0, meta), rd])))
+        tap(r.returncode == 35 and "UTF-8" in r.stderr and "\ufffd" not in r.stdout + r.stderr,
+            "describe-eif, metadata with %s that is not UTF-8: E35, nothing of it printed" % name,
+            r.stdout + r.stderr)
     # run refuses before launching what describe-eif refuses (nitro-cli fails later, in describe-enclaves).
     for name, blob in (("trailing bytes", good + b"\0"),
                        ("metadata ImageName a number", make_eif([k, c, (5, 0, meta_json(ImageName=7)), rd]))):
@@ -545,6 +565,7 @@ def main():
     # -- verify-attestation and pcr
     attest_tests.run(tap, nectl, NECTL, NECTL_ASAN, UNIT, tmp, rnd)
 
+    tap(not NOT_UTF8, "every output of nectl in this run was UTF-8", NOT_UTF8[:5])
     subprocess.run(["rm", "-rf", tmp])
     print("1..%d" % count)
     print("# nectl host tests: %d passed, %d failed" % (count - failed, failed))

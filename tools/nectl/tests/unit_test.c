@@ -89,6 +89,34 @@ static void test_json(void)
 		      cases[i].valid ? "accepted" : "refused", v ? "" : ": ", v ? "" : err);
 		json_free(v);
 	}
+	/* UTF-8 in strings: well-formed is kept byte for byte, anything else refused. */
+	static const struct {
+		const char *name, *text;
+		int valid;
+	} utf8[] = {
+		{ "2, 3 and 4-byte sequences", "\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\"", 1 },
+		{ "U+10FFFF", "\"\xf4\x8f\xbf\xbf\"", 1 },
+		{ "a stray continuation byte", "\"\x80\"", 0 },
+		{ "a lead byte and a quote", "\"\xd8\"", 0 },
+		{ "a lead byte then ASCII", "\"\xd8x\"", 0 },
+		{ "a truncated 3-byte sequence", "\"\xe2\x82\"", 0 },
+		{ "an overlong '/' (C0 AF)", "\"\xc0\xaf\"", 0 },
+		{ "an overlong 3-byte form (E0 80 80)", "\"\xe0\x80\x80\"", 0 },
+		{ "a surrogate (ED A0 80)", "\"\xed\xa0\x80\"", 0 },
+		{ "above U+10FFFF (F4 90 80 80)", "\"\xf4\x90\x80\x80\"", 0 },
+		{ "F5", "\"\xf5\x80\x80\x80\"", 0 },
+		{ "a bad byte in a key", "{\"\xff\": 1}", 0 },
+	};
+
+	for (i = 0; i < sizeof(utf8) / sizeof(utf8[0]); i++) {
+		v = json_parse(utf8[i].text, strlen(utf8[i].text), err, sizeof(err));
+		check(!!v == utf8[i].valid &&
+		      (!v || (v->type == JSON_STRING &&
+				!strncmp(v->text, utf8[i].text + 1, strlen(utf8[i].text) - 2))),
+		      "json: a string with %s is %s%s%s", utf8[i].name,
+		      utf8[i].valid ? "accepted as is" : "refused", v ? "" : ": ", v ? "" : err);
+		json_free(v);
+	}
 	/* Exactly at the depth limit, then one past it. */
 	for (i = 0; i < 2; i++) {
 		size_t d = JSON_MAX_DEPTH + i;
