@@ -176,6 +176,16 @@ def wait_heartbeat(listener, timeout):
     return b, peer
 
 
+def publish(name, text):
+    """Writes DIR/name for the host half in one step (written under another
+    name, then renamed): the host reads it as soon as it exists, never a
+    file created and not yet written."""
+    tmp = os.path.join(DIR, "." + name + ".tmp")
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.rename(tmp, os.path.join(DIR, name))
+
+
 def wait_file(path, timeout):
     end = time.monotonic() + timeout
     while time.monotonic() < end:
@@ -227,8 +237,7 @@ def test_junk_memory_and_isolation():
          [s[:8].hex() for s in seen]))
 
     # The host writes a marker into the enclave's memory and says where.
-    with open(os.path.join(DIR, "ready"), "w") as f:
-        f.write("%d %d\n" % (la.cid, os.getpid()))
+    publish("ready", "%d %d\n" % (la.cid, os.getpid()))
     answer = wait_file(os.path.join(DIR, "marker"), HOST_WAIT)
     if answer is None:
         tap(False, "the host half did not write the marker within %d s" % HOST_WAIT)
@@ -253,20 +262,17 @@ def test_junk_memory_and_isolation():
     tap(all(s == b"\0" * 64 for s in back),
         "after the enclave is gone its memory comes back as zeros: %s" %
         [s[:8].hex() for s in back])
-    with open(os.path.join(DIR, "done"), "w") as f:
-        f.write("done\n")
+    publish("done", "done\n")
 
 
 def test_exe_replaced():
-    with open(os.path.join(DIR, "exe-swap"), "w") as f:
-        f.write("swap\n")
+    publish("exe-swap", "swap\n")
     if wait_file(os.path.join(DIR, "exe-swapped"), HOST_WAIT) is None:
         tap(False, "the host did not replace the parent's QEMU binary within %d s" % HOST_WAIT)
         return
     la = launch(24, fill=False, what="after the parent's QEMU binary was deleted and an "
                 "impostor put at its path")
-    with open(os.path.join(DIR, "exe-ready"), "w") as f:
-        f.write("%d\n" % la.cid)
+    publish("exe-ready", "%d\n" % la.cid)
     wait_file(os.path.join(DIR, "exe-checked"), HOST_WAIT)
     la.close()
 
