@@ -350,7 +350,7 @@ def main():
     mm, regs = testctl_bar()
     if regs is None:
         tap(False, "enclave stopping on its own: ne-pci has no test controls (BAR 2); "
-            "run with tools/ne-vm --ne-pci test-controls=on")
+            "run with tools/ne-vm --ne-pci test-controls=on,boot-enclaves=off")
     else:
         r = nectl("run", "--eif-path", eif, "--memory", mem, "--cpu-count", "2", "--no-heartbeat",
                   "--enclave-name", "doomed")
