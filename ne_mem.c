@@ -375,6 +375,14 @@ int ne_mem_donate(struct ne_enclave *e, u64 uaddr, u64 size, bool *kept)
 	rc = ne_pin_region(e, uaddr, size, &d);
 	if (!rc)
 		rc = ne_check_twice(e, &d);
+	/*
+	 * After the pages' own checks, as upstream counts regions: one user
+	 * range per call (KVM's slots keep below this; NE_SET_USER_MEMORY_REGION
+	 * takes as many calls as the device takes ranges).
+	 */
+	if (!rc && e->nr_uranges == e->max_mem_regions)
+		rc = ne_refuse_why(e, NE_WHY_MEM_MAX_REGIONS,
+				   "more memory regions than the device takes");
 	if (rc)
 		goto out_unpin;
 

@@ -90,7 +90,7 @@ static int ne_ne_vcpu_cpu(struct ne_enclave *e, u32 id, int *claimed)
 
 static long ne_ne_add_vcpu(struct ne_enclave *e, u32 __user *uid)
 {
-	int cpu, claimed, rc;
+	int cpu = -1, claimed, rc;
 	u32 id;
 
 	if (get_user(id, uid))
@@ -177,9 +177,6 @@ static int ne_ne_check_region(struct ne_enclave *e,
 	/* Upstream pins nothing for an empty region and says ENOMEM. */
 	if (!r->memory_size)
 		return ne_refuse(e, -ENOMEM, "memory_size 0");
-	if (e->nr_uranges == e->max_mem_regions)
-		return ne_refuse_why(e, NE_WHY_MEM_MAX_REGIONS,
-				     "more memory regions than the device takes");
 	return 0;
 }
 

@@ -214,6 +214,12 @@ int ne_vcpu_add(struct ne_enclave *e, u32 id, unsigned int cpu, int claimed)
 	struct ne_pci_reply reply;
 	int rc;
 
+	/* Each is a distinct CPU of the pool, which is frozen while @e lives. */
+	if (WARN_ON_ONCE(e->nr_vcpus >= e->max_vcpus)) {
+		if (claimed >= 0)
+			ne_pool_unclaim(e, claimed);
+		return ne_refuse_why(e, NE_WHY_NO_CPUS, "no room for another vCPU");
+	}
 	rc = ne_enclave_cmd(e, NE_CMD_SLOT_ADD_VCPU, &req, sizeof(req),
 			    &reply);
 	if (rc == -ETIMEDOUT) {

@@ -178,7 +178,9 @@ int ne_vm_check_usable(struct ne_enclave *e)
 		return ne_refuse(e, -EIO, e->dead);
 	if (ne_enclave_lost(e))
 		return ne_refuse(e, -ENODEV, "the device or its slot is gone");
-	if (e->state != NE_STATE_INIT && e->state != NE_STATE_RUNNING)
+	/* Upstream's family says NE_ERR_NOT_IN_INIT_STATE, where it checks. */
+	if (e->state != NE_STATE_INIT && e->state != NE_STATE_RUNNING &&
+	    e->family == NE_FAMILY_KVM)
 		return ne_refuse(e, -EIO, "the enclave has stopped");
 	if (e->wedged)
 		return ne_refuse(e, -EIO,
