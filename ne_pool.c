@@ -61,6 +61,16 @@ static enum {
 static struct cpumask ne_pool_pending;	/* under ne_pool_lock */
 
 /*
+ * ne_cpus as last accepted, byte for byte (a trailing newline included):
+ * upstream's parameter is a string that reads back as it was written, and
+ * tools written for upstream (nitro-cli's allocator) parse what they read.
+ * Upstream's bound, NE_CPUS_SIZE, with room for the NUL.  Under
+ * ne_pool_lock.
+ */
+#define NE_CPUS_SIZE	512
+static char ne_cpus_written[NE_CPUS_SIZE];
+
+/*
  * The CPUs Linux must not bring online: every CPU of the pool, donated or
  * not, and those a pool change is taking.  Changed under ne_pool_lock, one
  * atomic bit operation at a time (never a whole-mask cpumask_or() or the
@@ -312,6 +322,9 @@ static int ne_cpus_set(const char *val, const struct kernel_param *kp)
 
 	if (!capable(CAP_SYS_ADMIN))
 		return -EPERM;
+	/* upstream's ENOSPC, but before the pool changes rather than after */
+	if (strlen(val) >= sizeof(ne_cpus_written))
+		return -ENOSPC;
 	if (!zalloc_cpumask_var(&mask, GFP_KERNEL))
 		return -ENOMEM;
 	list = kstrdup(val, GFP_KERNEL);
@@ -335,6 +348,8 @@ static int ne_cpus_set(const char *val, const struct kernel_param *kp)
 	} else {
 		rc = ne_pool_replace(mask);
 	}
+	if (!rc)
+		strscpy(ne_cpus_written, val, sizeof(ne_cpus_written));
 	mutex_unlock(&ne_pool_lock);
 out_list:
 	kfree(list);
@@ -343,20 +358,14 @@ out_mask:
 	return rc;
 }
 
+/* As upstream's param_get_string(): the list as written, then a newline. */
 static int ne_cpus_get(char *buf, const struct kernel_param *kp)
 {
-	cpumask_var_t mask;
-	unsigned int i;
 	int len;
 
-	if (!zalloc_cpumask_var(&mask, GFP_KERNEL))
-		return -ENOMEM;
 	mutex_lock(&ne_pool_lock);
-	for (i = 0; i < ne_nr_cores; i++)
-		cpumask_or(mask, mask, &ne_cores[i].cpus);
+	len = sysfs_emit(buf, "%s\n", ne_cpus_written);
 	mutex_unlock(&ne_pool_lock);
-	len = sysfs_emit(buf, "%*pbl\n", cpumask_pr_args(mask));
-	free_cpumask_var(mask);
 	return len;
 }
 

@@ -117,6 +117,74 @@ TEST_F(pool, rule_breaking_lists_are_einval_and_keep_the_pool)
 	EXPECT_EQ(0, cpu_online(3));
 }
 
+/* ne_cpus as read: every byte, newlines included. */
+static ssize_t pool_raw(char *buf, size_t len)
+{
+	int fd = open(NE_CPUS_PARAM, O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return -errno;
+	n = read(fd, buf, len - 1);
+	close(fd);
+	if (n < 0)
+		return -errno;
+	buf[n] = '\0';
+	return n;
+}
+
+/* Upstream's NE_CPUS_SIZE: the longest list is one byte shorter. */
+#define NE_CPUS_SIZE 512
+
+/*
+ * ne_cpus reads back the list as it was written and a newline, as
+ * upstream's string parameter does (tools written for it, nitro-cli's
+ * allocator among them, parse what they read); a list of NE_CPUS_SIZE
+ * bytes or more is ENOSPC and changes nothing.
+ */
+TEST_F(pool, reads_back_as_written)
+{
+	static const char *const lists[] = { "3,2", "2-3\n", " 2-3 ", "2,3,2" };
+	char raw[2 * NE_CPUS_SIZE], longest[NE_CPUS_SIZE + 1], want[NE_CPUS_SIZE + 1];
+	unsigned int i;
+	size_t n;
+
+	for (i = 0; i < sizeof(lists) / sizeof(lists[0]); i++) {
+		ASSERT_EQ(0, ne_set_pool(lists[i]));
+		snprintf(want, sizeof(want), "%s\n", lists[i]);
+		ASSERT_LT(0, pool_raw(raw, sizeof(raw)));
+		EXPECT_STREQ(want, raw);
+		EXPECT_EQ(0, cpu_online(2));
+		EXPECT_EQ(0, cpu_online(3));
+	}
+
+	/* "2-3" and ",2" until NE_CPUS_SIZE - 1 bytes: accepted whole. */
+	strcpy(longest, "2-3");
+	for (n = 3; n + 2 <= NE_CPUS_SIZE - 1; n += 2)
+		strcat(longest, ",2");
+	ASSERT_EQ(NE_CPUS_SIZE - 1, strlen(longest));
+	ASSERT_EQ(0, ne_set_pool(longest));
+	snprintf(want, sizeof(want), "%s\n", longest);
+	ASSERT_LT(0, pool_raw(raw, sizeof(raw)));
+	EXPECT_STREQ(want, raw);
+
+	/* One byte more is ENOSPC; the pool and what ne_cpus reads stay. */
+	ASSERT_EQ(0, ne_set_pool("3,2"));
+	strcat(longest, " ");
+	EXPECT_EQ(-ENOSPC, ne_set_pool(longest));
+	ASSERT_LT(0, pool_raw(raw, sizeof(raw)));
+	EXPECT_STREQ("3,2\n", raw);
+	EXPECT_EQ(0, cpu_online(2));
+	EXPECT_EQ(0, cpu_online(3));
+
+	/* An empty list clears the pool and reads back as written. */
+	ASSERT_EQ(0, ne_set_pool(NO_CPUS));
+	ASSERT_LT(0, pool_raw(raw, sizeof(raw)));
+	EXPECT_STREQ(NO_CPUS "\n", raw);
+	EXPECT_EQ(1, cpu_online(2));
+	EXPECT_EQ(1, cpu_online(3));
+}
+
 /* Root cannot bring a pooled CPU online behind the pool's back. */
 TEST_F(pool, pooled_cpu_cannot_be_onlined)
 {
