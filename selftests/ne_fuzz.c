@@ -1465,6 +1465,27 @@ static void ne_vcpu_added(struct worker *w, struct vmrec *v, uint32_t id,
 	pthread_mutex_unlock(&tab_lock);
 }
 
+/*
+ * The common verdict on an NE_* ioctl @cmd (@name) on @v that returned @rc
+ * with errno @err: on a KVM VM fd it must be refused as the mixing rule
+ * says; a refusal on an NE VM fd must be one of the listed values.  True
+ * when it succeeded on an NE VM fd: the caller then judges what it did.
+ */
+static bool ne_answered(struct worker *w, const struct vmrec *v, unsigned long cmd,
+			const char *name, long rc, int err)
+{
+	if (!v->ne) {
+		check_mixing(w, v, name, rc, err);
+		return false;
+	}
+	if (rc < 0) {
+		if (v->fd >= 0)
+			check_ne_refusal(w, cmd, err, false);
+		return false;
+	}
+	return true;
+}
+
 static void op_ne_add_vcpu(struct worker *w)
 {
 	struct vmrec *v = &w->vm[pick_ne_vm(w, w->r[1])];
@@ -1477,12 +1498,7 @@ static void op_ne_add_vcpu(struct worker *w)
 	rc = ioctl(v->fd, NE_ADD_VCPU, arg);
 	err = errno;
 	op_end(w, rc, err);
-	if (!v->ne) {
-		check_mixing(w, v, "NE_ADD_VCPU", rc, err);
-	} else if (rc < 0) {
-		if (v->fd >= 0)
-			check_ne_refusal(w, NE_ADD_VCPU, err, false);
-	} else {
+	if (ne_answered(w, v, NE_ADD_VCPU, "NE_ADD_VCPU", rc, err)) {
 		__atomic_add_fetch(&sh->n_ne_vcpu, 1, __ATOMIC_RELAXED);
 		ne_vcpu_added(w, v, in, arg, pk);
 	}
@@ -1526,12 +1542,7 @@ static void op_ne_info(struct worker *w)
 	rc = ioctl(v->fd, NE_GET_IMAGE_LOAD_INFO, arg);
 	err = errno;
 	op_end(w, rc, err);
-	if (!v->ne) {
-		check_mixing(w, v, "NE_GET_IMAGE_LOAD_INFO", rc, err);
-	} else if (rc < 0) {
-		if (v->fd >= 0)
-			check_ne_refusal(w, NE_GET_IMAGE_LOAD_INFO, err, false);
-	} else {
+	if (ne_answered(w, v, NE_GET_IMAGE_LOAD_INFO, "NE_GET_IMAGE_LOAD_INFO", rc, err)) {
 		__atomic_add_fetch(&sh->n_ne_info, 1, __ATOMIC_RELAXED);
 		ne_info_given(w, v, info.flags, arg, pk);
 	}
@@ -1656,12 +1667,7 @@ static void op_ne_set_mem(struct worker *w)
 	rc = ioctl(v->fd, NE_SET_USER_MEMORY_REGION, arg);
 	err = errno;
 	op_end(w, rc, err);
-	if (!v->ne) {
-		check_mixing(w, v, "NE_SET_USER_MEMORY_REGION", rc, err);
-	} else if (rc < 0) {
-		if (v->fd >= 0)
-			check_ne_refusal(w, NE_SET_USER_MEMORY_REGION, err, false);
-	} else {
+	if (ne_answered(w, v, NE_SET_USER_MEMORY_REGION, "NE_SET_USER_MEMORY_REGION", rc, err)) {
 		__atomic_add_fetch(&sh->n_ne_mem, 1, __ATOMIC_RELAXED);
 		ne_region_added(w, v, m, &reg, pk, placed);
 	}
