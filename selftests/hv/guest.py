@@ -196,6 +196,19 @@ def wait_file(path, timeout):
     return None
 
 
+def console_tail(cid):
+    """What the device logged of the enclave's console: its size and last
+    line (a failed boot says how far it got, or that it printed nothing)."""
+    path = os.path.join(DIR, "logs", "enclave-%d.log" % cid)
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        return "no console log (%s)" % e.strerror
+    lines = data.decode(errors="replace").strip().splitlines()
+    return "console log %d bytes, last line %r" % (len(data), lines[-1][-160:] if lines else "")
+
+
 def launch(cid, fill, what=None):
     """Starts a KVM-style enclave and waits for its heartbeat (one TAP line)."""
     what = what or ("donated memory filled with a pattern" if fill else
@@ -214,7 +227,8 @@ def launch(cid, fill, what=None):
             "%s, image at 8 MiB: heartbeat %r from CID %d %.1f s after NE_ENCLAVE_START "
             "(the ioctl itself %.2f s)" % (what, b, peer[0], beat, t_start))
     except socket.timeout:
-        tap(False, "%s, image at 8 MiB: no heartbeat within %d s" % (what, HEARTBEAT_TIMEOUT))
+        tap(False, "%s, image at 8 MiB: no heartbeat within %d s; %s" %
+            (what, HEARTBEAT_TIMEOUT, console_tail(la.cid)))
     listener.close()
     return la
 
