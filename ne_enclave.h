@@ -67,6 +67,7 @@
 
 #include <linux/ne_kvm.h>
 
+#include "ne_compat.h"
 #include "ne_pci.h"
 
 #define NE_MISC_NAME		"nitro_enclaves"

@@ -206,8 +206,8 @@ static int ne_pin_region(struct ne_enclave *e, u64 uaddr, u64 size,
 			rc = ne_check_vmas(e, mm, addr, NE_MEM_ALIGN);
 			if (rc)
 				break;
-			n = pin_user_pages(addr, 1, FOLL_WRITE | FOLL_LONGTERM,
-					   &page, NULL);
+			n = ne_pin_user_pages(addr, 1,
+					      FOLL_WRITE | FOLL_LONGTERM, &page);
 			if (n != 1) {
 				rc = ne_refuse(e, n < 0 ? n : -EFAULT,
 					       "memory region cannot be pinned (nor moved out of ZONE_MOVABLE or CMA)");

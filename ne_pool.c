@@ -130,7 +130,7 @@ static int ne_pool_cpuhp_register(void)
 static u32 ne_core_of(unsigned int cpu)
 {
 	return per_cpu(x86_cpu_to_apicid, cpu) >>
-	       get_count_order(smp_num_siblings);
+	       get_count_order(ne_threads_per_core());
 }
 
 static bool ne_same_core(unsigned int a, unsigned int b)
