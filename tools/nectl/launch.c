@@ -635,6 +635,27 @@ static void write_run_json(struct launch *l, FILE *out)
 	json_finish(&w);
 }
 
+/*
+ * NECTL_TIMINGS=FILE: `nectl run` appends "PHASE SECONDS" to FILE at the end
+ * of each phase of the launch (CLOCK_MONOTONIC), for `make bench`'s
+ * breakdown.  Unset or empty: nothing.
+ */
+static void timing(const char *phase)
+{
+	const char *path = getenv("NECTL_TIMINGS");
+	struct timespec ts;
+	int fd;
+
+	if (!path || !*path)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return;
+	dprintf(fd, "%s %lld.%09ld\n", phase, (long long)ts.tv_sec, ts.tv_nsec);
+	close(fd);
+}
+
 static int launch_steps(struct launch *l)
 {
 	int code;
@@ -644,24 +665,32 @@ static int launch_steps(struct launch *l)
 		code = register_enclave(l);
 	if (!code)
 		code = check_cpus(l);
+	timing("create-vm");
 	if (!code)
 		code = allocate_memory(l);
+	timing("hugepages");
 	if (!code)
 		code = write_image(l);
+	timing("eif-copy");
 	if (!code)
 		code = donate_memory(l);
+	timing("donation");
 	if (!code)
 		code = add_vcpus(l);
+	timing("vcpus");
 	if (!code && !l->opt->no_heartbeat)
 		code = bind_heartbeat_listener(l);
+	timing("listener");
 	if (!code)
 		code = start_enclave(l);
+	timing("start");
 	if (code)
 		return code;
 	if (l->opt->no_heartbeat)
 		progress(l, "--no-heartbeat: not waiting for the enclave's heartbeat (testing only)");
 	else
 		code = wait_heartbeat(l);
+	timing("heartbeat");
 	close_heartbeat_listener(l);
 	if (!code && registry_update(l, "RUNNING"))
 		code = fail(l, E_FILE_OPERATION, "cannot update the registry: %s", strerror(errno));
@@ -948,7 +977,9 @@ int nectl_run(const struct run_options *opt)
 	memset(&l, 0, sizeof(l));
 	l.opt = opt;
 	l.vm_fd = l.listen_fd = l.heartbeat_lock = l.report_fd = l.sig_fd = -1;
+	timing("begin");
 	code = check_request(opt, &l);
+	timing("image-check");
 	if (code) {
 		if (l.eif_fd >= 0)
 			close(l.eif_fd);
