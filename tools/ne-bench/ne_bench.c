@@ -326,7 +326,7 @@ static void bench_latencies(void)
 #define DONATION_ROUNDS	5
 static void bench_donation(const char *what, uint64_t page, int flag, int sort)
 {
-	double t[DONATION_ROUNDS], lo = 0, hi = 0, t0;
+	double t[DONATION_ROUNDS], lo = 0, hi = 0, t0, mid;
 	long before, cmds = 0, cmd_hi = 0;
 	unsigned int runs = 0, run_hi = 0;
 	int r, vm;
@@ -358,15 +358,17 @@ static void bench_donation(const char *what, uint64_t page, int flag, int sort)
 		if (cmds < 0 || cmds > cmd_hi)
 			cmd_hi = cmds;
 	}
+	mid = median(t, DONATION_ROUNDS);
 	printf("%-48s %10.1f us  [%.1f-%.1f, %d rounds]  %u pages, %u contiguous runs, ",
-	       what, median(t, DONATION_ROUNDS), lo, hi, DONATION_ROUNDS,
-	       (unsigned int)(GIB / page), run_hi);
+	       what, mid, lo, hi, DONATION_ROUNDS, (unsigned int)(GIB / page), run_hi);
 	if (cmds < 0)
-		printf("SLOT_ADD_MEM count n/a\n");
+		printf("SLOT_ADD_MEM count n/a");
 	else
-		printf("%ld SLOT_ADD_MEM (%.2fx the runs)%s\n", cmd_hi,
+		printf("%ld SLOT_ADD_MEM (%.2fx the runs)%s", cmd_hi,
 		       (double)cmd_hi / run_hi,
 		       (unsigned long)cmd_hi == run_hi ? "" : "  (MISMATCH)");
+	/* as make bench's other figures: a spread over a quarter of the median */
+	printf("%s\n", hi - lo > mid / 4 ? "  SPREAD TOO LARGE TO TRUST" : "");
 }
 
 int main(void)
