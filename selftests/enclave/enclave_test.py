@@ -104,11 +104,12 @@ def check(cond, message):
 # --------------------------------------------------------------------------
 # The machine's state: nectl, holders, VM fds, hugepages
 
-def nectl(*args, timeout=120):
+def nectl(*args, timeout=120, env=None):
     """Runs nectl; a nectl that does not return in time fails the test."""
     argv = [NECTL] + [str(a) for a in args]
     try:
-        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
+                              env=dict(os.environ, **env) if env else None)
     except subprocess.TimeoutExpired as e:
         raise Failure("%s did not return within %d s; its output: %s%s" %
                       (" ".join(argv[1:]), timeout, e.stdout or "", e.stderr or ""))
@@ -212,9 +213,12 @@ def launch(name, cpus=2, cid=None, debug=False, eif=None):
         args += ["--enclave-cid", cid]
     if debug:
         args.append("--debug-mode")
+    timings = tempfile.NamedTemporaryFile(prefix="nectl-timings.")
     t0 = time.monotonic()
-    r = nectl(*args, timeout=HEARTBEAT_TIMEOUT + 60)
+    r = nectl(*args, timeout=HEARTBEAT_TIMEOUT + 60, env={"NECTL_TIMINGS": timings.name})
     seconds = time.monotonic() - t0
+    phases = [line.split() for line in open(timings.name)]
+    timings.close()
     check(r.returncode == 0, "nectl run of %s exited %d after %.1f s:\n%s%s" %
           (name, r.returncode, seconds, r.stdout, r.stderr))
     try:
@@ -222,7 +226,9 @@ def launch(name, cpus=2, cid=None, debug=False, eif=None):
     except ValueError:
         raise Failure("nectl run of %s printed no JSON: %r" % (name, r.stdout))
     touched.add(j.get("EnclaveCID"))
-    return Enclave(name, j, seconds, debug)
+    e = Enclave(name, j, seconds, debug)
+    e.phases = phases
+    return e
 
 
 def enclave(role):
@@ -546,6 +552,36 @@ def test_run_waits_for_heartbeat_and_prints_the_enclave():
           "describe-enclaves does not match the run JSON or is not RUNNING: %s" % d)
     return "nectl run: heartbeat in %.1f s, CID %d, CPUs %s, %d MiB; describe: RUNNING" % (
         e.seconds, e.cid, e.cpus, MEM_MIB)
+
+
+LAUNCH_PHASES = ["begin", "image-check", "create-vm", "hugepages", "eif-copy", "donation",
+                 "vcpus", "listener", "start", "heartbeat"]
+INIT_MARKS = ["init started", "modules loaded", "sending the heartbeat"]
+
+
+@test
+def test_launch_phases_and_boot_marks():
+    """What make bench's breakdown reads: nectl run's NECTL_TIMINGS phases, in
+    order, and init's kernel-log marks on the enclave's console, in order; the
+    kernel booted directly (PVH: its zstd ELF taken out by the device), not
+    through the bzImage's decompressor."""
+    e = enclave("debug")
+    names = [p[0] for p in e.phases]
+    check(names == LAUNCH_PHASES, "NECTL_TIMINGS phases %s, expected %s" % (names, LAUNCH_PHASES))
+    t = [float(p[1]) for p in e.phases]
+    check(t == sorted(t) and t[-1] - t[0] <= e.seconds,
+          "NECTL_TIMINGS times are not in order or span more than nectl run's %.1f s: %s" %
+          (e.seconds, e.phases))
+    with open(os.path.join(vm_run_dir(), "enclave-%d.log" % e.cid), errors="replace") as f:
+        console = f.read()
+    marks = re.findall(r"\[\s*(\d+\.\d+)\] ne-init: (.*)", console)
+    check([m[1].strip() for m in marks[:3]] == INIT_MARKS and
+          [float(m[0]) for m in marks[:3]] == sorted(float(m[0]) for m in marks[:3]),
+          "the console's init marks are %s, expected %s in order" % (marks, INIT_MARKS))
+    check("Probing EDD" not in console,
+          "the enclave's kernel booted through the bzImage's decompressor, not directly")
+    return "%d launch phases in order; init marks at %s s; direct boot" % (
+        len(names), ", ".join(m[0] for m in marks[:3]))
 
 
 @test
