@@ -555,7 +555,7 @@ def test_run_waits_for_heartbeat_and_prints_the_enclave():
 
 
 LAUNCH_PHASES = ["begin", "image-check", "create-vm", "hugepages", "eif-copy", "donation",
-                 "vcpus", "listener", "start", "heartbeat"]
+                 "vcpus", "listener", "start", "heartbeat", "reported"]
 INIT_MARKS = ["init started", "modules loaded", "sending the heartbeat"]
 
 

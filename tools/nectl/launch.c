@@ -636,23 +636,25 @@ static void write_run_json(struct launch *l, FILE *out)
 }
 
 /*
- * NECTL_TIMINGS=FILE: `nectl run` appends "PHASE SECONDS" to FILE at the end
- * of each phase of the launch (CLOCK_MONOTONIC), for `make bench`'s
- * breakdown.  Unset or empty: nothing.
+ * NECTL_TIMINGS=FILE: `nectl run` appends "PHASE MONOTONIC REALTIME" (the
+ * two clocks, in seconds) to FILE at the end of each phase of the launch,
+ * for `make bench`'s breakdown.  Unset or empty: nothing.
  */
 static void timing(const char *phase)
 {
 	const char *path = getenv("NECTL_TIMINGS");
-	struct timespec ts;
+	struct timespec mono, real;
 	int fd;
 
 	if (!path || !*path)
 		return;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
+	clock_gettime(CLOCK_MONOTONIC, &mono);
+	clock_gettime(CLOCK_REALTIME, &real);
 	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
 	if (fd < 0)
 		return;
-	dprintf(fd, "%s %lld.%09ld\n", phase, (long long)ts.tv_sec, ts.tv_nsec);
+	dprintf(fd, "%s %lld.%09ld %lld.%09ld\n", phase, (long long)mono.tv_sec, mono.tv_nsec,
+		(long long)real.tv_sec, real.tv_nsec);
 	close(fd);
 }
 
@@ -1007,6 +1009,7 @@ int nectl_run(const struct run_options *opt)
 		return nectl_error(E_HOLDER, "fdopen: %s", strerror(errno));
 	code = read_report(in, pid, &cid);
 	fclose(in);
+	timing("reported");
 	if (!code && opt->attach_console)
 		code = console_attach(cid, -1);
 	return code;
