@@ -562,9 +562,11 @@ INIT_MARKS = ["init started", "modules loaded", "sending the heartbeat"]
 @test
 def test_launch_phases_and_boot_marks():
     """What make bench's breakdown reads: nectl run's NECTL_TIMINGS phases, in
-    order, and init's kernel-log marks on the enclave's console, in order; the
-    kernel booted directly (PVH: its zstd ELF taken out by the device), not
-    through the bzImage's decompressor."""
+    order, and init's kernel-log marks on the enclave's console, in order.
+    How the kernel booted is reported, not required: the sample's zstd 6.12
+    kernel goes through the bzImage's decompressor until the device's PVH
+    boot of it is trusted (an intermittent PVH boot that finds no kernel in
+    RAM is open; see the hv suite)."""
     e = enclave("debug")
     names = [p[0] for p in e.phases]
     check(names == LAUNCH_PHASES, "NECTL_TIMINGS phases %s, expected %s" % (names, LAUNCH_PHASES))
@@ -578,10 +580,9 @@ def test_launch_phases_and_boot_marks():
     check([m[1].strip() for m in marks[:3]] == INIT_MARKS and
           [float(m[0]) for m in marks[:3]] == sorted(float(m[0]) for m in marks[:3]),
           "the console's init marks are %s, expected %s in order" % (marks, INIT_MARKS))
-    check("Probing EDD" not in console,
-          "the enclave's kernel booted through the bzImage's decompressor, not directly")
-    return "%d launch phases in order; init marks at %s s; direct boot" % (
-        len(names), ", ".join(m[0] for m in marks[:3]))
+    boot = "through the bzImage" if "Probing EDD" in console else "directly (PVH)"
+    return "%d launch phases in order; init marks at %s s; booted %s" % (
+        len(names), ", ".join(m[0] for m in marks[:3]), boot)
 
 
 @test
