@@ -23,7 +23,9 @@
 #include "launch.h"
 #include "metadata.h"
 
-#define NECTL_VERSION		"0.1.0"
+#ifndef NECTL_VERSION
+#error "NECTL_VERSION comes from debian/changelog (tools/nectl/Makefile)"
+#endif
 #define MAX_CMDLINE		(64 * 1024)
 
 static const char main_help[] =

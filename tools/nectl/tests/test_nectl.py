@@ -623,6 +623,26 @@ def main():
     tap(r.returncode == 19 and "is ne_kvm loaded?" in r.stderr,
         "allocate: ne_kvm not loaded is E19 saying so", r.stderr)
 
+    # -- the man page names every command and option the --help texts name
+    with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "nectl.1")) as f:
+        man = f.read().replace("\\-", "-")
+    helptext = nectl("--help").stdout
+    commands = [c for c in re.findall(r"^  ([a-z][a-z-]+)[ ,]", helptext, re.M) if c != "help"]
+    missing = []
+    for cmd in commands:
+        if ".SS " + cmd not in man:
+            missing.append(".SS " + cmd)
+        for opt in set(re.findall(r"(--[a-z][a-z-]+)", nectl(cmd, "--help").stdout)):
+            if opt not in man:
+                missing.append(cmd + " " + opt)
+    for var in set(re.findall(r"\b(NECTL_[A-Z_]+|SOURCE_DATE_EPOCH)\b", helptext +
+                              nectl("run", "--help").stdout + nectl("allocate", "--help").stdout)):
+        if ".B " + var not in man:
+            missing.append(var)
+    tap(len(commands) >= 10 and not missing,
+        "nectl.1 names the %d commands and every option and variable of their --help" % len(commands),
+        "missing: %s" % ", ".join(sorted(missing)))
+
     # -- signed EIFs
     eif_sign_tests.run(tap, nectl, NECTL, NECTL_ASAN, tmp, rnd, parse_eif)
 
