@@ -13,6 +13,8 @@
 #                  FUZZ_ARGS='--seed N ...' (see ne_fuzz --help), NE_KERNEL=
 #   make debug-kernel  the parent VM's debug kernel (cached once per machine)
 #                  and ne_kvm.ko built against it
+#   make deb       the Debian packages ne-kvm-dkms and nectl in build/deb
+#                  (and lintian on them)
 
 BUILD ?= $(CURDIR)/build
 export NE_BUILD := $(BUILD)
@@ -24,7 +26,7 @@ ABI := $(shell ls -d /usr/src/linux-headers-*-amd64 2>/dev/null | sort -V | \
 endif
 KDIR ?= /usr/src/linux-headers-$(ABI)
 
-.PHONY: all module tools selftests deps qemu debug-kernel lint check run bench fuzz fuzz-selftest clean help
+.PHONY: all module tools selftests deps qemu debug-kernel deb lint check run bench fuzz fuzz-selftest clean help
 
 all: module tools selftests
 
@@ -47,6 +49,9 @@ qemu:
 
 debug-kernel:
 	tools/debug-kernel module
+
+deb:
+	tools/deb
 
 lint: module
 	tools/lint
@@ -83,4 +88,4 @@ clean:
 	$(MAKE) -C selftests clean
 
 help:
-	@sed -n '3,15p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '3,17p' Makefile | sed 's/^# \{0,1\}//'

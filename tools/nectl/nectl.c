@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "allocator.h"
 #include "cli.h"
 #include "commands.h"
 #include "eif.h"
@@ -22,7 +23,9 @@
 #include "launch.h"
 #include "metadata.h"
 
-#define NECTL_VERSION		"0.1.0"
+#ifndef NECTL_VERSION
+#error "NECTL_VERSION comes from debian/changelog (tools/nectl/Makefile)"
+#endif
 #define MAX_CMDLINE		(64 * 1024)
 
 static const char main_help[] =
@@ -41,6 +44,8 @@ static const char main_help[] =
 	"  verify-attestation  verify an NSM attestation document against a pinned root\n"
 	"  pcr                 the PCR of a file, or PCR8 of a signing certificate\n"
 	"  explain CODE        explain an error code (E27 or 27); without CODE, list them\n"
+	"  allocate            reserve the hugepages and the CPU pool that\n"
+	"                      /etc/nitro_enclaves/allocator.yaml asks for (as root)\n"
 	"  help, --help        this text; `nectl COMMAND --help` for a command\n"
 	"  --version           print the version\n\n"
 	"Environment: NECTL_RUN_DIR (state and log directory, default /run/nectl),\n"
@@ -644,6 +649,7 @@ int main(int argc, char **argv)
 		{ "verify-attestation", cmd_verify_attestation },
 		{ "pcr", cmd_pcr },
 		{ "explain", cmd_explain },
+		{ "allocate", cmd_allocate },
 	};
 	size_t i;
 

@@ -559,6 +559,90 @@ def main():
         r = nectl(cmd, "--enclave-id", "i-0000000000000000-enc1234")
         tap(r.returncode == 70, "%s --enclave-id of no enclave: E70" % cmd, r.stderr)
 
+    # -- nectl allocate against a fake sysfs (NECTL_SYSFS): 8 CPUs, 2 threads
+    # per core (n and n+4), node 0 = 0-1,4-5, node 1 = 2-3,6-7
+    def fake_sysfs(pool="", loaded=True):
+        root = os.path.join(tmp, "sysfs.%d" % count)
+        def put(rel, text):
+            path = os.path.join(root, rel)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "w") as f:
+                f.write(text + "\n")
+        put("devices/system/cpu/online", "0-7")
+        for c in range(8):
+            put("devices/system/cpu/cpu%d/topology/thread_siblings_list" % c,
+                "%d,%d" % (c % 4, c % 4 + 4))
+        put("devices/system/node/node0/cpulist", "0-1,4-5")
+        put("devices/system/node/node1/cpulist", "2-3,6-7")
+        for n in (0, 1):
+            for kb, nr in ((1048576, 1), (2048, 0)):
+                put("devices/system/node/node%d/hugepages/hugepages-%dkB/nr_hugepages" % (n, kb), str(nr))
+                put("devices/system/node/node%d/hugepages/hugepages-%dkB/free_hugepages" % (n, kb), str(nr))
+        if loaded:
+            put("module/ne_kvm/parameters/ne_cpus", pool)
+        return root
+
+    def sysfs_read(root, rel):
+        with open(os.path.join(root, rel)) as f:
+            return f.read().strip()
+
+    def allocate(text, root):
+        return nectl("allocate", "--config", write("allocator.yaml", text.encode()),
+                     env={"NECTL_SYSFS": root})
+
+    root = fake_sysfs()
+    r = allocate("---\nmemory_mib: 516\ncpu_count: 2\n", root)
+    node0 = "devices/system/node/node0/hugepages/hugepages-%dkB/nr_hugepages"
+    tap(r.returncode == 0 and sysfs_read(root, "module/ne_kvm/parameters/ne_cpus") == "1,5" and
+        sysfs_read(root, node0 % 1048576) == "0" and sysfs_read(root, node0 % 2048) == "258" and
+        "CPU pool 1,5; 516 MiB of hugepages on node 0: 258 x 2 MiB" in r.stdout,
+        "allocate: cpu_count 2 = core 1,5 on CPU 0's node; 516 MiB = 258 x 2 MiB there, "
+        "the old 1 GiB page cleared", r.stdout + r.stderr)
+    root = fake_sysfs(pool="1,5")
+    r = allocate("memory_mib: 2048\ncpu_pool: 2-3,6-7\n", root)
+    node1 = "devices/system/node/node1/hugepages/hugepages-%dkB/nr_hugepages"
+    tap(r.returncode == 0 and sysfs_read(root, "module/ne_kvm/parameters/ne_cpus") == "2-3,6-7" and
+        sysfs_read(root, node1 % 1048576) == "2" and sysfs_read(root, node1 % 2048) == "0" and
+        sysfs_read(root, node0 % 1048576) == "1",
+        "allocate: cpu_pool on node 1 gets its 2 x 1 GiB there; node 0 untouched",
+        r.stdout + r.stderr)
+    for text, code, words, what in (
+            (None, 19, "cannot read", "no allocator.yaml"),
+            ("memory_mib: 512\ncpu_count: 2\ncpu_pool: 1,5\n", 17, "both given", "both cpu_count and cpu_pool"),
+            ("memory_mib: 512\ncpus: 2\n", 17, "line 2: unknown key \"cpus\"", "an unknown key"),
+            ("memory_mib: 512\ncpu_count: 4\n", 22, "node 0 of CPU 0 has 2 CPUs", "too many CPUs for CPU 0's node"),
+            ("memory_mib: 512\ncpu_pool: 1,2\n", 22, "spans NUMA nodes 0 and 1", "a pool over two nodes")):
+        root = fake_sysfs(pool="3,7")
+        r = nectl("allocate", "--config", os.path.join(tmp, "none.yaml"), env={"NECTL_SYSFS": root}) \
+            if text is None else allocate(text, root)
+        tap(r.returncode == code and words in r.stderr and
+            sysfs_read(root, "module/ne_kvm/parameters/ne_cpus") == "3,7" and
+            sysfs_read(root, node0 % 1048576) == "1",
+            "allocate: %s is E%d naming it (\"%s\"), nothing changed" % (what, code, words), r.stderr)
+    r = allocate("memory_mib: 512\ncpu_count: 2\n", fake_sysfs(loaded=False))
+    tap(r.returncode == 19 and "is ne_kvm loaded?" in r.stderr,
+        "allocate: ne_kvm not loaded is E19 saying so", r.stderr)
+
+    # -- the man page names every command and option the --help texts name
+    with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "nectl.1")) as f:
+        man = f.read().replace("\\-", "-")
+    helptext = nectl("--help").stdout
+    commands = [c for c in re.findall(r"^  ([a-z][a-z-]+)[ ,]", helptext, re.M) if c != "help"]
+    missing = []
+    for cmd in commands:
+        if ".SS " + cmd not in man:
+            missing.append(".SS " + cmd)
+        for opt in set(re.findall(r"(--[a-z][a-z-]+)", nectl(cmd, "--help").stdout)):
+            if opt not in man:
+                missing.append(cmd + " " + opt)
+    for var in set(re.findall(r"\b(NECTL_[A-Z_]+|SOURCE_DATE_EPOCH)\b", helptext +
+                              nectl("run", "--help").stdout + nectl("allocate", "--help").stdout)):
+        if ".B " + var not in man:
+            missing.append(var)
+    tap(len(commands) >= 10 and not missing,
+        "nectl.1 names the %d commands and every option and variable of their --help" % len(commands),
+        "missing: %s" % ", ".join(sorted(missing)))
+
     # -- signed EIFs
     eif_sign_tests.run(tap, nectl, NECTL, NECTL_ASAN, tmp, rnd, parse_eif)
 

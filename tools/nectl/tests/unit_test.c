@@ -22,6 +22,7 @@
 
 #include <openssl/pem.h>
 
+#include "allocator.h"
 #include "attest.h"
 #include "cli.h"
 #include "crc32.h"
@@ -599,6 +600,152 @@ static void test_planner(void)
 	      "hugepages: the shortage message gives the count to reserve: %s", msg);
 }
 
+/* ------------------------------------------------------------ allocator */
+
+static void test_alloc_config(void)
+{
+	static const struct {
+		const char *text, *error;	/* error: NULL, or what msg must name */
+		uint64_t memory_mib;
+		unsigned int cpu_count;
+		const char *cpu_pool;
+	} cases[] = {
+		/* nitro-cli's own file, comments and all */
+		{ "---\n# Enclave configuration file.\n#\n# How much memory to allocate for enclaves (in MiB).\n"
+		  "memory_mib: 512\n#\n# How many CPUs to reserve for enclaves.\ncpu_count: 2\n#\n"
+		  "# cpu_pool: 2,3,6-9\n", NULL, 512, 2, "" },
+		{ "memory_mib: 1024\ncpu_pool: 2,3,6-9\n", NULL, 1024, 0, "2,3,6-9" },
+		{ "---\r\nmemory_mib: \"256\"   # MiB\r\ncpu_pool: '1-2'\r\n...\nignored: 1\n", NULL, 256, 0, "1-2" },
+		{ "", "memory_mib is missing", 0, 0, NULL },
+		{ "---\ncpu_count: 2\n", "memory_mib is missing", 0, 0, NULL },
+		{ "memory_mib: 512\n", "neither cpu_count nor cpu_pool", 0, 0, NULL },
+		{ "memory_mib: 512\ncpu_count: 2\ncpu_pool: 2,3\n", "both given", 0, 0, NULL },
+		{ "memory_mib: 512\ncpu_cnt: 2\n", "line 2: unknown key \"cpu_cnt\"", 0, 0, NULL },
+		{ "memory_mib:\ncpu_count: 2\n", "line 1: memory_mib has no value", 0, 0, NULL },
+		{ "memory_mib: 512M\ncpu_count: 2\n", "line 1: memory_mib \"512M\"", 0, 0, NULL },
+		{ "memory_mib: 0\ncpu_count: 2\n", "line 1: memory_mib \"0\"", 0, 0, NULL },
+		{ "memory_mib: 512\ncpu_count: -2\n", "line 2: cpu_count \"-2\"", 0, 0, NULL },
+		{ "memory_mib: 512\ncpu_pool: 3-1\n", "line 2: cpu_pool \"3-1\"", 0, 0, NULL },
+		{ "memory_mib: 512\nmemory_mib: 256\ncpu_count: 2\n", "line 2: memory_mib given twice", 0, 0, NULL },
+		{ "memory_mib: 512\n  cpu_count: 2\n", "line 2: indented", 0, 0, NULL },
+		{ "memory_mib 512\ncpu_count: 2\n", "line 1: \"memory_mib 512\" is not", 0, 0, NULL },
+		{ "memory_mib: 512\n---\ncpu_count: 2\n", "line 2: a second document", 0, 0, NULL },
+	};
+	struct alloc_config cfg;
+	char msg[512];
+	size_t i;
+	int r;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		r = alloc_config_parse(cases[i].text, &cfg, msg, sizeof(msg));
+		if (!cases[i].error)
+			check(!r && cfg.memory_mib == cases[i].memory_mib &&
+			      cfg.cpu_count == cases[i].cpu_count && !strcmp(cfg.cpu_pool, cases[i].cpu_pool),
+			      "allocator.yaml case %zu: memory_mib %llu, cpu_count %u, cpu_pool \"%s\" (%s)",
+			      i, (unsigned long long)cfg.memory_mib, cfg.cpu_count, cfg.cpu_pool,
+			      r ? msg : "read");
+		else
+			check(r == -1 && strstr(msg, cases[i].error),
+			      "allocator.yaml case %zu refused: \"%s\" names \"%s\"", i, msg, cases[i].error);
+	}
+}
+
+static void test_alloc_cores(void)
+{
+	/* 8 CPUs, 2 threads per core (siblings n and n+4), node 0: 0-1,4-5; node 1: 2-3,6-7 */
+	struct alloc_cpu two_nodes[8];
+	/* 6 CPUs without SMT on one node */
+	struct alloc_cpu flat[6];
+	char pool[256], msg[256];
+	unsigned int i;
+	int r;
+
+	for (i = 0; i < 8; i++)
+		two_nodes[i] = (struct alloc_cpu){ .id = i, .node = (i % 4) / 2, .core = i % 4,
+						   .threads = 2 };
+	for (i = 0; i < 6; i++)
+		flat[i] = (struct alloc_cpu){ .id = i, .node = 0, .core = i, .threads = 1 };
+
+	r = alloc_pick_cores(two_nodes, 8, 2, pool, sizeof(pool), msg, sizeof(msg));
+	check(!r && !strcmp(pool, "1,5"), "cores: 2 CPUs = CPU 0's node, not its core: %s", pool);
+	r = alloc_pick_cores(two_nodes, 8, 4, pool, sizeof(pool), msg, sizeof(msg));
+	check(r == -1 && strstr(msg, "node 0 of CPU 0 has 2 CPUs"),
+	      "cores: 4 CPUs refused, CPU 0's node has one other core: %s", msg);
+	r = alloc_pick_cores(two_nodes, 8, 1, pool, sizeof(pool), msg, sizeof(msg));
+	check(r == -1 && strstr(msg, "not a whole number of cores (2 threads each)"),
+	      "cores: 1 CPU refused, half a core: %s", msg);
+	r = alloc_pick_cores(flat, 6, 3, pool, sizeof(pool), msg, sizeof(msg));
+	check(!r && !strcmp(pool, "1,2,3"), "cores: without SMT, the lowest CPUs but 0: %s", pool);
+	r = alloc_pick_cores(flat, 6, 5, pool, sizeof(pool), msg, sizeof(msg));
+	check(!r && !strcmp(pool, "1,2,3,4,5"), "cores: every CPU but 0: %s", pool);
+	r = alloc_pick_cores(flat, 6, 6, pool, sizeof(pool), msg, sizeof(msg));
+	check(r == -1, "cores: CPU 0 is never taken: %s", msg);
+	/* A core with an offline thread (node -2 from read_topology) is skipped. */
+	flat[1].node = -2;
+	r = alloc_pick_cores(flat, 6, 2, pool, sizeof(pool), msg, sizeof(msg));
+	check(!r && !strcmp(pool, "2,3"), "cores: a core not whole is skipped: %s", pool);
+	r = alloc_pick_cores(flat + 1, 5, 2, pool, sizeof(pool), msg, sizeof(msg));
+	check(r == -1 && strstr(msg, "CPU 0"), "cores: no CPU 0 listed: %s", msg);
+}
+
+struct fake_kernel {
+	uint64_t count[HP_MAX_SIZES], cap[HP_MAX_SIZES];
+	unsigned int sets;
+};
+
+static int64_t fake_set(void *ctx, unsigned int i, uint64_t count)
+{
+	struct fake_kernel *k = ctx;
+
+	k->sets++;
+	k->count[i] = count < k->cap[i] ? count : k->cap[i];
+	return k->count[i];
+}
+
+static void test_alloc_reserve(void)
+{
+	static const struct {
+		uint64_t cap_1g, cap_2m, need, old_1g, old_2m;
+		int ok;
+		uint64_t pages_1g, pages_2m;
+	} cases[] = {
+		{ 8, 4096, 512 * MIB, 1, 0, 1, 0, 256 },	/* the old 1 GiB page goes */
+		{ 8, 4096, 3 * GIB + 6 * MIB, 0, 0, 1, 3, 3 },
+		{ 8, 4096, 1 * MIB, 0, 0, 1, 0, 1 },		/* rounded up to 2 MiB */
+		{ 1, 4096, 3 * GIB, 0, 0, 1, 1, 1024 },		/* 1 GiB pages short: 2 MiB ones */
+		{ 0, 100, 256 * MIB, 0, 7, 0, 0, 7 },		/* short: the old counts back */
+	};
+	struct fake_kernel k;
+	struct hp_pool pool;
+	uint64_t got[HP_MAX_SIZES];
+	char msg[512];
+	size_t i;
+	int r;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		memset(&k, 0, sizeof(k));
+		pool = pool_of(0, 0);
+		pool.total_pages[0] = k.count[0] = cases[i].old_1g;
+		pool.total_pages[1] = k.count[1] = cases[i].old_2m;
+		k.cap[0] = cases[i].cap_1g;
+		k.cap[1] = cases[i].cap_2m;
+		r = hp_reserve(&pool, cases[i].need, fake_set, &k, got, msg, sizeof(msg));
+		if (cases[i].ok)
+			check(!r && k.count[0] == cases[i].pages_1g && k.count[1] == cases[i].pages_2m &&
+			      got[0] == k.count[0] && got[1] == k.count[1],
+			      "reserve: %llu MiB = %llu x 1G + %llu x 2M (kernel: %llu + %llu)",
+			      (unsigned long long)(cases[i].need / MIB),
+			      (unsigned long long)cases[i].pages_1g, (unsigned long long)cases[i].pages_2m,
+			      (unsigned long long)k.count[0], (unsigned long long)k.count[1]);
+		else
+			check(r == -1 && k.count[0] == cases[i].old_1g && k.count[1] == cases[i].old_2m &&
+			      strstr(msg, "not enough hugepages: 256 MiB asked, the kernel reserved 200 MiB") &&
+			      strstr(msg, "56 MiB missing"),
+			      "reserve: short, the old counts back (%llu + %llu), and says so: %s",
+			      (unsigned long long)k.count[0], (unsigned long long)k.count[1], msg);
+	}
+}
+
 /* ------------------------------------------------------------ misc */
 
 static void test_misc(void)
@@ -1114,6 +1261,9 @@ int main(int argc, char **argv)
 	test_config();
 	test_config_file();
 	test_planner();
+	test_alloc_config();
+	test_alloc_cores();
+	test_alloc_reserve();
 	test_misc();
 	test_heartbeat();
 	test_console_lines();
