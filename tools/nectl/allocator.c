@@ -291,8 +291,16 @@ fail_set:
 rollback:
 	for (i = 0; i < pool->nr_sizes; i++)
 		set(ctx, i, 0);
-	for (i = 0; i < pool->nr_sizes; i++)
-		set(ctx, i, pool->total_pages[i]);
+	for (i = 0; i < pool->nr_sizes; i++) {
+		r = set(ctx, i, pool->total_pages[i]);
+		if (r == (int64_t)pool->total_pages[i])
+			continue;
+		pos = strlen(msg);
+		hp_size_name(pool->page_bytes[i], name, sizeof(name));
+		snprintf(msg + pos, pos < msglen ? msglen - pos : 0,
+			 "; the %s pages could not all be put back (%lld of %llu)", name,
+			 (long long)r, (unsigned long long)pool->total_pages[i]);
+	}
 	return -1;
 }
 
@@ -434,13 +442,14 @@ static const char allocate_help[] =
 	"Reserves what FILE (default /etc/nitro_enclaves/allocator.yaml, nitro-cli's\n"
 	"format) asks for: memory_mib MiB of hugepages, and the CPU pool, either\n"
 	"cpu_count CPUs (whole cores on CPU 0's NUMA node, never CPU 0's core, lowest\n"
-	"ids first) or the cpu list cpu_pool (e.g. 2,3,6-9), never both.  The\n"
-	"hugepages are reserved on the pool's NUMA node: every size is cleared, then\n"
-	"the largest pages first, never a page bigger than what is still needed (the\n"
-	"request rounded up to the smallest size).  Then the pool is written to\n"
-	"/sys/module/ne_kvm/parameters/ne_cpus.  If either fails, the hugepages and\n"
-	"the pool are put back as they were.  The ne-kvm-allocator service runs this\n"
-	"at boot.  Needs root.\n\n"
+	"ids first) or the cpu list cpu_pool (e.g. 2,3,6-9), never both.  The old\n"
+	"pool is cleared first, then the new one written to\n"
+	"/sys/module/ne_kvm/parameters/ne_cpus; then the hugepages are reserved on\n"
+	"the pool's NUMA node: every size is cleared, then the largest pages first,\n"
+	"never a page bigger than what is still needed (the request rounded up to the\n"
+	"smallest size).  If either fails, the old pool and the hugepage counts are\n"
+	"put back (a count that cannot be restored is named in the error).  The\n"
+	"ne-kvm-allocator service runs this at boot.  Needs root.\n\n"
 	"Errors: E17 for the file's contents (the line and what is wrong), E19 for a\n"
 	"file that cannot be read or written (no FILE; ne_kvm not loaded; the pool\n"
 	"refused by the driver, with the reason), E22 when the CPUs are not there,\n"
@@ -515,11 +524,15 @@ int cmd_allocate(int argc, char **argv)
 		return nectl_error(E_FILE_OPERATION, "cannot read %s: %s (is ne_kvm loaded? modprobe ne_kvm)",
 				   cpus_path, strerror(errno));
 
+	/*
+	 * The old pool's CPUs are offline, and an offline CPU is in no node's
+	 * cpulist and has no siblings: bring them back first (both ways of
+	 * naming the pool), and put the old pool back on any failure.
+	 */
+	if (old_pool[0] && write_text(cpus_path, ""))
+		return nectl_error(E_FILE_OPERATION, "cannot clear the CPU pool %s in %s: %s",
+				   old_pool, cpus_path, pool_refusal(errno));
 	if (cfg.cpu_count) {
-		/* The old pool's CPUs are offline, without topology: bring them back first. */
-		if (old_pool[0] && write_text(cpus_path, ""))
-			return nectl_error(E_FILE_OPERATION, "cannot clear the CPU pool %s in %s: %s",
-					   old_pool, cpus_path, pool_refusal(errno));
 		code = 0;
 		if (read_topology(cpus, &nr, msg, sizeof(msg)))
 			code = E_FILE_OPERATION;
@@ -527,9 +540,8 @@ int cmd_allocate(int argc, char **argv)
 					  msg, sizeof(msg)))
 			code = E_INSUFFICIENT_CPUS;
 		if (code) {
-			if (old_pool[0])
-				write_text(cpus_path, old_pool);
-			return nectl_error(code, "%s", msg);
+			code = nectl_error(code, "%s", msg);
+			goto restore_pool;
 		}
 	} else {
 		snprintf(pool_text, sizeof(pool_text), "%s", cfg.cpu_pool);
@@ -561,20 +573,18 @@ int cmd_allocate(int argc, char **argv)
 				   np.dir, strerror(errno));
 		goto restore_pool;
 	}
-	if (hp_reserve(&hp, cfg.memory_mib << 20, sysfs_set_pages, &np, reserved, msg, sizeof(msg))) {
-		code = nectl_error(E_INSUFFICIENT_MEMORY, "node %d: %s", node, msg);
+	/*
+	 * The pool first: the driver's refusal changes nothing, while the
+	 * hugepages, once freed, may not all come back (1 GiB pages reserved
+	 * at boot, a fragmented node).
+	 */
+	if (write_text(cpus_path, pool_text)) {
+		code = nectl_error(E_FILE_OPERATION, "ne_kvm refused the CPU pool %s: %s",
+				   pool_text, pool_refusal(errno));
 		goto restore_pool;
 	}
-
-	if (write_text(cpus_path, pool_text)) {
-		int err = errno;
-
-		for (i = 0; i < hp.nr_sizes; i++)
-			sysfs_set_pages(&np, i, 0);
-		for (i = 0; i < hp.nr_sizes; i++)
-			sysfs_set_pages(&np, i, hp.total_pages[i]);
-		code = nectl_error(E_FILE_OPERATION, "ne_kvm refused the CPU pool %s: %s",
-				   pool_text, pool_refusal(err));
+	if (hp_reserve(&hp, cfg.memory_mib << 20, sysfs_set_pages, &np, reserved, msg, sizeof(msg))) {
+		code = nectl_error(E_INSUFFICIENT_MEMORY, "node %d: %s", node, msg);
 		goto restore_pool;
 	}
 
@@ -590,7 +600,7 @@ int cmd_allocate(int argc, char **argv)
 	return 0;
 
 restore_pool:
-	if (cfg.cpu_count && old_pool[0])
-		write_text(cpus_path, old_pool);
+	/* the old pool (or none); the driver takes back any list it had */
+	write_text(cpus_path, old_pool);
 	return code;
 }
