@@ -68,7 +68,7 @@ static inline unsigned int ne_threads_per_core(void)
 #define KVM_XEN_VCPU_SET_ATTR	NE_KVM_IOC(_IOC_WRITE, 0xcb, 72)
 #endif
 #ifndef KVM_S390_PV_CPU_COMMAND
-#define KVM_S390_PV_CPU_COMMAND	_IOWR(KVMIO, 0xd0, struct kvm_pv_cmd)
+#define KVM_S390_PV_CPU_COMMAND	NE_KVM_IOC(_IOC_READ | _IOC_WRITE, 0xd0, 32)
 #endif
 
 #if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 9, 0)
