@@ -117,22 +117,6 @@ TEST_F(pool, rule_breaking_lists_are_einval_and_keep_the_pool)
 	EXPECT_EQ(0, cpu_online(3));
 }
 
-/* ne_cpus as read: every byte, newlines included. */
-static ssize_t pool_raw(char *buf, size_t len)
-{
-	int fd = open(NE_CPUS_PARAM, O_RDONLY | O_CLOEXEC);
-	ssize_t n;
-
-	if (fd < 0)
-		return -errno;
-	n = read(fd, buf, len - 1);
-	close(fd);
-	if (n < 0)
-		return -errno;
-	buf[n] = '\0';
-	return n;
-}
-
 /* Upstream's NE_CPUS_SIZE: the longest list is one byte shorter. */
 #define NE_CPUS_SIZE 512
 
@@ -152,7 +136,7 @@ TEST_F(pool, reads_back_as_written)
 	for (i = 0; i < sizeof(lists) / sizeof(lists[0]); i++) {
 		ASSERT_EQ(0, ne_set_pool(lists[i]));
 		snprintf(want, sizeof(want), "%s\n", lists[i]);
-		ASSERT_LT(0, pool_raw(raw, sizeof(raw)));
+		ASSERT_LT(0, ne_read_raw(NE_CPUS_PARAM, raw, sizeof(raw)));
 		EXPECT_STREQ(want, raw);
 		EXPECT_EQ(0, cpu_online(2));
 		EXPECT_EQ(0, cpu_online(3));
@@ -165,21 +149,21 @@ TEST_F(pool, reads_back_as_written)
 	ASSERT_EQ(NE_CPUS_SIZE - 1, strlen(longest));
 	ASSERT_EQ(0, ne_set_pool(longest));
 	snprintf(want, sizeof(want), "%s\n", longest);
-	ASSERT_LT(0, pool_raw(raw, sizeof(raw)));
+	ASSERT_LT(0, ne_read_raw(NE_CPUS_PARAM, raw, sizeof(raw)));
 	EXPECT_STREQ(want, raw);
 
 	/* One byte more is ENOSPC; the pool and what ne_cpus reads stay. */
 	ASSERT_EQ(0, ne_set_pool("3,2"));
 	strcat(longest, " ");
 	EXPECT_EQ(-ENOSPC, ne_set_pool(longest));
-	ASSERT_LT(0, pool_raw(raw, sizeof(raw)));
+	ASSERT_LT(0, ne_read_raw(NE_CPUS_PARAM, raw, sizeof(raw)));
 	EXPECT_STREQ("3,2\n", raw);
 	EXPECT_EQ(0, cpu_online(2));
 	EXPECT_EQ(0, cpu_online(3));
 
 	/* An empty list clears the pool and reads back as written. */
 	ASSERT_EQ(0, ne_set_pool(NO_CPUS));
-	ASSERT_LT(0, pool_raw(raw, sizeof(raw)));
+	ASSERT_LT(0, ne_read_raw(NE_CPUS_PARAM, raw, sizeof(raw)));
 	EXPECT_STREQ(NO_CPUS "\n", raw);
 	EXPECT_EQ(1, cpu_online(2));
 	EXPECT_EQ(1, cpu_online(3));

@@ -52,8 +52,8 @@ static inline int ne_write_file(const char *path, const char *val)
 	return rc;
 }
 
-/* Reads the file @path, without its newline, into @buf; 0 or -errno. */
-static inline int ne_read_file(const char *path, char *buf, size_t len)
+/* Reads the file @path, every byte, into @buf; the length or -errno. */
+static inline ssize_t ne_read_raw(const char *path, char *buf, size_t len)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	ssize_t n;
@@ -65,6 +65,16 @@ static inline int ne_read_file(const char *path, char *buf, size_t len)
 	if (n < 0)
 		return -errno;
 	buf[n] = '\0';
+	return n;
+}
+
+/* Reads the file @path, without its newline, into @buf; 0 or -errno. */
+static inline int ne_read_file(const char *path, char *buf, size_t len)
+{
+	ssize_t n = ne_read_raw(path, buf, len);
+
+	if (n < 0)
+		return n;
 	buf[strcspn(buf, "\n")] = '\0';
 	return 0;
 }
