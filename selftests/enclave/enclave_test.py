@@ -1274,9 +1274,15 @@ def signing_key():
     return cert, key
 
 
+SIGNED_EIFS = {}     # name: path of an image signed_eif() built
+
+
 def signed_eif(name, extra_cmdline=""):
     """The sample image's kernel, command line (plus @extra_cmdline) and
-    initrd, built again by nectl build-eif and signed with signing_key()."""
+    initrd, built again by nectl build-eif and signed with signing_key();
+    built once per name (the tests that need the same image share it)."""
+    if name in SIGNED_EIFS:
+        return SIGNED_EIFS[name]
     parts = os.path.dirname(EIF)
     with open(os.path.join(parts, "cmdline")) as f:
         cmdline = f.read().strip() + extra_cmdline
@@ -1287,6 +1293,7 @@ def signed_eif(name, extra_cmdline=""):
               "--private-key", key, "-o", out)
     check(r.returncode == 0, "nectl build-eif of %s exited %d: %s" % (name, r.returncode,
                                                                      r.stderr[-500:]))
+    SIGNED_EIFS[name] = out
     return out
 
 
