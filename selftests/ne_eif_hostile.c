@@ -34,6 +34,7 @@
 #include <unistd.h>
 #include <lzma.h>
 #include <zlib.h>
+#include <zstd.h>
 
 #include "kselftest_harness.h"
 #include "ne_kvm_util.h"
@@ -395,6 +396,41 @@ static uint8_t *xz_of(const void *in, size_t in_len, size_t *len)
 				    out, len, cap) != LZMA_OK)
 		*len = 0;
 	return out;
+}
+
+/* @len bytes of zstd of @in (one frame, as the kernel's own). */
+static uint8_t *zstd_of(const void *in, size_t in_len, size_t *len)
+{
+	size_t cap = ZSTD_compressBound(in_len);
+	uint8_t *out = malloc(cap);
+
+	*len = ZSTD_compress(out, cap, in, in_len, 19);
+	if (ZSTD_isError(*len))
+		*len = 0;
+	return out;
+}
+
+/*
+ * A zstd frame that decompresses to @mib MiB of zeros in 4 bytes per 128
+ * KiB: RLE blocks (a 3-byte block header and the byte to repeat).
+ */
+static uint8_t *zstd_bomb(unsigned int mib, size_t *len)
+{
+	unsigned int blocks = mib * 8, i;	/* 128 KiB each */
+	uint8_t *p = calloc(1, 6 + 4 * blocks), *q = p;
+
+	q[0] = 0x28, q[1] = 0xb5, q[2] = 0x2f, q[3] = 0xfd;	/* magic */
+	q[4] = 0;		/* no content size, no checksum, a window */
+	q[5] = 7 << 3;		/* window: 2^(10 + 7) = 128 KiB */
+	q += 6;
+	for (i = 0; i < blocks; i++, q += 4) {
+		uint32_t h = (128 << 10) << 3 | 1 << 1 | (i == blocks - 1);
+
+		q[0] = h, q[1] = h >> 8, q[2] = h >> 16;	/* RLE block */
+		q[3] = 0;
+	}
+	*len = q - p;
+	return p;
 }
 
 /*
@@ -848,14 +884,14 @@ TEST_F(eif, boot_protocol_before_2_08)
 	EXPECT_BZIMAGE_BOOT(im, "before 2.08");
 }
 
-TEST_F(eif, payload_neither_xz_nor_gzip)
+TEST_F(eif, payload_neither_xz_gzip_nor_zstd)
 {
 	static const uint8_t junk[4096] = { 'B', 'Z', 'h' };
 	size_t len;
 	uint8_t *bz = bzimage_with(junk, sizeof(junk), &len);
 	struct img im = with_section(find_sec(SEC_KERNEL), bz, len);
 
-	EXPECT_BZIMAGE_BOOT(im, "neither xz nor gzip");
+	EXPECT_BZIMAGE_BOOT(im, "neither xz, gzip nor zstd");
 }
 
 /*
@@ -891,6 +927,32 @@ TEST_F(eif, gzip_payload_truncated)
 	bz = bzimage_with(payload, plen / 2, &len);
 	im = with_section(find_sec(SEC_KERNEL), bz, len);
 	EXPECT_BZIMAGE_BOOT(im, "gzip payload does not decompress");
+}
+
+TEST_F(eif, zstd_payload_truncated)
+{
+	struct tiny_elf e;
+	size_t plen, len;
+	uint8_t *payload, *bz;
+	struct img im;
+
+	tiny_elf(&e);
+	payload = zstd_of(&e, sizeof(e), &plen);
+	ASSERT_LT(16, plen) TH_LOG("libzstd could not compress the tiny ELF");
+	bz = bzimage_with(payload, plen / 2, &len);
+	im = with_section(find_sec(SEC_KERNEL), bz, len);
+	EXPECT_BZIMAGE_BOOT(im, "zstd payload does not decompress");
+}
+
+TEST_F(eif, zstd_decompression_bomb)
+{
+	size_t plen, len;
+	uint8_t *payload = zstd_bomb(600, &plen), *bz;
+	struct img im;
+
+	bz = bzimage_with(payload, plen, &len);
+	im = with_section(find_sec(SEC_KERNEL), bz, len);
+	EXPECT_BZIMAGE_BOOT(im, "more than");
 }
 
 TEST_F(eif, gzip_decompression_bomb)

@@ -18,6 +18,7 @@
 #include "elf.h"
 #include <lzma.h>
 #include <zlib.h>
+#include <zstd.h>
 #include "ne-kernel.h"
 
 
@@ -175,6 +176,47 @@ static bool gunzip(const uint8_t *in, size_t len, int out, const char **why)
     return true;
 }
 
+/*
+ * zstd (Debian's 6.12 kernels): one frame, then the kernel's size (4
+ * bytes) that the decoder must not take for a next frame.
+ */
+static bool unzstd(const uint8_t *in, size_t len, int out, const char **why)
+{
+    ZSTD_DStream *z = ZSTD_createDStream();
+    g_autofree uint8_t *buf = g_malloc(NE_KERNEL_CHUNK);
+    ZSTD_inBuffer src = { in, len, 0 };
+    uint64_t total = 0;
+    size_t ret;
+
+    /* the kernel's own decompressor needs no larger window than this */
+    if (!z || ZSTD_isError(ZSTD_DCtx_setParameter(z, ZSTD_d_windowLogMax,
+                                                  27))) {
+        ZSTD_freeDStream(z);
+        *why = "cannot start the zstd decoder";
+        return false;
+    }
+    do {
+        ZSTD_outBuffer dst = { buf, NE_KERNEL_CHUNK, 0 };
+
+        ret = ZSTD_decompressStream(z, &dst, &src);
+        total += dst.pos;
+        if (total > NE_KERNEL_MAX_SIZE) {
+            ZSTD_freeDStream(z);
+            *why = "the payload decompresses to more than 512 MiB";
+            return false;
+        }
+        if (ZSTD_isError(ret) ||
+            qemu_write_full(out, buf, dst.pos) != dst.pos ||
+            (ret && src.pos == src.size && dst.pos < NE_KERNEL_CHUNK)) {
+            ZSTD_freeDStream(z);
+            *why = "the zstd payload does not decompress";
+            return false;
+        }
+    } while (ret);      /* 0: the frame is complete and flushed */
+    ZSTD_freeDStream(z);
+    return true;
+}
+
 /* ---- the ELF kernel ---------------------------------------------------- */
 
 /* Does the note segment @notes of @len bytes hold Xen's PHYS32_ENTRY? */
@@ -276,6 +318,7 @@ static int extract(int fd, off_t size, uint64_t *mem_end, const char **why)
 {
     static const uint8_t xz_magic[] = { 0xfd, '7', 'z', 'X', 'Z', 0 };
     static const uint8_t gz_magic[] = { 0x1f, 0x8b };
+    static const uint8_t zstd_magic[] = { 0x28, 0xb5, 0x2f, 0xfd };
     g_autofree uint8_t *payload = NULL;
     size_t len;
     int out;
@@ -294,8 +337,10 @@ static int extract(int fd, off_t size, uint64_t *mem_end, const char **why)
         ok = unxz(payload, len, out, why);
     } else if (!memcmp(payload, gz_magic, sizeof(gz_magic))) {
         ok = gunzip(payload, len, out, why);
+    } else if (!memcmp(payload, zstd_magic, sizeof(zstd_magic))) {
+        ok = unzstd(payload, len, out, why);
     } else {
-        *why = "the kernel is compressed with neither xz nor gzip";
+        *why = "the kernel is compressed with neither xz, gzip nor zstd";
         ok = false;
     }
     if (!ok || !check_elf(out, lseek(out, 0, SEEK_END), mem_end, why)) {

@@ -8,7 +8,7 @@
  * point (the x86/HVM direct boot ABI that QEMU implements with pvh.bin).
  * The enclave sees the same kernel, command line and ramdisks; the image
  * and its measurements are unchanged.  A kernel that this cannot handle (a
- * compression other than xz or gzip, no PVH entry, segments outside the
+ * compression other than xz, gzip or zstd, no PVH entry, segments outside the
  * enclave's memory) boots as the bzImage it is.
  *
  * The last kernel taken out is kept, keyed by the SHA-256 of the bzImage,
