@@ -1430,6 +1430,15 @@ def main(argv):
               "printed by tools/enclave/build); got %s" % argv[1:])
         return 1
     EIF = os.path.abspath(argv[1])
+    # NE_ENCLAVE_TESTS=NAME,...: only these tests (a developer's rerun of
+    # one; later tests may need an earlier one's enclave, test 1's "A").
+    only = [t for t in os.environ.get("NE_ENCLAVE_TESTS", "").split(",") if t]
+    if only:
+        unknown = set(only) - {fn.__name__ for fn in tests}
+        if unknown:
+            print("not ok 1 - NE_ENCLAVE_TESTS names no test: %s" % ", ".join(sorted(unknown)))
+            return 1
+        tests[:] = [fn for fn in tests if fn.__name__ in only]
     if not os.path.exists("/dev/nitro_enclaves"):
         print("1..0 # SKIP /dev/nitro_enclaves is missing (ne_kvm.ko not loaded)")
         return 4
@@ -1451,15 +1460,6 @@ def main(argv):
         print("not ok 1 - CPU pool %s: %s (the VM needs 3 cores: tools/ne-vm --cores 3)" %
               (POOL_CPUS, pool))
         return 1
-    # NE_ENCLAVE_TESTS=NAME,...: only these tests (a developer's rerun of
-    # one; later tests may need an earlier one's enclave, test 1's "A").
-    only = [t for t in os.environ.get("NE_ENCLAVE_TESTS", "").split(",") if t]
-    if only:
-        unknown = set(only) - {fn.__name__ for fn in tests}
-        if unknown:
-            print("not ok 1 - NE_ENCLAVE_TESTS names no test: %s" % ", ".join(sorted(unknown)))
-            return 1
-        tests[:] = [fn for fn in tests if fn.__name__ in only]
     TMP = tempfile.mkdtemp(prefix="enclave-test.")
     RUN_DIR = os.environ["NECTL_RUN_DIR"] = os.path.join(TMP, "run")
     BASE_FREE = free_2m()
