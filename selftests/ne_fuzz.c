@@ -2709,8 +2709,12 @@ static int caps_fn(void *arg)
 	return n < 0 ? 254 : 0;
 }
 
-/* The "leaker" of --self-test pin: an enclave with memory, kept open. */
-static void self_test_pin(void)
+/*
+ * The "leaker" of --self-test pin: an enclave with memory, kept open.  One
+ * byte on @ready once the memory is donated (the run's checks must not
+ * start before), none if it could not be.
+ */
+static void self_test_pin(int ready)
 {
 	struct kvm_userspace_memory_region r = { .memory_size = 4 * HPAGE };
 	int sys = open(NE_DEV_PATH, O_RDWR | O_CLOEXEC), vm;
@@ -2726,6 +2730,8 @@ static void self_test_pin(void)
 	}
 	printf("# self-test: a process keeps an enclave with 8 MiB donated\n");
 	fflush(stdout);
+	if (write(ready, "1", 1) != 1)
+		_exit(1);
 	munmap(p, 4 * HPAGE);
 	pause();
 	_exit(0);
@@ -3254,11 +3260,27 @@ int main(int argc, char **argv)
 	       opt_cmd_timeout);
 
 	if (opt_self_test && !strcmp(opt_self_test, "pin")) {
+		int ready[2] = { -1, -1 };
+		char c;
+
+		/*
+		 * The run starts once the leaker's memory is donated.  Without
+		 * a leaker (EOF: it exited), the checks find no kept pin and
+		 * the self-test fails, after the run has restored everything.
+		 */
 		fflush(stdout);
-		leaker = fork();
-		if (leaker == 0)
-			self_test_pin();
-		msleep(2000);
+		if (!pipe2(ready, O_CLOEXEC)) {
+			leaker = fork();
+			if (leaker == 0) {
+				close(ready[0]);
+				self_test_pin(ready[1]);
+			}
+			close(ready[1]);
+		}
+		if (leaker <= 0 || read(ready[0], &c, 1) != 1)
+			printf("# self-test: no leaker with donated memory\n");
+		if (ready[0] >= 0)
+			close(ready[0]);
 	}
 
 	/* The workers and the chaos process. */

@@ -1133,8 +1133,8 @@ def test_kernel_ne_sample_launches_the_enclave():
     # strace: a reader of its trace sees the upstream ioctls by name)
     trace = os.path.join(TMP, "ne_ioctl_sample.strace")
     # The sample copies the image from an mmap of the file: each fault of
-    # the build tree's 9p mount is a round trip to the host (11 s for the
-    # 15 MB image under TCG).  A parent's image is on a local disk: tmpfs.
+    # the build tree's 9p mount is a round trip to the host (its heartbeat
+    # came after 46 s, 12 s from tmpfs).  A parent's image is on a local disk.
     eif = os.path.join(TMP, "ne_ioctl_sample.eif")
     shutil.copyfile(EIF, eif)
     p = subprocess.Popen(["strace", "-f", "-e", "trace=ioctl", "-o", trace, "stdbuf", "-oL",
@@ -1164,7 +1164,7 @@ def test_kernel_ne_sample_launches_the_enclave():
         # with it (a killed strace would leave it running, detached).
         os.killpg(p.pid, signal.SIGKILL)
         p.wait(timeout=60)
-    os.unlink(eif)
+        os.unlink(eif)
     check_nothing_held("after the kernel's sample")
     with open(trace) as f:
         calls = strace_ioctls(f.read())
