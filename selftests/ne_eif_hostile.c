@@ -68,6 +68,16 @@ struct img {
 };
 
 static struct sec valid[EIF_MAX_SEC];
+
+/* Zeroed memory, or the program ends saying so: no test runs on NULL. */
+static void *xalloc(size_t size)
+{
+	void *p = calloc(1, size ? size : 1);
+
+	if (!p)
+		ksft_exit_fail_msg("out of memory (%zu bytes)\n", size);
+	return p;
+}
 static int valid_nr;
 static uint8_t valid_hdr[EIF_HDR];
 static struct img valid_img;
@@ -131,7 +141,7 @@ static struct img build(const struct sec *s, int nr)
 	im.len = EIF_HDR;
 	for (i = 0; i < nr; i++)
 		im.len += EIF_SEC_HDR + s[i].size;
-	im.buf = calloc(1, im.len);
+	im.buf = xalloc(im.len);
 	memcpy(im.buf, valid_hdr, EIF_HDR);
 	memset(im.buf + 28, 0, 512);
 	put16(im.buf + 26, nr);
@@ -150,7 +160,7 @@ static struct img build(const struct sec *s, int nr)
 
 static struct img copy_valid(void)
 {
-	struct img im = { malloc(valid_img.len), valid_img.len };
+	struct img im = { xalloc(valid_img.len), valid_img.len };
 
 	memcpy(im.buf, valid_img.buf, im.len);
 	return im;
@@ -182,12 +192,18 @@ static int load_valid(const char *path)
 	struct stat st;
 	int fd = open(path, O_RDONLY | O_CLOEXEC), i;
 
-	if (fd < 0 || fstat(fd, &st))
+	if (fd < 0)
 		return -1;
+	if (fstat(fd, &st)) {
+		close(fd);
+		return -1;
+	}
 	valid_img.len = st.st_size;
-	valid_img.buf = malloc(st.st_size);
-	if (read(fd, valid_img.buf, st.st_size) != st.st_size)
+	valid_img.buf = xalloc(st.st_size);
+	if (read(fd, valid_img.buf, st.st_size) != st.st_size) {
+		close(fd);
 		return -1;
+	}
 	close(fd);
 	if (valid_img.len < EIF_HDR || memcmp(valid_img.buf, ".eif", 4))
 		return -1;
@@ -243,7 +259,7 @@ static void trace_begin(void)
 static char *trace_since(void)
 {
 	int fd = open(trace_path, O_RDONLY | O_CLOEXEC);
-	char *buf = calloc(1, 1 << 20);
+	char *buf = xalloc(1 << 20);
 	ssize_t n = 0;
 
 	if (fd >= 0) {
@@ -372,7 +388,7 @@ static uint8_t *gzip_of(const void *in, size_t in_len, size_t *len)
 {
 	z_stream z = { 0 };
 	size_t cap = compressBound(in_len) + 64;
-	uint8_t *out = malloc(cap);
+	uint8_t *out = xalloc(cap);
 
 	deflateInit2(&z, 9, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY);
 	z.next_in = (Bytef *)in;
@@ -389,7 +405,7 @@ static uint8_t *gzip_of(const void *in, size_t in_len, size_t *len)
 static uint8_t *xz_of(const void *in, size_t in_len, size_t *len)
 {
 	size_t cap = lzma_stream_buffer_bound(in_len);
-	uint8_t *out = malloc(cap);
+	uint8_t *out = xalloc(cap);
 
 	*len = 0;
 	if (lzma_easy_buffer_encode(6, LZMA_CHECK_CRC64, NULL, in, in_len,
@@ -402,7 +418,7 @@ static uint8_t *xz_of(const void *in, size_t in_len, size_t *len)
 static uint8_t *zstd_of(const void *in, size_t in_len, size_t *len)
 {
 	size_t cap = ZSTD_compressBound(in_len);
-	uint8_t *out = malloc(cap);
+	uint8_t *out = xalloc(cap);
 
 	*len = ZSTD_compress(out, cap, in, in_len, 19);
 	if (ZSTD_isError(*len))
@@ -417,7 +433,7 @@ static uint8_t *zstd_of(const void *in, size_t in_len, size_t *len)
 static uint8_t *zstd_bomb(unsigned int mib, size_t *len)
 {
 	unsigned int blocks = mib * 8, i;	/* 128 KiB each */
-	uint8_t *p = calloc(1, 6 + 4 * blocks), *q = p;
+	uint8_t *p = xalloc(6 + 4 * blocks), *q = p;
 
 	q[0] = 0x28, q[1] = 0xb5, q[2] = 0x2f, q[3] = 0xfd;	/* magic */
 	q[4] = 0;		/* no content size, no checksum, a window */
@@ -465,7 +481,7 @@ static uint8_t *gzip_bomb(unsigned int mib, size_t *len)
 	static const uint8_t gz_hdr[10] = { 0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3 };
 	uint64_t total = (uint64_t)mib << 20, done = 1;
 	size_t cap = 16 + (total / 258 * 13) / 8 + 64;
-	struct bits b = { calloc(1, cap), 0 };
+	struct bits b = { xalloc(cap), 0 };
 	size_t n;
 
 	memcpy(b.p, gz_hdr, 10);
@@ -493,7 +509,7 @@ static uint8_t *bzimage_with(const uint8_t *payload, size_t plen, size_t *len)
 	const uint8_t *bz = valid[k].data;
 	unsigned int sects = bz[BZ_SETUP_SECTS] ? bz[BZ_SETUP_SECTS] : 4;
 	uint64_t start = (sects + 1) * 512ULL + get_le32(bz + BZ_PAYLOAD_OFFSET);
-	uint8_t *out = calloc(1, start + plen + 4);
+	uint8_t *out = xalloc(start + plen + 4);
 
 	memcpy(out, bz, start);
 	memcpy(out + start, payload, plen);
@@ -608,7 +624,7 @@ TEST_F(eif, memory_below_64mib_is_refused_before_the_image)
 TEST_F(eif, image_runs_past_the_memory)
 {
 	uint64_t size = ENCLAVE_MEM - NE_IMAGE_LOAD_GPA + 4 * MIB;
-	uint8_t *big = calloc(1, size);
+	uint8_t *big = xalloc(size);
 	struct img im = with_section(find_sec(SEC_RAMDISK), big, size);
 
 	EXPECT_REFUSED(im, ENCLAVE_MEM, "does not fit in the enclave memory");
@@ -819,7 +835,7 @@ TEST_F(eif, kernel_too_short)
 TEST_F(eif, kernel_without_hdrs)
 {
 	int k = find_sec(SEC_KERNEL);
-	uint8_t *bz = malloc(valid[k].size);
+	uint8_t *bz = xalloc(valid[k].size);
 	struct img im;
 
 	memcpy(bz, valid[k].data, valid[k].size);
@@ -831,7 +847,7 @@ TEST_F(eif, kernel_without_hdrs)
 TEST_F(eif, bzimage_setup_past_the_kernel)
 {
 	int k = find_sec(SEC_KERNEL);
-	uint8_t *bz = malloc(0x1000);
+	uint8_t *bz = xalloc(0x1000);
 	struct img im;
 
 	memcpy(bz, valid[k].data, 0x1000);
@@ -843,7 +859,7 @@ TEST_F(eif, bzimage_setup_past_the_kernel)
 TEST_F(eif, bzimage_payload_past_the_kernel)
 {
 	int k = find_sec(SEC_KERNEL);
-	uint8_t *bz = malloc(valid[k].size);
+	uint8_t *bz = xalloc(valid[k].size);
 	struct img im;
 
 	unsigned int sects;
@@ -860,7 +876,7 @@ TEST_F(eif, bzimage_payload_past_the_kernel)
 TEST_F(eif, bzimage_payload_offset_wraps)
 {
 	int k = find_sec(SEC_KERNEL);
-	uint8_t *bz = malloc(valid[k].size);
+	uint8_t *bz = xalloc(valid[k].size);
 	struct img im;
 
 	memcpy(bz, valid[k].data, valid[k].size);
@@ -874,7 +890,7 @@ TEST_F(eif, bzimage_payload_offset_wraps)
 TEST_F(eif, boot_protocol_before_2_08)
 {
 	int k = find_sec(SEC_KERNEL);
-	uint8_t *bz = malloc(valid[k].size);
+	uint8_t *bz = xalloc(valid[k].size);
 	struct img im;
 
 	memcpy(bz, valid[k].data, valid[k].size);
