@@ -2806,7 +2806,7 @@ static void settle(volatile uint32_t *tc, long want_pins, long want_huge, long *
 		*huge = ne_meminfo("HugePages_Free");
 		*slots = tc ? tc[NE_TESTCTL_SLOTS / 4] : 0;
 		ok = *pins == want_pins + zpages && (want_huge < 0 || *huge == want_huge) &&
-		     *slots == (uint32_t)*nz;
+		     *slots <= (uint32_t)*nz;
 		if (!ok)
 			msleep(250);
 	} while (!ok && now_ns() < deadline);
@@ -2841,7 +2841,13 @@ static void post_checks(struct baseline *b)
 	nz = zombies(&zpages, true);
 	tap(pins == b->pins + zpages, "no page left pinned but by the %d zombie enclaves "
 	    "(pinned %ld, at the start %ld, zombies' %ld)", nz, pins, b->pins, zpages);
-	tap(tc && slots == (uint32_t)nz, "the device holds no slot but the zombies' "
+	/*
+	 * At most one slot per zombie: a zombie's SLOT_FREE that timed out may
+	 * still have freed its slot, later (the driver drops that late reply
+	 * and keeps the zombie's pins and cores until a reset confirms the
+	 * slot gone); a slot that no zombie owns is a leak.
+	 */
+	tap(tc && slots <= (uint32_t)nz, "the device holds no slot but the zombies' "
 	    "(%u slots, %d zombies)", slots, nz);
 	if (opt_self_test && !strcmp(opt_self_test, "pin") && pins != b->pins + zpages)
 		self_test_caught = true;
