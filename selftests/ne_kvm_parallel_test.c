@@ -4,8 +4,11 @@
  * other, except for the device command itself (one at a time).  While
  * enclave A's KVM_CREATE_VCPU waits for a slow device reply (the delay
  * knob), enclave B's ioctls that need no command return before A's, and
- * B's device command is answered after A's.  Only the order of events is
- * asserted, never a duration.
+ * B's device command is sent only once A's is answered: the device's
+ * counters show no command rung while another was in flight, and every
+ * command answered when B's ioctl returns (not A's thread's return, which
+ * may come after B's: A still creates its vCPU fd once answered).  Only
+ * the order of events is asserted, never a duration.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -42,7 +45,7 @@ TEST(other_enclaves_wait_only_for_the_device)
 	volatile uint32_t *tc = ne_testctl_map();
 	struct slow_vcpu a = { .vcpu = -1 };
 	char *mem = ne_huge_alloc(2 << 20);
-	uint32_t sent;
+	uint32_t sent, total, replies, ignored;
 	pthread_t thread;
 	int vm_b;
 
@@ -58,6 +61,9 @@ TEST(other_enclaves_wait_only_for_the_device)
 
 	ne_tc_disarm_all(tc);
 	sent = ne_tc_cmds(tc, NE_WIRE_SLOT_ADD_VCPU);
+	total = tc[NE_TESTCTL_CMDS_TOTAL / 4];
+	replies = tc[NE_TESTCTL_REPLIES / 4];
+	ignored = tc[NE_TESTCTL_CMDS_IGNORED / 4];
 	ne_tc_arm(tc, NE_TESTCTL_DELAY_ARM, NE_WIRE_SLOT_ADD_VCPU,
 		  NE_TESTCTL_DELAY_MS, SLOW_REPLY_MS);
 	ASSERT_EQ(0, pthread_create(&thread, NULL, create_vcpu, &a));
@@ -75,8 +81,15 @@ TEST(other_enclaves_wait_only_for_the_device)
 
 	/* B's device command (SLOT_ADD_MEM) waits for the device: after A's. */
 	EXPECT_EQ(0, ne_set_region(vm_b, 0, 0, mem, 2 << 20, 0));
-	EXPECT_EQ(1, atomic_load(&a.done));
+	EXPECT_EQ(ignored, tc[NE_TESTCTL_CMDS_IGNORED / 4]) {
+		TH_LOG("a command was rung while another was in flight");
+	}
+	EXPECT_LE(total + 2, tc[NE_TESTCTL_CMDS_TOTAL / 4]);
+	EXPECT_EQ(tc[NE_TESTCTL_CMDS_TOTAL / 4] - total, tc[NE_TESTCTL_REPLIES / 4] - replies) {
+		TH_LOG("B's ioctl returned before every command was answered (A's included)");
+	}
 	ASSERT_EQ(0, pthread_join(thread, NULL));
+	EXPECT_EQ(1, atomic_load(&a.done));
 	EXPECT_LE(0, a.vcpu);
 
 	ne_tc_disarm_all(tc);
