@@ -68,6 +68,11 @@ struct img {
 };
 
 static struct sec valid[EIF_MAX_SEC];
+static int valid_nr;
+static uint8_t valid_hdr[EIF_HDR];
+static struct img valid_img;
+static unsigned int fuzz_seed;
+static int seed_given;
 
 /* Zeroed memory, or the program ends saying so: no test runs on NULL. */
 static void *xalloc(size_t size)
@@ -78,11 +83,6 @@ static void *xalloc(size_t size)
 		ksft_exit_fail_msg("out of memory (%zu bytes)\n", size);
 	return p;
 }
-static int valid_nr;
-static uint8_t valid_hdr[EIF_HDR];
-static struct img valid_img;
-static unsigned int fuzz_seed;
-static int seed_given;
 
 static uint16_t be16(const uint8_t *p) { return p[0] << 8 | p[1]; }
 static uint64_t be64(const uint8_t *p)
@@ -215,7 +215,8 @@ static int load_valid(const char *path)
 		uint64_t off = be64(valid_hdr + 28 + 8 * i);
 
 		valid[i].size = be64(valid_hdr + 284 + 8 * i);
-		if (off > valid_img.len || valid[i].size > valid_img.len - off - EIF_SEC_HDR)
+		if (off > valid_img.len || valid_img.len - off < EIF_SEC_HDR ||
+		    valid[i].size > valid_img.len - off - EIF_SEC_HDR)
 			return -1;
 		valid[i].type = be16(valid_img.buf + off);
 		valid[i].data = valid_img.buf + off + EIF_SEC_HDR;

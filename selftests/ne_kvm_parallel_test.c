@@ -8,7 +8,10 @@
  * counters show no command rung while another was in flight, and every
  * command answered when B's ioctl returns (not A's thread's return, which
  * may come after B's: A still creates its vCPU fd once answered).  Only
- * the order of events is asserted, never a duration.
+ * the order of events is asserted, never a duration.  (The counters also
+ * count any command the driver sends on its own meanwhile, e.g. a
+ * previous program's teardown; none is pending when a program starts on
+ * an idle device, as selftests/run runs them.)
  */
 #include <errno.h>
 #include <pthread.h>
@@ -89,7 +92,6 @@ TEST(other_enclaves_wait_only_for_the_device)
 		TH_LOG("B's ioctl returned before every command was answered (A's included)");
 	}
 	ASSERT_EQ(0, pthread_join(thread, NULL));
-	EXPECT_EQ(1, atomic_load(&a.done));
 	EXPECT_LE(0, a.vcpu);
 
 	ne_tc_disarm_all(tc);

@@ -1,18 +1,21 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # tools/qemu/devices.mak: the devices of the project's QEMU.  tools/qemu/build
-# configures --without-default-devices and puts this file in place of
-# configs/devices/x86_64-softmmu/default.mak, so only these boards and
-# devices, and what they select in QEMU's Kconfig, are compiled: the
-# parent VM, the enclave VMs and the tests use nothing else.  A device
-# missing here is refused by QEMU at start ("'X' is not a valid device
-# model name").
+# copies it to configs/devices/x86_64-softmmu/ne-kvm.mak in the QEMU tree
+# and configures --without-default-devices --with-devices-x86_64=ne-kvm,
+# so only these boards and devices, and what they select in QEMU's
+# Kconfig, are compiled: the parent VM, the enclave VMs and the tests use
+# nothing else.  A device missing here is refused by QEMU at start ("'X' is
+# not a valid device model name").
 
 # The parent VM (tools/ne-vm: -machine q35) and the enclave VMs
-# (hw/ne/ne-launcher.c: -machine microvm, with virtio-mmio and an i8042,
-# both selected by the boards).
+# (hw/ne/ne-launcher.c: -machine microvm, which selects virtio-mmio).
 CONFIG_Q35=y
 CONFIG_MICROVM=y
+
+# The enclave VMs' i8042 (-device i8042: Nitro's reboot=k resets through
+# it), which q35 selects too; named here for microvm's sake.
+CONFIG_PCKBD=y
 
 # The Nitro Enclaves device, which selects the vsock relay
 # (vsock-relay-pci, vsock-relay-device) and the NSM (ne-nsm-device).
