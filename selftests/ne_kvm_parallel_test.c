@@ -64,9 +64,9 @@ TEST(other_enclaves_wait_only_for_the_device)
 
 	ne_tc_disarm_all(tc);
 	sent = ne_tc_cmds(tc, NE_WIRE_SLOT_ADD_VCPU);
-	total = tc[NE_TESTCTL_CMDS_TOTAL / 4];
-	replies = tc[NE_TESTCTL_REPLIES / 4];
-	ignored = tc[NE_TESTCTL_CMDS_IGNORED / 4];
+	total = ne_tc_read(tc, NE_TESTCTL_CMDS_TOTAL);
+	replies = ne_tc_read(tc, NE_TESTCTL_REPLIES);
+	ignored = ne_tc_read(tc, NE_TESTCTL_CMDS_IGNORED);
 	ne_tc_arm(tc, NE_TESTCTL_DELAY_ARM, NE_WIRE_SLOT_ADD_VCPU,
 		  NE_TESTCTL_DELAY_MS, SLOW_REPLY_MS);
 	ASSERT_EQ(0, pthread_create(&thread, NULL, create_vcpu, &a));
@@ -84,11 +84,12 @@ TEST(other_enclaves_wait_only_for_the_device)
 
 	/* B's device command (SLOT_ADD_MEM) waits for the device: after A's. */
 	EXPECT_EQ(0, ne_set_region(vm_b, 0, 0, mem, 2 << 20, 0));
-	EXPECT_EQ(ignored, tc[NE_TESTCTL_CMDS_IGNORED / 4]) {
+	EXPECT_EQ(ignored, ne_tc_read(tc, NE_TESTCTL_CMDS_IGNORED)) {
 		TH_LOG("a command was rung while another was in flight");
 	}
-	EXPECT_LE(total + 2, tc[NE_TESTCTL_CMDS_TOTAL / 4]);
-	EXPECT_EQ(tc[NE_TESTCTL_CMDS_TOTAL / 4] - total, tc[NE_TESTCTL_REPLIES / 4] - replies) {
+	EXPECT_LE(total + 2, ne_tc_read(tc, NE_TESTCTL_CMDS_TOTAL));
+	EXPECT_EQ(ne_tc_read(tc, NE_TESTCTL_CMDS_TOTAL) - total,
+		  ne_tc_read(tc, NE_TESTCTL_REPLIES) - replies) {
 		TH_LOG("B's ioctl returned before every command was answered (A's included)");
 	}
 	ASSERT_EQ(0, pthread_join(thread, NULL));
