@@ -180,8 +180,9 @@ struct ne_vcpu_slot {
  * @last_error:	why the last refused ioctl of the VM fd or of one of its
  *		vCPU fds was refused.
  * @teardown:	the teardown work, queued by the last close (ne_vm.c).
- * @slot_gone:	the device was removed after confirming it is off, so the
- *		slot is gone; under ne_kvm.dev_sem.
+ * @slot_gone:	the device confirmed the slot gone: it was removed after
+ *		turning off, or a SLOT_FREE's late reply said freed.
+ *		Written under ne_kvm.list_lock, read with READ_ONCE.
  * @zombie:	the device did not confirm the slot gone: pins and cores are
  *		kept; under ne_kvm.list_lock.
  * @free_rc:	why (the last SLOT_FREE's result), for the zombie list.
@@ -239,7 +240,7 @@ u64 ne_dev_max_mem_regions(void);
 void ne_enclave_link(struct ne_enclave *e);
 void ne_enclave_unlink(struct ne_enclave *e);
 void ne_enclave_queue_teardown(struct ne_enclave *e);
-void ne_enclave_set_zombie(struct ne_enclave *e, int rc);
+bool ne_enclave_set_zombie(struct ne_enclave *e, int rc);
 unsigned int ne_event_seq(void);
 void ne_enclave_kick_events(void);
 bool ne_enclaves_exist(void);

@@ -63,7 +63,7 @@ static bool ne_slot_lost(struct ne_enclave *e)
 {
 	struct ne_pci_dev *dev = ne_kvm.dev;
 
-	return !dev || e->dev_gen != ne_kvm.gen || e->slot_gone ||
+	return !dev || e->dev_gen != ne_kvm.gen || READ_ONCE(e->slot_gone) ||
 	       READ_ONCE(dev->resets) != e->resets || READ_ONCE(dev->broken);
 }
 
@@ -73,7 +73,7 @@ static bool ne_slot_lost(struct ne_enclave *e)
  */
 static bool ne_slot_gone(struct ne_enclave *e)
 {
-	if (e->slot_gone)
+	if (READ_ONCE(e->slot_gone))
 		return true;
 	return ne_kvm.dev && e->dev_gen == ne_kvm.gen &&
 	       READ_ONCE(ne_kvm.dev->resets) != e->resets;
@@ -110,7 +110,7 @@ int ne_enclave_cmd(struct ne_enclave *e, enum ne_pci_cmd_type type,
 
 	if (down_read_killable(&ne_kvm.dev_sem))
 		return -EINTR;
-	if (ne_kvm.dev && e->dev_gen == ne_kvm.gen && !e->slot_gone)
+	if (ne_kvm.dev && e->dev_gen == ne_kvm.gen && !READ_ONCE(e->slot_gone))
 		rc = ne_pci_cmd(ne_kvm.dev, e->resets, type, req, size, reply);
 	up_read(&ne_kvm.dev_sem);
 	return rc;
@@ -201,19 +201,70 @@ void ne_enclave_queue_teardown(struct ne_enclave *e)
 	queue_work(ne_kvm.teardown_wq, &e->teardown);
 }
 
-/* @e's slot may still be in use: keep it listed, counted and named. */
-void ne_enclave_set_zombie(struct ne_enclave *e, int rc)
+/*
+ * @e's slot may still be in use: keep it listed, counted and named.  Returns
+ * false, making no zombie, when the device confirmed the slot gone since the
+ * caller last looked (a late SLOT_FREE reply, a reset): the caller lets go.
+ * Checked under list_lock, which the confirmations take too, so that each
+ * either is seen here or sees the zombie (and requeues its teardown).
+ */
+bool ne_enclave_set_zombie(struct ne_enclave *e, int rc)
 {
+	bool gone;
+
+	down_read(&ne_kvm.dev_sem);
 	mutex_lock(&ne_kvm.list_lock);
-	if (!e->zombie) {
-		e->zombie = true;
-		atomic_inc(&ne_kvm.nr_zombies);
+	gone = ne_slot_gone(e);
+	if (!gone) {
+		if (!e->zombie) {
+			e->zombie = true;
+			atomic_inc(&ne_kvm.nr_zombies);
+		}
+		e->free_rc = rc;
 	}
-	e->free_rc = rc;
 	mutex_unlock(&ne_kvm.list_lock);
+	up_read(&ne_kvm.dev_sem);
+	if (gone)
+		return false;
+
 	wake_up_interruptible(&e->eventq);
 	pr_err_ratelimited("enclave %#llx: the device did not confirm its slot freed (%d): its memory stays pinned and CPUs %*pbl stay out of the pool\n",
 			   e->slot_uid, rc, cpumask_pr_args(e->cpus));
+	return true;
+}
+
+/**
+ * ne_misc_slot_freed() - the device confirmed, late, that a slot is gone
+ * @ne:		the device.
+ * @slot_uid:	the slot of a SLOT_FREE whose sender had stopped waiting.
+ *
+ * The late reply of a SLOT_FREE that timed out said the slot is freed: the
+ * enclave it belonged to (a zombie by now, or about to be one) may let go.
+ * Until another command is sent, the device cannot have given the uid to
+ * a new slot, so it names one enclave of @ne's current epoch.
+ *
+ * Context: under @ne's cmd_lock, in the sender of the next command, which
+ * holds dev_sem (lock order: dev_sem, cmd_lock, list_lock).
+ */
+void ne_misc_slot_freed(struct ne_pci_dev *ne, u64 slot_uid)
+{
+	struct ne_enclave *e;
+
+	lockdep_assert_held(&ne_kvm.dev_sem);
+	lockdep_assert_held(&ne->cmd_lock);
+	if (ne_kvm.dev != ne)
+		return;
+	mutex_lock(&ne_kvm.list_lock);
+	list_for_each_entry(e, &ne_kvm.enclaves, node) {
+		if (e->dev_gen != ne_kvm.gen || e->resets != ne->resets ||
+		    e->slot_uid != slot_uid)
+			continue;
+		WRITE_ONCE(e->slot_gone, true);
+		if (e->zombie)
+			queue_work(ne_kvm.teardown_wq, &e->teardown);
+		break;
+	}
+	mutex_unlock(&ne_kvm.list_lock);
 }
 
 /* Requeues the teardown of every zombie whose slot is now gone; list_lock. */
@@ -463,7 +514,7 @@ void ne_misc_unregister(struct ne_pci_dev *ne)
 	mutex_lock(&ne_kvm.list_lock);
 	list_for_each_entry(e, &ne_kvm.enclaves, node)
 		if (e->dev_gen == ne_kvm.gen && ne_slot_gone(e))
-			e->slot_gone = true;
+			WRITE_ONCE(e->slot_gone, true);
 	mutex_unlock(&ne_kvm.list_lock);
 	ne_kvm.dev = NULL;
 	up_write(&ne_kvm.dev_sem);

@@ -16,7 +16,9 @@
  * caller gets -ETIMEDOUT: "sent, effect unknown".  The next command first
  * settles the stale one: it waits, up to one more timeout, for the late
  * reply, and drops it (a late SLOT_ALLOC's slot is given back with
- * SLOT_FREE, which is settled the same way if it too goes unanswered); if
+ * SLOT_FREE, which is settled the same way if it too goes unanswered; a
+ * late SLOT_FREE that freed its slot is reported to the user API, whose
+ * enclave then lets go of its memory and CPUs); if
  * the late reply never comes, the channel is reset: ENABLE off, and only
  * once ENABLE reads back 0 (the device abandoned the command and freed
  * every slot) is the reset epoch bumped and the handshake done again.  A
@@ -197,6 +199,17 @@ static void ne_pci_learn(struct ne_pci_dev *ne, enum ne_pci_cmd_type type,
 		WRITE_ONCE(ne->max_mem_regions, reply->mem_regions);
 }
 
+/* The slot that a SLOT_FREE request frees; 0 for any other command. */
+static u64 ne_pci_freed_slot(enum ne_pci_cmd_type type, const void *req,
+			     size_t req_size)
+{
+	const struct ne_req_slot *slot = req;
+
+	if (type != NE_CMD_SLOT_FREE || req_size < sizeof(*slot))
+		return 0;
+	return slot->slot_uid;
+}
+
 /*
  * Sends one command and waits for its reply; under cmd_lock, with no
  * command in flight.  -ETIMEDOUT: sent, but no reply read (the command is
@@ -222,6 +235,7 @@ static int ne_pci_exchange(struct ne_pci_dev *ne, enum ne_pci_cmd_type type,
 					    type, READ_ONCE(cmd_timeout_ms));
 		ne->stale = true;
 		ne->stale_type = type;
+		ne->stale_slot = ne_pci_freed_slot(type, req, req_size);
 		return -ETIMEDOUT;
 	}
 	ne_pci_take_reply(ne, reply);
@@ -252,6 +266,9 @@ static int ne_pci_settle(struct ne_pci_dev *ne)
 		ne_pci_take_reply(ne, &reply);
 		ne_pci_learn(ne, ne->stale_type, &reply);
 		ne->stale = false;
+		/* Before any other command: the uid cannot be reused yet. */
+		if (ne->stale_slot && !ne_pci_rc(reply.rc))
+			ne_misc_slot_freed(ne, ne->stale_slot);
 		if (ne->stale_type != NE_CMD_SLOT_ALLOC || reply.rc ||
 		    !reply.slot_uid)
 			continue;

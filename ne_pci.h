@@ -111,6 +111,9 @@ static_assert(sizeof(struct ne_pci_reply) == 72);
  * @stale:	a command was sent and its reply not read: it may still be in
  *		flight, so no other command may be sent; under @cmd_lock.
  * @stale_type:	the type of that command, under @cmd_lock.
+ * @stale_slot:	the slot uid of that command when it is a SLOT_FREE: a late
+ *		reply that says freed is the device confirming that slot gone
+ *		(ne_misc_slot_freed()); under @cmd_lock.
  * @broken:	the device is unusable (it did not turn off, or not on again
  *		after a reset): every command fails with -ENODEV; under
  *		@cmd_lock.
@@ -137,6 +140,7 @@ struct ne_pci_dev {
 	u16 replies;
 	bool stale;
 	enum ne_pci_cmd_type stale_type;
+	u64 stale_slot;
 	bool broken;
 	bool dying;
 	unsigned int resets;
@@ -159,6 +163,7 @@ int ne_misc_init(void);
 int ne_misc_register(struct ne_pci_dev *ne);
 void ne_misc_unregister(struct ne_pci_dev *ne);
 void ne_misc_handle_event(struct ne_pci_dev *ne);
+void ne_misc_slot_freed(struct ne_pci_dev *ne, u64 slot_uid);
 void ne_misc_exit(void);
 
 #endif /* _NE_PCI_H */

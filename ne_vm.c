@@ -349,10 +349,8 @@ void ne_enclave_teardown(struct work_struct *work)
 					 e->slot_uid, rc);
 		}
 		rc = ne_enclave_cmd_retry(e, NE_CMD_SLOT_FREE);
-		if (rc && !ne_enclave_gone(e)) {
-			ne_enclave_set_zombie(e, rc);
+		if (rc && ne_enclave_set_zombie(e, rc))
 			return;
-		}
 	}
 
 	ne_enclave_unlink(e);

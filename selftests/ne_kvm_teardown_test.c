@@ -437,6 +437,52 @@ TEST_F(td, two_timeouts_in_a_row)
 }
 
 /*
+ * The teardown's SLOT_FREE times out, so the enclave becomes a zombie; its
+ * late reply then says the slot is freed.  That is the device confirming the
+ * slot gone: the next command, which settles the late reply, lets the zombie
+ * go (pins, core, debugfs entry) without resetting the device, which a
+ * bystander's slot, still held by the device, proves.
+ */
+TEST_F(td, late_slot_free_success_lets_the_zombie_go)
+{
+	int v0, v1, vm, vm2, bystander;
+	uint64_t uid;
+	long held;
+
+	ASSERT_EQ(0, ne_set_timeout_ms(SHORT_MS));
+	bystander = ne_create_vm();
+	ASSERT_LE(0, bystander);
+	vm = build_enclave(self->mem, &v0, &v1);
+	ASSERT_LE(0, vm);
+	uid = slot_uid(vm);
+	held = ne_pins_held();
+	ASSERT_LT(self->pins, held);
+
+	ne_tc_arm(self->tc, NE_TESTCTL_DELAY_ARM, NE_WIRE_SLOT_FREE,
+		  NE_TESTCTL_DELAY_MS, 3 * SHORT_MS / 2);
+	close(v0);
+	close(v1);
+	ASSERT_EQ(0, close(vm));
+	/* The SLOT_FREE is unanswered: a zombie that keeps everything. */
+	EXPECT_EQ(1, zombie_listed(uid));
+	EXPECT_EQ(held, ne_pins_held());
+
+	/* The next command settles the late reply: the slot is gone. */
+	vm2 = ne_create_vm();
+	ASSERT_LE(0, vm2) {
+		TH_LOG("KVM_CREATE_VM: %s", strerror(errno));
+	}
+	EXPECT_EQ(self->pins, pins_reach(self->pins));
+	EXPECT_EQ(0, zombie_listed(uid));
+	EXPECT_EQ(self->slots + 2, ne_tc_read(self->tc, NE_TESTCTL_SLOTS));
+	close(vm2);
+	close(bystander);
+	ASSERT_NOTHING_HELD(self);
+	/* No enclave is left, the zombie included, so the pool may change. */
+	EXPECT_EQ(0, ne_set_pool(NE_TEST_POOL));
+}
+
+/*
  * A command that never gets its reply makes the next one reset the device:
  * every poller is woken (the enclaves are lost), and the slot that the next
  * KVM_CREATE_VM allocates after the reset is a working slot, freed at close,
