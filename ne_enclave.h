@@ -160,7 +160,9 @@ struct ne_vcpu_slot {
  *		everything but close, as KVM's dead VM.  Set once, under
  *		@lock.
  * @has_event:	the enclave stopped on its own; never cleared.
- * @eventq:	pollers of @has_event.
+ * @eventq:	pollers of @has_event, and the last closer waiting for
+ *		@torn_down or @zombie, uninterruptibly when exiting: so
+ *		woken with wake_up(), never wake_up_interruptible().
  * @enclave_cid: the CID in use once started.
  * @flags:	the start flags.
  * @node_id:	the pool's NUMA node, or NUMA_NO_NODE without a pool.

@@ -227,7 +227,7 @@ bool ne_enclave_set_zombie(struct ne_enclave *e, int rc)
 	if (gone)
 		return false;
 
-	wake_up_interruptible(&e->eventq);
+	wake_up(&e->eventq);
 	pr_err_ratelimited("enclave %#llx: the device did not confirm its slot freed (%d): its memory stays pinned and CPUs %*pbl stay out of the pool\n",
 			   e->slot_uid, rc, cpumask_pr_args(e->cpus));
 	return true;
@@ -370,7 +370,7 @@ static unsigned int ne_event_collect(struct ne_event_query *q,
 	unsigned int n = 0;
 
 	list_for_each_entry(e, &ne_kvm.enclaves, node) {
-		wake_up_interruptible(&e->eventq);
+		wake_up(&e->eventq);
 		if (READ_ONCE(e->state) != NE_STATE_RUNNING || e->zombie)
 			continue;
 		if (q && n < max)
@@ -393,7 +393,7 @@ static void ne_event_stopped(const struct ne_event_query *q, u16 state)
 			continue;
 		WRITE_ONCE(e->state, state);
 		WRITE_ONCE(e->has_event, true);
-		wake_up_interruptible(&e->eventq);
+		wake_up(&e->eventq);
 	}
 }
 
@@ -525,7 +525,7 @@ void ne_misc_unregister(struct ne_pci_dev *ne)
 	down_read(&ne_kvm.dev_sem);
 	mutex_lock(&ne_kvm.list_lock);
 	list_for_each_entry(e, &ne_kvm.enclaves, node)
-		wake_up_interruptible(&e->eventq);
+		wake_up(&e->eventq);
 	ne_retry_zombies();
 	mutex_unlock(&ne_kvm.list_lock);
 	up_read(&ne_kvm.dev_sem);

@@ -360,7 +360,7 @@ void ne_enclave_teardown(struct work_struct *work)
 	}
 	ne_pool_release(e);
 	WRITE_ONCE(e->torn_down, true);
-	wake_up_interruptible(&e->eventq);
+	wake_up(&e->eventq);
 	ne_enclave_free(e);
 	module_put(THIS_MODULE);
 }
