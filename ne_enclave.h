@@ -186,7 +186,11 @@ struct ne_vcpu_slot {
  *		turning off, or a SLOT_FREE's late reply said freed.
  *		Written under ne_kvm.list_lock, read with READ_ONCE.
  * @zombie:	the device did not confirm the slot gone: pins and cores are
- *		kept; under ne_kvm.list_lock.
+ *		kept; written under ne_kvm.list_lock with WRITE_ONCE (the
+ *		last closer reads it locklessly).
+ * @reaping:	the zombie's teardown was queued again to let go (its slot
+ *		is gone): it is queued once, never while it runs, since that
+ *		run frees @e; under ne_kvm.list_lock.
  * @free_rc:	why (the last SLOT_FREE's result), for the zombie list.
  * @refs:	the teardown's reference, and the closer's while it waits.
  * @torn_down:	the teardown let go of everything (WRITE_ONCE, wakes
@@ -226,6 +230,7 @@ struct ne_enclave {
 	struct work_struct teardown;
 	bool slot_gone;
 	bool zombie;
+	bool reaping;
 	int free_rc;
 	refcount_t refs;
 	bool torn_down;

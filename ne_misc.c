@@ -181,7 +181,7 @@ void ne_enclave_unlink(struct ne_enclave *e)
 {
 	mutex_lock(&ne_kvm.list_lock);
 	if (e->zombie) {
-		e->zombie = false;
+		WRITE_ONCE(e->zombie, false);
 		atomic_dec(&ne_kvm.nr_zombies);
 	}
 	if (!list_empty(&e->node)) {
@@ -202,6 +202,20 @@ void ne_enclave_queue_teardown(struct ne_enclave *e)
 }
 
 /*
+ * @e is a zombie whose slot is gone: requeue its teardown, which lets go of
+ * everything and frees @e.  Once only: a second queue_work() while that run
+ * is under way would run it again on the freed enclave.  list_lock.
+ */
+static void ne_reap_zombie(struct ne_enclave *e)
+{
+	lockdep_assert_held(&ne_kvm.list_lock);
+	if (!e->zombie || e->reaping)
+		return;
+	e->reaping = true;
+	queue_work(ne_kvm.teardown_wq, &e->teardown);
+}
+
+/*
  * @e's slot may still be in use: keep it listed, counted and named.  Returns
  * false, making no zombie, when the device confirmed the slot gone since the
  * caller last looked (a late SLOT_FREE reply, a reset): the caller lets go.
@@ -217,7 +231,7 @@ bool ne_enclave_set_zombie(struct ne_enclave *e, int rc)
 	gone = ne_slot_gone(e);
 	if (!gone) {
 		if (!e->zombie) {
-			e->zombie = true;
+			WRITE_ONCE(e->zombie, true);
 			atomic_inc(&ne_kvm.nr_zombies);
 		}
 		e->free_rc = rc;
@@ -259,10 +273,13 @@ void ne_misc_slot_freed(struct ne_pci_dev *ne, u64 slot_uid)
 		if (e->dev_gen != ne_kvm.gen || e->resets != ne->resets ||
 		    e->slot_uid != slot_uid)
 			continue;
+		/*
+		 * Every match: an enclave whose SLOT_FREE succeeded may still
+		 * be listed (its teardown has not unlinked it yet) with the
+		 * uid the device then gave to this one.
+		 */
 		WRITE_ONCE(e->slot_gone, true);
-		if (e->zombie)
-			queue_work(ne_kvm.teardown_wq, &e->teardown);
-		break;
+		ne_reap_zombie(e);
 	}
 	mutex_unlock(&ne_kvm.list_lock);
 }
@@ -274,8 +291,8 @@ static void ne_retry_zombies(void)
 
 	lockdep_assert_held(&ne_kvm.list_lock);
 	list_for_each_entry(e, &ne_kvm.enclaves, node)
-		if (e->zombie && ne_slot_gone(e))
-			queue_work(ne_kvm.teardown_wq, &e->teardown);
+		if (ne_slot_gone(e))
+			ne_reap_zombie(e);
 }
 
 unsigned int ne_event_seq(void)

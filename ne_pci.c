@@ -162,6 +162,7 @@ static void ne_pci_reset_channel(struct ne_pci_dev *ne)
 		 ne->stale_type);
 	ne->stale = false;
 	ne->stale_type = NE_CMD_INVALID;
+	ne->stale_slot = 0;
 	if (ne_pci_disable(ne)) {
 		WRITE_ONCE(ne->resets, ne->resets + 1);
 		if (ne_pci_enable(ne))
@@ -283,6 +284,7 @@ static int ne_pci_settle(struct ne_pci_dev *ne)
 				 req.slot_uid, rc);
 	}
 	ne->stale_type = NE_CMD_INVALID;
+	ne->stale_slot = 0;
 	return ne->broken ? -ENODEV : 0;
 }
 
