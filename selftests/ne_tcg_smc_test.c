@@ -28,7 +28,7 @@
  * their SIGTRAP handler backs up as the kernel's does.  A thread that
  * traps NE_STUCK_TRAPS times in a row where memory holds no INT3 is
  * stuck on a stale block; once they are gone, a last rewrite must make
- * the code return its value.  Without the patches, 8 of 22 runs in a
+ * the code return its value.  Without the patches, 9 of 28 runs in a
  * parent VM with 6 CPUs failed.  On real hardware every run passes.
  */
 #include <pthread.h>
@@ -49,6 +49,8 @@
 #define NE_STUCK_TRAPS	100000
 #define NE_SYNC_SPINS	2000
 #define NE_POKE_SECONDS	15
+/* Where sched_clock_tick() was in its page: a block not at a page start */
+#define NE_CODE_OFFSET	0x5f0
 #define NE_MAX_THREADS	8
 
 #define OP_MOV_EAX	0xb8
@@ -132,6 +134,7 @@ TEST(int3_rewrite_is_executed_as_rewritten)
 				.sa_flags = SA_SIGINFO | SA_NODEFER };
 	pthread_t threads[NE_MAX_THREADS];
 	int fd, i, round, final, last = 0;
+	void *alias_page, *code_page;
 	time_t deadline;
 
 	if (nr < 1)
@@ -139,12 +142,14 @@ TEST(int3_rewrite_is_executed_as_rewritten)
 	fd = memfd_create("ne_tcg_smc", MFD_CLOEXEC);
 	ASSERT_LE(0, fd);
 	ASSERT_EQ(0, ftruncate(fd, getpagesize()));
-	alias = mmap(NULL, getpagesize(), PROT_READ | PROT_WRITE, MAP_SHARED,
-		     fd, 0);
-	code = (int (*)(void))mmap(NULL, getpagesize(), PROT_READ | PROT_EXEC,
-				   MAP_SHARED, fd, 0);
-	ASSERT_NE(MAP_FAILED, alias);
-	ASSERT_NE(MAP_FAILED, (void *)code);
+	alias_page = mmap(NULL, getpagesize(), PROT_READ | PROT_WRITE,
+			  MAP_SHARED, fd, 0);
+	code_page = mmap(NULL, getpagesize(), PROT_READ | PROT_EXEC, MAP_SHARED,
+			 fd, 0);
+	ASSERT_NE(MAP_FAILED, alias_page);
+	ASSERT_NE(MAP_FAILED, code_page);
+	alias = (uint8_t *)alias_page + NE_CODE_OFFSET;
+	code = (int (*)(void))((uint8_t *)code_page + NE_CODE_OFFSET);
 	alias[0] = OP_MOV_EAX;
 	alias[5] = OP_RET;
 	ASSERT_EQ(0, sigaction(SIGTRAP, &sa, NULL));
@@ -179,8 +184,8 @@ TEST(int3_rewrite_is_executed_as_rewritten)
 	poke(final);
 	ASSERT_TRUE(run_code_until_stop(&last));
 	EXPECT_EQ(final, last);
-	munmap((void *)alias, getpagesize());
-	munmap((void *)code, getpagesize());
+	munmap(alias_page, getpagesize());
+	munmap(code_page, getpagesize());
 	close(fd);
 }
 
