@@ -189,8 +189,9 @@ struct ne_vcpu_slot {
  *		kept; written under ne_kvm.list_lock with WRITE_ONCE (the
  *		last closer reads it locklessly).
  * @reaping:	the zombie's teardown was queued again to let go (its slot
- *		is gone): it is queued once, never while it runs, since that
- *		run frees @e; under ne_kvm.list_lock.
+ *		is gone): once only, since that run frees @e, and a second
+ *		queue_work() made while it runs would run it again after;
+ *		under ne_kvm.list_lock.
  * @free_rc:	why (the last SLOT_FREE's result), for the zombie list.
  * @refs:	the teardown's reference, and the closer's while it waits.
  * @torn_down:	the teardown let go of everything (WRITE_ONCE, wakes

@@ -30,7 +30,7 @@
  * @dev_sem:	@dev and @gen.
  * @dev:	the bound NE device, NULL when there is none.
  * @gen:	bumped at each probe: a slot belongs to one device.
- * @list_lock:	@enclaves and each enclave's zombie flag.
+ * @list_lock:	@enclaves and each enclave's zombie and reaping flags.
  * @enclaves:	every enclave, from KVM_CREATE_VM until its teardown freed
  *		it; zombies stay.
  * @nr_enclaves: how many, zombies included (read locklessly).
@@ -43,7 +43,7 @@ struct ne_kvm {
 	struct rw_semaphore dev_sem;
 	struct ne_pci_dev *dev;
 	unsigned int gen;
-	struct mutex list_lock;		/* @enclaves, enclave->zombie */
+	struct mutex list_lock;		/* @enclaves, enclave->zombie, ->reaping */
 	struct list_head enclaves;
 	atomic_t nr_enclaves;
 	atomic_t nr_zombies;
@@ -434,7 +434,7 @@ void ne_misc_handle_event(struct ne_pci_dev *ne)
 	mutex_unlock(&ne_kvm.list_lock);
 	q = kcalloc(max(n, 1U), sizeof(*q), GFP_KERNEL);
 	if (!q)
-		return;
+		goto retry_zombies;	/* the pollers' refresh waits for the next event */
 	mutex_lock(&ne_kvm.list_lock);
 	n = min(n, ne_event_collect(q, n));
 	mutex_unlock(&ne_kvm.list_lock);
@@ -455,6 +455,7 @@ void ne_misc_handle_event(struct ne_pci_dev *ne)
 	}
 	kfree(q);
 
+retry_zombies:
 	/* After a reset, the slots of zombies of the old epoch are gone. */
 	down_read(&ne_kvm.dev_sem);
 	mutex_lock(&ne_kvm.list_lock);
