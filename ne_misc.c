@@ -255,7 +255,8 @@ bool ne_enclave_set_zombie(struct ne_enclave *e, int rc)
  * The late reply of a SLOT_FREE that timed out said the slot is freed: the
  * enclave it belonged to (a zombie by now, or about to be one) may let go.
  * Until another command is sent, the device cannot have given the uid to
- * a new slot, so it names one enclave of @ne's current epoch.
+ * a new slot, so that enclave is among those of @ne's current epoch with
+ * this uid; any other one there had its own slot freed before.
  *
  * Context: under @ne's cmd_lock, in the sender of the next command, which
  * holds dev_sem (lock order: dev_sem, cmd_lock, list_lock).
