@@ -181,21 +181,9 @@ TEST_F(life, fork_parent_keeps_working)
  * the teardown does.  Once the pins are back, it is reaped within half of
  * that cap (it was always the whole cap: the wake-up missed the waiter).
  */
-static bool reaped_within(pid_t pid, int *status, int ms)
-{
-	int i;
-
-	for (i = 0; i < ms / 10; i++) {
-		if (waitpid(pid, status, WNOHANG) == pid)
-			return true;
-		usleep(10 * 1000);
-	}
-	return false;
-}
-
 TEST_F(life, killed_creator_frees_everything)
 {
-	int pipefd[2], status, i;
+	int pipefd[2], status;
 	pid_t pid;
 	char c;
 
@@ -217,10 +205,8 @@ TEST_F(life, killed_creator_frees_everything)
 	ASSERT_EQ(1, read(pipefd[0], &c, 1));
 	ASSERT_SLOTS(self, 1);
 	kill(pid, SIGKILL);
-	for (i = 0; i < 1000 && ne_pins_held() != self->pins; i++)
-		usleep(10 * 1000);
-	ASSERT_EQ(self->pins, ne_pins_held());
-	if (!reaped_within(pid, &status, 2500)) {
+	ASSERT_EQ(self->pins, ne_pins_reach(self->pins));
+	if (!ne_reaped_within(pid, &status, 2500)) {
 		ASSERT_EQ(pid, waitpid(pid, &status, 0));
 		ASSERT_TRUE(0) TH_LOG("the exit outlived its teardown by 2.5 s");
 	}

@@ -156,19 +156,6 @@ static int zombie_listed(uint64_t uid)
 	return found;
 }
 
-/* Pins held once they reach @want, or after 10 s of waiting for it. */
-static long pins_reach(long want)
-{
-	long held = ne_pins_held();
-	int i;
-
-	for (i = 0; i < 200 && held != want; i++) {
-		usleep(50 * 1000);
-		held = ne_pins_held();
-	}
-	return held;
-}
-
 /*
  * Unloads ne_kvm as rmmod does; a module in use answers EWOULDBLOCK (rmmod
  * then says "in use").
@@ -254,7 +241,7 @@ TEST_F_TIMEOUT(td, slot_free_fails_makes_a_zombie, 90)
 
 		/* The device confirms it is off: the zombie lets go. */
 		ASSERT_EQ(0, pci_remove());
-		EXPECT_EQ(self->pins, pins_reach(self->pins));
+		EXPECT_EQ(self->pins, ne_pins_reach(self->pins));
 		EXPECT_EQ(0, zombie_listed(uid));
 		ASSERT_EQ(0, pci_rescan());
 		ASSERT_EQ(0, remap_testctl(self));
@@ -472,7 +459,7 @@ TEST_F(td, late_slot_free_success_lets_the_zombie_go)
 	ASSERT_LE(0, vm2) {
 		TH_LOG("KVM_CREATE_VM: %s", strerror(errno));
 	}
-	EXPECT_EQ(self->pins, pins_reach(self->pins));
+	EXPECT_EQ(self->pins, ne_pins_reach(self->pins));
 	EXPECT_EQ(0, zombie_listed(uid));
 	EXPECT_EQ(self->slots + 2, ne_tc_read(self->tc, NE_TESTCTL_SLOTS));
 	close(vm2);
@@ -564,7 +551,6 @@ static int others_create_and_close(int n, int secs)
 {
 	pid_t pid = fork();
 	int status, i;
-	double end;
 
 	if (pid < 0)
 		return -1;
@@ -578,13 +564,9 @@ static int others_create_and_close(int n, int secs)
 		}
 		_exit(0);
 	}
-	end = now() + secs;
-	while (now() < end) {
-		if (waitpid(pid, &status, WNOHANG) == pid)
-			return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-		usleep(20 * 1000);
-	}
-	return -1;
+	if (!ne_reaped_within(pid, &status, secs * 1000))
+		return -1;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
 /*

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <poll.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -167,6 +168,32 @@ static inline long ne_pins_held(void)
 	ne_write_file("/proc/sys/vm/stat_refresh", "1");
 	return ne_vmstat("nr_foll_pin_acquired") -
 	       ne_vmstat("nr_foll_pin_released");
+}
+
+/* Pins held once they reach @want, or after 10 s of waiting for it. */
+static inline long ne_pins_reach(long want)
+{
+	long held = ne_pins_held();
+	int i;
+
+	for (i = 0; i < 200 && held != want; i++) {
+		usleep(50 * 1000);
+		held = ne_pins_held();
+	}
+	return held;
+}
+
+/* Whether child @pid ended within @ms, its status then in @status. */
+static inline bool ne_reaped_within(pid_t pid, int *status, int ms)
+{
+	int i;
+
+	for (i = 0; i < ms / 10; i++) {
+		if (waitpid(pid, status, WNOHANG) == pid)
+			return true;
+		usleep(10 * 1000);
+	}
+	return false;
 }
 
 /* ---- fdinfo -------------------------------------------------------------- */
