@@ -5,9 +5,11 @@
  * the sample image; the app runs it for a client of vsock port 5012), or
  * on the host against the device's core (tools/qemu/tests/enclave-nsm).
  *
- * Input: one line "SEED COUNT" on standard input within 10 s: two decimal
- * numbers, SEED any 64-bit value, COUNT 1 to 100000 requests.  A bad line
- * gets one line "error REASON" (exit status 2).  The requests are those of
+ * Input: one line "SEED COUNT [LIMIT]" on standard input within 10 s:
+ * decimal numbers, SEED any 64-bit value, COUNT 1 to 100000 requests,
+ * LIMIT the seconds one answer may take, 1 to 10 (default 10; the host
+ * harness's hang check gives 2).  A bad line gets one line "error REASON"
+ * (exit status 2).  The requests are those of
  * fuzz.h: every request of the catalogue, valid or mutated (bits, bytes,
  * truncation, major types, huge and indefinite lengths, deep nesting,
  * duplicate keys, field types, random bytes, sizes around and over the
@@ -45,7 +47,7 @@
  * A request that gets no answer: the driver waits up to 120 s, and in an
  * uninterruptible sleep, so no alarm can end the ioctl.  The requests are
  * therefore made by a child process, watched by this one through shared
- * memory; a request unanswered for 10 s ends the run with a failing
+ * memory; a request unanswered for LIMIT s ends the run with a failing
  * result naming it (and "Bail out!").  Only this process writes to the
  * output, so that it closes at once even while the child is still stuck.
  *
@@ -75,7 +77,7 @@
 #define COUNT_MAX	100000
 #define BATCH		100	/* requests between two liveness probes */
 #define LINE_TIMEOUT	10	/* s, for the request line */
-#define ANSWER_LIMIT	10	/* s, for one answer: far below 120 */
+#define ANSWER_LIMIT	10	/* s, for one answer at most: far below 120 */
 #define LINE_MAX_LEN	64
 #define PCR_SIZE	48
 #define LOCKED_PCRS	16
@@ -631,39 +633,44 @@ static bool decimal(const char *word, uint64_t *v)
 	return !errno && !*end;
 }
 
-static const char *parse_line(char *line, uint64_t *seed, unsigned long *count)
+static const char *parse_line(char *line, uint64_t *seed, unsigned long *count,
+			      unsigned int *limit)
 {
-	char *save, *words[3];
-	uint64_t n;
+	char *save, *words[4];
+	uint64_t n, l = ANSWER_LIMIT;
 	int i;
 
 	words[0] = strtok_r(line, " \t", &save);
-	for (i = 1; i < 3; i++)
+	for (i = 1; i < 4; i++)
 		words[i] = strtok_r(NULL, " \t", &save);
-	if (!decimal(words[0], seed) || !decimal(words[1], &n) || words[2])
-		return "the request is not \"SEED COUNT\" (two decimal numbers, SEED below 2^64)";
+	if (!decimal(words[0], seed) || !decimal(words[1], &n) ||
+	    (words[2] && !decimal(words[2], &l)) || words[3])
+		return "the request is not \"SEED COUNT [LIMIT]\" (decimal numbers, SEED below 2^64)";
 	if (n < 1 || n > COUNT_MAX)
 		return "COUNT is not 1 to 100000";
+	if (l < 1 || l > ANSWER_LIMIT)
+		return "LIMIT is not 1 to 10 seconds";
 	*count = n;
+	*limit = l;
 	return NULL;
 }
 
 /* ---- the watch ----------------------------------------------------------- */
 
 /*
- * Whether the child is in one ioctl for over ANSWER_LIMIT s.  The start is
+ * Whether the child is in one ioctl for over @limit s.  The start is
  * read before the clock: the other way round, a request that starts in
  * between is "older" than now, and the unsigned difference wraps (a false
  * alarm the host harness caught).
  */
-static bool stuck(void)
+static bool stuck(unsigned int limit)
 {
 	uint64_t since;
 
 	if (!__atomic_load_n(&watch->busy, __ATOMIC_ACQUIRE))
 		return false;
 	since = __atomic_load_n(&watch->since_ns, __ATOMIC_ACQUIRE);
-	return (int64_t)(now_ns() - since) > ANSWER_LIMIT * 1000000000LL;
+	return (int64_t)(now_ns() - since) > limit * 1000000000LL;
 }
 
 /* How the child ended: its exit status, or 1 with a line saying why. */
@@ -681,7 +688,7 @@ static int reap(pid_t child)
 }
 
 /* Copies the child's output until its end, or until a request hangs. */
-static int supervise(pid_t child, int from)
+static int supervise(pid_t child, int from, unsigned int limit)
 {
 	struct pollfd p = { .fd = from, .events = POLLIN };
 	char buf[4096];
@@ -697,10 +704,10 @@ static int supervise(pid_t child, int from)
 			if (n < 0 && errno != EINTR)
 				break;
 		}
-		if (stuck()) {
+		if (stuck(limit)) {
 			printf("not ok %d - %s: no answer in %d s (the driver waits 120 s): the NSM stopped answering\n"
 			       "Bail out! the NSM stopped answering\n",
-			       watch->result, watch->what, ANSWER_LIMIT);
+			       watch->result, watch->what, limit);
 			break;
 		}
 	}
@@ -728,6 +735,7 @@ int main(void)
 {
 	char line[LINE_MAX_LEN];
 	unsigned long count;
+	unsigned int limit;
 	const char *err;
 	uint64_t seed;
 	int out[2];
@@ -737,7 +745,7 @@ int main(void)
 	signal(SIGPIPE, SIG_IGN);
 	err = read_line(line, sizeof(line));
 	if (!err)
-		err = parse_line(line, &seed, &count);
+		err = parse_line(line, &seed, &count, &limit);
 	if (err) {
 		printf("error %s\n", err);
 		return 2;
@@ -758,5 +766,5 @@ int main(void)
 		printf("error cannot fork: %s\n", strerror(errno));
 		return 2;
 	}
-	return supervise(pid, out[0]);
+	return supervise(pid, out[0], limit);
 }
