@@ -4,7 +4,7 @@
 
 Run inside the parent VM by selftests/enclave/run:
 
-    tools/ne-vm --cores 3 --timeout 1500 --ne-pci attestation-renew=4 -- \
+    tools/ne-vm --cores 3 --timeout 1500 --ne-pci attestation-renew=2 -- \
         selftests/enclave/run EIF
 
 EIF is the sample enclave image (tools/enclave/build): its app serves vsock
@@ -65,7 +65,7 @@ NSM_FUZZ_COUNT = 10000
 # nsm-fuzz writes a line every 100 requests and ends the run itself when a
 # request is unanswered for 10 s: a minute of silence is a hang of its own.
 NSM_FUZZ_IO_TIMEOUT = 60
-RENEW_SECONDS = 4               # ne-pci attestation-renew= of tools/check's stage
+RENEW_SECONDS = 2               # ne-pci attestation-renew= of tools/check's stage
 CONSOLE_PORT_BASE = 10000
 CID_HYPERVISOR = 0              # VMADDR_CID_HYPERVISOR: serves the debug consoles
 UNUSED_CID = 99
