@@ -30,15 +30,36 @@ const char *nectl_run_dir(void)
 	return dir && *dir ? dir : "/run/nectl";
 }
 
-int nectl_lock(const char *file)
+/*
+ * Opens @file of the state directory, creating it for every member of the
+ * directory's group: the package makes /run/nectl root:ne 2770, and what
+ * one member's nectl creates there (a lock file, the log) another's must
+ * be able to use, whatever the creator's umask.
+ */
+static int open_shared(const char *file, int flags)
 {
 	char path[512];
+	struct stat st;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", nectl_run_dir(), file);
+	fd = open(path, flags | O_CREAT | O_CLOEXEC, 0660);
+	if (fd < 0)
+		return -1;
+	/* only its owner may, and only the creator needs to */
+	if (!fstat(fd, &st) && st.st_uid == geteuid() && (st.st_mode & 0060) != 0060)
+		fchmod(fd, (st.st_mode & 07777) | 0060);
+	return fd;
+}
+
+int nectl_lock(const char *file)
+{
 	int fd;
 
 	if (mkdir(nectl_run_dir(), 0755) && errno != EEXIST)
 		return -1;
-	snprintf(path, sizeof(path), "%s/%s", nectl_run_dir(), file);
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	/* (flock needs no write access) */
+	fd = open_shared(file, O_RDONLY);
 	if (fd < 0)
 		return -1;
 	while (flock(fd, LOCK_EX)) {
@@ -58,16 +79,21 @@ void nectl_unlock(int fd)
 
 void nectl_log(const char *fmt, ...)
 {
-	char path[512], stamp[32];
+	char stamp[32];
 	time_t now = time(NULL);
 	struct tm tm;
 	va_list ap;
 	FILE *f;
+	int fd;
 
-	snprintf(path, sizeof(path), "%s/nectl.log", nectl_run_dir());
-	f = fopen(path, "ae");
-	if (!f)
+	fd = open_shared("nectl.log", O_WRONLY | O_APPEND);
+	if (fd < 0)
 		return;
+	f = fdopen(fd, "a");
+	if (!f) {
+		close(fd);
+		return;
+	}
 	gmtime_r(&now, &tm);
 	strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tm);
 	fprintf(f, "%s nectl[%d]: ", stamp, (int)getpid());

@@ -166,6 +166,58 @@ def raw_vm_process():
     return pid
 
 
+def shared_state_dir(eif, mem):
+    """Two members of one group share nectl's state directory as the package
+    makes /run/nectl (root:ne, 2770: debian/nectl.tmpfiles).  Whatever the
+    first one's nectl created there (lock files, the log), the second one's
+    must be able to use: each launches and terminates an enclave, and both
+    holders' lines reach the one log."""
+    gid, uids = 4242, (4243, 4244)
+    shared = tempfile.mkdtemp(prefix="nectl-shared.", dir="/run")
+    os.chmod(shared, 0o755)
+    run_dir = os.path.join(shared, "run")
+    os.mkdir(run_dir)
+    os.chown(run_dir, 0, gid)
+    os.chmod(run_dir, 0o2770)
+    img = os.path.join(shared, "hello.eif")
+    shutil.copy(eif, img)
+    os.chmod(img, 0o644)
+    dev = os.stat("/dev/nitro_enclaves")
+    os.chown("/dev/nitro_enclaves", dev.st_uid, gid)
+    os.chmod("/dev/nitro_enclaves", 0o660)
+    env = dict(os.environ, NECTL_RUN_DIR=run_dir)
+
+    def as_member(uid, *args):
+        # umask 022, a user's usual one: the group may not write what it creates
+        return subprocess.run([NECTL] + list(args), capture_output=True, text=True, env=env,
+                              user=uid, group=gid, extra_groups=[gid], umask=0o022, timeout=120)
+    try:
+        for uid in uids:
+            name = "shared-%d" % uid
+            r = as_member(uid, "run", "--eif-path", img, "--memory", mem, "--cpu-count", "2",
+                          "--no-heartbeat", "--enclave-name", name)
+            tap(r.returncode == 0 and (js(r) or {}).get("EnclaveName") == name,
+                "shared state directory: uid %d (group %d) runs enclave %s" % (uid, gid, name),
+                r.stdout + r.stderr)
+            r = as_member(uid, "terminate-enclave", "--enclave-name", name)
+            tap(r.returncode == 0, "shared state directory: uid %d terminates %s" % (uid, name),
+                r.stdout + r.stderr)
+
+        def released():
+            try:
+                with open(os.path.join(run_dir, "nectl.log")) as f:
+                    log = f.read()
+            except OSError:
+                return False
+            return all("enclave shared-%d: released" % uid in log for uid in uids)
+        tap(settle(released, 30), "shared state directory: both holders logged their release in nectl.log",
+            subprocess.run(["ls", "-ln", run_dir], capture_output=True, text=True).stdout)
+    finally:
+        os.chown("/dev/nitro_enclaves", dev.st_uid, dev.st_gid)
+        os.chmod("/dev/nitro_enclaves", dev.st_mode & 0o7777)
+        shutil.rmtree(shared, ignore_errors=True)
+
+
 def main():
     if not os.path.exists("/dev/nitro_enclaves"):
         print("1..0 # SKIP /dev/nitro_enclaves is missing (ne_kvm.ko not loaded)")
@@ -418,6 +470,8 @@ def main():
         "describe-enclaves lists the %d winners as RUNNING" % cores, d)
     r = nectl("terminate-enclave", "--all")
     tap(r.returncode == 0 and len(js_stream(r.stdout)) == cores, "terminate --all after the concurrent runs")
+
+    shared_state_dir(eif, mem)
 
     # -- no leak at the end
     tap(settle(lambda: vm_fds() == base_fds) and free_2m() == base_free and not holders() and
