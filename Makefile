@@ -82,8 +82,13 @@ fuzz-selftest: module selftests
 	$(FUZZ_VM) --timeout 900 -- sh -c '$(FUZZ) --self-test fd --seconds 10 && \
 		$(FUZZ) --self-test pin --seconds 10'
 
+# The module's products, in this directory only: kbuild's own clean (make
+# -C KDIR M=. clean) deletes every *.ko and *.o under the tree, the guest
+# kernel's modules in build/kernel included (tools/make-tests).
+MODULE_PRODUCTS = *.o *.ko *.mod *.mod.c .*.cmd Module.symvers modules.order
+
 clean:
-	-test -d "$(KDIR)" && $(MAKE) -C $(KDIR) M=$(CURDIR) clean
+	rm -f $(wildcard $(MODULE_PRODUCTS))
 	$(MAKE) -C tools clean
 	$(MAKE) -C selftests clean
 
