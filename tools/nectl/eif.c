@@ -12,8 +12,10 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 
-#include "crc32.h"
+#include <openssl/evp.h>
+
 #include "eif.h"
 
 #define IO_CHUNK	(1u << 20)
@@ -114,13 +116,13 @@ void eif_hex(const uint8_t *bytes, size_t len, char *out)
 	out[2 * len] = '\0';
 }
 
-void eif_pcr_extend_from_zero(const uint8_t data_digest[SHA384_DIGEST_SIZE],
-			      uint8_t pcr[SHA384_DIGEST_SIZE])
+bool eif_pcr_extend_from_zero(const uint8_t data_digest[SHA384_DIGEST_LENGTH],
+			      uint8_t pcr[SHA384_DIGEST_LENGTH])
 {
-	uint8_t buf[2 * SHA384_DIGEST_SIZE] = { 0 };
+	uint8_t buf[2 * SHA384_DIGEST_LENGTH] = { 0 };
 
-	memcpy(buf + SHA384_DIGEST_SIZE, data_digest, SHA384_DIGEST_SIZE);
-	sha384(buf, sizeof(buf), pcr);
+	memcpy(buf + SHA384_DIGEST_LENGTH, data_digest, SHA384_DIGEST_LENGTH);
+	return EVP_Digest(buf, sizeof(buf), pcr, NULL, EVP_sha384(), NULL) == 1;
 }
 
 static const char *section_name(uint16_t type)
@@ -300,14 +302,49 @@ static int check_layout(struct eif_info *info, char *err, size_t errlen)
  * This halves the hashing of the kernel, by far the largest section.
  */
 struct eif_hashers {
-	struct sha384_ctx pcr0, pcr1, pcr2;
+	EVP_MD_CTX *pcr0, *pcr1, *pcr2;
 	unsigned int ramdisks_seen;
 	bool pcr1_shared;
+	bool failed;		/* OpenSSL failed (out of memory) */
 };
+
+static bool hashers_init(struct eif_hashers *h)
+{
+	memset(h, 0, sizeof(*h));
+	h->pcr1_shared = true;
+	h->pcr0 = EVP_MD_CTX_new();
+	h->pcr1 = EVP_MD_CTX_new();
+	h->pcr2 = EVP_MD_CTX_new();
+	return h->pcr0 && h->pcr1 && h->pcr2 &&
+	       EVP_DigestInit_ex(h->pcr0, EVP_sha384(), NULL) == 1 &&
+	       EVP_DigestInit_ex(h->pcr2, EVP_sha384(), NULL) == 1;
+}
+
+static void hashers_free(struct eif_hashers *h)
+{
+	EVP_MD_CTX_free(h->pcr0);
+	EVP_MD_CTX_free(h->pcr1);
+	EVP_MD_CTX_free(h->pcr2);
+}
+
+/* PCR0, 1 and 2 of @info from the hashers fed the whole image. */
+static bool hashers_final(struct eif_hashers *h, struct eif_info *info)
+{
+	uint8_t digest[SHA384_DIGEST_LENGTH];
+
+	if (h->failed || (h->pcr1_shared && EVP_MD_CTX_copy_ex(h->pcr1, h->pcr0) != 1))
+		return false;
+	return EVP_DigestFinal_ex(h->pcr0, digest, NULL) == 1 &&
+	       eif_pcr_extend_from_zero(digest, info->pcr0) &&
+	       EVP_DigestFinal_ex(h->pcr1, digest, NULL) == 1 &&
+	       eif_pcr_extend_from_zero(digest, info->pcr1) &&
+	       EVP_DigestFinal_ex(h->pcr2, digest, NULL) == 1 &&
+	       eif_pcr_extend_from_zero(digest, info->pcr2);
+}
 
 static void measure(struct eif_hashers *h, uint16_t type, const uint8_t *buf, size_t len)
 {
-	bool to_pcr1;
+	bool to_pcr1, ok = true;
 
 	if (!h)
 		return;
@@ -317,14 +354,16 @@ static void measure(struct eif_hashers *h, uint16_t type, const uint8_t *buf, si
 	case EIF_SECTION_RAMDISK:
 		to_pcr1 = type != EIF_SECTION_RAMDISK || h->ramdisks_seen == 1;
 		if (h->pcr1_shared && !to_pcr1) {
-			h->pcr1 = h->pcr0;
+			ok = EVP_MD_CTX_copy_ex(h->pcr1, h->pcr0) == 1;
 			h->pcr1_shared = false;
 		}
-		sha384_update(&h->pcr0, buf, len);
+		ok = ok && EVP_DigestUpdate(h->pcr0, buf, len) == 1;
 		if (to_pcr1 && !h->pcr1_shared)
-			sha384_update(&h->pcr1, buf, len);
+			ok = ok && EVP_DigestUpdate(h->pcr1, buf, len) == 1;
 		if (type == EIF_SECTION_RAMDISK && !to_pcr1)
-			sha384_update(&h->pcr2, buf, len);
+			ok = ok && EVP_DigestUpdate(h->pcr2, buf, len) == 1;
+		if (!ok)
+			h->failed = true;
 		break;
 	default:
 		break;	/* metadata and signature are never measured */
@@ -373,21 +412,17 @@ static int scan_sections(int fd, struct eif_info *info, const uint8_t *hdr, bool
 			 char *err, size_t errlen)
 {
 	struct eif_hashers h, *hp = measured ? &h : NULL;
-	uint8_t digest[SHA384_DIGEST_SIZE];
 	uint8_t *buf = malloc(IO_CHUNK);
+	bool hashers = hashers_init(&h);
 	uint32_t crc;
 	unsigned int i;
+	int rc = -1;
 
-	if (!buf) {
+	if (!buf || !hashers) {
 		set_err(err, errlen, "out of memory");
-		return -1;
+		goto out;
 	}
-	sha384_init(&h.pcr0);
-	sha384_init(&h.pcr1);
-	sha384_init(&h.pcr2);
-	h.ramdisks_seen = 0;
-	h.pcr1_shared = true;
-	crc = crc32_update(0, hdr, EIF_CRC_OFFSET);
+	crc = crc32_z(0, hdr, EIF_CRC_OFFSET);
 	for (i = 0; i < info->num_sections; i++) {
 		const struct eif_section *s = &info->sections[i];
 		uint64_t off = s->offset + EIF_SECTION_HEADER_SIZE, left = s->size;
@@ -396,18 +431,18 @@ static int scan_sections(int fd, struct eif_info *info, const uint8_t *hdr, bool
 
 		if (pread_full(fd, buf, EIF_SECTION_HEADER_SIZE, s->offset))
 			goto io_error;
-		crc = crc32_update(crc, buf, EIF_SECTION_HEADER_SIZE);
+		crc = crc32_z(crc, buf, EIF_SECTION_HEADER_SIZE);
 		if (s->type == EIF_SECTION_RAMDISK)
 			h.ramdisks_seen++;
 		held = hold_section(info, s, err, errlen);
 		if (held == HOLD_FAILED)
-			goto fail;
+			goto out;
 		while (left) {
 			size_t n = left < IO_CHUNK ? left : IO_CHUNK;
 
 			if (pread_full(fd, buf, n, off))
 				goto io_error;
-			crc = crc32_update(crc, buf, n);
+			crc = crc32_z(crc, buf, n);
 			measure(hp, s->type, buf, n);
 			if (held) {
 				memcpy(held + held_pos, buf, n);
@@ -417,27 +452,22 @@ static int scan_sections(int fd, struct eif_info *info, const uint8_t *hdr, bool
 			left -= n;
 		}
 	}
-	free(buf);
 	info->computed_crc = crc;
 	info->crc_ok = crc == info->stored_crc;
 	info->measured = measured;
-	if (!measured)
-		return 0;
-	if (h.pcr1_shared)
-		h.pcr1 = h.pcr0;
-	sha384_final(&h.pcr0, digest);
-	eif_pcr_extend_from_zero(digest, info->pcr0);
-	sha384_final(&h.pcr1, digest);
-	eif_pcr_extend_from_zero(digest, info->pcr1);
-	sha384_final(&h.pcr2, digest);
-	eif_pcr_extend_from_zero(digest, info->pcr2);
-	return 0;
+	if (measured && !hashers_final(&h, info)) {
+		set_err(err, errlen, "out of memory to measure the image");
+		goto out;
+	}
+	rc = 0;
+	goto out;
 io_error:
 	set_err(err, errlen, "cannot read section %u: %s", i,
 		errno == ENODATA ? "file shrank while reading" : strerror(errno));
-fail:
+out:
+	hashers_free(&h);
 	free(buf);
-	return -1;
+	return rc;
 }
 
 int eif_read(int fd, struct eif_info *info, bool measured, char *err, size_t errlen)
@@ -509,11 +539,11 @@ static int emit_section(int out, const struct build_section *s, uint32_t *crc,
 	put_be16(sh, s->type);
 	put_be16(sh + 2, 0);
 	put_be64(sh + 4, s->size);
-	*crc = crc32_update(*crc, sh, sizeof(sh));
+	*crc = crc32_z(*crc, sh, sizeof(sh));
 	if (write_full(out, sh, sizeof(sh)))
 		goto write_error;
 	if (!s->path) {
-		*crc = crc32_update(*crc, s->bytes, s->size);
+		*crc = crc32_z(*crc, (const Bytef *)s->bytes, s->size);
 		if (write_full(out, s->bytes, s->size))
 			goto write_error;
 		return 0;
@@ -526,7 +556,7 @@ static int emit_section(int out, const struct build_section *s, uint32_t *crc,
 				errno == ENODATA ? "file shrank while reading" : strerror(errno));
 			return -1;
 		}
-		*crc = crc32_update(*crc, buf, n);
+		*crc = crc32_z(*crc, buf, n);
 		if (write_full(out, buf, n))
 			goto write_error;
 		off += n;
@@ -584,7 +614,7 @@ static int write_sections(int out, struct build_section *secs, unsigned int n,
 		put_be64(hdr + 284 + 8 * i, secs[i].size);
 		off += EIF_SECTION_HEADER_SIZE + secs[i].size;
 	}
-	crc = crc32_update(0, hdr, EIF_CRC_OFFSET);
+	crc = crc32_z(0, hdr, EIF_CRC_OFFSET);
 	if (write_full(out, hdr, sizeof(hdr))) {
 		set_err(err, errlen, "cannot write the EIF: %s", strerror(errno));
 		goto out;

@@ -6,7 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "sha384.h"
+#include <openssl/sha.h>	/* SHA384_DIGEST_LENGTH */
 
 /* Enclave Image Format, version 4 (see enclave-launch.md section 1). */
 #define EIF_MAGIC		".eif"
@@ -51,15 +51,15 @@ struct eif_info {
 	bool crc_ok;
 	bool is_signed;
 	bool measured;		/* the PCRs below were computed */
-	uint8_t pcr0[SHA384_DIGEST_SIZE];
-	uint8_t pcr1[SHA384_DIGEST_SIZE];
-	uint8_t pcr2[SHA384_DIGEST_SIZE];
+	uint8_t pcr0[SHA384_DIGEST_LENGTH];
+	uint8_t pcr1[SHA384_DIGEST_LENGTH];
+	uint8_t pcr2[SHA384_DIGEST_LENGTH];
 	char *metadata;		/* NUL-terminated JSON text, or NULL */
 	size_t metadata_len;
 	uint8_t *signature;	/* the signature section's data, or NULL */
 	size_t signature_len;
 	bool has_pcr8;		/* pcr8 holds the signer's PCR (eif_sig.h) */
-	uint8_t pcr8[SHA384_DIGEST_SIZE];
+	uint8_t pcr8[SHA384_DIGEST_LENGTH];
 };
 
 /*
@@ -90,8 +90,8 @@ struct eif_build_input {
 int eif_write(const struct eif_build_input *in, const char *out_path, char *err, size_t errlen);
 
 /* PCR = SHA384(48 zero bytes || SHA384(data)): one extend from zero. */
-void eif_pcr_extend_from_zero(const uint8_t data_digest[SHA384_DIGEST_SIZE],
-			      uint8_t pcr[SHA384_DIGEST_SIZE]);
+bool eif_pcr_extend_from_zero(const uint8_t data_digest[SHA384_DIGEST_LENGTH],
+			      uint8_t pcr[SHA384_DIGEST_LENGTH]);
 void eif_hex(const uint8_t *bytes, size_t len, char *out);
 
 #endif

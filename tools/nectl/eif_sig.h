@@ -100,7 +100,7 @@ uint8_t *eif_sig_ecdsa_sign(EVP_PKEY *key, const struct eif_sig_alg *alg,
 			    const uint8_t *tbs, size_t len);
 bool eif_sig_ecdsa_verify(EVP_PKEY *key, const struct eif_sig_alg *alg, const uint8_t *tbs,
 			  size_t len, const struct eif_sig_bytes *sig);
-bool eif_sig_cert_pcr8(X509 *cert, uint8_t pcr8[SHA384_DIGEST_SIZE]);
+bool eif_sig_cert_pcr8(X509 *cert, uint8_t pcr8[SHA384_DIGEST_LENGTH]);
 /* The first certificate of a PEM buffer, or NULL. */
 X509 *eif_sig_pem_cert(const struct eif_sig_bytes *pem);
 
@@ -122,10 +122,10 @@ int eif_signer_load(const char *cert_path, const char *key_path, struct eif_sign
 		    char *err, size_t errlen);
 void eif_signer_release(struct eif_signer *s);
 /* PCR0 of what eif_write() will write for in, from the input files. */
-int eif_measure_pcr0(const struct eif_build_input *in, uint8_t pcr0[SHA384_DIGEST_SIZE],
+int eif_measure_pcr0(const struct eif_build_input *in, uint8_t pcr0[SHA384_DIGEST_LENGTH],
 		     char *err, size_t errlen);
 /* The signature section over pcr0: malloc'ed into *out. */
-int eif_sign_section(const struct eif_signer *s, const uint8_t pcr0[SHA384_DIGEST_SIZE],
+int eif_sign_section(const struct eif_signer *s, const uint8_t pcr0[SHA384_DIGEST_LENGTH],
 		     struct eif_sig_bytes *out, char *err, size_t errlen);
 
 /* ---- eif_verify.c: describe-eif's and run's checks */

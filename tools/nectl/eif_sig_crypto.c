@@ -113,10 +113,10 @@ bool eif_sig_ecdsa_verify(EVP_PKEY *key, const struct eif_sig_alg *alg, const ui
 }
 
 /* PCR8 measures the DER that the PEM carries, not the PEM text. */
-bool eif_sig_cert_pcr8(X509 *cert, uint8_t pcr8[SHA384_DIGEST_SIZE])
+bool eif_sig_cert_pcr8(X509 *cert, uint8_t pcr8[SHA384_DIGEST_LENGTH])
 {
-	static const uint8_t zero[SHA384_DIGEST_SIZE];
-	uint8_t digest[SHA384_DIGEST_SIZE];
+	static const uint8_t zero[SHA384_DIGEST_LENGTH];
+	uint8_t digest[SHA384_DIGEST_LENGTH];
 	unsigned char *der = NULL;
 	EVP_MD_CTX *md;
 	int len = i2d_X509(cert, &der);

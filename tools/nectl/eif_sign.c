@@ -134,11 +134,11 @@ static int hash_file(EVP_MD_CTX *md, const char *path, uint8_t *buf, char *err, 
  * written image against the signature, so a file that changed in between
  * is caught.
  */
-int eif_measure_pcr0(const struct eif_build_input *in, uint8_t pcr0[SHA384_DIGEST_SIZE],
+int eif_measure_pcr0(const struct eif_build_input *in, uint8_t pcr0[SHA384_DIGEST_LENGTH],
 		     char *err, size_t errlen)
 {
-	static const uint8_t zero[SHA384_DIGEST_SIZE];
-	uint8_t digest[SHA384_DIGEST_SIZE], *buf = malloc(IO_CHUNK);
+	static const uint8_t zero[SHA384_DIGEST_LENGTH];
+	uint8_t digest[SHA384_DIGEST_LENGTH], *buf = malloc(IO_CHUNK);
 	EVP_MD_CTX *md = EVP_MD_CTX_new();
 	unsigned int i;
 	int ret = -1;
@@ -172,14 +172,14 @@ out:
 }
 
 /* The COSE_Sign1 over PCR0's PcrInfo, encoded. */
-static int sign_pcr0(const struct eif_signer *s, const uint8_t pcr0[SHA384_DIGEST_SIZE],
+static int sign_pcr0(const struct eif_signer *s, const uint8_t pcr0[SHA384_DIGEST_LENGTH],
 		     struct eif_sig_bytes *out)
 {
 	struct eif_cose cose = { 0 };
 	uint8_t *tbs = NULL;
 	size_t tbs_len = 0;
 
-	cose.payload.data = eif_sig_pcr_payload(EIF_SIG_PCR_INDEX, pcr0, SHA384_DIGEST_SIZE,
+	cose.payload.data = eif_sig_pcr_payload(EIF_SIG_PCR_INDEX, pcr0, SHA384_DIGEST_LENGTH,
 						&cose.payload.len);
 	cose.protected_hdr.data = eif_sig_protected_hdr(s->alg->cose_alg,
 							&cose.protected_hdr.len);
@@ -194,7 +194,7 @@ static int sign_pcr0(const struct eif_signer *s, const uint8_t pcr0[SHA384_DIGES
 	return out->data ? 0 : -1;
 }
 
-int eif_sign_section(const struct eif_signer *s, const uint8_t pcr0[SHA384_DIGEST_SIZE],
+int eif_sign_section(const struct eif_signer *s, const uint8_t pcr0[SHA384_DIGEST_LENGTH],
 		     struct eif_sig_bytes *out, char *err, size_t errlen)
 {
 	struct eif_sig_entry entry = { 0 };

@@ -50,15 +50,15 @@ static int validity_at(X509 *cert, time_t now)
 static void check_payload(struct eif_sig_check *c, const struct eif_cose *cose,
 			  const struct eif_info *info)
 {
-	char hex[2 * SHA384_DIGEST_SIZE + 1];
+	char hex[2 * SHA384_DIGEST_LENGTH + 1];
 	uint8_t *want;
 	size_t len = 0;
 
-	want = eif_sig_pcr_payload(EIF_SIG_PCR_INDEX, info->pcr0, SHA384_DIGEST_SIZE, &len);
+	want = eif_sig_pcr_payload(EIF_SIG_PCR_INDEX, info->pcr0, SHA384_DIGEST_LENGTH, &len);
 	c->pcr0_ok = want && len == cose->payload.len && !memcmp(want, cose->payload.data, len);
 	free(want);
 	if (!c->pcr0_ok) {
-		eif_hex(info->pcr0, SHA384_DIGEST_SIZE, hex);
+		eif_hex(info->pcr0, SHA384_DIGEST_LENGTH, hex);
 		why(c, "the signature is valid but signs another PCR0 than this image's (%.16s...): the image changed after it was signed",
 		    hex);
 	}

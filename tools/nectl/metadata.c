@@ -149,7 +149,7 @@ void metadata_write_measurements(struct json_writer *w,
 {
 	const uint8_t *pcrs[] = { eif->pcr0, eif->pcr1, eif->pcr2 };
 	static const char *const names[] = { "PCR0", "PCR1", "PCR2" };
-	char hex[2 * SHA384_DIGEST_SIZE + 1];
+	char hex[2 * SHA384_DIGEST_LENGTH + 1];
 	unsigned int i;
 
 	json_key(w, "Measurements");
@@ -157,12 +157,12 @@ void metadata_write_measurements(struct json_writer *w,
 	json_key(w, "HashAlgorithm");
 	json_string(w, "Sha384 { ... }");
 	for (i = 0; i < 3; i++) {
-		eif_hex(pcrs[i], SHA384_DIGEST_SIZE, hex);
+		eif_hex(pcrs[i], SHA384_DIGEST_LENGTH, hex);
 		json_key(w, names[i]);
 		json_string(w, hex);
 	}
 	if (eif->has_pcr8) {
-		eif_hex(eif->pcr8, SHA384_DIGEST_SIZE, hex);
+		eif_hex(eif->pcr8, SHA384_DIGEST_LENGTH, hex);
 		json_key(w, "PCR8");
 		json_string(w, hex);
 	}

@@ -310,7 +310,7 @@ static int load_custom_metadata(const char *path, struct json_value **out)
 static int sign_inputs(const struct build_args *a, const struct eif_build_input *in,
 		       struct eif_signer *signer, struct eif_sig_bytes *section)
 {
-	uint8_t pcr0[SHA384_DIGEST_SIZE];
+	uint8_t pcr0[SHA384_DIGEST_LENGTH];
 	char err[512];
 
 	if (eif_signer_load(a->signing_cert, a->private_key, signer, err, sizeof(err)))

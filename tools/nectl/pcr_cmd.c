@@ -27,22 +27,7 @@ static const char pcr_help[] =
 	"as {\"PCR\": HEX}; or, for the PEM certificate that signs an EIF, PCR8 over the\n"
 	"certificate's DER as {\"PCR8\": HEX}, as nitro-cli pcr does.\n";
 
-/* One extend of the zero PCR with a digest, as the NSM and EIF PCRs do. */
-static bool pcr_from_digest(const uint8_t digest[SHA384_DIGEST_SIZE],
-			    uint8_t pcr[SHA384_DIGEST_SIZE])
-{
-	static const uint8_t zero[SHA384_DIGEST_SIZE];
-	EVP_MD_CTX *md = EVP_MD_CTX_new();
-	bool ok = md && EVP_DigestInit_ex(md, EVP_sha384(), NULL) == 1 &&
-		  EVP_DigestUpdate(md, zero, sizeof(zero)) == 1 &&
-		  EVP_DigestUpdate(md, digest, SHA384_DIGEST_SIZE) == 1 &&
-		  EVP_DigestFinal_ex(md, pcr, NULL) == 1;
-
-	EVP_MD_CTX_free(md);
-	return ok;
-}
-
-static int file_digest(const char *path, uint8_t digest[SHA384_DIGEST_SIZE])
+static int file_digest(const char *path, uint8_t digest[SHA384_DIGEST_LENGTH])
 {
 	EVP_MD_CTX *md = EVP_MD_CTX_new();
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -68,7 +53,7 @@ static int file_digest(const char *path, uint8_t digest[SHA384_DIGEST_SIZE])
 	return ok ? 0 : nectl_error(E_HASHER, "SHA-384 of %s failed", path);
 }
 
-static int certificate_digest(const char *path, uint8_t digest[SHA384_DIGEST_SIZE])
+static int certificate_digest(const char *path, uint8_t digest[SHA384_DIGEST_LENGTH])
 {
 	FILE *f = fopen(path, "re");
 	unsigned char *der = NULL;
@@ -91,13 +76,13 @@ static int certificate_digest(const char *path, uint8_t digest[SHA384_DIGEST_SIZ
 	return ok ? 0 : nectl_error(E_HASHER, "cannot measure the certificate of %s", path);
 }
 
-static int print_pcr(const char *key, const uint8_t digest[SHA384_DIGEST_SIZE])
+static int print_pcr(const char *key, const uint8_t digest[SHA384_DIGEST_LENGTH])
 {
-	uint8_t pcr[SHA384_DIGEST_SIZE];
-	char hex[2 * SHA384_DIGEST_SIZE + 1];
+	uint8_t pcr[SHA384_DIGEST_LENGTH];
+	char hex[2 * SHA384_DIGEST_LENGTH + 1];
 	struct json_writer w;
 
-	if (!pcr_from_digest(digest, pcr))
+	if (!eif_pcr_extend_from_zero(digest, pcr))
 		return nectl_error(E_HASHER, "SHA-384 failed");
 	eif_hex(pcr, sizeof(pcr), hex);
 	json_init(&w, stdout);
@@ -118,7 +103,7 @@ int cmd_pcr(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *input = NULL, *cert = NULL;
-	uint8_t digest[SHA384_DIGEST_SIZE];
+	uint8_t digest[SHA384_DIGEST_LENGTH];
 	int opt, code;
 
 	optind = 0;

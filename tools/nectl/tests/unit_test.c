@@ -3,10 +3,8 @@
  * Host unit tests of nectl's pure parts: JSON, run arguments and --config,
  * the hugepage planner, cpu lists, the heartbeat timeout rule, enclave ids,
  * hex arguments, the attestation steps and the EIF signature's CBOR and
- * ECDSA.  Prints TAP.  Also helpers for
- * tests/run, which checks the CRC and SHA-384 against Python's zlib and
- * hashlib, and changes every byte of an attestation document in turn:
- *   nectl_unit_test crc32 FILE | sha384 FILE
+ * ECDSA.  Prints TAP.  Also a helper for tests/run, which changes every
+ * byte of an attestation document in turn:
  *   nectl_unit_test attest-flips DOCUMENT ROOT.pem POSITIONS
  */
 #include <fcntl.h>
@@ -25,7 +23,6 @@
 #include "allocator.h"
 #include "attest.h"
 #include "cli.h"
-#include "crc32.h"
 #include "eif.h"
 #include "eif_sig.h"
 #include "enclaves.h"
@@ -34,7 +31,6 @@
 #include "json.h"
 #include "launch.h"
 #include "metadata.h"
-#include "sha384.h"
 
 static int test_number, failures;
 
@@ -752,7 +748,6 @@ static void test_misc(void)
 {
 	unsigned int ids[8];
 	char buf[200];
-	uint8_t digest[SHA384_DIGEST_SIZE];
 	int n, saved;
 
 	n = parse_cpu_list("2-3,5", ids, 8);
@@ -773,11 +768,6 @@ static void test_misc(void)
 	      enclave_id_matches(0x1a2b, "enc1a2b") && enclave_id_matches(0x1a2b, "1a2b") &&
 	      !enclave_id_matches(0x1a2b, "enc1a2") && !enclave_id_matches(0x1a2b, "xenc1a2b"),
 	      "enclave id: %s and its short forms match, others do not", buf);
-	check(crc32_update(0, "123456789", 9) == 0xCBF43926, "crc32: check value of \"123456789\"");
-	sha384("abc", 3, digest);
-	eif_hex(digest, sizeof(digest), buf);
-	check(!strcmp(buf, "cb00753f45a35e8bb5a03d699ac65007272c32ab0eded1631a8b605a43ff5bed8086072ba1e7cc2358baeca134c825a7"),
-	      "sha384: FIPS 180-2 \"abc\" vector");
 	fflush(stdout);
 	saved = dup(1);
 	dup2(open("/dev/null", O_WRONLY | O_CLOEXEC), 1);	/* explain prints its text */
@@ -1221,39 +1211,10 @@ static void test_console_lines(void)
 	      code, text);
 }
 
-static int hash_file(const char *what, const char *path)
-{
-	struct sha384_ctx ctx;
-	uint8_t buf[4096], digest[SHA384_DIGEST_SIZE];
-	char hex[2 * SHA384_DIGEST_SIZE + 1];
-	uint32_t crc = 0;
-	ssize_t n;
-	int fd = open(path, O_RDONLY);
-
-	if (fd < 0)
-		return 2;
-	sha384_init(&ctx);
-	/* Odd read sizes exercise the partial-block paths. */
-	while ((n = read(fd, buf, 1 + (ctx.total_bytes % 4093))) > 0) {
-		crc = crc32_update(crc, buf, n);
-		sha384_update(&ctx, buf, n);
-	}
-	close(fd);
-	sha384_final(&ctx, digest);
-	eif_hex(digest, sizeof(digest), hex);
-	if (!strcmp(what, "crc32"))
-		printf("%08x\n", crc);
-	else
-		printf("%s\n", hex);
-	return 0;
-}
-
 int main(int argc, char **argv)
 {
 	if (argc == 5 && !strcmp(argv[1], "attest-flips"))
 		return attest_flips(argv[2], argv[3], argv[4]);
-	if (argc == 3)
-		return hash_file(argv[1], argv[2]);
 	test_json();
 	test_json_depth();
 	test_json_omitted();
