@@ -31,25 +31,63 @@ const char *nectl_run_dir(void)
 }
 
 /*
- * Opens @file of the state directory, creating it for every member of the
- * directory's group: the package makes /run/nectl root:ne 2770, and what
- * one member's nectl creates there (a lock file, the log) another's must
- * be able to use, whatever the creator's umask.
+ * The state directory of a machine's enclaves is writable by a whole group
+ * (the package makes /run/nectl root:ne 2770) and has no sticky bit: any
+ * member can put anything there under any name.  So its files are opened
+ * without following a symbolic link or blocking on a FIFO, and used only
+ * when they are regular files with one name (EPERM otherwise).
+ */
+static int open_state_file(const char *path, int flags, mode_t mode)
+{
+	struct stat st;
+	int fd = open(path, flags | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, mode);
+
+	if (fd < 0)
+		return -1;
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode) || st.st_nlink != 1) {
+		close(fd);
+		errno = EPERM;
+		return -1;
+	}
+	return fd;
+}
+
+/* Whether the state directory is shared by a group (setgid or group-writable). */
+static bool run_dir_shared(void)
+{
+	struct stat st;
+
+	return !stat(nectl_run_dir(), &st) && (st.st_mode & (S_ISGID | S_IWGRP));
+}
+
+/*
+ * Opens @file of the state directory, creating it if need be.  In a shared
+ * directory what one member's nectl creates (a lock file, the log) another
+ * member's must be able to use, whatever the creator's umask: a file
+ * created here is made group-readable and -writable there, and only a file
+ * created here (fchmod on one found there could be anybody's).
  */
 static int open_shared(const char *file, int flags)
 {
 	char path[512];
-	struct stat st;
-	int fd;
+	int fd, tries;
 
 	snprintf(path, sizeof(path), "%s/%s", nectl_run_dir(), file);
-	fd = open(path, flags | O_CREAT | O_CLOEXEC, 0660);
-	if (fd < 0)
-		return -1;
-	/* only its owner may, and only the creator needs to */
-	if (!fstat(fd, &st) && st.st_uid == geteuid() && (st.st_mode & 0060) != 0060)
-		fchmod(fd, (st.st_mode & 07777) | 0060);
-	return fd;
+	for (tries = 0; tries < 3; tries++) {
+		fd = open_state_file(path, flags | O_CREAT | O_EXCL, 0660);
+		if (fd >= 0) {
+			if (run_dir_shared())
+				fchmod(fd, 0660);
+			return fd;
+		}
+		if (errno != EEXIST)
+			return -1;
+		fd = open_state_file(path, flags, 0);
+		if (fd >= 0 || errno != ENOENT)
+			return fd;
+		/* removed in between: create it again */
+	}
+	return -1;
 }
 
 int nectl_lock(const char *file)
@@ -58,8 +96,10 @@ int nectl_lock(const char *file)
 
 	if (mkdir(nectl_run_dir(), 0755) && errno != EEXIST)
 		return -1;
-	/* (flock needs no write access) */
-	fd = open_shared(file, O_RDONLY);
+	fd = open_shared(file, O_RDWR);
+	/* another's lock file that the group may only read: flock needs no more */
+	if (fd < 0 && errno == EACCES)
+		fd = open_shared(file, O_RDONLY);
 	if (fd < 0)
 		return -1;
 	while (flock(fd, LOCK_EX)) {
@@ -274,10 +314,14 @@ static struct json_value *registry_load_path(const char *path)
 	char *text;
 	struct stat st;
 	size_t n;
-	FILE *f = fopen(path, "re");
+	int fd = open_state_file(path, O_RDONLY, 0);
+	FILE *f = fd < 0 ? NULL : fdopen(fd, "r");
 
-	if (!f)
+	if (!f) {
+		if (fd >= 0)
+			close(fd);
 		return NULL;
+	}
 	if (fstat(fileno(f), &st) || st.st_size <= 0 || st.st_size > REGISTRY_MAX_SIZE) {
 		fclose(f);
 		return NULL;
@@ -326,12 +370,24 @@ int registry_write(uint64_t slot_uid, const char *text, size_t len)
 {
 	char path[512], tmp[600];
 	FILE *f;
+	int fd;
 
 	registry_path(slot_uid, path, sizeof(path));
 	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	f = fopen(tmp, "we");
-	if (!f)
+	/* whatever a member left under that name goes; a file of our own comes */
+	unlink(tmp);
+	fd = open_state_file(tmp, O_WRONLY | O_CREAT | O_EXCL, 0640);
+	if (fd < 0)
 		return -1;
+	/* readable by the group's nectl, whatever the umask (registry_name_taken()) */
+	if (run_dir_shared())
+		fchmod(fd, 0640);
+	f = fdopen(fd, "w");
+	if (!f) {
+		close(fd);
+		unlink(tmp);
+		return -1;
+	}
 	if (fwrite(text, 1, len, f) != len) {
 		fclose(f);
 		unlink(tmp);

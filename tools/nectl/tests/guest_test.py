@@ -167,41 +167,77 @@ def raw_vm_process():
 
 
 def shared_state_dir(eif, mem):
-    """Two members of one group share nectl's state directory as the package
-    makes /run/nectl (root:ne, 2770: debian/nectl.tmpfiles).  Whatever the
-    first one's nectl created there (lock files, the log), the second one's
-    must be able to use: each launches and terminates an enclave, and both
-    holders' lines reach the one log."""
-    gid, uids = 4242, (4243, 4244)
-    shared = tempfile.mkdtemp(prefix="nectl-shared.", dir="/run")
-    os.chmod(shared, 0o755)
-    run_dir = os.path.join(shared, "run")
-    os.mkdir(run_dir)
-    os.chown(run_dir, 0, gid)
-    os.chmod(run_dir, 0o2770)
-    img = os.path.join(shared, "hello.eif")
-    shutil.copy(eif, img)
-    os.chmod(img, 0o644)
+    """Members of one group share nectl's state directory as the package
+    makes /run/nectl (root:ne, 2770: debian/nectl.tmpfiles).  Whatever one
+    member's nectl created there (lock files, the log, registry entries),
+    another member's must be able to use whatever the creator's umask; and
+    what a member plants there (a symbolic link) must not make another
+    nectl, root's above all, write or chmod a file elsewhere."""
+    gid, (ua, ub) = 4242, (4243, 4244)
     dev = os.stat("/dev/nitro_enclaves")
-    os.chown("/dev/nitro_enclaves", dev.st_uid, gid)
-    os.chmod("/dev/nitro_enclaves", 0o660)
+    shared = tempfile.mkdtemp(prefix="nectl-shared.", dir="/run")
+    run_dir = os.path.join(shared, "run")
+    victim = os.path.join(shared, "victim")
     env = dict(os.environ, NECTL_RUN_DIR=run_dir)
 
-    def as_member(uid, *args):
-        # umask 022, a user's usual one: the group may not write what it creates
-        return subprocess.run([NECTL] + list(args), capture_output=True, text=True, env=env,
-                              user=uid, group=gid, extra_groups=[gid], umask=0o022, timeout=120)
+    def as_member(uid, umask, *args):
+        try:
+            return subprocess.run([bin_] + list(args), capture_output=True, text=True, env=env,
+                                  user=uid, group=gid, extra_groups=[gid], umask=umask, timeout=120)
+        except subprocess.TimeoutExpired as e:
+            return subprocess.CompletedProcess(e.cmd, -1, "", "timed out after 120 s")
+
+    def run_args(name):
+        return ("run", "--eif-path", img, "--memory", mem, "--cpu-count", "2", "--no-heartbeat",
+                "--enclave-name", name)
+
     try:
-        for uid in uids:
-            name = "shared-%d" % uid
-            r = as_member(uid, "run", "--eif-path", img, "--memory", mem, "--cpu-count", "2",
-                          "--no-heartbeat", "--enclave-name", name)
-            tap(r.returncode == 0 and (js(r) or {}).get("EnclaveName") == name,
-                "shared state directory: uid %d (group %d) runs enclave %s" % (uid, gid, name),
-                r.stdout + r.stderr)
-            r = as_member(uid, "terminate-enclave", "--enclave-name", name)
-            tap(r.returncode == 0, "shared state directory: uid %d terminates %s" % (uid, name),
-                r.stdout + r.stderr)
+        os.chmod(shared, 0o755)
+        os.mkdir(run_dir)
+        os.chown(run_dir, 0, gid)
+        os.chmod(run_dir, 0o2770)
+        # nectl and the image where the members can read them (the build tree
+        # may be in a home directory they cannot enter)
+        bin_, img = os.path.join(shared, "nectl"), os.path.join(shared, "hello.eif")
+        shutil.copy(NECTL, bin_)
+        shutil.copy(eif, img)
+        os.chmod(bin_, 0o755)
+        os.chmod(img, 0o644)
+        os.chown("/dev/nitro_enclaves", dev.st_uid, gid)
+        os.chmod("/dev/nitro_enclaves", 0o660)
+
+        # A member plants the log as a link to root's file; root's nectl runs.
+        with open(victim, "w") as f:
+            f.write("root's\n")
+        os.chmod(victim, 0o600)
+        os.symlink(victim, os.path.join(run_dir, "nectl.log"))
+        r = subprocess.run([bin_] + list(run_args("planted")), capture_output=True, text=True,
+                           env=env, timeout=120)
+        t = subprocess.run([bin_, "terminate-enclave", "--enclave-name", "planted"],
+                           capture_output=True, text=True, env=env, timeout=120)
+        settle(lambda: not holders(), 10)
+        st = os.stat(victim)
+        tap(r.returncode == 0 and t.returncode == 0 and open(victim).read() == "root's\n" and
+            st.st_mode & 0o777 == 0o600,
+            "shared state directory: root's nectl neither writes nor chmods through a planted link "
+            "(the target's mode %o)" % (st.st_mode & 0o777), r.stderr + t.stderr)
+        os.unlink(os.path.join(run_dir, "nectl.log"))
+
+        # uid A with umask 077 first: its files must still serve uid B
+        r = as_member(ua, 0o077, *run_args("shared"))
+        tap(r.returncode == 0 and (js(r) or {}).get("EnclaveName") == "shared",
+            "shared state directory: uid %d (umask 077) runs enclave 'shared'" % ua, r.stdout + r.stderr)
+        r = as_member(ub, 0o022, *run_args("shared"))
+        tap(r.returncode == 58,
+            "shared state directory: uid %d cannot take the name of uid %d's running enclave: E58" % (ub, ua),
+            r.stdout + r.stderr)
+        r = as_member(ua, 0o077, "terminate-enclave", "--enclave-name", "shared")
+        tap(r.returncode == 0, "shared state directory: uid %d terminates 'shared'" % ua, r.stdout + r.stderr)
+        r = as_member(ub, 0o022, *run_args("shared-b"))
+        t = as_member(ub, 0o022, "terminate-enclave", "--enclave-name", "shared-b")
+        tap(r.returncode == 0 and t.returncode == 0,
+            "shared state directory: uid %d runs and terminates 'shared-b' after uid %d's" % (ub, ua),
+            r.stdout + r.stderr + t.stderr)
 
         def released():
             try:
@@ -209,10 +245,21 @@ def shared_state_dir(eif, mem):
                     log = f.read()
             except OSError:
                 return False
-            return all("enclave shared-%d: released" % uid in log for uid in uids)
-        tap(settle(released, 30), "shared state directory: both holders logged their release in nectl.log",
+            return "enclave shared: released" in log and "enclave shared-b: released" in log
+        modes = {}
+        for name in ("nectl.log", "registry.lock"):
+            try:
+                st = os.lstat(os.path.join(run_dir, name))
+                modes[name] = (st.st_mode & 0o7777, st.st_gid)
+            except OSError:
+                modes[name] = None
+        tap(settle(released, 30) and
+            all(m and m[0] & 0o060 == 0o060 and m[1] == gid for m in modes.values()),
+            "shared state directory: both holders logged their release; the log and the lock are the "
+            "group's, read and write (%s)" % modes,
             subprocess.run(["ls", "-ln", run_dir], capture_output=True, text=True).stdout)
     finally:
+        subprocess.run([NECTL, "terminate-enclave", "--all"], capture_output=True, env=env, timeout=120)
         os.chown("/dev/nitro_enclaves", dev.st_uid, dev.st_gid)
         os.chmod("/dev/nitro_enclaves", dev.st_mode & 0o7777)
         shutil.rmtree(shared, ignore_errors=True)
