@@ -85,7 +85,8 @@ fuzz-selftest: module selftests
 # The module's products, in this directory only: kbuild's own clean (make
 # -C KDIR M=. clean) deletes every *.ko and *.o under the tree, the guest
 # kernel's modules in build/kernel included (tools/make-tests).
-MODULE_PRODUCTS = *.o *.ko *.mod *.mod.c .*.cmd Module.symvers modules.order
+# (6.12's kbuild adds .module-common.o)
+MODULE_PRODUCTS = *.o .*.o *.ko *.mod *.mod.c .*.cmd Module.symvers modules.order
 
 clean:
 	rm -f $(wildcard $(MODULE_PRODUCTS))
