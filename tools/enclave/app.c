@@ -15,8 +15,9 @@
  *                       the format)
  *   port 5011  nsm-check: runs /nsm-check, the NSM's acceptance test, with
  *                       its TAP output going to the connection
- *   port 5012  nsm-fuzz: runs /nsm-fuzz, which reads one line "SEED COUNT [LIMIT]"
- *                       from the connection (COUNT at most 100000; a bad
+ *   port 5012  nsm-fuzz: runs /nsm-fuzz, which reads one line
+ *                       "SEED COUNT [LIMIT]" from the connection (COUNT
+ *                       at most 100000, LIMIT 1 to 10 s; a bad
  *                       line gets one "error ..." line) and sends its TAP
  *                       back: a seeded fuzz of malformed NSM requests that
  *                       must leave the device answering.  It may extend and

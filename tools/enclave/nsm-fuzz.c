@@ -637,21 +637,21 @@ static const char *parse_line(char *line, uint64_t *seed, unsigned long *count,
 			      unsigned int *limit)
 {
 	char *save, *words[4];
-	uint64_t n, l = ANSWER_LIMIT;
+	uint64_t n, seconds = ANSWER_LIMIT;
 	int i;
 
 	words[0] = strtok_r(line, " \t", &save);
 	for (i = 1; i < 4; i++)
 		words[i] = strtok_r(NULL, " \t", &save);
 	if (!decimal(words[0], seed) || !decimal(words[1], &n) ||
-	    (words[2] && !decimal(words[2], &l)) || words[3])
+	    (words[2] && !decimal(words[2], &seconds)) || words[3])
 		return "the request is not \"SEED COUNT [LIMIT]\" (decimal numbers, SEED below 2^64)";
 	if (n < 1 || n > COUNT_MAX)
 		return "COUNT is not 1 to 100000";
-	if (l < 1 || l > ANSWER_LIMIT)
+	if (seconds < 1 || seconds > ANSWER_LIMIT)
 		return "LIMIT is not 1 to 10 seconds";
 	*count = n;
-	*limit = l;
+	*limit = seconds;
 	return NULL;
 }
 
@@ -705,7 +705,7 @@ static int supervise(pid_t child, int from, unsigned int limit)
 				break;
 		}
 		if (stuck(limit)) {
-			printf("not ok %d - %s: no answer in %d s (the driver waits 120 s): the NSM stopped answering\n"
+			printf("not ok %d - %s: no answer in %u s (the driver waits 120 s): the NSM stopped answering\n"
 			       "Bail out! the NSM stopped answering\n",
 			       watch->result, watch->what, limit);
 			break;
