@@ -31,11 +31,13 @@ const char *nectl_run_dir(void)
 }
 
 /*
- * The state directory of a machine's enclaves is writable by a whole group
- * (the package makes /run/nectl root:ne 2770) and has no sticky bit: any
- * member can put anything there under any name.  So its files are opened
+ * The state directory of a machine's enclaves may be writable by a whole
+ * group (the package makes /run/nectl root:ne 3770): any member can put
+ * anything there under any name (the sticky bit only keeps members from
+ * removing or replacing each other's files).  So its files are opened
  * without following a symbolic link or blocking on a FIFO, and used only
- * when they are regular files with one name (EPERM otherwise).
+ * when they are regular files with one name (EPERM otherwise); registry
+ * entries count only when their owner is root or their holder's user.
  */
 static int open_state_file(const char *path, int flags, mode_t mode)
 {
@@ -52,12 +54,17 @@ static int open_state_file(const char *path, int flags, mode_t mode)
 	return fd;
 }
 
-/* Whether the state directory is shared by a group (setgid or group-writable). */
+/*
+ * Whether the state directory is shared by its group: group-writable and
+ * setgid, so that what is created there belongs to that group (without
+ * setgid, to the creator's own group, which the directory does not name).
+ */
 static bool run_dir_shared(void)
 {
 	struct stat st;
 
-	return !stat(nectl_run_dir(), &st) && (st.st_mode & (S_ISGID | S_IWGRP));
+	return !stat(nectl_run_dir(), &st) &&
+	       (st.st_mode & (S_ISGID | S_IWGRP)) == (S_ISGID | S_IWGRP);
 }
 
 /*
@@ -308,7 +315,8 @@ char *registry_render(const struct registry_entry *e, size_t *len)
 	return text;
 }
 
-static struct json_value *registry_load_path(const char *path)
+/* A registry entry, and in @owner the user that wrote it. */
+static struct json_value *registry_load_path(const char *path, uid_t *owner)
 {
 	struct json_value *v = NULL;
 	char *text;
@@ -326,6 +334,7 @@ static struct json_value *registry_load_path(const char *path)
 		fclose(f);
 		return NULL;
 	}
+	*owner = st.st_uid;
 	text = malloc(st.st_size);
 	if (text) {
 		n = fread(text, 1, st.st_size, f);
@@ -344,17 +353,34 @@ static pid_t registry_holder(const struct json_value *reg)
 	return json_to_u64(json_get(reg, "HolderPID"), &pid) ? (pid_t)pid : 0;
 }
 
+/*
+ * Whether an entry written by @owner can speak for holder @pid: root's, or
+ * the holder's own user's (/proc/PID belongs to the process's user).
+ * Another member's entry naming someone else's holder is a forgery.
+ */
+static bool registry_owner_ok(uid_t owner, pid_t pid)
+{
+	char path[32];
+	struct stat st;
+
+	if (owner == 0)
+		return true;
+	snprintf(path, sizeof(path), "/proc/%d", (int)pid);
+	return pid > 0 && !stat(path, &st) && st.st_uid == owner;
+}
+
 /* Attaches the registry entry when its holder is alive and holds this enclave. */
 static void enclave_join_registry(struct enclave *e)
 {
 	const struct json_value *v;
 	char path[512];
+	uid_t owner;
 
 	registry_path(e->slot_uid, path, sizeof(path));
-	e->registry = registry_load_path(path);
+	e->registry = registry_load_path(path, &owner);
 	if (!e->registry)
 		return;
-	if (registry_holder(e->registry) != e->pid) {
+	if (registry_holder(e->registry) != e->pid || !registry_owner_ok(owner, e->pid)) {
 		json_free(e->registry);
 		e->registry = NULL;
 		return;
@@ -373,15 +399,17 @@ int registry_write(uint64_t slot_uid, const char *text, size_t len)
 	int fd;
 
 	registry_path(slot_uid, path, sizeof(path));
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	/* whatever a member left under that name goes; a file of our own comes */
-	unlink(tmp);
-	fd = open_state_file(tmp, O_WRONLY | O_CREAT | O_EXCL, 0640);
+	/* a name of its own (O_EXCL): nobody can have planted it */
+	snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path);
+	fd = mkostemp(tmp, O_CLOEXEC);
 	if (fd < 0)
 		return -1;
-	/* readable by the group's nectl, whatever the umask (registry_name_taken()) */
-	if (run_dir_shared())
-		fchmod(fd, 0640);
+	/* readable by the group's nectl in a shared directory (registry_name_taken()) */
+	if (fchmod(fd, run_dir_shared() ? 0640 : 0644)) {
+		close(fd);
+		unlink(tmp);
+		return -1;
+	}
 	f = fdopen(fd, "w");
 	if (!f) {
 		close(fd);
@@ -414,6 +442,7 @@ bool registry_name_taken(const char *name)
 	struct dirent *de;
 	char path[1024];
 	bool taken = false;
+	uid_t owner;
 	DIR *dir = opendir(nectl_run_dir());
 
 	if (!dir)
@@ -425,13 +454,14 @@ bool registry_name_taken(const char *name)
 		if (len < 6 || strcmp(de->d_name + len - 5, ".json"))
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", nectl_run_dir(), de->d_name);
-		reg = registry_load_path(path);
+		reg = registry_load_path(path, &owner);
 		if (!reg)
 			continue;
 		v = json_get(reg, "EnclaveName");
 		if (!holder_alive(registry_holder(reg)))
 			unlink(path);	/* stale: its holder is gone */
-		else if (v && v->type == JSON_STRING && !strcmp(v->text, name))
+		else if (v && v->type == JSON_STRING && !strcmp(v->text, name) &&
+			 registry_owner_ok(owner, registry_holder(reg)))
 			taken = true;
 		json_free(reg);
 	}

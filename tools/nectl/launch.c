@@ -122,6 +122,14 @@ static const char *driver_reason(struct launch *l, char *buf, size_t len)
 
 /* ------------------------------------------------------------ registry */
 
+/* Why nectl_lock() failed (EPERM: not a file it would use, see enclaves.c). */
+static const char *lock_error(int err)
+{
+	if (err == EPERM || err == ELOOP)
+		return "it is not a regular file with one name (a link, a FIFO...): remove it";
+	return strerror(err);
+}
+
 static int registry_update(struct launch *l, const char *state)
 {
 	struct registry_entry e = {
@@ -170,7 +178,7 @@ static int register_enclave(struct launch *l)
 
 	if (lock < 0)
 		return fail(l, E_LOCK, "cannot lock %s/registry.lock: %s", nectl_run_dir(),
-			    strerror(errno));
+			    lock_error(errno));
 	if (l->opt->enclave_name[0]) {
 		if (registry_name_taken(l->opt->enclave_name)) {
 			nectl_unlock(lock);
@@ -417,7 +425,7 @@ static int bind_heartbeat_listener(struct launch *l)
 	l->heartbeat_lock = nectl_lock("heartbeat.lock");
 	if (l->heartbeat_lock < 0)
 		return fail(l, E_LOCK, "cannot lock %s/heartbeat.lock: %s", nectl_run_dir(),
-			    strerror(errno));
+			    lock_error(errno));
 	l->listen_fd = socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (l->listen_fd < 0)
 		return fail(l, E_BOOT,

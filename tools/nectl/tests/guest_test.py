@@ -168,7 +168,7 @@ def raw_vm_process():
 
 def shared_state_dir(eif, mem):
     """Members of one group share nectl's state directory as the package
-    makes /run/nectl (root:ne, 2770: debian/nectl.tmpfiles).  Whatever one
+    makes /run/nectl (root:ne, 3770: debian/nectl.tmpfiles).  Whatever one
     member's nectl created there (lock files, the log, registry entries),
     another member's must be able to use whatever the creator's umask; and
     what a member plants there (a symbolic link) must not make another
@@ -195,7 +195,7 @@ def shared_state_dir(eif, mem):
         os.chmod(shared, 0o755)
         os.mkdir(run_dir)
         os.chown(run_dir, 0, gid)
-        os.chmod(run_dir, 0o2770)
+        os.chmod(run_dir, 0o3770)
         # nectl and the image where the members can read them (the build tree
         # may be in a home directory they cannot enter)
         bin_, img = os.path.join(shared, "nectl"), os.path.join(shared, "hello.eif")
@@ -213,16 +213,37 @@ def shared_state_dir(eif, mem):
         # nectl created: the registry lock, and the registry entry, which
         # makes the same name E58.  The link goes before the terminate, whose
         # holder then creates the log: the group's to append to.
+        # A FIFO planted as the registry lock: refused at once, not waited on.
+        lock = os.path.join(run_dir, "registry.lock")
+        os.mkfifo(lock)
+        try:
+            r = subprocess.run([bin_] + list(run_args("shared")), capture_output=True, text=True,
+                               env=env, timeout=30)
+        except subprocess.TimeoutExpired:
+            r = subprocess.CompletedProcess([], -1, "", "still waiting after 30 s")
+        tap(r.returncode == 15 and "not a regular file" in r.stderr,
+            "shared state directory: a FIFO planted as registry.lock gets E15 at once, naming it",
+            r.stdout + r.stderr)
+        os.unlink(lock)
+        settle(lambda: not holders(), 10)
+        for f in glob.glob(os.path.join(run_dir, "*")):
+            os.unlink(f)    # (the run's log: the link below takes its name)
+
         with open(victim, "w") as f:
             f.write("root's\n")
         os.chmod(victim, 0o600)
         log = os.path.join(run_dir, "nectl.log")
         os.symlink(victim, log)
+        # and a member's forged entry claiming the name for a live process
+        forged = os.path.join(run_dir, "deadbeef.json")
+        with open(forged, "w") as f:
+            f.write('{"HolderPID": 1, "EnclaveName": "shared", "State": "RUNNING"}')
+        os.chown(forged, ub, gid)
         r = subprocess.run([bin_] + list(run_args("shared")), capture_output=True, text=True,
                            env=env, umask=0o077, timeout=120)
         tap(r.returncode == 0 and (js(r) or {}).get("EnclaveName") == "shared",
-            "shared state directory: root (umask 077) runs 'shared' with the log planted as a link",
-            r.stdout + r.stderr)
+            "shared state directory: root (umask 077) runs 'shared' with the log planted as a link "
+            "and the name claimed by a member's forged entry", r.stdout + r.stderr)
         b = as_member(ub, 0o022, *run_args("shared"))
         tap(b.returncode == 58,
             "shared state directory: uid %d cannot take the name of root's running enclave: E58 "
