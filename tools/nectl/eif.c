@@ -18,6 +18,15 @@
 
 #include "eif.h"
 
+/*
+ * zlib's CRC-32 of @len bytes after @crc.  (crc32_z() of a NULL buffer
+ * returns the initial value, 0, whatever @crc: an empty piece leaves it.)
+ */
+static uint32_t crc_update(uint32_t crc, const void *data, size_t len)
+{
+	return len ? crc32_z(crc, data, len) : crc;
+}
+
 #define IO_CHUNK	(1u << 20)
 
 static void set_err(char *err, size_t errlen, const char *fmt, ...)
@@ -346,7 +355,7 @@ static void measure(struct eif_hashers *h, uint16_t type, const uint8_t *buf, si
 {
 	bool to_pcr1, ok = true;
 
-	if (!h)
+	if (!h || h->failed)
 		return;
 	switch (type) {
 	case EIF_SECTION_KERNEL:
@@ -411,9 +420,9 @@ static uint8_t *hold_section(struct eif_info *info, const struct eif_section *s,
 static int scan_sections(int fd, struct eif_info *info, const uint8_t *hdr, bool measured,
 			 char *err, size_t errlen)
 {
-	struct eif_hashers h, *hp = measured ? &h : NULL;
+	struct eif_hashers h = { 0 }, *hp = measured ? &h : NULL;
 	uint8_t *buf = malloc(IO_CHUNK);
-	bool hashers = hashers_init(&h);
+	bool hashers = !measured || hashers_init(&h);
 	uint32_t crc;
 	unsigned int i;
 	int rc = -1;
@@ -422,7 +431,7 @@ static int scan_sections(int fd, struct eif_info *info, const uint8_t *hdr, bool
 		set_err(err, errlen, "out of memory");
 		goto out;
 	}
-	crc = crc32_z(0, hdr, EIF_CRC_OFFSET);
+	crc = crc_update(0, hdr, EIF_CRC_OFFSET);
 	for (i = 0; i < info->num_sections; i++) {
 		const struct eif_section *s = &info->sections[i];
 		uint64_t off = s->offset + EIF_SECTION_HEADER_SIZE, left = s->size;
@@ -431,7 +440,7 @@ static int scan_sections(int fd, struct eif_info *info, const uint8_t *hdr, bool
 
 		if (pread_full(fd, buf, EIF_SECTION_HEADER_SIZE, s->offset))
 			goto io_error;
-		crc = crc32_z(crc, buf, EIF_SECTION_HEADER_SIZE);
+		crc = crc_update(crc, buf, EIF_SECTION_HEADER_SIZE);
 		if (s->type == EIF_SECTION_RAMDISK)
 			h.ramdisks_seen++;
 		held = hold_section(info, s, err, errlen);
@@ -442,7 +451,7 @@ static int scan_sections(int fd, struct eif_info *info, const uint8_t *hdr, bool
 
 			if (pread_full(fd, buf, n, off))
 				goto io_error;
-			crc = crc32_z(crc, buf, n);
+			crc = crc_update(crc, buf, n);
 			measure(hp, s->type, buf, n);
 			if (held) {
 				memcpy(held + held_pos, buf, n);
@@ -539,11 +548,11 @@ static int emit_section(int out, const struct build_section *s, uint32_t *crc,
 	put_be16(sh, s->type);
 	put_be16(sh + 2, 0);
 	put_be64(sh + 4, s->size);
-	*crc = crc32_z(*crc, sh, sizeof(sh));
+	*crc = crc_update(*crc, sh, sizeof(sh));
 	if (write_full(out, sh, sizeof(sh)))
 		goto write_error;
 	if (!s->path) {
-		*crc = crc32_z(*crc, (const Bytef *)s->bytes, s->size);
+		*crc = crc_update(*crc, s->bytes, s->size);
 		if (write_full(out, s->bytes, s->size))
 			goto write_error;
 		return 0;
@@ -556,7 +565,7 @@ static int emit_section(int out, const struct build_section *s, uint32_t *crc,
 				errno == ENODATA ? "file shrank while reading" : strerror(errno));
 			return -1;
 		}
-		*crc = crc32_z(*crc, buf, n);
+		*crc = crc_update(*crc, buf, n);
 		if (write_full(out, buf, n))
 			goto write_error;
 		off += n;
@@ -614,7 +623,7 @@ static int write_sections(int out, struct build_section *secs, unsigned int n,
 		put_be64(hdr + 284 + 8 * i, secs[i].size);
 		off += EIF_SECTION_HEADER_SIZE + secs[i].size;
 	}
-	crc = crc32_z(0, hdr, EIF_CRC_OFFSET);
+	crc = crc_update(0, hdr, EIF_CRC_OFFSET);
 	if (write_full(out, hdr, sizeof(hdr))) {
 		set_err(err, errlen, "cannot write the EIF: %s", strerror(errno));
 		goto out;
@@ -669,7 +678,9 @@ int eif_write(const struct eif_build_input *in, const char *out_path, char *err,
 		set_err(err, errlen, "output path too long");
 		goto out;
 	}
-	out = open(tmp_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	/* (a file of our own, not one planted under that name) */
+	unlink(tmp_path);
+	out = open(tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
 	if (out < 0) {
 		set_err(err, errlen, "cannot create %s: %s", tmp_path, strerror(errno));
 		goto out;

@@ -115,22 +115,14 @@ bool eif_sig_ecdsa_verify(EVP_PKEY *key, const struct eif_sig_alg *alg, const ui
 /* PCR8 measures the DER that the PEM carries, not the PEM text. */
 bool eif_sig_cert_pcr8(X509 *cert, uint8_t pcr8[SHA384_DIGEST_LENGTH])
 {
-	static const uint8_t zero[SHA384_DIGEST_LENGTH];
 	uint8_t digest[SHA384_DIGEST_LENGTH];
 	unsigned char *der = NULL;
-	EVP_MD_CTX *md;
 	int len = i2d_X509(cert, &der);
 	bool ok;
 
 	ok = len > 0 && EVP_Digest(der, len, digest, NULL, EVP_sha384(), NULL) == 1;
 	OPENSSL_free(der);
-	md = EVP_MD_CTX_new();
-	ok = ok && md && EVP_DigestInit_ex(md, EVP_sha384(), NULL) == 1 &&
-	     EVP_DigestUpdate(md, zero, sizeof(zero)) == 1 &&
-	     EVP_DigestUpdate(md, digest, sizeof(digest)) == 1 &&
-	     EVP_DigestFinal_ex(md, pcr8, NULL) == 1;
-	EVP_MD_CTX_free(md);
-	return ok;
+	return ok && eif_pcr_extend_from_zero(digest, pcr8);
 }
 
 X509 *eif_sig_pem_cert(const struct eif_sig_bytes *pem)

@@ -137,7 +137,6 @@ static int hash_file(EVP_MD_CTX *md, const char *path, uint8_t *buf, char *err, 
 int eif_measure_pcr0(const struct eif_build_input *in, uint8_t pcr0[SHA384_DIGEST_LENGTH],
 		     char *err, size_t errlen)
 {
-	static const uint8_t zero[SHA384_DIGEST_LENGTH];
 	uint8_t digest[SHA384_DIGEST_LENGTH], *buf = malloc(IO_CHUNK);
 	EVP_MD_CTX *md = EVP_MD_CTX_new();
 	unsigned int i;
@@ -157,10 +156,7 @@ int eif_measure_pcr0(const struct eif_build_input *in, uint8_t pcr0[SHA384_DIGES
 		if (hash_file(md, in->ramdisk_paths[i], buf, err, errlen))
 			goto out;
 	if (EVP_DigestFinal_ex(md, digest, NULL) != 1 ||
-	    EVP_DigestInit_ex(md, EVP_sha384(), NULL) != 1 ||
-	    EVP_DigestUpdate(md, zero, sizeof(zero)) != 1 ||
-	    EVP_DigestUpdate(md, digest, sizeof(digest)) != 1 ||
-	    EVP_DigestFinal_ex(md, pcr0, NULL) != 1) {
+	    !eif_pcr_extend_from_zero(digest, pcr0)) {
 		eif_sig_fail(err, errlen, "SHA-384 failed");
 		goto out;
 	}
