@@ -39,14 +39,13 @@ const char *nectl_run_dir(void)
  * when they are regular files with one name (EPERM otherwise); registry
  * entries count only when their owner is root or their holder's user.
  */
-static int open_state_file(const char *path, int flags, mode_t mode)
+static int open_state_file(const char *path, int flags, mode_t mode, struct stat *st)
 {
-	struct stat st;
 	int fd = open(path, flags | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, mode);
 
 	if (fd < 0)
 		return -1;
-	if (fstat(fd, &st) || !S_ISREG(st.st_mode) || st.st_nlink != 1) {
+	if (fstat(fd, st) || !S_ISREG(st->st_mode) || st->st_nlink != 1) {
 		close(fd);
 		errno = EPERM;
 		return -1;
@@ -77,11 +76,12 @@ static bool run_dir_shared(void)
 static int open_shared(const char *file, int flags)
 {
 	char path[512];
+	struct stat st;
 	int fd, tries;
 
 	snprintf(path, sizeof(path), "%s/%s", nectl_run_dir(), file);
 	for (tries = 0; tries < 3; tries++) {
-		fd = open_state_file(path, flags | O_CREAT | O_EXCL, 0660);
+		fd = open_state_file(path, flags | O_CREAT | O_EXCL, 0660, &st);
 		if (fd >= 0) {
 			if (run_dir_shared())
 				fchmod(fd, 0660);
@@ -89,7 +89,7 @@ static int open_shared(const char *file, int flags)
 		}
 		if (errno != EEXIST)
 			return -1;
-		fd = open_state_file(path, flags, 0);
+		fd = open_state_file(path, flags, 0, &st);
 		if (fd >= 0 || errno != ENOENT)
 			return fd;
 		/* removed in between: create it again */
@@ -322,7 +322,7 @@ static struct json_value *registry_load_path(const char *path, uid_t *owner)
 	char *text;
 	struct stat st;
 	size_t n;
-	int fd = open_state_file(path, O_RDONLY, 0);
+	int fd = open_state_file(path, O_RDONLY, 0, &st);
 	FILE *f = fd < 0 ? NULL : fdopen(fd, "r");
 
 	if (!f) {
@@ -330,7 +330,7 @@ static struct json_value *registry_load_path(const char *path, uid_t *owner)
 			close(fd);
 		return NULL;
 	}
-	if (fstat(fileno(f), &st) || st.st_size <= 0 || st.st_size > REGISTRY_MAX_SIZE) {
+	if (st.st_size <= 0 || st.st_size > REGISTRY_MAX_SIZE) {
 		fclose(f);
 		return NULL;
 	}
