@@ -180,12 +180,14 @@ def shared_state_dir(eif, mem):
     victim = os.path.join(shared, "victim")
     env = dict(os.environ, NECTL_RUN_DIR=run_dir)
 
-    def as_member(uid, umask, *args):
+    def nectl_as(uid, umask, *args, timeout=120):
+        """nectl with the shared directory, as root (uid 0) or as a member."""
+        ids = {} if uid == 0 else dict(user=uid, group=gid, extra_groups=[gid])
         try:
             return subprocess.run([bin_] + list(args), capture_output=True, text=True, env=env,
-                                  user=uid, group=gid, extra_groups=[gid], umask=umask, timeout=120)
-        except subprocess.TimeoutExpired as e:
-            return subprocess.CompletedProcess(e.cmd, -1, "", "timed out after 120 s")
+                                  umask=umask, timeout=timeout, **ids)
+        except subprocess.TimeoutExpired:
+            return subprocess.CompletedProcess(args, -1, "", "still waiting after %d s" % timeout)
 
     def run_args(name):
         return ("run", "--eif-path", img, "--memory", mem, "--cpu-count", "2", "--no-heartbeat",
@@ -206,21 +208,10 @@ def shared_state_dir(eif, mem):
         os.chown("/dev/nitro_enclaves", dev.st_uid, gid)
         os.chmod("/dev/nitro_enclaves", 0o660)
 
-        # One launch (each costs seconds under the debug kernel), by root with
-        # umask 077, while a member has planted the log as a link to a file
-        # of root's: the launch logs its progress, and must not through the
-        # link.  Then a member (umask 022) must be able to use what root's
-        # nectl created: the registry lock, and the registry entry, which
-        # makes the same name E58.  The link goes before the terminate, whose
-        # holder then creates the log: the group's to append to.
         # A FIFO planted as the registry lock: refused at once, not waited on.
         lock = os.path.join(run_dir, "registry.lock")
         os.mkfifo(lock)
-        try:
-            r = subprocess.run([bin_] + list(run_args("shared")), capture_output=True, text=True,
-                               env=env, timeout=30)
-        except subprocess.TimeoutExpired:
-            r = subprocess.CompletedProcess([], -1, "", "still waiting after 30 s")
+        r = nectl_as(0, 0o077, *run_args("shared"), timeout=30)
         tap(r.returncode == 15 and "not a regular file" in r.stderr,
             "shared state directory: a FIFO planted as registry.lock gets E15 at once, naming it",
             r.stdout + r.stderr)
@@ -229,6 +220,13 @@ def shared_state_dir(eif, mem):
         for f in glob.glob(os.path.join(run_dir, "*")):
             os.unlink(f)    # (the run's log: the link below takes its name)
 
+        # One launch (each costs seconds under the debug kernel), by root with
+        # umask 077, while a member has planted the log as a link to a file
+        # of root's: the launch logs its progress, and must not through the
+        # link.  Then a member (umask 022) must be able to use what root's
+        # nectl created: the registry lock, and the registry entry, which
+        # makes the same name E58.  The link goes before the terminate, whose
+        # holder then creates the log: the group's to append to.
         with open(victim, "w") as f:
             f.write("root's\n")
         os.chmod(victim, 0o600)
@@ -239,18 +237,16 @@ def shared_state_dir(eif, mem):
         with open(forged, "w") as f:
             f.write('{"HolderPID": 1, "EnclaveName": "shared", "State": "RUNNING"}')
         os.chown(forged, ub, gid)
-        r = subprocess.run([bin_] + list(run_args("shared")), capture_output=True, text=True,
-                           env=env, umask=0o077, timeout=120)
+        r = nectl_as(0, 0o077, *run_args("shared"))
         tap(r.returncode == 0 and (js(r) or {}).get("EnclaveName") == "shared",
             "shared state directory: root (umask 077) runs 'shared' with the log planted as a link "
             "and the name claimed by a member's forged entry", r.stdout + r.stderr)
-        b = as_member(ub, 0o022, *run_args("shared"))
+        b = nectl_as(ub, 0o022, *run_args("shared"))
         tap(b.returncode == 58,
             "shared state directory: uid %d cannot take the name of root's running enclave: E58 "
             "(root's lock and registry entry are the group's)" % ub, b.stdout + b.stderr)
         os.unlink(log)
-        t = subprocess.run([bin_, "terminate-enclave", "--enclave-name", "shared"],
-                           capture_output=True, text=True, env=env, umask=0o077, timeout=120)
+        t = nectl_as(0, 0o077, "terminate-enclave", "--enclave-name", "shared")
         settle(lambda: not holders(), 10)
         st = os.stat(victim)
         tap(t.returncode == 0 and open(victim).read() == "root's\n" and st.st_mode & 0o777 == 0o600,
