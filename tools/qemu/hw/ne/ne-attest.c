@@ -114,14 +114,20 @@ static int ne_attest_sealed_file(const uint8_t *buf, size_t len, Error **errp)
 {
     /* (sealable, sealed once written: the child reads it as it is) */
     int fd = memfd_create("ne-nsm-boot", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    int rc;
 
     if (fd < 0) {
         error_setg_errno(errp, errno, "memfd_create");
         return -1;
     }
-    if (qemu_write_full(fd, buf, len) != len ||
-        fcntl(fd, F_ADD_SEALS, NE_BOOT_FILE_SEALS) < 0) {
+    if (qemu_write_full(fd, buf, len) != len) {
         error_setg_errno(errp, errno, "cannot write the NSM's boot record");
+        close(fd);
+        return -1;
+    }
+    rc = ne_seal_boot_file(fd, NE_SEAL_WAIT_MS, NULL);
+    if (rc < 0) {
+        error_setg_errno(errp, -rc, "cannot seal the NSM's boot record");
         close(fd);
         return -1;
     }

@@ -313,6 +313,9 @@ static bool check_elf(int fd, uint64_t size, uint64_t *mem_end,
     return true;
 }
 
+/* The one failure that may not happen again: not kept in the cache */
+static const char ne_kernel_unsealed[] = "cannot seal the ELF kernel";
+
 /* Takes the ELF kernel out of the bzImage @fd into a new memory file. */
 static int extract(int fd, off_t size, uint64_t *mem_end, const char **why)
 {
@@ -347,8 +350,8 @@ static int extract(int fd, off_t size, uint64_t *mem_end, const char **why)
         close(out);
         return -1;
     }
-    if (fcntl(out, F_ADD_SEALS, NE_BOOT_FILE_SEALS) < 0) {
-        *why = "cannot seal the ELF kernel";
+    if (ne_seal_boot_file(out, NE_SEAL_WAIT_MS, NULL) < 0) {
+        *why = ne_kernel_unsealed;
         close(out);
         return -1;
     }
@@ -404,6 +407,9 @@ int ne_kernel_direct_boot_fd(NEKernelCache *c, int bzimage_fd,
     }
     if (c->fd < 0) {
         *why = c->why;
+        if (c->why == ne_kernel_unsealed) {
+            ne_kernel_cache_clear(c);
+        }
         return -1;
     }
     /*

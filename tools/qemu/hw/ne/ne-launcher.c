@@ -83,6 +83,7 @@
 #include "ne-eif.h"
 #include "ne-kernel.h"
 #include "ne-launcher.h"
+#include "ne-sealed-file.h"
 #include "trace.h"
 
 #ifndef SYS_pidfd_open
@@ -881,21 +882,28 @@ enum { NE_FILE_MEM, NE_FILE_KERNEL, NE_FILE_INITRD, NE_FILE_NSM };
 
 /*
  * @fd sealed against any change (NE_BOOT_FILE_SEALS), as a descriptor of
- * its own for a child (the caller closes it).  The files a child boots
- * from are made to take seals: one that does not is refused, never copied.
+ * its own for a child (the caller closes it), or -1 with @errp set.  The
+ * files a child boots from are made to take seals: one that does not is
+ * refused, never copied.
  */
-static int ne_sealed_dup(int fd)
+static int ne_sealed_dup(NEStartJob *job, int fd, const char *what,
+                         Error **errp)
 {
-    int seals = fcntl(fd, F_GET_SEALS);
+    unsigned int refusals;
+    int rc = ne_seal_boot_file(fd, NE_SEAL_WAIT_MS, &refusals);
 
-    if (seals < 0) {
+    if (refusals) {
+        trace_ne_launcher_seal_busy(job->view.uid, what, refusals, -rc);
+    }
+    if (rc < 0) {
+        error_setg_errno(errp, -rc, "cannot seal the enclave's %s", what);
         return -1;
     }
-    if ((seals & NE_BOOT_FILE_SEALS) != NE_BOOT_FILE_SEALS &&
-        fcntl(fd, F_ADD_SEALS, NE_BOOT_FILE_SEALS) < 0) {
-        return -1;
+    rc = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (rc < 0) {
+        error_setg_errno(errp, errno, "cannot pass the enclave's %s", what);
     }
-    return fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    return rc;
 }
 
 /*
@@ -903,14 +911,14 @@ static int ne_sealed_dup(int fd)
  * inside the bzImage (the kernel cache's own file, sealed by ne-kernel.c),
  * or the bzImage.  The kernel cache is shared by every start: l->lock.
  */
-static int ne_boot_kernel_fd(NELauncher *l, NEStartJob *job)
+static int ne_boot_kernel_fd(NELauncher *l, NEStartJob *job, Error **errp)
 {
     const char *why = NULL;
     bool cached;
     int fd;
 
     if (!l->kernels) {
-        return ne_sealed_dup(job->img.kernel_fd);
+        return ne_sealed_dup(job, job->img.kernel_fd, "kernel", errp);
     }
     qemu_mutex_lock(&l->lock);
     fd = ne_kernel_direct_boot_fd(l->kernels, job->img.kernel_fd,
@@ -920,12 +928,30 @@ static int ne_boot_kernel_fd(NELauncher *l, NEStartJob *job)
     if (fd < 0) {
         qemu_mutex_unlock(&l->lock);
         trace_ne_launcher_bzimage_boot(job->view.uid, why);
-        return ne_sealed_dup(job->img.kernel_fd);
+        return ne_sealed_dup(job, job->img.kernel_fd, "kernel", errp);
     }
     trace_ne_launcher_direct_boot(job->view.uid, cached);
-    fd = ne_sealed_dup(fd);
+    fd = ne_sealed_dup(job, fd, "ELF kernel", errp);
     qemu_mutex_unlock(&l->lock);
     return fd;
+}
+
+/* The enclave's memory, kernel and initrd files, or false with @errp set */
+static bool ne_boot_files(NEStartJob *job, Error **errp)
+{
+    job->files[NE_FILE_MEM] = ne_enclave_mem_fd(job->view.cid, job->mem_size);
+    if (job->files[NE_FILE_MEM] < 0) {
+        error_setg_errno(errp, errno, "cannot make the enclave's memory "
+                         "file");
+        return false;
+    }
+    job->files[NE_FILE_KERNEL] = ne_boot_kernel_fd(job->l, job, errp);
+    if (job->files[NE_FILE_KERNEL] < 0) {
+        return false;
+    }
+    job->files[NE_FILE_INITRD] = ne_sealed_dup(job, job->img.initrd_fd,
+                                               "initrd", errp);
+    return job->files[NE_FILE_INITRD] >= 0;
 }
 
 static void *ne_start_worker(void *opaque)
@@ -935,26 +961,17 @@ static void *ne_start_worker(void *opaque)
     if (!ne_eif_load(&job->view, NE_EIF_LOAD_OFFSET, job->l->eif_max,
                      &job->img, &job->err)) {
         job->rc = -NE_ERRNO_ENOEXEC;
+    } else if (!ne_boot_files(job, &job->err)) {
+        job->rc = -NE_ERRNO_ENOMEM;
     } else {
-        job->files[NE_FILE_MEM] = ne_enclave_mem_fd(job->view.cid,
-                                                    job->mem_size);
-        job->files[NE_FILE_KERNEL] = ne_boot_kernel_fd(job->l, job);
-        job->files[NE_FILE_INITRD] = ne_sealed_dup(job->img.initrd_fd);
-        if (job->files[NE_FILE_MEM] < 0 || job->files[NE_FILE_KERNEL] < 0 ||
-            job->files[NE_FILE_INITRD] < 0) {
-            error_setg_errno(&job->err, errno, "cannot make the enclave's "
-                             "memory, kernel or initrd file");
+        /* the NSM's PCRs, from the image as read, and its signer */
+        job->files[NE_FILE_NSM] = ne_attest_boot_file(job->l->attest,
+                                                      &job->img.pcrs,
+                                                      job->debug,
+                                                      job->enclave_id,
+                                                      &job->err);
+        if (job->files[NE_FILE_NSM] < 0) {
             job->rc = -NE_ERRNO_ENOMEM;
-        } else {
-            /* the NSM's PCRs, from the image as read, and its signer */
-            job->files[NE_FILE_NSM] = ne_attest_boot_file(job->l->attest,
-                                                          &job->img.pcrs,
-                                                          job->debug,
-                                                          job->enclave_id,
-                                                          &job->err);
-            if (job->files[NE_FILE_NSM] < 0) {
-                job->rc = -NE_ERRNO_ENOMEM;
-            }
         }
     }
     qemu_bh_schedule(job->bh);
