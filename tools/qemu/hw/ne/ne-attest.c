@@ -109,8 +109,12 @@ static void ne_attest_pcrs(NEAttest *a, struct ne_nsm_boot_record *r,
     }
 }
 
-/* @len bytes of @buf in a new memory file, sealed against any change. */
-static int ne_attest_sealed_file(const uint8_t *buf, size_t len, Error **errp)
+/*
+ * @len bytes of @buf in a new memory file, sealed against any change
+ * (waiting up to @seal_wait_ms: ne_seal_boot_file()).
+ */
+static int ne_attest_sealed_file(const uint8_t *buf, size_t len,
+                                 unsigned int seal_wait_ms, Error **errp)
 {
     /* (sealable, sealed once written: the child reads it as it is) */
     int fd = memfd_create("ne-nsm-boot", MFD_CLOEXEC | MFD_ALLOW_SEALING);
@@ -125,7 +129,7 @@ static int ne_attest_sealed_file(const uint8_t *buf, size_t len, Error **errp)
         close(fd);
         return -1;
     }
-    rc = ne_seal_boot_file(fd, NE_SEAL_WAIT_MS, NULL);
+    rc = ne_seal_boot_file(fd, seal_wait_ms, NULL);
     if (rc < 0) {
         error_setg_errno(errp, -rc, "cannot seal the NSM's boot record");
         close(fd);
@@ -141,7 +145,7 @@ bool ne_attest_can_sign(const NEAttest *a)
 
 /* @r's record in a sealed memory file; the encoding is wiped after. */
 static int ne_attest_record_file(const struct ne_nsm_boot_record *r,
-                                 Error **errp)
+                                 unsigned int seal_wait_ms, Error **errp)
 {
     uint8_t *enc;
     size_t len;
@@ -152,7 +156,7 @@ static int ne_attest_record_file(const struct ne_nsm_boot_record *r,
         error_setg(errp, "cannot encode the NSM's boot record");
         return -1;
     }
-    fd = ne_attest_sealed_file(enc, len, errp);
+    fd = ne_attest_sealed_file(enc, len, seal_wait_ms, errp);
     /* (the record holds the leaf's private key) */
     OPENSSL_cleanse(enc, len);
     free(enc);
@@ -176,7 +180,8 @@ static bool ne_attest_issue(NEAttest *a, const uint8_t *enclave_id,
 }
 
 int ne_attest_boot_file(NEAttest *a, const struct ne_eif_pcrs *pcrs,
-                        bool debug, uint8_t *enclave_id, Error **errp)
+                        bool debug, uint8_t *enclave_id,
+                        unsigned int seal_wait_ms, Error **errp)
 {
     struct ne_nsm_boot_record r = { .debug = debug };
     NeNsmLeaf leaf = { 0 };
@@ -189,7 +194,7 @@ int ne_attest_boot_file(NEAttest *a, const struct ne_eif_pcrs *pcrs,
         ne_nsm_leaf_clear(&leaf);
         return -1;
     }
-    fd = ne_attest_record_file(&r, errp);
+    fd = ne_attest_record_file(&r, seal_wait_ms, errp);
     if (fd >= 0 && a->ca) {
         memcpy(enclave_id, leaf.enclave_id, NE_ATTEST_ENCLAVE_ID_LEN);
     }
@@ -212,7 +217,8 @@ int ne_attest_renewal_file(NEAttest *a, const uint8_t *enclave_id,
         ne_nsm_leaf_clear(&leaf);
         return -1;
     }
-    fd = ne_attest_record_file(&r, errp);
+    /* (one try: this runs in the main loop, and the next renewal retries) */
+    fd = ne_attest_record_file(&r, 0, errp);
     ne_nsm_leaf_clear(&leaf);
     return fd;
 }

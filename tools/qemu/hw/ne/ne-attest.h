@@ -39,17 +39,19 @@ bool ne_attest_can_sign(const NEAttest *a);
 
 /*
  * The boot record of one enclave's NSM, as a memory file sealed against
- * any change; -1 with @errp set on failure.  The new enclave's id goes to
- * @enclave_id (zeros when @a cannot sign), for its renewals.  Safe on any
- * thread.
+ * any change (waiting up to @seal_wait_ms: ne_seal_boot_file()); -1 with
+ * @errp set on failure.  The new enclave's id goes to @enclave_id (zeros
+ * when @a cannot sign), for its renewals.  Safe on any thread.
  */
 int ne_attest_boot_file(NEAttest *a, const struct ne_eif_pcrs *pcrs,
-                        bool debug, uint8_t *enclave_id, Error **errp);
+                        bool debug, uint8_t *enclave_id,
+                        unsigned int seal_wait_ms, Error **errp);
 
 /*
  * A renewal record (ne-nsm-boot.h) for the enclave @enclave_id: a fresh
- * leaf of the same module id, in a sealed memory file; -1 with @errp set
- * on failure.  Safe on any thread.
+ * leaf of the same module id, in a sealed memory file (one try at the
+ * seals: it never waits); -1 with @errp set on failure.  Safe on any
+ * thread.
  */
 int ne_attest_renewal_file(NEAttest *a, const uint8_t *enclave_id,
                            Error **errp);

@@ -313,11 +313,12 @@ static bool check_elf(int fd, uint64_t size, uint64_t *mem_end,
     return true;
 }
 
-/* The one failure that may not happen again: not kept in the cache */
-static const char ne_kernel_unsealed[] = "cannot seal the ELF kernel";
-
-/* Takes the ELF kernel out of the bzImage @fd into a new memory file. */
-static int extract(int fd, off_t size, uint64_t *mem_end, const char **why)
+/*
+ * Takes the ELF kernel out of the bzImage @fd into a new memory file,
+ * sealed.  *@hosts tells whether a failure was the host's, not the image's.
+ */
+static int extract(int fd, off_t size, unsigned int seal_wait_ms,
+                   uint64_t *mem_end, const char **why, bool *hosts)
 {
     static const uint8_t xz_magic[] = { 0xfd, '7', 'z', 'X', 'Z', 0 };
     static const uint8_t gz_magic[] = { 0x1f, 0x8b };
@@ -334,6 +335,7 @@ static int extract(int fd, off_t size, uint64_t *mem_end, const char **why)
     out = memfd_create("enclave-vmlinux", MFD_CLOEXEC | MFD_ALLOW_SEALING);
     if (out < 0) {
         *why = "memfd_create failed";
+        *hosts = true;
         return -1;
     }
     if (!memcmp(payload, xz_magic, sizeof(xz_magic))) {
@@ -350,8 +352,9 @@ static int extract(int fd, off_t size, uint64_t *mem_end, const char **why)
         close(out);
         return -1;
     }
-    if (ne_seal_boot_file(out, NE_SEAL_WAIT_MS, NULL) < 0) {
-        *why = ne_kernel_unsealed;
+    if (ne_seal_boot_file(out, seal_wait_ms, NULL) < 0) {
+        *why = "cannot seal the ELF kernel";
+        *hosts = true;
         close(out);
         return -1;
     }
@@ -390,10 +393,12 @@ void ne_kernel_cache_free(NEKernelCache *c)
 
 int ne_kernel_direct_boot_fd(NEKernelCache *c, int bzimage_fd,
                              uint64_t mem_size, uint64_t initrd_size,
-                             bool *cached, const char **why)
+                             unsigned int seal_wait_ms, bool *cached,
+                             const char **why)
 {
     off_t size = lseek(bzimage_fd, 0, SEEK_END);
     g_autofree char *key = size > 0 ? file_sha256(bzimage_fd, size) : NULL;
+    bool hosts = false;
 
     *cached = c->key && key && !strcmp(c->key, key);
     if (!*cached) {
@@ -403,11 +408,12 @@ int ne_kernel_direct_boot_fd(NEKernelCache *c, int bzimage_fd,
             return -1;
         }
         c->key = g_steal_pointer(&key);
-        c->fd = extract(bzimage_fd, size, &c->mem_end, &c->why);
+        c->fd = extract(bzimage_fd, size, seal_wait_ms, &c->mem_end,
+                        &c->why, &hosts);
     }
     if (c->fd < 0) {
         *why = c->why;
-        if (c->why == ne_kernel_unsealed) {
+        if (hosts) {
             ne_kernel_cache_clear(c);
         }
         return -1;

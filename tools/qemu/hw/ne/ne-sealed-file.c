@@ -33,6 +33,12 @@ static void ne_seal_pause(void)
     }
 }
 
+/* One try: 0 or a negative errno */
+static int ne_seal_try(int fd)
+{
+    return fcntl(fd, F_ADD_SEALS, NE_BOOT_FILE_SEALS) < 0 ? -errno : 0;
+}
+
 int ne_seal_boot_file(int fd, unsigned int wait_ms, unsigned int *retries)
 {
     uint64_t deadline = ne_seal_now_ms() + wait_ms;
@@ -46,14 +52,12 @@ int ne_seal_boot_file(int fd, unsigned int wait_ms, unsigned int *retries)
         rc = 0;
     } else {
         /* only EBUSY is worth waiting for: the pages' references are */
-        while ((rc = fcntl(fd, F_ADD_SEALS, NE_BOOT_FILE_SEALS)) < 0 &&
-               errno == EBUSY && ne_seal_now_ms() < deadline) {
+        while ((rc = ne_seal_try(fd)) == -EBUSY) {
             busy++;
+            if (ne_seal_now_ms() >= deadline) {
+                break;
+            }
             ne_seal_pause();
-        }
-        if (rc < 0) {
-            rc = -errno;
-            busy += rc == -EBUSY;
         }
     }
     if (retries) {
