@@ -97,24 +97,29 @@ def fdinfo_of(run_json, key):
 
 
 def frame_runs(pid):
-    """The fewest physical ranges that a process's hugetlb pages can make:
-    the runs of consecutive frames among them, in any order."""
-    pages, size, start = [], 0, None
-    with open("/proc/%d/smaps" % pid) as smaps, open("/proc/%d/pagemap" % pid, "rb") as pagemap:
-        for line in smaps:
-            head = line.split()
-            if "-" in head[0] and len(head) >= 5:
-                start, end = (int(x, 16) for x in head[0].split("-"))
-            elif head[0] == "KernelPageSize:" and int(head[1]) > 4:
-                size = int(head[1]) * 1024
-                for addr in range(start, end, size):
-                    pagemap.seek(addr // 4096 * 8)
-                    entry = struct.unpack("<Q", pagemap.read(8))[0]
-                    if entry >> 63:
-                        pages.append((entry & ((1 << 55) - 1), size // 4096))
-    pages.sort()
-    return sum(1 for i, (pfn, _) in enumerate(pages)
+    """(runs, bytes) of a process's hugetlb pages: the fewest physical
+    ranges they can make (runs of consecutive frames, in any order), and
+    their size; None when they cannot be read."""
+    pages, start, end = set(), 0, 0
+    try:
+        with open("/proc/%d/smaps" % pid) as smaps, open("/proc/%d/pagemap" % pid, "rb") as pagemap:
+            for line in smaps:
+                head = line.split()
+                if head and "-" in head[0] and not head[0].endswith(":"):
+                    start, end = (int(x, 16) for x in head[0].split("-"))
+                elif head[:1] == ["KernelPageSize:"] and int(head[1]) * 1024 > mmap.PAGESIZE:
+                    size = int(head[1]) * 1024
+                    for addr in range(start, end, size):
+                        pagemap.seek(addr // mmap.PAGESIZE * 8)
+                        entry = struct.unpack("<Q", pagemap.read(8))[0]
+                        if entry >> 63:
+                            pages.add((entry & ((1 << 55) - 1), size // mmap.PAGESIZE))
+    except (OSError, ValueError, struct.error):
+        return None
+    pages = sorted(pages)
+    runs = sum(1 for i, (pfn, _) in enumerate(pages)
                if i == 0 or pages[i - 1][0] + pages[i - 1][1] != pfn)
+    return runs, sum(n for _, n in pages) * mmap.PAGESIZE
 
 
 def parse_cpus(text):
@@ -420,10 +425,10 @@ def main():
     # are is the kernel's doing: 2 to 6 runs on 6.1, 66 to 85 on Debian's
     # 6.12, whose pool is fragmented by then)
     ranges = fdinfo_of(js(r) or {}, "ne_mem_ranges")
-    runs = frame_runs((js(r) or {}).get("ProcessID", 0)) if r.returncode == 0 else None
-    tap(r.returncode == 0 and ranges is not None and ranges == runs,
-        "254 MiB in as few physical ranges as its frames allow (%s, %s runs): pages sorted by "
-        "frame before donation" % (ranges, runs), r.stderr)
+    runs, size = frame_runs((js(r) or {}).get("ProcessID", 0)) or (None, None)
+    tap(r.returncode == 0 and ranges is not None and ranges == runs and size == 254 << 20,
+        "254 MiB in as few physical ranges as its frames allow (%s, %s runs of %s bytes): pages "
+        "sorted by frame before donation" % (ranges, runs, size), r.stderr)
     tap(r.returncode == 0 and (js(r) or {}).get("MemoryMiB") == 254 and free_2m() == base_free - 127,
         "254 MiB: exactly 127 pages, no rounding to a larger page (nitro-cli #602)", r.stderr)
     r = nectl("run", "--eif-path", eif, "--memory", "63", "--cpu-count", "2", "--no-heartbeat")
