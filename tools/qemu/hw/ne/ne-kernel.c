@@ -74,7 +74,8 @@ static char *file_sha256(int fd, off_t size)
 }
 
 /* The compressed payload of the bzImage @fd of @size bytes, or NULL. */
-static uint8_t *bz_payload(int fd, off_t size, size_t *len, const char **why)
+static uint8_t *bz_payload(int fd, off_t size, size_t *len, const char **why,
+                           bool *hosts)
 {
     uint8_t hdr[BZ_HEADER_END];
     uint64_t start, length;
@@ -101,6 +102,7 @@ static uint8_t *bz_payload(int fd, off_t size, size_t *len, const char **why)
     if (!read_all(fd, payload, length, start)) {
         g_free(payload);
         *why = "cannot read the bzImage";
+        *hosts = true;
         return NULL;
     }
     *len = length;
@@ -109,7 +111,23 @@ static uint8_t *bz_payload(int fd, off_t size, size_t *len, const char **why)
 
 /* ---- decompression into a memory file ---------------------------------- */
 
-static bool unxz(const uint8_t *in, size_t len, int out, const char **why)
+/*
+ * In the decompressors, *@hosts tells a failure of the host's (no memory
+ * for the decoder, the memory file not written) from the image's.
+ */
+static bool write_chunk(int out, const uint8_t *buf, size_t n,
+                        const char **why, bool *hosts)
+{
+    if (qemu_write_full(out, buf, n) != n) {
+        *why = "cannot write the ELF kernel";
+        *hosts = true;
+        return false;
+    }
+    return true;
+}
+
+static bool unxz(const uint8_t *in, size_t len, int out, const char **why,
+                 bool *hosts)
 {
     lzma_stream s = LZMA_STREAM_INIT;
     g_autofree uint8_t *buf = g_malloc(NE_KERNEL_CHUNK);
@@ -118,6 +136,7 @@ static bool unxz(const uint8_t *in, size_t len, int out, const char **why)
     /* one stream, no concatenation: the kernel's size follows it */
     if (lzma_stream_decoder(&s, 256 * MiB, 0) != LZMA_OK) {
         *why = "cannot start the xz decoder";
+        *hosts = true;
         return false;
     }
     s.next_in = in;
@@ -131,11 +150,14 @@ static bool unxz(const uint8_t *in, size_t len, int out, const char **why)
             *why = "the payload decompresses to more than 512 MiB";
             return false;
         }
-        if ((ret != LZMA_OK && ret != LZMA_STREAM_END) ||
-            qemu_write_full(out, buf, NE_KERNEL_CHUNK - s.avail_out) !=
-                NE_KERNEL_CHUNK - s.avail_out) {
+        if (ret != LZMA_OK && ret != LZMA_STREAM_END) {
             lzma_end(&s);
             *why = "the xz payload does not decompress";
+            return false;
+        }
+        if (!write_chunk(out, buf, NE_KERNEL_CHUNK - s.avail_out, why,
+                         hosts)) {
+            lzma_end(&s);
             return false;
         }
     } while (ret != LZMA_STREAM_END);
@@ -143,7 +165,8 @@ static bool unxz(const uint8_t *in, size_t len, int out, const char **why)
     return true;
 }
 
-static bool gunzip(const uint8_t *in, size_t len, int out, const char **why)
+static bool gunzip(const uint8_t *in, size_t len, int out, const char **why,
+                   bool *hosts)
 {
     z_stream z = { 0 };
     g_autofree uint8_t *buf = g_malloc(NE_KERNEL_CHUNK);
@@ -151,6 +174,7 @@ static bool gunzip(const uint8_t *in, size_t len, int out, const char **why)
 
     if (inflateInit2(&z, 16 + MAX_WBITS) != Z_OK) {   /* gzip framing */
         *why = "cannot start the gzip decoder";
+        *hosts = true;
         return false;
     }
     z.next_in = (Bytef *)in;
@@ -164,11 +188,14 @@ static bool gunzip(const uint8_t *in, size_t len, int out, const char **why)
             *why = "the payload decompresses to more than 512 MiB";
             return false;
         }
-        if ((ret != Z_OK && ret != Z_STREAM_END) ||
-            qemu_write_full(out, buf, NE_KERNEL_CHUNK - z.avail_out) !=
-                NE_KERNEL_CHUNK - z.avail_out) {
+        if (ret != Z_OK && ret != Z_STREAM_END) {
             inflateEnd(&z);
             *why = "the gzip payload does not decompress";
+            return false;
+        }
+        if (!write_chunk(out, buf, NE_KERNEL_CHUNK - z.avail_out, why,
+                         hosts)) {
+            inflateEnd(&z);
             return false;
         }
     } while (ret != Z_STREAM_END);
@@ -180,7 +207,8 @@ static bool gunzip(const uint8_t *in, size_t len, int out, const char **why)
  * zstd (Debian's 6.12 kernels): one frame, then the kernel's size (4
  * bytes) that the decoder must not take for a next frame.
  */
-static bool unzstd(const uint8_t *in, size_t len, int out, const char **why)
+static bool unzstd(const uint8_t *in, size_t len, int out, const char **why,
+                   bool *hosts)
 {
     ZSTD_DStream *z = ZSTD_createDStream();
     g_autofree uint8_t *buf = g_malloc(NE_KERNEL_CHUNK);
@@ -193,6 +221,7 @@ static bool unzstd(const uint8_t *in, size_t len, int out, const char **why)
                                                   27))) {
         ZSTD_freeDStream(z);
         *why = "cannot start the zstd decoder";
+        *hosts = true;
         return false;
     }
     do {
@@ -206,10 +235,13 @@ static bool unzstd(const uint8_t *in, size_t len, int out, const char **why)
             return false;
         }
         if (ZSTD_isError(ret) ||
-            qemu_write_full(out, buf, dst.pos) != dst.pos ||
             (ret && src.pos == src.size && dst.pos < NE_KERNEL_CHUNK)) {
             ZSTD_freeDStream(z);
             *why = "the zstd payload does not decompress";
+            return false;
+        }
+        if (!write_chunk(out, buf, dst.pos, why, hosts)) {
+            ZSTD_freeDStream(z);
             return false;
         }
     } while (ret);      /* 0: the frame is complete and flushed */
@@ -328,7 +360,7 @@ static int extract(int fd, off_t size, unsigned int seal_wait_ms,
     int out;
     bool ok;
 
-    payload = bz_payload(fd, size, &len, why);
+    payload = bz_payload(fd, size, &len, why, hosts);
     if (!payload) {
         return -1;
     }
@@ -339,11 +371,11 @@ static int extract(int fd, off_t size, unsigned int seal_wait_ms,
         return -1;
     }
     if (!memcmp(payload, xz_magic, sizeof(xz_magic))) {
-        ok = unxz(payload, len, out, why);
+        ok = unxz(payload, len, out, why, hosts);
     } else if (!memcmp(payload, gz_magic, sizeof(gz_magic))) {
-        ok = gunzip(payload, len, out, why);
+        ok = gunzip(payload, len, out, why, hosts);
     } else if (!memcmp(payload, zstd_magic, sizeof(zstd_magic))) {
-        ok = unzstd(payload, len, out, why);
+        ok = unzstd(payload, len, out, why, hosts);
     } else {
         *why = "the kernel is compressed with neither xz, gzip nor zstd";
         ok = false;

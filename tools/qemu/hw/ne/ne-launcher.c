@@ -876,7 +876,7 @@ struct NEStartJob {
     uint8_t enclave_id[NE_ATTEST_ENCLAVE_ID_LEN];  /* its NSM's, for renewals */
     /* memory, kernel, initrd, the NSM's boot record: sealed, owned */
     int files[4];
-    int64_t seal_deadline;      /* g_get_monotonic_time(): the files' seals */
+    unsigned int seal_budget;   /* ms its seals may still wait for */
 };
 
 enum { NE_FILE_MEM, NE_FILE_KERNEL, NE_FILE_INITRD, NE_FILE_NSM };
@@ -888,22 +888,21 @@ enum { NE_FILE_MEM, NE_FILE_KERNEL, NE_FILE_INITRD, NE_FILE_NSM };
  * refused, never copied.
  */
 /*
- * What is left of NE_SEAL_WAIT_MS for the job's seals, in ms: together,
- * they keep a start (and ne_launcher_free(), which joins its worker) from
- * waiting for more than about that.
+ * The job's seals share one budget of NE_SEAL_WAIT_MS, charged with the
+ * time each took: together they keep a start (and ne_launcher_free(),
+ * which joins its worker) from waiting for more than about that, however
+ * long the rest of the start takes.  (The ELF kernel's seal, made once per
+ * kernel by the cache, has a budget of its own.)
  */
-static unsigned int ne_seal_wait_left(NEStartJob *job)
-{
-    int64_t left = job->seal_deadline - g_get_monotonic_time();
-
-    return left > 0 ? left / 1000 : 0;
-}
-
 static int ne_sealed_dup(NEStartJob *job, int fd, const char *what,
                          Error **errp)
 {
-    unsigned int refusals;
-    int rc = ne_seal_boot_file(fd, ne_seal_wait_left(job), &refusals);
+    int64_t start = g_get_monotonic_time();
+    unsigned int refusals, took;
+    int rc = ne_seal_boot_file(fd, job->seal_budget, &refusals);
+
+    took = (g_get_monotonic_time() - start) / 1000;
+    job->seal_budget -= MIN(took, job->seal_budget);
 
     if (refusals) {
         trace_ne_launcher_seal_busy(job->view.uid, what, refusals, -rc);
@@ -937,7 +936,7 @@ static int ne_boot_kernel_fd(NELauncher *l, NEStartJob *job, Error **errp)
     fd = ne_kernel_direct_boot_fd(l->kernels, job->img.kernel_fd,
                                   job->mem_size,
                                   lseek(job->img.initrd_fd, 0, SEEK_END),
-                                  ne_seal_wait_left(job), &cached, &why);
+                                  NE_SEAL_WAIT_MS, &cached, &why);
     if (fd < 0) {
         qemu_mutex_unlock(&l->lock);
         trace_ne_launcher_bzimage_boot(job->view.uid, why);
@@ -952,7 +951,7 @@ static int ne_boot_kernel_fd(NELauncher *l, NEStartJob *job, Error **errp)
 /* The enclave's memory, kernel and initrd files, or false with @errp set */
 static bool ne_boot_files(NEStartJob *job, Error **errp)
 {
-    job->seal_deadline = g_get_monotonic_time() + NE_SEAL_WAIT_MS * 1000LL;
+    job->seal_budget = NE_SEAL_WAIT_MS;
     job->files[NE_FILE_MEM] = ne_enclave_mem_fd(job->view.cid, job->mem_size);
     if (job->files[NE_FILE_MEM] < 0) {
         error_setg_errno(errp, errno, "cannot make the enclave's memory "
@@ -983,7 +982,7 @@ static void *ne_start_worker(void *opaque)
                                                       &job->img.pcrs,
                                                       job->debug,
                                                       job->enclave_id,
-                                                      ne_seal_wait_left(job),
+                                                      job->seal_budget,
                                                       &job->err);
         if (job->files[NE_FILE_NSM] < 0) {
             job->rc = -NE_ERRNO_ENOMEM;
