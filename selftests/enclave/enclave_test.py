@@ -913,10 +913,34 @@ def test_debug_console_raw_vsock_shows_boot_log():
                   "console of CID %d (port %d) has no %r in %d bytes (stream: %s); its end:\n%s" %
                   (e.cid, CONSOLE_PORT_BASE + e.cid, needle, len(reader.data), reader.end,
                    reader.text()[-800:]))
+        tsc = tsc_rates(reader.text())
     finally:
         reader.close()
-    return "raw vsock CID 0 port %d: boot log with 'Linux version' and the hello line" % (
-        CONSOLE_PORT_BASE + e.cid)
+    return "raw vsock CID 0 port %d: boot log with 'Linux version' and the hello line; %s" % (
+        CONSOLE_PORT_BASE + e.cid, tsc)
+
+
+def tsc_rates(boot_log):
+    """Under TCG an enclave's TSC is the host's: the launcher gives its
+    kernel the rate it measured (tsc_early_khz=), as tools/ne-vm gives this
+    parent VM's; both measure the host's TSC the same way, so the two must
+    agree (the host's "cpu MHz", used before, is the cores' current speed
+    where a cpufreq driver runs)."""
+    def rate(text):
+        m = re.search(r"\btsc_early_khz=(\d+)", text)
+        return int(m.group(1)) if m else None
+    with open("/proc/cmdline") as f:
+        parent = rate(f.read())
+    line = next((l for l in boot_log.splitlines() if "Kernel command line:" in l), "")
+    enclave = rate(line)
+    check(line, "the boot log has no 'Kernel command line:' line")
+    if parent is None:
+        # (a host whose TSC is no clock a guest can keep: neither is given one)
+        check(enclave is None, "the enclave was given tsc_early_khz=%s, the parent none" % enclave)
+        return "no TSC rate given (the host's TSC is no clock to keep)"
+    check(enclave is not None and abs(enclave - parent) * 1000 <= parent,
+          "the enclave's tsc_early_khz=%s is not the parent's %d (within 0.1%%)" % (enclave, parent))
+    return "its TSC rate %d kHz, the parent's %d" % (enclave, parent)
 
 
 @test

@@ -84,6 +84,7 @@
 #include "ne-kernel.h"
 #include "ne-launcher.h"
 #include "ne-sealed-file.h"
+#include "ne-tsc.h"
 #include "trace.h"
 
 #ifndef SYS_pidfd_open
@@ -140,13 +141,14 @@ struct NELauncher {
     int log_dir_fd;             /* enclave-log-dir, opened at realize; or -1 */
     char **data_dirs;           /* -L for the child: microvm firmware */
     NEKernelCache *kernels;     /* NULL: boot bzImages as they are */
+    bool tsc_measured;          /* tsc_khz below (lock) */
     uint64_t tsc_khz;           /* the host's, for TCG guests; 0: unknown */
     VsockRelayRouter *router;   /* the parent's relay (never unplugged) */
     NEConsole *console;
     uint64_t eif_max;           /* largest image read at ENCLAVE_START */
     NEAttest *attest;           /* what each enclave's NSM is given */
     uint32_t renew_s;           /* seconds between its leaves; 0: never */
-    QemuMutex lock;             /* kernels (workers) */
+    QemuMutex lock;             /* kernels, tsc_measured (workers) */
     QLIST_HEAD(, NEEnclaveVM) vms;      /* every child not yet reaped */
     QLIST_HEAD(, NEStartJob) jobs;      /* starts in progress */
 };
@@ -201,7 +203,8 @@ static char *ne_cmdline_arg(NELauncher *l, const char *image_cmdline)
      * Under TCG the guest's TSC runs at the host's rate.  On a busy host
      * the kernel's PIT calibration fails, and microvm has no HPET or ACPI
      * PM timer to fall back on, so the boot would hang: give it the rate,
-     * as a VMM gives its devices on the command line.
+     * as a VMM gives its devices on the command line (measured by the
+     * start's worker, ne_launcher_measure_tsc()).
      */
     if (l->tsc_khz && !strcmp(l->accel, "tcg")) {
         return g_strdup_printf("%s tsc_early_khz=%" PRIu64, base, l->tsc_khz);
@@ -948,6 +951,28 @@ static int ne_boot_kernel_fd(NELauncher *l, NEStartJob *job, Error **errp)
     return fd;
 }
 
+/*
+ * The host's TSC rate for the TCG children's command line, measured once,
+ * by the first start's worker (it takes 200 ms; not at realize, in the
+ * main loop).  The kernel's "cpu MHz" is no substitute: with a cpufreq
+ * driver it is the core's current speed, not the TSC's.
+ */
+static void ne_launcher_measure_tsc(NELauncher *l, NEStartJob *job)
+{
+    const char *why = NULL;
+
+    if (strcmp(l->accel, "tcg")) {
+        return;
+    }
+    qemu_mutex_lock(&l->lock);
+    if (!l->tsc_measured) {
+        l->tsc_khz = ne_tsc_khz(&why);
+        l->tsc_measured = true;
+        trace_ne_launcher_tsc(job->view.uid, l->tsc_khz, why ? why : "");
+    }
+    qemu_mutex_unlock(&l->lock);
+}
+
 /* The enclave's memory, kernel and initrd files, or false with @errp set */
 static bool ne_boot_files(NEStartJob *job, Error **errp)
 {
@@ -971,6 +996,7 @@ static void *ne_start_worker(void *opaque)
 {
     NEStartJob *job = opaque;
 
+    ne_launcher_measure_tsc(job->l, job);
     if (!ne_eif_load(&job->view, NE_EIF_LOAD_OFFSET, job->l->eif_max,
                      &job->img, &job->err)) {
         job->rc = -NE_ERRNO_ENOEXEC;
@@ -1284,24 +1310,6 @@ static char **ne_find_data_dirs(bool *has_pvh)
     return (char **)g_ptr_array_free(dirs, false);
 }
 
-/* The host's TSC rate in kHz, as the kernel measured it; 0 if unknown. */
-static uint64_t ne_host_tsc_khz(void)
-{
-    g_autofree char *info = NULL;
-    const char *p;
-    double mhz;
-
-    if (!g_file_get_contents("/proc/cpuinfo", &info, NULL, NULL)) {
-        return 0;
-    }
-    p = strstr(info, "\ncpu MHz");
-    p = p ? strchr(p, ':') : NULL;
-    if (!p || sscanf(p + 1, "%lf", &mhz) != 1) {
-        return 0;
-    }
-    return mhz > 0 ? (uint64_t)(mhz * 1000) : 0;
-}
-
 NELauncher *ne_launcher_new(NEHv *hv, const NELauncherConfig *cfg,
                             Error **errp)
 {
@@ -1369,7 +1377,6 @@ NELauncher *ne_launcher_new(NEHv *hv, const NELauncherConfig *cfg,
     l->eif_max = cfg->eif_max;
     l->attest = attest;
     l->renew_s = cfg->attestation_renew;
-    l->tsc_khz = ne_host_tsc_khz();
     qemu_mutex_init(&l->lock);
     QLIST_INIT(&l->vms);
     QLIST_INIT(&l->jobs);

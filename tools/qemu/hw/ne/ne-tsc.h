@@ -1,0 +1,28 @@
+/*
+ * The host's TSC rate, for TCG guests: under TCG a guest's TSC is the
+ * host's, and a guest left to calibrate it on a loaded host can get it
+ * wrong (microvm has no HPET or ACPI PM timer to fall back on), so the
+ * launcher and tools/ne-vm give it on the kernel's command line
+ * (tsc_early_khz=).  Plain C, shared with tools/vm/tsc-khz.
+ *
+ * Copyright (c) 2026 The ne-kvm authors
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+#ifndef HW_NE_NE_TSC_H
+#define HW_NE_NE_TSC_H
+
+#include <stdint.h>
+
+/*
+ * The host's TSC rate in kHz, measured against CLOCK_MONOTONIC_RAW (five
+ * 40 ms intervals, each end one RDTSC between two clock reads at most
+ * 20 us apart, agreeing within 0.1%: their median), or 0 with @why set to
+ * a static string: when the TSC is no clock a guest can keep (not
+ * constant, or not the host kernel's own clocksource, as on a host that
+ * is itself a VM claiming a constant TSC), or the host is too loaded to
+ * measure it.  Takes about 200 ms.
+ */
+uint64_t ne_tsc_khz(const char **why);
+
+#endif /* HW_NE_NE_TSC_H */
