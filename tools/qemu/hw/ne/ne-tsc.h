@@ -17,11 +17,11 @@
 /*
  * The host's TSC rate in kHz, measured against CLOCK_MONOTONIC_RAW (five
  * 40 ms intervals, each end one RDTSC between two clock reads at most
- * 20 us apart, agreeing within 0.1%: their median), or 0 with @why set to
- * a static string: when the TSC is no clock a guest can keep (not
- * constant, or not the host kernel's own clocksource, as on a host that
- * is itself a VM claiming a constant TSC), or the host is too loaded to
- * measure it.  Takes about 200 ms.
+ * 20 us apart, agreeing within 0.2%: their median; up to three times),
+ * or 0 with @why set to a static string: when the TSC is no clock a guest
+ * can keep (not constant, or not the host kernel's own clocksource, as on
+ * a host that is itself a VM claiming a constant TSC), or the host is too
+ * loaded to measure it.  Takes about 200 ms.
  */
 uint64_t ne_tsc_khz(const char **why);
 
