@@ -953,22 +953,28 @@ static int ne_boot_kernel_fd(NELauncher *l, NEStartJob *job, Error **errp)
 
 /*
  * The host's TSC rate for the TCG children's command line, measured once,
- * by the first start's worker (it takes 200 ms; not at realize, in the
- * main loop).  The kernel's "cpu MHz" is no substitute: with a cpufreq
- * driver it is the core's current speed, not the TSC's.
+ * by the first start's worker that could (it takes 200 ms; not at
+ * realize, in the main loop).  The kernel's "cpu MHz" is no substitute:
+ * with a cpufreq driver it is the core's current speed, not the TSC's.
  */
 static void ne_launcher_measure_tsc(NELauncher *l, NEStartJob *job)
 {
-    const char *why = NULL;
+    const char *why;
+    int rc;
 
     if (strcmp(l->accel, "tcg")) {
         return;
     }
     qemu_mutex_lock(&l->lock);
     if (!l->tsc_measured) {
-        l->tsc_khz = ne_tsc_khz(&why);
-        l->tsc_measured = true;
-        trace_ne_launcher_tsc(job->view.uid, l->tsc_khz, why ? why : "");
+        /*
+         * Any constant TSC will do (the children are not told it is
+         * reliable); a host too loaded to measure it is asked again at
+         * the next start.
+         */
+        rc = ne_tsc_khz(false, &l->tsc_khz, &why);
+        l->tsc_measured = rc != -EAGAIN;
+        trace_ne_launcher_tsc(job->view.uid, l->tsc_khz, rc ? why : "");
     }
     qemu_mutex_unlock(&l->lock);
 }

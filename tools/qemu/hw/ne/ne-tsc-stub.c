@@ -6,12 +6,14 @@
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
-#include <stddef.h>
+#include <errno.h>
 
 #include "ne-tsc.h"
 
-uint64_t ne_tsc_khz(const char **why)
+int ne_tsc_khz(bool host_clock, uint64_t *khz, const char **why)
 {
+    (void)host_clock;
+    *khz = 0;
     *why = "not an x86 host";
-    return 0;
+    return -ENODEV;
 }

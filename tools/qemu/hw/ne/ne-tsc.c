@@ -6,7 +6,10 @@
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
-#include <stdbool.h>
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE             /* CLOCK_MONOTONIC_RAW, whatever -std= */
+#endif
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,8 +100,11 @@ static bool ne_tsc_has_flag(const char *cpuinfo, const char *flag)
     return false;
 }
 
-/* Whether the host's TSC is a constant clock, the host kernel's own */
-static bool ne_tsc_is_clock(const char **why)
+/*
+ * Whether the host's TSC is constant and, if @host_clock, the host
+ * kernel's own clocksource
+ */
+static bool ne_tsc_is_clock(bool host_clock, const char **why)
 {
     char info[16384], source[32] = "";   /* (the first CPU's flags fit) */
     size_t len;
@@ -114,6 +120,9 @@ static bool ne_tsc_is_clock(const char **why)
         !ne_tsc_has_flag(info, "nonstop_tsc")) {
         *why = "the host's TSC is not constant";
         return false;
+    }
+    if (!host_clock) {
+        return true;
     }
     f = fopen("/sys/devices/system/clocksource/clocksource0/"
               "current_clocksource", "r");
@@ -153,17 +162,22 @@ static uint64_t ne_tsc_measure(const char **why)
     return khz[NE_TSC_ROUNDS / 2];
 }
 
-uint64_t ne_tsc_khz(const char **why)
+int ne_tsc_khz(bool host_clock, uint64_t *khz, const char **why)
 {
-    uint64_t khz = 0;
     int i;
 
-    if (!ne_tsc_is_clock(why)) {
-        return 0;
+    *khz = 0;
+    *why = NULL;
+    if (!ne_tsc_is_clock(host_clock, why)) {
+        return -ENODEV;
     }
     /* a host loaded enough to spoil one measure rarely spoils three */
-    for (i = 0; i < NE_TSC_MEASURES && !khz; i++) {
-        khz = ne_tsc_measure(why);
+    for (i = 0; i < NE_TSC_MEASURES && !*khz; i++) {
+        *khz = ne_tsc_measure(why);
     }
-    return khz;
+    if (!*khz) {
+        return -EAGAIN;
+    }
+    *why = NULL;
+    return 0;
 }
