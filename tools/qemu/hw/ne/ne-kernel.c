@@ -347,10 +347,12 @@ static bool check_elf(int fd, uint64_t size, uint64_t *mem_end,
 
 /*
  * Takes the ELF kernel out of the bzImage @fd into a new memory file,
- * sealed.  *@hosts tells whether a failure was the host's, not the image's.
+ * sealed (waiting NE_SEAL_WAIT_MS at most: once per kernel, so a budget of
+ * its own).  *@hosts tells whether a failure was the host's, not the
+ * image's.
  */
-static int extract(int fd, off_t size, unsigned int seal_wait_ms,
-                   uint64_t *mem_end, const char **why, bool *hosts)
+static int extract(int fd, off_t size, uint64_t *mem_end, const char **why,
+                   bool *hosts)
 {
     static const uint8_t xz_magic[] = { 0xfd, '7', 'z', 'X', 'Z', 0 };
     static const uint8_t gz_magic[] = { 0x1f, 0x8b };
@@ -384,7 +386,7 @@ static int extract(int fd, off_t size, unsigned int seal_wait_ms,
         close(out);
         return -1;
     }
-    if (ne_seal_boot_file(out, seal_wait_ms, NULL) < 0) {
+    if (ne_seal_boot_file(out, NE_SEAL_WAIT_MS, NULL) < 0) {
         *why = "cannot seal the ELF kernel";
         *hosts = true;
         close(out);
@@ -425,8 +427,7 @@ void ne_kernel_cache_free(NEKernelCache *c)
 
 int ne_kernel_direct_boot_fd(NEKernelCache *c, int bzimage_fd,
                              uint64_t mem_size, uint64_t initrd_size,
-                             unsigned int seal_wait_ms, bool *cached,
-                             const char **why)
+                             bool *cached, const char **why)
 {
     off_t size = lseek(bzimage_fd, 0, SEEK_END);
     g_autofree char *key = size > 0 ? file_sha256(bzimage_fd, size) : NULL;
@@ -440,8 +441,7 @@ int ne_kernel_direct_boot_fd(NEKernelCache *c, int bzimage_fd,
             return -1;
         }
         c->key = g_steal_pointer(&key);
-        c->fd = extract(bzimage_fd, size, seal_wait_ms, &c->mem_end,
-                        &c->why, &hosts);
+        c->fd = extract(bzimage_fd, size, &c->mem_end, &c->why, &hosts);
     }
     if (c->fd < 0) {
         *why = c->why;

@@ -43,13 +43,12 @@ void ne_kernel_cache_free(NEKernelCache *c);
  * @initrd_size bytes, or -1 (with @why set to a static string saying why)
  * when the bzImage should boot as it is.  The descriptor belongs to @c and
  * stays valid until the next call; it is sealed (NE_BOOT_FILE_SEALS),
- * waiting for that up to @seal_wait_ms (ne_seal_boot_file()).  *@cached
- * tells whether it was already there.  A failure of the host's (no
- * memory file, no seal) is not kept: the next call tries again.
+ * waiting for that NE_SEAL_WAIT_MS at most (ne_seal_boot_file()).
+ * *@cached tells whether it was already there.  A failure of the host's
+ * (no memory file, no seal) is not kept: the next call tries again.
  */
 int ne_kernel_direct_boot_fd(NEKernelCache *c, int bzimage_fd,
                              uint64_t mem_size, uint64_t initrd_size,
-                             unsigned int seal_wait_ms, bool *cached,
-                             const char **why);
+                             bool *cached, const char **why);
 
 #endif /* HW_NE_NE_KERNEL_H */

@@ -888,14 +888,12 @@ enum { NE_FILE_MEM, NE_FILE_KERNEL, NE_FILE_INITRD, NE_FILE_NSM };
  * @fd sealed against any change (NE_BOOT_FILE_SEALS), as a descriptor of
  * its own for a child (the caller closes it), or -1 with @errp set.  The
  * files a child boots from are made to take seals: one that does not is
- * refused, never copied.
- */
-/*
- * The job's seals share one budget of NE_SEAL_WAIT_MS, charged with the
- * time each took: together they keep a start (and ne_launcher_free(),
- * which joins its worker) from waiting for more than about that, however
- * long the rest of the start takes.  (The ELF kernel's seal, made once per
- * kernel by the cache, has a budget of its own.)
+ * refused, never copied.  The job's seals share one budget of
+ * NE_SEAL_WAIT_MS, charged with the time each took: together they keep a
+ * start (and ne_launcher_free(), which joins its worker) from waiting for
+ * more than about that, however long the rest of the start takes.  (The
+ * ELF kernel's seal, made once per kernel by the cache, has a budget of
+ * its own.)
  */
 static int ne_sealed_dup(NEStartJob *job, int fd, const char *what,
                          Error **errp)
@@ -939,7 +937,7 @@ static int ne_boot_kernel_fd(NELauncher *l, NEStartJob *job, Error **errp)
     fd = ne_kernel_direct_boot_fd(l->kernels, job->img.kernel_fd,
                                   job->mem_size,
                                   lseek(job->img.initrd_fd, 0, SEEK_END),
-                                  NE_SEAL_WAIT_MS, &cached, &why);
+                                  &cached, &why);
     if (fd < 0) {
         qemu_mutex_unlock(&l->lock);
         trace_ne_launcher_bzimage_boot(job->view.uid, why);
