@@ -68,9 +68,9 @@ def connect(cid, port, kind=socket.SOCK_STREAM, timeout=IO_TIMEOUT):
     return s
 
 
-def hello(cid):
+def hello(cid, timeout=IO_TIMEOUT):
     """The hello line of enclave cid (it names the CID)."""
-    with connect(cid, HELLO_PORT) as s:
+    with connect(cid, HELLO_PORT, timeout=timeout) as s:
         line = s.makefile("rb").readline().decode(errors="replace")
     check(str(cid) in line, "hello from CID %d was %r" % (cid, line))
     return line
