@@ -289,23 +289,63 @@ bad:
 	return NULL;
 }
 
+/* Appends a member, the arrays grown by doubling: linear in the members. */
 static bool add_member(struct json_value *v, char *key, struct json_value *item)
 {
-	struct json_value **items = realloc(v->items, (v->count + 1) * sizeof(*items));
+	size_t cap = v->cap ? v->cap * 2 : 8;
+	struct json_value **items;
 	char **keys;
 
-	if (!items)
-		return false;
-	v->items = items;
-	if (v->type == JSON_OBJECT) {
-		keys = realloc(v->keys, (v->count + 1) * sizeof(*keys));
-		if (!keys)
+	if (v->count == v->cap) {
+		items = realloc(v->items, cap * sizeof(*items));
+		if (!items)
 			return false;
-		v->keys = keys;
-		v->keys[v->count] = key;
+		v->items = items;
+		if (v->type == JSON_OBJECT) {
+			keys = realloc(v->keys, cap * sizeof(*keys));
+			if (!keys)
+				return false;
+			v->keys = keys;
+		}
+		v->cap = cap;
 	}
+	if (v->type == JSON_OBJECT)
+		v->keys[v->count] = key;
 	v->items[v->count++] = item;
 	return true;
+}
+
+static int compare_keys(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/*
+ * A key that the object has twice, or NULL: its keys sorted, then each
+ * beside the next (n log n; a check of each key against every earlier
+ * one made a 2 MiB registry entry minutes of work).
+ */
+static const char *duplicate_key(const struct json_value *obj, bool *oom)
+{
+	const char *dup = NULL;
+	char **sorted;
+	size_t i;
+
+	*oom = false;
+	if (obj->count < 2)
+		return NULL;
+	sorted = malloc(obj->count * sizeof(*sorted));
+	if (!sorted) {
+		*oom = true;
+		return NULL;
+	}
+	memcpy(sorted, obj->keys, obj->count * sizeof(*sorted));
+	qsort(sorted, obj->count, sizeof(*sorted), compare_keys);
+	for (i = 1; i < obj->count && !dup; i++)
+		if (!strcmp(sorted[i - 1], sorted[i]))
+			dup = sorted[i];
+	free(sorted);
+	return dup;
 }
 
 static struct json_value *parse_container(struct parser *ps, bool is_object)
@@ -338,10 +378,6 @@ static struct json_value *parse_container(struct parser *ps, bool is_object)
 			key = parse_string_raw(ps);
 			if (!key)
 				goto bad;
-			if (json_get(v, key)) {
-				fail(ps, "duplicate key \"%s\"", key);
-				goto bad;
-			}
 			skip_space(ps);
 			if (ps->p >= ps->end || *ps->p != ':') {
 				fail(ps, "expected ':'");
@@ -368,6 +404,17 @@ static struct json_value *parse_container(struct parser *ps, bool is_object)
 		}
 		fail(ps, "expected ',' or '%c'", close);
 		goto bad;
+	}
+	if (is_object) {
+		bool oom;
+		const char *dup = duplicate_key(v, &oom);
+
+		if (oom)
+			goto oom;
+		if (dup) {
+			fail(ps, "duplicate key \"%s\" in the object that ends here", dup);
+			goto bad;
+		}
 	}
 	ps->depth--;
 	return v;

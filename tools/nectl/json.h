@@ -15,6 +15,7 @@ struct json_value {
 	bool boolean;
 	char *text;		/* string contents (NUL-terminated) or number literal */
 	size_t count;		/* array/object members */
+	size_t cap;		/* their room (the parser's) */
 	char **keys;		/* object keys */
 	struct json_value **items;
 };

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -157,6 +158,76 @@ static void test_json(void)
 	check(out && !strcmp(out, "\"\\b\\t\\n\\u000b\\f\\r\\u001f\x7f\xc3\xa9\""),
 	      "json: control characters as serde_json writes them (\\b \\f short, \\u000b, DEL and UTF-8 as is)");
 	free(out);
+}
+
+/*
+ * The largest text nectl parses, a registry entry (2 MiB, a file any
+ * member of group ne may write into the shared directory), made of
+ * @items members: an object of distinct keys ("k0":0,...) or an array of
+ * zeros.  Parsed in a child limited to JSON_CPU_LIMIT seconds of CPU: a
+ * parser whose cost grows with the square of the members (a duplicate
+ * check against every earlier key, an array grown one slot at a time)
+ * takes minutes here, so every describe-enclaves would hang on one such
+ * file; a linear one takes a fraction of a second.
+ */
+#define JSON_CPU_LIMIT	10
+
+static bool parses_within_cpu_limit(bool object, size_t items, size_t dup_at, char *why,
+				    size_t whylen)
+{
+	size_t cap = items * 24 + 16, len = 0, i;
+	char *text = malloc(cap), err[160];
+	struct json_value *v;
+	int status;
+	pid_t pid;
+
+	if (!text)
+		return false;
+	text[len++] = object ? '{' : '[';
+	for (i = 0; i < items; i++) {
+		if (i)
+			text[len++] = ',';
+		if (object)
+			len += sprintf(text + len, "\"k%zu\":0", i == dup_at ? 0 : i);
+		else
+			text[len++] = '0';
+	}
+	text[len++] = object ? '}' : ']';
+	pid = fork();
+	if (pid == 0) {
+		struct rlimit cpu = { JSON_CPU_LIMIT, JSON_CPU_LIMIT };
+
+		setrlimit(RLIMIT_CPU, &cpu);
+		v = json_parse_depth(text, len, JSON_MAX_DEPTH + 1, err, sizeof(err));
+		if (!v && dup_at < items && strstr(err, "duplicate key \"k0\""))
+			_exit(0);
+		_exit(v && dup_at >= items && v->count == items ? 0 : 1);
+	}
+	free(text);
+	if (pid < 0 || waitpid(pid, &status, 0) != pid)
+		return false;
+	if (WIFSIGNALED(status))
+		snprintf(why, whylen, " (killed by signal %d after %d s of CPU)", WTERMSIG(status),
+			 JSON_CPU_LIMIT);
+	else if (!WIFEXITED(status) || WEXITSTATUS(status))
+		snprintf(why, whylen, " (wrong result)");
+	return WIFEXITED(status) && !WEXITSTATUS(status);
+}
+
+static void test_json_size(void)
+{
+	/* members of the 2 MiB registry limit ("k123456":0, is 12 bytes) */
+	size_t keys = (2u << 20) / 12, zeros = (2u << 20) / 2;
+	char why[80] = "";
+
+	check(parses_within_cpu_limit(true, keys, SIZE_MAX, why, sizeof(why)),
+	      "json: an object of %zu distinct keys (2 MiB) parses in linear time%s", keys, why);
+	why[0] = '\0';
+	check(parses_within_cpu_limit(true, keys, keys - 1, why, sizeof(why)),
+	      "json: the same object with its last key a duplicate of its first is refused%s", why);
+	why[0] = '\0';
+	check(parses_within_cpu_limit(false, zeros, SIZE_MAX, why, sizeof(why)),
+	      "json: an array of %zu members (2 MiB) parses in linear time%s", zeros, why);
 }
 
 /* Objects nested depth deep, {"a":{"a":...1...}}, as text (malloc'ed). */
@@ -1217,6 +1288,7 @@ int main(int argc, char **argv)
 		return attest_flips(argv[2], argv[3], argv[4]);
 	test_json();
 	test_json_depth();
+	test_json_size();
 	test_json_omitted();
 	test_run_args();
 	test_config();
