@@ -53,7 +53,10 @@ REG_SEND, REG_RECV = 0x10, 0x100
 CMD_START, CMD_STOP, CMD_ALLOC, CMD_FREE = 1, 3, 4, 5
 CMD_ADD_MEM, CMD_ADD_VCPU, CMD_COUNT, CMD_INFO = 6, 7, 8, 10
 STATE_STOPPED = 0xffff
-ENOEXEC = 8
+ENOEXEC, EAGAIN = 8, 11
+# ne-launcher.c's NE_CANCELLED_STARTS_MAX: abandoned starts still winding
+# down beyond which a START is refused with EAGAIN
+CANCELLED_STARTS_MAX = 4
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 LOG_CAP = 16 * MIB
@@ -357,6 +360,58 @@ def test_eif_max(qemu, d):
         qt.close()
 
 
+def threads(pid):
+    return len(os.listdir("/proc/%d/task" % pid))
+
+
+def test_start_cancel(qemu, d, passes="40"):
+    """STARTs abandoned while their image is read (the device disabled and
+    enabled again, which frees every slot): each worker stops at its next
+    chunk of the image, and while CANCELLED_STARTS_MAX of them are still
+    winding down a START is refused with EAGAIN.  Before, a parent looping
+    so left a thread and up to an image's worth of memory files per pass,
+    each reading its image to the end."""
+    qt = QTest(qemu, d, devices(d))
+    try:
+        ne = NEPci(qt)
+        put_image(d, tiny_eif(256 * MIB))
+        pid = qt.proc.pid
+        base = threads(pid)
+        most, refused, t0 = 0, 0, time.monotonic()
+        for _ in range(int(passes)):
+            uid = ne.slot(320 * MIB)
+            qt.memwrite(BAR3 + REG_SEND, struct.pack("<QQQ", uid, 0, 0).ljust(240, b"\0"))
+            before = ne.evtcnt() & 0xffff
+            qt.write("l", BAR3 + REG_COMMAND, CMD_START)
+            qt.step(100000)
+            if ne.evtcnt() & 0xffff != before:
+                rc = struct.unpack("<i", qt.memread(BAR3 + REG_RECV, 4))[0]
+                check(rc == -EAGAIN, "a START answered at once: rc %d, expected %d "
+                      "(EAGAIN) or no answer yet" % (rc, -EAGAIN))
+                refused += 1
+            most = max(most, threads(pid) - base)
+            qt.write("b", BAR3 + REG_ENABLE, 0)
+            qt.write("b", BAR3 + REG_ENABLE, 1)
+        check(most <= CANCELLED_STARTS_MAX + 1,
+              "%s passes: %d start workers at once, more than the %d abandoned ones "
+              "allowed and one running" % (passes, most, CANCELLED_STARTS_MAX))
+        end = time.monotonic() + 60
+        while threads(pid) > base and time.monotonic() < end:
+            time.sleep(0.1)
+        left = threads(pid) - base
+        check(left == 0, "%d start workers still running 60 s after the last pass" % left)
+        gone = time.monotonic() - t0
+        put_image(d, tiny_eif())
+        uid, r = ne.enclave(64 * MIB)
+        check(r["rc"] == 0, "a START after the abandoned ones: rc %d" % r["rc"])
+        ne.ok(CMD_FREE, struct.pack("<Q", uid), "SLOT_FREE")
+        print("# %s STARTs of a 256 MiB image abandoned: at most %d workers at once, "
+              "%d STARTs refused with EAGAIN, none left %.1f s after the first; "
+              "then a START succeeds" % (passes, most, refused, gone))
+    finally:
+        qt.close()
+
+
 def test_console_flood(qemu, d):
     flood = os.path.join(HERE, "flood-enclave")
     qt = QTest(qemu, d, devices(d, ",enclave-qemu=" + flood))
@@ -457,6 +512,7 @@ def bench_start(qemu, d, path, runs="5"):
 TESTS = {
     "eif-max": test_eif_max,
     "console-flood": test_console_flood,
+    "start-cancel": test_start_cancel,
     "exit-reset": test_exit_reset,
     "exit-panic": test_exit_panic,
     "bench-start": bench_start,

@@ -43,6 +43,7 @@ typedef struct EifSection {
 
 typedef struct EifReader {
     NESlot *slot;
+    const bool *cancel;         /* set (by another thread): stop reading */
     uint64_t base;              /* enclave-physical address of the EIF */
     uint64_t limit;             /* bytes from base to the end of memory */
     uint16_t nr;
@@ -54,6 +55,10 @@ typedef struct EifReader {
 static bool eif_read(EifReader *r, uint64_t off, void *buf, uint64_t len,
                      Error **errp)
 {
+    if (r->cancel && qatomic_read(r->cancel)) {
+        error_setg(errp, "the start was abandoned (its slot is gone)");
+        return false;
+    }
     if (off > r->limit || len > r->limit - off ||
         !ne_hv_slot_read(r->slot, r->base + off, buf, len)) {
         error_setg(errp, "bytes %" PRIu64 "..%" PRIu64 " of the image lie "
@@ -389,9 +394,9 @@ void ne_eif_release(NEEifImage *img)
 }
 
 bool ne_eif_load(NESlot *slot, uint64_t addr, uint64_t max_size,
-                 NEEifImage *img, Error **errp)
+                 const bool *cancel, NEEifImage *img, Error **errp)
 {
-    EifReader r = { .slot = slot, .base = addr };
+    EifReader r = { .slot = slot, .cancel = cancel, .base = addr };
     uint8_t hdr[NE_EIF_HEADER_SIZE];
     int i;
 

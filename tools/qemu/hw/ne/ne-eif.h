@@ -37,11 +37,13 @@ typedef struct NEEifImage {
 /*
  * Checks and unpacks the EIF at enclave-physical @addr of @slot.  An image
  * larger than @max_size bytes is refused from its section table, before
- * anything else of it is read.  On error @img is left empty and @errp
- * says what is wrong with the image.
+ * anything else of it is read.  Once *@cancel is true (set by another
+ * thread; @cancel may be NULL) it stops at its next read of the image, at
+ * most a chunk of 1 MiB later.  On error @img is left empty and @errp says
+ * what is wrong with the image, or that it was abandoned.
  */
 bool ne_eif_load(NESlot *slot, uint64_t addr, uint64_t max_size,
-                 NEEifImage *img, Error **errp);
+                 const bool *cancel, NEEifImage *img, Error **errp);
 void ne_eif_release(NEEifImage *img);
 
 #endif /* HW_NE_NE_EIF_H */

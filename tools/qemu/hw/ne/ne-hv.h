@@ -64,6 +64,7 @@ enum {
 #define NE_ERRNO_EPERM          1
 #define NE_ERRNO_ENOENT         2
 #define NE_ERRNO_ENOEXEC        8
+#define NE_ERRNO_EAGAIN         11
 #define NE_ERRNO_ENOMEM         12
 #define NE_ERRNO_EBUSY          16
 #define NE_ERRNO_ENODEV         19

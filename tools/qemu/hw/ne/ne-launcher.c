@@ -151,6 +151,7 @@ struct NELauncher {
     QemuMutex lock;             /* kernels, tsc_measured (workers) */
     QLIST_HEAD(, NEEnclaveVM) vms;      /* every child not yet reaped */
     QLIST_HEAD(, NEStartJob) jobs;      /* starts in progress */
+    unsigned int nr_cancelled;  /* of them, abandoned ones winding down */
 };
 
 /*
@@ -863,10 +864,21 @@ static int ne_check_setup(NELauncher *l, NESlot *slot)
  * is forked from a bottom half, in the main loop (PR_SET_PDEATHSIG follows
  * the thread that forks), which also answers the command.
  */
+/*
+ * Abandoned starts (their slot freed while the START was pending, e.g. by
+ * ENABLE=0) still winding down, beyond which a START is refused with
+ * EAGAIN.  Each stops at its next chunk of the image, but the parent can
+ * abandon starts faster than that: without a cap, every abandoned start
+ * of a parent looping so kept a thread and an image's worth of memory
+ * files.  (Only one START is ever pending: one command in flight.)
+ */
+#define NE_CANCELLED_STARTS_MAX 4
+
 struct NEStartJob {
     QLIST_ENTRY(NEStartJob) next;
     NELauncher *l;
     NESlot *slot;               /* NULL once the slot is gone */
+    bool cancelled;             /* so: the worker stops (atomic) */
     NESlot view;                /* what the worker reads */
     uint64_t mem_size;          /* the enclave's */
     QemuThread thread;
@@ -1002,8 +1014,11 @@ static void *ne_start_worker(void *opaque)
 
     ne_launcher_measure_tsc(job->l, job);
     if (!ne_eif_load(&job->view, NE_EIF_LOAD_OFFSET, job->l->eif_max,
-                     &job->img, &job->err)) {
+                     &job->cancelled, &job->img, &job->err)) {
         job->rc = -NE_ERRNO_ENOEXEC;
+    } else if (qatomic_read(&job->cancelled)) {
+        /* nothing more for nobody: no kernel extracted, no NSM made */
+        job->rc = -NE_ERRNO_EAGAIN;
     } else if (!ne_boot_files(job, &job->err)) {
         job->rc = -NE_ERRNO_ENOMEM;
     } else {
@@ -1194,6 +1209,9 @@ static void ne_start_job_done(void *opaque)
 
     qemu_thread_join(&job->thread);
     QLIST_REMOVE(job, next);
+    if (job->cancelled) {
+        l->nr_cancelled--;
+    }
     if (slot) {
         slot->launcher_data = NULL;
         if (rc == -NE_ERRNO_ENOEXEC) {
@@ -1225,6 +1243,13 @@ static int ne_launcher_start(NESlot *slot, void *opaque)
     if (rc < 0) {
         return rc;
     }
+    if (l->nr_cancelled >= NE_CANCELLED_STARTS_MAX) {
+        trace_ne_launcher_start_refused(slot->uid, l->nr_cancelled);
+        qemu_log_mask(LOG_GUEST_ERROR, "ne-pci: slot 0x%" PRIx64 ": START "
+                      "refused (EAGAIN): %u abandoned starts are still "
+                      "winding down\n", slot->uid, l->nr_cancelled);
+        return -NE_ERRNO_EAGAIN;
+    }
     job = g_new0(NEStartJob, 1);
     job->l = l;
     job->slot = slot;
@@ -1252,14 +1277,21 @@ static int ne_launcher_start(NESlot *slot, void *opaque)
     return NE_HV_START_PENDING;
 }
 
-/* The slot of a start in progress is freed: its job finishes for nothing. */
+/*
+ * The slot of a start in progress is freed: its worker stops at its next
+ * chunk of the image, and its bottom half answers nobody.
+ */
 static void ne_launcher_cancel(NESlot *slot, void *opaque)
 {
+    NELauncher *l = opaque;
     NEStartJob *job = slot->launcher_data;
 
     if (job) {
         job->slot = NULL;
         slot->launcher_data = NULL;
+        qatomic_set(&job->cancelled, true);
+        l->nr_cancelled++;
+        trace_ne_launcher_start_cancelled(job->view.uid, l->nr_cancelled);
     }
 }
 
@@ -1397,7 +1429,10 @@ void ne_launcher_free(NELauncher *l)
         return;
     }
     ne_hv_set_launcher(l->hv, NULL, NULL);
-    /* starts still reading their image (their slots are gone) */
+    /* starts still reading their image (their slots are gone): stopped */
+    QLIST_FOREACH(job, &l->jobs, next) {
+        qatomic_set(&job->cancelled, true);
+    }
     while ((job = QLIST_FIRST(&l->jobs))) {
         qemu_thread_join(&job->thread);
         QLIST_REMOVE(job, next);
