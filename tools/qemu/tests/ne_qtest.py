@@ -53,7 +53,7 @@ REG_SEND, REG_RECV = 0x10, 0x100
 CMD_START, CMD_STOP, CMD_ALLOC, CMD_FREE = 1, 3, 4, 5
 CMD_ADD_MEM, CMD_ADD_VCPU, CMD_COUNT, CMD_INFO = 6, 7, 8, 10
 STATE_STOPPED = 0xffff
-ENOEXEC, EAGAIN = 8, 11
+ENOEXEC, EAGAIN, EBUSY, EINVAL = 8, 11, 16, 22
 # ne-launcher.c's NE_CANCELLED_STARTS_MAX: abandoned starts still winding
 # down beyond which a START is refused with EAGAIN
 CANCELLED_STARTS_MAX = 4
@@ -75,7 +75,7 @@ def check(cond, what):
 class QTest:
     """One QEMU under qtest; commands are answered in its main loop."""
 
-    def __init__(self, qemu, d, devices, trace="ne_launcher_*"):
+    def __init__(self, qemu, d, devices, trace="ne_launcher_*", smp="2"):
         self.dir = d
         path = os.path.join(d, "qtest.sock")
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -84,7 +84,7 @@ class QTest:
         args = [qemu, "-M", "q35,memory-backend=ram", "-accel", "qtest",
                 "-object", "memory-backend-file,id=ram,size=%d,mem-path=%s,share=on" %
                 (RAM, os.path.join(d, "ram")),
-                "-m", "%dM" % (RAM // MIB), "-smp", "2", "-nodefaults",
+                "-m", "%dM" % (RAM // MIB), "-smp", smp, "-nodefaults",
                 "-display", "none", "-L", "/usr/share/qemu", "-L", "/usr/share/seabios",
                 "-trace", "enable=" + trace, "-D", os.path.join(d, "trace.log"),
                 "-qtest", "unix:" + path, "-qtest-log", "/dev/null"] + devices
@@ -412,6 +412,31 @@ def test_start_cancel(qemu, d, passes="40"):
         qt.close()
 
 
+def test_vcpu_ids(qemu, d):
+    """SLOT_ADD_VCPU's vcpu_id is the parent's CPU as Linux numbers it (the
+    upstream driver sends its logical CPU number): the index of the CPU in
+    the machine's order, the MADT's, not its APIC id.  With three threads
+    per core the two differ (APIC ids 0-2, 4-6): CPU 3 is APIC 4."""
+    qt = QTest(qemu, d, devices(d), trace="ne_hv_*", smp="6,sockets=1,cores=2,threads=3")
+    try:
+        ne = NEPci(qt)
+        uid = ne.ok(CMD_ALLOC, b"\0", "SLOT_ALLOC")["uid"]
+        got = {}
+        for cpu in (0, 3, 4, 5, 6, 3):
+            got.setdefault(cpu, []).append(ne.command(
+                CMD_ADD_VCPU, struct.pack("<QI4x", uid, cpu))["rc"])
+        want = {0: [-EINVAL], 3: [0, -EBUSY], 4: [0], 5: [0], 6: [-EINVAL]}
+        check(got == want, "SLOT_ADD_VCPU of CPUs 0, 3, 4, 5, 6, 3 on a machine of 6 CPUs, "
+              "3 threads a core: rc %r, expected %r (CPU 0 the parent's, 3-5 the second "
+              "core, no CPU 6, 3 twice)" % (got, want))
+        r = ne.ok(CMD_INFO, struct.pack("<Q", uid), "SLOT_INFO")
+        check(r["vcpus"] == 3, "SLOT_INFO: %d vCPUs, expected 3" % r["vcpus"])
+        ne.ok(CMD_FREE, struct.pack("<Q", uid), "SLOT_FREE")
+        print("# CPUs 3-5 (APIC ids 4-6) donated by their index; CPU 0 and a 7th CPU refused")
+    finally:
+        qt.close()
+
+
 def test_console_flood(qemu, d):
     flood = os.path.join(HERE, "flood-enclave")
     qt = QTest(qemu, d, devices(d, ",enclave-qemu=" + flood))
@@ -513,6 +538,7 @@ TESTS = {
     "eif-max": test_eif_max,
     "console-flood": test_console_flood,
     "start-cancel": test_start_cancel,
+    "vcpu-ids": test_vcpu_ids,
     "exit-reset": test_exit_reset,
     "exit-panic": test_exit_panic,
     "bench-start": bench_start,

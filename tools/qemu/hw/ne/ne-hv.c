@@ -14,7 +14,7 @@
  *                  wraps around, or not wholly inside one RAM region
  *                  of the machine's own RAM (never a device's memory:
  *                  ivshmem, virtio-mem, pmem, pc-dimm, VRAM, ROM);
- *                ADD_VCPU: APIC id 0 (the parent's boot CPU) or no such CPU;
+ *                ADD_VCPU: CPU 0 (the parent's boot CPU) or no such CPU;
  *                BULK_VCPUS: nr_vcpus 0;
  *                START: flags other than bit 0 (debug), CID 1, 2, 3 or
  *                  >= U32_MAX, no memory, memory < 64 MiB, no vCPU
@@ -34,9 +34,10 @@
  *                image at 8 MiB that is not a bootable EIF, -ENODEV when
  *                this QEMU cannot boot enclaves (no vsock relay, no
  *                microvm firmware, parent RAM not a shared file), -ENOMEM
- *                when the enclave VM process cannot be created, and
+ *                when the enclave VM process cannot be created,
  *                -EADDRINUSE when an enclave QEMU started by hand holds
- *                the CID at the relay
+ *                the CID at the relay, and -EAGAIN while 4 abandoned
+ *                starts are still winding down
  *
  * STOP on a STOPPED slot succeeds and changes nothing.  SLOT_FREE works in
  * any state.  A CID stays taken from START until SLOT_FREE.
@@ -254,14 +255,14 @@ void ne_hv_free_all(NEHv *hv)
     }
 }
 
-static bool ne_hv_cpu_donated(NEHv *hv, uint32_t apic_id)
+static bool ne_hv_cpu_donated(NEHv *hv, uint32_t cpu)
 {
     NESlot *slot;
     guint i;
 
     QTAILQ_FOREACH(slot, &hv->slots, next) {
         for (i = 0; i < slot->vcpus->len; i++) {
-            if (g_array_index(slot->vcpus, uint32_t, i) == apic_id) {
+            if (g_array_index(slot->vcpus, uint32_t, i) == cpu) {
                 return true;
             }
         }
@@ -470,34 +471,42 @@ static int ne_hv_add_mem(NEHv *hv, const uint8_t *req, NEReply *reply)
     return 0;
 }
 
-static int64_t ne_cpu_apic_id(CPUState *cpu)
+/*
+ * SLOT_ADD_VCPU's vcpu_id names a parent CPU as Linux numbers it: the
+ * upstream driver sends its logical CPU number.  (Its uapi says "apic id
+ * on x86"; where the two differ, it is still the logical number that
+ * parents send.)  Linux numbers CPUs in the MADT's order, QEMU's
+ * cpu_index order, so the id is that index.  With 3 threads a core the
+ * two differ: APIC ids 0-2, then 4-6.
+ */
+static bool ne_hv_parent_cpu_exists(uint32_t cpu)
 {
-    return CPU_GET_CLASS(cpu)->get_arch_id(cpu);
+    return cpu <= INT_MAX && qemu_get_cpu(cpu);
 }
 
 static int ne_hv_add_vcpu(NEHv *hv, const uint8_t *req, NEReply *reply)
 {
     const uint32_t type = NE_CMD_SLOT_ADD_VCPU;
-    uint32_t apic_id = ldl_le_p(req + 8);
+    uint32_t cpu = ldl_le_p(req + 8);
     int rc = 0;
     NESlot *slot = ne_hv_req_slot(hv, type, req, true, &rc);
 
     if (!slot) {
         return rc;
     }
-    trace_ne_hv_add_vcpu(slot->uid, apic_id);
-    if (apic_id == 0) {
+    trace_ne_hv_add_vcpu(slot->uid, cpu);
+    if (cpu == 0) {
         return ne_hv_refuse(type, slot->uid, NE_ERRNO_EINVAL,
                             "CPU 0 stays with the parent");
     }
-    if (!cpu_by_arch_id(apic_id)) {
+    if (!ne_hv_parent_cpu_exists(cpu)) {
         return ne_hv_refuse(type, slot->uid, NE_ERRNO_EINVAL, "no such CPU");
     }
-    if (ne_hv_cpu_donated(hv, apic_id)) {
+    if (ne_hv_cpu_donated(hv, cpu)) {
         return ne_hv_refuse(type, slot->uid, NE_ERRNO_EBUSY,
                             "CPU already donated");
     }
-    g_array_append_val(slot->vcpus, apic_id);
+    g_array_append_val(slot->vcpus, cpu);
     reply->slot_uid = slot->uid;
     reply->nr_vcpus = slot->vcpus->len;
     return 0;
@@ -520,15 +529,13 @@ static int ne_hv_add_bulk_vcpus(NEHv *hv, const uint8_t *req, NEReply *reply)
         return ne_hv_refuse(type, slot->uid, NE_ERRNO_EINVAL, "nr_vcpus 0");
     }
     CPU_FOREACH(cpu) {
-        int64_t id = ne_cpu_apic_id(cpu);
+        uint32_t id = cpu->cpu_index;
 
         if (picked->len == wanted) {
             break;
         }
-        if (id != 0 && id <= UINT32_MAX && !ne_hv_cpu_donated(hv, id)) {
-            uint32_t apic_id = id;
-
-            g_array_append_val(picked, apic_id);
+        if (id != 0 && !ne_hv_cpu_donated(hv, id)) {
+            g_array_append_val(picked, id);
         }
     }
     if (picked->len < wanted) {

@@ -119,7 +119,7 @@ typedef struct NESlot {
     NEMemRange *ranges;         /* hv->max_mem_regions entries */
     uint32_t nr_ranges;
     uint64_t mem_size;
-    GArray *vcpus;              /* uint32_t APIC ids, in donation order */
+    GArray *vcpus;              /* uint32_t parent CPU indexes, in order */
     bool starting;              /* ENCLAVE_START waits for the launcher */
     void *launcher_data;        /* free for the launcher's use */
 } NESlot;
