@@ -420,12 +420,17 @@ static void ne_event_stopped(const struct ne_event_query *q, u16 state)
  * EPOLLHUP), ask the device about every running enclave and mark those that
  * stopped.  Runs in the device's work item; holds the list lock only to
  * walk the list, never across a command, and never takes an enclave's lock.
+ * Returns true when it could not ask about every one (no memory, a
+ * SLOT_INFO that failed or timed out): the caller runs it again later.
+ * An enclave whose device is gone needs no answer (-ENODEV): a reset or
+ * the remove marks it lost.
  */
-void ne_misc_handle_event(struct ne_pci_dev *ne)
+bool ne_misc_handle_event(struct ne_pci_dev *ne)
 {
 	struct ne_event_query *q;
 	struct ne_pci_reply reply;
 	struct ne_req_slot req;
+	bool again = false;
 	unsigned int i, n;
 	int rc;
 
@@ -434,8 +439,10 @@ void ne_misc_handle_event(struct ne_pci_dev *ne)
 	n = ne_event_collect(NULL, 0);
 	mutex_unlock(&ne_kvm.list_lock);
 	q = kcalloc(max(n, 1U), sizeof(*q), GFP_KERNEL);
-	if (!q)
-		goto retry_zombies;	/* the pollers' refresh waits for the next event */
+	if (!q) {
+		again = true;
+		goto retry_zombies;
+	}
 	mutex_lock(&ne_kvm.list_lock);
 	n = min(n, ne_event_collect(q, n));
 	mutex_unlock(&ne_kvm.list_lock);
@@ -448,6 +455,8 @@ void ne_misc_handle_event(struct ne_pci_dev *ne)
 			rc = ne_pci_cmd(ne, q[i].resets, NE_CMD_SLOT_INFO, &req,
 					sizeof(req), &reply);
 		up_read(&ne_kvm.dev_sem);
+		if (rc && rc != -ENODEV)
+			again = true;
 		if (rc || reply.state == NE_STATE_RUNNING)
 			continue;
 		mutex_lock(&ne_kvm.list_lock);
@@ -463,6 +472,7 @@ retry_zombies:
 	ne_retry_zombies();
 	mutex_unlock(&ne_kvm.list_lock);
 	up_read(&ne_kvm.dev_sem);
+	return again;
 }
 
 /*

@@ -170,7 +170,7 @@ static void ne_pci_reset_channel(struct ne_pci_dev *ne)
 	} else {
 		ne->broken = true;
 	}
-	queue_work(ne->event_wq, &ne->event_work);
+	mod_delayed_work(ne->event_wq, &ne->event_work, 0);
 }
 
 /* The kernel-internal errnos (ERESTARTSYS ... EIOCBQUEUED): never user's. */
@@ -361,10 +361,10 @@ int ne_pci_cmd_new(struct ne_pci_dev *ne, unsigned int *epoch,
 	return __ne_pci_cmd(ne, NULL, epoch, type, req, req_size, reply);
 }
 
-/* Runs the event work again (an event may have been missed). */
+/* Runs the event work again (an event may have been missed), now. */
 void ne_pci_kick_events(struct ne_pci_dev *ne)
 {
-	queue_work(ne->event_wq, &ne->event_work);
+	mod_delayed_work(ne->event_wq, &ne->event_work, 0);
 }
 
 /**
@@ -410,16 +410,33 @@ static irqreturn_t ne_pci_event_irq(int irq, void *data)
 {
 	struct ne_pci_dev *ne = data;
 
-	queue_work(ne->event_wq, &ne->event_work);
+	mod_delayed_work(ne->event_wq, &ne->event_work, 0);
 	return IRQ_HANDLED;
 }
 
+/* The event work's retries: after 100 ms, doubling up to 2 s. */
+#define NE_EVENT_RETRY_MIN_MS	100
+#define NE_EVENT_RETRY_MAX_MS	2000
+
+/*
+ * An event the work could not finish (a SLOT_INFO failed or timed out)
+ * is handled again later: the device raises it only once, and an enclave
+ * taken for still running would never report EPOLLHUP.  An event arriving
+ * meanwhile runs the work at once (mod_delayed_work() above).
+ */
 static void ne_pci_event_work(struct work_struct *work)
 {
-	struct ne_pci_dev *ne = container_of(work, struct ne_pci_dev,
-					     event_work);
+	struct ne_pci_dev *ne = container_of(to_delayed_work(work),
+					     struct ne_pci_dev, event_work);
 
-	ne_misc_handle_event(ne);
+	if (!ne_misc_handle_event(ne)) {
+		ne->event_retry_ms = 0;
+		return;
+	}
+	ne->event_retry_ms = clamp(2 * ne->event_retry_ms,
+				   NE_EVENT_RETRY_MIN_MS, NE_EVENT_RETRY_MAX_MS);
+	queue_delayed_work(ne->event_wq, &ne->event_work,
+			   msecs_to_jiffies(ne->event_retry_ms));
 }
 
 static int ne_pci_setup_irqs(struct ne_pci_dev *ne)
@@ -447,7 +464,7 @@ static int ne_pci_setup_irqs(struct ne_pci_dev *ne)
 		rc = -ENOMEM;
 		goto err_reply_irq;
 	}
-	INIT_WORK(&ne->event_work, ne_pci_event_work);
+	INIT_DELAYED_WORK(&ne->event_work, ne_pci_event_work);
 
 	rc = request_irq(pci_irq_vector(pdev, NE_VEC_EVENT), ne_pci_event_irq,
 			 0, "enclave_evt", ne);
@@ -467,7 +484,7 @@ err_vectors:
 static void ne_pci_teardown_irqs(struct ne_pci_dev *ne)
 {
 	free_irq(pci_irq_vector(ne->pdev, NE_VEC_EVENT), ne);
-	cancel_work_sync(&ne->event_work);
+	cancel_delayed_work_sync(&ne->event_work);
 	destroy_workqueue(ne->event_wq);
 	free_irq(pci_irq_vector(ne->pdev, NE_VEC_REPLY), ne);
 	pci_free_irq_vectors(ne->pdev);

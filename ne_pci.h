@@ -125,7 +125,10 @@ static_assert(sizeof(struct ne_pci_reply) == 72);
  *		locklessly with READ_ONCE.
  * @event_wq:	runs @event_work, which handles out-of-band events.
  * @event_work:	asks the device about running enclaves after vector 1, and
- *		wakes every poller after a reset.
+ *		wakes every poller after a reset; runs again later when it
+ *		could not ask (ne_pci_event_work()).
+ * @event_retry_ms: the delay of that retry, 0 after a run that finished;
+ *		@event_work's own (an ordered workqueue runs it alone).
  * @max_mem_regions: the device's limit of memory ranges per slot, as the
  *		last successful SLOT_ALLOC reply said (the probe sends one),
  *		0 until one did; written under @cmd_lock, read with
@@ -145,7 +148,8 @@ struct ne_pci_dev {
 	bool dying;
 	unsigned int resets;
 	struct workqueue_struct *event_wq;
-	struct work_struct event_work;
+	struct delayed_work event_work;
+	unsigned int event_retry_ms;
 	u64 max_mem_regions;
 };
 
@@ -162,7 +166,7 @@ bool ne_pci_shutdown(struct ne_pci_dev *ne);
 int ne_misc_init(void);
 int ne_misc_register(struct ne_pci_dev *ne);
 void ne_misc_unregister(struct ne_pci_dev *ne);
-void ne_misc_handle_event(struct ne_pci_dev *ne);
+bool ne_misc_handle_event(struct ne_pci_dev *ne);
 void ne_misc_slot_freed(struct ne_pci_dev *ne, u64 slot_uid);
 void ne_misc_exit(void);
 

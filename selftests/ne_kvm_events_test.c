@@ -5,7 +5,9 @@
  * gives EPOLLHUP and then EIO; a device error comes back as its errno; a
  * late reply is never taken for the next command's; a device that never
  * replies gives ETIMEDOUT within the (lowered) timeout and the driver
- * recovers; SLOT_FREE's -EAGAIN is retried.  Nothing leaks meanwhile.
+ * recovers; SLOT_FREE's -EAGAIN is retried; a SLOT_INFO that fails or
+ * times out is asked again, so no stop goes unseen.  Nothing leaks
+ * meanwhile.
  */
 #include <time.h>
 
@@ -119,6 +121,51 @@ TEST_F(ev, stopped_on_its_own_gives_hup_then_eio)
 	/* A stopped enclave is freed, not stopped again. */
 	EXPECT_EQ(stops, ne_tc_cmds(self->tc, NE_WIRE_ENCLAVE_STOP));
 	ASSERT_NOTHING_HELD(self);
+}
+
+/*
+ * The event work asks the device (SLOT_INFO) which running enclave
+ * stopped; a SLOT_INFO that fails or times out is asked again later, not
+ * taken for "still running": the device raises an event once, and a lost
+ * one left the enclave RUNNING and its poller waiting for good.
+ */
+static void stop_is_seen_despite(struct __test_metadata *_metadata,
+				 FIXTURE_DATA(ev) *self, uint32_t knob,
+				 uint32_t what, int32_t value)
+{
+	int v0, v1, vm = build_enclave(self->mem, &v0, &v1);
+	uint32_t infos = ne_tc_cmds(self->tc, NE_WIRE_SLOT_INFO);
+	uint64_t cid = 0;
+	char state[32];
+
+	ASSERT_LE(0, vm);
+	ASSERT_EQ(0, ne_start(vm, 0, &cid));
+	ne_tc_arm(self->tc, knob, NE_WIRE_SLOT_INFO, what, value);
+	raise_event(self->tc, slot_uid(vm));
+	ASSERT_EQ(0, (int)ne_tc_read(self->tc, NE_TESTCTL_EVENT_STATUS));
+	EXPECT_EQ(POLLHUP, poll_vm(vm, 10000) & POLLHUP);
+	/* seen stopped (not lost to a device reset) by a second SLOT_INFO */
+	ASSERT_EQ(0, ne_fdinfo(vm, "ne_state", state, sizeof(state)));
+	EXPECT_STREQ("stopped", state);
+	EXPECT_LE(infos + 2, ne_tc_cmds(self->tc, NE_WIRE_SLOT_INFO));
+	close(v0);
+	close(v1);
+	close(vm);
+	ASSERT_NOTHING_HELD(self);
+}
+
+TEST_F(ev, stop_seen_after_a_failed_slot_info)
+{
+	stop_is_seen_despite(_metadata, self, NE_TESTCTL_FAIL_ARM,
+			     NE_TESTCTL_FAIL_RC, -EIO);
+}
+
+/* (late, but within the timeout the next command waits for it: no reset) */
+TEST_F(ev, stop_seen_after_a_slot_info_timeout)
+{
+	ASSERT_EQ(0, ne_set_timeout_ms(TEST_TIMEOUT_MS));
+	stop_is_seen_despite(_metadata, self, NE_TESTCTL_DELAY_ARM,
+			     NE_TESTCTL_DELAY_MS, 3 * TEST_TIMEOUT_MS / 2);
 }
 
 TEST_F(ev, events_about_other_slots_change_nothing)
