@@ -435,6 +435,8 @@ bool ne_misc_handle_event(struct ne_pci_dev *ne)
 	int rc;
 
 	atomic_inc(&ne_kvm.event_seq);
+	/* paired with the barrier of ne_vm_start() after it sets RUNNING */
+	smp_mb__after_atomic();
 	mutex_lock(&ne_kvm.list_lock);
 	n = ne_event_collect(NULL, 0);
 	mutex_unlock(&ne_kvm.list_lock);

@@ -144,7 +144,14 @@ int ne_vm_start(struct ne_enclave *e, struct ne_enclave_start *start)
 	e->enclave_cid = reply.enclave_cid;
 	e->flags = start->flags;
 	WRITE_ONCE(e->state, NE_STATE_RUNNING);
-	/* An event handled while the state was INIT skipped this enclave. */
+	/*
+	 * An event handled while the state was INIT skipped this enclave.
+	 * Full barrier, paired with the one after the event work's bump of
+	 * event_seq (ne_misc_handle_event()): either this sees the bump, or
+	 * the work sees RUNNING; without it the store could pass the load,
+	 * and both miss each other.
+	 */
+	smp_mb();
 	if (ne_event_seq() != seq)
 		ne_enclave_kick_events();
 	start->enclave_cid = reply.enclave_cid;
