@@ -382,12 +382,13 @@ void ne_enclave_teardown(struct work_struct *work)
  * wait is interruptible (S state).  An exiting task, killed or not, cannot
  * rely on an interruptible wait (a pending signal ends it at once): it waits
  * uninterruptibly, but NE_EXIT_RELEASE_WAIT_MS at most, never for the
- * command timeout.  Ending the wait never ends the teardown.
+ * command timeout.  A kernel thread does not wait at all: no signal would
+ * end its wait, and a last close there (a file an io_uring held, a unix
+ * socket's garbage collection) runs in the worker that serves every
+ * deferred close of the system.  Ending the wait never ends the teardown.
  */
-static void ne_enclave_release(struct ne_enclave *e)
+static void ne_enclave_wait_teardown(struct ne_enclave *e)
 {
-	refcount_inc(&e->refs);
-	ne_enclave_queue_teardown(e);
 	if ((current->flags & PF_EXITING) || fatal_signal_pending(current))
 		wait_event_timeout(e->eventq, READ_ONCE(e->torn_down) ||
 				   READ_ONCE(e->zombie),
@@ -395,6 +396,14 @@ static void ne_enclave_release(struct ne_enclave *e)
 	else
 		wait_event_interruptible(e->eventq, READ_ONCE(e->torn_down) ||
 					 READ_ONCE(e->zombie));
+}
+
+static void ne_enclave_release(struct ne_enclave *e)
+{
+	refcount_inc(&e->refs);
+	ne_enclave_queue_teardown(e);
+	if (!(current->flags & PF_KTHREAD))
+		ne_enclave_wait_teardown(e);
 	ne_enclave_free(e);
 }
 

@@ -13,6 +13,8 @@
  *
  * Needs the emulated device's test controls (ne-pci test-controls=on).
  */
+#include <dirent.h>
+#include <linux/io_uring.h>
 #include <linux/userfaultfd.h>
 #include <pthread.h>
 #include <sched.h>
@@ -885,6 +887,79 @@ TEST_F(td, nr_memslots_learnt_after_a_failed_probe)
 	EXPECT_EQ(want, nr_memslots());
 	close(vm);
 	EXPECT_EQ(want, nr_memslots());
+	ASSERT_NOTHING_HELD(self);
+}
+
+/* Tasks whose kernel stack holds @fn (/proc/PID/task/TID/stack), or -1. */
+static int tasks_in(const char *fn)
+{
+	char path[300], line[256];
+	struct dirent *p;
+	int n = 0;
+	DIR *d = opendir("/proc");
+	FILE *f;
+
+	if (!d)
+		return -1;
+	while ((p = readdir(d))) {
+		if (p->d_name[0] < '1' || p->d_name[0] > '9')
+			continue;
+		/* (kernel threads have one task each) */
+		snprintf(path, sizeof(path), "/proc/%s/stack", p->d_name);
+		f = fopen(path, "r");
+		if (!f)
+			continue;
+		while (fgets(line, sizeof(line), f))
+			if (strstr(line, fn)) {
+				n++;
+				break;
+			}
+		fclose(f);
+	}
+	closedir(d);
+	return n;
+}
+
+/*
+ * A VM fd whose last reference goes in a kernel thread: held only by an
+ * io_uring's table of registered files, it is released from the ring's
+ * exit work, and its __fput() then runs in the kworker that handles
+ * every deferred close of the system.  There the release must not wait
+ * for the teardown (a kernel thread gets no signal: it waited for the
+ * whole teardown, here a SLOT_FREE answered 3 s late, and every other
+ * deferred close waited behind it).  The teardown still completes.
+ */
+TEST_F_TIMEOUT(td, last_close_in_a_kernel_thread_does_not_wait, 60)
+{
+	uint32_t frees = ne_tc_cmds(self->tc, NE_WIRE_SLOT_FREE);
+	struct io_uring_params params = { 0 };
+	int ring, vm, waiting, i;
+
+	vm = ne_create_vm();
+	ASSERT_LE(0, vm);
+	ASSERT_EQ(0, ne_set_region(vm, 0, 0, self->mem, ENCLAVE_MEM, 0));
+	ring = syscall(__NR_io_uring_setup, 4, &params);
+	ASSERT_LE(0, ring) {
+		TH_LOG("io_uring_setup: %s", strerror(errno));
+	}
+	ASSERT_EQ(0, syscall(__NR_io_uring_register, ring,
+			     IORING_REGISTER_FILES, &vm, 1));
+	ASSERT_EQ(0, close(vm));
+	ne_tc_arm(self->tc, NE_TESTCTL_DELAY_ARM, NE_WIRE_SLOT_FREE,
+		  NE_TESTCTL_DELAY_MS, 3000);
+	ASSERT_EQ(0, close(ring));
+	/* the release ran once the teardown has sent its SLOT_FREE */
+	for (i = 0; i < 500 && ne_tc_cmds(self->tc, NE_WIRE_SLOT_FREE) == frees; i++)
+		usleep(10 * 1000);
+	ASSERT_EQ(frees + 1, ne_tc_cmds(self->tc, NE_WIRE_SLOT_FREE));
+	/* its reply is 3 s away: nothing may sit in the release meanwhile */
+	waiting = tasks_in("ne_vm_release");
+	EXPECT_EQ(0, waiting) {
+		TH_LOG("%d kernel threads wait in ne_vm_release for the teardown",
+		       waiting);
+	}
+	for (i = 0; i < 1000 && ne_pins_held() != self->pins; i++)
+		usleep(10 * 1000);
 	ASSERT_NOTHING_HELD(self);
 }
 
