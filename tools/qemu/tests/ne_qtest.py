@@ -260,6 +260,15 @@ def triple_fault_kernel():
     return bytes(k)
 
 
+def idle_kernel():
+    """A bzImage (boot protocol 2.06) whose real-mode setup halts for good:
+    an enclave that runs until it is stopped and prints nothing."""
+    k = bytearray(triple_fault_kernel())
+    code = b"\xfa\xf4\xeb\xfd"               # cli; hlt; jmp back to the hlt
+    k[0x268:0x268 + 9] = code.ljust(9, b"\x90")
+    return bytes(k)
+
+
 def tiny_eif(ramdisk_size=4096):
     return eif(triple_fault_kernel(), b"console=ttyS0", [b"\0" * ramdisk_size])
 
@@ -437,6 +446,71 @@ def test_vcpu_ids(qemu, d):
         qt.close()
 
 
+def log_files(d):
+    return sorted(n for n in os.listdir(os.path.join(d, "logs")) if n.startswith("enclave-"))
+
+
+def test_log_files(qemu, d, keep="3"):
+    """At most enclave-logs-max logs in enclave-log-dir, however many CIDs
+    the parent starts: the oldest go, never one an enclave VM still writes,
+    and a CID started again gets a new file.  Before, every CID the parent
+    ever started left its log of up to 16 MiB: a parent could fill the
+    host's disk."""
+    keep = int(keep)
+    image = eif(idle_kernel(), b"console=ttyS0", [b"\0" * 4096])
+    qt = QTest(qemu, d, devices(d, ",enclave-logs-max=%d" % keep), smp="3")
+    logs = os.path.join(d, "logs")
+
+    def start(cid, gpa, cpu):
+        fd = os.open(os.path.join(d, "ram"), os.O_WRONLY)
+        os.pwrite(fd, image, gpa + IMAGE_OFFSET)
+        os.close(fd)
+        uid = ne.ok(CMD_ALLOC, b"\0", "SLOT_ALLOC")["uid"]
+        ne.ok(CMD_ADD_MEM, struct.pack("<QQQ", uid, gpa, 64 * MIB), "SLOT_ADD_MEM")
+        ne.ok(CMD_ADD_VCPU, struct.pack("<QI4x", uid, cpu), "SLOT_ADD_VCPU")
+        r = ne.command(CMD_START, struct.pack("<QQQ", uid, cid, 0), timeout=60)
+        check(r["rc"] == 0 and r["cid"] == cid, "START of CID %d: %s" % (cid, r))
+        return uid
+
+    def stop(uid):
+        exits = trace(d).count("ne_launcher_exit")
+        ne.ok(CMD_STOP, struct.pack("<Q", uid), "ENCLAVE_STOP")
+        ne.ok(CMD_FREE, struct.pack("<Q", uid), "SLOT_FREE")
+        end = time.monotonic() + 30
+        while trace(d).count("ne_launcher_exit") == exits:
+            check(time.monotonic() < end, "the stopped enclave VM was not reaped in 30 s")
+            time.sleep(0.05)
+
+    try:
+        ne = NEPci(qt)
+        live = start(16, ENCLAVE_GPA, 1)
+        live_ino = os.stat(os.path.join(logs, "enclave-16.log")).st_ino
+        last = 16 + keep + 3
+        for cid in range(17, last + 1):
+            stop(start(cid, ENCLAVE_GPA + 64 * MIB, 2))
+        want = ["enclave-%d.log" % c for c in [16] + list(range(last - keep + 2, last + 1))]
+        check(log_files(d) == sorted(want), "after CIDs 16 (running) and 17-%d (stopped), "
+              "with enclave-logs-max=%d: logs %s, expected %s" %
+              (last, keep, log_files(d), sorted(want)))
+        check(os.stat(os.path.join(logs, "enclave-16.log")).st_ino == live_ino,
+              "the running enclave's log was replaced")
+        # (held open, the old file keeps its inode number to itself)
+        old = os.open(os.path.join(logs, "enclave-%d.log" % last), os.O_RDONLY)
+        try:
+            stop(start(last, ENCLAVE_GPA + 64 * MIB, 2))
+            check(os.fstat(old).st_nlink == 0 and not os.path.samestat(
+                os.fstat(old), os.stat(os.path.join(logs, "enclave-%d.log" % last))),
+                  "CID %d started again wrote into its old log" % last)
+        finally:
+            os.close(old)
+        check(len(log_files(d)) == keep, "%d logs after CID %d again" % (len(log_files(d)), last))
+        stop(live)
+        print("# %d CIDs started, enclave-logs-max=%d: %s left (the running one kept)" %
+              (last - 15, keep, " ".join(log_files(d))))
+    finally:
+        qt.close()
+
+
 def test_console_flood(qemu, d):
     flood = os.path.join(HERE, "flood-enclave")
     qt = QTest(qemu, d, devices(d, ",enclave-qemu=" + flood))
@@ -539,6 +613,7 @@ TESTS = {
     "console-flood": test_console_flood,
     "start-cancel": test_start_cancel,
     "vcpu-ids": test_vcpu_ids,
+    "log-files": test_log_files,
     "exit-reset": test_exit_reset,
     "exit-panic": test_exit_panic,
     "bench-start": bench_start,

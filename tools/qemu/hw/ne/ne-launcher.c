@@ -81,6 +81,7 @@
 #include "ne-attest.h"
 #include "ne-attest-renew.h"
 #include "ne-eif.h"
+#include "ne-enclave-log.h"
 #include "ne-kernel.h"
 #include "ne-launcher.h"
 #include "ne-sealed-file.h"
@@ -139,6 +140,7 @@ struct NELauncher {
     int exe_fd;                 /* this QEMU's binary (O_PATH); or -1 */
     char *accel;
     int log_dir_fd;             /* enclave-log-dir, opened at realize; or -1 */
+    uint32_t logs_max;          /* enclave-logs-max: logs kept there */
     char **data_dirs;           /* -L for the child: microvm firmware */
     NEKernelCache *kernels;     /* NULL: boot bzImages as they are */
     bool tsc_measured;          /* tsc_khz below (lock) */
@@ -595,44 +597,27 @@ static void ne_vm_qmp_readable(void *opaque)
     }
 }
 
-/*
- * enclave-CID.log in the log directory: never through a link, never
- * anything but a regular file with one name (a FIFO or a device there
- * would block or do worse), emptied only once it is known to be one.
- */
+/* ne_enclave_log_open()'s question: does an enclave VM write @cid's log? */
+static bool ne_log_in_use(uint64_t cid, void *opaque)
+{
+    NELauncher *l = opaque;
+    NEEnclaveVM *vm;
+
+    QLIST_FOREACH(vm, &l->vms, next) {
+        if (vm->cid == cid && vm->log_fd >= 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
 static int ne_open_log(NELauncher *l, uint64_t cid)
 {
-    g_autofree char *name = NULL;
-    const char *why = NULL;
-    struct stat st;
-    int fd;
-
     if (l->log_dir_fd < 0) {
         return -1;
     }
-    name = g_strdup_printf("enclave-%" PRIu64 ".log", cid);
-    fd = openat(l->log_dir_fd, name, O_WRONLY | O_CREAT | O_NOFOLLOW |
-                O_NONBLOCK | O_NOCTTY | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        why = strerror(errno);
-    } else if (fstat(fd, &st) < 0) {
-        why = strerror(errno);
-    } else if (!S_ISREG(st.st_mode)) {
-        why = "not a regular file";
-    } else if (st.st_nlink != 1) {
-        why = "a file with other names";
-    } else if (ftruncate(fd, 0) < 0) {
-        why = strerror(errno);
-    }
-    if (why) {
-        trace_ne_launcher_log_refused(cid, why);
-        warn_report("ne-pci: not writing the enclave log %s: %s", name, why);
-        if (fd >= 0) {
-            close(fd);
-        }
-        return -1;
-    }
-    return fd;
+    return ne_enclave_log_open(l->log_dir_fd, cid, l->logs_max,
+                               ne_log_in_use, l);
 }
 
 /* ---- the end of an enclave --------------------------------------------- */
@@ -1359,6 +1344,11 @@ NELauncher *ne_launcher_new(NEHv *hv, const NELauncherConfig *cfg,
         error_setg(errp, "enclave-accel must be tcg or kvm");
         return NULL;
     }
+    if (cfg->logs_max < 1) {
+        error_setg(errp, "enclave-logs-max must be 1 or more (the log of "
+                   "the enclave starting is always written)");
+        return NULL;
+    }
     if (cfg->attestation_renew > NE_ATTEST_RENEW_MAX_S) {
         error_setg(errp, "attestation-renew=%u: at most %d seconds (a leaf "
                    "lasts 3 hours); 0 never renews", cfg->attestation_renew,
@@ -1406,6 +1396,7 @@ NELauncher *ne_launcher_new(NEHv *hv, const NELauncherConfig *cfg,
     l->exe_fd = exe_fd;
     l->accel = g_strdup(cfg->accel);
     l->log_dir_fd = log_dir_fd;
+    l->logs_max = cfg->logs_max;
     l->data_dirs = ne_find_data_dirs(&has_pvh);
     if (cfg->direct_boot && has_pvh) {
         l->kernels = ne_kernel_cache_new();

@@ -21,6 +21,7 @@ typedef struct NELauncherConfig {
     const char *qemu;           /* enclave QEMU binary; NULL: this one */
     const char *accel;          /* "tcg" or "kvm" */
     const char *log_dir;        /* host directory for console logs, or NULL */
+    uint32_t logs_max;          /* logs kept there (ne-enclave-log.h) */
     bool direct_boot;           /* boot the bzImage's ELF kernel via PVH */
     uint64_t eif_max;           /* largest image read at ENCLAVE_START */
     const char *attestation_ca; /* instance CA bundle (ne-attest.h), or NULL */

@@ -54,6 +54,7 @@
 #include "hw/ne/ne-testctl.h"
 #include "hw/ne/vsock-relay.h"
 #include "ne-eif.h"
+#include "ne-enclave-log.h"
 #include "ne-hv.h"
 #include "ne-launcher.h"
 #include "trace.h"
@@ -139,6 +140,7 @@ struct NEPCIState {
     char *enclave_qemu;
     char *enclave_accel;
     char *enclave_log_dir;
+    uint32_t enclave_logs_max;
     bool enclave_direct_boot;
     uint64_t enclave_eif_max;
     char *attestation_ca;       /* the instance CA bundle (ne-attest.h) */
@@ -566,6 +568,7 @@ static void ne_pci_realize(PCIDevice *pdev, Error **errp)
             .qemu = s->enclave_qemu,
             .accel = s->enclave_accel ? s->enclave_accel : "tcg",
             .log_dir = s->enclave_log_dir,
+            .logs_max = s->enclave_logs_max,
             .direct_boot = s->enclave_direct_boot,
             .eif_max = s->enclave_eif_max,
             .attestation_ca = s->attestation_ca,
@@ -676,6 +679,8 @@ static Property ne_pci_properties[] = {
     DEFINE_PROP_STRING("enclave-qemu", NEPCIState, enclave_qemu),
     DEFINE_PROP_STRING("enclave-accel", NEPCIState, enclave_accel),
     DEFINE_PROP_STRING("enclave-log-dir", NEPCIState, enclave_log_dir),
+    DEFINE_PROP_UINT32("enclave-logs-max", NEPCIState, enclave_logs_max,
+                       NE_ENCLAVE_LOGS_MAX_DEFAULT),
     /* boot the ELF inside the image's bzImage through PVH (ne-kernel.h) */
     DEFINE_PROP_BOOL("enclave-direct-boot", NEPCIState, enclave_direct_boot,
                      true),
