@@ -3,7 +3,9 @@
 """Guest half of tools/relay-peer-test: a vsock stream echo server on
 port 6000 of the parent (CID 3).  Prints "listening" once it accepts, then
 echoes every connection in its own thread until a client sends "quit" or
-the time limit (first argument, seconds) passes."""
+the time limit (first argument, seconds) passes.  A client that sends
+"dial CID PORT" instead gets the outcome of this guest's own connect to
+CID:PORT (2 s at most) as one line: "dial: connected" or "dial: ERROR"."""
 import os
 import socket
 import sys
@@ -11,6 +13,18 @@ import threading
 import time
 
 PORT = 6000
+
+
+def dial(words):
+    out = socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM)
+    out.settimeout(2)
+    try:
+        out.connect((int(words[1]), int(words[2])))
+        return "dial: connected\n"
+    except OSError as e:
+        return "dial: %s\n" % (e.strerror or e)
+    finally:
+        out.close()
 
 
 def serve(conn):
@@ -23,6 +37,9 @@ def serve(conn):
             if data.startswith(b"quit"):
                 print("quit", flush=True)
                 os._exit(0)
+            if data.startswith(b"dial "):
+                conn.sendall(dial(data.split()).encode())
+                continue
             conn.sendall(data)
     except OSError as e:
         print("connection ended: %s" % e, flush=True)

@@ -52,10 +52,19 @@ static guint64 port_pair(uint32_t parent_port, uint32_t enclave_port)
     return (guint64)parent_port << 32 | enclave_port;
 }
 
+/*
+ * The peer that holds @cid.  A connection on the socket that has not said
+ * HELLO yet holds none: its cid is 0, which must not match the parent's
+ * packets to CID 0 (the hypervisor's console service, when it is not
+ * registered).
+ */
 static RouterPeer *router_find_peer(VsockRelayRouter *r, uint64_t cid)
 {
     RouterPeer *peer;
 
+    if (!cid) {
+        return NULL;
+    }
     QLIST_FOREACH(peer, &r->peers, next) {
         if (peer->cid == cid && vsock_relay_link_is_open(peer->link)) {
             return peer;
