@@ -344,6 +344,49 @@ static void relay_source_over_cap(VsockRelay *s, uint64_t cid, uint16_t op)
     vsock_relay_router_drop_cid(s->router, cid);
 }
 
+/* The enclave holding the most of the parent's RX buffer; 0 if none does. */
+static uint64_t relay_largest_enclave(VsockRelay *s)
+{
+    uint64_t cid = 0, most = 0;
+    GHashTableIter it;
+    gpointer value;
+
+    g_hash_table_iter_init(&it, s->rx_src_bytes);
+    while (g_hash_table_iter_next(&it, NULL, &value)) {
+        RelaySource *src = value;
+
+        if (src->bytes > most &&
+            vsock_relay_router_has_cid(s->router, src->cid)) {
+            most = src->bytes;
+            cid = src->cid;
+        }
+    }
+    return cid;
+}
+
+/*
+ * The parent's RX buffer is full, every source within its own share: the
+ * enclave that holds the most of it loses its link, as one over its share
+ * does, rather than the packet of whoever sends next being lost (a
+ * well-behaved enclave's data, or its answer to a connect).  False when
+ * the packet from @src still cannot be queued.
+ */
+static bool relay_make_room(VsockRelay *s, uint64_t src, uint64_t size)
+{
+    uint64_t hog = relay_largest_enclave(s);
+
+    if (hog) {
+        trace_vsock_relay_rx_full(s->guest_cid, hog, relay_src_bytes(s, hog));
+        qemu_log_mask(LOG_GUEST_ERROR,
+                      "vsock-relay: CID %" PRIu64 "'s RX buffer is full; "
+                      "CID %" PRIu64 ", which holds the most of it, loses "
+                      "its link\n", s->guest_cid, hog);
+        relay_drop_rx_from(s, hog);
+        vsock_relay_router_drop_cid(s->router, hog);
+    }
+    return hog != src && s->rx_pending_bytes + size <= s->buffer_cap;
+}
+
 /* Queue one packet for this device's guest; never writes to the guest. */
 static void relay_deliver(void *opaque, const struct virtio_vsock_hdr *hdr,
                           const uint8_t *data)
@@ -362,7 +405,8 @@ static void relay_deliver(void *opaque, const struct virtio_vsock_hdr *hdr,
             relay_source_over_cap(s, src, le16_to_cpu(hdr->op));
             return;
         }
-        if (s->rx_pending_bytes + size > s->buffer_cap) {
+        if (s->rx_pending_bytes + size > s->buffer_cap &&
+            !relay_make_room(s, src, size)) {
             trace_vsock_relay_rx_drop(s->guest_cid, src,
                                       le16_to_cpu(hdr->op));
             return;
