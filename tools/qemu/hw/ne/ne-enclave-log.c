@@ -66,6 +66,7 @@ static void ne_log_prune(int dir_fd, uint64_t cid, uint32_t room,
         }
         return;
     }
+    fd = dirfd(dir);
     while ((de = readdir(dir))) {
         NELogFile f;
         struct stat st;
@@ -98,21 +99,25 @@ int ne_enclave_log_open(int dir_fd, uint64_t cid, uint32_t keep,
                         NEEnclaveLogInUse in_use, void *opaque)
 {
     g_autofree char *name = ne_log_name(cid);
+    const char *why = NULL;
     struct stat st;
-    int fd;
+    int fd = -1;
 
     ne_log_prune(dir_fd, cid, keep ? keep - 1 : 0, in_use, opaque);
-    if (fstatat(dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-        S_ISREG(st.st_mode) && st.st_nlink == 1) {
-        unlinkat(dir_fd, name, 0);
+    if (fstatat(dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+        if (!S_ISREG(st.st_mode) || st.st_nlink != 1) {
+            why = "something other than a regular file with one name "
+                  "is there";
+        } else if (unlinkat(dir_fd, name, 0) < 0) {
+            why = strerror(errno);
+        }
     }
-    fd = openat(dir_fd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
-                O_NONBLOCK | O_NOCTTY | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        const char *why = errno == EEXIST ?
-            "something other than a regular file with one name is there" :
-            strerror(errno);
-
+    if (!why) {
+        fd = openat(dir_fd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+                    O_NONBLOCK | O_NOCTTY | O_CLOEXEC, 0644);
+        why = fd < 0 ? strerror(errno) : NULL;
+    }
+    if (why) {
         trace_ne_launcher_log_refused(cid, why);
         warn_report("ne-pci: not writing the enclave log %s: %s", name, why);
     }

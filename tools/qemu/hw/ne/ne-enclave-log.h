@@ -26,7 +26,9 @@ typedef bool (*NEEnclaveLogInUse)(uint64_t cid, void *opaque);
  * previous regular file of that name (one name only) is removed first, so
  * that an enclave VM of the same CID still ending keeps writing its own,
  * and anything else there (a FIFO, a device, a file with other names) is
- * left alone and refused.
+ * left alone and refused.  Only this QEMU's enclave VMs count as writers:
+ * a directory shared by two devices would lose the other's live logs.
+ * Runs in the main loop: one pass over the directory per start.
  */
 int ne_enclave_log_open(int dir_fd, uint64_t cid, uint32_t keep,
                         NEEnclaveLogInUse in_use, void *opaque);

@@ -475,9 +475,10 @@ static int ne_hv_add_mem(NEHv *hv, const uint8_t *req, NEReply *reply)
  * SLOT_ADD_VCPU's vcpu_id names a parent CPU as Linux numbers it: the
  * upstream driver sends its logical CPU number.  (Its uapi says "apic id
  * on x86"; where the two differ, it is still the logical number that
- * parents send.)  Linux numbers CPUs in the MADT's order, QEMU's
- * cpu_index order, so the id is that index.  With 3 threads a core the
- * two differ: APIC ids 0-2, then 4-6.
+ * parents send.)  Linux numbers the CPUs present at boot in the MADT's
+ * order, QEMU's cpu_index order, so the id is that index (a CPU hot-added
+ * later may get another number).  With 3 threads a core the two differ:
+ * APIC ids 0-2, then 4-6.
  */
 static bool ne_hv_parent_cpu_exists(uint32_t cpu)
 {

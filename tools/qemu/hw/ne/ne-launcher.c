@@ -842,6 +842,18 @@ static int ne_check_setup(NELauncher *l, NESlot *slot)
 }
 
 /*
+ * Abandoned starts (their slot freed while the START was pending, e.g. by
+ * ENABLE=0) still winding down, beyond which a START is refused with
+ * EAGAIN.  Each stops at its next MiB of the image, or at the next stage
+ * when past the reading (its kernel's extraction, its seals and its NSM
+ * file are not cut short), but the parent can abandon starts faster than
+ * that: without a cap, every abandoned start of a parent looping so kept
+ * a thread and an image's worth of memory files.  (Only one START is ever
+ * pending: one command in flight.)
+ */
+#define NE_CANCELLED_STARTS_MAX 4
+
+/*
  * An ENCLAVE_START in progress.  The image is read out of the donated
  * memory, checked, unpacked and its kernel extracted by a worker thread,
  * which works on its own view of the slot (the ranges, their RAM blocks
@@ -849,16 +861,6 @@ static int ne_check_setup(NELauncher *l, NESlot *slot)
  * is forked from a bottom half, in the main loop (PR_SET_PDEATHSIG follows
  * the thread that forks), which also answers the command.
  */
-/*
- * Abandoned starts (their slot freed while the START was pending, e.g. by
- * ENABLE=0) still winding down, beyond which a START is refused with
- * EAGAIN.  Each stops at its next chunk of the image, but the parent can
- * abandon starts faster than that: without a cap, every abandoned start
- * of a parent looping so kept a thread and an image's worth of memory
- * files.  (Only one START is ever pending: one command in flight.)
- */
-#define NE_CANCELLED_STARTS_MAX 4
-
 struct NEStartJob {
     QLIST_ENTRY(NEStartJob) next;
     NELauncher *l;
@@ -1157,13 +1159,17 @@ static int ne_start_vm(NELauncher *l, NESlot *slot, NEStartJob *job)
 
     vm->uid = slot->uid;
     vm->cid = slot->cid;
-    vm->pidfd = vm->console_fd = vm->qmp_fd = -1;
-    vm->log_fd = ne_open_log(l, slot->cid);
+    vm->pidfd = vm->console_fd = vm->qmp_fd = vm->log_fd = -1;
     rc = ne_launch(l, slot, job, vm);
     if (rc < 0) {
         ne_vm_free(vm);
         return rc;
     }
+    /*
+     * Only now: a start that fails leaves the last log of its CID alone.
+     * (Nothing reads the console before the handlers below.)
+     */
+    vm->log_fd = ne_open_log(l, slot->cid);
     trace_ne_launcher_spawn(slot->uid, slot->cid, vm->pid, slot->mem_size,
                             slot->vcpus->len, job->img.eif_size);
     /* the image is read: the parent's copy of the donated pages goes */
@@ -1194,7 +1200,7 @@ static void ne_start_job_done(void *opaque)
 
     qemu_thread_join(&job->thread);
     QLIST_REMOVE(job, next);
-    if (job->cancelled) {
+    if (qatomic_read(&job->cancelled)) {
         l->nr_cancelled--;
     }
     if (slot) {

@@ -30,7 +30,9 @@
  * needed with boot-enclaves=on), enclave-eif-max (1G; the largest enclave
  * image ENCLAVE_START reads out of the donated memory: a larger one is
  * refused with -ENOEXEC from its section table, before any of it is
- * copied, checked or decompressed).
+ * copied, checked or decompressed), enclave-log-dir (none; where each
+ * enclave's console is logged, enclave-<CID>.log) and enclave-logs-max
+ * (32; the logs kept there, ne-enclave-log.h).
  *
  * A machine has at most one ne-pci: the hypervisor it emulates owns the
  * machine's memory, and a second one would donate the same pages again.
