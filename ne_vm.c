@@ -376,16 +376,13 @@ void ne_enclave_teardown(struct work_struct *work)
 #define NE_EXIT_RELEASE_WAIT_MS	5000
 
 /*
- * Hands @e to the teardown work and waits until it let go of everything or
- * made a zombie, so that a close returns with the memory and CPUs back as
- * with KVM, also at exit (a parent that reaped it finds them back).  The
- * wait is interruptible (S state).  An exiting task, killed or not, cannot
+ * Waits until the teardown work let go of everything or made a zombie, so
+ * that a close returns with the memory and CPUs back as with KVM, also at
+ * exit (a parent that reaped it finds them back).  The wait is
+ * interruptible (S state).  An exiting task, killed or not, cannot
  * rely on an interruptible wait (a pending signal ends it at once): it waits
  * uninterruptibly, but NE_EXIT_RELEASE_WAIT_MS at most, never for the
- * command timeout.  A kernel thread does not wait at all: no signal would
- * end its wait, and a last close there (a file an io_uring held, a unix
- * socket's garbage collection) runs in the worker that serves every
- * deferred close of the system.  Ending the wait never ends the teardown.
+ * command timeout.  Ending the wait never ends the teardown.
  */
 static void ne_enclave_wait_teardown(struct ne_enclave *e)
 {
@@ -398,11 +395,19 @@ static void ne_enclave_wait_teardown(struct ne_enclave *e)
 					 READ_ONCE(e->zombie));
 }
 
+/*
+ * A kernel thread or an io_uring worker only hands the teardown over: no
+ * signal would end its wait.  A last close in a kernel thread (a file an
+ * io_uring's table held, a unix socket's garbage collection) runs in the
+ * worker that serves every deferred close of the system; one in an
+ * io_uring worker (a close the ring ran async, or its SQPOLL thread)
+ * stalls every request of the rings it serves.
+ */
 static void ne_enclave_release(struct ne_enclave *e)
 {
 	refcount_inc(&e->refs);
 	ne_enclave_queue_teardown(e);
-	if (!(current->flags & PF_KTHREAD))
+	if (!(current->flags & (PF_KTHREAD | PF_IO_WORKER)))
 		ne_enclave_wait_teardown(e);
 	ne_enclave_free(e);
 }

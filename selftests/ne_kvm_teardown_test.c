@@ -890,77 +890,183 @@ TEST_F(td, nr_memslots_learnt_after_a_failed_probe)
 	ASSERT_NOTHING_HELD(self);
 }
 
-/* Tasks whose kernel stack holds @fn (/proc/PID/task/TID/stack), or -1. */
-static int tasks_in(const char *fn)
+/* Whether the kernel stack of task @dir (/proc/PID/task/TID) holds @fn;
+ * -1 when it cannot be read. */
+static int stack_holds(const char *dir, const char *fn)
 {
-	char path[300], line[256];
-	struct dirent *p;
-	int n = 0;
-	DIR *d = opendir("/proc");
+	char path[700], line[256];
+	int found = 0;
 	FILE *f;
 
-	if (!d)
+	snprintf(path, sizeof(path), "%s/stack", dir);
+	f = fopen(path, "r");
+	if (!f)
 		return -1;
-	while ((p = readdir(d))) {
+	while (!found && fgets(line, sizeof(line), f))
+		found = !!strstr(line, fn);
+	fclose(f);
+	return found;
+}
+
+/* Tasks of the system whose kernel stack holds @fn; -1 if none was read. */
+static int tasks_in(const char *fn)
+{
+	char dir[300], task[600];
+	struct dirent *p, *t;
+	int n = 0, read = 0, r;
+	DIR *procs = opendir("/proc"), *tasks;
+
+	if (!procs)
+		return -1;
+	while ((p = readdir(procs))) {
 		if (p->d_name[0] < '1' || p->d_name[0] > '9')
 			continue;
-		/* (kernel threads have one task each) */
-		snprintf(path, sizeof(path), "/proc/%s/stack", p->d_name);
-		f = fopen(path, "r");
-		if (!f)
+		snprintf(dir, sizeof(dir), "/proc/%s/task", p->d_name);
+		tasks = opendir(dir);
+		if (!tasks)
 			continue;
-		while (fgets(line, sizeof(line), f))
-			if (strstr(line, fn)) {
-				n++;
-				break;
-			}
-		fclose(f);
+		while ((t = readdir(tasks))) {
+			if (t->d_name[0] == '.')
+				continue;
+			snprintf(task, sizeof(task), "%s/%s", dir, t->d_name);
+			r = stack_holds(task, fn);
+			read += r >= 0;
+			n += r > 0;
+		}
+		closedir(tasks);
 	}
-	closedir(d);
-	return n;
+	closedir(procs);
+	return read ? n : -1;
+}
+
+/* io_uring_setup(4), with its rings mapped: the ring fd, or -1. */
+struct ring {
+	int fd;
+	struct io_uring_params p;
+	void *sq;
+	size_t sq_size;
+	struct io_uring_sqe *sqes;
+};
+
+static int ring_open(struct ring *r)
+{
+	memset(r, 0, sizeof(*r));
+	r->fd = syscall(__NR_io_uring_setup, 4, &r->p);
+	if (r->fd < 0)
+		return -1;
+	r->sq_size = r->p.sq_off.array + r->p.sq_entries * sizeof(__u32);
+	r->sq = mmap(NULL, r->sq_size, PROT_READ | PROT_WRITE, MAP_SHARED,
+		     r->fd, IORING_OFF_SQ_RING);
+	r->sqes = mmap(NULL, r->p.sq_entries * sizeof(*r->sqes),
+		       PROT_READ | PROT_WRITE, MAP_SHARED, r->fd, IORING_OFF_SQES);
+	if (r->sq == MAP_FAILED || r->sqes == MAP_FAILED)
+		return -1;
+	return r->fd;
+}
+
+static void ring_close(struct ring *r)
+{
+	munmap(r->sqes, r->p.sq_entries * sizeof(*r->sqes));
+	munmap(r->sq, r->sq_size);
+	close(r->fd);
+}
+
+/* Submits IORING_OP_CLOSE of @fd, run by an io-wq worker (IOSQE_ASYNC). */
+static int ring_close_async(struct ring *r, int fd)
+{
+	__u32 *tail = r->sq + r->p.sq_off.tail;
+	__u32 *array = r->sq + r->p.sq_off.array;
+	__u32 mask = *(__u32 *)(r->sq + r->p.sq_off.ring_mask);
+	struct io_uring_sqe *sqe = &r->sqes[0];
+
+	memset(sqe, 0, sizeof(*sqe));
+	sqe->opcode = IORING_OP_CLOSE;
+	sqe->fd = fd;
+	sqe->flags = IOSQE_ASYNC;
+	array[*tail & mask] = 0;
+	__atomic_store_n(tail, *tail + 1, __ATOMIC_RELEASE);
+	return syscall(__NR_io_uring_enter, r->fd, 1, 0, 0, NULL, 0) == 1 ? 0 : -1;
 }
 
 /*
- * A VM fd whose last reference goes in a kernel thread: held only by an
- * io_uring's table of registered files, it is released from the ring's
- * exit work, and its __fput() then runs in the kworker that handles
- * every deferred close of the system.  There the release must not wait
- * for the teardown (a kernel thread gets no signal: it waited for the
- * whole teardown, here a SLOT_FREE answered 3 s late, and every other
- * deferred close waited behind it).  The teardown still completes.
+ * The VM's last reference goes (@last_ref) while its SLOT_FREE answers
+ * 3 s late: once the teardown has sent it, no task may sit in the release
+ * (ne_vm_release) waiting for it, and the teardown still completes.
  */
-TEST_F_TIMEOUT(td, last_close_in_a_kernel_thread_does_not_wait, 60)
+static void no_release_waits(struct __test_metadata *_metadata,
+			     FIXTURE_DATA(td) *self, int (*last_ref)(int vm))
 {
 	uint32_t frees = ne_tc_cmds(self->tc, NE_WIRE_SLOT_FREE);
-	struct io_uring_params params = { 0 };
-	int ring, vm, waiting, i;
+	int vm, waiting, i;
 
 	vm = ne_create_vm();
 	ASSERT_LE(0, vm);
 	ASSERT_EQ(0, ne_set_region(vm, 0, 0, self->mem, ENCLAVE_MEM, 0));
-	ring = syscall(__NR_io_uring_setup, 4, &params);
-	ASSERT_LE(0, ring) {
-		TH_LOG("io_uring_setup: %s", strerror(errno));
-	}
-	ASSERT_EQ(0, syscall(__NR_io_uring_register, ring,
-			     IORING_REGISTER_FILES, &vm, 1));
-	ASSERT_EQ(0, close(vm));
 	ne_tc_arm(self->tc, NE_TESTCTL_DELAY_ARM, NE_WIRE_SLOT_FREE,
 		  NE_TESTCTL_DELAY_MS, 3000);
-	ASSERT_EQ(0, close(ring));
+	ASSERT_EQ(0, last_ref(vm)) {
+		TH_LOG("io_uring: %s", strerror(errno));
+	}
 	/* the release ran once the teardown has sent its SLOT_FREE */
 	for (i = 0; i < 500 && ne_tc_cmds(self->tc, NE_WIRE_SLOT_FREE) == frees; i++)
 		usleep(10 * 1000);
 	ASSERT_EQ(frees + 1, ne_tc_cmds(self->tc, NE_WIRE_SLOT_FREE));
 	/* its reply is 3 s away: nothing may sit in the release meanwhile */
 	waiting = tasks_in("ne_vm_release");
+	ASSERT_LE(0, waiting) {
+		TH_LOG("no task's kernel stack could be read (/proc/PID/task/TID/stack)");
+	}
 	EXPECT_EQ(0, waiting) {
-		TH_LOG("%d kernel threads wait in ne_vm_release for the teardown",
-		       waiting);
+		TH_LOG("%d tasks wait in ne_vm_release for the teardown", waiting);
 	}
 	for (i = 0; i < 1000 && ne_pins_held() != self->pins; i++)
 		usleep(10 * 1000);
 	ASSERT_NOTHING_HELD(self);
+}
+
+/*
+ * Held only by an io_uring's table of registered files, the VM fd is
+ * released from the ring's exit work, and its __fput() then runs in the
+ * kworker that serves every deferred close of the system: a kernel thread,
+ * which no signal ends the wait of (it waited for the whole teardown, and
+ * every other deferred close waited behind it).
+ */
+static int last_ref_in_a_kernel_thread(int vm)
+{
+	struct ring r;
+
+	if (ring_open(&r) < 0 ||
+	    syscall(__NR_io_uring_register, r.fd, IORING_REGISTER_FILES, &vm, 1))
+		return -1;
+	close(vm);
+	ring_close(&r);
+	return 0;
+}
+
+TEST_F_TIMEOUT(td, last_close_in_a_kernel_thread_does_not_wait, 60)
+{
+	no_release_waits(_metadata, self, last_ref_in_a_kernel_thread);
+}
+
+/*
+ * Closed by IORING_OP_CLOSE run async, the VM fd's __fput() runs in an
+ * io_uring worker (a thread of this process that blocks every signal but
+ * SIGKILL): it waited for the whole teardown, and the ring's other
+ * requests behind it.
+ */
+static struct ring async_ring;
+
+static int last_ref_in_an_io_uring_worker(int vm)
+{
+	if (ring_open(&async_ring) < 0)
+		return -1;
+	return ring_close_async(&async_ring, vm);
+}
+
+TEST_F_TIMEOUT(td, last_close_in_an_io_uring_worker_does_not_wait, 60)
+{
+	no_release_waits(_metadata, self, last_ref_in_an_io_uring_worker);
+	ring_close(&async_ring);
 }
 
 int main(int argc, char **argv)
