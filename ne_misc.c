@@ -420,19 +420,18 @@ static void ne_event_stopped(const struct ne_event_query *q, u16 state)
  * EPOLLHUP), ask the device about every running enclave and mark those that
  * stopped.  Runs in the device's work item; holds the list lock only to
  * walk the list, never across a command, and never takes an enclave's lock.
- * Returns true when it could not ask about every one (no memory, a
- * SLOT_INFO that failed or timed out): the caller runs it again later.
- * An enclave whose device is gone needs no answer (-ENODEV): a reset or
- * the remove marks it lost.
+ * Returns 0, or when it could not ask about every one the first error (no
+ * memory, a SLOT_INFO that failed or timed out): the caller runs it again
+ * later.  An enclave whose device is gone needs no answer (-ENODEV): a
+ * reset or the remove marks it lost.
  */
-bool ne_misc_handle_event(struct ne_pci_dev *ne)
+int ne_misc_handle_event(struct ne_pci_dev *ne)
 {
 	struct ne_event_query *q;
 	struct ne_pci_reply reply;
 	struct ne_req_slot req;
-	bool again = false;
 	unsigned int i, n;
-	int rc;
+	int rc, again = 0;
 
 	atomic_inc(&ne_kvm.event_seq);
 	/* paired with the barrier of ne_vm_start() after it sets RUNNING */
@@ -442,7 +441,7 @@ bool ne_misc_handle_event(struct ne_pci_dev *ne)
 	mutex_unlock(&ne_kvm.list_lock);
 	q = kcalloc(max(n, 1U), sizeof(*q), GFP_KERNEL);
 	if (!q) {
-		again = true;
+		again = -ENOMEM;
 		goto retry_zombies;
 	}
 	mutex_lock(&ne_kvm.list_lock);
@@ -457,8 +456,8 @@ bool ne_misc_handle_event(struct ne_pci_dev *ne)
 			rc = ne_pci_cmd(ne, q[i].resets, NE_CMD_SLOT_INFO, &req,
 					sizeof(req), &reply);
 		up_read(&ne_kvm.dev_sem);
-		if (rc && rc != -ENODEV)
-			again = true;
+		if (rc && rc != -ENODEV && !again)
+			again = rc;
 		if (rc || reply.state == NE_STATE_RUNNING)
 			continue;
 		mutex_lock(&ne_kvm.list_lock);

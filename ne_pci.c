@@ -428,13 +428,17 @@ static void ne_pci_event_work(struct work_struct *work)
 {
 	struct ne_pci_dev *ne = container_of(to_delayed_work(work),
 					     struct ne_pci_dev, event_work);
+	int rc = ne_misc_handle_event(ne);
 
-	if (!ne_misc_handle_event(ne)) {
+	if (!rc) {
 		ne->event_retry_ms = 0;
 		return;
 	}
 	ne->event_retry_ms = clamp(2 * ne->event_retry_ms,
 				   NE_EVENT_RETRY_MIN_MS, NE_EVENT_RETRY_MAX_MS);
+	dev_warn_ratelimited(&ne->pdev->dev,
+			     "could not ask which enclaves stopped (%d): again in %u ms\n",
+			     rc, ne->event_retry_ms);
 	queue_delayed_work(ne->event_wq, &ne->event_work,
 			   msecs_to_jiffies(ne->event_retry_ms));
 }

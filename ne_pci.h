@@ -166,7 +166,7 @@ bool ne_pci_shutdown(struct ne_pci_dev *ne);
 int ne_misc_init(void);
 int ne_misc_register(struct ne_pci_dev *ne);
 void ne_misc_unregister(struct ne_pci_dev *ne);
-bool ne_misc_handle_event(struct ne_pci_dev *ne);
+int ne_misc_handle_event(struct ne_pci_dev *ne);
 void ne_misc_slot_freed(struct ne_pci_dev *ne, u64 slot_uid);
 void ne_misc_exit(void);
 
