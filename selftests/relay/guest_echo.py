@@ -16,10 +16,14 @@ PORT = 6000
 
 
 def dial(words):
+    try:
+        cid, port = int(words[1]), int(words[2])
+    except (IndexError, ValueError):
+        return "dial: bad request (dial CID PORT)\n"
     out = socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM)
     out.settimeout(2)
     try:
-        out.connect((int(words[1]), int(words[2])))
+        out.connect((cid, port))
         return "dial: connected\n"
     except OSError as e:
         return "dial: %s\n" % (e.strerror or e)

@@ -33,6 +33,7 @@ Benchmark (figures, no verdict; tools/bench runs it):
                   checked and unpacked, the kernel extracted or cached, the
                   enclave VM forked), with direct boot and without
 """
+import fcntl
 import os
 import socket
 import struct
@@ -512,6 +513,25 @@ def test_log_files(qemu, d, keep="3"):
 
 
 VSOCK_HDR = struct.Struct("<QQIIIHHIII")   # struct virtio_vsock_hdr, 44 bytes
+SIOCOUTQ = 0x5411
+
+
+def unread(sock):
+    """Bytes @sock sent that its peer has not read yet."""
+    return struct.unpack("i", fcntl.ioctl(sock, SIOCOUTQ, b"\0" * 4))[0]
+
+
+def link_closed(sock, seconds):
+    """Whether the relay closed @sock's link within @seconds."""
+    sock.settimeout(seconds)
+    try:
+        while sock.recv(65536):
+            pass
+        return True
+    except (ConnectionResetError, BrokenPipeError):
+        return True
+    except socket.timeout:
+        return False
 
 
 def test_relay_full(qemu, d):
@@ -543,13 +563,13 @@ def test_relay_full(qemu, d):
         for cid in range(16, 20):
             peers[cid].sendall(frames(cid, share))
         peers[20].sendall(frames(20, 8))
-        end, seen = time.monotonic() + 60, ""
-        while time.monotonic() < end:
-            seen = trace(d)
-            if "vsock_relay_rx_full" in seen or "packet from 20 " in seen:
-                break
+        # until the relay has read every byte the fifth one sent
+        end = time.monotonic() + 60
+        while unread(peers[20]) and time.monotonic() < end:
             qt.step(1000000)
             time.sleep(0.1)
+        check(not unread(peers[20]), "the relay did not read the fifth enclave's frames")
+        seen = trace(d)
         dropped = [line for line in seen.splitlines()
                    if "vsock_relay_rx_drop" in line and "packet from 20 " in line]
         full = [line for line in seen.splitlines() if "vsock_relay_rx_full" in line]
@@ -558,14 +578,10 @@ def test_relay_full(qemu, d):
               (len(full), seen[-400:]))
         hog = int(full[0].split("source ")[1].split()[0])
         check(16 <= hog <= 19, "CID %d lost its link, not one of the four" % hog)
-        peers[hog].settimeout(10)
-        try:
-            while peers[hog].recv(65536):
-                pass
-            closed = True
-        except socket.timeout:
-            closed = False
-        check(closed, "CID %d's link is still open" % hog)
+        check(link_closed(peers[hog], 10), "CID %d's link is still open" % hog)
+        kept = [cid for cid in peers if cid != hog and not link_closed(peers[cid], 0.2)]
+        check(len(kept) == 4, "links left open: CIDs %s, expected every one but %d" %
+              (kept, hog))
         print("# four enclaves of %d frames of %d bytes each filled the buffer: CID %d lost "
               "its link, the fifth enclave's frames were queued" % (share, len(payload), hog))
     finally:

@@ -66,7 +66,6 @@ static void ne_log_prune(int dir_fd, uint64_t cid, uint32_t room,
         }
         return;
     }
-    fd = dirfd(dir);
     while ((de = readdir(dir))) {
         NELogFile f;
         struct stat st;

@@ -365,26 +365,35 @@ static uint64_t relay_largest_enclave(VsockRelay *s)
 }
 
 /*
- * The parent's RX buffer is full, every source within its own share: the
- * enclave that holds the most of it loses its link, as one over its share
- * does, rather than the packet of whoever sends next being lost (a
- * well-behaved enclave's data, or its answer to a connect).  False when
- * the packet from @src still cannot be queued.
+ * The parent's RX buffer is full, every source within its own share, and
+ * an enclave sends: the enclave that holds the most of it loses its link,
+ * as one over its share does, rather than the packet of whoever sends
+ * next being lost (a well-behaved enclave's data, or its answer to a
+ * connect).  Only when that link alone makes the room: one packet never
+ * costs two links, and a local source's packet (the console, the relay's
+ * own RSTs) never costs one.  False when the packet from @src still
+ * cannot be queued.
  */
 static bool relay_make_room(VsockRelay *s, uint64_t src, uint64_t size)
 {
-    uint64_t hog = relay_largest_enclave(s);
+    uint64_t need = s->rx_pending_bytes + size - s->buffer_cap;
+    uint64_t hog;
 
-    if (hog) {
-        trace_vsock_relay_rx_full(s->guest_cid, hog, relay_src_bytes(s, hog));
-        qemu_log_mask(LOG_GUEST_ERROR,
-                      "vsock-relay: CID %" PRIu64 "'s RX buffer is full; "
-                      "CID %" PRIu64 ", which holds the most of it, loses "
-                      "its link\n", s->guest_cid, hog);
-        relay_drop_rx_from(s, hog);
-        vsock_relay_router_drop_cid(s->router, hog);
+    if (!vsock_relay_router_has_cid(s->router, src)) {
+        return false;
     }
-    return hog != src && s->rx_pending_bytes + size <= s->buffer_cap;
+    hog = relay_largest_enclave(s);
+    if (!hog || relay_src_bytes(s, hog) < need) {
+        return false;
+    }
+    trace_vsock_relay_rx_full(s->guest_cid, hog, relay_src_bytes(s, hog));
+    qemu_log_mask(LOG_GUEST_ERROR,
+                  "vsock-relay: CID %" PRIu64 "'s RX buffer is full; CID %"
+                  PRIu64 ", which holds the most of it, loses its link\n",
+                  s->guest_cid, hog);
+    relay_drop_rx_from(s, hog);
+    vsock_relay_router_drop_cid(s->router, hog);
+    return hog != src;
 }
 
 /* Queue one packet for this device's guest; never writes to the guest. */
