@@ -890,20 +890,27 @@ TEST_F(td, nr_memslots_learnt_after_a_failed_probe)
 	ASSERT_NOTHING_HELD(self);
 }
 
-/* Whether the kernel stack of task @dir (/proc/PID/task/TID) holds @fn;
- * -1 when it cannot be read. */
+/*
+ * Whether the kernel stack of task @dir (/proc/PID/task/TID) holds @fn;
+ * -1 when it cannot be read (the file opens, but reading it wants
+ * CAP_SYS_ADMIN) or is empty (a running task's).
+ */
 static int stack_holds(const char *dir, const char *fn)
 {
 	char path[700], line[256];
-	int found = 0;
+	int found = 0, lines = 0;
 	FILE *f;
 
 	snprintf(path, sizeof(path), "%s/stack", dir);
 	f = fopen(path, "r");
 	if (!f)
 		return -1;
-	while (!found && fgets(line, sizeof(line), f))
+	while (!found && fgets(line, sizeof(line), f)) {
+		lines++;
 		found = !!strstr(line, fn);
+	}
+	if (ferror(f) || !lines)
+		found = -1;
 	fclose(f);
 	return found;
 }
@@ -959,8 +966,14 @@ static int ring_open(struct ring *r)
 		     r->fd, IORING_OFF_SQ_RING);
 	r->sqes = mmap(NULL, r->p.sq_entries * sizeof(*r->sqes),
 		       PROT_READ | PROT_WRITE, MAP_SHARED, r->fd, IORING_OFF_SQES);
-	if (r->sq == MAP_FAILED || r->sqes == MAP_FAILED)
+	if (r->sq == MAP_FAILED || r->sqes == MAP_FAILED) {
+		if (r->sq != MAP_FAILED)
+			munmap(r->sq, r->sq_size);
+		if (r->sqes != MAP_FAILED)
+			munmap(r->sqes, r->p.sq_entries * sizeof(*r->sqes));
+		close(r->fd);
 		return -1;
+	}
 	return r->fd;
 }
 
