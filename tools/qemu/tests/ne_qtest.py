@@ -211,11 +211,11 @@ class NEPci:
         check(r["rc"] == 0, "%s: rc %d" % (what or "command %d" % ctype, r["rc"]))
         return r
 
-    def slot(self, mem):
-        """SLOT_ALLOC, the memory at ENCLAVE_GPA, CPU 1: the slot's uid."""
+    def slot(self, mem, gpa=ENCLAVE_GPA, cpu=1):
+        """SLOT_ALLOC, the memory at gpa, the CPU: the slot's uid."""
         uid = self.ok(CMD_ALLOC, b"\0", "SLOT_ALLOC")["uid"]
-        self.ok(CMD_ADD_MEM, struct.pack("<QQQ", uid, ENCLAVE_GPA, mem), "SLOT_ADD_MEM")
-        self.ok(CMD_ADD_VCPU, struct.pack("<QI4x", uid, 1), "SLOT_ADD_VCPU")
+        self.ok(CMD_ADD_MEM, struct.pack("<QQQ", uid, gpa, mem), "SLOT_ADD_MEM")
+        self.ok(CMD_ADD_VCPU, struct.pack("<QI4x", uid, cpu), "SLOT_ADD_VCPU")
         return uid
 
     def enclave(self, mem, timeout=60):
@@ -293,12 +293,12 @@ def with_cmdline(path, extra):
     return eif(kernel[0], cmdline[0], ramdisks)
 
 
-def put_image(d, image):
-    """Writes image where the enclave finds it: the parent's RAM file at the
-    donated range's 8 MiB (low RAM: guest-physical = file offset)."""
+def put_image(d, image, gpa=ENCLAVE_GPA):
+    """Writes image where the enclave finds it: the parent's RAM file at 8 MiB
+    into the range donated at gpa (low RAM: guest-physical = file offset)."""
     fd = os.open(os.path.join(d, "ram"), os.O_WRONLY)
     try:
-        os.pwrite(fd, image, ENCLAVE_GPA + IMAGE_OFFSET)
+        os.pwrite(fd, image, gpa + IMAGE_OFFSET)
     finally:
         os.close(fd)
 
@@ -463,12 +463,8 @@ def test_log_files(qemu, d, keep="3"):
     logs = os.path.join(d, "logs")
 
     def start(cid, gpa, cpu):
-        fd = os.open(os.path.join(d, "ram"), os.O_WRONLY)
-        os.pwrite(fd, image, gpa + IMAGE_OFFSET)
-        os.close(fd)
-        uid = ne.ok(CMD_ALLOC, b"\0", "SLOT_ALLOC")["uid"]
-        ne.ok(CMD_ADD_MEM, struct.pack("<QQQ", uid, gpa, 64 * MIB), "SLOT_ADD_MEM")
-        ne.ok(CMD_ADD_VCPU, struct.pack("<QI4x", uid, cpu), "SLOT_ADD_VCPU")
+        put_image(d, image, gpa)
+        uid = ne.slot(64 * MIB, gpa, cpu)
         r = ne.command(CMD_START, struct.pack("<QQQ", uid, cid, 0), timeout=60)
         check(r["rc"] == 0 and r["cid"] == cid, "START of CID %d: %s" % (cid, r))
         return uid
