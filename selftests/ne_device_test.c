@@ -46,6 +46,7 @@ FIXTURE_SETUP(dev)
 	ne_tc_wr(&self->raw, NE_TESTCTL_FAIL_ARM, 0);
 	ne_tc_wr(&self->raw, NE_TESTCTL_DELAY_ARM, 0);
 	ne_tc_wr(&self->raw, NE_TESTCTL_NOREPLY_ARM, 0);
+	ne_tc_wr(&self->raw, NE_TESTCTL_STUCK_ARM, 0);
 	ne_tc_wr(&self->raw, NE_TESTCTL_COUNTERS_RESET, 1);
 	self->nr_cpus = ne_nr_parent_cpus();
 }
@@ -58,6 +59,7 @@ FIXTURE_TEARDOWN(dev)
 		ne_tc_wr(&self->raw, NE_TESTCTL_FAIL_ARM, 0);
 		ne_tc_wr(&self->raw, NE_TESTCTL_DELAY_ARM, 0);
 		ne_tc_wr(&self->raw, NE_TESTCTL_NOREPLY_ARM, 0);
+		ne_tc_wr(&self->raw, NE_TESTCTL_STUCK_ARM, 0);
 	}
 	/* A command may be stuck (never-reply knob): re-handshake first. */
 	EXPECT_EQ(0, ne_raw_handshake(&self->raw));
@@ -832,6 +834,49 @@ TEST_F(dev, fault_never_reply)
 	EXPECT_EQ(0, ne_raw_slot_info(r, uid, &rep));
 }
 
+/*
+ * STUCK: the next ENABLE = 0 does nothing (the device stays on with its
+ * slots and its command in flight); the one after it turns the device off.
+ */
+TEST_F(dev, fault_stuck_on)
+{
+	struct ne_raw *r = &self->raw;
+	struct ne_raw_reply rep;
+	uint16_t before;
+	uint64_t uid;
+
+	ASSERT_EQ(0, ne_raw_slot_alloc(r, &uid));
+	ne_tc_wr(r, NE_TESTCTL_NOREPLY_TYPE, NE_TESTCTL_ANY_TYPE);
+	ne_tc_wr(r, NE_TESTCTL_NOREPLY_ARM, 1);
+	before = ne_raw_replies(r);
+	ne_raw_ring(r, NE_CMD_SLOT_COUNT, "", 1);
+	EXPECT_EQ(-ETIMEDOUT, ne_raw_wait_reply(r, before, 100));
+
+	ne_tc_wr(r, NE_TESTCTL_STUCK_ARM, 1);
+	EXPECT_EQ(1, ne_tc_rd(r, NE_TESTCTL_STUCK_ARM));
+	EXPECT_EQ(1, ne_tc_rd(r, NE_TESTCTL_FAULTS_FIRED));	/* NOREPLY */
+	ne_wr8(r, NE_REG_ENABLE, 0);
+	EXPECT_EQ(1, ne_rd8(r, NE_REG_ENABLE));
+	usleep(100 * 1000);
+	EXPECT_EQ(1, ne_rd8(r, NE_REG_ENABLE));
+	EXPECT_EQ(0, ne_tc_rd(r, NE_TESTCTL_STUCK_ARM));
+	EXPECT_EQ(2, ne_tc_rd(r, NE_TESTCTL_FAULTS_FIRED));
+	EXPECT_EQ(1, ne_tc_rd(r, NE_TESTCTL_SLOTS));
+	/* The command is still in flight: the next one is ignored. */
+	ne_raw_ring(r, NE_CMD_SLOT_COUNT, "", 1);
+	EXPECT_EQ(-ETIMEDOUT, ne_raw_wait_reply(r, before, 100));
+	EXPECT_EQ(1, ne_tc_rd(r, NE_TESTCTL_CMDS_IGNORED));
+
+	/* Disarmed, it does nothing; the next ENABLE = 0 turns it off. */
+	ne_tc_wr(r, NE_TESTCTL_STUCK_ARM, 1);
+	ne_tc_wr(r, NE_TESTCTL_STUCK_ARM, 0);
+	ASSERT_EQ(0, ne_raw_handshake(r));
+	EXPECT_EQ(0, ne_tc_rd(r, NE_TESTCTL_SLOTS));
+	EXPECT_EQ(2, ne_tc_rd(r, NE_TESTCTL_FAULTS_FIRED));
+	EXPECT_EQ(0, ne_raw_slot_alloc(r, &uid));
+	EXPECT_EQ(0, ne_raw_slot_info(r, uid, &rep));
+}
+
 TEST_F(dev, fault_enclave_stopped_event)
 {
 	struct ne_raw *r = &self->raw;
@@ -929,6 +974,7 @@ TEST_F_TIMEOUT(dev, random_register_writes, 60)
 	ne_tc_wr(r, NE_TESTCTL_FAIL_ARM, 0);
 	ne_tc_wr(r, NE_TESTCTL_DELAY_ARM, 0);
 	ne_tc_wr(r, NE_TESTCTL_NOREPLY_ARM, 0);
+	ne_tc_wr(r, NE_TESTCTL_STUCK_ARM, 0);
 
 	/* Still alive and usable after a fresh handshake. */
 	ASSERT_EQ(0, ne_raw_handshake(r));

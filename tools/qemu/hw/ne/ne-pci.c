@@ -96,6 +96,7 @@ typedef struct NETestCtl {
     NEFaultKnob fail;
     NEFaultKnob delay;
     NEFaultKnob noreply;
+    bool stuck;                 /* STUCK: the next ENABLE = 0 is ignored */
     uint64_t event_slot;
     int32_t event_status;
     uint32_t cmds_total;
@@ -322,7 +323,12 @@ static void ne_pci_write(void *opaque, hwaddr addr, uint64_t val,
 
     trace_ne_pci_mmio_write(addr, size, val);
     if (addr == NE_REG_ENABLE && size == 1) {
-        if (val == NE_ENABLE_OFF) {
+        if (val == NE_ENABLE_OFF && s->tc.stuck) {
+            /* A device that does not turn off: nothing changes. */
+            s->tc.stuck = false;
+            s->tc.faults_fired++;
+            trace_ne_pci_fault("stuck", 0, 0);
+        } else if (val == NE_ENABLE_OFF) {
             ne_pci_disable(s);
         } else if (val == NE_ENABLE_ON) {
             s->enable = NE_ENABLE_ON;
@@ -405,6 +411,9 @@ static bool ne_testctl_read32(NEPCIState *s, hwaddr addr, uint32_t *val)
     case NE_TESTCTL_EVENT_STATUS:
         *val = s->tc.event_status;
         return true;
+    case NE_TESTCTL_STUCK_ARM:
+        *val = s->tc.stuck;
+        return true;
     case NE_TESTCTL_CMDS_TOTAL:
         *val = s->tc.cmds_total;
         return true;
@@ -475,6 +484,9 @@ static bool ne_testctl_write32(NEPCIState *s, hwaddr addr, uint32_t val)
             s->tc.event_status = ne_hv_enclave_exited(&s->hv,
                                                       s->tc.event_slot);
         }
+        return true;
+    case NE_TESTCTL_STUCK_ARM:
+        s->tc.stuck = val != 0;
         return true;
     case NE_TESTCTL_COUNTERS_RESET:
         if (val == 1) {

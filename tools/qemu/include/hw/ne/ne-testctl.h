@@ -26,6 +26,11 @@
  *            in flight (later commands are ignored) until the driver
  *            writes ENABLE = 0 or the device is reset, as a hung real
  *            device would behave.
+ * A fourth knob has no TYPE: STUCK, armed by writing 1 to
+ * NE_TESTCTL_STUCK_ARM, makes the next write of ENABLE = 0 have no effect:
+ * ENABLE keeps reading 1 and the device keeps every slot and the command in
+ * flight, as a device that does not turn off would.  The write after it
+ * turns the device off as usual.
  *
  * Events.  Write a slot uid to NE_TESTCTL_EVENT_SLOT (one 64-bit write, or
  * the low then the high half), then 1 to NE_TESTCTL_EVENT_RAISE: the device
@@ -86,13 +91,16 @@
 #define NE_TESTCTL_EVENT_RAISE          0x048
 #define NE_TESTCTL_EVENT_STATUS         0x04c
 
+/* Ignore the next write of ENABLE = 0 (1 = armed). */
+#define NE_TESTCTL_STUCK_ARM            0x050
+
 /*
  * Counters, read-only; writing 1 to COUNTERS_RESET zeroes all of them.
  *   CMDS_TOTAL     commands accepted (rung while no command was in flight)
  *   CMDS_IGNORED   commands rung while one was in flight
  *   REPLIES        replies posted
  *   EVENTS         out-of-band events raised
- *   FAULTS_FIRED   knobs consumed (FAIL, DELAY, NOREPLY)
+ *   FAULTS_FIRED   knobs consumed (FAIL, DELAY, NOREPLY, STUCK)
  *   CARVE_READS    parent reads of carved-out RAM (they read all-ones)
  *   CARVE_WRITES   parent writes to carved-out RAM (dropped)
  * SLOTS is not a counter: the number of slots that exist now.
