@@ -399,8 +399,12 @@ static unsigned int ne_event_collect(struct ne_event_query *q,
 	return n;
 }
 
-/* @q's enclave stopped (@state): tell its pollers; under list_lock. */
-static void ne_event_stopped(const struct ne_event_query *q, u16 state)
+/*
+ * @q's enclave stopped: tell its pollers; under list_lock.  Whatever state
+ * other than RUNNING the device reported, a started enclave never goes back
+ * (to INIT, where it would take resources and a START again): it stopped.
+ */
+static void ne_event_stopped(const struct ne_event_query *q)
 {
 	struct ne_enclave *e;
 
@@ -409,7 +413,7 @@ static void ne_event_stopped(const struct ne_event_query *q, u16 state)
 		    e->resets != q->resets ||
 		    READ_ONCE(e->state) != NE_STATE_RUNNING)
 			continue;
-		WRITE_ONCE(e->state, state);
+		WRITE_ONCE(e->state, NE_STATE_STOPPED);
 		WRITE_ONCE(e->has_event, true);
 		wake_up(&e->eventq);
 	}
@@ -460,8 +464,12 @@ int ne_misc_handle_event(struct ne_pci_dev *ne)
 			again = rc;
 		if (rc || reply.state == NE_STATE_RUNNING)
 			continue;
+		if (reply.state != NE_STATE_STOPPED)
+			dev_notice_ratelimited(&ne->pdev->dev,
+					       "SLOT_INFO: slot %#llx in state %#x: taken as stopped\n",
+					       q[i].slot_uid, reply.state);
 		mutex_lock(&ne_kvm.list_lock);
-		ne_event_stopped(&q[i], reply.state);
+		ne_event_stopped(&q[i]);
 		mutex_unlock(&ne_kvm.list_lock);
 	}
 	kfree(q);

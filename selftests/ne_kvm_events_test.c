@@ -168,6 +168,41 @@ TEST_F(ev, stop_seen_after_a_slot_info_timeout)
 			     NE_TESTCTL_DELAY_MS, 3 * TEST_TIMEOUT_MS / 2);
 }
 
+/*
+ * A started enclave never goes back: whatever state other than RUNNING a
+ * SLOT_INFO reply claims (here INIT, a reply of rc 0 and nothing else), the
+ * enclave has stopped.  The old driver stored the state as is, and an
+ * enclave back in INIT took memory, vCPUs and a second START again.
+ */
+TEST_F(ev, a_stop_reported_as_init_is_a_stop)
+{
+	int v0, v1, vm = build_enclave(self->mem, &v0, &v1);
+	uint32_t starts = ne_tc_cmds(self->tc, NE_WIRE_ENCLAVE_START);
+	uint64_t cid = 0;
+	char state[32];
+
+	ASSERT_LE(0, vm);
+	ASSERT_EQ(0, ne_start(vm, 0, &cid));
+	ne_tc_arm(self->tc, NE_TESTCTL_FAIL_ARM, NE_WIRE_SLOT_INFO,
+		  NE_TESTCTL_FAIL_RC, 0);
+	raise_event(self->tc, slot_uid(vm));
+	ASSERT_EQ(0, (int)ne_tc_read(self->tc, NE_TESTCTL_EVENT_STATUS));
+	EXPECT_EQ(POLLHUP, poll_vm(vm, 5000) & POLLHUP);
+	ASSERT_EQ(0, (int)ne_tc_read(self->tc, NE_TESTCTL_FAIL_ARM));
+	ASSERT_EQ(0, ne_fdinfo(vm, "ne_state", state, sizeof(state)));
+	EXPECT_STREQ("stopped", state);
+	ASSERT_IOCTL_ERRNO(EIO, vm, NE_ENCLAVE_START, &cid);
+	ASSERT_IOCTL_ERRNO(EIO, vm, KVM_CREATE_VCPU, 3);
+	errno = 0;
+	EXPECT_EQ(-1, ne_set_region(vm, 1, ENCLAVE_MEM, self->mem, HPAGE, 0));
+	EXPECT_EQ(EIO, errno);
+	EXPECT_EQ(starts + 1, ne_tc_cmds(self->tc, NE_WIRE_ENCLAVE_START));
+	close(v0);
+	close(v1);
+	close(vm);
+	ASSERT_NOTHING_HELD(self);
+}
+
 TEST_F(ev, events_about_other_slots_change_nothing)
 {
 	int v0, v1, vm = build_enclave(self->mem, &v0, &v1);
