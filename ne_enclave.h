@@ -149,6 +149,8 @@ struct ne_vcpu_slot {
  * @family:	the ioctl family of the VM fd, set at creation.
  * @mm:		the creator's mm (grabbed); other mms get EIO.
  * @dev_gen:	the device generation (ne_kvm.gen) the slot was allocated on.
+ * @dev_loc:	where that device sits (PCI domain, bus, devfn): a later
+ *		probe there, which turns the device off, frees the slot.
  * @resets:	the device's reset epoch the slot was allocated in.
  * @slot_uid:	the device slot.
  * @state:	NE_STATE_*; INIT -> RUNNING under @lock by NE_ENCLAVE_START,
@@ -204,6 +206,7 @@ struct ne_enclave {
 	enum ne_family family;
 	struct mm_struct *mm;
 	unsigned int dev_gen;
+	u64 dev_loc;
 	unsigned int resets;
 	u64 slot_uid;
 	u16 state;

@@ -15,6 +15,7 @@
 #include <linux/miscdevice.h>
 #include <linux/module.h>
 #include <linux/mutex.h>
+#include <linux/pci.h>
 #include <linux/rwsem.h>
 #include <linux/seq_file.h>
 #include <linux/slab.h>
@@ -132,6 +133,12 @@ int ne_enclave_cmd_retry(struct ne_enclave *e, enum ne_pci_cmd_type type)
 	}
 }
 
+/* Where @ne sits: a device probed at the same place is the same device. */
+static u64 ne_dev_location(const struct ne_pci_dev *ne)
+{
+	return (u64)pci_domain_nr(ne->pdev->bus) << 16 | pci_dev_id(ne->pdev);
+}
+
 /*
  * Asks the device for a slot for @e and records which device and reset
  * epoch it belongs to; the epoch is the one the command was sent in, so a
@@ -146,6 +153,7 @@ int ne_enclave_slot_alloc(struct ne_enclave *e, struct ne_pci_reply *reply)
 		return -EINTR;
 	if (ne_kvm.dev) {
 		e->dev_gen = ne_kvm.gen;
+		e->dev_loc = ne_dev_location(ne_kvm.dev);
 		rc = ne_pci_cmd_new(ne_kvm.dev, &e->resets, NE_CMD_SLOT_ALLOC,
 				    &req, sizeof(req), reply);
 	}
@@ -511,6 +519,35 @@ static void ne_probe_limits(struct ne_pci_dev *ne)
 			 req.slot_uid);
 }
 
+/*
+ * @ne's probe turned it off (ENABLE read back 0): every slot that an
+ * earlier instance of the same device held is gone, those of zombies
+ * included (a remove that could not turn the device off left them), so
+ * they may let go.  Under dev_sem, held for writing.
+ */
+static void ne_forget_earlier_slots(struct ne_pci_dev *ne)
+{
+	u64 loc = ne_dev_location(ne);
+	struct ne_enclave *e;
+
+	lockdep_assert_held_write(&ne_kvm.dev_sem);
+	mutex_lock(&ne_kvm.list_lock);
+	list_for_each_entry(e, &ne_kvm.enclaves, node)
+		if (e->dev_gen != ne_kvm.gen && e->dev_loc == loc)
+			WRITE_ONCE(e->slot_gone, true);
+	ne_retry_zombies();
+	mutex_unlock(&ne_kvm.list_lock);
+}
+
+/**
+ * ne_misc_register() - a device was probed: the user API may use it
+ * @ne:		the device, which its probe turned off (ENABLE read back 0)
+ *		and on again.
+ *
+ * Context: process context, at probe.
+ * Return: 0, -EBUSY when another NE device is already in use, or
+ * misc_register()'s error.
+ */
 int ne_misc_register(struct ne_pci_dev *ne)
 {
 	int rc;
@@ -524,6 +561,7 @@ int ne_misc_register(struct ne_pci_dev *ne)
 	ne_probe_limits(ne);
 	ne_kvm.dev = ne;
 	ne_kvm.gen++;
+	ne_forget_earlier_slots(ne);
 	up_write(&ne_kvm.dev_sem);
 
 	rc = misc_register(&ne_misc);

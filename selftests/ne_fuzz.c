@@ -2311,6 +2311,16 @@ static void chaos_remove_rescan(struct worker *w)
 	if (ne_find_pci_device(dir, sizeof(dir)))
 		dir[0] = '\0';
 	snprintf(path, sizeof(path), "%s/remove", dir);
+	/*
+	 * A device that does not turn off at remove: its slots stay, the
+	 * enclaves released meanwhile are zombies, and the probe after the
+	 * rescan, which turns it off, must free them.
+	 */
+	if (opt_faults && chaos_tc && w->r[3] % 3 == 0) {
+		op_begin(w, "arm STUCK");
+		chaos_tc[NE_TESTCTL_STUCK_ARM / 4] = 1;
+		op_end(w, 0, 0);
+	}
 	ne_testctl_unmap(chaos_tc);
 	chaos_tc = NULL;
 	op_begin(w, "PCI remove %s", dir);
@@ -2991,7 +3001,8 @@ static void usage(FILE *f)
 "children that try inherited fds (they must get EIO, or what the upstream\n"
 "family lets another process do).  A chaos process arms the device's FAIL,\n"
 "DELAY and NOREPLY faults, raises \"enclave stopped\" events, writes ne_cpus,\n"
-"takes CPUs on and offline, and removes and rescans the PCI device.\n"
+"takes CPUs on and offline, and removes and rescans the PCI device, sometimes\n"
+"with its STUCK fault armed (a device that does not turn off at remove).\n"
 "\n"
 "The seed is printed first.  --seed N replays every worker's sequence of\n"
 "operations exactly; the interleaving of threads and processes, and the\n"

@@ -253,6 +253,46 @@ TEST_F_TIMEOUT(td, slot_free_fails_makes_a_zombie, 90)
 }
 
 /*
+ * A device that does not turn off at PCI remove (STUCK) keeps its slots: an
+ * enclave released then is a zombie.  When the same device comes back, its
+ * probe turns it off (ENABLE reads 0), and with it every slot of its
+ * earlier instance: the zombie lets go.  The old driver freed only the
+ * zombies of the current instance: this one kept its pins and core, the
+ * pool and the module, for good.
+ */
+TEST_F_TIMEOUT(td, zombie_of_a_removed_device_goes_when_it_comes_back, 60)
+{
+	int v0, v1, vm = build_enclave(self->mem, &v0, &v1);
+	uint64_t uid, cid = 0;
+	long held;
+
+	ASSERT_LE(0, vm);
+	ASSERT_EQ(0, ne_start(vm, 0, &cid));
+	uid = slot_uid(vm);
+	held = ne_pins_held();
+	ASSERT_LT(self->pins, held);
+	ASSERT_EQ(0, ne_set_timeout_ms(SHORT_MS));
+
+	ne_tc_write(self->tc, NE_TESTCTL_STUCK_ARM, 1);
+	ASSERT_EQ(0, pci_remove());
+	EXPECT_EQ(0, ne_tc_read(self->tc, NE_TESTCTL_STUCK_ARM));
+	EXPECT_EQ(self->slots + 1, ne_tc_read(self->tc, NE_TESTCTL_SLOTS));
+	close(v0);
+	close(v1);
+	ASSERT_EQ(0, close(vm));
+	EXPECT_EQ(held, ne_pins_held());
+	EXPECT_EQ(1, zombie_listed(uid));
+	EXPECT_EQ(-EBUSY, ne_set_pool(NE_TEST_POOL));
+
+	ASSERT_EQ(0, pci_rescan());
+	ASSERT_EQ(0, remap_testctl(self));
+	EXPECT_EQ(self->pins, ne_pins_reach(self->pins));
+	EXPECT_EQ(0, zombie_listed(uid));
+	EXPECT_EQ(0, ne_set_pool(NE_TEST_POOL));
+	ASSERT_NOTHING_HELD(self);
+}
+
+/*
  * Defect 1: PCI remove while an enclave runs; its owner closes as soon as
  * poll says EPOLLHUP.  By then the device must be off (no slot left), and the
  * pins go only after that.
