@@ -102,17 +102,21 @@ static void ne_pci_take_reply(struct ne_pci_dev *ne, struct ne_pci_reply *reply)
 }
 
 /*
- * Writes ENABLE = 0 and waits, up to the command timeout, for it to read 0.
- * Returns whether the device confirmed it is off (then it holds no slot and
- * no command).
+ * Writes ENABLE = 0 and waits, up to the command timeout, for it to read 0;
+ * with @abortable, only until PCI remove begins (a channel reset: the remove
+ * then turns the device off itself, and waits once, not twice).  Returns
+ * whether the device confirmed it is off (then it holds no slot and no
+ * command).
  */
-static bool ne_pci_disable(struct ne_pci_dev *ne)
+static bool ne_pci_disable(struct ne_pci_dev *ne, bool abortable)
 {
 	unsigned long deadline;
 
 	iowrite8(NE_ENABLE_OFF, ne->iomem + NE_ENABLE);
 	deadline = jiffies + msecs_to_jiffies(READ_ONCE(cmd_timeout_ms));
 	while (ioread8(ne->iomem + NE_ENABLE) != NE_ENABLE_OFF) {
+		if (abortable && READ_ONCE(ne->dying))
+			return false;
 		if (time_after(jiffies, deadline)) {
 			dev_err(&ne->pdev->dev,
 				"device did not turn off: its slots are kept as still in use\n");
@@ -163,7 +167,7 @@ static void ne_pci_reset_channel(struct ne_pci_dev *ne)
 	ne->stale = false;
 	ne->stale_type = NE_CMD_INVALID;
 	ne->stale_slot = 0;
-	if (ne_pci_disable(ne)) {
+	if (ne_pci_disable(ne, true)) {
 		WRITE_ONCE(ne->resets, ne->resets + 1);
 		if (ne_pci_enable(ne))
 			ne->broken = true;
@@ -381,7 +385,7 @@ bool ne_pci_shutdown(struct ne_pci_dev *ne)
 
 	mutex_lock(&ne->cmd_lock);
 	ne->stale = false;
-	off = ne_pci_disable(ne);
+	off = ne_pci_disable(ne, false);
 	if (off)
 		WRITE_ONCE(ne->resets, ne->resets + 1);
 	ne->broken = true;
@@ -522,7 +526,7 @@ static int ne_pci_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	if (rc)
 		return dev_err_probe(&pdev->dev, rc, "cannot set up MSI-X\n");
 
-	if (!ne_pci_disable(ne)) {
+	if (!ne_pci_disable(ne, false)) {
 		rc = -EIO;
 		goto err_irqs;
 	}
@@ -536,7 +540,7 @@ static int ne_pci_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	return 0;
 
 err_disable:
-	ne_pci_disable(ne);
+	ne_pci_disable(ne, false);
 err_irqs:
 	ne_pci_teardown_irqs(ne);
 	return rc;

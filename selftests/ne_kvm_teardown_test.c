@@ -782,6 +782,78 @@ TEST_F_TIMEOUT(td, remove_with_a_command_in_flight, 90)
 	ASSERT_EQ(0, pci_rescan());
 }
 
+struct creator {
+	int sys, vm, err;
+};
+
+static void *create_vm(void *arg)
+{
+	struct creator *c = arg;
+
+	errno = 0;
+	c->vm = ioctl(c->sys, KVM_CREATE_VM, 0);
+	c->err = errno;
+	return NULL;
+}
+
+#define RESET_WAIT_MS	4000
+
+/*
+ * PCI remove while a channel reset waits for a device that does not turn
+ * off (STUCK): the reset stops waiting and the remove turns the device off
+ * itself.  The old driver's remove first waited out the reset's whole
+ * timeout.
+ */
+TEST_F_TIMEOUT(td, remove_during_a_reset_does_not_wait_for_it, 60)
+{
+	struct creator c = { .vm = -2 };
+	double start;
+	pthread_t t;
+	int vm;
+
+	ASSERT_EQ(0, ne_set_timeout_ms(SHORT_MS));
+	vm = ne_create_vm();
+	ASSERT_LE(0, vm);
+	c.sys = ne_open_sys();
+	ASSERT_LE(0, c.sys);
+	ne_tc_arm(self->tc, NE_TESTCTL_NOREPLY_ARM, NE_WIRE_SLOT_ADD_MEM, 0, 0);
+	errno = 0;
+	EXPECT_EQ(-1, ne_set_region(vm, 0, 0, self->mem, HPAGE, 0));
+	EXPECT_EQ(ETIMEDOUT, errno);
+
+	/*
+	 * The next command waits for the late reply (SHORT_MS, or
+	 * RESET_WAIT_MS if it starts after the change), then resets the
+	 * channel: ENABLE = 0, which STUCK ignores, and RESET_WAIT_MS of
+	 * waiting for it to read 0.
+	 */
+	ne_tc_write(self->tc, NE_TESTCTL_STUCK_ARM, 1);
+	ASSERT_EQ(0, pthread_create(&t, NULL, create_vm, &c));
+	ASSERT_EQ(0, ne_set_timeout_ms(RESET_WAIT_MS));
+	start = now();
+	while (ne_tc_read(self->tc, NE_TESTCTL_STUCK_ARM) &&
+	       now() - start < 3.0 * RESET_WAIT_MS / 1000)
+		usleep(10 * 1000);
+	ASSERT_EQ(0, ne_tc_read(self->tc, NE_TESTCTL_STUCK_ARM));
+	usleep(200 * 1000);
+
+	start = now();
+	ASSERT_EQ(0, pci_remove());
+	EXPECT_GT(RESET_WAIT_MS / 2000.0, now() - start) {
+		TH_LOG("PCI remove waited %.1f s for the channel reset",
+		       now() - start);
+	}
+	ASSERT_EQ(0, pthread_join(t, NULL));
+	EXPECT_EQ(-1, c.vm);
+	EXPECT_EQ(ENODEV, c.err);
+	/* The remove turned the device off: nothing is held. */
+	EXPECT_EQ(0, ne_tc_read(self->tc, NE_TESTCTL_SLOTS));
+	close(vm);
+	close(c.sys);
+	EXPECT_EQ(self->pins, ne_pins_held());
+	ASSERT_EQ(0, pci_rescan());
+}
+
 /* The module stays while a VM fd, then only a vCPU fd, is open. */
 TEST_F(td, rmmod_with_vm_and_vcpu_fds_open)
 {
