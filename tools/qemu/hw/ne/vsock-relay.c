@@ -557,7 +557,12 @@ static QIOChannelSocket *relay_open_uplink(VsockRelay *s, Error **errp)
         if (fd < 0) {
             return NULL;
         }
-        return qio_channel_socket_new_fd(fd, errp);
+        /* the fd is the device's now: not a socket, it is closed */
+        sioc = qio_channel_socket_new_fd(fd, errp);
+        if (!sioc) {
+            close(fd);
+        }
+        return sioc;
     }
     sioc = qio_channel_socket_new();
     if (qio_channel_socket_connect_sync(sioc, &addr, errp) < 0) {
@@ -645,10 +650,7 @@ static void relay_realize(DeviceState *dev, Error **errp)
         return;
     }
 
-    QSIMPLEQ_INIT(&s->rx_pending);
-    s->rx_src_bytes = g_hash_table_new_full(g_int64_hash, g_int64_equal,
-                                            NULL, g_free);
-    s->tx_buf = g_malloc(VSOCK_RELAY_MAX_PAYLOAD);
+    /* (the link's and the router's callbacks run later, in the main loop) */
     if (is_parent) {
         s->router = vsock_relay_router_new(s->listen_path, s->buffer_cap,
                                            &relay_parent_ops, s, errp);
@@ -658,6 +660,10 @@ static void relay_realize(DeviceState *dev, Error **errp)
     } else if (!relay_connect(s, errp)) {
         return;
     }
+    QSIMPLEQ_INIT(&s->rx_pending);
+    s->rx_src_bytes = g_hash_table_new_full(g_int64_hash, g_int64_equal,
+                                            NULL, g_free);
+    s->tx_buf = g_malloc(VSOCK_RELAY_MAX_PAYLOAD);
 
     virtio_init(vdev, VIRTIO_ID_VSOCK, sizeof(struct virtio_vsock_config));
     s->rx_vq = virtio_add_queue(vdev, RELAY_QUEUE_SIZE, relay_handle_rx);
