@@ -162,6 +162,9 @@ struct ne_vcpu_slot {
  *		everything but close, as KVM's dead VM.  Set once, under
  *		@lock.
  * @has_event:	the enclave stopped on its own; never cleared.
+ * @stop_unsure: the device reported that stop other than as STOPPED (a
+ *		state it should not be in, or an unknown slot): the teardown
+ *		sends ENCLAVE_STOP anyway.  WRITE_ONCE by the event work.
  * @eventq:	pollers of @has_event, and the last closer waiting for
  *		@torn_down or @zombie, uninterruptibly when exiting: so
  *		woken with wake_up(), never wake_up_interruptible().
@@ -213,6 +216,7 @@ struct ne_enclave {
 	bool wedged;
 	const char *dead;
 	bool has_event;
+	bool stop_unsure;
 	wait_queue_head_t eventq;
 	u64 enclave_cid;
 	u64 flags;

@@ -411,8 +411,9 @@ static unsigned int ne_event_collect(struct ne_event_query *q,
  * @q's enclave stopped: tell its pollers; under list_lock.  Whatever state
  * other than RUNNING the device reported, a started enclave never goes back
  * (to INIT, where it would take resources and a START again): it stopped.
+ * @unsure: the device did not say STOPPED, so the teardown makes sure.
  */
-static void ne_event_stopped(const struct ne_event_query *q)
+static void ne_event_stopped(const struct ne_event_query *q, bool unsure)
 {
 	struct ne_enclave *e;
 
@@ -421,10 +422,52 @@ static void ne_event_stopped(const struct ne_event_query *q)
 		    e->resets != q->resets ||
 		    READ_ONCE(e->state) != NE_STATE_RUNNING)
 			continue;
+		if (unsure)
+			WRITE_ONCE(e->stop_unsure, true);
 		WRITE_ONCE(e->state, NE_STATE_STOPPED);
 		WRITE_ONCE(e->has_event, true);
 		wake_up(&e->eventq);
 	}
+}
+
+/*
+ * Asks the device (SLOT_INFO) whether @q's enclave still runs, and marks it
+ * stopped if not.  A slot the device does not know (-ENOENT) runs no
+ * enclave.  Returns 0 once answered (or when the device is gone: a reset
+ * or the remove marks the enclave lost), else why not: the caller asks
+ * again later.
+ */
+static int ne_event_query_one(struct ne_pci_dev *ne,
+			      const struct ne_event_query *q)
+{
+	struct ne_req_slot req = { .slot_uid = q->slot_uid };
+	struct ne_pci_reply reply;
+	int rc = -ENODEV;
+
+	down_read(&ne_kvm.dev_sem);
+	if (ne_kvm.dev == ne && ne_kvm.gen == q->dev_gen)
+		rc = ne_pci_cmd(ne, q->resets, NE_CMD_SLOT_INFO, &req,
+				sizeof(req), &reply);
+	up_read(&ne_kvm.dev_sem);
+	if (rc == -ENODEV)
+		return 0;
+	if (rc && rc != -ENOENT)
+		return rc;
+	if (!rc && reply.state == NE_STATE_RUNNING)
+		return 0;
+
+	if (rc)
+		dev_notice_ratelimited(&ne->pdev->dev,
+				       "SLOT_INFO: slot %#llx unknown: taken as stopped\n",
+				       q->slot_uid);
+	else if (reply.state != NE_STATE_STOPPED)
+		dev_notice_ratelimited(&ne->pdev->dev,
+				       "SLOT_INFO: slot %#llx in state %#x: taken as stopped\n",
+				       q->slot_uid, reply.state);
+	mutex_lock(&ne_kvm.list_lock);
+	ne_event_stopped(q, rc || reply.state != NE_STATE_STOPPED);
+	mutex_unlock(&ne_kvm.list_lock);
+	return 0;
 }
 
 /*
@@ -434,14 +477,11 @@ static void ne_event_stopped(const struct ne_event_query *q)
  * walk the list, never across a command, and never takes an enclave's lock.
  * Returns 0, or when it could not ask about every one the first error (no
  * memory, a SLOT_INFO that failed or timed out): the caller runs it again
- * later.  An enclave whose device is gone needs no answer (-ENODEV): a
- * reset or the remove marks it lost.
+ * later.
  */
 int ne_misc_handle_event(struct ne_pci_dev *ne)
 {
 	struct ne_event_query *q;
-	struct ne_pci_reply reply;
-	struct ne_req_slot req;
 	unsigned int i, n;
 	int rc, again = 0;
 
@@ -461,24 +501,9 @@ int ne_misc_handle_event(struct ne_pci_dev *ne)
 	mutex_unlock(&ne_kvm.list_lock);
 
 	for (i = 0; i < n; i++) {
-		req.slot_uid = q[i].slot_uid;
-		rc = -ENODEV;
-		down_read(&ne_kvm.dev_sem);
-		if (ne_kvm.dev == ne && ne_kvm.gen == q[i].dev_gen)
-			rc = ne_pci_cmd(ne, q[i].resets, NE_CMD_SLOT_INFO, &req,
-					sizeof(req), &reply);
-		up_read(&ne_kvm.dev_sem);
-		if (rc && rc != -ENODEV && !again)
+		rc = ne_event_query_one(ne, &q[i]);
+		if (rc && !again)
 			again = rc;
-		if (rc || reply.state == NE_STATE_RUNNING)
-			continue;
-		if (reply.state != NE_STATE_STOPPED)
-			dev_notice_ratelimited(&ne->pdev->dev,
-					       "SLOT_INFO: slot %#llx in state %#x: taken as stopped\n",
-					       q[i].slot_uid, reply.state);
-		mutex_lock(&ne_kvm.list_lock);
-		ne_event_stopped(&q[i]);
-		mutex_unlock(&ne_kvm.list_lock);
 	}
 	kfree(q);
 

@@ -6,8 +6,9 @@
  * late reply is never taken for the next command's; a device that never
  * replies gives ETIMEDOUT within the (lowered) timeout and the driver
  * recovers; SLOT_FREE's -EAGAIN is retried; a SLOT_INFO that fails or
- * times out is asked again, so no stop goes unseen.  Nothing leaks
- * meanwhile.
+ * times out is asked again, so no stop goes unseen; one that says a
+ * running enclave is in another state, or that its slot is unknown, is a
+ * stop.  Nothing leaks meanwhile.
  */
 #include <time.h>
 
@@ -178,6 +179,7 @@ TEST_F(ev, a_stop_reported_as_init_is_a_stop)
 {
 	int v0, v1, vm = build_enclave(self->mem, &v0, &v1);
 	uint32_t starts = ne_tc_cmds(self->tc, NE_WIRE_ENCLAVE_START);
+	uint32_t stops = ne_tc_cmds(self->tc, NE_WIRE_ENCLAVE_STOP);
 	uint64_t cid = 0;
 	char state[32];
 
@@ -197,6 +199,38 @@ TEST_F(ev, a_stop_reported_as_init_is_a_stop)
 	EXPECT_EQ(-1, ne_set_region(vm, 1, ENCLAVE_MEM, self->mem, HPAGE, 0));
 	EXPECT_EQ(EIO, errno);
 	EXPECT_EQ(starts + 1, ne_tc_cmds(self->tc, NE_WIRE_ENCLAVE_START));
+	close(v0);
+	close(v1);
+	close(vm);
+	/* A stop the device did not report as such is made sure of. */
+	EXPECT_EQ(stops + 1, ne_tc_cmds(self->tc, NE_WIRE_ENCLAVE_STOP));
+	ASSERT_NOTHING_HELD(self);
+}
+
+/*
+ * A running enclave whose slot the device no longer knows (SLOT_INFO
+ * -ENOENT) is not running: its pollers get EPOLLHUP at once.  The old
+ * driver took -ENOENT for a query that failed and asked again every 2 s,
+ * for good, while the poller waited.
+ */
+TEST_F(ev, a_slot_the_device_does_not_know_has_stopped)
+{
+	int v0, v1, vm = build_enclave(self->mem, &v0, &v1);
+	uint32_t infos = ne_tc_cmds(self->tc, NE_WIRE_SLOT_INFO);
+	uint64_t cid = 0;
+	char state[32];
+
+	ASSERT_LE(0, vm);
+	ASSERT_EQ(0, ne_start(vm, 0, &cid));
+	ne_tc_arm(self->tc, NE_TESTCTL_FAIL_ARM, NE_WIRE_SLOT_INFO,
+		  NE_TESTCTL_FAIL_RC, (uint32_t)-ENOENT);
+	raise_event(self->tc, slot_uid(vm));
+	ASSERT_EQ(0, (int)ne_tc_read(self->tc, NE_TESTCTL_EVENT_STATUS));
+	EXPECT_EQ(POLLHUP, poll_vm(vm, 5000) & POLLHUP);
+	ASSERT_EQ(0, ne_fdinfo(vm, "ne_state", state, sizeof(state)));
+	EXPECT_STREQ("stopped", state);
+	/* asked once: -ENOENT is an answer, not a failure to retry */
+	EXPECT_EQ(infos + 1, ne_tc_cmds(self->tc, NE_WIRE_SLOT_INFO));
 	close(v0);
 	close(v1);
 	close(vm);
