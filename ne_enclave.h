@@ -149,8 +149,9 @@ struct ne_vcpu_slot {
  * @family:	the ioctl family of the VM fd, set at creation.
  * @mm:		the creator's mm (grabbed); other mms get EIO.
  * @dev_gen:	the device generation (ne_kvm.gen) the slot was allocated on.
- * @dev_loc:	where that device sits (PCI domain, bus, devfn): a later
- *		probe there, which turns the device off, frees the slot.
+ * @dev_loc:	where that device sits (ne_dev_location()), once the slot
+ *		is allocated; 0 before.  A later probe there, which turns the
+ *		device off, frees the slot.  Under ne_kvm.dev_sem.
  * @resets:	the device's reset epoch the slot was allocated in.
  * @slot_uid:	the device slot.
  * @state:	NE_STATE_*; INIT -> RUNNING under @lock by NE_ENCLAVE_START,
@@ -188,7 +189,8 @@ struct ne_vcpu_slot {
  *		vCPU fds was refused.
  * @teardown:	the teardown work, queued by the last close (ne_vm.c).
  * @slot_gone:	the device confirmed the slot gone: it was removed after
- *		turning off, or a SLOT_FREE's late reply said freed.
+ *		turning off, a probe at the same place turned it off, or a
+ *		SLOT_FREE's late reply said freed.
  *		Written under ne_kvm.list_lock, read with READ_ONCE.
  * @zombie:	the device did not confirm the slot gone: pins and cores are
  *		kept; written under ne_kvm.list_lock with WRITE_ONCE (the

@@ -133,10 +133,16 @@ int ne_enclave_cmd_retry(struct ne_enclave *e, enum ne_pci_cmd_type type)
 	}
 }
 
-/* Where @ne sits: a device probed at the same place is the same device. */
+/*
+ * Where @ne sits (PCI domain, bus, devfn), never 0: 0 is an enclave that
+ * holds no slot.  A device probed at the same place is taken for the same
+ * device: the machine has one NE device, which cannot be swapped for
+ * another, and a rescan finds it where it was.
+ */
 static u64 ne_dev_location(const struct ne_pci_dev *ne)
 {
-	return (u64)pci_domain_nr(ne->pdev->bus) << 16 | pci_dev_id(ne->pdev);
+	return BIT_ULL(63) | (u64)pci_domain_nr(ne->pdev->bus) << 16 |
+	       pci_dev_id(ne->pdev);
 }
 
 /*
@@ -153,9 +159,10 @@ int ne_enclave_slot_alloc(struct ne_enclave *e, struct ne_pci_reply *reply)
 		return -EINTR;
 	if (ne_kvm.dev) {
 		e->dev_gen = ne_kvm.gen;
-		e->dev_loc = ne_dev_location(ne_kvm.dev);
 		rc = ne_pci_cmd_new(ne_kvm.dev, &e->resets, NE_CMD_SLOT_ALLOC,
 				    &req, sizeof(req), reply);
+		if (!rc)
+			e->dev_loc = ne_dev_location(ne_kvm.dev);
 	}
 	up_read(&ne_kvm.dev_sem);
 	return rc;
@@ -544,30 +551,35 @@ static void ne_probe_limits(struct ne_pci_dev *ne)
 			 req.slot_uid);
 }
 
-/*
- * @ne's probe turned it off (ENABLE read back 0): every slot that an
- * earlier instance of the same device held is gone, those of zombies
- * included (a remove that could not turn the device off left them), so
- * they may let go.  Under dev_sem, held for writing.
+/**
+ * ne_misc_device_off() - a probe turned the device off
+ * @ne:		the device being probed, ENABLE just read back 0.
+ *
+ * Every slot that an earlier instance of the same device held is gone,
+ * those of zombies included (a remove that could not turn the device off
+ * left them): they may let go, whether or not this probe goes on to
+ * succeed.
+ *
+ * Context: process context, at probe, before ne_misc_register().
  */
-static void ne_forget_earlier_slots(struct ne_pci_dev *ne)
+void ne_misc_device_off(struct ne_pci_dev *ne)
 {
 	u64 loc = ne_dev_location(ne);
 	struct ne_enclave *e;
 
-	lockdep_assert_held_write(&ne_kvm.dev_sem);
+	down_write(&ne_kvm.dev_sem);
 	mutex_lock(&ne_kvm.list_lock);
 	list_for_each_entry(e, &ne_kvm.enclaves, node)
-		if (e->dev_gen != ne_kvm.gen && e->dev_loc == loc)
+		if (e->dev_loc == loc)
 			WRITE_ONCE(e->slot_gone, true);
 	ne_retry_zombies();
 	mutex_unlock(&ne_kvm.list_lock);
+	up_write(&ne_kvm.dev_sem);
 }
 
 /**
  * ne_misc_register() - a device was probed: the user API may use it
- * @ne:		the device, which its probe turned off (ENABLE read back 0)
- *		and on again.
+ * @ne:		the device, which its probe turned off and on again.
  *
  * Context: process context, at probe.
  * Return: 0, -EBUSY when another NE device is already in use, or
@@ -586,7 +598,6 @@ int ne_misc_register(struct ne_pci_dev *ne)
 	ne_probe_limits(ne);
 	ne_kvm.dev = ne;
 	ne_kvm.gen++;
-	ne_forget_earlier_slots(ne);
 	up_write(&ne_kvm.dev_sem);
 
 	rc = misc_register(&ne_misc);

@@ -530,6 +530,7 @@ static int ne_pci_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 		rc = -EIO;
 		goto err_irqs;
 	}
+	ne_misc_device_off(ne);
 	rc = ne_pci_enable(ne);
 	if (rc)
 		goto err_irqs;

@@ -115,7 +115,8 @@ static_assert(sizeof(struct ne_pci_reply) == 72);
  *		reply that says freed is the device confirming that slot gone
  *		(ne_misc_slot_freed()); under @cmd_lock.
  * @broken:	the device is unusable (it did not turn off, or not on again
- *		after a reset): every command fails with -ENODEV; under
+ *		after a reset, or PCI remove cut a reset's wait for it to
+ *		turn off short): every command fails with -ENODEV; under
  *		@cmd_lock.
  * @dying:	PCI remove has begun: waits end, commands fail with -ENODEV.
  * @resets:	the reset epoch: bumped, under @cmd_lock, each time the device
@@ -164,6 +165,7 @@ bool ne_pci_shutdown(struct ne_pci_dev *ne);
 
 /* Implemented by the user API (ne_misc.c). */
 int ne_misc_init(void);
+void ne_misc_device_off(struct ne_pci_dev *ne);
 int ne_misc_register(struct ne_pci_dev *ne);
 void ne_misc_unregister(struct ne_pci_dev *ne);
 int ne_misc_handle_event(struct ne_pci_dev *ne);
