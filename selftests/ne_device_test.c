@@ -38,8 +38,6 @@ FIXTURE(dev) {
 FIXTURE_SETUP(dev)
 {
 	ASSERT_EQ(0, ne_raw_open(&self->raw));
-	/* The handshake also frees whatever an earlier test left behind. */
-	ASSERT_EQ(0, ne_raw_handshake(&self->raw));
 	ASSERT_TRUE(self->raw.tc != NULL) {
 		TH_LOG("no test controls: BAR 2 missing (tools/ne-vm --ne-pci test-controls=on)");
 	}
@@ -47,6 +45,8 @@ FIXTURE_SETUP(dev)
 	ne_tc_wr(&self->raw, NE_TESTCTL_DELAY_ARM, 0);
 	ne_tc_wr(&self->raw, NE_TESTCTL_NOREPLY_ARM, 0);
 	ne_tc_wr(&self->raw, NE_TESTCTL_STUCK_ARM, 0);
+	/* The handshake also frees whatever an earlier test left behind. */
+	ASSERT_EQ(0, ne_raw_handshake(&self->raw));
 	ne_tc_wr(&self->raw, NE_TESTCTL_COUNTERS_RESET, 1);
 	self->nr_cpus = ne_nr_parent_cpus();
 }

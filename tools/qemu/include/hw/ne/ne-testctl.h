@@ -24,13 +24,19 @@
  *            than the device's normal latency.
  *   NOREPLY  the command is not carried out and never answered: it stays
  *            in flight (later commands are ignored) until the driver
- *            writes ENABLE = 0 or the device is reset, as a hung real
- *            device would behave.
+ *            writes ENABLE = 0 (one that turns the device off: see
+ *            STUCK) or the device is reset, as a hung real device would
+ *            behave.
  * A fourth knob has no TYPE: STUCK, armed by writing 1 to
  * NE_TESTCTL_STUCK_ARM, makes the next write of ENABLE = 0 have no effect:
- * ENABLE keeps reading 1 and the device keeps every slot and the command in
- * flight, as a device that does not turn off would.  The write after it
- * turns the device off as usual.
+ * ENABLE keeps its value (1 when the device was on) and the device keeps
+ * every slot and the command in flight, as a device that does not turn off
+ * would.  The write after it turns the device off as usual.  That write
+ * consumes the knob (and counts in FAULTS_FIRED) even if the device was
+ * already off.
+ *
+ * A reset of the device (a machine reset, or a reset of its PCI bus)
+ * disarms every knob and zeroes every counter.
  *
  * Events.  Write a slot uid to NE_TESTCTL_EVENT_SLOT (one 64-bit write, or
  * the low then the high half), then 1 to NE_TESTCTL_EVENT_RAISE: the device
@@ -60,7 +66,7 @@
 #define NE_TESTCTL_MAGIC                0x000
 #define NE_TESTCTL_LAYOUT               0x004
 #define NE_TESTCTL_MAGIC_VALUE          0x4c54454eu     /* "NETL" */
-#define NE_TESTCTL_LAYOUT_VERSION       1
+#define NE_TESTCTL_LAYOUT_VERSION       2       /* 2: STUCK */
 
 /* The value of a TYPE register that matches every command type. */
 #define NE_TESTCTL_ANY_TYPE             0xffffffffu
