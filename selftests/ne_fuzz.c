@@ -3034,7 +3034,7 @@ static void usage(FILE *f)
 "  --cmd-timeout-ms N the driver's cmd_timeout_ms during the run (default\n"
 "                     2000, so that NOREPLY costs 2 s; 0 leaves it)\n"
 "  --no-pci-remove    no PCI remove/rescan (on by default)\n"
-"  --no-faults        no FAIL/DELAY/NOREPLY faults (on by default)\n"
+"  --no-faults        no FAIL/DELAY/NOREPLY/STUCK faults (on by default)\n"
 "  --no-pool          no ne_cpus writes (on by default)\n"
 "  --no-hotplug       no CPU online/offline writes (on by default)\n"
 "  --no-fork          no forked children with inherited fds (on by default)\n"
