@@ -51,6 +51,11 @@ VsockRelayPacket *vsock_relay_packet_new(const struct virtio_vsock_hdr *hdr,
     return pkt;
 }
 
+bool vsock_relay_len_fits_op(const struct virtio_vsock_hdr *hdr)
+{
+    return !hdr->len || le16_to_cpu(hdr->op) == VIRTIO_VSOCK_OP_RW;
+}
+
 void vsock_relay_make_rst(struct virtio_vsock_hdr *hdr,
                           const struct virtio_vsock_hdr *req)
 {

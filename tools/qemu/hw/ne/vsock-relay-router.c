@@ -187,6 +187,11 @@ static void router_peer_frame(void *opaque, VsockRelayLink *link,
         vsock_relay_link_close(link, "spoofed src_cid");
         return;
     }
+    if (!vsock_relay_len_fits_op(hdr)) {
+        /* so does it this (relay_drain_tx()) */
+        vsock_relay_link_close(link, "payload on a control packet");
+        return;
+    }
     if (dst != VSOCK_RELAY_PARENT_CID) {
         if (le16_to_cpu(hdr->op) != VIRTIO_VSOCK_OP_RST) {
             struct virtio_vsock_hdr rst;

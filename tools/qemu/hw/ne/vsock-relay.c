@@ -282,6 +282,12 @@ static bool relay_drain_tx(VsockRelay *s, uint32_t gen, bool *more)
                           "vsock-relay: TX packet length %u is wrong\n", len);
             goto done;
         }
+        if (!vsock_relay_len_fits_op(&hdr)) {
+            qemu_log_mask(LOG_GUEST_ERROR, "vsock-relay: TX packet op %u "
+                          "with a payload (%u bytes) dropped\n",
+                          le16_to_cpu(hdr.op), len);
+            goto done;
+        }
         iov_to_buf(elem->out_sg, elem->out_num, VSOCK_RELAY_HDR_SIZE,
                    s->tx_buf, len);
         relay_tx_packet(s, &hdr, s->tx_buf);

@@ -60,6 +60,12 @@ typedef struct VsockRelayPacket {
 
 VsockRelayPacket *vsock_relay_packet_new(const struct virtio_vsock_hdr *hdr,
                                          const void *data);
+/*
+ * Whether @hdr may carry a payload: only data (RW) packets do.  A control
+ * packet with one would be cut, like data, into one copy per RX buffer of
+ * the guest it reaches.
+ */
+bool vsock_relay_len_fits_op(const struct virtio_vsock_hdr *hdr);
 /* Fill @hdr with the RST that answers @req (cids and ports swapped). */
 void vsock_relay_make_rst(struct virtio_vsock_hdr *hdr,
                           const struct virtio_vsock_hdr *req);
