@@ -586,6 +586,42 @@ def test_relay_full(qemu, d):
         qt.close()
 
 
+def test_relay_small(qemu, d):
+    """A source's share (source-cap, 16 MiB) is counted in what its queued
+    packets take in memory, not only in their header and payload: packets
+    without a payload take about 64 bytes each (the queue entry and the
+    allocator's), not the 44 of their header.  An enclave sends 16 MiB / 50
+    of them, which its share holds only if each counts 50 bytes or less:
+    it loses its link.  Before, it kept it, and its share took 1.5 times
+    its cap.  No guest driver here: nothing drains the buffer."""
+    sock = os.path.join(d, "relay.sock")
+    qt = QTest(qemu, d, ["-device", "vsock-relay-pci,guest-cid=3,listen=" + sock],
+               trace="vsock_relay_rx*")
+    try:
+        qt.step(1000)
+        p = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        p.connect(sock)
+        p.sendall(VSOCK_HDR.pack(16, 0, 0, 0, 0, 0, 0, 0, 0, 0))     # HELLO
+        n = (16 << 20) // 50
+        one = VSOCK_HDR.pack(16, 3, 7000, 6000, 0, 1, 5, 0, 256 << 10, 0)
+        p.settimeout(60)
+        try:
+            p.sendall(one * n)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        end = time.monotonic() + 10
+        closed = False
+        while not closed and time.monotonic() < end:
+            qt.step(1000000)
+            closed = link_closed(p, 0.2)
+        check(closed, "the link is still open after %d packets without payload "
+              "(%d bytes of headers, within source-cap only if each counts 50 bytes or less)"
+              % (n, n * VSOCK_HDR.size))
+        print("# %d packets without payload: the sender lost its link" % n)
+    finally:
+        qt.close()
+
+
 def test_console_flood(qemu, d):
     flood = os.path.join(HERE, "flood-enclave")
     qt = QTest(qemu, d, devices(d, ",enclave-qemu=" + flood))
@@ -690,6 +726,7 @@ TESTS = {
     "vcpu-ids": test_vcpu_ids,
     "log-files": test_log_files,
     "relay-full": test_relay_full,
+    "relay-small": test_relay_small,
     "exit-reset": test_exit_reset,
     "exit-panic": test_exit_panic,
     "bench-start": bench_start,

@@ -88,9 +88,21 @@ static void relay_src_account(VsockRelay *s, uint64_t cid, int64_t delta)
     }
 }
 
+/*
+ * What a queued packet of @len payload bytes takes in memory, which the
+ * caps bound: the queue entry and the payload, plus the allocator's chunk
+ * header, rounded to its 16-byte granularity (glibc's malloc).  Counting
+ * only the header and payload let packets without payload take 1.5 times
+ * the caps.
+ */
+static uint64_t relay_pending_cost(uint32_t len)
+{
+    return ROUND_UP(sizeof(VsockRelayPacket) + len + sizeof(size_t), 16);
+}
+
 static void relay_unlink_pending(VsockRelay *s, VsockRelayPacket *pkt)
 {
-    uint64_t size = VSOCK_RELAY_HDR_SIZE + le32_to_cpu(pkt->hdr.len);
+    uint64_t size = relay_pending_cost(le32_to_cpu(pkt->hdr.len));
 
     s->rx_pending_bytes -= size;
     if (s->router) {
@@ -407,7 +419,7 @@ static void relay_deliver(void *opaque, const struct virtio_vsock_hdr *hdr,
                           const uint8_t *data)
 {
     VsockRelay *s = opaque;
-    uint64_t size = VSOCK_RELAY_HDR_SIZE + le32_to_cpu(hdr->len);
+    uint64_t size = relay_pending_cost(le32_to_cpu(hdr->len));
     uint64_t src = le64_to_cpu(hdr->src_cid);
     VsockRelayPacket *pkt;
 
@@ -639,7 +651,7 @@ static void relay_realize(DeviceState *dev, Error **errp)
                    s->peer_cid);
         return;
     }
-    if (s->buffer_cap < 2 * (VSOCK_RELAY_HDR_SIZE + VSOCK_RELAY_MAX_PAYLOAD)) {
+    if (s->buffer_cap < 2 * relay_pending_cost(VSOCK_RELAY_MAX_PAYLOAD)) {
         error_setg(errp, "vsock-relay: buffer-cap=%" PRIu64 " is too small",
                    s->buffer_cap);
         return;
@@ -650,7 +662,7 @@ static void relay_realize(DeviceState *dev, Error **errp)
                    "buffer-cap=%" PRIu64, s->source_cap, s->buffer_cap);
         return;
     }
-    if (s->source_cap < 2 * (VSOCK_RELAY_HDR_SIZE + VSOCK_RELAY_MAX_PAYLOAD)) {
+    if (s->source_cap < 2 * relay_pending_cost(VSOCK_RELAY_MAX_PAYLOAD)) {
         error_setg(errp, "vsock-relay: source-cap=%" PRIu64 " is too small",
                    s->source_cap);
         return;
