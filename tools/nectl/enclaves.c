@@ -252,7 +252,15 @@ static void enclave_load(struct enclave *e, pid_t pid, int fd)
 		if (fgets(e->comm, sizeof(e->comm), f))
 			e->comm[strcspn(e->comm, "\n")] = '\0';
 		fclose(f);
+		enclave_printable(e->comm);
 	}
+}
+
+void enclave_printable(char *s)
+{
+	for (; *s; s++)
+		if (*s < ' ' || *s > '~')
+			*s = '?';
 }
 
 static bool holder_alive(pid_t pid)

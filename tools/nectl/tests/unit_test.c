@@ -314,6 +314,20 @@ static void test_json_depth(void)
 		fclose(f_);						\
 	} while (0)
 
+/*
+ * A process name is its process's to choose (prctl PR_SET_NAME): in
+ * describe-enclaves' JSON and in messages on root's terminal, bytes other
+ * than printable ASCII (escapes, bytes that are not UTF-8) come out as '?'.
+ */
+static void test_comm_printable(void)
+{
+	char comm[32] = "\xff\x1b]0;x\x07ok~";
+
+	enclave_printable(comm);
+	check(!strcmp(comm, "??]0;x?ok~"),
+	      "comm: a holder's process name is printable ASCII in nectl's output ('%s')", comm);
+}
+
 /* nitro-cli leaves out the keys it has no value for (serde skip_serializing_if). */
 static void test_json_omitted(void)
 {
@@ -1290,6 +1304,7 @@ int main(int argc, char **argv)
 	test_json_depth();
 	test_json_size();
 	test_json_omitted();
+	test_comm_printable();
 	test_run_args();
 	test_config();
 	test_config_file();
