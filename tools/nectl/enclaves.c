@@ -385,10 +385,12 @@ static void enclave_join_registry(struct enclave *e)
 	uid_t owner;
 
 	registry_path(e->slot_uid, path, sizeof(path));
+	e->entry_tried = e->pid;
 	e->registry = registry_load_path(path, &owner);
+	e->entry_holder = e->registry ? registry_holder(e->registry) : -1;
 	if (!e->registry)
 		return;
-	if (registry_holder(e->registry) != e->pid || !registry_owner_ok(owner, e->pid)) {
+	if (e->entry_holder != e->pid || !registry_owner_ok(owner, e->pid)) {
 		json_free(e->registry);
 		e->registry = NULL;
 		return;
@@ -490,25 +492,40 @@ static bool is_vm_fd(pid_t pid, const char *fdname)
 	return !strcmp(target, "anon_inode:ne-vm");
 }
 
+/*
+ * Another VM fd of an enclave already listed as @known (a copy, forked or
+ * passed): keep the copy a live holder owns.  The slot's registry entry is
+ * read again only for a process it names and was not tried for: a process
+ * holding many copies costs one read of it, not one each.
+ */
+static void add_copy(struct enclave *known, pid_t pid, int fd)
+{
+	struct enclave e;
+
+	if (known->registry || known->entry_holder != pid || known->entry_tried == pid)
+		return;
+	enclave_load(&e, pid, fd);
+	enclave_join_registry(&e);
+	if (e.registry) {
+		*known = e;
+		return;
+	}
+	known->entry_tried = pid;
+}
+
 static int add_enclave(struct enclave **list, size_t *count, size_t *cap, pid_t pid, int fd)
 {
 	struct enclave e;
 	size_t i;
+	uint64_t slot_uid = fdinfo_u64(pid, fd, "ne_slot_uid");
 
-	enclave_load(&e, pid, fd);
 	for (i = 0; i < *count; i++) {
-		if ((*list)[i].slot_uid != e.slot_uid)
-			continue;
-		/* A forked or passed fd: keep the copy a live holder owns. */
-		if (!(*list)[i].registry) {
-			enclave_join_registry(&e);
-			if (e.registry) {
-				json_free((*list)[i].registry);
-				(*list)[i] = e;
-			}
+		if ((*list)[i].slot_uid == slot_uid) {
+			add_copy(&(*list)[i], pid, fd);
+			return 0;
 		}
-		return 0;
 	}
+	enclave_load(&e, pid, fd);
 	if (*count == *cap) {
 		size_t ncap = *cap ? *cap * 2 : 8;
 		struct enclave *n = realloc(*list, ncap * sizeof(*n));

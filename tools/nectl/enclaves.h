@@ -30,6 +30,13 @@ struct enclave {
 	struct json_value *registry;
 	const char *name;		/* points into registry, or NULL */
 	bool terminating;
+	/*
+	 * The holder the slot's registry entry names (-1: no entry), and the
+	 * last process it was tried for: a scan reads an entry once per
+	 * process it may belong to, not once per copy of a VM fd.
+	 */
+	pid_t entry_holder;
+	pid_t entry_tried;
 };
 
 /* The state directory: $NECTL_RUN_DIR or /run/nectl. */

@@ -165,13 +165,15 @@ def testctl_bar():
     return None, None
 
 
-def raw_vm_process():
+def raw_vm_process(dups=0, name=None):
     """A child process, not nectl, holding a VM it made with KVM_CREATE_VM.
 
     Forked rather than a new interpreter (a Python start costs about a second
     under TCG); it is still another program to nectl: a python process with
-    no registry entry.  Returns its pid once the VM exists (the caller kills
-    it); a child that could not make the VM exits, and the checks then fail.
+    no registry entry.  With dups, it also holds that many copies of the VM
+    fd; with name, that is its process name (prctl PR_SET_NAME).  Returns
+    its pid once the VM exists (the caller kills it); a child that could not
+    make the VM exits, and the checks then fail.
     """
     rfd, wfd = os.pipe()
     sys.stdout.flush()
@@ -182,6 +184,11 @@ def raw_vm_process():
             os.close(rfd)
             fd = os.open("/dev/nitro_enclaves", os.O_RDWR)
             vm = fcntl.ioctl(fd, 0xAE01, 0)
+            for _ in range(dups):
+                os.dup(vm)
+            if name:
+                import ctypes
+                ctypes.CDLL(None).prctl(15, ctypes.c_char_p(name), 0, 0, 0)   # PR_SET_NAME
             os.write(wfd, b"%d\n" % vm)
             time.sleep(60)
             code = 0
@@ -191,6 +198,50 @@ def raw_vm_process():
     with os.fdopen(rfd) as f:
         f.readline()
     return pid
+
+
+def many_copies_of_a_vm_fd():
+    """A process holding 300 copies of one VM fd, beside a planted registry
+    entry of 20000 keys for that slot naming another holder, and a process
+    name of escapes and bytes that are not UTF-8: describe-enclaves reads
+    the entry once, not once per copy (the old nectl parsed it 300 times:
+    anyone who can make a VM could make root's describe-enclaves,
+    terminate-enclave and console take minutes), within 10 s of CPU, and
+    prints the name as printable ASCII in valid JSON."""
+    raw = raw_vm_process(dups=300, name=b"\xff\x1b]0;x\x07")
+    slot = None
+    for link in glob.glob("/proc/%d/fd/*" % raw):
+        try:
+            if os.readlink(link) == "anon_inode:ne-vm":
+                with open("/proc/%d/fdinfo/%s" % (raw, os.path.basename(link))) as f:
+                    slot = next(int(line.split(":")[1], 0) for line in f
+                                if line.startswith("ne_slot_uid:"))
+                break
+        except (OSError, StopIteration):
+            pass
+    entry = os.path.join(os.environ["NECTL_RUN_DIR"], "%x.json" % (slot or 0))
+    with open(entry, "w") as f:
+        f.write('{"HolderPID": 1, ' + ", ".join('"k%d": 0' % i for i in range(20000)) + "}")
+
+    def cpu_limit():
+        import resource
+        resource.setrlimit(resource.RLIMIT_CPU, (10, 10))
+    r = subprocess.run([NECTL, "describe-enclaves"], capture_output=True, timeout=300,
+                       preexec_fn=cpu_limit)
+    try:
+        d = json.loads(r.stdout.decode("utf-8"))
+    except ValueError:
+        d = None
+    mine = [x for x in d or [] if x.get("ProcessID") == raw]
+    tap(r.returncode == 0 and len(mine) == 1 and mine[0].get("Launcher") == "??]0;x?",
+        "describe-enclaves with 300 copies of a VM fd and a planted 20000-key entry for its slot: "
+        "within 10 s of CPU, the holder's name as printable ASCII in valid JSON",
+        "exit %d (%s); %s" % (r.returncode, "SIGXCPU/SIGKILL: over the CPU limit"
+                              if r.returncode < 0 else "", r.stdout[-300:] + r.stderr[-300:]))
+    os.kill(raw, signal.SIGKILL)
+    os.waitpid(raw, 0)
+    os.unlink(entry)
+    settle(lambda: js(nectl("describe-enclaves")) == [], 10)
 
 
 def shared_state_dir(eif, mem):
@@ -488,6 +539,7 @@ def main():
     os.waitpid(raw, 0)
     tap(settle(lambda: vm_fds() == base_fds) and js(nectl("describe-enclaves")) == [],
         "after the other program exits its enclave is gone too")
+    many_copies_of_a_vm_fd()
 
     # -- an enclave that stops on its own: the holder cleans up (needs test-controls)
     # The suite runs with ne-pci test-controls=on: without them this test fails, it is not skipped.
