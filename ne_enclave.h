@@ -155,7 +155,8 @@ struct ne_vcpu_slot {
  * @resets:	the device's reset epoch the slot was allocated in.
  * @slot_uid:	the device slot.
  * @state:	NE_STATE_*; INIT -> RUNNING under @lock by NE_ENCLAVE_START,
- *		RUNNING -> STOPPED by the event work (WRITE_ONCE, without @lock).
+ *		RUNNING -> STOPPED by the event work (store-release, without
+ *		@lock).
  * @wedged:	a command timed out: its effect is unknown, so the enclave
  *		takes no more resources and is stopped and freed on release.
  * @dead:	why the VM is dead, or NULL: the device accepted part of a
@@ -165,7 +166,8 @@ struct ne_vcpu_slot {
  * @has_event:	the enclave stopped on its own; never cleared.
  * @stop_unsure: the device reported that stop other than as STOPPED (a
  *		state it should not be in, or an unknown slot): the teardown
- *		sends ENCLAVE_STOP anyway.  WRITE_ONCE by the event work.
+ *		sends ENCLAVE_STOP anyway.  WRITE_ONCE by the event work
+ *		before its store-release of @state.
  * @eventq:	pollers of @has_event, and the last closer waiting for
  *		@torn_down or @zombie, uninterruptibly when exiting: so
  *		woken with wake_up(), never wake_up_interruptible().

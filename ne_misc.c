@@ -431,7 +431,8 @@ static void ne_event_stopped(const struct ne_event_query *q, bool unsure)
 			continue;
 		if (unsure)
 			WRITE_ONCE(e->stop_unsure, true);
-		WRITE_ONCE(e->state, NE_STATE_STOPPED);
+		/* release: the teardown that sees STOPPED sees stop_unsure */
+		smp_store_release(&e->state, NE_STATE_STOPPED);
 		WRITE_ONCE(e->has_event, true);
 		wake_up(&e->eventq);
 	}
@@ -440,9 +441,11 @@ static void ne_event_stopped(const struct ne_event_query *q, bool unsure)
 /*
  * Asks the device (SLOT_INFO) whether @q's enclave still runs, and marks it
  * stopped if not.  A slot the device does not know (-ENOENT) runs no
- * enclave.  Returns 0 once answered (or when the device is gone: a reset
- * or the remove marks the enclave lost), else why not: the caller asks
- * again later.
+ * enclave; the teardown's SLOT_FREE will most likely be refused the same
+ * way, and the enclave then stays a zombie, its pages pinned, until the
+ * device is turned off.  Returns 0 once answered (or when the device is
+ * gone: a reset or the remove marks the enclave lost), else why not: the
+ * caller asks again later.
  */
 static int ne_event_query_one(struct ne_pci_dev *ne,
 			      const struct ne_event_query *q)

@@ -349,8 +349,9 @@ void ne_enclave_teardown(struct work_struct *work)
 	int rc = 0;
 
 	if (e->slot_uid && !ne_enclave_gone(e)) {
-		if (READ_ONCE(e->state) == NE_STATE_RUNNING || e->wedged ||
-		    READ_ONCE(e->stop_unsure)) {
+		/* acquire: pairs with ne_event_stopped() (stop_unsure first) */
+		if (smp_load_acquire(&e->state) == NE_STATE_RUNNING ||
+		    e->wedged || READ_ONCE(e->stop_unsure)) {
 			rc = ne_enclave_cmd_retry(e, NE_CMD_ENCLAVE_STOP);
 			if (rc)
 				pr_debug("enclave %#llx: ENCLAVE_STOP: %d\n",
