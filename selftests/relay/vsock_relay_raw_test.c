@@ -256,17 +256,21 @@ TEST_F(raw, spoofed_source_cid_is_dropped)
 }
 
 /*
- * A REQUEST with a payload (only data packets carry one) is dropped, not
- * passed on: the enclave's device would have cut it into one REQUEST per
- * RX buffer of the enclave.  The same REQUEST without one is answered.
+ * A REQUEST with a payload (only data packets carry one) is refused by the
+ * relay with an RST, not passed on: the enclave's device would have cut it
+ * into one REQUEST per RX buffer of the enclave, whose hello port then
+ * accepted the connection.  A REQUEST without one still reaches the
+ * enclave.
  */
-TEST_F(raw, control_packet_with_payload_is_dropped)
+TEST_F(raw, control_packet_with_payload_is_refused)
 {
 	static const uint8_t payload[2048];
 	struct rr_hdr bad = rr_make(PARENT_CID, 40004, enclave_cid,
+				    HELLO_PORT, RR_OP_REQUEST,
+				    RR_TYPE_STREAM);
+	struct rr_hdr req = rr_make(PARENT_CID, 40005, enclave_cid,
 				    CLOSED_PORT, RR_OP_REQUEST,
 				    RR_TYPE_STREAM);
-	struct rr_hdr req = bad;
 	uint64_t a = rr_phys(&self->r, RR_BUF_BASE);
 	uint32_t l = RR_BUF_SIZE, used;
 	struct rr_hdr got;
@@ -275,14 +279,21 @@ TEST_F(raw, control_packet_with_payload_is_dropped)
 	rr_post(&self->r, RR_RXQ, &a, &l, 1, true);
 	rr_kick(&self->r, RR_RXQ);
 	ASSERT_TRUE(rr_send(&self->r, &bad, payload, sizeof(payload)));
-	EXPECT_FALSE(rr_wait_used(&self->r, RR_RXQ, &used, 3000))
-		TH_LOG("a REQUEST with a payload was passed on, and answered");
+	ASSERT_TRUE(rr_wait_used(&self->r, RR_RXQ, &used, ANSWER_MS));
+	memcpy(&got, rr_buf(&self->r, 0), sizeof(got));
+	EXPECT_EQ(RR_OP_RST, got.op)
+		TH_LOG("a REQUEST with a payload got op %u, not an RST",
+		       got.op);
+	EXPECT_EQ(40004, got.dst_port);
+
+	rr_post(&self->r, RR_RXQ, &a, &l, 1, true);
+	rr_kick(&self->r, RR_RXQ);
 	ASSERT_TRUE(rr_send(&self->r, &req, NULL, 0));
 	ASSERT_TRUE(rr_wait_used(&self->r, RR_RXQ, &used, ANSWER_MS));
 	memcpy(&got, rr_buf(&self->r, 0), sizeof(got));
 	EXPECT_EQ(RR_OP_RST, got.op);
 	EXPECT_EQ(enclave_cid, got.src_cid);
-	EXPECT_EQ(40004, got.dst_port);
+	EXPECT_EQ(40005, got.dst_port);
 }
 
 /* Launches the sample enclave (debug mode); its CID, or 0. */

@@ -188,7 +188,7 @@ static void router_peer_frame(void *opaque, VsockRelayLink *link,
         return;
     }
     if (!vsock_relay_len_fits_op(hdr)) {
-        /* so does it this (relay_drain_tx()) */
+        /* the enclave's own device refuses these too (relay_tx_packet()) */
         vsock_relay_link_close(link, "payload on a control packet");
         return;
     }

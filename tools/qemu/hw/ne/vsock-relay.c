@@ -294,12 +294,6 @@ static bool relay_drain_tx(VsockRelay *s, uint32_t gen, bool *more)
                           "vsock-relay: TX packet length %u is wrong\n", len);
             goto done;
         }
-        if (!vsock_relay_len_fits_op(&hdr)) {
-            qemu_log_mask(LOG_GUEST_ERROR, "vsock-relay: TX packet op %u "
-                          "with a payload (%u bytes) dropped\n",
-                          le16_to_cpu(hdr.op), len);
-            goto done;
-        }
         iov_to_buf(elem->out_sg, elem->out_num, VSOCK_RELAY_HDR_SIZE,
                    s->tx_buf, len);
         relay_tx_packet(s, &hdr, s->tx_buf);
@@ -496,7 +490,11 @@ static void relay_tx_packet(VsockRelay *s, const struct virtio_vsock_hdr *hdr,
         qemu_log_mask(LOG_GUEST_ERROR, "vsock-relay: INVALID op dropped\n");
         return;
     }
-    if (s->router) {
+    if (!vsock_relay_len_fits_op(hdr)) {
+        /* cut like data, it would reach the peer as many copies of itself */
+        qemu_log_mask(LOG_GUEST_ERROR, "vsock-relay: op %u with a payload "
+                      "(%u bytes) refused\n", op, le32_to_cpu(hdr->len));
+    } else if (s->router) {
         routed = vsock_relay_router_route(s->router, hdr, data);
     } else if (dst == s->peer_cid && vsock_relay_link_is_open(s->uplink)) {
         routed = vsock_relay_link_send(s->uplink, hdr, data);

@@ -178,8 +178,8 @@ struct VsockRelay {
 
     /* Packets waiting for RX buffers, oldest first. */
     QSIMPLEQ_HEAD(, VsockRelayPacket) rx_pending;
-    uint64_t rx_pending_bytes;
-    GHashTable *rx_src_bytes;   /* parent: src CID -> its pending bytes */
+    uint64_t rx_pending_bytes;  /* what the queued packets take in memory */
+    GHashTable *rx_src_bytes;   /* parent: src CID -> what its packets take */
     bool reset_event_pending;   /* TRANSPORT_RESET not delivered yet */
 
     VsockRelayRouter *router;   /* listen= mode (parent) */
