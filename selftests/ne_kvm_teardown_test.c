@@ -823,11 +823,13 @@ struct creator {
 static void *create_vm(void *arg)
 {
 	struct creator *c = arg;
+	int vm;
 
-	c->tid = syscall(SYS_gettid);
+	__atomic_store_n(&c->tid, syscall(SYS_gettid), __ATOMIC_RELEASE);
 	errno = 0;
-	c->vm = ioctl(c->sys, KVM_CREATE_VM, 0);
+	vm = ioctl(c->sys, KVM_CREATE_VM, 0);
 	c->err = errno;
+	__atomic_store_n(&c->vm, vm, __ATOMIC_RELEASE);
 	return NULL;
 }
 
@@ -855,6 +857,7 @@ static int wait_asleep(pid_t tid, int ms)
 	return -1;
 }
 
+#define SETTLE_WAIT_MS	3000
 #define RESET_WAIT_MS	20000
 
 /*
@@ -882,21 +885,24 @@ TEST_F_TIMEOUT(td, remove_during_a_reset_does_not_wait_for_it, 90)
 	EXPECT_EQ(ETIMEDOUT, errno);
 
 	/*
-	 * The next command waits SHORT_MS for the late reply (the thread
-	 * sleeps in that wait), then resets the channel: ENABLE = 0, which
-	 * STUCK ignores, and RESET_WAIT_MS of waiting for it to read 0.
+	 * The next command waits SETTLE_WAIT_MS for the late reply (the
+	 * thread sleeps in that wait), then resets the channel: ENABLE = 0,
+	 * which STUCK ignores, and RESET_WAIT_MS of waiting for it to read 0.
 	 */
+	ASSERT_EQ(0, ne_set_timeout_ms(SETTLE_WAIT_MS));
 	ne_tc_write(self->tc, NE_TESTCTL_STUCK_ARM, 1);
 	ASSERT_EQ(0, pthread_create(&t, NULL, create_vm, &c));
 	while (!__atomic_load_n(&c.tid, __ATOMIC_ACQUIRE))
 		usleep(1000);
-	ASSERT_EQ(0, wait_asleep(c.tid, SHORT_MS / 2));
+	ASSERT_EQ(0, wait_asleep(c.tid, SETTLE_WAIT_MS / 2));
 	ASSERT_EQ(0, ne_set_timeout_ms(RESET_WAIT_MS));
 	start = now();
 	while (ne_tc_read(self->tc, NE_TESTCTL_STUCK_ARM) && now() - start < 10)
 		usleep(10 * 1000);
 	ASSERT_EQ(0, ne_tc_read(self->tc, NE_TESTCTL_STUCK_ARM));
 	usleep(200 * 1000);
+	/* the remove lands during the reset's wait: the thread still waits */
+	ASSERT_EQ(-2, __atomic_load_n(&c.vm, __ATOMIC_ACQUIRE));
 
 	start = now();
 	ASSERT_EQ(0, pci_remove());
