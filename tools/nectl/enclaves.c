@@ -510,6 +510,7 @@ static void add_copy(struct enclave *known, pid_t pid, int fd)
 		*known = e;
 		return;
 	}
+	known->entry_holder = e.entry_holder;	/* (rewritten meanwhile?) */
 	known->entry_tried = pid;
 }
 

@@ -46,12 +46,13 @@ int nectl_lock(const char *file);
 void nectl_unlock(int fd);
 void nectl_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-/* Every enclave on the machine (deduplicated by slot uid), joined with the registry. */
 /*
  * Makes a process name read from /proc printable: every byte outside
  * ' '..'~' becomes '?' (the name is its process's to choose).
  */
 void enclave_printable(char *s);
+
+/* Every enclave on the machine (deduplicated by slot uid), joined with the registry. */
 int enclaves_scan(struct enclave **list, size_t *count);
 void enclaves_free(struct enclave *list, size_t count);
 

@@ -184,6 +184,9 @@ def raw_vm_process(dups=0, name=None):
             os.close(rfd)
             fd = os.open("/dev/nitro_enclaves", os.O_RDWR)
             vm = fcntl.ioctl(fd, 0xAE01, 0)
+            if dups:
+                import resource
+                resource.setrlimit(resource.RLIMIT_NOFILE, (dups + 64, dups + 64))
             for _ in range(dups):
                 os.dup(vm)
             if name:
@@ -201,14 +204,14 @@ def raw_vm_process(dups=0, name=None):
 
 
 def many_copies_of_a_vm_fd():
-    """A process holding 300 copies of one VM fd, beside a planted registry
+    """A process holding 3000 copies of one VM fd, beside a planted registry
     entry of 20000 keys for that slot naming another holder, and a process
     name of escapes and bytes that are not UTF-8: describe-enclaves reads
-    the entry once, not once per copy (the old nectl parsed it 300 times:
+    the entry once, not once per copy (the old nectl parsed it 3000 times:
     anyone who can make a VM could make root's describe-enclaves,
     terminate-enclave and console take minutes), within 10 s of CPU, and
     prints the name as printable ASCII in valid JSON."""
-    raw = raw_vm_process(dups=300, name=b"\xff\x1b]0;x\x07")
+    raw = raw_vm_process(dups=3000, name=b"\xff\x1b]0;x\x07")
     slot = None
     for link in glob.glob("/proc/%d/fd/*" % raw):
         try:
@@ -234,7 +237,7 @@ def many_copies_of_a_vm_fd():
         d = None
     mine = [x for x in d or [] if x.get("ProcessID") == raw]
     tap(r.returncode == 0 and len(mine) == 1 and mine[0].get("Launcher") == "??]0;x?",
-        "describe-enclaves with 300 copies of a VM fd and a planted 20000-key entry for its slot: "
+        "describe-enclaves with 3000 copies of a VM fd and a planted 20000-key entry for its slot: "
         "within 10 s of CPU, the holder's name as printable ASCII in valid JSON",
         "exit %d (%s); %s" % (r.returncode, "SIGXCPU/SIGKILL: over the CPU limit"
                               if r.returncode < 0 else "", r.stdout[-300:] + r.stderr[-300:]))
