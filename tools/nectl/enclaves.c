@@ -446,39 +446,6 @@ void registry_remove(uint64_t slot_uid)
 	unlink(path);
 }
 
-bool registry_name_taken(const char *name)
-{
-	const struct json_value *v;
-	struct dirent *de;
-	char path[1024];
-	bool taken = false;
-	uid_t owner;
-	DIR *dir = opendir(nectl_run_dir());
-
-	if (!dir)
-		return false;
-	while (!taken && (de = readdir(dir))) {
-		struct json_value *reg;
-		size_t len = strlen(de->d_name);
-
-		if (len < 6 || strcmp(de->d_name + len - 5, ".json"))
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", nectl_run_dir(), de->d_name);
-		reg = registry_load_path(path, &owner);
-		if (!reg)
-			continue;
-		v = json_get(reg, "EnclaveName");
-		if (!holder_alive(registry_holder(reg)))
-			unlink(path);	/* stale: its holder is gone */
-		else if (v && v->type == JSON_STRING && !strcmp(v->text, name) &&
-			 registry_owner_ok(owner, registry_holder(reg)))
-			taken = true;
-		json_free(reg);
-	}
-	closedir(dir);
-	return taken;
-}
-
 static bool is_vm_fd(pid_t pid, const char *fdname)
 {
 	char path[300], target[64];
@@ -490,6 +457,121 @@ static bool is_vm_fd(pid_t pid, const char *fdname)
 		return false;
 	target[n] = '\0';
 	return !strcmp(target, "anon_inode:ne-vm");
+}
+
+/*
+ * Whether @pid holds a VM fd of slot @slot_uid: 1 yes, 0 no, -1 cannot tell
+ * (another user's process, whose fds only root may read).
+ */
+static int holder_holds_slot(pid_t pid, uint64_t slot_uid)
+{
+	struct dirent *de;
+	char path[64];
+	int found = 0;
+	DIR *dir;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+	dir = opendir(path);
+	if (!dir)
+		return errno == EACCES ? -1 : 0;
+	while (!found && (de = readdir(dir)))
+		found = de->d_name[0] != '.' && is_vm_fd(pid, de->d_name) &&
+			fdinfo_u64(pid, atoi(de->d_name), "ne_slot_uid") == slot_uid;
+	closedir(dir);
+	return found;
+}
+
+/* The slot a registry file is named after ("<slot hex>.json"), or 0. */
+static uint64_t registry_file_slot(const char *name)
+{
+	char *end;
+	uint64_t slot;
+
+	if (!isxdigit((unsigned char)name[0]))
+		return 0;
+	slot = strtoull(name, &end, 16);
+	return strcmp(end, ".json") ? 0 : slot;
+}
+
+/*
+ * The name of the running enclave @path (named after @slot_uid) speaks
+ * for, or NULL: its holder is alive, the entry is root's or the holder's
+ * user's, and the holder holds a VM fd of the slot where this process can
+ * see (a member's entry naming a process of theirs without a VM claims
+ * nothing, for root).  An entry whose holder is gone is removed.
+ */
+static char *registry_running_name(const char *path, uint64_t slot_uid)
+{
+	const struct json_value *v;
+	struct json_value *reg;
+	char *name = NULL;
+	uid_t owner;
+	pid_t holder;
+
+	reg = registry_load_path(path, &owner);
+	if (!reg)
+		return NULL;
+	holder = registry_holder(reg);
+	v = json_get(reg, "EnclaveName");
+	if (!holder_alive(holder))
+		unlink(path);
+	else if (v && v->type == JSON_STRING && registry_owner_ok(owner, holder) &&
+		 holder_holds_slot(holder, slot_uid))
+		name = strdup(v->text);
+	json_free(reg);
+	return name;
+}
+
+static int compare_names(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+char **registry_taken_names(size_t *n)
+{
+	char **names = NULL, **grown, *name, path[1024];
+	size_t cap = 0;
+	struct dirent *de;
+	uint64_t slot;
+	DIR *dir = opendir(nectl_run_dir());
+
+	*n = 0;
+	while (dir && (de = readdir(dir))) {
+		slot = registry_file_slot(de->d_name);
+		if (!slot)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", nectl_run_dir(), de->d_name);
+		name = registry_running_name(path, slot);
+		if (!name)
+			continue;
+		if (*n == cap) {
+			cap = cap ? 2 * cap : 16;
+			grown = realloc(names, cap * sizeof(*names));
+			if (!grown) {
+				free(name);
+				break;
+			}
+			names = grown;
+		}
+		names[(*n)++] = name;
+	}
+	if (dir)
+		closedir(dir);
+	if (*n)
+		qsort(names, *n, sizeof(*names), compare_names);
+	return names;
+}
+
+bool names_contain(char *const *names, size_t n, const char *name)
+{
+	return n && bsearch(&name, names, n, sizeof(*names), compare_names);
+}
+
+void names_free(char **names, size_t n)
+{
+	while (n)
+		free(names[--n]);
+	free(names);
 }
 
 /*

@@ -90,8 +90,16 @@ struct json_value *registry_parse(const char *text, size_t len);
 /* Registry: $RUN_DIR/<slot hex>.json, written atomically. */
 int registry_write(uint64_t slot_uid, const char *text, size_t len);
 void registry_remove(uint64_t slot_uid);
-/* Is this name used by a live nectl enclave? */
-bool registry_name_taken(const char *name);
+/*
+ * The names of the running enclaves the registry speaks for, read in one
+ * pass of the directory and sorted (@n of them; NULL when none): an entry
+ * counts when its holder is alive, the entry is root's or the holder's
+ * user's, and the holder holds a VM fd of the entry's slot wherever this
+ * process can see its fds.  Free with names_free().
+ */
+char **registry_taken_names(size_t *n);
+bool names_contain(char *const *names, size_t n, const char *name);
+void names_free(char **names, size_t n);
 
 /*
  * Writes the describe-enclaves object for e, with ImageName, ImageVersion

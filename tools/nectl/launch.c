@@ -172,27 +172,31 @@ static void default_name(const char *eif_path, char *name, size_t len)
 /* Picks the name and records the enclave, under the registry lock. */
 static int register_enclave(struct launch *l)
 {
-	char base[NECTL_NAME_MAX + 1];
+	char base[NECTL_NAME_MAX + 1], **taken;
 	unsigned int i;
+	size_t n;
 	int lock = nectl_lock("registry.lock");
 
 	if (lock < 0)
 		return fail(l, E_LOCK, "cannot lock %s/registry.lock: %s", nectl_run_dir(),
 			    lock_error(errno));
+	taken = registry_taken_names(&n);
 	if (l->opt->enclave_name[0]) {
-		if (registry_name_taken(l->opt->enclave_name)) {
-			nectl_unlock(lock);
-			return fail(l, E_NAMING,
-				    "an enclave named '%s' is already running: choose another --enclave-name",
-				    l->opt->enclave_name);
-		}
 		snprintf(l->name, sizeof(l->name), "%s", l->opt->enclave_name);
 	} else {
 		/* As nitro-cli: the EIF's name, then name_1, name_2... */
 		default_name(l->opt->eif_path, base, sizeof(base));
 		snprintf(l->name, sizeof(l->name), "%s", base);
-		for (i = 1; registry_name_taken(l->name) && i < 100000; i++)
+		for (i = 1; names_contain(taken, n, l->name) && i <= n; i++)
 			snprintf(l->name, sizeof(l->name), "%.*s_%u", NECTL_NAME_MAX - 8, base, i);
+	}
+	i = names_contain(taken, n, l->name);
+	names_free(taken, n);
+	if (i) {
+		nectl_unlock(lock);
+		return fail(l, E_NAMING,
+			    "an enclave named '%s' is already running: choose another --enclave-name",
+			    l->name);
 	}
 	if (registry_update(l, "STARTING")) {
 		nectl_unlock(lock);

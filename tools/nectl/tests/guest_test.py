@@ -247,6 +247,64 @@ def many_copies_of_a_vm_fd():
     settle(lambda: js(nectl("describe-enclaves")) == [], 10)
 
 
+def forged_names(eif, mem):
+    """Registry entries that a member wrote, naming a live process of theirs
+    that holds no VM: 'forged', and 'hello', 'hello_1' ... 'hello_2999'.
+    Root's nectl, which can see that the holder holds no VM fd of the slot,
+    does not take those names as running enclaves': root's run gets
+    'forged', and its run without a name gets 'hello', reading the
+    directory once (within 20 s of CPU).  The old nectl answered E58 to
+    the first, and read the whole directory again for every suffix it
+    tried: 3000 times."""
+    run_dir = os.environ["NECTL_RUN_DIR"]
+    member = 4244
+    sleeper = subprocess.Popen(["sleep", "600"], user=member)
+    planted = []
+    try:
+        names = ["forged", "hello"] + ["hello_%d" % i for i in range(1, 3000)]
+        for i, name in enumerate(names):
+            path = os.path.join(run_dir, "%x.json" % (0xf0000000 + i))
+            with open(path, "w") as f:
+                f.write('{"HolderPID": %d, "EnclaveName": "%s", "State": "RUNNING"}' %
+                        (sleeper.pid, name))
+            os.chown(path, member, -1)
+            planted.append(path)
+
+        def cpu_limit():
+            import resource
+            resource.setrlimit(resource.RLIMIT_CPU, (20, 20))
+
+        def run(*args):
+            try:
+                return subprocess.run([NECTL, "run", "--eif-path", eif, "--memory", mem,
+                                       "--cpu-count", "2", "--no-heartbeat"] + list(args),
+                                      capture_output=True, text=True, timeout=300,
+                                      preexec_fn=cpu_limit)
+            except subprocess.TimeoutExpired:
+                return subprocess.CompletedProcess(args, -1, "", "still running after 300 s")
+        # (one at a time: the pool has one core)
+        r = run("--enclave-name", "forged")
+        t = nectl("terminate-enclave", "--all")
+        tap(r.returncode == 0 and (js(r) or {}).get("EnclaveName") == "forged" and
+            t.returncode == 0 and len(js_stream(t.stdout)) == 1,
+            "run --enclave-name forged, a name only a member's entry for a process without a VM "
+            "claims: the enclave runs (and is the only one terminate --all finds)",
+            r.stdout + r.stderr + t.stdout + t.stderr)
+        r = run()
+        t = nectl("terminate-enclave", "--all")
+        tap(r.returncode == 0 and (js(r) or {}).get("EnclaveName") == "hello" and
+            t.returncode == 0,
+            "run without a name beside 3000 such entries 'hello', 'hello_1'...: named 'hello', "
+            "within 20 s of CPU", "exit %d; %s" % (r.returncode, r.stdout[-300:] + r.stderr[-300:]))
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+        for path in planted:
+            if os.path.exists(path):
+                os.unlink(path)
+        settle(lambda: not holders(), 10)
+
+
 def shared_state_dir(eif, mem):
     """Members of one group share nectl's state directory as the package
     makes /run/nectl (root:ne, 3770: debian/nectl.tmpfiles).  Whatever one
@@ -618,6 +676,7 @@ def main():
     r = nectl("terminate-enclave", "--all")
     tap(r.returncode == 0 and len(js_stream(r.stdout)) == cores, "terminate --all after the concurrent runs")
 
+    forged_names(eif, mem)
     shared_state_dir(eif, mem)
 
     # -- no leak at the end
