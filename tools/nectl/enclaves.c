@@ -414,7 +414,7 @@ int registry_write(uint64_t slot_uid, const char *text, size_t len)
 	fd = mkostemp(tmp, O_CLOEXEC);
 	if (fd < 0)
 		return -1;
-	/* readable by the group's nectl in a shared directory (registry_name_taken()) */
+	/* readable by the group's nectl in a shared directory (registry_taken_names()) */
 	if (fchmod(fd, run_dir_shared() ? 0640 : 0644)) {
 		close(fd);
 		unlink(tmp);
@@ -460,66 +460,143 @@ static bool is_vm_fd(pid_t pid, const char *fdname)
 }
 
 /*
- * Whether @pid holds a VM fd of slot @slot_uid: 1 yes, 0 no, -1 cannot tell
- * (another user's process, whose fds only root may read).
+ * A nectl holder has a few fds (its VM's, its vCPUs', its sockets): a
+ * process with more, beyond this many, holds no enclave nectl launched.
  */
-static int holder_holds_slot(pid_t pid, uint64_t slot_uid)
+#define HOLDER_FDS_MAX	4096
+
+/* The slots one process holds VM fds of, read once per registry pass. */
+struct holder_slots {
+	pid_t pid;
+	int known;		/* 1: @slots read; -1: its fds cannot be read */
+	uint64_t *slots;
+	size_t n;
+};
+
+static int compare_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Reads the slots @h->pid holds a VM fd of (at most HOLDER_FDS_MAX fds). */
+static void holder_slots_read(struct holder_slots *h)
 {
 	struct dirent *de;
 	char path[64];
-	int found = 0;
+	uint64_t *grown;
+	size_t cap = 0;
+	int seen = 0;
 	DIR *dir;
 
-	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)h->pid);
 	dir = opendir(path);
-	if (!dir)
-		return errno == EACCES ? -1 : 0;
-	while (!found && (de = readdir(dir)))
-		found = de->d_name[0] != '.' && is_vm_fd(pid, de->d_name) &&
-			fdinfo_u64(pid, atoi(de->d_name), "ne_slot_uid") == slot_uid;
-	closedir(dir);
-	return found;
+	/* another user's process (only root reads its fds), or no memory */
+	h->known = dir ? 1 : -1;
+	while (dir && seen++ < HOLDER_FDS_MAX && (de = readdir(dir))) {
+		if (de->d_name[0] == '.' || !is_vm_fd(h->pid, de->d_name))
+			continue;
+		if (h->n == cap) {
+			cap = cap ? 2 * cap : 4;
+			grown = realloc(h->slots, cap * sizeof(*h->slots));
+			if (!grown) {
+				h->known = -1;
+				break;
+			}
+			h->slots = grown;
+		}
+		h->slots[h->n++] = fdinfo_u64(h->pid, atoi(de->d_name), "ne_slot_uid");
+	}
+	if (dir)
+		closedir(dir);
+	qsort(h->slots, h->n, sizeof(*h->slots), compare_u64);
 }
 
-/* The slot a registry file is named after ("<slot hex>.json"), or 0. */
+/*
+ * Whether @pid holds a VM fd of slot @slot_uid: 1 yes, 0 no, -1 cannot tell.
+ * Each holder's fds are read once per pass (@cache, @ncache).
+ */
+static int holder_holds_slot(struct holder_slots **cache, size_t *ncache, pid_t pid,
+			     uint64_t slot_uid)
+{
+	struct holder_slots *h = NULL, *grown;
+	size_t i;
+
+	for (i = 0; i < *ncache && !h; i++)
+		if ((*cache)[i].pid == pid)
+			h = &(*cache)[i];
+	if (!h) {
+		grown = realloc(*cache, (*ncache + 1) * sizeof(**cache));
+		if (!grown)
+			return -1;
+		*cache = grown;
+		h = &grown[(*ncache)++];
+		*h = (struct holder_slots){ .pid = pid };
+		holder_slots_read(h);
+	}
+	if (h->known < 0)
+		return -1;
+	return h->n && bsearch(&slot_uid, h->slots, h->n, sizeof(*h->slots), compare_u64);
+}
+
+static void holder_slots_free(struct holder_slots *cache, size_t n)
+{
+	while (n)
+		free(cache[--n].slots);
+	free(cache);
+}
+
+/*
+ * The slot a registry file is named after, or 0: only the name a holder
+ * writes ("%llx.json") counts, not another spelling of the same number.
+ */
 static uint64_t registry_file_slot(const char *name)
 {
-	char *end;
+	char canonical[32], *end;
 	uint64_t slot;
 
 	if (!isxdigit((unsigned char)name[0]))
 		return 0;
 	slot = strtoull(name, &end, 16);
-	return strcmp(end, ".json") ? 0 : slot;
+	snprintf(canonical, sizeof(canonical), "%llx.json", (unsigned long long)slot);
+	return strcmp(canonical, name) ? 0 : slot;
 }
 
 /*
  * The name of the running enclave @path (named after @slot_uid) speaks
- * for, or NULL: its holder is alive, the entry is root's or the holder's
- * user's, and the holder holds a VM fd of the slot where this process can
- * see (a member's entry naming a process of theirs without a VM claims
- * nothing, for root).  An entry whose holder is gone is removed.
+ * for, in @name (NULL: none): its holder is alive, the entry is root's or
+ * the holder's user's, and the holder holds a VM fd of the slot where this
+ * process can see (a member's entry naming a process of theirs without a
+ * VM claims nothing, for root).  An entry whose holder is gone is removed.
+ * Returns 0, or -1 when out of memory.
  */
-static char *registry_running_name(const char *path, uint64_t slot_uid)
+static int registry_running_name(const char *path, uint64_t slot_uid,
+				 struct holder_slots **cache, size_t *ncache, char **name)
 {
 	const struct json_value *v;
 	struct json_value *reg;
-	char *name = NULL;
 	uid_t owner;
 	pid_t holder;
 
+	*name = NULL;
 	reg = registry_load_path(path, &owner);
 	if (!reg)
-		return NULL;
+		return 0;
 	holder = registry_holder(reg);
 	v = json_get(reg, "EnclaveName");
-	if (!holder_alive(holder))
+	if (!holder_alive(holder)) {
 		unlink(path);
-	else if (v && v->type == JSON_STRING && registry_owner_ok(owner, holder) &&
-		 holder_holds_slot(holder, slot_uid))
-		name = strdup(v->text);
+	} else if (v && v->type == JSON_STRING && registry_owner_ok(owner, holder) &&
+		   holder_holds_slot(cache, ncache, holder, slot_uid)) {
+		*name = strdup(v->text);
+		if (!*name) {
+			json_free(reg);
+			return -1;
+		}
+	}
 	json_free(reg);
-	return name;
+	return 0;
 }
 
 static int compare_names(const void *a, const void *b)
@@ -527,39 +604,59 @@ static int compare_names(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-char **registry_taken_names(size_t *n)
+/* Adds @name to @names (@n of them, room for @cap); -1 when out of memory. */
+static int names_add(char ***names, size_t *n, size_t *cap, char *name)
 {
-	char **names = NULL, **grown, *name, path[1024];
-	size_t cap = 0;
+	char **grown;
+
+	if (*n == *cap) {
+		grown = realloc(*names, (*cap ? 2 * *cap : 16) * sizeof(**names));
+		if (!grown)
+			return -1;
+		*names = grown;
+		*cap = *cap ? 2 * *cap : 16;
+	}
+	(*names)[(*n)++] = name;
+	return 0;
+}
+
+int registry_taken_names(char ***names, size_t *n)
+{
+	struct holder_slots *cache = NULL;
+	size_t cap = 0, ncache = 0;
+	char *name, path[1024];
 	struct dirent *de;
 	uint64_t slot;
+	int rc = 0;
 	DIR *dir = opendir(nectl_run_dir());
 
+	*names = NULL;
 	*n = 0;
-	while (dir && (de = readdir(dir))) {
+	if (!dir)
+		return errno == ENOENT ? 0 : -1;	/* (no entry yet) */
+	while (!rc && (de = readdir(dir))) {
 		slot = registry_file_slot(de->d_name);
 		if (!slot)
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", nectl_run_dir(), de->d_name);
-		name = registry_running_name(path, slot);
-		if (!name)
-			continue;
-		if (*n == cap) {
-			cap = cap ? 2 * cap : 16;
-			grown = realloc(names, cap * sizeof(*names));
-			if (!grown) {
-				free(name);
-				break;
-			}
-			names = grown;
+		rc = registry_running_name(path, slot, &cache, &ncache, &name);
+		if (!rc && name && names_add(names, n, &cap, name)) {
+			free(name);
+			rc = -1;
 		}
-		names[(*n)++] = name;
 	}
-	if (dir)
-		closedir(dir);
+	closedir(dir);
+	holder_slots_free(cache, ncache);
+	if (rc) {
+		names_free(*names, *n);
+		*names = NULL;
+		*n = 0;
+		errno = ENOMEM;
+		return -1;
+	}
 	if (*n)
-		qsort(names, *n, sizeof(*names), compare_names);
-	return names;
+		qsort(*names, *n, sizeof(**names), compare_names);
+	return 0;
 }
 
 bool names_contain(char *const *names, size_t n, const char *name)
@@ -578,7 +675,9 @@ void names_free(char **names, size_t n)
  * Another VM fd of an enclave already listed as @known (a copy, forked or
  * passed): keep the copy a live holder owns.  The slot's registry entry is
  * read again only for a process it names and was not tried for: a process
- * holding many copies costs one read of it, not one each.
+ * holding many copies costs one read of it, not one each.  (An entry
+ * written after the slot's first fd was seen waits for the next scan; a
+ * nectl holder is the only process with its VM fd.)
  */
 static void add_copy(struct enclave *known, pid_t pid, int fd)
 {

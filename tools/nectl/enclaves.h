@@ -92,12 +92,14 @@ int registry_write(uint64_t slot_uid, const char *text, size_t len);
 void registry_remove(uint64_t slot_uid);
 /*
  * The names of the running enclaves the registry speaks for, read in one
- * pass of the directory and sorted (@n of them; NULL when none): an entry
- * counts when its holder is alive, the entry is root's or the holder's
- * user's, and the holder holds a VM fd of the entry's slot wherever this
- * process can see its fds.  Free with names_free().
+ * pass of the directory and sorted into @names (@n of them; NULL when
+ * none): an entry named after its slot counts when its holder is alive,
+ * the entry is root's or the holder's user's, and the holder holds a VM fd
+ * of that slot wherever this process can see its fds (root: always).
+ * Returns 0, or -1 with errno (the directory cannot be read, no memory).
+ * Free with names_free().
  */
-char **registry_taken_names(size_t *n);
+int registry_taken_names(char ***names, size_t *n);
 bool names_contain(char *const *names, size_t n, const char *name);
 void names_free(char **names, size_t n);
 

@@ -174,25 +174,30 @@ static int register_enclave(struct launch *l)
 {
 	char base[NECTL_NAME_MAX + 1], **taken;
 	unsigned int i;
+	bool in_use;
 	size_t n;
 	int lock = nectl_lock("registry.lock");
 
 	if (lock < 0)
 		return fail(l, E_LOCK, "cannot lock %s/registry.lock: %s", nectl_run_dir(),
 			    lock_error(errno));
-	taken = registry_taken_names(&n);
+	if (registry_taken_names(&taken, &n)) {
+		nectl_unlock(lock);
+		return fail(l, E_FILE_OPERATION, "cannot read the registry in %s: %s",
+			    nectl_run_dir(), strerror(errno));
+	}
 	if (l->opt->enclave_name[0]) {
 		snprintf(l->name, sizeof(l->name), "%s", l->opt->enclave_name);
 	} else {
-		/* As nitro-cli: the EIF's name, then name_1, name_2... */
+		/* As nitro-cli: the EIF's name, then name_1, name_2... (n + 1 tries: one is free) */
 		default_name(l->opt->eif_path, base, sizeof(base));
 		snprintf(l->name, sizeof(l->name), "%s", base);
 		for (i = 1; names_contain(taken, n, l->name) && i <= n; i++)
 			snprintf(l->name, sizeof(l->name), "%.*s_%u", NECTL_NAME_MAX - 8, base, i);
 	}
-	i = names_contain(taken, n, l->name);
+	in_use = names_contain(taken, n, l->name);
 	names_free(taken, n);
-	if (i) {
+	if (in_use) {
 		nectl_unlock(lock);
 		return fail(l, E_NAMING,
 			    "an enclave named '%s' is already running: choose another --enclave-name",

@@ -193,7 +193,7 @@ def raw_vm_process(dups=0, name=None):
                 import ctypes
                 ctypes.CDLL(None).prctl(15, ctypes.c_char_p(name), 0, 0, 0)   # PR_SET_NAME
             os.write(wfd, b"%d\n" % vm)
-            time.sleep(60)
+            time.sleep(600)     # (killed by the caller)
             code = 0
         finally:
             os._exit(code)
@@ -212,16 +212,8 @@ def many_copies_of_a_vm_fd():
     terminate-enclave and console take minutes), within 10 s of CPU, and
     prints the name as printable ASCII in valid JSON."""
     raw = raw_vm_process(dups=3000, name=b"\xff\x1b]0;x\x07")
-    slot = None
-    for link in glob.glob("/proc/%d/fd/*" % raw):
-        try:
-            if os.readlink(link) == "anon_inode:ne-vm":
-                with open("/proc/%d/fdinfo/%s" % (raw, os.path.basename(link))) as f:
-                    slot = next(int(line.split(":")[1], 0) for line in f
-                                if line.startswith("ne_slot_uid:"))
-                break
-        except (OSError, StopIteration):
-            pass
+    slot = vm_slot(raw)
+    tap(slot is not None, "the raw VM's slot uid is in its fdinfo")
     entry = os.path.join(os.environ["NECTL_RUN_DIR"], "%x.json" % (slot or 0))
     with open(entry, "w") as f:
         f.write('{"HolderPID": 1, ' + ", ".join('"k%d": 0' % i for i in range(20000)) + "}")
@@ -247,58 +239,81 @@ def many_copies_of_a_vm_fd():
     settle(lambda: js(nectl("describe-enclaves")) == [], 10)
 
 
+def vm_slot(pid):
+    """The slot uid of the first VM fd @pid holds, or None."""
+    for link in glob.glob("/proc/%d/fd/*" % pid):
+        try:
+            if os.readlink(link) == "anon_inode:ne-vm":
+                with open("/proc/%d/fdinfo/%s" % (pid, os.path.basename(link))) as f:
+                    return next(int(line.split(":")[1], 0) for line in f
+                                if line.startswith("ne_slot_uid:"))
+        except (OSError, StopIteration):
+            pass
+    return None
+
+
 def forged_names(eif, mem):
-    """Registry entries that a member wrote, naming a live process of theirs
-    that holds no VM: 'forged', and 'hello', 'hello_1' ... 'hello_2999'.
-    Root's nectl, which can see that the holder holds no VM fd of the slot,
-    does not take those names as running enclaves': root's run gets
-    'forged', and its run without a name gets 'hello', reading the
-    directory once (within 20 s of CPU).  The old nectl answered E58 to
-    the first, and read the whole directory again for every suffix it
-    tried: 3000 times."""
+    """Registry entries naming a live process that holds 3000 copies of a VM
+    fd of slot S, but not the slots the entries are named after: 'hello',
+    'hello_1' ... 'hello_2999'; entries for S under other spellings of its
+    number ('0<S>.json', '0X<S>.json') claiming 'alias0' and 'alias1'; and
+    the real '<S>.json' claiming 'held'.  Root's nectl, which sees the
+    holder's fds, takes only 'held' as running: E58 for it, and its runs
+    named 'alias1' and unnamed ('hello') go ahead, reading the directory
+    once and the holder's fds once (within 60 s of CPU).  The nectl before
+    answered E58 to every such name and read the directory again for each
+    suffix it tried (3000 times); the one after it read the holder's 3000
+    fds again for each entry."""
     run_dir = os.environ["NECTL_RUN_DIR"]
-    member = 4244
-    sleeper = subprocess.Popen(["sleep", "600"], user=member)
+    raw = raw_vm_process(dups=3000)
+    slot = vm_slot(raw)
     planted = []
+
+    def plant(filename, name):
+        path = os.path.join(run_dir, filename)
+        with open(path, "w") as f:
+            f.write('{"HolderPID": %d, "EnclaveName": "%s", "State": "RUNNING"}' % (raw, name))
+        planted.append(path)
+
+    def cpu_limit():
+        import resource
+        resource.setrlimit(resource.RLIMIT_CPU, (60, 60))
+
+    def run(*args):
+        try:
+            return subprocess.run([NECTL, "run", "--eif-path", eif, "--memory", mem,
+                                   "--cpu-count", "2", "--no-heartbeat"] + list(args),
+                                  capture_output=True, text=True, timeout=300,
+                                  preexec_fn=cpu_limit)
+        except subprocess.TimeoutExpired:
+            return subprocess.CompletedProcess(args, -1, "", "still running after 300 s")
     try:
-        names = ["forged", "hello"] + ["hello_%d" % i for i in range(1, 3000)]
-        for i, name in enumerate(names):
-            path = os.path.join(run_dir, "%x.json" % (0xf0000000 + i))
-            with open(path, "w") as f:
-                f.write('{"HolderPID": %d, "EnclaveName": "%s", "State": "RUNNING"}' %
-                        (sleeper.pid, name))
-            os.chown(path, member, -1)
-            planted.append(path)
-
-        def cpu_limit():
-            import resource
-            resource.setrlimit(resource.RLIMIT_CPU, (20, 20))
-
-        def run(*args):
-            try:
-                return subprocess.run([NECTL, "run", "--eif-path", eif, "--memory", mem,
-                                       "--cpu-count", "2", "--no-heartbeat"] + list(args),
-                                      capture_output=True, text=True, timeout=300,
-                                      preexec_fn=cpu_limit)
-            except subprocess.TimeoutExpired:
-                return subprocess.CompletedProcess(args, -1, "", "still running after 300 s")
+        tap(slot is not None, "the raw VM's slot uid is in its fdinfo")
+        for i, name in enumerate(["hello"] + ["hello_%d" % k for k in range(1, 3000)]):
+            plant("%x.json" % (0xf0000000 + i), name)
+        plant("0%x.json" % (slot or 0), "alias0")
+        plant("0X%x.json" % (slot or 0), "alias1")
+        plant("%x.json" % (slot or 0), "held")
+        r = run("--enclave-name", "held")
+        tap(r.returncode == 58, "run --enclave-name held, the name of a live process's entry for "
+            "the slot it holds: E58", r.stdout + r.stderr)
         # (one at a time: the pool has one core)
-        r = run("--enclave-name", "forged")
-        t = nectl("terminate-enclave", "--all")
-        tap(r.returncode == 0 and (js(r) or {}).get("EnclaveName") == "forged" and
-            t.returncode == 0 and len(js_stream(t.stdout)) == 1,
-            "run --enclave-name forged, a name only a member's entry for a process without a VM "
-            "claims: the enclave runs (and is the only one terminate --all finds)",
-            r.stdout + r.stderr + t.stdout + t.stderr)
+        r = run("--enclave-name", "alias1")
+        t = nectl("terminate-enclave", "--enclave-name", "alias1")
+        tap(r.returncode == 0 and (js(r) or {}).get("EnclaveName") == "alias1" and
+            t.returncode == 0,
+            "run --enclave-name alias1, claimed by an entry under another spelling of that slot "
+            "(0X...): the enclave runs", r.stdout + r.stderr + t.stdout + t.stderr)
         r = run()
-        t = nectl("terminate-enclave", "--all")
+        t = nectl("terminate-enclave", "--enclave-name", "hello")
         tap(r.returncode == 0 and (js(r) or {}).get("EnclaveName") == "hello" and
             t.returncode == 0,
-            "run without a name beside 3000 such entries 'hello', 'hello_1'...: named 'hello', "
-            "within 20 s of CPU", "exit %d; %s" % (r.returncode, r.stdout[-300:] + r.stderr[-300:]))
+            "run without a name beside 3000 entries 'hello', 'hello_1'... whose holder holds "
+            "none of their slots: named 'hello', within 60 s of CPU",
+            "exit %d; %s" % (r.returncode, r.stdout[-300:] + r.stderr[-300:]))
     finally:
-        sleeper.kill()
-        sleeper.wait()
+        os.kill(raw, signal.SIGKILL)
+        os.waitpid(raw, 0)
         for path in planted:
             if os.path.exists(path):
                 os.unlink(path)
