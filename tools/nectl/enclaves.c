@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -97,10 +98,47 @@ static int open_shared(const char *file, int flags)
 	return -1;
 }
 
-int nectl_lock(const char *file)
+/* The process holding the flock on the file open as @fd (/proc/locks), or 0. */
+static pid_t flock_holder(int fd)
 {
+	unsigned int maj, min;
+	unsigned long ino;
+	char line[256];
+	struct stat st;
+	pid_t pid = 0;
+	FILE *f;
+	int p;
+
+	if (fstat(fd, &st))
+		return 0;
+	f = fopen("/proc/locks", "re");
+	if (!f)
+		return 0;
+	/* "1: FLOCK  ADVISORY  WRITE 1234 00:1a:5678 0 EOF"; waiters read "1: -> FLOCK" */
+	while (!pid && fgets(line, sizeof(line), f))
+		if (sscanf(line, "%*d: FLOCK %*s %*s %d %x:%x:%lu", &p, &maj, &min, &ino) == 4 &&
+		    ino == st.st_ino && maj == major(st.st_dev) && min == minor(st.st_dev))
+			pid = p;
+	fclose(f);
+	return pid;
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+int nectl_lock(const char *file, unsigned int wait_s, pid_t *holder,
+	       void (*waiting)(void *ctx, const char *file, pid_t holder), void *ctx)
+{
+	double start = now_s();
+	bool said = false;
 	int fd;
 
+	*holder = 0;
 	if (mkdir(nectl_run_dir(), 0755) && errno != EEXIST)
 		return -1;
 	fd = open_shared(file, O_RDWR);
@@ -109,11 +147,25 @@ int nectl_lock(const char *file)
 		fd = open_shared(file, O_RDONLY);
 	if (fd < 0)
 		return -1;
-	while (flock(fd, LOCK_EX)) {
-		if (errno != EINTR) {
+	/* polled, not blocking: a member may hold it for good */
+	while (flock(fd, LOCK_EX | LOCK_NB)) {
+		if (errno == EINTR)
+			continue;
+		if (errno != EWOULDBLOCK) {
 			close(fd);
 			return -1;
 		}
+		if (!said && waiting && now_s() - start >= 1) {
+			waiting(ctx, file, flock_holder(fd));
+			said = true;
+		}
+		if (wait_s && now_s() - start >= wait_s) {
+			*holder = flock_holder(fd);
+			close(fd);
+			errno = ETIMEDOUT;
+			return -1;
+		}
+		usleep(20 * 1000);
 	}
 	return fd;
 }

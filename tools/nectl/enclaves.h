@@ -41,8 +41,14 @@ struct enclave {
 
 /* The state directory: $NECTL_RUN_DIR or /run/nectl. */
 const char *nectl_run_dir(void);
-/* Creates the directory and takes an exclusive flock on one of its files. */
-int nectl_lock(const char *file);
+/*
+ * Creates the directory and takes an exclusive flock on one of its files,
+ * waiting for it at most @wait_s seconds (0: no limit); after a second of
+ * waiting, @waiting (if not NULL) is told once who holds it (0: unknown).
+ * -1 with errno; ETIMEDOUT: still held, by *@holder (0: unknown).
+ */
+int nectl_lock(const char *file, unsigned int wait_s, pid_t *holder,
+	       void (*waiting)(void *ctx, const char *file, pid_t holder), void *ctx);
 void nectl_unlock(int fd);
 void nectl_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

@@ -122,11 +122,39 @@ static const char *driver_reason(struct launch *l, char *buf, size_t len)
 
 /* ------------------------------------------------------------ registry */
 
-/* Why nectl_lock() failed (EPERM: not a file it would use, see enclaves.c). */
-static const char *lock_error(int err)
+/*
+ * How long a launch waits for the registry lock, which launches hold for
+ * a moment each: one held longer is held by something else (a member of
+ * the group may hold it for good).  NECTL_LOCK_TIMEOUT=S overrides it
+ * (tests).
+ */
+#define REGISTRY_LOCK_WAIT_S	30
+
+static unsigned int registry_lock_wait(void)
 {
+	const char *env = getenv("NECTL_LOCK_TIMEOUT");
+
+	return env && atoi(env) > 0 ? (unsigned int)atoi(env) : REGISTRY_LOCK_WAIT_S;
+}
+
+/* nectl_lock() waits: say so, and for whom, with the launch's progress. */
+static void lock_waiting(void *ctx, const char *file, pid_t holder)
+{
+	progress(ctx, "Waiting for %s/%s, held by pid %d...", nectl_run_dir(), file, (int)holder);
+}
+
+/* Why nectl_lock() failed (EPERM: not a file it would use, see enclaves.c). */
+static const char *lock_error(int err, unsigned int wait_s, pid_t holder)
+{
+	static char msg[160];
+
 	if (err == EPERM || err == ELOOP)
 		return "it is not a regular file with one name (a link, a FIFO...): remove it";
+	if (err == ETIMEDOUT) {
+		snprintf(msg, sizeof(msg), "still held after %u s, by pid %d: launches hold it "
+			 "for a moment each", wait_s, (int)holder);
+		return msg;
+	}
 	return strerror(err);
 }
 
@@ -175,12 +203,14 @@ static int register_enclave(struct launch *l)
 	char base[NECTL_NAME_MAX + 1], **taken;
 	unsigned int i;
 	bool in_use;
+	unsigned int wait_s = registry_lock_wait();
+	pid_t holder;
 	size_t n;
-	int lock = nectl_lock("registry.lock");
+	int lock = nectl_lock("registry.lock", wait_s, &holder, lock_waiting, l);
 
 	if (lock < 0)
 		return fail(l, E_LOCK, "cannot lock %s/registry.lock: %s", nectl_run_dir(),
-			    lock_error(errno));
+			    lock_error(errno, wait_s, holder));
 	if (registry_taken_names(&taken, &n)) {
 		nectl_unlock(lock);
 		return fail(l, E_FILE_OPERATION, "cannot read the registry in %s: %s",
@@ -430,11 +460,13 @@ static int bind_heartbeat_listener(struct launch *l)
 		.svm_cid = NE_PARENT_VM_CID,
 		.svm_port = NECTL_HEARTBEAT_PORT,
 	};
+	pid_t holder;
 
-	l->heartbeat_lock = nectl_lock("heartbeat.lock");
+	/* (no limit: another launch holds it until its enclave's heartbeat) */
+	l->heartbeat_lock = nectl_lock("heartbeat.lock", 0, &holder, lock_waiting, l);
 	if (l->heartbeat_lock < 0)
 		return fail(l, E_LOCK, "cannot lock %s/heartbeat.lock: %s", nectl_run_dir(),
-			    lock_error(errno));
+			    lock_error(errno, 0, holder));
 	l->listen_fd = socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (l->listen_fd < 0)
 		return fail(l, E_BOOT,

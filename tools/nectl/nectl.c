@@ -108,7 +108,8 @@ static const char run_help[] =
 	"                        (true/false); unknown keys ignored (E17 for a wrong type)\n"
 	"  --no-heartbeat        TESTING ONLY: do not bind vsock nor wait for the heartbeat;\n"
 	"                        the run JSON then says \"Heartbeat\": \"SKIPPED (--no-heartbeat)\"\n\n"
-	"Environment: NECTL_HEARTBEAT_TIMEOUT=S overrides the heartbeat timeout (tests).\n";
+	"Environment: NECTL_HEARTBEAT_TIMEOUT=S overrides the heartbeat timeout (tests);\n"
+	"NECTL_LOCK_TIMEOUT=S how long to wait for the registry lock (default 30 s; tests).\n";
 
 static int read_file_text(const char *path, size_t max, char **out, size_t *len)
 {

@@ -347,6 +347,7 @@ def shared_state_dir(eif, mem):
         return ("run", "--eif-path", img, "--memory", mem, "--cpu-count", "2", "--no-heartbeat",
                 "--enclave-name", name)
 
+    base_free_shared = free_2m()
     try:
         os.chmod(shared, 0o755)
         os.mkdir(run_dir)
@@ -371,6 +372,31 @@ def shared_state_dir(eif, mem):
             r.stdout + r.stderr)
         os.unlink(lock)
         settle(lambda: not holders(), 10)
+        # A member holding the registry lock for good: root's launch waits
+        # NECTL_LOCK_TIMEOUT (2 s here, 30 by default), saying for whom,
+        # then gets E15 naming the holder, and nothing is left behind.
+        # The old nectl waited for ever.
+        open(lock, "w").close()
+        os.chown(lock, ub, gid)
+        os.chmod(lock, 0o660)
+        blocker = subprocess.Popen(["flock", lock, "sleep", "600"], user=ub, group=gid,
+                                   extra_groups=[gid], start_new_session=True)
+        try:
+            settle(lambda: "FLOCK" in open("/proc/locks").read(), 10)
+            env["NECTL_LOCK_TIMEOUT"] = "2"
+            t0 = time.monotonic()
+            r = nectl_as(0, 0o077, *run_args("blocked"), timeout=60)
+            took = time.monotonic() - t0
+            del env["NECTL_LOCK_TIMEOUT"]
+            tap(r.returncode == 15 and "registry.lock" in r.stderr and
+                ("pid %d" % blocker.pid) in r.stderr and "Waiting for" in r.stderr and took < 30 and
+                settle(lambda: not holders(), 10) and free_2m() == base_free_shared,
+                "shared state directory: a member holding registry.lock for good: root's run waits "
+                "2 s (NECTL_LOCK_TIMEOUT) saying for whom, then E15 naming pid %d, nothing left "
+                "(%.1f s)" % (blocker.pid, took), r.stdout + r.stderr)
+        finally:
+            os.killpg(blocker.pid, signal.SIGKILL)     # (flock and its sleep)
+            blocker.wait()
         for f in glob.glob(os.path.join(run_dir, "*")):
             os.unlink(f)    # (the run's log: the link below takes its name)
 
