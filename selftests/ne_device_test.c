@@ -45,6 +45,7 @@ FIXTURE_SETUP(dev)
 	ne_tc_wr(&self->raw, NE_TESTCTL_DELAY_ARM, 0);
 	ne_tc_wr(&self->raw, NE_TESTCTL_NOREPLY_ARM, 0);
 	ne_tc_wr(&self->raw, NE_TESTCTL_STUCK_ARM, 0);
+	ne_tc_wr(&self->raw, NE_TESTCTL_OFF_STAYS_ARM, 0);
 	/* The handshake also frees whatever an earlier test left behind. */
 	ASSERT_EQ(0, ne_raw_handshake(&self->raw));
 	ne_tc_wr(&self->raw, NE_TESTCTL_COUNTERS_RESET, 1);
@@ -60,6 +61,7 @@ FIXTURE_TEARDOWN(dev)
 		ne_tc_wr(&self->raw, NE_TESTCTL_DELAY_ARM, 0);
 		ne_tc_wr(&self->raw, NE_TESTCTL_NOREPLY_ARM, 0);
 		ne_tc_wr(&self->raw, NE_TESTCTL_STUCK_ARM, 0);
+		ne_tc_wr(&self->raw, NE_TESTCTL_OFF_STAYS_ARM, 0);
 	}
 	/* A command may be stuck (never-reply knob): re-handshake first. */
 	EXPECT_EQ(0, ne_raw_handshake(&self->raw));
@@ -877,6 +879,26 @@ TEST_F(dev, fault_stuck_on)
 	EXPECT_EQ(0, ne_raw_slot_info(r, uid, &rep));
 }
 
+/* OFF_STAYS: the next ENABLE = 1 does nothing; the one after it turns on. */
+TEST_F(dev, fault_off_stays)
+{
+	struct ne_raw *r = &self->raw;
+	uint64_t uid;
+
+	ne_tc_wr(r, NE_TESTCTL_OFF_STAYS_ARM, 1);
+	EXPECT_EQ(1, ne_tc_rd(r, NE_TESTCTL_OFF_STAYS_ARM));
+	EXPECT_EQ(-EIO, ne_raw_handshake(r));
+	EXPECT_EQ(0, ne_rd8(r, NE_REG_ENABLE));
+	EXPECT_EQ(0, ne_tc_rd(r, NE_TESTCTL_OFF_STAYS_ARM));
+	EXPECT_EQ(1, ne_tc_rd(r, NE_TESTCTL_FAULTS_FIRED));
+	/* Disarmed, it does nothing; then the device turns on. */
+	ne_tc_wr(r, NE_TESTCTL_OFF_STAYS_ARM, 1);
+	ne_tc_wr(r, NE_TESTCTL_OFF_STAYS_ARM, 0);
+	ASSERT_EQ(0, ne_raw_handshake(r));
+	EXPECT_EQ(1, ne_tc_rd(r, NE_TESTCTL_FAULTS_FIRED));
+	EXPECT_EQ(0, ne_raw_slot_alloc(r, &uid));
+}
+
 TEST_F(dev, fault_enclave_stopped_event)
 {
 	struct ne_raw *r = &self->raw;
@@ -975,6 +997,7 @@ TEST_F_TIMEOUT(dev, random_register_writes, 60)
 	ne_tc_wr(r, NE_TESTCTL_DELAY_ARM, 0);
 	ne_tc_wr(r, NE_TESTCTL_NOREPLY_ARM, 0);
 	ne_tc_wr(r, NE_TESTCTL_STUCK_ARM, 0);
+	ne_tc_wr(r, NE_TESTCTL_OFF_STAYS_ARM, 0);
 
 	/* Still alive and usable after a fresh handshake. */
 	ASSERT_EQ(0, ne_raw_handshake(r));

@@ -326,6 +326,47 @@ TEST_F_TIMEOUT(td, zombie_of_a_removed_device_goes_when_it_comes_back, 60)
 }
 
 /*
+ * The same, but the device, turned off by its probe, then does not turn on
+ * (OFF_STAYS): the probe fails, yet its ENABLE = 0 read back 0 already
+ * confirmed the earlier instance's slots gone, so the zombie lets go then.
+ * (Freed only once the probe registered, it kept everything.)
+ */
+TEST_F_TIMEOUT(td, zombie_goes_when_a_failed_probe_turned_the_device_off, 60)
+{
+	int v0, v1, vm = build_enclave(self->mem, &v0, &v1);
+	uint64_t uid, cid = 0;
+	struct stat st;
+
+	ASSERT_LE(0, vm);
+	ASSERT_EQ(0, ne_start(vm, 0, &cid));
+	uid = slot_uid(vm);
+	ASSERT_LE(3, (int)ne_tc_read(self->tc, NE_TESTCTL_LAYOUT));
+	ASSERT_EQ(0, ne_set_timeout_ms(SHORT_MS));
+
+	ne_tc_write(self->tc, NE_TESTCTL_STUCK_ARM, 1);
+	ASSERT_EQ(0, pci_remove());
+	close(v0);
+	close(v1);
+	ASSERT_EQ(0, close(vm));
+	EXPECT_EQ(1, zombie_listed(uid));
+
+	ASSERT_TRUE(tc_alive(self->tc));
+	ne_tc_write(self->tc, NE_TESTCTL_OFF_STAYS_ARM, 1);
+	ASSERT_EQ(0, ne_write_file("/sys/bus/pci/rescan", "1"));
+	EXPECT_EQ(0, ne_tc_read(self->tc, NE_TESTCTL_OFF_STAYS_ARM));
+	EXPECT_NE(0, stat(NE_DEV_PATH, &st));	/* the probe failed */
+	EXPECT_EQ(self->pins, ne_pins_reach(self->pins));
+	EXPECT_EQ(0, zombie_listed(uid));
+
+	/* Probed again (remove the unbound device, rescan): it works. */
+	ASSERT_EQ(0, pci_remove());
+	ASSERT_EQ(0, pci_rescan());
+	ASSERT_EQ(0, remap_testctl(self));
+	EXPECT_EQ(0, set_pool_soon(NE_TEST_POOL));
+	ASSERT_NOTHING_HELD(self);
+}
+
+/*
  * Defect 1: PCI remove while an enclave runs; its owner closes as soon as
  * poll says EPOLLHUP.  By then the device must be off (no slot left), and the
  * pins go only after that.

@@ -324,6 +324,7 @@ static inline void ne_tc_disarm_all(volatile uint32_t *tc)
 	ne_tc_write(tc, NE_TESTCTL_DELAY_ARM, 0);
 	ne_tc_write(tc, NE_TESTCTL_NOREPLY_ARM, 0);
 	ne_tc_write(tc, NE_TESTCTL_STUCK_ARM, 0);
+	ne_tc_write(tc, NE_TESTCTL_OFF_STAYS_ARM, 0);
 }
 
 static inline uint32_t ne_tc_cmds(volatile uint32_t *tc, unsigned int type)

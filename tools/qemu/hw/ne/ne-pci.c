@@ -97,6 +97,7 @@ typedef struct NETestCtl {
     NEFaultKnob delay;
     NEFaultKnob noreply;
     bool stuck;                 /* STUCK: the next ENABLE = 0 is ignored */
+    bool off_stays;             /* OFF_STAYS: the next ENABLE = 1 is */
     uint64_t event_slot;
     int32_t event_status;
     uint32_t cmds_total;
@@ -330,6 +331,11 @@ static void ne_pci_write(void *opaque, hwaddr addr, uint64_t val,
             trace_ne_pci_fault("stuck", 0, 0);
         } else if (val == NE_ENABLE_OFF) {
             ne_pci_disable(s);
+        } else if (val == NE_ENABLE_ON && s->tc.off_stays) {
+            /* A device that does not turn on again: nothing changes. */
+            s->tc.off_stays = false;
+            s->tc.faults_fired++;
+            trace_ne_pci_fault("off-stays", 0, 0);
         } else if (val == NE_ENABLE_ON) {
             s->enable = NE_ENABLE_ON;
         } else {
@@ -414,6 +420,9 @@ static bool ne_testctl_read32(NEPCIState *s, hwaddr addr, uint32_t *val)
     case NE_TESTCTL_STUCK_ARM:
         *val = s->tc.stuck;
         return true;
+    case NE_TESTCTL_OFF_STAYS_ARM:
+        *val = s->tc.off_stays;
+        return true;
     case NE_TESTCTL_CMDS_TOTAL:
         *val = s->tc.cmds_total;
         return true;
@@ -487,6 +496,9 @@ static bool ne_testctl_write32(NEPCIState *s, hwaddr addr, uint32_t val)
         return true;
     case NE_TESTCTL_STUCK_ARM:
         s->tc.stuck = val != 0;
+        return true;
+    case NE_TESTCTL_OFF_STAYS_ARM:
+        s->tc.off_stays = val != 0;
         return true;
     case NE_TESTCTL_COUNTERS_RESET:
         if (val == 1) {

@@ -35,6 +35,10 @@
  * consumes the knob (and counts in FAULTS_FIRED) even if the device was
  * already off.
  *
+ * A fifth, OFF_STAYS (NE_TESTCTL_OFF_STAYS_ARM), makes the next write of
+ * ENABLE = 1 have no effect: the device stays off (ENABLE reads 0), as one
+ * that does not turn on again would; the write after it turns it on.
+ *
  * A reset of the device (a machine reset, or a reset of its PCI bus)
  * disarms every knob and zeroes every counter.
  *
@@ -66,7 +70,7 @@
 #define NE_TESTCTL_MAGIC                0x000
 #define NE_TESTCTL_LAYOUT               0x004
 #define NE_TESTCTL_MAGIC_VALUE          0x4c54454eu     /* "NETL" */
-#define NE_TESTCTL_LAYOUT_VERSION       2       /* 2: STUCK */
+#define NE_TESTCTL_LAYOUT_VERSION       3       /* 2: STUCK, 3: OFF_STAYS */
 
 /* The value of a TYPE register that matches every command type. */
 #define NE_TESTCTL_ANY_TYPE             0xffffffffu
@@ -100,13 +104,16 @@
 /* Ignore the next write of ENABLE = 0 (1 = armed). */
 #define NE_TESTCTL_STUCK_ARM            0x050
 
+/* Ignore the next write of ENABLE = 1 (1 = armed). */
+#define NE_TESTCTL_OFF_STAYS_ARM        0x054
+
 /*
  * Counters, read-only; writing 1 to COUNTERS_RESET zeroes all of them.
  *   CMDS_TOTAL     commands accepted (rung while no command was in flight)
  *   CMDS_IGNORED   commands rung while one was in flight
  *   REPLIES        replies posted
  *   EVENTS         out-of-band events raised
- *   FAULTS_FIRED   knobs consumed (FAIL, DELAY, NOREPLY, STUCK)
+ *   FAULTS_FIRED   knobs consumed (FAIL, DELAY, NOREPLY, STUCK, OFF_STAYS)
  *   CARVE_READS    parent reads of carved-out RAM (they read all-ones)
  *   CARVE_WRITES   parent writes to carved-out RAM (dropped)
  * SLOTS is not a counter: the number of slots that exist now.
