@@ -10,6 +10,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -131,14 +132,22 @@ static double now_s(void)
 	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-int nectl_lock(const char *file, unsigned int wait_s, pid_t *holder,
-	       void (*waiting)(void *ctx, const char *file, pid_t holder), void *ctx)
+/* How long to sleep between tries: short at first, jittered (no kernel queue). */
+static unsigned int lock_pause_ms(double waited, unsigned int *seed)
 {
-	double start = now_s();
-	bool said = false;
-	int fd;
+	return (waited < 1 ? 10 : 50) + rand_r(seed) % 20;
+}
 
-	*holder = 0;
+int nectl_lock(const char *file, struct nectl_lock_wait *w)
+{
+	unsigned int seed = getpid();
+	double start = now_s();
+	struct pollfd cancel;
+	bool said = false;
+	int fd, err;
+
+	if (w)
+		w->holder = 0;
 	if (mkdir(nectl_run_dir(), 0755) && errno != EEXIST)
 		return -1;
 	fd = open_shared(file, O_RDWR);
@@ -148,26 +157,32 @@ int nectl_lock(const char *file, unsigned int wait_s, pid_t *holder,
 	if (fd < 0)
 		return -1;
 	/* polled, not blocking: a member may hold it for good */
-	while (flock(fd, LOCK_EX | LOCK_NB)) {
+	for (;;) {
+		if (!flock(fd, LOCK_EX | LOCK_NB))
+			return fd;
 		if (errno == EINTR)
 			continue;
-		if (errno != EWOULDBLOCK) {
-			close(fd);
-			return -1;
-		}
-		if (!said && waiting && now_s() - start >= 1) {
-			waiting(ctx, file, flock_holder(fd));
+		if (errno != EWOULDBLOCK)
+			break;
+		if (w && !said && w->waiting && now_s() - start >= 1) {
+			w->waiting(w->ctx, file, flock_holder(fd));
 			said = true;
 		}
-		if (wait_s && now_s() - start >= wait_s) {
-			*holder = flock_holder(fd);
-			close(fd);
+		if (w && w->limit_s && now_s() - start >= w->limit_s) {
+			w->holder = flock_holder(fd);
 			errno = ETIMEDOUT;
-			return -1;
+			break;
 		}
-		usleep(20 * 1000);
+		cancel = (struct pollfd){ .fd = w ? w->cancel_fd : -1, .events = POLLIN };
+		if (poll(&cancel, 1, lock_pause_ms(now_s() - start, &seed)) > 0) {
+			errno = EINTR;	/* (the signal stays queued for the caller) */
+			break;
+		}
 	}
-	return fd;
+	err = errno;
+	close(fd);
+	errno = err;
+	return -1;
 }
 
 void nectl_unlock(int fd)
@@ -532,7 +547,7 @@ static int compare_u64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* Reads the slots @h->pid holds a VM fd of (at most HOLDER_FDS_MAX fds). */
+/* Reads the slots @h->pid holds a VM fd of (among its first HOLDER_FDS_MAX entries). */
 static void holder_slots_read(struct holder_slots *h)
 {
 	struct dirent *de;
@@ -562,7 +577,8 @@ static void holder_slots_read(struct holder_slots *h)
 	}
 	if (dir)
 		closedir(dir);
-	qsort(h->slots, h->n, sizeof(*h->slots), compare_u64);
+	if (h->n)
+		qsort(h->slots, h->n, sizeof(*h->slots), compare_u64);
 }
 
 /*

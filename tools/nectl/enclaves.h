@@ -41,14 +41,22 @@ struct enclave {
 
 /* The state directory: $NECTL_RUN_DIR or /run/nectl. */
 const char *nectl_run_dir(void);
+/* How nectl_lock() waits for a lock that another process holds. */
+struct nectl_lock_wait {
+	unsigned int limit_s;	/* give up after this long (ETIMEDOUT); 0: no limit */
+	int cancel_fd;		/* stop waiting (EINTR) once it is readable; -1: none */
+	/* after a second of waiting, told once who holds it (0: unknown) */
+	void (*waiting)(void *ctx, const char *file, pid_t holder);
+	void *ctx;
+	pid_t holder;		/* out, at ETIMEDOUT: who held it (0: unknown) */
+};
+
 /*
  * Creates the directory and takes an exclusive flock on one of its files,
- * waiting for it at most @wait_s seconds (0: no limit); after a second of
- * waiting, @waiting (if not NULL) is told once who holds it (0: unknown).
- * -1 with errno; ETIMEDOUT: still held, by *@holder (0: unknown).
+ * waiting as @w says (NULL: for ever, quietly).  Returns the fd that holds
+ * the lock, or -1 with errno (ETIMEDOUT, EINTR: see struct nectl_lock_wait).
  */
-int nectl_lock(const char *file, unsigned int wait_s, pid_t *holder,
-	       void (*waiting)(void *ctx, const char *file, pid_t holder), void *ctx);
+int nectl_lock(const char *file, struct nectl_lock_wait *w);
 void nectl_unlock(int fd);
 void nectl_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

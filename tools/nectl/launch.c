@@ -140,22 +140,41 @@ static unsigned int registry_lock_wait(void)
 /* nectl_lock() waits: say so, and for whom, with the launch's progress. */
 static void lock_waiting(void *ctx, const char *file, pid_t holder)
 {
-	progress(ctx, "Waiting for %s/%s, held by pid %d...", nectl_run_dir(), file, (int)holder);
+	if (holder)
+		progress(ctx, "Waiting for %s/%s, locked by pid %d...", nectl_run_dir(), file,
+			 (int)holder);
+	else
+		progress(ctx, "Waiting for %s/%s, locked by another process...", nectl_run_dir(),
+			 file);
 }
 
-/* Why nectl_lock() failed (EPERM: not a file it would use, see enclaves.c). */
-static const char *lock_error(int err, unsigned int wait_s, pid_t holder)
+/* Takes @file's lock for @l, waiting at most @limit_s (0: no limit). */
+static int launch_lock(struct launch *l, const char *file, unsigned int limit_s)
 {
-	static char msg[160];
+	struct nectl_lock_wait w = {
+		.limit_s = limit_s,
+		.cancel_fd = l->sig_fd,
+		.waiting = lock_waiting,
+		.ctx = l,
+	};
+	char who[32] = "another process";
+	int fd = nectl_lock(file, &w);
 
-	if (err == EPERM || err == ELOOP)
-		return "it is not a regular file with one name (a link, a FIFO...): remove it";
-	if (err == ETIMEDOUT) {
-		snprintf(msg, sizeof(msg), "still held after %u s, by pid %d: launches hold it "
-			 "for a moment each", wait_s, (int)holder);
-		return msg;
-	}
-	return strerror(err);
+	if (fd >= 0)
+		return fd;
+	if (errno == EPERM || errno == ELOOP)
+		fail(l, E_LOCK, "cannot lock %s/%s: it is not a regular file with one name (a link, a FIFO...): remove it",
+		     nectl_run_dir(), file);
+	else if (errno == ETIMEDOUT) {
+		if (w.holder)
+			snprintf(who, sizeof(who), "pid %d", (int)w.holder);
+		fail(l, E_LOCK, "cannot lock %s/%s: still locked after %u s, by %s (a launch holds it for a moment)",
+		     nectl_run_dir(), file, limit_s, who);
+	} else if (errno == EINTR)
+		fail(l, E_LOCK, "a signal came while waiting for %s/%s", nectl_run_dir(), file);
+	else
+		fail(l, E_LOCK, "cannot lock %s/%s: %s", nectl_run_dir(), file, strerror(errno));
+	return -1;
 }
 
 static int registry_update(struct launch *l, const char *state)
@@ -203,14 +222,11 @@ static int register_enclave(struct launch *l)
 	char base[NECTL_NAME_MAX + 1], **taken;
 	unsigned int i;
 	bool in_use;
-	unsigned int wait_s = registry_lock_wait();
-	pid_t holder;
 	size_t n;
-	int lock = nectl_lock("registry.lock", wait_s, &holder, lock_waiting, l);
+	int lock = launch_lock(l, "registry.lock", registry_lock_wait());
 
 	if (lock < 0)
-		return fail(l, E_LOCK, "cannot lock %s/registry.lock: %s", nectl_run_dir(),
-			    lock_error(errno, wait_s, holder));
+		return E_LOCK;
 	if (registry_taken_names(&taken, &n)) {
 		nectl_unlock(lock);
 		return fail(l, E_FILE_OPERATION, "cannot read the registry in %s: %s",
@@ -460,13 +476,11 @@ static int bind_heartbeat_listener(struct launch *l)
 		.svm_cid = NE_PARENT_VM_CID,
 		.svm_port = NECTL_HEARTBEAT_PORT,
 	};
-	pid_t holder;
 
 	/* (no limit: another launch holds it until its enclave's heartbeat) */
-	l->heartbeat_lock = nectl_lock("heartbeat.lock", 0, &holder, lock_waiting, l);
+	l->heartbeat_lock = launch_lock(l, "heartbeat.lock", 0);
 	if (l->heartbeat_lock < 0)
-		return fail(l, E_LOCK, "cannot lock %s/heartbeat.lock: %s", nectl_run_dir(),
-			    lock_error(errno, 0, holder));
+		return E_LOCK;
 	l->listen_fd = socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (l->listen_fd < 0)
 		return fail(l, E_BOOT,

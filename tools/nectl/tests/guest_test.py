@@ -382,20 +382,62 @@ def shared_state_dir(eif, mem):
         blocker = subprocess.Popen(["flock", lock, "sleep", "600"], user=ub, group=gid,
                                    extra_groups=[gid], start_new_session=True)
         try:
-            settle(lambda: "FLOCK" in open("/proc/locks").read(), 10)
+            st = os.stat(lock)
+            mine = " %d %02x:%02x:%d " % (blocker.pid, os.major(st.st_dev), os.minor(st.st_dev),
+                                           st.st_ino)
+            locked = settle(lambda: any("FLOCK" in line and "->" not in line and mine in line
+                                        for line in open("/proc/locks")), 10)
             env["NECTL_LOCK_TIMEOUT"] = "2"
             t0 = time.monotonic()
             r = nectl_as(0, 0o077, *run_args("blocked"), timeout=60)
             took = time.monotonic() - t0
-            del env["NECTL_LOCK_TIMEOUT"]
-            tap(r.returncode == 15 and "registry.lock" in r.stderr and
-                ("pid %d" % blocker.pid) in r.stderr and "Waiting for" in r.stderr and took < 30 and
+            tap(locked and r.returncode == 15 and "registry.lock" in r.stderr and
+                ("pid %d" % blocker.pid) in r.stderr and "Waiting for" in r.stderr and
+                2 <= took < 30 and
                 settle(lambda: not holders(), 10) and free_2m() == base_free_shared,
                 "shared state directory: a member holding registry.lock for good: root's run waits "
                 "2 s (NECTL_LOCK_TIMEOUT) saying for whom, then E15 naming pid %d, nothing left "
                 "(%.1f s)" % (blocker.pid, took), r.stdout + r.stderr)
         finally:
+            env.pop("NECTL_LOCK_TIMEOUT", None)
             os.killpg(blocker.pid, signal.SIGKILL)     # (flock and its sleep)
+            blocker.wait()
+        # The heartbeat lock held for good: the launch waits without limit,
+        # but a terminate-enclave ends the wait (the old holder did not
+        # look at its signals while it waited: E_TERMINATE, and it went on
+        # holding the VM, its memory and its CPUs).
+        hb = os.path.join(run_dir, "heartbeat.lock")
+        open(hb, "w").close()
+        os.chown(hb, ub, gid)
+        os.chmod(hb, 0o660)
+        blocker = subprocess.Popen(["flock", hb, "sleep", "600"], user=ub, group=gid,
+                                   extra_groups=[gid], start_new_session=True)
+        launch = None
+        try:
+            launch = subprocess.Popen([bin_, "run", "--eif-path", img, "--memory", mem,
+                                       "--cpu-count", "2", "--enclave-name", "hb-blocked"],
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                      env=env)
+            listed = settle(lambda: any(x.get("EnclaveName") == "hb-blocked" for x in
+                                        js(nectl_as(0, 0o022, "describe-enclaves")) or []), 60)
+            time.sleep(1.5)     # (past the launch's "Waiting for" line)
+            t = nectl_as(0, 0o022, "terminate-enclave", "--enclave-name", "hb-blocked")
+            try:
+                out, err = launch.communicate(timeout=60)
+            except subprocess.TimeoutExpired:
+                launch.kill()
+                out, err = launch.communicate()
+                err += "\n(the launch was still waiting 60 s after the terminate)"
+            tap(listed and t.returncode == 0 and launch.returncode == 15 and
+                "heartbeat.lock" in err and "Waiting for" in err and
+                settle(lambda: not holders(), 10) and free_2m() == base_free_shared,
+                "shared state directory: a launch waiting for a heartbeat.lock held for good ends "
+                "on terminate-enclave (E15), nothing left", t.stdout + t.stderr + err)
+        finally:
+            if launch and launch.poll() is None:
+                launch.kill()
+                launch.wait()
+            os.killpg(blocker.pid, signal.SIGKILL)
             blocker.wait()
         for f in glob.glob(os.path.join(run_dir, "*")):
             os.unlink(f)    # (the run's log: the link below takes its name)
