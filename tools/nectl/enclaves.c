@@ -174,7 +174,8 @@ int nectl_lock(const char *file, struct nectl_lock_wait *w)
 			break;
 		}
 		cancel = (struct pollfd){ .fd = w ? w->cancel_fd : -1, .events = POLLIN };
-		if (poll(&cancel, 1, lock_pause_ms(now_s() - start, &seed)) > 0) {
+		if (poll(&cancel, 1, lock_pause_ms(now_s() - start, &seed)) > 0 &&
+		    (cancel.revents & POLLIN)) {
 			errno = EINTR;	/* (the signal stays queued for the caller) */
 			break;
 		}

@@ -15,6 +15,7 @@ import glob
 import json
 import mmap
 import os
+import select
 import shutil
 import signal
 import struct
@@ -414,22 +415,33 @@ def shared_state_dir(eif, mem):
                                    extra_groups=[gid], start_new_session=True)
         launch = None
         try:
+            st = os.stat(hb)
+            mine = " %d %02x:%02x:%d " % (blocker.pid, os.major(st.st_dev), os.minor(st.st_dev),
+                                           st.st_ino)
+            locked = settle(lambda: any("FLOCK" in line and "->" not in line and mine in line
+                                        for line in open("/proc/locks")), 10)
             launch = subprocess.Popen([bin_, "run", "--eif-path", img, "--memory", mem,
                                        "--cpu-count", "2", "--enclave-name", "hb-blocked"],
                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                       env=env)
-            listed = settle(lambda: any(x.get("EnclaveName") == "hb-blocked" for x in
-                                        js(nectl_as(0, 0o022, "describe-enclaves")) or []), 60)
-            time.sleep(1.5)     # (past the launch's "Waiting for" line)
+            # until the launch says it waits (its progress is relayed live)
+            err, end = "", time.monotonic() + 120
+            while "heartbeat.lock" not in err and time.monotonic() < end:
+                r, _, _ = select.select([launch.stderr], [], [], max(0, end - time.monotonic()))
+                line = launch.stderr.readline() if r else ""
+                if not line:
+                    break
+                err += line
             t = nectl_as(0, 0o022, "terminate-enclave", "--enclave-name", "hb-blocked")
             try:
-                out, err = launch.communicate(timeout=60)
+                out, rest = launch.communicate(timeout=60)
+                err += rest
             except subprocess.TimeoutExpired:
                 launch.kill()
-                out, err = launch.communicate()
-                err += "\n(the launch was still waiting 60 s after the terminate)"
-            tap(listed and t.returncode == 0 and launch.returncode == 15 and
-                "heartbeat.lock" in err and "Waiting for" in err and
+                out, rest = launch.communicate()
+                err += rest + "\n(the launch was still waiting 60 s after the terminate)"
+            tap(locked and "Waiting for" in err and t.returncode == 0 and
+                launch.returncode == 15 and
                 settle(lambda: not holders(), 10) and free_2m() == base_free_shared,
                 "shared state directory: a launch waiting for a heartbeat.lock held for good ends "
                 "on terminate-enclave (E15), nothing left", t.stdout + t.stderr + err)
@@ -437,6 +449,8 @@ def shared_state_dir(eif, mem):
             if launch and launch.poll() is None:
                 launch.kill()
                 launch.wait()
+            # (a holder still waiting would take the lock once it is free)
+            nectl_as(0, 0o022, "terminate-enclave", "--enclave-name", "hb-blocked")
             os.killpg(blocker.pid, signal.SIGKILL)
             blocker.wait()
         for f in glob.glob(os.path.join(run_dir, "*")):

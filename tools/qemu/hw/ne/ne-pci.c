@@ -97,7 +97,7 @@ typedef struct NETestCtl {
     NEFaultKnob delay;
     NEFaultKnob noreply;
     bool stuck;                 /* STUCK: the next ENABLE = 0 is ignored */
-    bool off_stays;             /* OFF_STAYS: the next ENABLE = 1 is */
+    bool off_stays;             /* OFF_STAYS: the next ENABLE = 1 too */
     uint64_t event_slot;
     int32_t event_status;
     uint32_t cmds_total;

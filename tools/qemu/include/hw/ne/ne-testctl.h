@@ -36,8 +36,10 @@
  * already off.
  *
  * A fifth, OFF_STAYS (NE_TESTCTL_OFF_STAYS_ARM), makes the next write of
- * ENABLE = 1 have no effect: the device stays off (ENABLE reads 0), as one
- * that does not turn on again would; the write after it turns it on.
+ * ENABLE = 1 have no effect: ENABLE keeps its value (0 when the device was
+ * off), as a device that does not turn on again would; the write after it
+ * turns the device on.  That write consumes the knob even if the device
+ * was already on.
  *
  * A reset of the device (a machine reset, or a reset of its PCI bus)
  * disarms every knob and zeroes every counter.
