@@ -391,35 +391,54 @@ char *registry_render(const struct registry_entry *e, size_t *len)
 	return text;
 }
 
-/* A registry entry, and in @owner the user that wrote it. */
+/*
+ * A registry entry, and in @owner the user that wrote it; NULL with errno
+ * when there is none to read: EINVAL for a file that is no entry (empty,
+ * too large, not JSON), ENOENT, EPERM or EACCES for one that went or is
+ * not a file nectl uses or may read, anything else when it could not be
+ * read (no fd, no memory, an I/O error).
+ */
 static struct json_value *registry_load_path(const char *path, uid_t *owner)
 {
 	struct json_value *v = NULL;
-	char *text;
+	int fd, err = EINVAL;
+	char *text = NULL;
 	struct stat st;
 	size_t n;
-	int fd = open_state_file(path, O_RDONLY, 0, &st);
-	FILE *f = fd < 0 ? NULL : fdopen(fd, "r");
+	FILE *f;
 
-	if (!f) {
-		if (fd >= 0)
-			close(fd);
+	fd = open_state_file(path, O_RDONLY, 0, &st);
+	if (fd < 0)
 		return NULL;
-	}
-	if (st.st_size <= 0 || st.st_size > REGISTRY_MAX_SIZE) {
-		fclose(f);
+	f = fdopen(fd, "r");
+	if (!f) {
+		err = errno;
+		close(fd);
+		errno = err;
 		return NULL;
 	}
 	*owner = st.st_uid;
-	text = malloc(st.st_size);
-	if (text) {
-		n = fread(text, 1, st.st_size, f);
-		if (n == (size_t)st.st_size)
+	if (st.st_size > 0 && st.st_size <= REGISTRY_MAX_SIZE) {
+		text = malloc(st.st_size);
+		n = text ? fread(text, 1, st.st_size, f) : 0;
+		if (!text)
+			err = ENOMEM;
+		else if (n == (size_t)st.st_size)
 			v = registry_parse(text, n);
+		else if (ferror(f))
+			err = EIO;
 		free(text);
 	}
 	fclose(f);
+	if (!v)
+		errno = err;
 	return v;
+}
+
+/* registry_load_path() found no entry because it could not read one. */
+static bool registry_unreadable(int err)
+{
+	return err != EINVAL && err != ENOENT && err != EPERM && err != ELOOP && err != EACCES;
 }
 
 static pid_t registry_holder(const struct json_value *reg)
@@ -651,7 +670,7 @@ static int registry_running_name(const char *path, uint64_t slot_uid,
 	*name = NULL;
 	reg = registry_load_path(path, &owner);
 	if (!reg)
-		return 0;
+		return registry_unreadable(errno) ? -1 : 0;
 	holder = registry_holder(reg);
 	v = json_get(reg, "EnclaveName");
 	if (!holder_alive(holder)) {
@@ -661,6 +680,7 @@ static int registry_running_name(const char *path, uint64_t slot_uid,
 		*name = strdup(v->text);
 		if (!*name) {
 			json_free(reg);
+			errno = ENOMEM;
 			return -1;
 		}
 	}
@@ -696,14 +716,20 @@ int registry_taken_names(char ***names, size_t *n)
 	char *name, path[1024];
 	struct dirent *de;
 	uint64_t slot;
-	int rc = 0;
+	int rc = 0, err;
 	DIR *dir = opendir(nectl_run_dir());
 
 	*names = NULL;
 	*n = 0;
 	if (!dir)
 		return errno == ENOENT ? 0 : -1;	/* (no entry yet) */
-	while (!rc && (de = readdir(dir))) {
+	while (!rc) {
+		errno = 0;
+		de = readdir(dir);
+		if (!de) {
+			rc = errno ? -1 : 0;	/* (the end, or an error) */
+			break;
+		}
 		slot = registry_file_slot(de->d_name);
 		if (!slot)
 			continue;
@@ -711,16 +737,18 @@ int registry_taken_names(char ***names, size_t *n)
 		rc = registry_running_name(path, slot, &cache, &ncache, &name);
 		if (!rc && name && names_add(names, n, &cap, name)) {
 			free(name);
+			errno = ENOMEM;
 			rc = -1;
 		}
 	}
+	err = errno;
 	closedir(dir);
 	holder_slots_free(cache, ncache);
 	if (rc) {
 		names_free(*names, *n);
 		*names = NULL;
 		*n = 0;
-		errno = ENOMEM;
+		errno = err;
 		return -1;
 	}
 	if (*n)

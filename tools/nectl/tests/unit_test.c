@@ -7,6 +7,7 @@
  * byte of an attestation document in turn:
  *   nectl_unit_test attest-flips DOCUMENT ROOT.pem POSITIONS
  */
+#include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -326,6 +327,53 @@ static void test_comm_printable(void)
 	enclave_printable(comm);
 	check(!strcmp(comm, "??]0;x?ok~"),
 	      "comm: a holder's process name is printable ASCII in nectl's output ('%s')", comm);
+}
+
+/*
+ * A registry that cannot be read whole is an error, not a list with names
+ * missing (a launch would then take a name in use): with no fd left to
+ * open an entry, registry_taken_names() fails with EMFILE.  The old one
+ * skipped the entry and answered no name taken.  In a child: it lowers
+ * its fd limit.
+ */
+static void test_registry_unreadable(void)
+{
+	char dir[] = "/tmp/nectl-unit.XXXXXX", path[64], **names;
+	int status = -1, fd, highest;
+	struct rlimit lim;
+	size_t n;
+	pid_t pid;
+	FILE *f;
+
+	if (!mkdtemp(dir)) {
+		check(0, "registry: mkdtemp: %s", strerror(errno));
+		return;
+	}
+	snprintf(path, sizeof(path), "%s/1f.json", dir);
+	f = fopen(path, "w");
+	if (f) {
+		fprintf(f, "{\"HolderPID\": %d, \"EnclaveName\": \"x\"}", (int)getpid());
+		fclose(f);
+	}
+	fflush(NULL);
+	pid = fork();
+	if (pid == 0) {
+		setenv("NECTL_RUN_DIR", dir, 1);
+		highest = dup(0);	/* the lowest free fd: the directory takes it */
+		close(highest);
+		lim.rlim_cur = lim.rlim_max = highest + 1;
+		if (setrlimit(RLIMIT_NOFILE, &lim))
+			_exit(3);
+		fd = registry_taken_names(&names, &n);
+		_exit(fd == -1 && errno == EMFILE ? 0 : fd ? 2 : 1);
+	}
+	if (pid > 0)
+		waitpid(pid, &status, 0);
+	unlink(path);
+	rmdir(dir);
+	check(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	      "registry: an entry that cannot be opened (no fd left) fails the pass with EMFILE, not 'no name taken' (child status %d)",
+	      status);
 }
 
 /* nitro-cli leaves out the keys it has no value for (serde skip_serializing_if). */
@@ -1305,6 +1353,7 @@ int main(int argc, char **argv)
 	test_json_size();
 	test_json_omitted();
 	test_comm_printable();
+	test_registry_unreadable();
 	test_run_args();
 	test_config();
 	test_config_file();
