@@ -125,6 +125,37 @@ TEST_F(ev, stopped_on_its_own_gives_hup_then_eio)
 }
 
 /*
+ * Starts an enclave (its VM and vCPU fds in @fds), arms @knob for SLOT_INFO
+ * (@what = @value), and raises the enclave's stop event: within @hup_ms its
+ * poller gets EPOLLHUP, and the enclave reads stopped.
+ */
+static void stop_with_a_slot_info_fault(struct __test_metadata *_metadata,
+					FIXTURE_DATA(ev) *self, int fds[3],
+					uint32_t knob, uint32_t what,
+					int32_t value, int hup_ms)
+{
+	uint64_t cid = 0;
+	char state[32];
+
+	fds[0] = build_enclave(self->mem, &fds[1], &fds[2]);
+	ASSERT_LE(0, fds[0]);
+	ASSERT_EQ(0, ne_start(fds[0], 0, &cid));
+	ne_tc_arm(self->tc, knob, NE_WIRE_SLOT_INFO, what, value);
+	raise_event(self->tc, slot_uid(fds[0]));
+	ASSERT_EQ(0, (int)ne_tc_read(self->tc, NE_TESTCTL_EVENT_STATUS));
+	EXPECT_EQ(POLLHUP, poll_vm(fds[0], hup_ms) & POLLHUP);
+	ASSERT_EQ(0, ne_fdinfo(fds[0], "ne_state", state, sizeof(state)));
+	EXPECT_STREQ("stopped", state);
+}
+
+static void close_all(const int fds[3])
+{
+	close(fds[1]);
+	close(fds[2]);
+	close(fds[0]);
+}
+
+/*
  * The event work asks the device (SLOT_INFO) which running enclave
  * stopped; a SLOT_INFO that fails or times out is asked again later, not
  * taken for "still running": the device raises an event once, and a lost
@@ -134,24 +165,14 @@ static void stop_is_seen_despite(struct __test_metadata *_metadata,
 				 FIXTURE_DATA(ev) *self, uint32_t knob,
 				 uint32_t what, int32_t value)
 {
-	int v0, v1, vm = build_enclave(self->mem, &v0, &v1);
 	uint32_t infos = ne_tc_cmds(self->tc, NE_WIRE_SLOT_INFO);
-	uint64_t cid = 0;
-	char state[32];
+	int fds[3];
 
-	ASSERT_LE(0, vm);
-	ASSERT_EQ(0, ne_start(vm, 0, &cid));
-	ne_tc_arm(self->tc, knob, NE_WIRE_SLOT_INFO, what, value);
-	raise_event(self->tc, slot_uid(vm));
-	ASSERT_EQ(0, (int)ne_tc_read(self->tc, NE_TESTCTL_EVENT_STATUS));
-	EXPECT_EQ(POLLHUP, poll_vm(vm, 10000) & POLLHUP);
+	stop_with_a_slot_info_fault(_metadata, self, fds, knob, what, value,
+				    10000);
 	/* seen stopped (not lost to a device reset) by a second SLOT_INFO */
-	ASSERT_EQ(0, ne_fdinfo(vm, "ne_state", state, sizeof(state)));
-	EXPECT_STREQ("stopped", state);
 	EXPECT_LE(infos + 2, ne_tc_cmds(self->tc, NE_WIRE_SLOT_INFO));
-	close(v0);
-	close(v1);
-	close(vm);
+	close_all(fds);
 	ASSERT_NOTHING_HELD(self);
 }
 
@@ -177,31 +198,21 @@ TEST_F(ev, stop_seen_after_a_slot_info_timeout)
  */
 TEST_F(ev, a_stop_reported_as_init_is_a_stop)
 {
-	int v0, v1, vm = build_enclave(self->mem, &v0, &v1);
 	uint32_t starts = ne_tc_cmds(self->tc, NE_WIRE_ENCLAVE_START);
 	uint32_t stops = ne_tc_cmds(self->tc, NE_WIRE_ENCLAVE_STOP);
 	uint64_t cid = 0;
-	char state[32];
+	int fds[3];
 
-	ASSERT_LE(0, vm);
-	ASSERT_EQ(0, ne_start(vm, 0, &cid));
-	ne_tc_arm(self->tc, NE_TESTCTL_FAIL_ARM, NE_WIRE_SLOT_INFO,
-		  NE_TESTCTL_FAIL_RC, 0);
-	raise_event(self->tc, slot_uid(vm));
-	ASSERT_EQ(0, (int)ne_tc_read(self->tc, NE_TESTCTL_EVENT_STATUS));
-	EXPECT_EQ(POLLHUP, poll_vm(vm, 5000) & POLLHUP);
+	stop_with_a_slot_info_fault(_metadata, self, fds, NE_TESTCTL_FAIL_ARM,
+				    NE_TESTCTL_FAIL_RC, 0, 5000);
 	ASSERT_EQ(0, (int)ne_tc_read(self->tc, NE_TESTCTL_FAIL_ARM));
-	ASSERT_EQ(0, ne_fdinfo(vm, "ne_state", state, sizeof(state)));
-	EXPECT_STREQ("stopped", state);
-	ASSERT_IOCTL_ERRNO(EIO, vm, NE_ENCLAVE_START, &cid);
-	ASSERT_IOCTL_ERRNO(EIO, vm, KVM_CREATE_VCPU, 3);
+	ASSERT_IOCTL_ERRNO(EIO, fds[0], NE_ENCLAVE_START, &cid);
+	ASSERT_IOCTL_ERRNO(EIO, fds[0], KVM_CREATE_VCPU, 3);
 	errno = 0;
-	EXPECT_EQ(-1, ne_set_region(vm, 1, ENCLAVE_MEM, self->mem, HPAGE, 0));
+	EXPECT_EQ(-1, ne_set_region(fds[0], 1, ENCLAVE_MEM, self->mem, HPAGE, 0));
 	EXPECT_EQ(EIO, errno);
 	EXPECT_EQ(starts + 1, ne_tc_cmds(self->tc, NE_WIRE_ENCLAVE_START));
-	close(v0);
-	close(v1);
-	close(vm);
+	close_all(fds);
 	/* A stop the device did not report as such is made sure of. */
 	EXPECT_EQ(stops + 1, ne_tc_cmds(self->tc, NE_WIRE_ENCLAVE_STOP));
 	ASSERT_NOTHING_HELD(self);
@@ -215,25 +226,14 @@ TEST_F(ev, a_stop_reported_as_init_is_a_stop)
  */
 TEST_F(ev, a_slot_the_device_does_not_know_has_stopped)
 {
-	int v0, v1, vm = build_enclave(self->mem, &v0, &v1);
 	uint32_t infos = ne_tc_cmds(self->tc, NE_WIRE_SLOT_INFO);
-	uint64_t cid = 0;
-	char state[32];
+	int fds[3];
 
-	ASSERT_LE(0, vm);
-	ASSERT_EQ(0, ne_start(vm, 0, &cid));
-	ne_tc_arm(self->tc, NE_TESTCTL_FAIL_ARM, NE_WIRE_SLOT_INFO,
-		  NE_TESTCTL_FAIL_RC, (uint32_t)-ENOENT);
-	raise_event(self->tc, slot_uid(vm));
-	ASSERT_EQ(0, (int)ne_tc_read(self->tc, NE_TESTCTL_EVENT_STATUS));
-	EXPECT_EQ(POLLHUP, poll_vm(vm, 5000) & POLLHUP);
-	ASSERT_EQ(0, ne_fdinfo(vm, "ne_state", state, sizeof(state)));
-	EXPECT_STREQ("stopped", state);
+	stop_with_a_slot_info_fault(_metadata, self, fds, NE_TESTCTL_FAIL_ARM,
+				    NE_TESTCTL_FAIL_RC, -ENOENT, 5000);
 	/* asked once: -ENOENT is an answer, not a failure to retry */
 	EXPECT_EQ(infos + 1, ne_tc_cmds(self->tc, NE_WIRE_SLOT_INFO));
-	close(v0);
-	close(v1);
-	close(vm);
+	close_all(fds);
 	ASSERT_NOTHING_HELD(self);
 }
 

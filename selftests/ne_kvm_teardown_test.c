@@ -881,21 +881,13 @@ static void *create_vm(void *arg)
 static int wait_asleep(pid_t tid, int ms)
 {
 	char path[64], buf[256], *p;
-	int i, fd;
-	ssize_t n;
+	int i;
 
 	snprintf(path, sizeof(path), "/proc/self/task/%d/stat", tid);
 	for (i = 0; i < ms / 10; i++) {
-		fd = open(path, O_RDONLY | O_CLOEXEC);
-		n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
-		if (fd >= 0)
-			close(fd);
-		if (n > 0) {
-			buf[n] = '\0';
-			p = strrchr(buf, ')');
-			if (p && (p[2] == 'S' || p[2] == 'D'))
-				return 0;
-		}
+		p = ne_read_file(path, buf, sizeof(buf)) ? NULL : strrchr(buf, ')');
+		if (p && (p[2] == 'S' || p[2] == 'D'))
+			return 0;
 		usleep(10 * 1000);
 	}
 	return -1;

@@ -227,6 +227,34 @@ TEST_F(raw, rx_buffer_ending_on_device_status_gets_relay_rst)
 	EXPECT_TRUE(rr_rd8(self->r.common, RR_CC_STATUS) & RR_S_DRIVER_OK);
 }
 
+/* Posts one RX buffer (at RR_BUF_BASE) for an answer. */
+static void post_rx(struct relay_raw *r)
+{
+	uint64_t a = rr_phys(r, RR_BUF_BASE);
+	uint32_t l = RR_BUF_SIZE;
+
+	rr_post(r, RR_RXQ, &a, &l, 1, true);
+	rr_kick(r, RR_RXQ);
+}
+
+/*
+ * Sends @h with @len bytes of @data, and waits up to @ms for the answer in
+ * the posted RX buffer: 1 and its header in @got, 0 when none came, -1 when
+ * the packet could not be sent.
+ */
+static int exchange(struct relay_raw *r, const struct rr_hdr *h,
+		    const void *data, uint32_t len, long ms, struct rr_hdr *got)
+{
+	uint32_t used;
+
+	if (!rr_send(r, h, data, len))
+		return -1;
+	if (!rr_wait_used(r, RR_RXQ, &used, ms))
+		return 0;
+	memcpy(got, rr_buf(r, 0), sizeof(*got));
+	return 1;
+}
+
 /*
  * A parent that lies about its CID is not forwarded (and not answered);
  * the same REQUEST with the right CID is.
@@ -238,18 +266,12 @@ TEST_F(raw, spoofed_source_cid_is_dropped)
 	struct rr_hdr req = rr_make(PARENT_CID, 40003, enclave_cid,
 				    CLOSED_PORT, RR_OP_REQUEST,
 				    RR_TYPE_STREAM);
-	uint64_t a = rr_phys(&self->r, RR_BUF_BASE);
-	uint32_t l = RR_BUF_SIZE, used;
 	struct rr_hdr got;
 
-	rr_post(&self->r, RR_RXQ, &a, &l, 1, true);
-	rr_kick(&self->r, RR_RXQ);
-	ASSERT_TRUE(rr_send(&self->r, &spoof, NULL, 0));
-	EXPECT_FALSE(rr_wait_used(&self->r, RR_RXQ, &used, 3000))
+	post_rx(&self->r);
+	EXPECT_EQ(0, exchange(&self->r, &spoof, NULL, 0, 3000, &got))
 		TH_LOG("a packet from spoofed CID 17 was answered");
-	ASSERT_TRUE(rr_send(&self->r, &req, NULL, 0));
-	ASSERT_TRUE(rr_wait_used(&self->r, RR_RXQ, &used, ANSWER_MS));
-	memcpy(&got, rr_buf(&self->r, 0), sizeof(got));
+	ASSERT_EQ(1, exchange(&self->r, &req, NULL, 0, ANSWER_MS, &got));
 	EXPECT_EQ(RR_OP_RST, got.op);
 	EXPECT_EQ(enclave_cid, got.src_cid);
 	EXPECT_EQ(40003, got.dst_port);
@@ -271,26 +293,19 @@ TEST_F(raw, control_packet_with_payload_is_refused)
 	struct rr_hdr req = rr_make(PARENT_CID, 40005, enclave_cid,
 				    CLOSED_PORT, RR_OP_REQUEST,
 				    RR_TYPE_STREAM);
-	uint64_t a = rr_phys(&self->r, RR_BUF_BASE);
-	uint32_t l = RR_BUF_SIZE, used;
 	struct rr_hdr got;
 
 	bad.len = sizeof(payload);
-	rr_post(&self->r, RR_RXQ, &a, &l, 1, true);
-	rr_kick(&self->r, RR_RXQ);
-	ASSERT_TRUE(rr_send(&self->r, &bad, payload, sizeof(payload)));
-	ASSERT_TRUE(rr_wait_used(&self->r, RR_RXQ, &used, ANSWER_MS));
-	memcpy(&got, rr_buf(&self->r, 0), sizeof(got));
+	post_rx(&self->r);
+	ASSERT_EQ(1, exchange(&self->r, &bad, payload, sizeof(payload),
+			      ANSWER_MS, &got));
 	EXPECT_EQ(RR_OP_RST, got.op)
 		TH_LOG("a REQUEST with a payload got op %u, not an RST",
 		       got.op);
 	EXPECT_EQ(40004, got.dst_port);
 
-	rr_post(&self->r, RR_RXQ, &a, &l, 1, true);
-	rr_kick(&self->r, RR_RXQ);
-	ASSERT_TRUE(rr_send(&self->r, &req, NULL, 0));
-	ASSERT_TRUE(rr_wait_used(&self->r, RR_RXQ, &used, ANSWER_MS));
-	memcpy(&got, rr_buf(&self->r, 0), sizeof(got));
+	post_rx(&self->r);
+	ASSERT_EQ(1, exchange(&self->r, &req, NULL, 0, ANSWER_MS, &got));
 	EXPECT_EQ(RR_OP_RST, got.op);
 	EXPECT_EQ(enclave_cid, got.src_cid);
 	EXPECT_EQ(40005, got.dst_port);

@@ -348,6 +348,24 @@ def shared_state_dir(eif, mem):
         return ("run", "--eif-path", img, "--memory", mem, "--cpu-count", "2", "--no-heartbeat",
                 "--enclave-name", name)
 
+    def member_locks(path):
+        """A member's flock(1) holding @path, made theirs: (its Popen, whether
+        /proc/locks shows it holding that very file within 10 s)."""
+        open(path, "w").close()
+        os.chown(path, ub, gid)
+        os.chmod(path, 0o660)
+        blocker = subprocess.Popen(["flock", path, "sleep", "600"], user=ub, group=gid,
+                                   extra_groups=[gid], start_new_session=True)
+        st = os.stat(path)
+        mine = " %d %02x:%02x:%d " % (blocker.pid, os.major(st.st_dev), os.minor(st.st_dev),
+                                       st.st_ino)
+        return blocker, settle(lambda: any("FLOCK" in line and "->" not in line and mine in line
+                                           for line in open("/proc/locks")), 10)
+
+    def release(blocker):
+        os.killpg(blocker.pid, signal.SIGKILL)     # (flock and its sleep)
+        blocker.wait()
+
     base_free_shared = free_2m()
     try:
         os.chmod(shared, 0o755)
@@ -377,17 +395,8 @@ def shared_state_dir(eif, mem):
         # NECTL_LOCK_TIMEOUT (2 s here, 30 by default), saying for whom,
         # then gets E15 naming the holder, and nothing is left behind.
         # The old nectl waited for ever.
-        open(lock, "w").close()
-        os.chown(lock, ub, gid)
-        os.chmod(lock, 0o660)
-        blocker = subprocess.Popen(["flock", lock, "sleep", "600"], user=ub, group=gid,
-                                   extra_groups=[gid], start_new_session=True)
+        blocker, locked = member_locks(lock)
         try:
-            st = os.stat(lock)
-            mine = " %d %02x:%02x:%d " % (blocker.pid, os.major(st.st_dev), os.minor(st.st_dev),
-                                           st.st_ino)
-            locked = settle(lambda: any("FLOCK" in line and "->" not in line and mine in line
-                                        for line in open("/proc/locks")), 10)
             env["NECTL_LOCK_TIMEOUT"] = "2"
             t0 = time.monotonic()
             r = nectl_as(0, 0o077, *run_args("blocked"), timeout=60)
@@ -401,25 +410,14 @@ def shared_state_dir(eif, mem):
                 "(%.1f s)" % (blocker.pid, took), r.stdout + r.stderr)
         finally:
             env.pop("NECTL_LOCK_TIMEOUT", None)
-            os.killpg(blocker.pid, signal.SIGKILL)     # (flock and its sleep)
-            blocker.wait()
+            release(blocker)
         # The heartbeat lock held for good: the launch waits without limit,
         # but a terminate-enclave ends the wait (the old holder did not
         # look at its signals while it waited: E_TERMINATE, and it went on
         # holding the VM, its memory and its CPUs).
-        hb = os.path.join(run_dir, "heartbeat.lock")
-        open(hb, "w").close()
-        os.chown(hb, ub, gid)
-        os.chmod(hb, 0o660)
-        blocker = subprocess.Popen(["flock", hb, "sleep", "600"], user=ub, group=gid,
-                                   extra_groups=[gid], start_new_session=True)
+        blocker, locked = member_locks(os.path.join(run_dir, "heartbeat.lock"))
         launch = None
         try:
-            st = os.stat(hb)
-            mine = " %d %02x:%02x:%d " % (blocker.pid, os.major(st.st_dev), os.minor(st.st_dev),
-                                           st.st_ino)
-            locked = settle(lambda: any("FLOCK" in line and "->" not in line and mine in line
-                                        for line in open("/proc/locks")), 10)
             launch = subprocess.Popen([bin_, "run", "--eif-path", img, "--memory", mem,
                                        "--cpu-count", "2", "--enclave-name", "hb-blocked"],
                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -451,8 +449,7 @@ def shared_state_dir(eif, mem):
                 launch.wait()
             # (a holder still waiting would take the lock once it is free)
             nectl_as(0, 0o022, "terminate-enclave", "--enclave-name", "hb-blocked")
-            os.killpg(blocker.pid, signal.SIGKILL)
-            blocker.wait()
+            release(blocker)
         for f in glob.glob(os.path.join(run_dir, "*")):
             os.unlink(f)    # (the run's log: the link below takes its name)
 
