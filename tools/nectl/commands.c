@@ -199,20 +199,12 @@ static int no_such_enclave(const struct selector *sel)
 			   sel->id);
 }
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* The holder releases everything before it exits, so its exit is the end. */
 static bool wait_for_exit(pid_t pid)
 {
-	int64_t deadline = now_ms() + TERMINATE_WAIT_MS;
+	int64_t deadline = nectl_now_ms() + TERMINATE_WAIT_MS;
 
-	while (now_ms() < deadline) {
+	while (nectl_now_ms() < deadline) {
 		if (kill(pid, 0) && errno == ESRCH)
 			return true;
 		usleep(20000);
@@ -302,10 +294,10 @@ int console_attach(uint64_t cid, int64_t disconnect_timeout)
 	printf("Successfully connected to the console.\n");
 	fflush(stdout);
 	if (disconnect_timeout >= 0)
-		deadline = now_ms() + disconnect_timeout * 1000;
+		deadline = nectl_now_ms() + disconnect_timeout * 1000;
 	for (;;) {
 		struct pollfd p = { fd, POLLIN, 0 };
-		int64_t left = deadline ? deadline - now_ms() : -1;
+		int64_t left = deadline ? deadline - nectl_now_ms() : -1;
 		ssize_t n;
 		int r;
 

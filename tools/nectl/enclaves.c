@@ -124,24 +124,24 @@ static pid_t flock_holder(int fd)
 	return pid;
 }
 
-static double now_s(void)
+int64_t nectl_now_ms(void)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* How long to sleep between tries: short at first, jittered (no kernel queue). */
-static unsigned int lock_pause_ms(double waited, unsigned int *seed)
+static unsigned int lock_pause_ms(int64_t waited_ms, unsigned int *seed)
 {
-	return (waited < 1 ? 10 : 50) + rand_r(seed) % 20;
+	return (waited_ms < 1000 ? 10 : 50) + rand_r(seed) % 20;
 }
 
 int nectl_lock(const char *file, struct nectl_lock_wait *w)
 {
 	unsigned int seed = getpid();
-	double start = now_s();
+	int64_t start = nectl_now_ms();
 	struct pollfd cancel;
 	bool said = false;
 	int fd, err;
@@ -164,17 +164,17 @@ int nectl_lock(const char *file, struct nectl_lock_wait *w)
 			continue;
 		if (errno != EWOULDBLOCK)
 			break;
-		if (w && !said && w->waiting && now_s() - start >= 1) {
+		if (w && !said && w->waiting && nectl_now_ms() - start >= 1000) {
 			w->waiting(w->ctx, file, flock_holder(fd));
 			said = true;
 		}
-		if (w && w->limit_s && now_s() - start >= w->limit_s) {
+		if (w && w->limit_s && nectl_now_ms() - start >= w->limit_s * 1000LL) {
 			w->holder = flock_holder(fd);
 			errno = ETIMEDOUT;
 			break;
 		}
 		cancel = (struct pollfd){ .fd = w ? w->cancel_fd : -1, .events = POLLIN };
-		if (poll(&cancel, 1, lock_pause_ms(now_s() - start, &seed)) > 0 &&
+		if (poll(&cancel, 1, lock_pause_ms(nectl_now_ms() - start, &seed)) > 0 &&
 		    (cancel.revents & POLLIN)) {
 			errno = EINTR;	/* (the signal stays queued for the caller) */
 			break;

@@ -59,6 +59,8 @@ struct nectl_lock_wait {
 int nectl_lock(const char *file, struct nectl_lock_wait *w);
 void nectl_unlock(int fd);
 void nectl_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* CLOCK_MONOTONIC in milliseconds. */
+int64_t nectl_now_ms(void);
 
 /*
  * Makes a process name read from /proc printable: every byte outside

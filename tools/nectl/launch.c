@@ -517,14 +517,6 @@ static int start_enclave(struct launch *l)
 	return 0;
 }
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /*
  * Waits for fd to be readable before deadline, watching the signal fd and
  * the enclave's VM fd (it reports POLLHUP once the enclave stopped).
@@ -537,7 +529,7 @@ static int wait_readable(int fd, int sig_fd, int vm_fd, int64_t deadline)
 	int r;
 
 	for (;;) {
-		left = deadline - now_ms();
+		left = deadline - nectl_now_ms();
 		if (left <= 0)
 			return 0;
 		r = poll(p, 3, left > 60000 ? 60000 : (int)left);
@@ -566,7 +558,7 @@ static bool peer_is(const struct sockaddr_storage *peer, uint64_t cid, unsigned 
 int heartbeat_wait(int listen_fd, int sig_fd, int vm_fd, uint64_t cid, unsigned int timeout,
 		   char *err, size_t errlen)
 {
-	int64_t deadline = now_ms() + (int64_t)timeout * 1000;
+	int64_t deadline = nectl_now_ms() + (int64_t)timeout * 1000;
 	struct sockaddr_storage peer;
 	unsigned char byte;
 	unsigned int peer_cid = 0;
