@@ -2,12 +2,17 @@
 /* Hugepage pool discovery, exact-fit planning and mapping. */
 #include <dirent.h>
 #include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <fcntl.h>
 #include <unistd.h>
+#include <linux/mempolicy.h>
 
 #include "hugepages.h"
 
@@ -231,14 +236,87 @@ static int move_pages(void *addr, uint64_t page_bytes, const struct page_order *
 	return 0;
 }
 
+/* One thread's share of hp_prefault(): pages [first, end). */
+struct prefault_share {
+	char *addr;
+	uint64_t page_bytes, first, end;
+};
+
+static void *prefault_share(void *arg)
+{
+	const struct prefault_share *s = arg;
+	uint64_t k;
+
+	for (k = s->first; k < s->end; k++)
+		*(volatile char *)(s->addr + k * s->page_bytes) = 0;
+	return NULL;
+}
+
+/* The CPUs this process may run on, at least 1. */
+static unsigned int usable_cpus(void)
+{
+	cpu_set_t set;
+	int n;
+
+	if (sched_getaffinity(0, sizeof(set), &set))
+		return 1;
+	n = CPU_COUNT(&set);
+	return n > 0 ? n : 1;
+}
+
+/*
+ * Whichever CPU a thread faults on, the pages come from the caller's NUMA
+ * node first (the driver takes memory of one node only, the CPU pool's),
+ * then from the others as the default policy would.  Without NUMA
+ * (ENOSYS) there is one node: nothing to do.
+ */
+static void prefer_callers_node(void *addr, uint64_t bytes)
+{
+	unsigned long mask[16] = { 0 };
+	unsigned int cpu, node;
+
+	if (getcpu(&cpu, &node) || node >= sizeof(mask) * 8)
+		return;
+	mask[node / (sizeof(mask[0]) * 8)] = 1UL << (node % (sizeof(mask[0]) * 8));
+	syscall(SYS_mbind, addr, bytes, MPOL_PREFERRED, mask, sizeof(mask) * 8, 0);
+}
+
+void hp_prefault(void *addr, uint64_t page_bytes, uint64_t pages)
+{
+	struct prefault_share share[HP_PREFAULT_THREADS];
+	pthread_t thread[HP_PREFAULT_THREADS];
+	bool started[HP_PREFAULT_THREADS] = { false };
+	uint64_t n = usable_cpus(), t;
+
+	if (n > HP_PREFAULT_THREADS)
+		n = HP_PREFAULT_THREADS;
+	if (n > pages)
+		n = pages;
+	if (n > 1)
+		prefer_callers_node(addr, page_bytes * pages);
+	for (t = 0; t < n; t++) {
+		share[t] = (struct prefault_share){ addr, page_bytes, pages * t / n,
+						    pages * (t + 1) / n };
+		/* share 0 is the caller's own */
+		started[t] = t && !pthread_create(&thread[t], NULL, prefault_share, &share[t]);
+	}
+	for (t = 0; t < n; t++)
+		if (!started[t])
+			prefault_share(&share[t]);
+	for (t = 0; t < n; t++)
+		if (started[t])
+			pthread_join(thread[t], NULL);
+}
+
 /*
  * The device takes a limited number of physical ranges per enclave (64 in
  * the emulation; NE_ERR_MEM_MAX_REGIONS on EC2), and hugetlb hands out pages
  * in no useful physical order (often descending).  Faulting the pages in,
  * reading their frames from /proc/self/pagemap and mremap()ing them into
  * ascending physical order lets the driver merge neighbours into one range.
- * Returns the (possibly new) address of the mapping, or NULL on failure
- * (then the mapping is gone).  Without the frames it changes nothing.
+ * The pages must be faulted in (hp_prefault).  Returns the (possibly new)
+ * address of the mapping, or NULL on failure (then the mapping is gone).
+ * Without the frames it changes nothing.
  */
 static void *sort_physically(void *addr, uint64_t page_bytes, uint64_t pages)
 {
@@ -249,8 +327,6 @@ static void *sort_physically(void *addr, uint64_t page_bytes, uint64_t pages)
 
 	if (pages < 2)
 		return addr;
-	for (k = 0; k < pages; k++)
-		*(volatile char *)((char *)addr + k * page_bytes) = 0;
 	pagemap = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
 	order = calloc(pages, sizeof(*order));
 	if (pagemap < 0 || !order)
@@ -319,6 +395,7 @@ int hp_map(const struct hp_pool *pool, const struct hp_plan *plan, struct hp_reg
 		p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, flags, -1, 0);
 		if (p == MAP_FAILED)
 			goto fail;
+		hp_prefault(p, pool->page_bytes[i], plan->pages[i]);
 		p = sort_physically(p, pool->page_bytes[i], plan->pages[i]);
 		if (!p)
 			goto fail;

@@ -47,6 +47,18 @@ int hp_map(const struct hp_pool *pool, const struct hp_plan *plan, struct hp_reg
 	   unsigned int max_regions);
 void hp_unmap(struct hp_region *regions, unsigned int count);
 
+/*
+ * Faults in the @pages pages of @page_bytes at @addr.  The kernel clears
+ * each hugepage as it faults it in, most of a launch's memory set-up (64
+ * pages of 2 MiB took 0.55 s of a 3.3 s launch in the TCG parent VM, 0.35
+ * s in two threads; tens of GiB take seconds on a real parent), so the
+ * pages are split among up to HP_PREFAULT_THREADS threads, one per CPU
+ * this process may run on, taking them from the caller's NUMA node first.
+ * A thread that cannot be created leaves its share to the caller.
+ */
+#define HP_PREFAULT_THREADS	8
+void hp_prefault(void *addr, uint64_t page_bytes, uint64_t pages);
+
 /* "2 MiB", "1 GiB" */
 void hp_size_name(uint64_t bytes, char *buf, size_t len);
 

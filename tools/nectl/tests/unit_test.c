@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -729,6 +730,61 @@ static void test_planner(void)
 	      "hugepages: the shortage message gives the count to reserve: %s", msg);
 }
 
+/*
+ * hp_prefault() on an ordinary mapping of 4 KiB pages standing in for
+ * hugepages of @stride pages each: which 4 KiB pages are resident after it
+ * (mincore): each "hugepage" faulted in at its first byte, and nothing
+ * else.  Returns the number of mismatches, described in @msg.
+ */
+static int prefault_mismatches(uint64_t pages, unsigned int stride, char *msg, size_t len)
+{
+	size_t small = pages * stride + 1, i;	/* one more, never touched */
+	unsigned char *vec = calloc(small, 1);
+	char *p = mmap(NULL, small * 4096, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	int bad = 0;
+
+	snprintf(msg, len, "no mismatch");
+	if (p == MAP_FAILED || !vec || mincore(p, small * 4096, vec)) {
+		snprintf(msg, len, "cannot map or query %zu pages", small);
+		bad = -1;
+		goto out;
+	}
+	for (i = 0; i < small; i++)
+		if (vec[i] & 1) {
+			snprintf(msg, len, "page %zu resident before", i);
+			bad = -1;
+			goto out;
+		}
+	hp_prefault(p, 4096ULL * stride, pages);
+	mincore(p, small * 4096, vec);
+	for (i = 0; i < small; i++) {
+		bool want = i < pages * stride && i % stride == 0;
+
+		if ((vec[i] & 1) != want && !bad++)
+			snprintf(msg, len, "4 KiB page %zu: %s", i, want ? "not faulted in" : "faulted in");
+	}
+out:
+	if (p != MAP_FAILED)
+		munmap(p, small * 4096);
+	free(vec);
+	return bad;
+}
+
+static void test_prefault(void)
+{
+	static const struct { uint64_t pages; unsigned int stride; } cases[] = {
+		{ 0, 1 }, { 1, 1 }, { 2, 1 }, { 37, 1 }, { 10, 2 }, { 9, 3 }, { 100, 1 },
+	};
+	char msg[128];
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		check(!prefault_mismatches(cases[i].pages, cases[i].stride, msg, sizeof(msg)),
+		      "hugepages: prefault of %llu pages of %u KiB faults in the first byte of each, nothing else (%s)",
+		      (unsigned long long)cases[i].pages, cases[i].stride * 4, msg);
+}
+
 /* ------------------------------------------------------------ allocator */
 
 static void test_alloc_config(void)
@@ -1358,6 +1414,7 @@ int main(int argc, char **argv)
 	test_config();
 	test_config_file();
 	test_planner();
+	test_prefault();
 	test_alloc_config();
 	test_alloc_cores();
 	test_alloc_reserve();
