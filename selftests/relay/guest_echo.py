@@ -5,7 +5,12 @@ port 6000 of the parent (CID 3).  Prints "listening" once it accepts, then
 echoes every connection in its own thread until a client sends "quit" or
 the time limit (first argument, seconds) passes.  A client that sends
 "dial CID PORT" instead gets the outcome of this guest's own connect to
-CID:PORT (2 s at most) as one line: "dial: connected" or "dial: ERROR"."""
+CID:PORT (2 s at most) as one line: "dial: connected" or "dial: ERROR".
+One that sends "stream CID PORT BYTES" gets this guest to connect to
+CID:PORT and send it BYTES bytes as fast as the peer's credit allows, with
+a socket buffer of BYTES (at most 1 GiB: the guest's kernel gives a peer
+no more credit than its own buffer), then one line: "stream: sent N, ok"
+or "stream: sent N, ERROR"."""
 import os
 import socket
 import sys
@@ -31,6 +36,28 @@ def dial(words):
         out.close()
 
 
+def stream(words):
+    try:
+        cid, port, total = int(words[1]), int(words[2]), int(words[3])
+    except (IndexError, ValueError):
+        return "stream: bad request (stream CID PORT BYTES)\n"
+    out = socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM)
+    out.settimeout(60)
+    chunk, sent = bytes(65536), 0
+    size = max(min(total, 1 << 30), 1 << 18)   # (Python passes it as a u64)
+    try:
+        out.setsockopt(socket.AF_VSOCK, socket.SO_VM_SOCKETS_BUFFER_MAX_SIZE, size)
+        out.setsockopt(socket.AF_VSOCK, socket.SO_VM_SOCKETS_BUFFER_SIZE, size)
+        out.connect((cid, port))
+        while sent < total:
+            sent += out.send(chunk[:min(len(chunk), total - sent)])
+        return "stream: sent %d, ok\n" % sent
+    except OSError as e:
+        return "stream: sent %d, %s\n" % (sent, e.strerror or e)
+    finally:
+        out.close()
+
+
 def serve(conn):
     try:
         while True:
@@ -43,6 +70,9 @@ def serve(conn):
                 os._exit(0)
             if data.startswith(b"dial "):
                 conn.sendall(dial(data.split()).encode())
+                continue
+            if data.startswith(b"stream "):
+                conn.sendall(stream(data.split()).encode())
                 continue
             conn.sendall(data)
     except OSError as e:

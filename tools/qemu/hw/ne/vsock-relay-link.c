@@ -178,19 +178,30 @@ bool vsock_relay_link_send(VsockRelayLink *link,
                            const void *data)
 {
     uint32_t len = le32_to_cpu(hdr->len);
+    size_t frame = VSOCK_RELAY_HDR_SIZE + len;
 
     if (!link->open) {
         return false;
     }
-    if (link->out->len - link->out_head + VSOCK_RELAY_HDR_SIZE + len >
-        link->cap) {
+    if (link->out->len - link->out_head + frame > link->cap) {
         vsock_relay_link_close(link, "output over the cap");
         return false;
+    }
+    if (link->out->len + frame > link->cap) {
+        /*
+         * What the socket took stays in front of the rest until it is half
+         * the buffer (link_flush): drop it now, so that the buffer never
+         * holds more than the cap.
+         */
+        g_byte_array_remove_range(link->out, 0, link->out_head);
+        link->out_head = 0;
     }
     g_byte_array_append(link->out, (const guint8 *)hdr, VSOCK_RELAY_HDR_SIZE);
     if (len) {
         g_byte_array_append(link->out, data, len);
     }
+    trace_vsock_relay_link_queued(link, link->out->len,
+                                  link->out->len - link->out_head, link->cap);
     link_flush(link);
     return link->open;
 }
