@@ -396,6 +396,19 @@ static int node_of(unsigned int cpu)
 	return node;
 }
 
+int alloc_pool_node(void)
+{
+	unsigned int ids[ALLOC_MAX_CPUS];
+	char path[512], text[4096];
+	int n;
+
+	snprintf(path, sizeof(path), "%s/module/ne_kvm/parameters/ne_cpus", sysfs_root());
+	if (read_text(path, text, sizeof(text)))
+		return -1;
+	n = parse_cpu_list(text, ids, ALLOC_MAX_CPUS);
+	return n > 0 ? node_of(ids[0]) : -1;
+}
+
 static int read_topology(struct alloc_cpu *cpus, unsigned int *nr, char *msg, size_t msglen)
 {
 	static unsigned int online[ALLOC_MAX_CPUS], sib[ALLOC_MAX_CPUS];

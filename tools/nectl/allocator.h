@@ -60,6 +60,12 @@ int hp_reserve(const struct hp_pool *pool, uint64_t need_bytes, hp_set_fn set, v
 	       uint64_t *reserved, char *msg, size_t msglen);
 
 /* nectl allocate */
+/*
+ * The NUMA node of the driver's CPU pool (ne_cpus), the one node the driver
+ * takes an enclave's memory from; -1 when the pool is empty or unknown.
+ */
+int alloc_pool_node(void);
+
 int cmd_allocate(int argc, char **argv);
 
 #endif

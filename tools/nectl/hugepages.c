@@ -255,33 +255,43 @@ static void *prefault_share(void *arg)
 /* The CPUs this process may run on, at least 1. */
 static unsigned int usable_cpus(void)
 {
-	cpu_set_t set;
-	int n;
+	cpu_set_t *set = CPU_ALLOC(HP_MAX_CPUS);
+	size_t size = CPU_ALLOC_SIZE(HP_MAX_CPUS);
+	int n = 1;
 
-	if (sched_getaffinity(0, sizeof(set), &set))
-		return 1;
-	n = CPU_COUNT(&set);
+	if (set && !sched_getaffinity(0, size, set))
+		n = CPU_COUNT_S(size, set);
+	CPU_FREE(set);
 	return n > 0 ? n : 1;
 }
 
 /*
- * Whichever CPU a thread faults on, the pages come from the caller's NUMA
- * node first (the driver takes memory of one node only, the CPU pool's),
- * then from the others as the default policy would.  Without NUMA
- * (ENOSYS) there is one node: nothing to do.
+ * Whichever CPU a thread faults on, the pages come from @node first (the
+ * caller's node when @node is -1), then from the others, as the default
+ * policy falls back.  Without NUMA support there is one node: mbind()
+ * fails, and that changes nothing.
  */
-static void prefer_callers_node(void *addr, uint64_t bytes)
+static void prefer_node(void *addr, uint64_t bytes, int node)
 {
-	unsigned long mask[16] = { 0 };
-	unsigned int cpu, node;
+	const unsigned int bits = 8 * sizeof(unsigned long);
+	unsigned long *mask;
+	unsigned int cpu, here;
 
-	if (getcpu(&cpu, &node) || node >= sizeof(mask) * 8)
+	if (node < 0) {
+		if (getcpu(&cpu, &here))
+			return;
+		node = here;
+	}
+	mask = calloc(node / bits + 1, sizeof(*mask));
+	if (!mask)
 		return;
-	mask[node / (sizeof(mask[0]) * 8)] = 1UL << (node % (sizeof(mask[0]) * 8));
-	syscall(SYS_mbind, addr, bytes, MPOL_PREFERRED, mask, sizeof(mask) * 8, 0);
+	mask[node / bits] = 1UL << (node % bits);
+	/* (the kernel reads maxnode - 1 bits) */
+	syscall(SYS_mbind, addr, bytes, MPOL_PREFERRED, mask, (unsigned long)node + 2, 0);
+	free(mask);
 }
 
-void hp_prefault(void *addr, uint64_t page_bytes, uint64_t pages)
+void hp_prefault(void *addr, uint64_t page_bytes, uint64_t pages, int node)
 {
 	struct prefault_share share[HP_PREFAULT_THREADS];
 	pthread_t thread[HP_PREFAULT_THREADS];
@@ -292,8 +302,8 @@ void hp_prefault(void *addr, uint64_t page_bytes, uint64_t pages)
 		n = HP_PREFAULT_THREADS;
 	if (n > pages)
 		n = pages;
-	if (n > 1)
-		prefer_callers_node(addr, page_bytes * pages);
+	if (pages)
+		prefer_node(addr, page_bytes * pages, node);
 	for (t = 0; t < n; t++) {
 		share[t] = (struct prefault_share){ addr, page_bytes, pages * t / n,
 						    pages * (t + 1) / n };
@@ -311,8 +321,8 @@ void hp_prefault(void *addr, uint64_t page_bytes, uint64_t pages)
 /*
  * The device takes a limited number of physical ranges per enclave (64 in
  * the emulation; NE_ERR_MEM_MAX_REGIONS on EC2), and hugetlb hands out pages
- * in no useful physical order (often descending).  Faulting the pages in,
- * reading their frames from /proc/self/pagemap and mremap()ing them into
+ * in no useful physical order (often descending).  Reading the frames of
+ * the faulted-in pages from /proc/self/pagemap and mremap()ing them into
  * ascending physical order lets the driver merge neighbours into one range.
  * The pages must be faulted in (hp_prefault).  Returns the (possibly new)
  * address of the mapping, or NULL on failure (then the mapping is gone).
@@ -368,8 +378,8 @@ keep:
 	return addr;
 }
 
-int hp_map(const struct hp_pool *pool, const struct hp_plan *plan, struct hp_region *regions,
-	   unsigned int max_regions)
+int hp_map(const struct hp_pool *pool, const struct hp_plan *plan, int node,
+	   struct hp_region *regions, unsigned int max_regions)
 {
 	unsigned int count = 0, i;
 	int saved;
@@ -395,7 +405,7 @@ int hp_map(const struct hp_pool *pool, const struct hp_plan *plan, struct hp_reg
 		p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, flags, -1, 0);
 		if (p == MAP_FAILED)
 			goto fail;
-		hp_prefault(p, pool->page_bytes[i], plan->pages[i]);
+		hp_prefault(p, pool->page_bytes[i], plan->pages[i], node);
 		p = sort_physically(p, pool->page_bytes[i], plan->pages[i]);
 		if (!p)
 			goto fail;

@@ -39,25 +39,27 @@ int hp_plan(const struct hp_pool *pool, uint64_t need_bytes, struct hp_plan *pla
 	    char *msg, size_t msglen);
 
 /*
- * Maps the plan's pages (one MAP_HUGETLB mapping per page size, largest first).
+ * Maps the plan's pages (one MAP_HUGETLB mapping per page size, largest first),
+ * faulted in (hp_prefault), from NUMA node @node first (-1: the caller's).
  * Returns the number of regions, or -1 if a page could not be mapped (then
  * nothing stays mapped).
  */
-int hp_map(const struct hp_pool *pool, const struct hp_plan *plan, struct hp_region *regions,
-	   unsigned int max_regions);
+int hp_map(const struct hp_pool *pool, const struct hp_plan *plan, int node,
+	   struct hp_region *regions, unsigned int max_regions);
 void hp_unmap(struct hp_region *regions, unsigned int count);
 
 /*
- * Faults in the @pages pages of @page_bytes at @addr.  The kernel clears
- * each hugepage as it faults it in, most of a launch's memory set-up (64
- * pages of 2 MiB took 0.55 s of a 3.3 s launch in the TCG parent VM, 0.35
- * s in two threads; tens of GiB take seconds on a real parent), so the
- * pages are split among up to HP_PREFAULT_THREADS threads, one per CPU
- * this process may run on, taking them from the caller's NUMA node first.
- * A thread that cannot be created leaves its share to the caller.
+ * Faults in the @pages pages of @page_bytes at @addr, from NUMA node @node
+ * first (-1: the caller's; an enclave's memory must be on its CPU pool's
+ * node).  The kernel clears each hugepage as it faults it in, most of a
+ * launch's memory set-up, so the pages are split among up to
+ * HP_PREFAULT_THREADS threads, one per CPU this process may run on (of the
+ * first HP_MAX_CPUS).  A thread that cannot be created leaves its share to
+ * the caller.
  */
 #define HP_PREFAULT_THREADS	8
-void hp_prefault(void *addr, uint64_t page_bytes, uint64_t pages);
+#define HP_MAX_CPUS		8192
+void hp_prefault(void *addr, uint64_t page_bytes, uint64_t pages, int node);
 
 /* "2 MiB", "1 GiB" */
 void hp_size_name(uint64_t bytes, char *buf, size_t len);

@@ -34,6 +34,7 @@
 #include "eif_sig.h"
 #include "enclaves.h"
 #include "errors.h"
+#include "allocator.h"
 #include "hugepages.h"
 #include "launch.h"
 #include "metadata.h"
@@ -297,9 +298,11 @@ static int allocate_memory(struct launch *l)
 	struct hp_pool pool;
 	struct hp_plan plan;
 	char msg[768];
-	int attempt, n;
+	int attempt, n, node;
 
 	progress(l, "Start allocating memory...");
+	/* the driver takes memory from the CPU pool's node only */
+	node = alloc_pool_node();
 	/* Another launcher can take pages between the plan and the mmap: retry. */
 	for (attempt = 0; attempt < MAP_ATTEMPTS; attempt++) {
 		if (hp_pool_read("/sys/kernel/mm/hugepages", &pool))
@@ -307,7 +310,7 @@ static int allocate_memory(struct launch *l)
 				    "/sys/kernel/mm/hugepages is missing: the kernel has no hugetlb support");
 		if (hp_plan(&pool, need, &plan, msg, sizeof(msg)))
 			return fail(l, E_INSUFFICIENT_MEMORY, "%s", msg);
-		n = hp_map(&pool, &plan, l->regions, HP_MAX_REGIONS);
+		n = hp_map(&pool, &plan, node, l->regions, HP_MAX_REGIONS);
 		if (n >= 0) {
 			l->nr_regions = n;
 			l->mem_bytes = plan.total_bytes;

@@ -17,6 +17,7 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -731,22 +732,25 @@ static void test_planner(void)
 }
 
 /*
- * hp_prefault() on an ordinary mapping of 4 KiB pages standing in for
- * hugepages of @stride pages each: which 4 KiB pages are resident after it
- * (mincore): each "hugepage" faulted in at its first byte, and nothing
- * else.  Returns the number of mismatches, described in @msg.
+ * hp_prefault() on an ordinary mapping of base pages standing in for
+ * hugepages of @stride base pages each (no transparent hugepages, which
+ * would fault in neighbours too): which base pages are resident after it
+ * (mincore): each "hugepage" at its first byte, and nothing else.  Returns
+ * the number of mismatches, described in @msg.  (It checks how the pages
+ * are shared out; with one usable CPU there is one share, the caller's.)
  */
 static int prefault_mismatches(uint64_t pages, unsigned int stride, char *msg, size_t len)
 {
-	size_t small = pages * stride + 1, i;	/* one more, never touched */
+	size_t base = sysconf(_SC_PAGESIZE), small = pages * stride + 1, i;
 	unsigned char *vec = calloc(small, 1);
-	char *p = mmap(NULL, small * 4096, PROT_READ | PROT_WRITE,
+	char *p = mmap(NULL, small * base, PROT_READ | PROT_WRITE,
 		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	int bad = 0;
 
 	snprintf(msg, len, "no mismatch");
-	if (p == MAP_FAILED || !vec || mincore(p, small * 4096, vec)) {
-		snprintf(msg, len, "cannot map or query %zu pages", small);
+	if (p == MAP_FAILED || !vec || madvise(p, small * base, MADV_NOHUGEPAGE) ||
+	    mincore(p, small * base, vec)) {
+		snprintf(msg, len, "cannot map or query %zu pages: %s", small, strerror(errno));
 		bad = -1;
 		goto out;
 	}
@@ -756,17 +760,21 @@ static int prefault_mismatches(uint64_t pages, unsigned int stride, char *msg, s
 			bad = -1;
 			goto out;
 		}
-	hp_prefault(p, 4096ULL * stride, pages);
-	mincore(p, small * 4096, vec);
+	hp_prefault(p, base * stride, pages, -1);
+	if (mincore(p, small * base, vec)) {
+		snprintf(msg, len, "mincore: %s", strerror(errno));
+		bad = -1;
+		goto out;
+	}
 	for (i = 0; i < small; i++) {
 		bool want = i < pages * stride && i % stride == 0;
 
 		if ((vec[i] & 1) != want && !bad++)
-			snprintf(msg, len, "4 KiB page %zu: %s", i, want ? "not faulted in" : "faulted in");
+			snprintf(msg, len, "page %zu: %s", i, want ? "not faulted in" : "faulted in");
 	}
 out:
 	if (p != MAP_FAILED)
-		munmap(p, small * 4096);
+		munmap(p, small * base);
 	free(vec);
 	return bad;
 }
@@ -781,8 +789,75 @@ static void test_prefault(void)
 
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
 		check(!prefault_mismatches(cases[i].pages, cases[i].stride, msg, sizeof(msg)),
-		      "hugepages: prefault of %llu pages of %u KiB faults in the first byte of each, nothing else (%s)",
-		      (unsigned long long)cases[i].pages, cases[i].stride * 4, msg);
+		      "hugepages: prefault of %llu pages of %u base pages faults in the first byte of each, nothing else (%s)",
+		      (unsigned long long)cases[i].pages, cases[i].stride, msg);
+}
+
+/* Writes the line @text to @root/@rel, making its directories. */
+static void put_file(const char *root, const char *rel, const char *text)
+{
+	char path[512], *slash;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", root, rel);
+	for (slash = strchr(path + strlen(root) + 1, '/'); slash; slash = strchr(slash + 1, '/')) {
+		*slash = '\0';
+		mkdir(path, 0755);
+		*slash = '/';
+	}
+	f = fopen(path, "w");
+	if (f) {
+		fprintf(f, "%s\n", text);
+		fclose(f);
+	}
+}
+
+/* alloc_pool_node() on a made-up sysfs (NECTL_SYSFS). */
+static void test_pool_node(void)
+{
+	static const struct {
+		const char *ne_cpus, *node0, *node1;	/* NULL: no such file */
+		int node;
+	} cases[] = {
+		{ "4-5", "0-3", "4-5", 1 },
+		{ "2,3", "0-3", "4-5", 0 },
+		{ "", "0-3", "4-5", -1 },		/* an empty pool */
+		{ NULL, "0-3", "4-5", -1 },		/* no driver */
+		{ "2-3", NULL, NULL, 0 },		/* no NUMA: one node */
+		{ "9", "0-3", "4-5", -1 },		/* a CPU of no node */
+	};
+	char dir[] = "/tmp/nectl-sysfs.XXXXXX", cmd[600];
+	const char *old = getenv("NECTL_SYSFS");
+	size_t i;
+	int got;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		if (!mkdtemp(dir)) {
+			check(0, "pool node: mkdtemp: %s", strerror(errno));
+			return;
+		}
+		if (cases[i].ne_cpus)
+			put_file(dir, "module/ne_kvm/parameters/ne_cpus", cases[i].ne_cpus);
+		if (cases[i].node0) {
+			put_file(dir, "devices/system/node/node0/cpulist", cases[i].node0);
+			put_file(dir, "devices/system/node/node1/cpulist", cases[i].node1);
+		}
+		setenv("NECTL_SYSFS", dir, 1);
+		got = alloc_pool_node();
+		check(got == cases[i].node,
+		      "hugepages: the NUMA node of the pool '%s' is %d, node0 '%s', node1 '%s' (got %d)",
+		      cases[i].ne_cpus ? cases[i].ne_cpus : "(no ne_cpus)", cases[i].node,
+		      cases[i].node0 ? cases[i].node0 : "(none)",
+		      cases[i].node1 ? cases[i].node1 : "(none)", got);
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+		if (system(cmd))
+			check(0, "pool node: cannot remove %s", dir);
+		strcpy(dir, "/tmp/nectl-sysfs.XXXXXX");
+	}
+	if (old)
+		setenv("NECTL_SYSFS", old, 1);
+	else
+		unsetenv("NECTL_SYSFS");
 }
 
 /* ------------------------------------------------------------ allocator */
@@ -1415,6 +1490,7 @@ int main(int argc, char **argv)
 	test_config_file();
 	test_planner();
 	test_prefault();
+	test_pool_node();
 	test_alloc_config();
 	test_alloc_cores();
 	test_alloc_reserve();
