@@ -396,17 +396,43 @@ static int node_of(unsigned int cpu)
 	return node;
 }
 
+/*
+ * NUMA node of @cpu from its cpuN/nodeM link, which an offline CPU keeps
+ * (the node's cpulist leaves it out); -1 if it has none.
+ */
+static int node_link_of(unsigned int cpu)
+{
+	char path[512];
+	struct dirent *de;
+	int node = -1, k;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "%s/devices/system/cpu/cpu%u", sysfs_root(), cpu);
+	d = opendir(path);
+	if (!d)
+		return -1;
+	while (node < 0 && (de = readdir(d)))
+		if (sscanf(de->d_name, "node%d", &k) == 1 && k >= 0)
+			node = k;
+	closedir(d);
+	return node;
+}
+
 int alloc_pool_node(void)
 {
 	unsigned int ids[ALLOC_MAX_CPUS];
 	char path[512], text[4096];
-	int n;
+	int n, node;
 
 	snprintf(path, sizeof(path), "%s/module/ne_kvm/parameters/ne_cpus", sysfs_root());
 	if (read_text(path, text, sizeof(text)))
 		return -1;
 	n = parse_cpu_list(text, ids, ALLOC_MAX_CPUS);
-	return n > 0 ? node_of(ids[0]) : -1;
+	if (n <= 0)
+		return -1;
+	/* the pool's CPUs are offline: their links, not the nodes' lists */
+	node = node_link_of(ids[0]);
+	return node >= 0 ? node : node_of(ids[0]);
 }
 
 static int read_topology(struct alloc_cpu *cpus, unsigned int *nr, char *msg, size_t msglen)

@@ -817,14 +817,18 @@ static void test_pool_node(void)
 {
 	static const struct {
 		const char *ne_cpus, *node0, *node1;	/* NULL: no such file */
+		const char *link;			/* a CPU's node link */
 		int node;
 	} cases[] = {
-		{ "4-5", "0-3", "4-5", 1 },
-		{ "2,3", "0-3", "4-5", 0 },
-		{ "", "0-3", "4-5", -1 },		/* an empty pool */
-		{ NULL, "0-3", "4-5", -1 },		/* no driver */
-		{ "2-3", NULL, NULL, 0 },		/* no NUMA: one node */
-		{ "9", "0-3", "4-5", -1 },		/* a CPU of no node */
+		/* the pool's CPUs are offline: only their links name the node */
+		{ "4-5", "0-3", "", "cpu4/node1", 1 },
+		{ "2,3", "0-1", "4-5", "cpu2/node0", 0 },
+		{ "4-5", "0-3", "", "cpu5/node1", -1 },	/* the first CPU's counts */
+		{ "4-5", "0-3", "4-5", NULL, 1 },	/* online: the node's list */
+		{ "", "0-3", "4-5", "cpu4/node1", -1 },	/* an empty pool */
+		{ NULL, "0-3", "4-5", "cpu4/node1", -1 },	/* no driver */
+		{ "2-3", NULL, NULL, NULL, 0 },		/* no NUMA: one node */
+		{ "9", "0-3", "4-5", NULL, -1 },	/* a CPU of no node */
 	};
 	char dir[] = "/tmp/nectl-sysfs.XXXXXX", cmd[600];
 	const char *old = getenv("NECTL_SYSFS");
@@ -842,13 +846,18 @@ static void test_pool_node(void)
 			put_file(dir, "devices/system/node/node0/cpulist", cases[i].node0);
 			put_file(dir, "devices/system/node/node1/cpulist", cases[i].node1);
 		}
+		if (cases[i].link) {
+			snprintf(cmd, sizeof(cmd), "devices/system/cpu/%s/subsystem", cases[i].link);
+			put_file(dir, cmd, "");	/* makes cpuN/nodeM, as a directory */
+		}
 		setenv("NECTL_SYSFS", dir, 1);
 		got = alloc_pool_node();
 		check(got == cases[i].node,
-		      "hugepages: the NUMA node of the pool '%s' is %d, node0 '%s', node1 '%s' (got %d)",
+		      "hugepages: the NUMA node of the pool '%s' is %d, node0 '%s', node1 '%s', %s (got %d)",
 		      cases[i].ne_cpus ? cases[i].ne_cpus : "(no ne_cpus)", cases[i].node,
 		      cases[i].node0 ? cases[i].node0 : "(none)",
-		      cases[i].node1 ? cases[i].node1 : "(none)", got);
+		      cases[i].node1 ? cases[i].node1 : "(none)",
+		      cases[i].link ? cases[i].link : "no link", got);
 		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 		if (system(cmd))
 			check(0, "pool node: cannot remove %s", dir);

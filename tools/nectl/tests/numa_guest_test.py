@@ -1,0 +1,123 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0
+"""nectl run on a parent with two NUMA nodes (TAP), inside make check's NUMA
+stage (tools/ne-vm --cores 3 --numa: node 0 = CPUs 0-3, node 1 = CPUs 4-5,
+boot-enclaves=off).
+
+The CPU pool is node 1's core, both nodes have free 2 MiB hugepages enough
+for the enclave, and nectl runs on a CPU of node 0.  The driver takes an
+enclave's memory from the pool's node only (NE_ERR_MEM_DIFFERENT_NUMA_NODE):
+nectl must take its hugepages there, not where it runs, as the kernel's
+default policy would (a nectl that did failed here).  On a guest with one
+node, or without a core to pool on node 1, it fails: it would test nothing.
+Puts back the pool and the per-node hugepage counts it found.
+"""
+import os
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from guest_test import BUILD, NECTL, POOL, newc_cpio  # noqa: E402
+
+NODE = "/sys/devices/system/node/node%d"
+HP = NODE + "/hugepages/hugepages-2048kB/%s"
+count = failed = 0
+
+
+def tap(ok, name, detail=""):
+    global count, failed
+    count += 1
+    failed += not ok
+    print("%s %d - %s" % ("ok" if ok else "not ok", count, name))
+    for line in str(detail).splitlines()[:20] if not ok else []:
+        print("#   " + line)
+    sys.stdout.flush()
+
+
+def read(path):
+    with open(path) as f:
+        return f.read().strip()
+
+
+def write(path, text):
+    with open(path, "w") as f:
+        f.write(text + "\n")
+
+
+def free(node):
+    return int(read(HP % (node, "free_hugepages")))
+
+
+def cpus(node):
+    out = []
+    for part in read(NODE % node + "/cpulist").split(","):
+        lo, _, hi = part.partition("-")
+        out += range(int(lo), int(hi or lo) + 1)
+    return out
+
+
+def eif(tmp):
+    """The guest's kernel and a tiny initramfs: the device boots nothing."""
+    abi = read(os.path.join(BUILD, "kernel", "abi"))
+    rd, out = os.path.join(tmp, "init.cpio"), os.path.join(tmp, "numa.eif")
+    with open(rd, "wb") as f:
+        f.write(newc_cpio([("init", 0o100755, b"#!/bin/sh\n"), ("dev", 0o40755, b"")]))
+    r = subprocess.run([NECTL, "build-eif", "--kernel",
+                        os.path.join(BUILD, "kernel", abi, "boot", "vmlinuz-" + abi),
+                        "--cmdline", "console=ttyS0", "--ramdisk", rd, "-o", out],
+                       capture_output=True, text=True)
+    return out if r.returncode == 0 else r.stderr
+
+
+def launch(image, mem_mib, cpu):
+    """nectl run on @cpu; (its result, node 0's and node 1's free pages taken)."""
+    before = (free(0), free(1))
+    r = subprocess.run(["taskset", "-c", str(cpu), NECTL, "run", "--eif-path", image,
+                        "--memory", str(mem_mib), "--cpu-count", "2", "--no-heartbeat"],
+                       capture_output=True, text=True, timeout=120)
+    taken = (before[0] - free(0), before[1] - free(1))
+    subprocess.run([NECTL, "terminate-enclave", "--all"], capture_output=True, timeout=120)
+    return r, taken
+
+
+def main():
+    print("TAP version 13")
+    if not (os.path.isdir(NODE % 1) and os.path.exists(POOL)):
+        print("1..1")
+        tap(False, "a guest with two NUMA nodes and ne_kvm", "no node 1 or no %s" % POOL)
+        return 1
+    print("1..2")
+    pool, counts = read(POOL), [read(HP % (n, "nr_hugepages")) for n in (0, 1)]
+    pool1 = cpus(1)[:2]
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            image = eif(tmp)
+            if not os.path.isfile(image):
+                tap(False, "nectl build-eif of the guest's kernel", image)
+                return 1
+            mem = max(64, (os.path.getsize(image) >> 20) * 4 + 2 & ~1)
+            need = mem // 2
+            for n in (0, 1):     # room on both nodes: node 0's must be refused
+                if free(n) < need:
+                    write(HP % (n, "nr_hugepages"), str(int(counts[n]) + need - free(n)))
+            write(POOL, "\n")
+            write(POOL, "%d-%d" % (pool1[0], pool1[-1]))
+            tap(free(0) >= need and free(1) >= need and read(POOL),
+                "pool %s on node 1; free 2 MiB pages on node 0 and 1: %d and %d, %d needed"
+                % (read(POOL), free(0), free(1), need))
+            r, taken = launch(image, mem, cpus(0)[0])
+            tap(r.returncode == 0 and taken == (0, need),
+                "nectl run on CPU %d of node 0, pool on node 1: %d MiB, %d pages from node 0 "
+                "and %d from node 1 (exit %d)" % (cpus(0)[0], mem, taken[0], taken[1],
+                                                  r.returncode), r.stderr)
+    finally:
+        write(POOL, "\n")
+        write(POOL, pool or "\n")
+        for n in (0, 1):
+            write(HP % (n, "nr_hugepages"), counts[n])
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
