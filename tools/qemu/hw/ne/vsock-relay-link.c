@@ -20,6 +20,14 @@
 
 /* Read this much per wakeup at most, so one busy link cannot starve QEMU. */
 #define LINK_READ_CHUNK (256 * 1024)
+/* An output buffer drained of more than this is given back, not kept. */
+#define LINK_OUT_KEEP   (256 * 1024)
+/*
+ * At the cap, the bytes the socket took are dropped from the front of the
+ * output buffer when they are 1/LINK_OUT_SLACK of the cap or more: a move
+ * of the rest per cap / LINK_OUT_SLACK bytes written at most.
+ */
+#define LINK_OUT_SLACK  8
 
 struct VsockRelayLink {
     QIOChannel *ioc;
@@ -150,7 +158,13 @@ static void link_flush(VsockRelayLink *link)
         link->out_head += n;
     }
     if (link->out_head == link->out->len) {
-        g_byte_array_set_size(link->out, 0);
+        if (link->out->len > LINK_OUT_KEEP) {
+            /* (a GByteArray keeps its allocation when emptied) */
+            g_byte_array_free(link->out, true);
+            link->out = g_byte_array_new();
+        } else {
+            g_byte_array_set_size(link->out, 0);
+        }
         link->out_head = 0;
     } else if (link->out_head > link->out->len / 2) {
         /* compact, so the buffer does not grow without bound */
@@ -183,18 +197,18 @@ bool vsock_relay_link_send(VsockRelayLink *link,
     if (!link->open) {
         return false;
     }
-    if (link->out->len - link->out_head + frame > link->cap) {
-        vsock_relay_link_close(link, "output over the cap");
-        return false;
-    }
-    if (link->out->len + frame > link->cap) {
-        /*
-         * What the socket took stays in front of the rest until it is half
-         * the buffer (link_flush): drop it now, so that the buffer never
-         * holds more than the cap.
-         */
+    /*
+     * The buffer's length, the bytes the socket took (until link_flush()
+     * drops them at half the buffer) included, stays within the cap.
+     */
+    if (link->out->len + frame > link->cap &&
+        link->out_head >= link->cap / LINK_OUT_SLACK) {
         g_byte_array_remove_range(link->out, 0, link->out_head);
         link->out_head = 0;
+    }
+    if (link->out->len + frame > link->cap) {
+        vsock_relay_link_close(link, "output over the cap");
+        return false;
     }
     g_byte_array_append(link->out, (const guint8 *)hdr, VSOCK_RELAY_HDR_SIZE);
     if (len) {
