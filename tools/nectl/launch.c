@@ -30,11 +30,11 @@
 
 #include "linux/ne_kvm.h"
 
+#include "allocator.h"
 #include "eif.h"
 #include "eif_sig.h"
 #include "enclaves.h"
 #include "errors.h"
-#include "allocator.h"
 #include "hugepages.h"
 #include "launch.h"
 #include "metadata.h"

@@ -10,7 +10,7 @@ enclave's memory from the pool's node only (NE_ERR_MEM_DIFFERENT_NUMA_NODE):
 nectl must take its hugepages there, not where it runs, as the kernel's
 default policy would (a nectl that did failed here).  On a guest with one
 node, or without a core to pool on node 1, it fails: it would test nothing.
-Puts back the pool and the per-node hugepage counts it found.
+Puts back the pool and the per-node hugepage counts it found (test 3).
 """
 import os
 import subprocess
@@ -70,15 +70,41 @@ def eif(tmp):
     return out if r.returncode == 0 else r.stderr
 
 
-def launch(image, mem_mib, cpu):
-    """nectl run on @cpu; (its result, node 0's and node 1's free pages taken)."""
+def core_of(cpu):
+    """@cpu and its hyperthread siblings, whole cores being what a pool takes."""
+    path = "/sys/devices/system/cpu/cpu%d/topology/thread_siblings_list" % cpu
+    return read(path)
+
+
+def launch(image, mem_mib, cpus_):
+    """nectl run on @cpus_ (all of one node: its prefault threads run there);
+    (its result, node 0's and node 1's free pages taken while it runs)."""
     before = (free(0), free(1))
-    r = subprocess.run(["taskset", "-c", str(cpu), NECTL, "run", "--eif-path", image,
-                        "--memory", str(mem_mib), "--cpu-count", "2", "--no-heartbeat"],
-                       capture_output=True, text=True, timeout=120)
-    taken = (before[0] - free(0), before[1] - free(1))
-    subprocess.run([NECTL, "terminate-enclave", "--all"], capture_output=True, timeout=120)
-    return r, taken
+    try:
+        r = subprocess.run(["taskset", "-c", ",".join(map(str, cpus_)), NECTL, "run",
+                            "--eif-path", image, "--memory", str(mem_mib), "--cpu-count", "2",
+                            "--no-heartbeat"], capture_output=True, text=True, timeout=120)
+        return r, (before[0] - free(0), before[1] - free(1))
+    finally:
+        subprocess.run([NECTL, "terminate-enclave", "--all"], capture_output=True,
+                       timeout=120)
+
+
+def restore(pool, counts):
+    """Puts back the pool and the per-node hugepage counts, each step on its
+    own; the steps that failed, described."""
+    errors = []
+    r = subprocess.run([NECTL, "describe-enclaves"], capture_output=True, text=True,
+                       timeout=60)
+    if r.stdout.strip() not in ("", "[]"):
+        errors.append("enclaves left: %s" % r.stdout.strip())
+    for path, text in [(POOL, "\n"), (POOL, pool or "\n")] + [
+            (HP % (n, "nr_hugepages"), counts[n]) for n in (0, 1)]:
+        try:
+            write(path, text)
+        except OSError as e:
+            errors.append("%s: %s" % (path, e))
+    return errors
 
 
 def main():
@@ -87,10 +113,11 @@ def main():
         print("1..1")
         tap(False, "a guest with two NUMA nodes and ne_kvm", "no node 1 or no %s" % POOL)
         return 1
-    print("1..2")
+    print("1..3")
     pool, counts = read(POOL), [read(HP % (n, "nr_hugepages")) for n in (0, 1)]
-    pool1 = cpus(1)[:2]
     try:
+        write(POOL, "\n")      # node 1's CPUs online, to find a core
+        pool1 = core_of(cpus(1)[0]) if cpus(1) else ""
         with tempfile.TemporaryDirectory() as tmp:
             image = eif(tmp)
             if not os.path.isfile(image):
@@ -101,21 +128,21 @@ def main():
             for n in (0, 1):     # room on both nodes: node 0's must be refused
                 if free(n) < need:
                     write(HP % (n, "nr_hugepages"), str(int(counts[n]) + need - free(n)))
-            write(POOL, "\n")
-            write(POOL, "%d-%d" % (pool1[0], pool1[-1]))
-            tap(free(0) >= need and free(1) >= need and read(POOL),
-                "pool %s on node 1; free 2 MiB pages on node 0 and 1: %d and %d, %d needed"
-                % (read(POOL), free(0), free(1), need))
-            r, taken = launch(image, mem, cpus(0)[0])
+            if pool1:
+                write(POOL, pool1)
+            tap(pool1 and free(0) >= need and free(1) >= need,
+                "pool '%s' (node 1's first core); free 2 MiB pages on node 0 and 1: %d and "
+                "%d, %d needed" % (pool1, free(0), free(1), need))
+            node0 = cpus(0)
+            r, taken = launch(image, mem, node0)
             tap(r.returncode == 0 and taken == (0, need),
-                "nectl run on CPU %d of node 0, pool on node 1: %d MiB, %d pages from node 0 "
-                "and %d from node 1 (exit %d)" % (cpus(0)[0], mem, taken[0], taken[1],
-                                                  r.returncode), r.stderr)
+                "nectl run on node 0's CPUs %s, pool on node 1: %d MiB, %d pages from node 0 "
+                "and %d from node 1 (exit %d)" % (read(NODE % 0 + "/cpulist"), mem, taken[0],
+                                                  taken[1], r.returncode), r.stderr)
     finally:
-        write(POOL, "\n")
-        write(POOL, pool or "\n")
-        for n in (0, 1):
-            write(HP % (n, "nr_hugepages"), counts[n])
+        errors = restore(pool, counts)
+        tap(not errors, "no enclave left; the pool '%s' and the hugepage counts %s put back"
+            % (pool, "/".join(counts)), "\n".join(errors))
     return 1 if failed else 0
 
 

@@ -831,14 +831,14 @@ static void test_pool_node(void)
 		{ "9", "0-3", "4-5", NULL, -1 },	/* a CPU of no node */
 	};
 	char dir[] = "/tmp/nectl-sysfs.XXXXXX", cmd[600];
-	const char *old = getenv("NECTL_SYSFS");
+	char *old = getenv("NECTL_SYSFS") ? strdup(getenv("NECTL_SYSFS")) : NULL;
 	size_t i;
 	int got;
 
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		if (!mkdtemp(dir)) {
 			check(0, "pool node: mkdtemp: %s", strerror(errno));
-			return;
+			break;
 		}
 		if (cases[i].ne_cpus)
 			put_file(dir, "module/ne_kvm/parameters/ne_cpus", cases[i].ne_cpus);
@@ -867,6 +867,7 @@ static void test_pool_node(void)
 		setenv("NECTL_SYSFS", old, 1);
 	else
 		unsetenv("NECTL_SYSFS");
+	free(old);
 }
 
 /* ------------------------------------------------------------ allocator */
