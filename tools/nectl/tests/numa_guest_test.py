@@ -18,21 +18,11 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from guest_test import BUILD, NECTL, POOL, newc_cpio  # noqa: E402
+import guest_test  # noqa: E402
+from guest_test import BUILD, NECTL, POOL, newc_cpio, parse_cpus, tap  # noqa: E402
 
 NODE = "/sys/devices/system/node/node%d"
 HP = NODE + "/hugepages/hugepages-2048kB/%s"
-count = failed = 0
-
-
-def tap(ok, name, detail=""):
-    global count, failed
-    count += 1
-    failed += not ok
-    print("%s %d - %s" % ("ok" if ok else "not ok", count, name))
-    for line in str(detail).splitlines()[:20] if not ok else []:
-        print("#   " + line)
-    sys.stdout.flush()
 
 
 def read(path):
@@ -50,11 +40,7 @@ def free(node):
 
 
 def cpus(node):
-    out = []
-    for part in read(NODE % node + "/cpulist").split(","):
-        lo, _, hi = part.partition("-")
-        out += range(int(lo), int(hi or lo) + 1)
-    return out
+    return parse_cpus(read(NODE % node + "/cpulist"))
 
 
 def eif(tmp):
@@ -143,7 +129,7 @@ def main():
         errors = restore(pool, counts)
         tap(not errors, "no enclave left; the pool '%s' and the hugepage counts %s put back"
             % (pool, "/".join(counts)), "\n".join(errors))
-    return 1 if failed else 0
+    return 1 if guest_test.failed else 0
 
 
 if __name__ == "__main__":
