@@ -1073,6 +1073,48 @@ static int pick_mode(uint64_t r)
 	return r % 8 < 4 ? MODE_VALID : r % 8 < 7 ? MODE_MUTATE : MODE_RANDOM;
 }
 
+/*
+ * Whether a KVM_SET_USER_MEMORY_REGION of @reg must fail, @reg being @m's
+ * memory from byte @off on (or, when userspace_addr is not there, an
+ * address field 3 of op_set_mem made up: 0, a 4 KiB page, a kernel
+ * address, the top of user space, a random one, none of them this
+ * process's hugetlb memory).  The memory's kind is known only where the
+ * range starts inside @m.  A range that starts at or past @m's end lies
+ * in whatever follows: with a guard page there, nothing mapped; without
+ * one, maybe another hugetlb mapping of the fuzzer, rightly donated (a
+ * false finding, seed 1828151582255: 2 MiB past a 2 MiB shmem mapping).
+ */
+static bool set_mem_must_fail(const struct kvm_userspace_memory_region *reg,
+			      const struct memrec *m, uint64_t off, int pk)
+{
+	bool from_m = m->addr && reg->userspace_addr == (uintptr_t)m->addr + off;
+
+	if (reg->flags || !reg->memory_size || reg->memory_size % HPAGE ||
+	    reg->userspace_addr % HPAGE || reg->slot >= sh->nr_memslots ||
+	    (pk != PTR_OK && pk != PTR_MISALIGNED))
+		return true;
+	if (!from_m)
+		return true;
+	if (off < m->size && !m->huge)
+		return true;
+	return m->guarded && off + reg->memory_size > m->size;
+}
+
+/* The lines of /proc/self/maps that meet [@start, @start + @len). */
+static void print_maps(uint64_t start, uint64_t len)
+{
+	FILE *f = fopen("/proc/self/maps", "re");
+	unsigned long long lo, hi;
+	char line[512];
+
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "%llx-%llx", &lo, &hi) == 2 && lo < start + len && start < hi)
+			printf("#   maps: %s", line);
+	fclose(f);
+}
+
 static void op_set_mem(struct worker *w)
 {
 	struct vmrec *v = &w->vm[pick_vm(w, w->r[1])];
@@ -1082,7 +1124,6 @@ static void op_set_mem(struct worker *w)
 	uint64_t off = 0;
 	int pk = PTR_OK;
 	void *arg;
-	bool bad;
 	long rc;
 	int err;
 
@@ -1177,16 +1218,15 @@ static void op_set_mem(struct worker *w)
 	if (rc < 0 || v->fd < 0)
 		return;
 	__atomic_add_fetch(&sh->n_mem, 1, __ATOMIC_RELAXED);
-	bad = reg.flags || !reg.memory_size || reg.memory_size % HPAGE ||
-	      reg.userspace_addr % HPAGE || reg.slot >= sh->nr_memslots ||
-	      !m->addr || !m->huge || (m->guarded && off + reg.memory_size > m->size) ||
-	      (pk != PTR_OK && pk != PTR_MISALIGNED);
-	if (bad && pk != PTR_RO)
+	if (set_mem_must_fail(&reg, m, off, pk) && pk != PTR_RO) {
 		violation(w, "SET_USER_MEMORY_REGION {slot %#x flags %#x size %#llx addr %#llx, "
-			  "%s memory, %s pointer} succeeded", reg.slot, reg.flags,
+			  "%s memory at offset %#llx, %s pointer} succeeded", reg.slot, reg.flags,
 			  (unsigned long long)reg.memory_size,
 			  (unsigned long long)reg.userspace_addr,
-			  m->addr ? mem_kinds[m->kind] : "no", ptr_names[pk]);
+			  m->addr ? mem_kinds[m->kind] : "no", (unsigned long long)off,
+			  ptr_names[pk]);
+		print_maps(reg.userspace_addr, reg.memory_size);
+	}
 	if (pk == PTR_OK || pk == PTR_MISALIGNED) {
 		v->mem += reg.memory_size;
 		v->slots++;
@@ -2773,6 +2813,64 @@ static void tap(bool ok, const char *fmt, ...)
 		nfail++;
 }
 
+/*
+ * The memory model's own check, on the layout of a false finding (seed
+ * 1828151582255): a 2 MiB shmem mapping right below a hugetlb one, so
+ * that it has no guard page.  The driver must refuse the shmem and donate
+ * the hugetlb page 2 MiB past the shmem's start; set_mem_must_fail() must
+ * agree with both.  Single-threaded, before the workers: the layout is
+ * made with MAP_FIXED inside a reservation of its own.
+ */
+static void check_model(void)
+{
+	struct kvm_userspace_memory_region in = { .memory_size = HPAGE }, past = in;
+	struct memrec m = { .size = HPAGE, .len = HPAGE, .kind = 5 };
+	int sys = open(NE_DEV_PATH, O_RDWR | O_CLOEXEC), vm = -1, mfd = -1;
+	long rc_in = 0, rc_past = -1;
+	int err_in = 0, err_past = 0;
+	char *res, *r, *h = MAP_FAILED, *shm = MAP_FAILED;
+
+	res = mmap(NULL, 3 * HPAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	r = (char *)(((uintptr_t)res + HPAGE - 1) & ~(HPAGE - 1));
+	if (res != MAP_FAILED) {
+		h = mmap(r + HPAGE, HPAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS |
+			 MAP_HUGETLB | MAP_HUGE_2MB | MAP_POPULATE | MAP_FIXED, -1, 0);
+		mfd = memfd_create("ne_fuzz_model", MFD_CLOEXEC);
+	}
+	if (h != MAP_FAILED && mfd >= 0 && !ftruncate(mfd, HPAGE))
+		shm = mmap(r, HPAGE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE |
+			   MAP_FIXED, mfd, 0);
+	if (sys >= 0)
+		vm = ioctl(sys, KVM_CREATE_VM, 0);
+	if (shm == MAP_FAILED || vm < 0) {
+		tap(false, "the memory model's check: no layout or VM (%s)", strerror(errno));
+		goto out;
+	}
+	m.addr = shm;
+	mem_guard(&m);
+	in.userspace_addr = (uintptr_t)shm;
+	rc_in = ioctl(vm, KVM_SET_USER_MEMORY_REGION, &in);
+	err_in = errno;
+	past.userspace_addr = (uintptr_t)shm + HPAGE;
+	rc_past = ioctl(vm, KVM_SET_USER_MEMORY_REGION, &past);
+	err_past = errno;
+	tap(!m.guarded && rc_in == -1 && err_in == EINVAL &&
+	    set_mem_must_fail(&in, &m, 0, PTR_OK) && rc_past == 0 &&
+	    !set_mem_must_fail(&past, &m, HPAGE, PTR_OK),
+	    "the memory model: shmem below hugetlb (guard %s) is refused (%s) and must be, "
+	    "2 MiB on is donated (%s) and may be", m.guarded ? "placed" : "refused",
+	    rc_in ? err_name(err_in) : "success", rc_past ? err_name(err_past) : "success");
+out:
+	if (vm >= 0)
+		close(vm);
+	if (sys >= 0)
+		close(sys);
+	if (mfd >= 0)
+		close(mfd);
+	if (res != MAP_FAILED)
+		munmap(res, 3 * HPAGE);
+}
+
 static bool self_test_caught;
 
 /*
@@ -3288,6 +3386,8 @@ int main(int argc, char **argv)
 	       sh->max_vcpu_id, b.huge_free, b.pins, b.kmemleak ? "yes" : "no", b.timeout,
 	       opt_cmd_timeout);
 
+	if (!opt_self_test)
+		check_model();
 	if (opt_self_test && !strcmp(opt_self_test, "pin")) {
 		int ready[2] = { -1, -1 };
 		char c;
