@@ -483,11 +483,12 @@ static int ne_event_query_one(struct ne_pci_dev *ne,
 /*
  * Out-of-band event, or a reset: wake every poller (a lost enclave polls
  * EPOLLHUP), ask the device about every running enclave and mark those that
- * stopped.  Runs in the device's work item; holds the list lock only to
- * walk the list, never across a command, and never takes an enclave's lock.
- * Returns 0, or when it could not ask about every one the first error (no
- * memory, a SLOT_INFO that failed or timed out): the caller runs it again
- * later.
+ * stopped; then settle a stale command and free orphan slots
+ * (ne_pci_tidy()).  Runs in the device's work item; holds the list lock
+ * only to walk the list, never across a command, and never takes an
+ * enclave's lock.  Returns 0, or when it could not finish the first error
+ * (no memory, a SLOT_INFO that failed or timed out, an orphan slot left):
+ * the caller runs it again later.
  */
 int ne_misc_handle_event(struct ne_pci_dev *ne)
 {
@@ -518,8 +519,14 @@ int ne_misc_handle_event(struct ne_pci_dev *ne)
 	kfree(q);
 
 retry_zombies:
-	/* After a reset, the slots of zombies of the old epoch are gone. */
 	down_read(&ne_kvm.dev_sem);
+	/* A stale command or an orphan slot would wait for a user command. */
+	if (ne_kvm.dev == ne) {
+		rc = ne_pci_tidy(ne);
+		if (rc && !again)
+			again = rc;
+	}
+	/* After a reset, the slots of zombies of the old epoch are gone. */
 	mutex_lock(&ne_kvm.list_lock);
 	ne_retry_zombies();
 	mutex_unlock(&ne_kvm.list_lock);
@@ -535,7 +542,6 @@ retry_zombies:
 static void ne_probe_limits(struct ne_pci_dev *ne)
 {
 	struct ne_req_slot_alloc alloc = { };
-	struct ne_req_slot req = { };
 	struct ne_pci_reply reply;
 	unsigned int epoch;
 	int rc;
@@ -548,10 +554,7 @@ static void ne_probe_limits(struct ne_pci_dev *ne)
 			 rc);
 		return;
 	}
-	req.slot_uid = reply.slot_uid;
-	if (ne_pci_cmd(ne, epoch, NE_CMD_SLOT_FREE, &req, sizeof(req), &reply))
-		dev_warn(&ne->pdev->dev, "cannot free the probe's slot %#llx\n",
-			 req.slot_uid);
+	ne_pci_discard_slot(ne, epoch, reply.slot_uid);
 }
 
 /**

@@ -25,6 +25,13 @@
  * device that does not turn off is marked broken: its slots are kept as
  * unknown, so the user API keeps their pages pinned (see ne_vm.c).
  *
+ * A slot that no enclave owns (a late SLOT_ALLOC's, the probe's) is an
+ * orphan until the device confirms it freed: a refused or unanswered
+ * SLOT_FREE leaves it in ne->orphans, and the event work tries again, with
+ * backoff, until it is gone; a stale command, too, is settled by the event
+ * work when no other command comes.  Without that, a slot the device keeps
+ * for nobody would be one less for good.
+ *
  * Each slot belongs to the reset epoch (ne->resets) it was allocated in;
  * ne_pci_cmd() sends a command about a slot only while its epoch is
  * current, checked under the command lock after settling.
@@ -155,20 +162,18 @@ static int ne_pci_enable(struct ne_pci_dev *ne)
 }
 
 /*
- * The late reply never came: turn the device off and on again; under
- * cmd_lock.  The device then forgets its slots, which the user API learns
- * from the epoch (ne->resets); the event work wakes every poller.
+ * Turns the device off and on again; under cmd_lock.  The device then
+ * forgets its slots, which the user API learns from the epoch (ne->resets);
+ * the event work wakes every poller.
  */
 static void ne_pci_reset_channel(struct ne_pci_dev *ne)
 {
-	dev_warn(&ne->pdev->dev,
-		 "command %u never answered: resetting the device, its enclaves are lost\n",
-		 ne->stale_type);
 	ne->stale = false;
 	ne->stale_type = NE_CMD_INVALID;
 	ne->stale_slot = 0;
 	if (ne_pci_disable(ne, true)) {
 		WRITE_ONCE(ne->resets, ne->resets + 1);
+		ne->nr_orphans = 0;
 		if (ne_pci_enable(ne))
 			ne->broken = true;
 	} else {
@@ -241,11 +246,71 @@ static int ne_pci_exchange(struct ne_pci_dev *ne, enum ne_pci_cmd_type type,
 		ne->stale = true;
 		ne->stale_type = type;
 		ne->stale_slot = ne_pci_freed_slot(type, req, req_size);
+		/* Settled there if no other command comes first. */
+		mod_delayed_work(ne->event_wq, &ne->event_work, 0);
 		return -ETIMEDOUT;
 	}
 	ne_pci_take_reply(ne, reply);
 	ne_pci_learn(ne, type, reply);
 	return ne_pci_rc(reply->rc);
+}
+
+/*
+ * Slot @slot_uid, of the current epoch, is nobody's: it is kept until the
+ * device confirms it freed; under cmd_lock.  With no room left, the channel
+ * is reset instead, which frees every slot, the running enclaves' too: the
+ * price of a device that refused NE_PCI_MAX_ORPHANS SLOT_FREEs.
+ */
+static void ne_pci_keep_orphan(struct ne_pci_dev *ne, u64 slot_uid)
+{
+	if (ne->nr_orphans < NE_PCI_MAX_ORPHANS) {
+		ne->orphans[ne->nr_orphans++] = slot_uid;
+		return;
+	}
+	dev_warn(&ne->pdev->dev,
+		 "%u slots that no enclave owns are not freed: resetting the device, its enclaves are lost\n",
+		 ne->nr_orphans + 1);
+	ne_pci_reset_channel(ne);
+}
+
+/* The device confirmed @slot_uid freed: no longer an orphan; cmd_lock. */
+static void ne_pci_forget_orphan(struct ne_pci_dev *ne, u64 slot_uid)
+{
+	unsigned int i;
+
+	for (i = 0; i < ne->nr_orphans; i++) {
+		if (ne->orphans[i] == slot_uid) {
+			ne->orphans[i] = ne->orphans[--ne->nr_orphans];
+			return;
+		}
+	}
+}
+
+/*
+ * Sends SLOT_FREE for each orphan, newest first, until one is not
+ * confirmed; under cmd_lock, with no command in flight.  A refused one is
+ * tried again by the event work; an unanswered one is stale, and forgotten
+ * when its late reply says freed.
+ */
+static void ne_pci_free_orphans(struct ne_pci_dev *ne)
+{
+	struct ne_req_slot req = { };
+	struct ne_pci_reply reply;
+	int rc;
+
+	while (ne->nr_orphans && !ne->stale && !ne->broken) {
+		req.slot_uid = ne->orphans[ne->nr_orphans - 1];
+		rc = ne_pci_exchange(ne, NE_CMD_SLOT_FREE, &req, sizeof(req),
+				     &reply);
+		if (rc) {
+			if (rc != -ETIMEDOUT)
+				dev_warn_ratelimited(&ne->pdev->dev,
+						     "cannot free slot %#llx, which no enclave owns (%d): trying again\n",
+						     req.slot_uid, rc);
+			return;
+		}
+		ne->nr_orphans--;
+	}
 }
 
 /*
@@ -257,7 +322,6 @@ static int ne_pci_exchange(struct ne_pci_dev *ne, enum ne_pci_cmd_type type,
 static int ne_pci_settle(struct ne_pci_dev *ne)
 {
 	struct ne_pci_reply reply;
-	struct ne_req_slot req = { };
 	int rc;
 
 	while (ne->stale && !ne->broken) {
@@ -265,6 +329,9 @@ static int ne_pci_settle(struct ne_pci_dev *ne)
 		if (rc == -EINTR || rc == -ENODEV)
 			return rc;
 		if (rc) {
+			dev_warn(&ne->pdev->dev,
+				 "command %u never answered: resetting the device, its enclaves are lost\n",
+				 ne->stale_type);
 			ne_pci_reset_channel(ne);
 			break;
 		}
@@ -272,24 +339,73 @@ static int ne_pci_settle(struct ne_pci_dev *ne)
 		ne_pci_learn(ne, ne->stale_type, &reply);
 		ne->stale = false;
 		/* Before any other command: the uid cannot be reused yet. */
-		if (ne->stale_slot && !ne_pci_rc(reply.rc))
+		if (ne->stale_slot && !ne_pci_rc(reply.rc)) {
+			ne_pci_forget_orphan(ne, ne->stale_slot);
 			ne_misc_slot_freed(ne, ne->stale_slot);
+		}
 		if (ne->stale_type != NE_CMD_SLOT_ALLOC || reply.rc ||
 		    !reply.slot_uid)
 			continue;
 
-		/* -ETIMEDOUT makes the SLOT_FREE stale: the loop settles it. */
-		req.slot_uid = reply.slot_uid;
-		rc = ne_pci_exchange(ne, NE_CMD_SLOT_FREE, &req, sizeof(req),
-				     &reply);
-		if (rc && rc != -ETIMEDOUT)
-			dev_warn(&ne->pdev->dev,
-				 "cannot free slot %#llx of a timed-out SLOT_ALLOC: %d\n",
-				 req.slot_uid, rc);
+		/* An unanswered SLOT_FREE is stale: the loop settles it. */
+		ne_pci_keep_orphan(ne, reply.slot_uid);
+		ne_pci_free_orphans(ne);
+		if (ne->nr_orphans)
+			mod_delayed_work(ne->event_wq, &ne->event_work, 0);
 	}
 	ne->stale_type = NE_CMD_INVALID;
 	ne->stale_slot = 0;
 	return ne->broken ? -ENODEV : 0;
+}
+
+/**
+ * ne_pci_discard_slot() - give back a slot that no enclave owns
+ * @ne:		the device.
+ * @epoch:	the reset epoch the slot was allocated in.
+ * @slot_uid:	the slot.
+ *
+ * SLOT_FREE at once; a slot the device does not confirm freed is an orphan,
+ * which the event work frees later.  Nothing to do once @epoch is over.
+ *
+ * Context: process context, with the user API's dev_sem held (a late
+ * SLOT_FREE reply may be settled: ne_misc_slot_freed()).
+ */
+void ne_pci_discard_slot(struct ne_pci_dev *ne, unsigned int epoch,
+			 u64 slot_uid)
+{
+	mutex_lock(&ne->cmd_lock);
+	if (ne->resets == epoch && !ne->broken) {
+		ne_pci_keep_orphan(ne, slot_uid);
+		if (!ne_pci_settle(ne))
+			ne_pci_free_orphans(ne);
+		if (ne->nr_orphans)
+			mod_delayed_work(ne->event_wq, &ne->event_work, 0);
+	}
+	mutex_unlock(&ne->cmd_lock);
+}
+
+/**
+ * ne_pci_tidy() - settle a stale command and free the orphan slots
+ * @ne:		the device.
+ *
+ * For the event work, so that neither waits for the next user command.
+ *
+ * Context: the event work, with the user API's dev_sem held.
+ * Return: 0 when nothing is left to do (or the device cannot be used), else
+ * why not (-EAGAIN: an orphan is left): the caller tries again later.
+ */
+int ne_pci_tidy(struct ne_pci_dev *ne)
+{
+	int rc;
+
+	mutex_lock(&ne->cmd_lock);
+	rc = ne_pci_settle(ne);
+	if (!rc)
+		ne_pci_free_orphans(ne);
+	if (!rc && (ne->stale || ne->nr_orphans) && !ne->broken)
+		rc = -EAGAIN;
+	mutex_unlock(&ne->cmd_lock);
+	return rc == -ENODEV ? 0 : rc;
 }
 
 static int __ne_pci_cmd(struct ne_pci_dev *ne, const unsigned int *want,
@@ -386,8 +502,10 @@ bool ne_pci_shutdown(struct ne_pci_dev *ne)
 	mutex_lock(&ne->cmd_lock);
 	ne->stale = false;
 	off = ne_pci_disable(ne, false);
-	if (off)
+	if (off) {
 		WRITE_ONCE(ne->resets, ne->resets + 1);
+		ne->nr_orphans = 0;
+	}
 	ne->broken = true;
 	mutex_unlock(&ne->cmd_lock);
 	return off;
@@ -441,7 +559,7 @@ static void ne_pci_event_work(struct work_struct *work)
 	ne->event_retry_ms = clamp(2 * ne->event_retry_ms,
 				   NE_EVENT_RETRY_MIN_MS, NE_EVENT_RETRY_MAX_MS);
 	dev_warn_ratelimited(&ne->pdev->dev,
-			     "could not ask which enclaves stopped (%d): again in %u ms\n",
+			     "could not ask which enclaves stopped, or free a slot (%d): again in %u ms\n",
 			     rc, ne->event_retry_ms);
 	queue_delayed_work(ne->event_wq, &ne->event_work,
 			   msecs_to_jiffies(ne->event_retry_ms));

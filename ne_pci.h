@@ -98,6 +98,12 @@ struct ne_pci_reply {
 
 static_assert(sizeof(struct ne_pci_reply) == 72);
 
+/*
+ * Slots nobody owns that the driver keeps trying to free; one more, and the
+ * channel is reset instead (the device then frees every slot).
+ */
+#define NE_PCI_MAX_ORPHANS		8
+
 /**
  * struct ne_pci_dev - one probed NE PCI device
  * @pdev:	the PCI device.
@@ -130,6 +136,12 @@ static_assert(sizeof(struct ne_pci_reply) == 72);
  *		could not ask (ne_pci_event_work()).
  * @event_retry_ms: the delay of that retry, 0 after a run that finished;
  *		@event_work's own (an ordered workqueue runs it alone).
+ * @orphans:	slots of the current epoch that no enclave owns (that of a
+ *		late SLOT_ALLOC reply, the probe's) and whose SLOT_FREE was
+ *		refused or unanswered: freed before the next command and by
+ *		the event work, which retries until the device frees them;
+ *		under @cmd_lock.
+ * @nr_orphans:	how many @orphans there are, under @cmd_lock.
  * @max_mem_regions: the device's limit of memory ranges per slot, as the
  *		last successful SLOT_ALLOC reply said (the probe sends one),
  *		0 until one did; written under @cmd_lock, read with
@@ -148,6 +160,8 @@ struct ne_pci_dev {
 	bool broken;
 	bool dying;
 	unsigned int resets;
+	u64 orphans[NE_PCI_MAX_ORPHANS];
+	unsigned int nr_orphans;
 	struct workqueue_struct *event_wq;
 	struct delayed_work event_work;
 	unsigned int event_retry_ms;
@@ -160,6 +174,9 @@ int ne_pci_cmd(struct ne_pci_dev *ne, unsigned int epoch,
 int ne_pci_cmd_new(struct ne_pci_dev *ne, unsigned int *epoch,
 		   enum ne_pci_cmd_type type, const void *req, size_t req_size,
 		   struct ne_pci_reply *reply);
+void ne_pci_discard_slot(struct ne_pci_dev *ne, unsigned int epoch,
+			 u64 slot_uid);
+int ne_pci_tidy(struct ne_pci_dev *ne);
 void ne_pci_kick_events(struct ne_pci_dev *ne);
 bool ne_pci_shutdown(struct ne_pci_dev *ne);
 

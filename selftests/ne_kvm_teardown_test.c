@@ -545,9 +545,9 @@ TEST_F(td, two_timeouts_in_a_row)
 /*
  * The teardown's SLOT_FREE times out, so the enclave becomes a zombie; its
  * late reply then says the slot is freed.  That is the device confirming the
- * slot gone: the next command, which settles the late reply, lets the zombie
- * go (pins, core, debugfs entry) without resetting the device, which a
- * bystander's slot, still held by the device, proves.
+ * slot gone: settling the late reply (the event work does, or the next
+ * command) lets the zombie go (pins, core, debugfs entry) without resetting
+ * the device, which a bystander's slot, still held by the device, proves.
  */
 TEST_F(td, late_slot_free_success_lets_the_zombie_go)
 {
@@ -573,7 +573,7 @@ TEST_F(td, late_slot_free_success_lets_the_zombie_go)
 	EXPECT_EQ(1, zombie_listed(uid));
 	EXPECT_EQ(held, ne_pins_held());
 
-	/* The next command settles the late reply: the slot is gone. */
+	/* The late reply is settled by now, or by this command. */
 	vm2 = ne_create_vm();
 	ASSERT_LE(0, vm2) {
 		TH_LOG("KVM_CREATE_VM: %s", strerror(errno));
@@ -1103,6 +1103,90 @@ TEST_F(td, nr_memslots_learnt_after_a_failed_probe)
 	EXPECT_EQ(want, nr_memslots());
 	close(vm);
 	EXPECT_EQ(want, nr_memslots());
+	ASSERT_NOTHING_HELD(self);
+}
+
+/* Waits up to 10 s for test-control register @off to read @want; its value. */
+static uint32_t tc_reach(volatile uint32_t *tc, unsigned int off, uint32_t want)
+{
+	uint32_t val = ne_tc_read(tc, off);
+	int i;
+
+	for (i = 0; i < 200 && val != want; i++) {
+		usleep(50 * 1000);
+		val = ne_tc_read(tc, off);
+	}
+	return val;
+}
+
+/*
+ * A slot that no enclave owns (the probe's, which only teaches the limit of
+ * memory ranges) must not stay on the device when its SLOT_FREE is refused
+ * or unanswered: the driver keeps it as an orphan and frees it later, with
+ * no user command needed to make it try.  The old driver logged "cannot
+ * free the probe's slot" and left it there for good, a slot short; ne_fuzz
+ * found it (a FAIL armed for SLOT_FREE across a PCI remove).
+ */
+TEST_F_TIMEOUT(td, probe_slot_refused_its_slot_free_is_freed_later, 60)
+{
+	static const uint32_t knobs[] = { NE_TESTCTL_FAIL_ARM, NE_TESTCTL_NOREPLY_ARM };
+	unsigned int i;
+	int vm;
+
+	ASSERT_EQ(0, ne_set_timeout_ms(SHORT_MS));
+	for (i = 0; i < ARRAY_SIZE(knobs); i++) {
+		ne_tc_arm(self->tc, knobs[i], NE_WIRE_SLOT_FREE,
+			  knobs[i] == NE_TESTCTL_FAIL_ARM ? NE_TESTCTL_FAIL_RC : 0,
+			  (uint32_t)-EIO);
+		ASSERT_EQ(0, pci_remove());
+		ASSERT_EQ(0, pci_rescan());
+		ASSERT_EQ(0, remap_testctl(self));
+		/* The probe's SLOT_FREE met the fault. */
+		ASSERT_EQ(0, ne_tc_read(self->tc, knobs[i]));
+		EXPECT_EQ(self->slots,
+			  tc_reach(self->tc, NE_TESTCTL_SLOTS, self->slots)) {
+			TH_LOG("knob %#x: the probe's slot stayed on the device",
+			       knobs[i]);
+		}
+	}
+	vm = ne_create_vm();
+	ASSERT_LE(0, vm);
+	close(vm);
+	ASSERT_NOTHING_HELD(self);
+}
+
+/*
+ * The same for the slot of a SLOT_ALLOC that timed out: its late reply is
+ * settled without waiting for another user command, and when the SLOT_FREE
+ * that gives it back is refused, it is tried again until the device frees
+ * it.  The old driver settled it only at the next command, then left the
+ * refused slot on the device for good.
+ */
+TEST_F_TIMEOUT(td, late_slot_alloc_refused_its_slot_free_is_freed_later, 60)
+{
+	uint32_t frees = ne_tc_cmds(self->tc, NE_WIRE_SLOT_FREE);
+	int sys = ne_open_sys(), vm;
+
+	ASSERT_LE(0, sys);
+	ASSERT_EQ(0, ne_set_timeout_ms(SHORT_MS));
+	ne_tc_arm(self->tc, NE_TESTCTL_DELAY_ARM, NE_WIRE_SLOT_ALLOC,
+		  NE_TESTCTL_DELAY_MS, 3 * SHORT_MS / 2);
+	/* The next SLOT_FREE is the one that gives back the late slot. */
+	ne_tc_arm(self->tc, NE_TESTCTL_FAIL_ARM, NE_WIRE_SLOT_FREE,
+		  NE_TESTCTL_FAIL_RC, (uint32_t)-EIO);
+	ASSERT_IOCTL_ERRNO(ETIMEDOUT, sys, KVM_CREATE_VM, 0);
+
+	/* The late reply comes SHORT_MS / 2 later: refused, then freed. */
+	EXPECT_EQ(frees + 2, tc_reach(self->tc,
+				      NE_TESTCTL_CMD_COUNT(NE_WIRE_SLOT_FREE),
+				      frees + 2));
+	EXPECT_EQ(0, ne_tc_read(self->tc, NE_TESTCTL_FAIL_ARM));
+	EXPECT_EQ(self->slots, tc_reach(self->tc, NE_TESTCTL_SLOTS, self->slots));
+
+	vm = ioctl(sys, KVM_CREATE_VM, 0);
+	ASSERT_LE(0, vm);
+	close(vm);
+	close(sys);
 	ASSERT_NOTHING_HELD(self);
 }
 
