@@ -68,6 +68,8 @@ int hp_pool_read(const char *sysfs_dir, struct hp_pool *pool)
 	DIR *dir;
 
 	memset(pool, 0, sizeof(*pool));
+	pool->node = -1;
+	snprintf(pool->dir, sizeof(pool->dir), "%s", sysfs_dir);
 	dir = opendir(sysfs_dir);
 	if (!dir)
 		return -1;
@@ -94,17 +96,52 @@ int hp_pool_read(const char *sysfs_dir, struct hp_pool *pool)
 	return 0;
 }
 
+int hp_pool_limit_node(struct hp_pool *pool, const char *node_dir, int node)
+{
+	char path[512];
+	uint64_t free_pages, total;
+	unsigned int i;
+	DIR *dir = opendir(node_dir);
+
+	if (!dir)
+		return -1;
+	closedir(dir);
+	/*
+	 * Reservations are counted for the whole system only (a node has no
+	 * resv_hugepages): a size's usable pages are the fewer of the node's
+	 * free ones and the system's free and unreserved ones.
+	 */
+	for (i = 0; i < pool->nr_sizes; i++) {
+		snprintf(path, sizeof(path), "%s/hugepages-%llukB/free_hugepages", node_dir,
+			 (unsigned long long)(pool->page_bytes[i] >> 10));
+		if (read_u64_file(path, &free_pages))
+			free_pages = 0;
+		snprintf(path, sizeof(path), "%s/hugepages-%llukB/nr_hugepages", node_dir,
+			 (unsigned long long)(pool->page_bytes[i] >> 10));
+		if (read_u64_file(path, &total))
+			total = 0;
+		if (free_pages < pool->free_pages[i])
+			pool->free_pages[i] = free_pages;
+		pool->total_pages[i] = total;
+	}
+	pool->node = node;
+	snprintf(pool->dir, sizeof(pool->dir), "%s", node_dir);
+	return 0;
+}
+
 static void describe_missing(const struct hp_pool *pool, uint64_t need, uint64_t have,
 			     char *msg, size_t msglen)
 {
 	uint64_t missing = need - have, smallest;
+	char name[32], node[64] = "";
 	size_t pos = 0;
-	char name[32];
 	unsigned int i;
 	int n;
 
-	n = snprintf(msg, msglen, "need %llu MiB of hugepages, only %llu MiB can be used; free:",
-		     (unsigned long long)(need >> 20), (unsigned long long)(have >> 20));
+	if (pool->node >= 0)
+		snprintf(node, sizeof(node), " on NUMA node %d (the CPU pool's)", pool->node);
+	n = snprintf(msg, msglen, "need %llu MiB of hugepages%s, only %llu MiB can be used; free:",
+		     (unsigned long long)(need >> 20), node, (unsigned long long)(have >> 20));
 	pos = n > 0 ? (size_t)n : 0;
 	for (i = 0; i < pool->nr_sizes && pos < msglen; i++) {
 		hp_size_name(pool->page_bytes[i], name, sizeof(name));
@@ -121,12 +158,12 @@ static void describe_missing(const struct hp_pool *pool, uint64_t need, uint64_t
 	smallest = pool->page_bytes[pool->nr_sizes - 1];
 	hp_size_name(smallest, name, sizeof(name));
 	snprintf(msg + pos, msglen - pos,
-		 "; missing %llu MiB = %llu more %s pages: echo %llu > /sys/kernel/mm/hugepages/hugepages-%llukB/nr_hugepages",
+		 "; missing %llu MiB = %llu more %s pages: echo %llu > %s/hugepages-%llukB/nr_hugepages",
 		 (unsigned long long)(missing >> 20),
 		 (unsigned long long)((missing + smallest - 1) / smallest), name,
 		 (unsigned long long)(pool->total_pages[pool->nr_sizes - 1] +
 				      (missing + smallest - 1) / smallest),
-		 (unsigned long long)(smallest >> 10));
+		 pool->dir, (unsigned long long)(smallest >> 10));
 }
 
 /* After an overshooting page at index big, drop smaller pages no longer needed. */

@@ -13,6 +13,8 @@ struct hp_pool {
 	uint64_t page_bytes[HP_MAX_SIZES];	/* largest first */
 	uint64_t free_pages[HP_MAX_SIZES];	/* free minus reserved */
 	uint64_t total_pages[HP_MAX_SIZES];	/* nr_hugepages */
+	int node;			/* the NUMA node counted, or -1: all */
+	char dir[256];			/* where the counts are (for hints) */
 };
 
 struct hp_plan {
@@ -27,6 +29,14 @@ struct hp_region {
 
 /* Reads the pool from sysfs_dir (normally /sys/kernel/mm/hugepages). */
 int hp_pool_read(const char *sysfs_dir, struct hp_pool *pool);
+
+/*
+ * Limits @pool to the pages free on NUMA node @node, whose counts are in
+ * @node_dir (/sys/devices/system/node/nodeN/hugepages): the driver takes an
+ * enclave's memory from its CPU pool's node only.  Returns -1, @pool
+ * unchanged, when @node_dir cannot be read (a kernel without NUMA).
+ */
+int hp_pool_limit_node(struct hp_pool *pool, const char *node_dir, int node);
 
 /*
  * Chooses pages for need_bytes: largest sizes first but never a page bigger

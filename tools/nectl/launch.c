@@ -297,7 +297,7 @@ static int allocate_memory(struct launch *l)
 	uint64_t need = (l->opt->memory_mib * MIB + NE_MEM_ALIGN - 1) & ~(NE_MEM_ALIGN - 1);
 	struct hp_pool pool;
 	struct hp_plan plan;
-	char msg[768];
+	char msg[768], node_dir[96];
 	int attempt, n, node;
 
 	progress(l, "Start allocating memory...");
@@ -308,6 +308,11 @@ static int allocate_memory(struct launch *l)
 		if (hp_pool_read("/sys/kernel/mm/hugepages", &pool))
 			return fail(l, E_INSUFFICIENT_MEMORY,
 				    "/sys/kernel/mm/hugepages is missing: the kernel has no hugetlb support");
+		/* pages of other nodes would be refused (E29) after all the work */
+		snprintf(node_dir, sizeof(node_dir), "/sys/devices/system/node/node%d/hugepages",
+			 node);
+		if (node >= 0)
+			hp_pool_limit_node(&pool, node_dir, node);
 		if (hp_plan(&pool, need, &plan, msg, sizeof(msg)))
 			return fail(l, E_INSUFFICIENT_MEMORY, "%s", msg);
 		n = hp_map(&pool, &plan, node, l->regions, HP_MAX_REGIONS);

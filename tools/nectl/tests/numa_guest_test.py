@@ -10,7 +10,8 @@ enclave's memory from the pool's node only (NE_ERR_MEM_DIFFERENT_NUMA_NODE):
 nectl must take its hugepages there, not where it runs, as the kernel's
 default policy would (a nectl that did failed here).  On a guest with one
 node, or without a core to pool on node 1, it fails: it would test nothing.
-Puts back the pool and the per-node hugepage counts it found (test 3).
+Then node 1 one page short: E27 before any page is taken.  Puts back the
+pool and the per-node hugepage counts it found (test 4).
 """
 import os
 import subprocess
@@ -99,7 +100,7 @@ def main():
         print("1..1")
         tap(False, "a guest with two NUMA nodes and ne_kvm", "no node 1 or no %s" % POOL)
         return 1
-    print("1..3")
+    print("1..4")
     pool, counts = read(POOL), [read(HP % (n, "nr_hugepages")) for n in (0, 1)]
     try:
         write(POOL, "\n")      # node 1's CPUs online, to find a core
@@ -125,6 +126,17 @@ def main():
                 "nectl run on node 0's CPUs %s, pool on node 1: %d MiB, %d pages from node 0 "
                 "and %d from node 1 (exit %d)" % (read(NODE % 0 + "/cpulist"), mem, taken[0],
                                                   taken[1], r.returncode), r.stderr)
+            # one page short on node 1, plenty on node 0: E27 before any
+            # page is taken (a nectl that planned from every node took
+            # node 0's page and the driver refused it: E29)
+            nr1 = int(read(HP % (1, "nr_hugepages")))
+            write(HP % (1, "nr_hugepages"), str(nr1 - free(1) + need - 1))
+            r, taken = launch(image, mem, node0)
+            tap(r.returncode == 27 and "NUMA node 1" in r.stderr and free(1) == need - 1 and
+                taken == (0, 0),
+                "node 1 one page short (%d free, %d on node 0): E27 naming node 1, no page "
+                "taken (exit %d, %d and %d taken)" % (free(1), free(0), r.returncode, taken[0],
+                                                     taken[1]), r.stderr)
     finally:
         errors = restore(pool, counts)
         tap(not errors, "no enclave left; the pool '%s' and the hugepage counts %s put back"

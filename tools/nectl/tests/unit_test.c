@@ -678,7 +678,8 @@ static void test_config_file(void)
 static struct hp_pool pool_of(uint64_t free_1g, uint64_t free_2m)
 {
 	struct hp_pool p = { .nr_sizes = 2, .page_bytes = { GIB, 2 * MIB },
-			     .free_pages = { free_1g, free_2m }, .total_pages = { free_1g, free_2m } };
+			     .free_pages = { free_1g, free_2m }, .total_pages = { free_1g, free_2m },
+			     .node = -1, .dir = "/sys/kernel/mm/hugepages" };
 	return p;
 }
 
@@ -868,6 +869,71 @@ static void test_pool_node(void)
 	else
 		unsetenv("NECTL_SYSFS");
 	free(old);
+}
+
+/*
+ * The pages nectl plans from, on a made-up sysfs: the system's free and
+ * unreserved ones (hp_pool_read), then those of the pool's node only
+ * (hp_pool_limit_node; a node counts no reservations of its own).
+ */
+static void test_pool_limit_node(void)
+{
+	char dir[] = "/tmp/nectl-hp.XXXXXX", sys[96], node[96], msg[768], cmd[192];
+	struct hp_pool pool;
+	struct hp_plan plan;
+	int r;
+
+	if (!mkdtemp(dir)) {
+		check(0, "hugepages per node: mkdtemp: %s", strerror(errno));
+		return;
+	}
+	snprintf(sys, sizeof(sys), "%s/kernel/mm/hugepages", dir);
+	snprintf(node, sizeof(node), "%s/devices/system/node/node1/hugepages", dir);
+	/* the system: 40 free 2 MiB pages, 4 of them reserved; 2 free 1 GiB */
+	put_file(dir, "kernel/mm/hugepages/hugepages-2048kB/free_hugepages", "40");
+	put_file(dir, "kernel/mm/hugepages/hugepages-2048kB/resv_hugepages", "4");
+	put_file(dir, "kernel/mm/hugepages/hugepages-2048kB/nr_hugepages", "50");
+	put_file(dir, "kernel/mm/hugepages/hugepages-1048576kB/free_hugepages", "2");
+	put_file(dir, "kernel/mm/hugepages/hugepages-1048576kB/nr_hugepages", "2");
+	/* node 1: 30 of the free 2 MiB pages, none of the 1 GiB ones */
+	put_file(dir, "devices/system/node/node1/hugepages/hugepages-2048kB/free_hugepages", "30");
+	put_file(dir, "devices/system/node/node1/hugepages/hugepages-2048kB/nr_hugepages", "31");
+	put_file(dir, "devices/system/node/node1/hugepages/hugepages-1048576kB/free_hugepages",
+		 "0");
+
+	r = hp_pool_read(sys, &pool);
+	check(!r && pool.nr_sizes == 2 && pool.free_pages[0] == 2 && pool.free_pages[1] == 36,
+	      "hugepages: the system's pool is 2 x 1G and 40 - 4 reserved x 2M (got %u sizes, %llu, %llu)",
+	      pool.nr_sizes, (unsigned long long)pool.free_pages[0],
+	      (unsigned long long)pool.free_pages[1]);
+	r = hp_pool_limit_node(&pool, node, 1);
+	check(!r && pool.free_pages[0] == 0 && pool.free_pages[1] == 30 && pool.total_pages[1] == 31,
+	      "hugepages: node 1's share is 0 x 1G and 30 x 2M of 31 (got %llu, %llu of %llu)",
+	      (unsigned long long)pool.free_pages[0], (unsigned long long)pool.free_pages[1],
+	      (unsigned long long)pool.total_pages[1]);
+	r = hp_plan(&pool, 48 * MIB, &plan, msg, sizeof(msg));
+	check(!r && plan.pages[0] == 0 && plan.pages[1] == 24,
+	      "hugepages: 48 MiB on node 1 is 24 x 2M (got %d: %llu x 1G, %llu x 2M)", r,
+	      (unsigned long long)plan.pages[0], (unsigned long long)plan.pages[1]);
+	r = hp_plan(&pool, 1024 * MIB, &plan, msg, sizeof(msg));
+	snprintf(cmd, sizeof(cmd), "echo 513 > %s/hugepages-2048kB/nr_hugepages", node);
+	check(r == -1 && strstr(msg, "on NUMA node 1 (the CPU pool's)") &&
+	      strstr(msg, "missing 964 MiB = 482 more 2 MiB pages") && strstr(msg, cmd),
+	      "hugepages: 1 GiB on node 1 is refused although the system has it free, naming the node's file: %s",
+	      msg);
+	/* a node 1 reservations could eat: the system's unreserved count bounds it */
+	put_file(dir, "kernel/mm/hugepages/hugepages-2048kB/resv_hugepages", "20");
+	hp_pool_read(sys, &pool);
+	hp_pool_limit_node(&pool, node, 1);
+	check(pool.free_pages[1] == 20,
+	      "hugepages: node 1's 30 free pages count as 20 when the system has 20 unreserved (got %llu)",
+	      (unsigned long long)pool.free_pages[1]);
+	snprintf(node, sizeof(node), "%s/devices/system/node/node7/hugepages", dir);
+	check(hp_pool_limit_node(&pool, node, 7) == -1 && pool.node == 1,
+	      "hugepages: a node without a hugepages directory leaves the pool as it was");
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	if (system(cmd))
+		check(0, "hugepages per node: cannot remove %s", dir);
 }
 
 /* ------------------------------------------------------------ allocator */
@@ -1501,6 +1567,7 @@ int main(int argc, char **argv)
 	test_planner();
 	test_prefault();
 	test_pool_node();
+	test_pool_limit_node();
 	test_alloc_config();
 	test_alloc_cores();
 	test_alloc_reserve();
