@@ -418,21 +418,26 @@ static int node_link_of(unsigned int cpu)
 	return node;
 }
 
+/* NUMA node of @cpu, online or offline; -1 if it is not present. */
+static int cpu_node(unsigned int cpu)
+{
+	int node = node_link_of(cpu);
+
+	return node >= 0 ? node : node_of(cpu);
+}
+
 int alloc_pool_node(void)
 {
 	unsigned int ids[ALLOC_MAX_CPUS];
 	char path[512], text[4096];
-	int n, node;
+	int n;
 
 	snprintf(path, sizeof(path), "%s/module/ne_kvm/parameters/ne_cpus", sysfs_root());
 	if (read_text(path, text, sizeof(text)))
 		return -1;
 	n = parse_cpu_list(text, ids, ALLOC_MAX_CPUS);
-	if (n <= 0)
-		return -1;
 	/* the pool's CPUs are offline: their links, not the nodes' lists */
-	node = node_link_of(ids[0]);
-	return node >= 0 ? node : node_of(ids[0]);
+	return n > 0 ? cpu_node(ids[0]) : -1;
 }
 
 static int read_topology(struct alloc_cpu *cpus, unsigned int *nr, char *msg, size_t msglen)
@@ -588,7 +593,8 @@ int cmd_allocate(int argc, char **argv)
 
 	n = parse_cpu_list(pool_text, ids, ALLOC_MAX_CPUS);
 	for (i = 0; i < (unsigned int)n; i++) {
-		int k = node_of(ids[i]);
+		/* offline by hand is fine: the driver takes such a CPU as it is */
+		int k = cpu_node(ids[i]);
 
 		if (k < 0) {
 			code = nectl_error(E_INSUFFICIENT_CPUS, "CPU %u of the pool %s is not present",

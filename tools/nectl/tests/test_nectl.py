@@ -551,20 +551,24 @@ def main():
         tap(r.returncode == 70, "%s --enclave-id of no enclave: E70" % cmd, r.stderr)
 
     # -- nectl allocate against a fake sysfs (NECTL_SYSFS): 8 CPUs, 2 threads
-    # per core (n and n+4), node 0 = 0-1,4-5, node 1 = 2-3,6-7
-    def fake_sysfs(pool="", loaded=True):
+    # per core (n and n+4), node 0 = 0-1,4-5, node 1 = 2-3,6-7; an offline
+    # CPU is in no node's cpulist, and keeps its cpuN/nodeM link
+    def fake_sysfs(pool="", loaded=True, offline=()):
         root = os.path.join(tmp, "sysfs.%d" % count)
         def put(rel, text):
             path = os.path.join(root, rel)
             os.makedirs(os.path.dirname(path), exist_ok=True)
             with open(path, "w") as f:
                 f.write(text + "\n")
-        put("devices/system/cpu/online", "0-7")
+        def cpus(ids):
+            return ",".join(str(c) for c in ids if c not in offline)
+        put("devices/system/cpu/online", cpus(range(8)))
         for c in range(8):
             put("devices/system/cpu/cpu%d/topology/thread_siblings_list" % c,
                 "%d,%d" % (c % 4, c % 4 + 4))
-        put("devices/system/node/node0/cpulist", "0-1,4-5")
-        put("devices/system/node/node1/cpulist", "2-3,6-7")
+            os.makedirs(os.path.join(root, "devices/system/cpu/cpu%d/node%d" % (c, c % 4 // 2)))
+        put("devices/system/node/node0/cpulist", cpus((0, 1, 4, 5)))
+        put("devices/system/node/node1/cpulist", cpus((2, 3, 6, 7)))
         for n in (0, 1):
             for kb, nr in ((1048576, 1), (2048, 0)):
                 put("devices/system/node/node%d/hugepages/hugepages-%dkB/nr_hugepages" % (n, kb), str(nr))
@@ -597,6 +601,12 @@ def main():
         sysfs_read(root, node0 % 1048576) == "1",
         "allocate: cpu_pool on node 1 gets its 2 x 1 GiB there; node 0 untouched",
         r.stdout + r.stderr)
+    root = fake_sysfs(offline=(3, 7))
+    r = allocate("memory_mib: 512\ncpu_pool: 2-3,6-7\n", root)
+    tap(r.returncode == 0 and sysfs_read(root, "module/ne_kvm/parameters/ne_cpus") == "2-3,6-7" and
+        sysfs_read(root, node1 % 2048) == "256",
+        "allocate: cpu_pool 2-3,6-7 with CPUs 3 and 7 offline by hand: node 1 from their links "
+        "(not \"not present\"), 256 x 2 MiB there", r.stdout + r.stderr)
     for text, code, words, what in (
             (None, 19, "cannot read", "no allocator.yaml"),
             ("memory_mib: 512\ncpu_count: 2\ncpu_pool: 1,5\n", 17, "both given", "both cpu_count and cpu_pool"),
