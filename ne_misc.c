@@ -273,8 +273,9 @@ bool ne_enclave_set_zombie(struct ne_enclave *e, int rc)
  * a new slot, so that enclave is among those of @ne's current epoch with
  * this uid; any other one there had its own slot freed before.
  *
- * Context: under @ne's cmd_lock, in the sender of the next command, which
- * holds dev_sem (lock order: dev_sem, cmd_lock, list_lock).
+ * Context: under @ne's cmd_lock, in whoever settles the late reply (the
+ * sender of the next command, the tidy work, the probe), which holds
+ * dev_sem (lock order: dev_sem, cmd_lock, list_lock).
  */
 void ne_misc_slot_freed(struct ne_pci_dev *ne, u64 slot_uid)
 {
@@ -483,12 +484,11 @@ static int ne_event_query_one(struct ne_pci_dev *ne,
 /*
  * Out-of-band event, or a reset: wake every poller (a lost enclave polls
  * EPOLLHUP), ask the device about every running enclave and mark those that
- * stopped; then settle a stale command and free orphan slots
- * (ne_pci_tidy()).  Runs in the device's work item; holds the list lock
- * only to walk the list, never across a command, and never takes an
- * enclave's lock.  Returns 0, or when it could not finish the first error
- * (no memory, a SLOT_INFO that failed or timed out, an orphan slot left):
- * the caller runs it again later.
+ * stopped.  Runs in the device's work item; holds the list lock only to
+ * walk the list, never across a command, and never takes an enclave's lock.
+ * Returns 0, or when it could not ask about every one the first error (no
+ * memory, a SLOT_INFO that failed or timed out): the caller runs it again
+ * later.
  */
 int ne_misc_handle_event(struct ne_pci_dev *ne)
 {
@@ -519,19 +519,31 @@ int ne_misc_handle_event(struct ne_pci_dev *ne)
 	kfree(q);
 
 retry_zombies:
-	down_read(&ne_kvm.dev_sem);
-	/* A stale command or an orphan slot would wait for a user command. */
-	if (ne_kvm.dev == ne) {
-		rc = ne_pci_tidy(ne);
-		if (rc && !again)
-			again = rc;
-	}
 	/* After a reset, the slots of zombies of the old epoch are gone. */
+	down_read(&ne_kvm.dev_sem);
 	mutex_lock(&ne_kvm.list_lock);
 	ne_retry_zombies();
 	mutex_unlock(&ne_kvm.list_lock);
 	up_read(&ne_kvm.dev_sem);
 	return again;
+}
+
+/**
+ * ne_misc_tidy() - settle a stale command and free the slots nobody owns
+ * @ne:		the device.
+ *
+ * Context: the device's tidy work.
+ * Return: as ne_pci_tidy(); 0 once @ne is no longer the user API's device.
+ */
+int ne_misc_tidy(struct ne_pci_dev *ne)
+{
+	int rc = 0;
+
+	down_read(&ne_kvm.dev_sem);
+	if (ne_kvm.dev == ne)
+		rc = ne_pci_tidy(ne);
+	up_read(&ne_kvm.dev_sem);
+	return rc;
 }
 
 /*
@@ -554,7 +566,8 @@ static void ne_probe_limits(struct ne_pci_dev *ne)
 			 rc);
 		return;
 	}
-	ne_pci_discard_slot(ne, epoch, reply.slot_uid);
+	if (reply.slot_uid)
+		ne_pci_discard_slot(ne, epoch, reply.slot_uid);
 }
 
 /**

@@ -26,11 +26,13 @@
  * unknown, so the user API keeps their pages pinned (see ne_vm.c).
  *
  * A slot that no enclave owns (a late SLOT_ALLOC's, the probe's) is an
- * orphan until the device confirms it freed: a refused or unanswered
- * SLOT_FREE leaves it in ne->orphans, and the event work tries again, with
- * backoff, until it is gone; a stale command, too, is settled by the event
- * work when no other command comes.  Without that, a slot the device keeps
- * for nobody would be one less for good.
+ * orphan until the device confirms it freed: a refused SLOT_FREE leaves it
+ * in ne->orphans, and the tidy work tries again (100 ms, doubling to 2 s)
+ * until it is gone; an unanswered one is stale, and its late reply forgets
+ * it.  A stale command is settled by the tidy work, kicked when the command
+ * timed out, unless another command comes first: the channel is then reset
+ * twice the timeout after the command was sent, at the latest.  Without
+ * that, a slot the device keeps for nobody would be one less for good.
  *
  * Each slot belongs to the reset epoch (ne->resets) it was allocated in;
  * ne_pci_cmd() sends a command about a slot only while its epoch is
@@ -40,7 +42,9 @@
  * kernel-internal 512..529) become -EIO.
  *
  * Out-of-band events (vector 1) are handled in a work item that asks the
- * user API to refresh the state of running enclaves (SLOT_INFO).
+ * user API to refresh the state of running enclaves (SLOT_INFO); another
+ * work item on the same ordered workqueue, the tidy work, settles a stale
+ * command and frees orphan slots when no user command comes to.
  */
 
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
@@ -221,6 +225,16 @@ static u64 ne_pci_freed_slot(enum ne_pci_cmd_type type, const void *req,
 }
 
 /*
+ * Queues the tidy work at once, unless the caller is the tidy work: what
+ * its own run leaves (a stale command, an orphan) is retried with backoff.
+ */
+static void ne_pci_kick_tidy(struct ne_pci_dev *ne)
+{
+	if (current_work() != &ne->tidy_work.work)
+		mod_delayed_work(ne->event_wq, &ne->tidy_work, 0);
+}
+
+/*
  * Sends one command and waits for its reply; under cmd_lock, with no
  * command in flight.  -ETIMEDOUT: sent, but no reply read (the command is
  * stale, its effect unknown).
@@ -246,8 +260,8 @@ static int ne_pci_exchange(struct ne_pci_dev *ne, enum ne_pci_cmd_type type,
 		ne->stale = true;
 		ne->stale_type = type;
 		ne->stale_slot = ne_pci_freed_slot(type, req, req_size);
-		/* Settled there if no other command comes first. */
-		mod_delayed_work(ne->event_wq, &ne->event_work, 0);
+		/* by the tidy work, if no other command comes first */
+		ne_pci_kick_tidy(ne);
 		return -ETIMEDOUT;
 	}
 	ne_pci_take_reply(ne, reply);
@@ -256,21 +270,26 @@ static int ne_pci_exchange(struct ne_pci_dev *ne, enum ne_pci_cmd_type type,
 }
 
 /*
- * Slot @slot_uid, of the current epoch, is nobody's: it is kept until the
- * device confirms it freed; under cmd_lock.  With no room left, the channel
- * is reset instead, which frees every slot, the running enclaves' too: the
- * price of a device that refused NE_PCI_MAX_ORPHANS SLOT_FREEs.
+ * The device did not confirm @slot_uid, which no enclave owns, freed
+ * (@rc): it is kept, and the tidy work tries again; under cmd_lock.  With
+ * no room left it is only named: the device keeps it until it is turned
+ * off, which the driver does not do for that alone (the running enclaves
+ * would be lost with it).
  */
-static void ne_pci_keep_orphan(struct ne_pci_dev *ne, u64 slot_uid)
+static void ne_pci_keep_orphan(struct ne_pci_dev *ne, u64 slot_uid, int rc)
 {
-	if (ne->nr_orphans < NE_PCI_MAX_ORPHANS) {
-		ne->orphans[ne->nr_orphans++] = slot_uid;
+	if (ne->nr_orphans == NE_PCI_MAX_ORPHANS) {
+		dev_err_ratelimited(&ne->pdev->dev,
+				    "slot %#llx, which no enclave owns, is not freed (%d): the device keeps it until it is turned off\n",
+				    slot_uid, rc);
 		return;
 	}
-	dev_warn(&ne->pdev->dev,
-		 "%u slots that no enclave owns are not freed: resetting the device, its enclaves are lost\n",
-		 ne->nr_orphans + 1);
-	ne_pci_reset_channel(ne);
+	if (rc != -ETIMEDOUT)
+		dev_warn_ratelimited(&ne->pdev->dev,
+				     "cannot free slot %#llx, which no enclave owns (%d): trying again\n",
+				     slot_uid, rc);
+	ne->orphans[ne->nr_orphans++] = slot_uid;
+	ne_pci_kick_tidy(ne);
 }
 
 /* The device confirmed @slot_uid freed: no longer an orphan; cmd_lock. */
@@ -287,29 +306,45 @@ static void ne_pci_forget_orphan(struct ne_pci_dev *ne, u64 slot_uid)
 }
 
 /*
- * Sends SLOT_FREE for each orphan, newest first, until one is not
- * confirmed; under cmd_lock, with no command in flight.  A refused one is
- * tried again by the event work; an unanswered one is stale, and forgotten
- * when its late reply says freed.
+ * A SLOT_FREE of an orphan answered -ENOENT: the device holds no such slot.
+ * (An enclave's slot is not taken as gone so: the device may still map its
+ * memory.  An orphan was never given any.)
  */
-static void ne_pci_free_orphans(struct ne_pci_dev *ne)
+static bool ne_pci_orphan_gone(int rc)
 {
-	struct ne_req_slot req = { };
+	return !rc || rc == -ENOENT;
+}
+
+/*
+ * Gives back @slot_uid, which no enclave owns; under cmd_lock, with no
+ * command in flight.  Kept as an orphan unless the device confirms it gone;
+ * an unanswered SLOT_FREE is stale, and its late reply forgets it.
+ */
+static void ne_pci_free_unowned(struct ne_pci_dev *ne, u64 slot_uid)
+{
+	struct ne_req_slot req = { .slot_uid = slot_uid };
 	struct ne_pci_reply reply;
 	int rc;
 
-	while (ne->nr_orphans && !ne->stale && !ne->broken) {
-		req.slot_uid = ne->orphans[ne->nr_orphans - 1];
-		rc = ne_pci_exchange(ne, NE_CMD_SLOT_FREE, &req, sizeof(req),
-				     &reply);
-		if (rc) {
-			if (rc != -ETIMEDOUT)
-				dev_warn_ratelimited(&ne->pdev->dev,
-						     "cannot free slot %#llx, which no enclave owns (%d): trying again\n",
-						     req.slot_uid, rc);
-			return;
-		}
-		ne->nr_orphans--;
+	rc = ne_pci_exchange(ne, NE_CMD_SLOT_FREE, &req, sizeof(req), &reply);
+	if (!ne_pci_orphan_gone(rc))
+		ne_pci_keep_orphan(ne, slot_uid, rc);
+}
+
+/*
+ * One SLOT_FREE for each orphan, while the channel allows; under cmd_lock,
+ * with no command in flight.
+ */
+static void ne_pci_free_orphans(struct ne_pci_dev *ne)
+{
+	unsigned int n = ne->nr_orphans;
+	u64 slot_uid;
+
+	while (n-- && ne->nr_orphans && !ne->stale && !ne->broken &&
+	       !READ_ONCE(ne->dying)) {
+		slot_uid = ne->orphans[0];
+		ne->orphans[0] = ne->orphans[--ne->nr_orphans];
+		ne_pci_free_unowned(ne, slot_uid);
 	}
 }
 
@@ -339,19 +374,15 @@ static int ne_pci_settle(struct ne_pci_dev *ne)
 		ne_pci_learn(ne, ne->stale_type, &reply);
 		ne->stale = false;
 		/* Before any other command: the uid cannot be reused yet. */
-		if (ne->stale_slot && !ne_pci_rc(reply.rc)) {
+		rc = ne_pci_rc(reply.rc);
+		if (ne->stale_slot && ne_pci_orphan_gone(rc))
 			ne_pci_forget_orphan(ne, ne->stale_slot);
+		if (ne->stale_slot && !rc)
 			ne_misc_slot_freed(ne, ne->stale_slot);
-		}
-		if (ne->stale_type != NE_CMD_SLOT_ALLOC || reply.rc ||
-		    !reply.slot_uid)
-			continue;
-
 		/* An unanswered SLOT_FREE is stale: the loop settles it. */
-		ne_pci_keep_orphan(ne, reply.slot_uid);
-		ne_pci_free_orphans(ne);
-		if (ne->nr_orphans)
-			mod_delayed_work(ne->event_wq, &ne->event_work, 0);
+		if (ne->stale_type == NE_CMD_SLOT_ALLOC && !reply.rc &&
+		    reply.slot_uid)
+			ne_pci_free_unowned(ne, reply.slot_uid);
 	}
 	ne->stale_type = NE_CMD_INVALID;
 	ne->stale_slot = 0;
@@ -365,7 +396,7 @@ static int ne_pci_settle(struct ne_pci_dev *ne)
  * @slot_uid:	the slot.
  *
  * SLOT_FREE at once; a slot the device does not confirm freed is an orphan,
- * which the event work frees later.  Nothing to do once @epoch is over.
+ * which the tidy work frees later.  Nothing to do once @epoch is over.
  *
  * Context: process context, with the user API's dev_sem held (a late
  * SLOT_FREE reply may be settled: ne_misc_slot_freed()).
@@ -373,13 +404,15 @@ static int ne_pci_settle(struct ne_pci_dev *ne)
 void ne_pci_discard_slot(struct ne_pci_dev *ne, unsigned int epoch,
 			 u64 slot_uid)
 {
+	int rc;
+
 	mutex_lock(&ne->cmd_lock);
+	rc = ne_pci_settle(ne);
 	if (ne->resets == epoch && !ne->broken) {
-		ne_pci_keep_orphan(ne, slot_uid);
-		if (!ne_pci_settle(ne))
-			ne_pci_free_orphans(ne);
-		if (ne->nr_orphans)
-			mod_delayed_work(ne->event_wq, &ne->event_work, 0);
+		if (rc)
+			ne_pci_keep_orphan(ne, slot_uid, rc);
+		else
+			ne_pci_free_unowned(ne, slot_uid);
 	}
 	mutex_unlock(&ne->cmd_lock);
 }
@@ -388,11 +421,12 @@ void ne_pci_discard_slot(struct ne_pci_dev *ne, unsigned int epoch,
  * ne_pci_tidy() - settle a stale command and free the orphan slots
  * @ne:		the device.
  *
- * For the event work, so that neither waits for the next user command.
+ * For the tidy work, so that neither waits for the next user command.
  *
- * Context: the event work, with the user API's dev_sem held.
- * Return: 0 when nothing is left to do (or the device cannot be used), else
- * why not (-EAGAIN: an orphan is left): the caller tries again later.
+ * Context: the tidy work, with the user API's dev_sem held.
+ * Return: 0 when nothing is left to do (or the device cannot be used or is
+ * going), else why not (-EAGAIN: a command is still stale, or an orphan
+ * left): the caller tries again later.
  */
 int ne_pci_tidy(struct ne_pci_dev *ne)
 {
@@ -402,7 +436,8 @@ int ne_pci_tidy(struct ne_pci_dev *ne)
 	rc = ne_pci_settle(ne);
 	if (!rc)
 		ne_pci_free_orphans(ne);
-	if (!rc && (ne->stale || ne->nr_orphans) && !ne->broken)
+	if (!rc && (ne->stale || ne->nr_orphans) && !ne->broken &&
+	    !READ_ONCE(ne->dying))
 		rc = -EAGAIN;
 	mutex_unlock(&ne->cmd_lock);
 	return rc == -ENODEV ? 0 : rc;
@@ -447,8 +482,10 @@ static int __ne_pci_cmd(struct ne_pci_dev *ne, const unsigned int *want,
  * @req_size:	the payload's size, at most NE_DATA_SIZE.
  * @reply:	where the reply goes.
  *
- * Context: process context; sleeps until the reply or the timeout (twice the
- * timeout when a previous command's reply is still due).  Killable.
+ * Context: process context; sleeps until the reply or the timeout, after
+ * settling a previous command whose reply is still due: up to the timeout
+ * for that reply, and twice more when it is a SLOT_ALLOC's and the SLOT_FREE
+ * that gives back its slot goes unanswered too.  Killable.
  * Return: 0; the device's rc as a negative errno; -ETIMEDOUT when the
  * command was sent but its reply not read (no reply in time, fatal signal,
  * PCI remove): its effect is unknown; -EINTR when a fatal signal came before
@@ -536,9 +573,28 @@ static irqreturn_t ne_pci_event_irq(int irq, void *data)
 	return IRQ_HANDLED;
 }
 
-/* The event work's retries: after 100 ms, doubling up to 2 s. */
-#define NE_EVENT_RETRY_MIN_MS	100
-#define NE_EVENT_RETRY_MAX_MS	2000
+/* The event and tidy works' retries: after 100 ms, doubling up to 2 s. */
+#define NE_WORK_RETRY_MIN_MS	100
+#define NE_WORK_RETRY_MAX_MS	2000
+
+/*
+ * After a run of @dwork that could not finish: again later, each time
+ * twice as late (*@retry_ms, the work's own).  Returns the delay, 0 when
+ * the run finished.
+ */
+static unsigned int ne_pci_retry(struct ne_pci_dev *ne,
+				 struct delayed_work *dwork,
+				 unsigned int *retry_ms, int rc)
+{
+	if (!rc) {
+		*retry_ms = 0;
+		return 0;
+	}
+	*retry_ms = clamp(2 * *retry_ms, NE_WORK_RETRY_MIN_MS,
+			  NE_WORK_RETRY_MAX_MS);
+	queue_delayed_work(ne->event_wq, dwork, msecs_to_jiffies(*retry_ms));
+	return *retry_ms;
+}
 
 /*
  * An event the work could not finish (a SLOT_INFO failed or timed out)
@@ -552,17 +608,23 @@ static void ne_pci_event_work(struct work_struct *work)
 					     struct ne_pci_dev, event_work);
 	int rc = ne_misc_handle_event(ne);
 
-	if (!rc) {
-		ne->event_retry_ms = 0;
-		return;
-	}
-	ne->event_retry_ms = clamp(2 * ne->event_retry_ms,
-				   NE_EVENT_RETRY_MIN_MS, NE_EVENT_RETRY_MAX_MS);
-	dev_warn_ratelimited(&ne->pdev->dev,
-			     "could not ask which enclaves stopped, or free a slot (%d): again in %u ms\n",
-			     rc, ne->event_retry_ms);
-	queue_delayed_work(ne->event_wq, &ne->event_work,
-			   msecs_to_jiffies(ne->event_retry_ms));
+	if (ne_pci_retry(ne, &ne->event_work, &ne->event_retry_ms, rc))
+		dev_warn_ratelimited(&ne->pdev->dev,
+				     "could not ask which enclaves stopped (%d): again in %u ms\n",
+				     rc, ne->event_retry_ms);
+}
+
+/*
+ * Settles a stale command and frees the orphan slots when no user command
+ * comes to do it (ne_pci_tidy()); again later while something is left.
+ */
+static void ne_pci_tidy_work(struct work_struct *work)
+{
+	struct ne_pci_dev *ne = container_of(to_delayed_work(work),
+					     struct ne_pci_dev, tidy_work);
+
+	ne_pci_retry(ne, &ne->tidy_work, &ne->tidy_retry_ms,
+		     ne_misc_tidy(ne));
 }
 
 static int ne_pci_setup_irqs(struct ne_pci_dev *ne)
@@ -591,6 +653,7 @@ static int ne_pci_setup_irqs(struct ne_pci_dev *ne)
 		goto err_reply_irq;
 	}
 	INIT_DELAYED_WORK(&ne->event_work, ne_pci_event_work);
+	INIT_DELAYED_WORK(&ne->tidy_work, ne_pci_tidy_work);
 
 	rc = request_irq(pci_irq_vector(pdev, NE_VEC_EVENT), ne_pci_event_irq,
 			 0, "enclave_evt", ne);
@@ -611,6 +674,7 @@ static void ne_pci_teardown_irqs(struct ne_pci_dev *ne)
 {
 	free_irq(pci_irq_vector(ne->pdev, NE_VEC_EVENT), ne);
 	cancel_delayed_work_sync(&ne->event_work);
+	cancel_delayed_work_sync(&ne->tidy_work);
 	destroy_workqueue(ne->event_wq);
 	free_irq(pci_irq_vector(ne->pdev, NE_VEC_REPLY), ne);
 	pci_free_irq_vectors(ne->pdev);

@@ -98,10 +98,7 @@ struct ne_pci_reply {
 
 static_assert(sizeof(struct ne_pci_reply) == 72);
 
-/*
- * Slots nobody owns that the driver keeps trying to free; one more, and the
- * channel is reset instead (the device then frees every slot).
- */
+/* Slots nobody owns that the driver keeps trying to free, at most. */
 #define NE_PCI_MAX_ORPHANS		8
 
 /**
@@ -130,17 +127,21 @@ static_assert(sizeof(struct ne_pci_reply) == 72);
  *		frees every slot.  A slot belongs to the epoch it was allocated
  *		in: once the epoch moved, the device no longer holds it.  Read
  *		locklessly with READ_ONCE.
- * @event_wq:	runs @event_work, which handles out-of-band events.
+ * @event_wq:	runs @event_work, which handles out-of-band events, and
+ *		@tidy_work, one at a time (ordered).
  * @event_work:	asks the device about running enclaves after vector 1, and
  *		wakes every poller after a reset; runs again later when it
  *		could not ask (ne_pci_event_work()).
  * @event_retry_ms: the delay of that retry, 0 after a run that finished;
  *		@event_work's own (an ordered workqueue runs it alone).
+ * @tidy_work:	settles a stale command and frees @orphans when no user
+ *		command comes to (ne_pci_tidy()); queued when a command times
+ *		out or an orphan is kept, and again while one is left.
+ * @tidy_retry_ms: the delay of that retry, @tidy_work's own.
  * @orphans:	slots of the current epoch that no enclave owns (that of a
- *		late SLOT_ALLOC reply, the probe's) and whose SLOT_FREE was
- *		refused or unanswered: freed before the next command and by
- *		the event work, which retries until the device frees them;
- *		under @cmd_lock.
+ *		late SLOT_ALLOC reply, the probe's) and that the device did not
+ *		confirm freed: @tidy_work sends SLOT_FREE again until it does;
+ *		cleared when the device turns off; under @cmd_lock.
  * @nr_orphans:	how many @orphans there are, under @cmd_lock.
  * @max_mem_regions: the device's limit of memory ranges per slot, as the
  *		last successful SLOT_ALLOC reply said (the probe sends one),
@@ -165,6 +166,8 @@ struct ne_pci_dev {
 	struct workqueue_struct *event_wq;
 	struct delayed_work event_work;
 	unsigned int event_retry_ms;
+	struct delayed_work tidy_work;
+	unsigned int tidy_retry_ms;
 	u64 max_mem_regions;
 };
 
@@ -186,6 +189,7 @@ void ne_misc_device_off(struct ne_pci_dev *ne);
 int ne_misc_register(struct ne_pci_dev *ne);
 void ne_misc_unregister(struct ne_pci_dev *ne);
 int ne_misc_handle_event(struct ne_pci_dev *ne);
+int ne_misc_tidy(struct ne_pci_dev *ne);
 void ne_misc_slot_freed(struct ne_pci_dev *ne, u64 slot_uid);
 void ne_misc_exit(void);
 

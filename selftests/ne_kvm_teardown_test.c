@@ -1106,13 +1106,17 @@ TEST_F(td, nr_memslots_learnt_after_a_failed_probe)
 	ASSERT_NOTHING_HELD(self);
 }
 
-/* Waits up to 10 s for test-control register @off to read @want; its value. */
-static uint32_t tc_reach(volatile uint32_t *tc, unsigned int off, uint32_t want)
+/*
+ * Waits up to 10 s for test-control register @off to read @want (a count:
+ * at least @want); returns what it reads then.
+ */
+static uint32_t tc_reach(volatile uint32_t *tc, unsigned int off, uint32_t want,
+			 bool count)
 {
 	uint32_t val = ne_tc_read(tc, off);
 	int i;
 
-	for (i = 0; i < 200 && val != want; i++) {
+	for (i = 0; i < 200 && (count ? val < want : val != want); i++) {
 		usleep(50 * 1000);
 		val = ne_tc_read(tc, off);
 	}
@@ -1122,32 +1126,39 @@ static uint32_t tc_reach(volatile uint32_t *tc, unsigned int off, uint32_t want)
 /*
  * A slot that no enclave owns (the probe's, which only teaches the limit of
  * memory ranges) must not stay on the device when its SLOT_FREE is refused
- * or unanswered: the driver keeps it as an orphan and frees it later, with
- * no user command needed to make it try.  The old driver logged "cannot
- * free the probe's slot" and left it there for good, a slot short; ne_fuzz
- * found it (a FAIL armed for SLOT_FREE across a PCI remove).
+ * or unanswered, with no user command needed: refused (FAIL), the driver
+ * keeps it as an orphan and sends SLOT_FREE again; unanswered (NOREPLY),
+ * the command is settled, and with no late reply the channel reset frees
+ * it.  The old driver logged "cannot free the probe's slot" and left it
+ * there for good, a slot short; ne_fuzz found it (a FAIL armed for
+ * SLOT_FREE across a PCI remove).
  */
 TEST_F_TIMEOUT(td, probe_slot_refused_its_slot_free_is_freed_later, 60)
 {
 	static const uint32_t knobs[] = { NE_TESTCTL_FAIL_ARM, NE_TESTCTL_NOREPLY_ARM };
+	static const uint32_t sent[] = { 2, 1 };	/* SLOT_FREEs */
+	uint32_t frees;
 	unsigned int i;
 	int vm;
 
 	ASSERT_EQ(0, ne_set_timeout_ms(SHORT_MS));
 	for (i = 0; i < ARRAY_SIZE(knobs); i++) {
+		/* Armed once removed: only the probe's SLOT_FREE can meet it. */
+		ASSERT_EQ(0, pci_remove());
+		ASSERT_TRUE(tc_alive(self->tc));
+		frees = ne_tc_cmds(self->tc, NE_WIRE_SLOT_FREE);
 		ne_tc_arm(self->tc, knobs[i], NE_WIRE_SLOT_FREE,
 			  knobs[i] == NE_TESTCTL_FAIL_ARM ? NE_TESTCTL_FAIL_RC : 0,
 			  (uint32_t)-EIO);
-		ASSERT_EQ(0, pci_remove());
 		ASSERT_EQ(0, pci_rescan());
 		ASSERT_EQ(0, remap_testctl(self));
-		/* The probe's SLOT_FREE met the fault. */
 		ASSERT_EQ(0, ne_tc_read(self->tc, knobs[i]));
 		EXPECT_EQ(self->slots,
-			  tc_reach(self->tc, NE_TESTCTL_SLOTS, self->slots)) {
+			  tc_reach(self->tc, NE_TESTCTL_SLOTS, self->slots, false)) {
 			TH_LOG("knob %#x: the probe's slot stayed on the device",
 			       knobs[i]);
 		}
+		EXPECT_EQ(frees + sent[i], ne_tc_cmds(self->tc, NE_WIRE_SLOT_FREE));
 	}
 	vm = ne_create_vm();
 	ASSERT_LE(0, vm);
@@ -1177,11 +1188,12 @@ TEST_F_TIMEOUT(td, late_slot_alloc_refused_its_slot_free_is_freed_later, 60)
 	ASSERT_IOCTL_ERRNO(ETIMEDOUT, sys, KVM_CREATE_VM, 0);
 
 	/* The late reply comes SHORT_MS / 2 later: refused, then freed. */
-	EXPECT_EQ(frees + 2, tc_reach(self->tc,
-				      NE_TESTCTL_CMD_COUNT(NE_WIRE_SLOT_FREE),
-				      frees + 2));
+	tc_reach(self->tc, NE_TESTCTL_CMD_COUNT(NE_WIRE_SLOT_FREE), frees + 2,
+		 true);
+	EXPECT_EQ(frees + 2, ne_tc_cmds(self->tc, NE_WIRE_SLOT_FREE));
 	EXPECT_EQ(0, ne_tc_read(self->tc, NE_TESTCTL_FAIL_ARM));
-	EXPECT_EQ(self->slots, tc_reach(self->tc, NE_TESTCTL_SLOTS, self->slots));
+	EXPECT_EQ(self->slots,
+		  tc_reach(self->tc, NE_TESTCTL_SLOTS, self->slots, false));
 
 	vm = ioctl(sys, KVM_CREATE_VM, 0);
 	ASSERT_LE(0, vm);
