@@ -274,8 +274,9 @@ bool ne_enclave_set_zombie(struct ne_enclave *e, int rc)
  * this uid; any other one there had its own slot freed before.
  *
  * Context: under @ne's cmd_lock, in whoever settles the late reply (the
- * sender of the next command, the tidy work, the probe), which holds
- * dev_sem (lock order: dev_sem, cmd_lock, list_lock).
+ * sender of the next command, the event work's SLOT_INFO, the tidy work,
+ * the probe), which holds dev_sem (lock order: dev_sem, cmd_lock,
+ * list_lock).
  */
 void ne_misc_slot_freed(struct ne_pci_dev *ne, u64 slot_uid)
 {

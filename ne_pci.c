@@ -26,13 +26,14 @@
  * unknown, so the user API keeps their pages pinned (see ne_vm.c).
  *
  * A slot that no enclave owns (a late SLOT_ALLOC's, the probe's) is an
- * orphan until the device confirms it freed: a refused SLOT_FREE leaves it
- * in ne->orphans, and the tidy work tries again (100 ms, doubling to 2 s)
- * until it is gone; an unanswered one is stale, and its late reply forgets
- * it.  A stale command is settled by the tidy work, kicked when the command
- * timed out, unless another command comes first: the channel is then reset
- * twice the timeout after the command was sent, at the latest.  Without
- * that, a slot the device keeps for nobody would be one less for good.
+ * orphan, kept in ne->orphans, until the device confirms it gone: a
+ * refused or unanswered SLOT_FREE leaves it there, and the tidy work sends
+ * SLOT_FREE again (100 ms, doubling to 2 s) until the device frees it, or
+ * a late reply does.  A stale command is settled by the tidy work, kicked
+ * when the command timed out, unless another command comes first: the
+ * channel is then reset about twice the timeout after the command was
+ * sent.  Without that, a slot the device keeps for nobody would be one
+ * less for good.
  *
  * Each slot belongs to the reset epoch (ne->resets) it was allocated in;
  * ne_pci_cmd() sends a command about a slot only while its epoch is
@@ -44,7 +45,7 @@
  * Out-of-band events (vector 1) are handled in a work item that asks the
  * user API to refresh the state of running enclaves (SLOT_INFO); another
  * work item on the same ordered workqueue, the tidy work, settles a stale
- * command and frees orphan slots when no user command comes to.
+ * command and frees orphan slots when no user command comes to do so.
  */
 
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
@@ -270,23 +271,23 @@ static int ne_pci_exchange(struct ne_pci_dev *ne, enum ne_pci_cmd_type type,
 }
 
 /*
- * The device did not confirm @slot_uid, which no enclave owns, freed
- * (@rc): it is kept, and the tidy work tries again; under cmd_lock.  With
- * no room left it is only named: the device keeps it until it is turned
- * off, which the driver does not do for that alone (the running enclaves
- * would be lost with it).
+ * The device did not confirm @slot_uid, which no enclave owns, gone (@rc):
+ * it becomes an orphan, and the tidy work tries again; under cmd_lock.
+ * With no room left it is only named: the device may keep it until it is
+ * turned off, which the driver does not do for that alone (the running
+ * enclaves would be lost with it).
  */
 static void ne_pci_keep_orphan(struct ne_pci_dev *ne, u64 slot_uid, int rc)
 {
 	if (ne->nr_orphans == NE_PCI_MAX_ORPHANS) {
 		dev_err_ratelimited(&ne->pdev->dev,
-				    "slot %#llx, which no enclave owns, is not freed (%d): the device keeps it until it is turned off\n",
+				    "slot %#llx, which no enclave owns, is not freed (%d) and not tracked: the device may keep it until it is turned off\n",
 				    slot_uid, rc);
 		return;
 	}
-	if (rc != -ETIMEDOUT)
+	if (rc != -ETIMEDOUT && rc != -ENODEV)
 		dev_warn_ratelimited(&ne->pdev->dev,
-				     "cannot free slot %#llx, which no enclave owns (%d): trying again\n",
+				     "cannot free slot %#llx, which no enclave owns (%d): trying again until the device does\n",
 				     slot_uid, rc);
 	ne->orphans[ne->nr_orphans++] = slot_uid;
 	ne_pci_kick_tidy(ne);
@@ -316,36 +317,48 @@ static bool ne_pci_orphan_gone(int rc)
 }
 
 /*
- * Gives back @slot_uid, which no enclave owns; under cmd_lock, with no
- * command in flight.  Kept as an orphan unless the device confirms it gone;
- * an unanswered SLOT_FREE is stale, and its late reply forgets it.
+ * Sends SLOT_FREE for @slot_uid, which no enclave owns; under cmd_lock, with
+ * no command in flight (none once PCI remove began).  Returns 0 when the
+ * device confirmed it gone, else why not; an unanswered SLOT_FREE is stale,
+ * and a late reply that says freed forgets the orphan.
  */
-static void ne_pci_free_unowned(struct ne_pci_dev *ne, u64 slot_uid)
+static int ne_pci_slot_free_unowned(struct ne_pci_dev *ne, u64 slot_uid)
 {
 	struct ne_req_slot req = { .slot_uid = slot_uid };
 	struct ne_pci_reply reply;
 	int rc;
 
+	if (READ_ONCE(ne->dying))
+		return -ENODEV;
 	rc = ne_pci_exchange(ne, NE_CMD_SLOT_FREE, &req, sizeof(req), &reply);
-	if (!ne_pci_orphan_gone(rc))
+	return ne_pci_orphan_gone(rc) ? 0 : rc;
+}
+
+/* Gives back @slot_uid, which no enclave owns, or keeps it as an orphan. */
+static void ne_pci_free_unowned(struct ne_pci_dev *ne, u64 slot_uid)
+{
+	int rc = ne_pci_slot_free_unowned(ne, slot_uid);
+
+	if (rc)
 		ne_pci_keep_orphan(ne, slot_uid, rc);
 }
 
 /*
- * One SLOT_FREE for each orphan, while the channel allows; under cmd_lock,
- * with no command in flight.
+ * One SLOT_FREE for each orphan, in order, while the channel allows (a
+ * timeout makes it stale); under cmd_lock, with no command in flight.  Those
+ * not confirmed gone, or not tried, stay orphans, quietly.
  */
 static void ne_pci_free_orphans(struct ne_pci_dev *ne)
 {
-	unsigned int n = ne->nr_orphans;
-	u64 slot_uid;
+	u64 todo[NE_PCI_MAX_ORPHANS];
+	unsigned int n = ne->nr_orphans, i;
 
-	while (n-- && ne->nr_orphans && !ne->stale && !ne->broken &&
-	       !READ_ONCE(ne->dying)) {
-		slot_uid = ne->orphans[0];
-		ne->orphans[0] = ne->orphans[--ne->nr_orphans];
-		ne_pci_free_unowned(ne, slot_uid);
-	}
+	memcpy(todo, ne->orphans, n * sizeof(*todo));
+	ne->nr_orphans = 0;
+	for (i = 0; i < n; i++)
+		if (ne->stale || ne->broken ||
+		    ne_pci_slot_free_unowned(ne, todo[i]))
+			ne->orphans[ne->nr_orphans++] = todo[i];
 }
 
 /*
@@ -673,6 +686,11 @@ err_vectors:
 static void ne_pci_teardown_irqs(struct ne_pci_dev *ne)
 {
 	free_irq(pci_irq_vector(ne->pdev, NE_VEC_EVENT), ne);
+	/*
+	 * Neither work queues the other once the user API let go of the
+	 * device (ne_misc_unregister(), or the probe's failed registration):
+	 * both only act on ne_kvm's current device, under its dev_sem.
+	 */
 	cancel_delayed_work_sync(&ne->event_work);
 	cancel_delayed_work_sync(&ne->tidy_work);
 	destroy_workqueue(ne->event_wq);

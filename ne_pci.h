@@ -135,7 +135,7 @@ static_assert(sizeof(struct ne_pci_reply) == 72);
  * @event_retry_ms: the delay of that retry, 0 after a run that finished;
  *		@event_work's own (an ordered workqueue runs it alone).
  * @tidy_work:	settles a stale command and frees @orphans when no user
- *		command comes to (ne_pci_tidy()); queued when a command times
+ *		command comes to do so (ne_pci_tidy()); queued when a command times
  *		out or an orphan is kept, and again while one is left.
  * @tidy_retry_ms: the delay of that retry, @tidy_work's own.
  * @orphans:	slots of the current epoch that no enclave owns (that of a
