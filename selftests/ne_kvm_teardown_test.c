@@ -6,10 +6,11 @@
  * confirmed that the enclave's slot is gone; otherwise the enclave is a
  * zombie (debugfs ne_kvm/zombies) that keeps them, the pool and the module.
  * Exactly one command is in flight whatever times out; a slot allocated
- * across a reset is not leaked and a reset wakes every poller; a user
- * blocked in userfaultfd inside an ioctl blocks nobody else, nor PCI
- * remove; PCI remove does not wait for a command in flight; device rc
- * values that are not plain errnos come back as EIO.
+ * across a reset is not leaked, nor one that no enclave owns (the probe's, a
+ * late SLOT_ALLOC's) whose SLOT_FREE is refused; a reset wakes every
+ * poller; a user blocked in userfaultfd inside an ioctl blocks nobody else,
+ * nor PCI remove; PCI remove does not wait for a command in flight; device
+ * rc values that are not plain errnos come back as EIO.
  *
  * Needs the emulated device's test controls (ne-pci test-controls=on).
  */
@@ -545,7 +546,7 @@ TEST_F(td, two_timeouts_in_a_row)
 /*
  * The teardown's SLOT_FREE times out, so the enclave becomes a zombie; its
  * late reply then says the slot is freed.  That is the device confirming the
- * slot gone: settling the late reply (the event work does, or the next
+ * slot gone: settling the late reply (the tidy work does, or the next
  * command) lets the zombie go (pins, core, debugfs entry) without resetting
  * the device, which a bystander's slot, still held by the device, proves.
  */
