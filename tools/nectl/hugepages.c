@@ -61,10 +61,19 @@ static void pool_insert(struct hp_pool *pool, uint64_t bytes, uint64_t free_page
 	pool->nr_sizes++;
 }
 
+/* Reads @file of the @page_bytes size under @dir (a hugepages directory). */
+static int read_size_count(const char *dir, uint64_t page_bytes, const char *file, uint64_t *out)
+{
+	char path[512];
+
+	snprintf(path, sizeof(path), "%s/hugepages-%llukB/%s", dir,
+		 (unsigned long long)(page_bytes >> 10), file);
+	return read_u64_file(path, out);
+}
+
 int hp_pool_read(const char *sysfs_dir, struct hp_pool *pool)
 {
 	struct dirent *de;
-	char path[512];
 	DIR *dir;
 
 	memset(pool, 0, sizeof(*pool));
@@ -82,13 +91,10 @@ int hp_pool_read(const char *sysfs_dir, struct hp_pool *pool)
 		/* The driver takes only multiples of 2 MiB. */
 		if (kib < 2048 || kib % 2048)
 			continue;
-		snprintf(path, sizeof(path), "%s/%s/free_hugepages", sysfs_dir, de->d_name);
-		if (read_u64_file(path, &free_pages))
+		if (read_size_count(sysfs_dir, (uint64_t)kib << 10, "free_hugepages", &free_pages))
 			continue;
-		snprintf(path, sizeof(path), "%s/%s/resv_hugepages", sysfs_dir, de->d_name);
-		read_u64_file(path, &resv);
-		snprintf(path, sizeof(path), "%s/%s/nr_hugepages", sysfs_dir, de->d_name);
-		read_u64_file(path, &total);
+		read_size_count(sysfs_dir, (uint64_t)kib << 10, "resv_hugepages", &resv);
+		read_size_count(sysfs_dir, (uint64_t)kib << 10, "nr_hugepages", &total);
 		pool_insert(pool, (uint64_t)kib << 10, free_pages > resv ? free_pages - resv : 0,
 			    total);
 	}
@@ -98,28 +104,20 @@ int hp_pool_read(const char *sysfs_dir, struct hp_pool *pool)
 
 int hp_pool_limit_node(struct hp_pool *pool, const char *node_dir, int node)
 {
-	char path[512];
 	uint64_t free_pages, total;
 	unsigned int i;
-	DIR *dir = opendir(node_dir);
 
-	if (!dir)
+	if (access(node_dir, F_OK))
 		return -1;
-	closedir(dir);
 	/*
 	 * Reservations are counted for the whole system only (a node has no
 	 * resv_hugepages): a size's usable pages are the fewer of the node's
 	 * free ones and the system's free and unreserved ones.
 	 */
 	for (i = 0; i < pool->nr_sizes; i++) {
-		snprintf(path, sizeof(path), "%s/hugepages-%llukB/free_hugepages", node_dir,
-			 (unsigned long long)(pool->page_bytes[i] >> 10));
-		if (read_u64_file(path, &free_pages))
-			free_pages = 0;
-		snprintf(path, sizeof(path), "%s/hugepages-%llukB/nr_hugepages", node_dir,
-			 (unsigned long long)(pool->page_bytes[i] >> 10));
-		if (read_u64_file(path, &total))
-			total = 0;
+		free_pages = total = 0;
+		read_size_count(node_dir, pool->page_bytes[i], "free_hugepages", &free_pages);
+		read_size_count(node_dir, pool->page_bytes[i], "nr_hugepages", &total);
 		if (free_pages < pool->free_pages[i])
 			pool->free_pages[i] = free_pages;
 		pool->total_pages[i] = total;

@@ -309,10 +309,11 @@ static int allocate_memory(struct launch *l)
 			return fail(l, E_INSUFFICIENT_MEMORY,
 				    "/sys/kernel/mm/hugepages is missing: the kernel has no hugetlb support");
 		/* pages of other nodes would be refused (E29) after all the work */
-		snprintf(node_dir, sizeof(node_dir), "/sys/devices/system/node/node%d/hugepages",
-			 node);
-		if (node >= 0)
+		if (node >= 0) {
+			snprintf(node_dir, sizeof(node_dir),
+				 "/sys/devices/system/node/node%d/hugepages", node);
 			hp_pool_limit_node(&pool, node_dir, node);
+		}
 		if (hp_plan(&pool, need, &plan, msg, sizeof(msg)))
 			return fail(l, E_INSUFFICIENT_MEMORY, "%s", msg);
 		n = hp_map(&pool, &plan, node, l->regions, HP_MAX_REGIONS);
