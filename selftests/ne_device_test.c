@@ -774,6 +774,36 @@ TEST_F(dev, fault_fail_next_command)
 	EXPECT_EQ(1, slot_count(r));
 }
 
+/* ARM counts commands (layout 4): each match takes one, others none. */
+TEST_F(dev, fault_fail_next_commands_counted)
+{
+	struct ne_raw *r = &self->raw;
+	struct ne_raw_reply rep;
+	uint32_t left;
+
+	ASSERT_LE(4, ne_tc_rd(r, NE_TESTCTL_LAYOUT));
+	ne_tc_wr(r, NE_TESTCTL_FAIL_TYPE, NE_CMD_SLOT_COUNT);
+	ne_tc_wr(r, NE_TESTCTL_FAIL_RC, (uint32_t)-EBUSY);
+	ne_tc_wr(r, NE_TESTCTL_FAIL_ARM, 3);
+	for (left = 3; left; left--) {
+		EXPECT_EQ(left, ne_tc_rd(r, NE_TESTCTL_FAIL_ARM));
+		EXPECT_EQ(-ENOENT, ne_raw_slot_info(r, 0, &rep));
+		EXPECT_EQ(left, ne_tc_rd(r, NE_TESTCTL_FAIL_ARM));
+		EXPECT_EQ(-EBUSY, slot_count(r));
+	}
+	EXPECT_EQ(0, ne_tc_rd(r, NE_TESTCTL_FAIL_ARM));
+	EXPECT_EQ(3, ne_tc_rd(r, NE_TESTCTL_FAULTS_FIRED));
+	EXPECT_EQ(0, slot_count(r));
+
+	/* The most a register holds is a count too; 0 disarms it. */
+	ne_tc_wr(r, NE_TESTCTL_FAIL_ARM, UINT32_MAX);
+	EXPECT_EQ(-EBUSY, slot_count(r));
+	EXPECT_EQ(UINT32_MAX - 1, ne_tc_rd(r, NE_TESTCTL_FAIL_ARM));
+	ne_tc_wr(r, NE_TESTCTL_FAIL_ARM, 0);
+	EXPECT_EQ(0, slot_count(r));
+	EXPECT_EQ(4, ne_tc_rd(r, NE_TESTCTL_FAULTS_FIRED));
+}
+
 TEST_F(dev, fault_delay_next_command)
 {
 	struct ne_raw *r = &self->raw;
@@ -808,6 +838,20 @@ TEST_F(dev, fault_delay_next_command)
 	t0 = ne_now_ms();
 	EXPECT_EQ(0, slot_count(r));
 	EXPECT_GT(800, ne_now_ms() - t0);
+
+	/* Counted (layout 4): the next two are delayed, the third is not. */
+	ASSERT_LE(4, ne_tc_rd(r, NE_TESTCTL_LAYOUT));
+	ne_tc_wr(r, NE_TESTCTL_DELAY_ARM, 2);
+	t0 = ne_now_ms();
+	EXPECT_EQ(0, slot_count(r));
+	EXPECT_EQ(1, ne_tc_rd(r, NE_TESTCTL_DELAY_ARM));
+	EXPECT_EQ(0, slot_count(r));
+	EXPECT_LE(1990, ne_now_ms() - t0);
+	EXPECT_EQ(0, ne_tc_rd(r, NE_TESTCTL_DELAY_ARM));
+	EXPECT_EQ(3, ne_tc_rd(r, NE_TESTCTL_FAULTS_FIRED));
+	t0 = ne_now_ms();
+	EXPECT_EQ(0, slot_count(r));
+	EXPECT_GT(800, ne_now_ms() - t0);
 }
 
 TEST_F(dev, fault_never_reply)
@@ -834,6 +878,28 @@ TEST_F(dev, fault_never_reply)
 	ASSERT_EQ(0, ne_raw_handshake(r));
 	EXPECT_EQ(0, ne_raw_slot_alloc(r, &uid));
 	EXPECT_EQ(0, ne_raw_slot_info(r, uid, &rep));
+}
+
+/* Counted (layout 4): a hung command again after each turn off and on. */
+TEST_F(dev, fault_never_reply_counted)
+{
+	struct ne_raw *r = &self->raw;
+	uint16_t before;
+	int i;
+
+	ASSERT_LE(4, ne_tc_rd(r, NE_TESTCTL_LAYOUT));
+	ne_tc_wr(r, NE_TESTCTL_NOREPLY_TYPE, NE_CMD_SLOT_COUNT);
+	ne_tc_wr(r, NE_TESTCTL_NOREPLY_ARM, 2);
+	for (i = 2; i > 0; i--) {
+		EXPECT_EQ(i, ne_tc_rd(r, NE_TESTCTL_NOREPLY_ARM));
+		before = ne_raw_replies(r);
+		ne_raw_ring(r, NE_CMD_SLOT_COUNT, "", 1);
+		EXPECT_EQ(-ETIMEDOUT, ne_raw_wait_reply(r, before, 300));
+		ASSERT_EQ(0, ne_raw_handshake(r));
+	}
+	EXPECT_EQ(0, ne_tc_rd(r, NE_TESTCTL_NOREPLY_ARM));
+	EXPECT_EQ(2, ne_tc_rd(r, NE_TESTCTL_FAULTS_FIRED));
+	EXPECT_EQ(0, slot_count(r));
 }
 
 /*

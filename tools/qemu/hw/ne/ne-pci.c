@@ -85,9 +85,9 @@ OBJECT_DECLARE_SIMPLE_TYPE(NEPCIState, NE_PCI)
 #define NE_ENABLE_ON            0x01
 #define NE_VERSION_MAX          0x0001
 
-/* A one-shot fault armed through the test controls. */
+/* A fault armed through the test controls, for the next "left" commands. */
 typedef struct NEFaultKnob {
-    bool armed;
+    uint32_t left;
     uint32_t type;
     uint32_t value;
 } NEFaultKnob;
@@ -224,17 +224,17 @@ static void ne_pci_cmd_complete(void *opaque)
     ne_pci_post_reply(s, &reply);
 }
 
-/* Consumes @knob if it is armed for commands of @type. */
+/* Consumes one firing of @knob if it is armed for commands of @type. */
 static bool ne_pci_knob_fires(NEPCIState *s, NEFaultKnob *knob,
                               const char *name, uint32_t type)
 {
-    if (!knob->armed ||
+    if (!knob->left ||
         (knob->type != NE_TESTCTL_ANY_TYPE && knob->type != type)) {
         return false;
     }
-    knob->armed = false;
+    knob->left--;
     s->tc.faults_fired++;
-    trace_ne_pci_fault(name, type, knob->value);
+    trace_ne_pci_fault(name, type, knob->value, knob->left);
     return true;
 }
 
@@ -328,14 +328,14 @@ static void ne_pci_write(void *opaque, hwaddr addr, uint64_t val,
             /* A device that does not turn off: nothing changes. */
             s->tc.stuck = false;
             s->tc.faults_fired++;
-            trace_ne_pci_fault("stuck", 0, 0);
+            trace_ne_pci_fault("stuck", 0, 0, 0);
         } else if (val == NE_ENABLE_OFF) {
             ne_pci_disable(s);
         } else if (val == NE_ENABLE_ON && s->tc.off_stays) {
             /* A device that does not turn on again: nothing changes. */
             s->tc.off_stays = false;
             s->tc.faults_fired++;
-            trace_ne_pci_fault("off-stays", 0, 0);
+            trace_ne_pci_fault("off-stays", 0, 0, 0);
         } else if (val == NE_ENABLE_ON) {
             s->enable = NE_ENABLE_ON;
         } else {
@@ -392,7 +392,7 @@ static bool ne_testctl_read32(NEPCIState *s, hwaddr addr, uint32_t *val)
     NEFaultKnob *knob = ne_testctl_knob(s, addr);
 
     if (knob && (addr & 0xf) <= 8) {
-        *val = (addr & 0xf) == 0 ? knob->armed :
+        *val = (addr & 0xf) == 0 ? knob->left :
                (addr & 0xf) == 4 ? knob->type : knob->value;
         return true;
     }
@@ -473,7 +473,7 @@ static bool ne_testctl_write32(NEPCIState *s, hwaddr addr, uint32_t val)
 
     if (knob && (addr & 0xf) <= 8) {
         if ((addr & 0xf) == 0) {
-            knob->armed = val != 0;
+            knob->left = val;
         } else if ((addr & 0xf) == 4) {
             knob->type = val;
         } else {

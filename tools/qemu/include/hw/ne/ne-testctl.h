@@ -11,12 +11,14 @@
  * (the 64-bit NE_TESTCTL_EVENT_SLOT also accepts one 64-bit access);
  * other accesses read as 0 and are ignored.  Values are little endian.
  *
- * Fault knobs.  Each knob is one-shot: write its parameters, then write 1
- * to its ARM register.  The next command whose type matches the knob's TYPE
- * register (NE_TESTCTL_ANY_TYPE: any command) consumes it, and ARM reads 0
- * again.  Writing 0 to ARM disarms it.  When several knobs match the same
- * command, NOREPLY wins and the others stay armed; otherwise DELAY adds
- * to FAIL.
+ * Fault knobs.  Write a knob's parameters, then the number of commands it
+ * is for to its ARM register (1: one-shot; 0xffffffff is a count too, not
+ * "forever").  Each command whose type matches the knob's TYPE register
+ * (NE_TESTCTL_ANY_TYPE: any command) consumes one, with the parameters as
+ * they are then, and ARM reads how many are left: 0 once the last one
+ * fired.  Writing 0 to ARM disarms it.  When several knobs match the same
+ * command, NOREPLY wins and the others stay armed; otherwise DELAY adds to
+ * FAIL.
  *   FAIL     the command is not carried out; its reply has rc = FAIL_RC
  *            (a negative Linux errno, as a two's complement u32) and
  *            every other reply field 0.
@@ -27,19 +29,19 @@
  *            writes ENABLE = 0 (one that turns the device off: see
  *            STUCK) or the device is reset, as a hung real device would
  *            behave.
- * A fourth knob has no TYPE: STUCK, armed by writing 1 to
- * NE_TESTCTL_STUCK_ARM, makes the next write of ENABLE = 0 have no effect:
- * ENABLE keeps its value (1 when the device was on) and the device keeps
- * every slot and the command in flight, as a device that does not turn off
- * would.  The write after it turns the device off as usual.  That write
- * consumes the knob (and counts in FAULTS_FIRED) even if the device was
- * already off.
+ * A fourth knob has no TYPE and no count: STUCK, armed by writing 1 (any
+ * value but 0; it reads back 1) to NE_TESTCTL_STUCK_ARM, makes the next
+ * write of ENABLE = 0 have no effect: ENABLE keeps its value (1 when the
+ * device was on) and the device keeps every slot and the command in
+ * flight, as a device that does not turn off would.  The write after it
+ * turns the device off as usual.  That write consumes the knob (and counts
+ * in FAULTS_FIRED) even if the device was already off.
  *
- * A fifth, OFF_STAYS (NE_TESTCTL_OFF_STAYS_ARM), makes the next write of
- * ENABLE = 1 have no effect: ENABLE keeps its value (0 when the device was
- * off), as a device that does not turn on again would; the write after it
- * turns the device on.  That write consumes the knob even if the device
- * was already on.
+ * A fifth, OFF_STAYS (NE_TESTCTL_OFF_STAYS_ARM, armed as STUCK is), makes
+ * the next write of ENABLE = 1 have no effect: ENABLE keeps its value (0
+ * when the device was off), as a device that does not turn on again would;
+ * the write after it turns the device on.  That write consumes the knob
+ * even if the device was already on.
  *
  * A reset of the device (a machine reset, or a reset of its PCI bus)
  * disarms every knob and zeroes every counter.
@@ -72,25 +74,30 @@
 #define NE_TESTCTL_MAGIC                0x000
 #define NE_TESTCTL_LAYOUT               0x004
 #define NE_TESTCTL_MAGIC_VALUE          0x4c54454eu     /* "NETL" */
-#define NE_TESTCTL_LAYOUT_VERSION       3       /* 2: STUCK, 3: OFF_STAYS */
+/* 2: STUCK, 3: OFF_STAYS, 4: ARM counts commands */
+#define NE_TESTCTL_LAYOUT_VERSION       4
 
 /* The value of a TYPE register that matches every command type. */
 #define NE_TESTCTL_ANY_TYPE             0xffffffffu
 
 /*
- * Fail the next [matching] command: ARM (1 = armed), TYPE (a command type
- * or NE_TESTCTL_ANY_TYPE), RC (the int32_t rc to answer, e.g. -EIO).
+ * Fail the next [matching] commands: ARM (how many, 0 = disarmed), TYPE (a
+ * command type or NE_TESTCTL_ANY_TYPE), RC (the int32_t rc to answer, e.g.
+ * -EIO).
  */
 #define NE_TESTCTL_FAIL_ARM             0x010
 #define NE_TESTCTL_FAIL_TYPE            0x014
 #define NE_TESTCTL_FAIL_RC              0x018
 
-/* Delay the reply of the next [matching] command by DELAY_MS ms more. */
+/* Delay the replies of the next ARM [matching] commands by DELAY_MS ms more. */
 #define NE_TESTCTL_DELAY_ARM            0x020
 #define NE_TESTCTL_DELAY_TYPE           0x024
 #define NE_TESTCTL_DELAY_MS             0x028
 
-/* Never answer the next [matching] command. */
+/*
+ * Never answer the next [matching] command; with ARM > 1, the next ones
+ * after each reset of the channel (ENABLE = 0) too.
+ */
 #define NE_TESTCTL_NOREPLY_ARM          0x030
 #define NE_TESTCTL_NOREPLY_TYPE         0x034
 
@@ -115,7 +122,9 @@
  *   CMDS_IGNORED   commands rung while one was in flight
  *   REPLIES        replies posted
  *   EVENTS         out-of-band events raised
- *   FAULTS_FIRED   knobs consumed (FAIL, DELAY, NOREPLY, STUCK, OFF_STAYS)
+ *   FAULTS_FIRED   knob firings: one per knob per command it fired for
+ *                  (FAIL and DELAY on one command: 2), each STUCK and
+ *                  OFF_STAYS
  *   CARVE_READS    parent reads of carved-out RAM (they read all-ones)
  *   CARVE_WRITES   parent writes to carved-out RAM (dropped)
  * SLOTS is not a counter: the number of slots that exist now.
