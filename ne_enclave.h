@@ -38,7 +38,12 @@
  *   ne_kvm.dev_sem      the device pointer; read around each command, so
  *                       PCI remove (write) waits for commands in flight,
  *                       which it first makes end (ne_pci_abort()).
- *   ne_pci_dev.cmd_lock inside ne_pci_cmd(): one command at a time.
+ *   ne_pci_dev.cmd_lock one command at a time: taken by ne_pci_cmd(), the
+ *                       tidy work and ne_pci_discard_slot(), always under
+ *                       dev_sem (read).
+ *   ne_pci_dev.orphans_lock  the list of orphan slots: a leaf spinlock,
+ *                       taken inside cmd_lock by those who change the list,
+ *                       alone by its debugfs reader.
  *   ne_kvm.list_lock    the list of enclaves; a leaf: held only to walk,
  *                       link, unlink or mark enclaves and to wake pollers,
  *                       never across a command or user memory access.

@@ -686,6 +686,29 @@ static int ne_zombies_show(struct seq_file *m, void *unused)
 }
 DEFINE_SHOW_ATTRIBUTE(ne_zombies);
 
+/*
+ * debugfs ne_kvm/orphans: one line per slot that no enclave owns and that
+ * the device did not confirm freed yet, in the order they are tried next.
+ */
+static int ne_orphans_show(struct seq_file *m, void *unused)
+{
+	struct ne_pci_orphan list[NE_PCI_MAX_ORPHANS];
+	unsigned int n = 0, epoch = 0, gen, i;
+
+	if (down_read_killable(&ne_kvm.dev_sem))
+		return -EINTR;
+	gen = ne_kvm.gen;
+	if (ne_kvm.dev)
+		n = ne_pci_orphans(ne_kvm.dev, list, &epoch);
+	up_read(&ne_kvm.dev_sem);
+	for (i = 0; i < n; i++)
+		seq_printf(m, "slot_uid: %#llx device: %u epoch: %u free_tries: %u free_rc: %d\n",
+			   list[i].slot_uid, gen, epoch, list[i].tries,
+			   list[i].rc);
+	return 0;
+}
+DEFINE_SHOW_ATTRIBUTE(ne_orphans);
+
 /* Module load; on failure the caller undoes it with ne_misc_exit(). */
 int __init ne_misc_init(void)
 {
@@ -695,6 +718,8 @@ int __init ne_misc_init(void)
 	ne_kvm.debugfs = debugfs_create_dir(KBUILD_MODNAME, NULL);
 	debugfs_create_file("zombies", 0400, ne_kvm.debugfs, NULL,
 			    &ne_zombies_fops);
+	debugfs_create_file("orphans", 0400, ne_kvm.debugfs, NULL,
+			    &ne_orphans_fops);
 	/* ne_cpus given at load was only checked and stored: apply it now. */
 	return ne_pool_init();
 }

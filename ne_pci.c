@@ -29,11 +29,11 @@
  * orphan, kept in ne->orphans, until the device confirms it gone: a
  * refused or unanswered SLOT_FREE leaves it there, and the tidy work sends
  * SLOT_FREE again (100 ms, doubling to 2 s) until the device frees it, or
- * a late reply does.  A stale command is settled by the tidy work, kicked
- * when the command timed out, unless another command comes first: the
- * channel is then reset about twice the timeout after the command was
- * sent.  Without that, a slot the device keeps for nobody would be one
- * less for good.
+ * a late reply does (debugfs ne_kvm/orphans lists them).  A stale command
+ * is settled by the tidy work, kicked when the command timed out, unless
+ * another command comes first: the channel is then reset about twice the
+ * timeout after the command was sent.  Without that, a slot the device
+ * keeps for nobody would be one less for good.
  *
  * Each slot belongs to the reset epoch (ne->resets) it was allocated in;
  * ne_pci_cmd() sends a command about a slot only while its epoch is
@@ -167,6 +167,18 @@ static int ne_pci_enable(struct ne_pci_dev *ne)
 }
 
 /*
+ * The device confirmed it is off (ENABLE read back 0): every slot is gone,
+ * the orphans' too, and the epoch moves on; under cmd_lock.
+ */
+static void ne_pci_device_off(struct ne_pci_dev *ne)
+{
+	spin_lock(&ne->orphans_lock);
+	WRITE_ONCE(ne->resets, ne->resets + 1);
+	ne->nr_orphans = 0;
+	spin_unlock(&ne->orphans_lock);
+}
+
+/*
  * Turns the device off and on again; under cmd_lock.  The device then
  * forgets its slots, which the user API learns from the epoch (ne->resets);
  * the event work wakes every poller.
@@ -177,8 +189,7 @@ static void ne_pci_reset_channel(struct ne_pci_dev *ne)
 	ne->stale_type = NE_CMD_INVALID;
 	ne->stale_slot = 0;
 	if (ne_pci_disable(ne, true)) {
-		WRITE_ONCE(ne->resets, ne->resets + 1);
-		ne->nr_orphans = 0;
+		ne_pci_device_off(ne);
 		if (ne_pci_enable(ne))
 			ne->broken = true;
 	} else {
@@ -271,42 +282,6 @@ static int ne_pci_exchange(struct ne_pci_dev *ne, enum ne_pci_cmd_type type,
 }
 
 /*
- * The device did not confirm @slot_uid, which no enclave owns, gone (@rc):
- * it becomes an orphan, and the tidy work tries again; under cmd_lock.
- * With no room left it is only named: the device may keep it until it is
- * turned off, which the driver does not do for that alone (the running
- * enclaves would be lost with it).
- */
-static void ne_pci_keep_orphan(struct ne_pci_dev *ne, u64 slot_uid, int rc)
-{
-	if (ne->nr_orphans == NE_PCI_MAX_ORPHANS) {
-		dev_err_ratelimited(&ne->pdev->dev,
-				    "slot %#llx, which no enclave owns, is not freed (%d) and not tracked: the device may keep it until it is turned off\n",
-				    slot_uid, rc);
-		return;
-	}
-	if (rc != -ETIMEDOUT && rc != -ENODEV)
-		dev_warn_ratelimited(&ne->pdev->dev,
-				     "cannot free slot %#llx, which no enclave owns (%d): trying again until the device does\n",
-				     slot_uid, rc);
-	ne->orphans[ne->nr_orphans++] = slot_uid;
-	ne_pci_kick_tidy(ne);
-}
-
-/* The device confirmed @slot_uid freed: no longer an orphan; cmd_lock. */
-static void ne_pci_forget_orphan(struct ne_pci_dev *ne, u64 slot_uid)
-{
-	unsigned int i;
-
-	for (i = 0; i < ne->nr_orphans; i++) {
-		if (ne->orphans[i] == slot_uid) {
-			ne->orphans[i] = ne->orphans[--ne->nr_orphans];
-			return;
-		}
-	}
-}
-
-/*
  * A SLOT_FREE of an orphan answered -ENOENT: the device holds no such slot.
  * (An enclave's slot is not taken as gone so: the device may still map its
  * memory.  An orphan was never given any.)
@@ -317,48 +292,115 @@ static bool ne_pci_orphan_gone(int rc)
 }
 
 /*
- * Sends SLOT_FREE for @slot_uid, which no enclave owns; under cmd_lock, with
- * no command in flight (none once PCI remove began).  Returns 0 when the
- * device confirmed it gone, else why not; an unanswered SLOT_FREE is stale,
- * and a late reply that says freed forgets the orphan.
+ * The device did not confirm @o's slot, which no enclave owns, gone: it
+ * becomes an orphan, at the end of the list, and the tidy work tries again;
+ * under cmd_lock.  With no room left it is only named: the device may keep
+ * it until it is turned off, which the driver does not do for that alone
+ * (the running enclaves would be lost with it).
  */
-static int ne_pci_slot_free_unowned(struct ne_pci_dev *ne, u64 slot_uid)
+static void ne_pci_keep_orphan(struct ne_pci_dev *ne,
+			       const struct ne_pci_orphan *o)
 {
-	struct ne_req_slot req = { .slot_uid = slot_uid };
+	if (ne->nr_orphans == NE_PCI_MAX_ORPHANS) {
+		dev_err_ratelimited(&ne->pdev->dev,
+				    "slot %#llx, which no enclave owns, is not freed (%d) and not tracked: the device may keep it until it is turned off\n",
+				    o->slot_uid, o->rc);
+		return;
+	}
+	if (o->rc != -ETIMEDOUT && o->rc != -ENODEV)
+		dev_warn_ratelimited(&ne->pdev->dev,
+				     "cannot free slot %#llx, which no enclave owns (%d): trying again until the device does\n",
+				     o->slot_uid, o->rc);
+	spin_lock(&ne->orphans_lock);
+	ne->orphans[ne->nr_orphans++] = *o;
+	spin_unlock(&ne->orphans_lock);
+	ne_pci_kick_tidy(ne);
+}
+
+/*
+ * The late reply of the SLOT_FREE of @slot_uid, which timed out, says @rc:
+ * gone, the slot is no longer an orphan (the others keep their order);
+ * else the orphan keeps the device's answer.  Under cmd_lock.
+ */
+static void ne_pci_orphan_answered(struct ne_pci_dev *ne, u64 slot_uid,
+				   int rc)
+{
+	unsigned int i;
+
+	spin_lock(&ne->orphans_lock);
+	for (i = 0; i < ne->nr_orphans; i++) {
+		if (ne->orphans[i].slot_uid != slot_uid)
+			continue;
+		if (!ne_pci_orphan_gone(rc)) {
+			ne->orphans[i].rc = rc;
+			break;
+		}
+		ne->nr_orphans--;
+		memmove(&ne->orphans[i], &ne->orphans[i + 1],
+			(ne->nr_orphans - i) * sizeof(*ne->orphans));
+		break;
+	}
+	spin_unlock(&ne->orphans_lock);
+}
+
+/*
+ * Sends SLOT_FREE for @o's slot, which no enclave owns; under cmd_lock, with
+ * no command in flight (none once PCI remove began).  Returns 0 when the
+ * device confirmed it gone, else why not (also in @o->rc); an unanswered
+ * SLOT_FREE is stale, and a late reply that says freed forgets the orphan.
+ */
+static int ne_pci_slot_free_unowned(struct ne_pci_dev *ne,
+				    struct ne_pci_orphan *o)
+{
+	struct ne_req_slot req = { .slot_uid = o->slot_uid };
 	struct ne_pci_reply reply;
 	int rc;
 
-	if (READ_ONCE(ne->dying))
-		return -ENODEV;
+	if (READ_ONCE(ne->dying)) {
+		o->rc = -ENODEV;
+		return o->rc;
+	}
+	o->tries++;
 	rc = ne_pci_exchange(ne, NE_CMD_SLOT_FREE, &req, sizeof(req), &reply);
-	return ne_pci_orphan_gone(rc) ? 0 : rc;
+	o->rc = ne_pci_orphan_gone(rc) ? 0 : rc;
+	return o->rc;
 }
 
 /* Gives back @slot_uid, which no enclave owns, or keeps it as an orphan. */
 static void ne_pci_free_unowned(struct ne_pci_dev *ne, u64 slot_uid)
 {
-	int rc = ne_pci_slot_free_unowned(ne, slot_uid);
+	struct ne_pci_orphan o = { .slot_uid = slot_uid };
 
-	if (rc)
-		ne_pci_keep_orphan(ne, slot_uid, rc);
+	if (ne_pci_slot_free_unowned(ne, &o))
+		ne_pci_keep_orphan(ne, &o);
 }
 
 /*
  * One SLOT_FREE for each orphan, in order, while the channel allows (a
- * timeout makes it stale); under cmd_lock, with no command in flight.  Those
- * not confirmed gone, or not tried, stay orphans, quietly.
+ * timeout makes it stale; none once PCI remove began); under cmd_lock, with
+ * no command in flight.  Those not confirmed gone stay orphans, quietly;
+ * those not tried go first next time, so that one slot whose SLOT_FREE
+ * keeps timing out does not keep the others from being tried.  The list
+ * stays as it was until the round is over, for debugfs.
  */
 static void ne_pci_free_orphans(struct ne_pci_dev *ne)
 {
-	u64 todo[NE_PCI_MAX_ORPHANS];
-	unsigned int n = ne->nr_orphans, i;
+	struct ne_pci_orphan todo[NE_PCI_MAX_ORPHANS];
+	struct ne_pci_orphan next[NE_PCI_MAX_ORPHANS];
+	unsigned int n = ne->nr_orphans, untried = 0, refused = 0, i;
 
 	memcpy(todo, ne->orphans, n * sizeof(*todo));
-	ne->nr_orphans = 0;
-	for (i = 0; i < n; i++)
-		if (ne->stale || ne->broken ||
-		    ne_pci_slot_free_unowned(ne, todo[i]))
-			ne->orphans[ne->nr_orphans++] = todo[i];
+	for (i = 0; i < n; i++) {
+		if (ne->stale || ne->broken || READ_ONCE(ne->dying))
+			next[untried++] = todo[i];
+		else if (ne_pci_slot_free_unowned(ne, &todo[i]))
+			todo[refused++] = todo[i];	/* refused <= i */
+	}
+	memcpy(&next[untried], todo, refused * sizeof(*todo));
+	spin_lock(&ne->orphans_lock);
+	memcpy(ne->orphans, next, (untried + refused) * sizeof(*next));
+	ne->nr_orphans = untried + refused;
+	spin_unlock(&ne->orphans_lock);
 }
 
 /*
@@ -388,8 +430,8 @@ static int ne_pci_settle(struct ne_pci_dev *ne)
 		ne->stale = false;
 		/* Before any other command: the uid cannot be reused yet. */
 		rc = ne_pci_rc(reply.rc);
-		if (ne->stale_slot && ne_pci_orphan_gone(rc))
-			ne_pci_forget_orphan(ne, ne->stale_slot);
+		if (ne->stale_slot)
+			ne_pci_orphan_answered(ne, ne->stale_slot, rc);
 		if (ne->stale_slot && !rc)
 			ne_misc_slot_freed(ne, ne->stale_slot);
 		/* An unanswered SLOT_FREE is stale: the loop settles it. */
@@ -422,8 +464,10 @@ void ne_pci_discard_slot(struct ne_pci_dev *ne, unsigned int epoch,
 	mutex_lock(&ne->cmd_lock);
 	rc = ne_pci_settle(ne);
 	if (ne->resets == epoch && !ne->broken) {
+		struct ne_pci_orphan o = { .slot_uid = slot_uid, .rc = rc };
+
 		if (rc)
-			ne_pci_keep_orphan(ne, slot_uid, rc);
+			ne_pci_keep_orphan(ne, &o);
 		else
 			ne_pci_free_unowned(ne, slot_uid);
 	}
@@ -454,6 +498,29 @@ int ne_pci_tidy(struct ne_pci_dev *ne)
 		rc = -EAGAIN;
 	mutex_unlock(&ne->cmd_lock);
 	return rc == -ENODEV ? 0 : rc;
+}
+
+/**
+ * ne_pci_orphans() - the orphan slots, for debugfs
+ * @ne:		the device.
+ * @list:	filled with them, in the order the tidy work tries them next.
+ * @epoch:	set to the reset epoch they belong to.
+ *
+ * Context: any process context; does not wait for a command in flight.
+ * Return: how many there are.
+ */
+unsigned int ne_pci_orphans(struct ne_pci_dev *ne,
+			    struct ne_pci_orphan list[NE_PCI_MAX_ORPHANS],
+			    unsigned int *epoch)
+{
+	unsigned int n;
+
+	spin_lock(&ne->orphans_lock);
+	n = ne->nr_orphans;
+	memcpy(list, ne->orphans, n * sizeof(*list));
+	*epoch = ne->resets;
+	spin_unlock(&ne->orphans_lock);
+	return n;
 }
 
 static int __ne_pci_cmd(struct ne_pci_dev *ne, const unsigned int *want,
@@ -552,10 +619,8 @@ bool ne_pci_shutdown(struct ne_pci_dev *ne)
 	mutex_lock(&ne->cmd_lock);
 	ne->stale = false;
 	off = ne_pci_disable(ne, false);
-	if (off) {
-		WRITE_ONCE(ne->resets, ne->resets + 1);
-		ne->nr_orphans = 0;
-	}
+	if (off)
+		ne_pci_device_off(ne);
 	ne->broken = true;
 	mutex_unlock(&ne->cmd_lock);
 	return off;
@@ -708,6 +773,7 @@ static int ne_pci_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 		return -ENOMEM;
 	ne->pdev = pdev;
 	mutex_init(&ne->cmd_lock);
+	spin_lock_init(&ne->orphans_lock);
 	init_waitqueue_head(&ne->reply_wq);
 
 	rc = pcim_enable_device(pdev);

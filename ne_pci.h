@@ -11,6 +11,7 @@
 #include <linux/build_bug.h>
 #include <linux/mutex.h>
 #include <linux/pci.h>
+#include <linux/spinlock.h>
 #include <linux/types.h>
 #include <linux/wait.h>
 #include <linux/workqueue.h>
@@ -102,6 +103,20 @@ static_assert(sizeof(struct ne_pci_reply) == 72);
 #define NE_PCI_MAX_ORPHANS		8
 
 /**
+ * struct ne_pci_orphan - a slot that no enclave owns, not yet confirmed gone
+ * @slot_uid:	the slot.
+ * @tries:	the SLOT_FREEs sent for it (0: none could be sent yet).
+ * @rc:		why the last one did not free it (its late answer, when it
+ *		timed out and one came), or why the last try could not send
+ *		one.
+ */
+struct ne_pci_orphan {
+	u64 slot_uid;
+	unsigned int tries;
+	int rc;
+};
+
+/**
  * struct ne_pci_dev - one probed NE PCI device
  * @pdev:	the PCI device.
  * @iomem:	BAR 3.
@@ -138,11 +153,15 @@ static_assert(sizeof(struct ne_pci_reply) == 72);
  *		command comes to do so (ne_pci_tidy()); queued when a command times
  *		out or an orphan is kept, and again while one is left.
  * @tidy_retry_ms: the delay of that retry, @tidy_work's own.
+ * @orphans_lock: @orphans and @nr_orphans: changed under @cmd_lock and
+ *		this spinlock, read under either (debugfs reads them without
+ *		waiting for a command).
  * @orphans:	slots of the current epoch that no enclave owns (that of a
  *		late SLOT_ALLOC reply, the probe's) and that the device did not
- *		confirm freed: @tidy_work sends SLOT_FREE again until it does;
- *		cleared when the device turns off; under @cmd_lock.
- * @nr_orphans:	how many @orphans there are, under @cmd_lock.
+ *		confirm freed, in the order @tidy_work tries them next: it sends
+ *		SLOT_FREE again until the device frees them; cleared when the
+ *		device turns off.
+ * @nr_orphans:	how many @orphans there are.
  * @max_mem_regions: the device's limit of memory ranges per slot, as the
  *		last successful SLOT_ALLOC reply said (the probe sends one),
  *		0 until one did; written under @cmd_lock, read with
@@ -161,7 +180,8 @@ struct ne_pci_dev {
 	bool broken;
 	bool dying;
 	unsigned int resets;
-	u64 orphans[NE_PCI_MAX_ORPHANS];
+	spinlock_t orphans_lock;	/* @orphans, @nr_orphans */
+	struct ne_pci_orphan orphans[NE_PCI_MAX_ORPHANS];
 	unsigned int nr_orphans;
 	struct workqueue_struct *event_wq;
 	struct delayed_work event_work;
@@ -180,6 +200,9 @@ int ne_pci_cmd_new(struct ne_pci_dev *ne, unsigned int *epoch,
 void ne_pci_discard_slot(struct ne_pci_dev *ne, unsigned int epoch,
 			 u64 slot_uid);
 int ne_pci_tidy(struct ne_pci_dev *ne);
+unsigned int ne_pci_orphans(struct ne_pci_dev *ne,
+			    struct ne_pci_orphan list[NE_PCI_MAX_ORPHANS],
+			    unsigned int *epoch);
 void ne_pci_kick_events(struct ne_pci_dev *ne);
 bool ne_pci_shutdown(struct ne_pci_dev *ne);
 

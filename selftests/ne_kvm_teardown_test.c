@@ -28,6 +28,8 @@
 #define ENCLAVE_MEM	(64 * MIB)
 #define SHORT_MS	1000	/* margins of SHORT_MS / 2 either way, loaded TCG included */
 #define ZOMBIES		"/sys/kernel/debug/ne_kvm/zombies"
+#define ORPHANS		"/sys/kernel/debug/ne_kvm/orphans"
+#define MAX_ORPHANS	8	/* the driver's NE_PCI_MAX_ORPHANS */
 #define PREEMPT_MODE	"/sys/kernel/debug/sched/preempt"
 
 FIXTURE(td) {
@@ -1199,6 +1201,201 @@ TEST_F_TIMEOUT(td, late_slot_alloc_refused_its_slot_free_is_freed_later, 60)
 	vm = ioctl(sys, KVM_CREATE_VM, 0);
 	ASSERT_LE(0, vm);
 	close(vm);
+	close(sys);
+	ASSERT_NOTHING_HELD(self);
+}
+
+/* One line of debugfs ne_kvm/orphans. */
+struct orphan {
+	unsigned long long uid;
+	unsigned int epoch;
+	unsigned int tries;
+	int rc;
+};
+
+/*
+ * Reads debugfs ne_kvm/orphans into @o (up to @max lines, in order);
+ * returns how many lines it has, or -1 (no file, or a line not as
+ * documented).
+ */
+static int read_orphans(struct orphan *o, int max)
+{
+	struct orphan one;
+	unsigned int dev;
+	char line[256];
+	int n = 0;
+	FILE *f = fopen(ORPHANS, "r");
+
+	if (!f)
+		return -1;
+	while (n >= 0 && fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "slot_uid: %llx device: %u epoch: %u free_tries: %u free_rc: %d",
+			   &one.uid, &dev, &one.epoch, &one.tries, &one.rc) != 5) {
+			n = -1;
+			break;
+		}
+		if (n < max)
+			o[n] = one;
+		n++;
+	}
+	fclose(f);
+	return n;
+}
+
+/* Polls ne_kvm/orphans until it lists @want lines (10 s at most). */
+static int orphans_reach(int want)
+{
+	int n = read_orphans(NULL, 0), i;
+
+	for (i = 0; i < 200 && n != want; i++) {
+		usleep(50 * 1000);
+		n = read_orphans(NULL, 0);
+	}
+	return n;
+}
+
+/*
+ * Polls ne_kvm/orphans (@n lines into @now) until each of the first @first
+ * orphans of @then was tried at least @more times since, for @limit_s
+ * seconds at most; returns how many of them were not.
+ */
+static int orphans_tried(const struct orphan *then, struct orphan *now,
+			 int n, int first, unsigned int more,
+			 unsigned int limit_s)
+{
+	time_t end = time(NULL) + limit_s;
+	int behind, i, j;
+
+	do {
+		usleep(250 * 1000);
+		behind = first;
+		if (read_orphans(now, n) != n)
+			continue;
+		for (i = 0; i < first; i++)
+			for (j = 0; j < n; j++)
+				if (now[j].uid == then[i].uid &&
+				    now[j].tries >= then[i].tries + more)
+					behind--;
+	} while (behind && time(NULL) < end);
+	return behind;
+}
+
+/*
+ * How many more slots the device takes now: VMs are created until the
+ * device refuses one (ENOSPC), then closed; -1 if another error came.
+ */
+static int device_room(int sys)
+{
+	int fds[64], n = 0, err, i;
+
+	while (n < 64 && (fds[n] = ioctl(sys, KVM_CREATE_VM, 0)) >= 0)
+		n++;
+	err = n < 64 ? errno : ENOSPC;
+	for (i = 0; i < n; i++)
+		close(fds[i]);
+	return err == ENOSPC ? n : -1;
+}
+
+/*
+ * Slots nobody owns whose SLOT_FREE the device keeps refusing (a FAIL knob
+ * armed for every SLOT_FREE, test-control layout 4): each is listed in
+ * debugfs ne_kvm/orphans, in the order the driver tries them, and each is
+ * tried again at every round.  Two old orders starved some: the driver
+ * before 29dc5bd moved the last one to the front and a refused one to the
+ * end, so [A,B,C,D] was tried as A, D, A, D, never B or C; the one after
+ * it tried them in list order but kept them there when a SLOT_FREE timed
+ * out (which ends the round), so a slot whose SLOT_FREE always times out
+ * was the only one ever tried.  The driver keeps MAX_ORPHANS; when the
+ * device has room for one more (the 6.12 stage's max-slots=9), that one is
+ * only named in the kernel log, and the device keeps it until it is turned
+ * off.  Once SLOT_FREE works again, the list empties by itself.
+ */
+TEST_F_TIMEOUT(td, orphans_listed_and_each_tried_again_in_turn, 150)
+{
+	struct orphan first[MAX_ORPHANS + 1], later[MAX_ORPHANS + 1];
+	int sys = ne_open_sys(), room, want, kept, n, i, j;
+
+	ASSERT_LE(0, sys);
+	ASSERT_LE(4, (int)ne_tc_read(self->tc, NE_TESTCTL_LAYOUT));
+	ASSERT_EQ(0, read_orphans(NULL, 0));
+	room = device_room(sys);
+	ASSERT_LE(3, room);
+	/* (their teardown runs after the close) */
+	ASSERT_EQ(self->slots,
+		  tc_reach(self->tc, NE_TESTCTL_SLOTS, self->slots, false));
+	want = room < MAX_ORPHANS + 1 ? room : MAX_ORPHANS + 1;
+	kept = want < MAX_ORPHANS ? want : MAX_ORPHANS;
+	TH_LOG("the device has room for %d slots: %d orphans, %d kept",
+	       room, want, kept);
+
+	ASSERT_EQ(0, ne_set_timeout_ms(SHORT_MS));
+	ne_tc_write(self->tc, NE_TESTCTL_FAIL_TYPE, NE_WIRE_SLOT_FREE);
+	ne_tc_write(self->tc, NE_TESTCTL_FAIL_RC, (uint32_t)-EBUSY);
+	ne_tc_write(self->tc, NE_TESTCTL_FAIL_ARM, UINT32_MAX);
+	for (i = 0; i < want; i++) {
+		/* A SLOT_ALLOC answered late: its slot is nobody's. */
+		ne_tc_arm(self->tc, NE_TESTCTL_DELAY_ARM, NE_WIRE_SLOT_ALLOC,
+			  NE_TESTCTL_DELAY_MS, 3 * SHORT_MS / 2);
+		ASSERT_IOCTL_ERRNO(ETIMEDOUT, sys, KVM_CREATE_VM, 0);
+		ASSERT_EQ(self->slots + i + 1,
+			  tc_reach(self->tc, NE_TESTCTL_SLOTS,
+				   self->slots + i + 1, false));
+		n = i < kept ? i + 1 : kept;
+		ASSERT_EQ(n, orphans_reach(n));
+	}
+	/* The device is full now, or the driver's list is. */
+	ASSERT_EQ(kept, read_orphans(first, MAX_ORPHANS + 1));
+	for (i = 0; i < kept; i++) {
+		EXPECT_EQ(-EBUSY, first[i].rc);
+		EXPECT_LE(1, first[i].tries);
+		EXPECT_EQ(first[0].epoch, first[i].epoch);
+		for (j = 0; j < i; j++)
+			EXPECT_NE(first[j].uid, first[i].uid);
+	}
+
+	/* Refused at once: every one is tried twice more, in order. */
+	EXPECT_EQ(0, orphans_tried(first, later, kept, kept, 2, 20));
+	for (i = 0; i < kept; i++) {
+		EXPECT_EQ(first[i].uid, later[i].uid);
+		EXPECT_LE(first[i].tries + 2, later[i].tries) {
+			TH_LOG("orphan %d of %d (slot %#llx) tried %u times, then %u",
+			       i + 1, kept, later[i].uid, first[i].tries,
+			       later[i].tries);
+		}
+	}
+
+	/*
+	 * Refused late, after each SLOT_FREE timed out: each round ends at
+	 * its first SLOT_FREE, and the next begins with the next orphan, so
+	 * the first two are each tried again within about two rounds (the
+	 * late refusal, read within the timeout, resets nothing).
+	 */
+	ASSERT_EQ(kept, read_orphans(first, MAX_ORPHANS + 1));
+	ne_tc_write(self->tc, NE_TESTCTL_DELAY_TYPE, NE_WIRE_SLOT_FREE);
+	ne_tc_write(self->tc, NE_TESTCTL_DELAY_MS, 3 * SHORT_MS / 2);
+	ne_tc_write(self->tc, NE_TESTCTL_DELAY_ARM, UINT32_MAX);
+	EXPECT_EQ(0, orphans_tried(first, later, kept, 2, 1, 40)) {
+		for (i = 0; i < kept; i++)
+			TH_LOG("orphan %d: slot %#llx tried %u times; now %d: slot %#llx tried %u times (rc %d)",
+			       i + 1, first[i].uid, first[i].tries, i + 1,
+			       later[i].uid, later[i].tries, later[i].rc);
+	}
+	ne_tc_write(self->tc, NE_TESTCTL_DELAY_ARM, 0);
+	ASSERT_EQ(kept, read_orphans(later, MAX_ORPHANS + 1));
+	EXPECT_EQ(first[0].epoch, later[0].epoch);
+
+	/* SLOT_FREE works again: every orphan is freed, the untracked not. */
+	ne_tc_write(self->tc, NE_TESTCTL_FAIL_ARM, 0);
+	EXPECT_EQ(0, orphans_reach(0));
+	EXPECT_EQ(self->slots + want - kept,
+		  tc_reach(self->tc, NE_TESTCTL_SLOTS, self->slots + want - kept,
+			   false));
+	if (want > kept) {
+		/* Turning the device off frees it. */
+		ASSERT_EQ(0, pci_remove());
+		ASSERT_EQ(0, pci_rescan());
+		ASSERT_EQ(0, remap_testctl(self));
+	}
 	close(sys);
 	ASSERT_NOTHING_HELD(self);
 }
