@@ -64,6 +64,7 @@
 
 #define KMEMLEAK	"/sys/kernel/debug/kmemleak"
 #define ZOMBIES		"/sys/kernel/debug/ne_kvm/zombies"
+#define ORPHANS		"/sys/kernel/debug/ne_kvm/orphans"
 #define U32_MAX_	0xffffffffULL
 
 /* Exit statuses (also in --help). */
@@ -2409,7 +2410,7 @@ static void chaos_step(struct worker *w)
 		r[i] = rng_next(&w->rng);
 	msleep(20 + r[7] % 250);
 	switch (r[0] % 32) {
-	case 0 ... 5: {	/* FAIL the next matching command */
+	case 0 ... 5: {	/* FAIL the next matching commands */
 		uint32_t type = chaos_type(PICK(r[1], NE_TESTCTL_ANY_TYPE, NE_TESTCTL_ANY_TYPE,
 						1, 3, 4, 5, 6, 7, 10, r[1] >> 8 & 63));
 		/*
@@ -2421,13 +2422,17 @@ static void chaos_step(struct worker *w)
 		 * post-run checks would report the slot it keeps.
 		 */
 		int32_t frc = fault_rcs[r[2] % ARRAY_SIZE(fault_rcs)];
+		/* several in a row: a retry refused again (layout 4) */
+		uint32_t times = PICK(r[3], 1, 1, 1, 2, 3, 8);
 
 		if (!opt_faults || !tc)
 			break;
-		op_begin(w, "arm FAIL type %#x rc %d", type, frc);
+		if (tc[NE_TESTCTL_LAYOUT / 4] < 4)
+			times = 1;
+		op_begin(w, "arm FAIL type %#x rc %d x%u", type, frc, times);
 		tc[NE_TESTCTL_FAIL_TYPE / 4] = type;
 		tc[NE_TESTCTL_FAIL_RC / 4] = frc;
-		tc[NE_TESTCTL_FAIL_ARM / 4] = 1;
+		tc[NE_TESTCTL_FAIL_ARM / 4] = times;
 		op_end(w, 0, 0);
 		break;
 	}
@@ -2435,13 +2440,16 @@ static void chaos_step(struct worker *w)
 		uint32_t type = chaos_type(PICK(r[1], NE_TESTCTL_ANY_TYPE, 1, 3, 4, 5, 6, 7,
 						10));
 		uint32_t ms = PICK(r[2], 1, 10, 100, 500, 1000, 2500);
+		uint32_t times = PICK(r[3], 1, 1, 1, 2, 3);
 
 		if (!opt_faults || !tc)
 			break;
-		op_begin(w, "arm DELAY type %#x %u ms", type, ms);
+		if (tc[NE_TESTCTL_LAYOUT / 4] < 4)
+			times = 1;
+		op_begin(w, "arm DELAY type %#x %u ms x%u", type, ms, times);
 		tc[NE_TESTCTL_DELAY_TYPE / 4] = type;
 		tc[NE_TESTCTL_DELAY_MS / 4] = ms;
-		tc[NE_TESTCTL_DELAY_ARM / 4] = 1;
+		tc[NE_TESTCTL_DELAY_ARM / 4] = times;
 		op_end(w, 0, 0);
 		break;
 	}
@@ -2906,6 +2914,42 @@ static int zombies(long *pages, int *timed_out, bool print)
 }
 
 /*
+ * The slots nobody owns that the driver still tries to free (ne_kvm/orphans),
+ * printed if @print; their count, -1 without the file.
+ */
+static int orphans(bool print)
+{
+	char line[512];
+	FILE *f = fopen(ORPHANS, "re");
+	int n = 0;
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		if (print)
+			printf("# orphan: %s", line);
+		n++;
+	}
+	fclose(f);
+	return n;
+}
+
+/*
+ * Once the faults are disarmed, the tidy work frees every orphan within a
+ * few seconds (its retries back off to 2 s): the number left after up to
+ * --settle seconds.
+ */
+static int orphans_left(void)
+{
+	uint64_t deadline = now_ns() + opt_settle * 1000000000ULL;
+	int n;
+
+	while ((n = orphans(false)) > 0 && now_ns() < deadline)
+		msleep(250);
+	return n > 0 ? orphans(true) : n;
+}
+
+/*
  * Does the device hold as many slots as the zombies, give or take the
  * @late zombies whose SLOT_FREE timed out?  Such a SLOT_FREE may still
  * have freed its slot, later: the driver drops that late reply and keeps
@@ -2969,6 +3013,8 @@ static void post_checks(struct baseline *b)
 	tap(tc && slots_owned(slots, nz, late), "the device holds no slot but the zombies' "
 	    "(%u slots, %d zombies, %d of them after a SLOT_FREE that timed out)",
 	    slots, nz, late);
+	n = orphans_left();
+	tap(!n, "the driver lists no orphan slot (%d)", n);
 	if (opt_self_test && !strcmp(opt_self_test, "pin") && pins != b->pins + zpages)
 		self_test_caught = true;
 
