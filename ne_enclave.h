@@ -39,11 +39,13 @@
  *                       PCI remove (write) waits for commands in flight,
  *                       which it first makes end (ne_pci_abort()).
  *   ne_pci_dev.cmd_lock one command at a time: taken by ne_pci_cmd(), the
- *                       tidy work and ne_pci_discard_slot(), always under
- *                       dev_sem (read).
+ *                       tidy work and ne_pci_discard_slot() under dev_sem
+ *                       read, and at probe (ne_misc_register()) and remove
+ *                       (ne_pci_shutdown()) under dev_sem write.
  *   ne_pci_dev.orphans_lock  the list of orphan slots: a leaf spinlock,
  *                       taken inside cmd_lock by those who change the list,
- *                       alone by its debugfs reader.
+ *                       and without it, under dev_sem read, by its debugfs
+ *                       reader.
  *   ne_kvm.list_lock    the list of enclaves; a leaf: held only to walk,
  *                       link, unlink or mark enclaves and to wake pollers,
  *                       never across a command or user memory access.

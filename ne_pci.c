@@ -54,6 +54,7 @@
 #include <linux/err.h>
 #include <linux/interrupt.h>
 #include <linux/io.h>
+#include <linux/lockdep.h>
 #include <linux/module.h>
 #include <linux/pci.h>
 #include <linux/sched/signal.h>
@@ -170,8 +171,9 @@ static int ne_pci_enable(struct ne_pci_dev *ne)
  * The device confirmed it is off (ENABLE read back 0): every slot is gone,
  * the orphans' too, and the epoch moves on; under cmd_lock.
  */
-static void ne_pci_device_off(struct ne_pci_dev *ne)
+static void ne_pci_confirmed_off(struct ne_pci_dev *ne)
 {
+	lockdep_assert_held(&ne->cmd_lock);
 	spin_lock(&ne->orphans_lock);
 	WRITE_ONCE(ne->resets, ne->resets + 1);
 	ne->nr_orphans = 0;
@@ -189,7 +191,7 @@ static void ne_pci_reset_channel(struct ne_pci_dev *ne)
 	ne->stale_type = NE_CMD_INVALID;
 	ne->stale_slot = 0;
 	if (ne_pci_disable(ne, true)) {
-		ne_pci_device_off(ne);
+		ne_pci_confirmed_off(ne);
 		if (ne_pci_enable(ne))
 			ne->broken = true;
 	} else {
@@ -311,6 +313,7 @@ static void ne_pci_keep_orphan(struct ne_pci_dev *ne,
 		dev_warn_ratelimited(&ne->pdev->dev,
 				     "cannot free slot %#llx, which no enclave owns (%d): trying again until the device does\n",
 				     o->slot_uid, o->rc);
+	lockdep_assert_held(&ne->cmd_lock);
 	spin_lock(&ne->orphans_lock);
 	ne->orphans[ne->nr_orphans++] = *o;
 	spin_unlock(&ne->orphans_lock);
@@ -327,6 +330,7 @@ static void ne_pci_orphan_answered(struct ne_pci_dev *ne, u64 slot_uid,
 {
 	unsigned int i;
 
+	lockdep_assert_held(&ne->cmd_lock);
 	spin_lock(&ne->orphans_lock);
 	for (i = 0; i < ne->nr_orphans; i++) {
 		if (ne->orphans[i].slot_uid != slot_uid)
@@ -389,6 +393,7 @@ static void ne_pci_free_orphans(struct ne_pci_dev *ne)
 	struct ne_pci_orphan next[NE_PCI_MAX_ORPHANS];
 	unsigned int n = ne->nr_orphans, untried = 0, refused = 0, i;
 
+	lockdep_assert_held(&ne->cmd_lock);
 	memcpy(todo, ne->orphans, n * sizeof(*todo));
 	for (i = 0; i < n; i++) {
 		if (ne->stale || ne->broken || READ_ONCE(ne->dying))
@@ -506,7 +511,9 @@ int ne_pci_tidy(struct ne_pci_dev *ne)
  * @list:	filled with them, in the order the tidy work tries them next.
  * @epoch:	set to the reset epoch they belong to.
  *
- * Context: any process context; does not wait for a command in flight.
+ * Context: process context, with the user API's dev_sem held (read) so that
+ * @ne stays; takes only orphans_lock: does not wait for a command in
+ * flight.
  * Return: how many there are.
  */
 unsigned int ne_pci_orphans(struct ne_pci_dev *ne,
@@ -620,7 +627,7 @@ bool ne_pci_shutdown(struct ne_pci_dev *ne)
 	ne->stale = false;
 	off = ne_pci_disable(ne, false);
 	if (off)
-		ne_pci_device_off(ne);
+		ne_pci_confirmed_off(ne);
 	ne->broken = true;
 	mutex_unlock(&ne->cmd_lock);
 	return off;

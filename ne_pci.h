@@ -137,7 +137,8 @@ struct ne_pci_orphan {
  *		turn off short): every command fails with -ENODEV; under
  *		@cmd_lock.
  * @dying:	PCI remove has begun: waits end, commands fail with -ENODEV.
- * @resets:	the reset epoch: bumped, under @cmd_lock, each time the device
+ * @resets:	the reset epoch: bumped, under @cmd_lock and @orphans_lock
+ *		(ne_pci_orphans() reads it with the list), each time the device
  *		confirmed it is off (ENABLE written 0 and read back 0), which
  *		frees every slot.  A slot belongs to the epoch it was allocated
  *		in: once the epoch moved, the device no longer holds it.  Read

@@ -3014,7 +3014,11 @@ static void post_checks(struct baseline *b)
 	    "(%u slots, %d zombies, %d of them after a SLOT_FREE that timed out)",
 	    slots, nz, late);
 	n = orphans_left();
-	tap(!n, "the driver lists no orphan slot (%d)", n);
+	if (n < 0)
+		tap(false, "the driver lists no orphan slot: cannot read %s (is debugfs mounted?)",
+		    ORPHANS);
+	else
+		tap(!n, "the driver lists no orphan slot (%d)", n);
 	if (opt_self_test && !strcmp(opt_self_test, "pin") && pins != b->pins + zpages)
 		self_test_caught = true;
 
@@ -3157,7 +3161,8 @@ static void usage(FILE *f)
 "\n"
 "After the run it checks, waiting up to --settle seconds for the teardown:\n"
 "no page left pinned (nr_foll_pin_acquired - nr_foll_pin_released as at the\n"
-"start), HugePages_Free as at the start, no slot in the device, ne_cpus as\n"
+"start), HugePages_Free as at the start, no slot in the device and none\n"
+"listed in debugfs ne_kvm/orphans (slots nobody owns), ne_cpus as\n"
 "at the start with every pool CPU offline and owned by the pool, no fd left\n"
 "open by a worker, nothing in kmemleak after a scan (when the kernel has\n"
 "it), and no warning, BUG, KASAN, UBSAN or lockdep report in the kernel log.\n"

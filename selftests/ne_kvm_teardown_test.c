@@ -1281,8 +1281,30 @@ static int orphans_tried(const struct orphan *then, struct orphan *now,
 }
 
 /*
- * How many more slots the device takes now: VMs are created until the
- * device refuses one (ENOSPC), then closed; -1 if another error came.
+ * Polls ne_kvm/orphans (@n lines into @now) until at least @want of them
+ * show @rc, for @limit_s seconds at most; returns how many do.
+ */
+static int orphans_with_rc(struct orphan *now, int n, int rc, int want,
+			   unsigned int limit_s)
+{
+	time_t end = time(NULL) + limit_s;
+	int got, i;
+
+	do {
+		usleep(250 * 1000);
+		got = 0;
+		if (read_orphans(now, n) != n)
+			continue;
+		for (i = 0; i < n; i++)
+			got += now[i].rc == rc;
+	} while (got < want && time(NULL) < end);
+	return got;
+}
+
+/*
+ * How many more slots the device takes now, up to 64: VMs are created
+ * until the device refuses one (ENOSPC) or 64 exist, then closed; -1 if
+ * another error came.
  */
 static int device_room(int sys)
 {
@@ -1300,15 +1322,13 @@ static int device_room(int sys)
  * Slots nobody owns whose SLOT_FREE the device keeps refusing (a FAIL knob
  * armed for every SLOT_FREE, test-control layout 4): each is listed in
  * debugfs ne_kvm/orphans, in the order the driver tries them, and each is
- * tried again at every round.  Two old orders starved some: the driver
- * before 29dc5bd moved the last one to the front and a refused one to the
- * end, so [A,B,C,D] was tried as A, D, A, D, never B or C; the one after
- * it tried them in list order but kept them there when a SLOT_FREE timed
- * out (which ends the round), so a slot whose SLOT_FREE always times out
- * was the only one ever tried.  The driver keeps MAX_ORPHANS; when the
- * device has room for one more (the 6.12 stage's max-slots=9), that one is
- * only named in the kernel log, and the device keeps it until it is turned
- * off.  Once SLOT_FREE works again, the list empties by itself.
+ * tried again at every round, whether the device refuses at once or only
+ * after the SLOT_FREE timed out, which ends a round: the next one goes on
+ * with the orphans it did not try, so no slot is tried alone for ever.
+ * The driver keeps MAX_ORPHANS; when the device has room for one more (the
+ * 6.12 stage's max-slots=9), that one is only named in the kernel log, and
+ * the device keeps it until it is turned off.  Once SLOT_FREE works again,
+ * the list empties by itself.
  */
 TEST_F_TIMEOUT(td, orphans_listed_and_each_tried_again_in_turn, 150)
 {
@@ -1319,7 +1339,7 @@ TEST_F_TIMEOUT(td, orphans_listed_and_each_tried_again_in_turn, 150)
 	ASSERT_LE(4, (int)ne_tc_read(self->tc, NE_TESTCTL_LAYOUT));
 	ASSERT_EQ(0, read_orphans(NULL, 0));
 	room = device_room(sys);
-	ASSERT_LE(3, room);
+	ASSERT_LE(3, room);		/* three orphans at least: see below */
 	/* (their teardown runs after the close) */
 	ASSERT_EQ(self->slots,
 		  tc_reach(self->tc, NE_TESTCTL_SLOTS, self->slots, false));
@@ -1348,7 +1368,6 @@ TEST_F_TIMEOUT(td, orphans_listed_and_each_tried_again_in_turn, 150)
 	for (i = 0; i < kept; i++) {
 		EXPECT_EQ(-EBUSY, first[i].rc);
 		EXPECT_LE(1, first[i].tries);
-		EXPECT_EQ(first[0].epoch, first[i].epoch);
 		for (j = 0; j < i; j++)
 			EXPECT_NE(first[j].uid, first[i].uid);
 	}
@@ -1366,19 +1385,24 @@ TEST_F_TIMEOUT(td, orphans_listed_and_each_tried_again_in_turn, 150)
 
 	/*
 	 * Refused late, after each SLOT_FREE timed out: each round ends at
-	 * its first SLOT_FREE, and the next begins with the next orphan, so
-	 * the first two are each tried again within about two rounds (the
-	 * late refusal, read within the timeout, resets nothing).
+	 * its first SLOT_FREE, and the next begins with the next orphan.  The
+	 * refusal's rc changes once every SLOT_FREE is delayed, so an orphan
+	 * showing the new one had a SLOT_FREE time out and its late answer
+	 * read (within the timeout: no reset).  Three of them within about
+	 * three rounds; an order that began each round with the same orphan
+	 * would show two at most (that one, and one a round cut short when
+	 * the delay began).
 	 */
 	ASSERT_EQ(kept, read_orphans(first, MAX_ORPHANS + 1));
 	ne_tc_write(self->tc, NE_TESTCTL_DELAY_TYPE, NE_WIRE_SLOT_FREE);
 	ne_tc_write(self->tc, NE_TESTCTL_DELAY_MS, 3 * SHORT_MS / 2);
 	ne_tc_write(self->tc, NE_TESTCTL_DELAY_ARM, UINT32_MAX);
-	EXPECT_EQ(0, orphans_tried(first, later, kept, 2, 1, 40)) {
+	ne_tc_write(self->tc, NE_TESTCTL_FAIL_RC, (uint32_t)-EPERM);
+	EXPECT_LE(3, orphans_with_rc(later, kept, -EPERM, 3, 40)) {
 		for (i = 0; i < kept; i++)
-			TH_LOG("orphan %d: slot %#llx tried %u times; now %d: slot %#llx tried %u times (rc %d)",
-			       i + 1, first[i].uid, first[i].tries, i + 1,
-			       later[i].uid, later[i].tries, later[i].rc);
+			TH_LOG("orphan %d: slot %#llx tried %u times, rc %d",
+			       i + 1, later[i].uid, later[i].tries,
+			       later[i].rc);
 	}
 	ne_tc_write(self->tc, NE_TESTCTL_DELAY_ARM, 0);
 	ASSERT_EQ(kept, read_orphans(later, MAX_ORPHANS + 1));
