@@ -303,6 +303,7 @@ static bool ne_pci_orphan_gone(int rc)
 static void ne_pci_keep_orphan(struct ne_pci_dev *ne,
 			       const struct ne_pci_orphan *o)
 {
+	lockdep_assert_held(&ne->cmd_lock);
 	if (ne->nr_orphans == NE_PCI_MAX_ORPHANS) {
 		dev_err_ratelimited(&ne->pdev->dev,
 				    "slot %#llx, which no enclave owns, is not freed (%d) and not tracked: the device may keep it until it is turned off\n",
@@ -313,7 +314,6 @@ static void ne_pci_keep_orphan(struct ne_pci_dev *ne,
 		dev_warn_ratelimited(&ne->pdev->dev,
 				     "cannot free slot %#llx, which no enclave owns (%d): trying again until the device does\n",
 				     o->slot_uid, o->rc);
-	lockdep_assert_held(&ne->cmd_lock);
 	spin_lock(&ne->orphans_lock);
 	ne->orphans[ne->nr_orphans++] = *o;
 	spin_unlock(&ne->orphans_lock);

@@ -1255,23 +1255,22 @@ static int orphans_reach(int want)
 }
 
 /*
- * Polls ne_kvm/orphans (@n lines into @now) until each of the first @first
- * orphans of @then was tried at least @more times since, for @limit_s
- * seconds at most; returns how many of them were not.
+ * Polls ne_kvm/orphans (@n lines into @now) until each of the @n orphans
+ * of @then was tried at least @more times since, for @limit_s seconds at
+ * most; returns how many of them were not.
  */
 static int orphans_tried(const struct orphan *then, struct orphan *now,
-			 int n, int first, unsigned int more,
-			 unsigned int limit_s)
+			 int n, unsigned int more, unsigned int limit_s)
 {
 	time_t end = time(NULL) + limit_s;
 	int behind, i, j;
 
 	do {
 		usleep(250 * 1000);
-		behind = first;
+		behind = n;
 		if (read_orphans(now, n) != n)
 			continue;
-		for (i = 0; i < first; i++)
+		for (i = 0; i < n; i++)
 			for (j = 0; j < n; j++)
 				if (now[j].uid == then[i].uid &&
 				    now[j].tries >= then[i].tries + more)
@@ -1373,7 +1372,7 @@ TEST_F_TIMEOUT(td, orphans_listed_and_each_tried_again_in_turn, 150)
 	}
 
 	/* Refused at once: every one is tried twice more, in order. */
-	EXPECT_EQ(0, orphans_tried(first, later, kept, kept, 2, 20));
+	EXPECT_EQ(0, orphans_tried(first, later, kept, 2, 20));
 	for (i = 0; i < kept; i++) {
 		EXPECT_EQ(first[i].uid, later[i].uid);
 		EXPECT_LE(first[i].tries + 2, later[i].tries) {
