@@ -87,7 +87,7 @@
 /* A device that claims more ranges than this is clamped to it. */
 #define NE_MAX_MEM_REGIONS	4096
 
-/* How long SLOT_FREE and ENCLAVE_STOP are retried while they get -EAGAIN. */
+/* How long the teardown retries SLOT_FREE and ENCLAVE_STOP on -EAGAIN. */
 #define NE_EAGAIN_RETRY_MS	40000
 
 /* The ioctl family of a VM fd: the one that created it. */
@@ -208,7 +208,15 @@ struct ne_vcpu_slot {
  *		is gone): once only, since that run frees @e, and a second
  *		queue_work() made while it runs would run it again after;
  *		under ne_kvm.list_lock.
- * @free_rc:	why (the last SLOT_FREE's result), for the zombie list.
+ * @free_rc:	why, for the zombie list: the last try's result (its
+ *		SLOT_FREE's, or the -ETIMEDOUT of the ENCLAVE_STOP before it);
+ *		under ne_kvm.list_lock.
+ * @free_tries:	SLOT_FREEs sent (the teardown's, then the tidy work's
+ *		retries); WRITE_ONCE by whichever of them runs, READ_ONCE by
+ *		the zombie list.
+ * @stop_confirmed: the device answered an ENCLAVE_STOP with success: the
+ *		retries of a zombie send none again.  Written and read by the
+ *		teardown, then by the tidy work, one after the other.
  * @refs:	the teardown's reference, and the closer's while it waits.
  * @torn_down:	the teardown let go of everything (WRITE_ONCE, wakes
  *		@eventq).
@@ -251,6 +259,8 @@ struct ne_enclave {
 	bool zombie;
 	bool reaping;
 	int free_rc;
+	unsigned int free_tries;
+	bool stop_confirmed;
 	refcount_t refs;
 	bool torn_down;
 };
@@ -260,7 +270,8 @@ bool ne_enclave_lost(struct ne_enclave *e);
 bool ne_enclave_gone(struct ne_enclave *e);
 int ne_enclave_cmd(struct ne_enclave *e, enum ne_pci_cmd_type type,
 		   const void *req, size_t size, struct ne_pci_reply *reply);
-int ne_enclave_cmd_retry(struct ne_enclave *e, enum ne_pci_cmd_type type);
+int ne_enclave_cmd_retry(struct ne_enclave *e, enum ne_pci_cmd_type type,
+			 unsigned int eagain_ms);
 int ne_enclave_slot_alloc(struct ne_enclave *e, struct ne_pci_reply *reply);
 u64 ne_dev_max_mem_regions(void);
 void ne_enclave_link(struct ne_enclave *e);
@@ -273,7 +284,9 @@ bool ne_enclaves_exist(void);
 unsigned int ne_zombies(void);
 
 /* ne_vm.c */
+int ne_enclave_stop_and_free(struct ne_enclave *e, unsigned int eagain_ms);
 void ne_enclave_teardown(struct work_struct *work);
+void ne_enclave_free(struct ne_enclave *e);
 int ne_refuse(struct ne_enclave *e, int err, const char *why);
 int ne_refuse_why(struct ne_enclave *e, enum ne_why why, const char *text);
 long ne_refuse_unlocked(struct ne_enclave *e, int err, const char *why);

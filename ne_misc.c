@@ -117,17 +117,21 @@ int ne_enclave_cmd(struct ne_enclave *e, enum ne_pci_cmd_type type,
 	return rc;
 }
 
-/* STOP and FREE may meet a slot that is busy for a while: retry -EAGAIN. */
-int ne_enclave_cmd_retry(struct ne_enclave *e, enum ne_pci_cmd_type type)
+/*
+ * STOP and FREE may meet a slot that is busy for a while: -EAGAIN is sent
+ * again for up to @eagain_ms.
+ */
+int ne_enclave_cmd_retry(struct ne_enclave *e, enum ne_pci_cmd_type type,
+			 unsigned int eagain_ms)
 {
-	unsigned long deadline = jiffies + msecs_to_jiffies(NE_EAGAIN_RETRY_MS);
+	unsigned long deadline = jiffies + msecs_to_jiffies(eagain_ms);
 	struct ne_req_slot req = { .slot_uid = e->slot_uid };
 	struct ne_pci_reply reply;
 	int rc;
 
 	for (;;) {
 		rc = ne_enclave_cmd(e, type, &req, sizeof(req), &reply);
-		if (rc != -EAGAIN || time_after(jiffies, deadline))
+		if (rc != -EAGAIN || !time_before(jiffies, deadline))
 			return rc;
 		usleep_range(1000, 2000);
 	}
@@ -231,7 +235,8 @@ static void ne_reap_zombie(struct ne_enclave *e)
 }
 
 /*
- * @e's slot may still be in use: keep it listed, counted and named.  Returns
+ * @e's slot may still be in use: keep it listed, counted and named, and have
+ * the tidy work send SLOT_FREE again (ne_zombies_free_again()).  Returns
  * false, making no zombie, when the device confirmed the slot gone since the
  * caller last looked (a late SLOT_FREE reply, a reset): the caller lets go.
  * Checked under list_lock, which the confirmations take too, so that each
@@ -251,13 +256,15 @@ bool ne_enclave_set_zombie(struct ne_enclave *e, int rc)
 		}
 		e->free_rc = rc;
 	}
+	if (!gone && !ne_slot_lost(e))
+		ne_pci_tidy_soon(ne_kvm.dev);	/* to send SLOT_FREE again */
 	mutex_unlock(&ne_kvm.list_lock);
 	up_read(&ne_kvm.dev_sem);
 	if (gone)
 		return false;
 
 	wake_up(&e->eventq);
-	pr_err_ratelimited("enclave %#llx: the device did not confirm its slot freed (%d): its memory stays pinned and CPUs %*pbl stay out of the pool\n",
+	pr_err_ratelimited("enclave %#llx: the device did not confirm its slot freed (%d): its memory stays pinned and CPUs %*pbl stay out of the pool until it does\n",
 			   e->slot_uid, rc, cpumask_pr_args(e->cpus));
 	return true;
 }
@@ -303,7 +310,7 @@ void ne_misc_slot_freed(struct ne_pci_dev *ne, u64 slot_uid)
 }
 
 /* Requeues the teardown of every zombie whose slot is now gone; list_lock. */
-static void ne_retry_zombies(void)
+static void ne_reap_gone_zombies(void)
 {
 	struct ne_enclave *e;
 
@@ -311,6 +318,120 @@ static void ne_retry_zombies(void)
 	list_for_each_entry(e, &ne_kvm.enclaves, node)
 		if (ne_slot_gone(e))
 			ne_reap_zombie(e);
+}
+
+/* How many zombies one round of the tidy work sends SLOT_FREE for, at most. */
+#define NE_ZOMBIE_BATCH	16
+
+/*
+ * Whether the tidy work of @ne sends SLOT_FREE again for @e: a zombie whose
+ * slot on @ne is still usable (a reset, the remove or a probe lets the
+ * others go), and whose uid no other enclave of the epoch has: a device
+ * that gave it to a new slot dropped the zombie's slot on its own, and a
+ * SLOT_FREE would free the new one.  Under dev_sem and list_lock.
+ */
+static bool ne_zombie_retryable(struct ne_pci_dev *ne, struct ne_enclave *e)
+{
+	struct ne_enclave *other;
+
+	if (!e->zombie || e->reaping || ne_kvm.dev != ne || ne_slot_lost(e))
+		return false;
+	list_for_each_entry(other, &ne_kvm.enclaves, node)
+		if (other != e && other->slot_uid == e->slot_uid &&
+		    other->dev_gen == e->dev_gen && other->resets == e->resets)
+			return false;
+	return true;
+}
+
+/*
+ * Up to NE_ZOMBIE_BATCH zombies to retry, in list order, each with a
+ * reference, into @z; how many.  *@left: whether one more was left out.
+ */
+static unsigned int ne_zombies_collect(struct ne_pci_dev *ne,
+				       struct ne_enclave **z, bool *left)
+{
+	struct ne_enclave *e;
+	unsigned int n = 0;
+
+	*left = false;
+	down_read(&ne_kvm.dev_sem);
+	mutex_lock(&ne_kvm.list_lock);
+	list_for_each_entry(e, &ne_kvm.enclaves, node) {
+		if (!ne_zombie_retryable(ne, e))
+			continue;
+		if (n == NE_ZOMBIE_BATCH) {
+			*left = true;
+			break;
+		}
+		refcount_inc(&e->refs);		/* the teardown holds one */
+		z[n++] = e;
+	}
+	mutex_unlock(&ne_kvm.list_lock);
+	up_read(&ne_kvm.dev_sem);
+	return n;
+}
+
+/*
+ * The retry of zombie @e's SLOT_FREE said @rc.  Freed: the slot is gone, its
+ * teardown runs again and lets go.  Refused: it keeps the answer and goes
+ * to the end of the list, so that one whose SLOT_FREE always times out
+ * does not keep the others from their turn.  Returns whether it is still
+ * a zombie to retry.
+ */
+static bool ne_zombie_answered(struct ne_pci_dev *ne, struct ne_enclave *e,
+			       int rc)
+{
+	bool again;
+
+	down_read(&ne_kvm.dev_sem);
+	mutex_lock(&ne_kvm.list_lock);
+	if (!rc && e->zombie) {
+		pr_notice_ratelimited("enclave %#llx: the device freed its slot at SLOT_FREE number %u: its memory and CPUs are given back\n",
+				      e->slot_uid, READ_ONCE(e->free_tries));
+		WRITE_ONCE(e->slot_gone, true);
+		ne_reap_zombie(e);
+	} else if (rc && e->zombie && !ne_slot_lost(e)) {
+		e->free_rc = rc;
+		list_move_tail(&e->node, &ne_kvm.enclaves);
+	}
+	again = ne_zombie_retryable(ne, e);
+	mutex_unlock(&ne_kvm.list_lock);
+	up_read(&ne_kvm.dev_sem);
+	return again;
+}
+
+/**
+ * ne_zombies_free_again() - send SLOT_FREE again for the zombies
+ * @ne:		the device.
+ *
+ * A refused SLOT_FREE is not the device's last word (it may have been
+ * busy, or failed for a while): the tidy work sends it again, with its
+ * backoff, for as long as the zombie lasts.  A round stops at the first
+ * command that times out, as the orphans' do: the ones not tried go first
+ * next time.
+ *
+ * Context: the tidy work, no lock held.
+ * Return: 0 when no zombie is left to retry, else -EAGAIN.
+ */
+static int ne_zombies_free_again(struct ne_pci_dev *ne)
+{
+	struct ne_enclave *z[NE_ZOMBIE_BATCH];
+	unsigned int n, i;
+	bool again;
+	int rc = 0;
+
+	n = ne_zombies_collect(ne, z, &again);
+	for (i = 0; i < n; i++) {
+		if (rc != -ETIMEDOUT) {
+			rc = ne_enclave_stop_and_free(z[i], 0);
+			if (ne_zombie_answered(ne, z[i], rc))
+				again = true;
+		} else {
+			again = true;	/* not tried: the device is stale */
+		}
+		ne_enclave_free(z[i]);
+	}
+	return again ? -EAGAIN : 0;
 }
 
 unsigned int ne_event_seq(void)
@@ -523,18 +644,20 @@ retry_zombies:
 	/* After a reset, the slots of zombies of the old epoch are gone. */
 	down_read(&ne_kvm.dev_sem);
 	mutex_lock(&ne_kvm.list_lock);
-	ne_retry_zombies();
+	ne_reap_gone_zombies();
 	mutex_unlock(&ne_kvm.list_lock);
 	up_read(&ne_kvm.dev_sem);
 	return again;
 }
 
 /**
- * ne_misc_tidy() - settle a stale command and free the slots nobody owns
+ * ne_misc_tidy() - settle a stale command, free the slots nobody owns and
+ * those of zombies
  * @ne:		the device.
  *
  * Context: the device's tidy work.
- * Return: as ne_pci_tidy(); 0 once @ne is no longer the user API's device.
+ * Return: 0 when nothing is left to do (or @ne is no longer the user API's
+ * device), else why not: the tidy work runs again later.
  */
 int ne_misc_tidy(struct ne_pci_dev *ne)
 {
@@ -544,7 +667,10 @@ int ne_misc_tidy(struct ne_pci_dev *ne)
 	if (ne_kvm.dev == ne)
 		rc = ne_pci_tidy(ne);
 	up_read(&ne_kvm.dev_sem);
-	return rc;
+	/* Not while a command is stale: its reply may free a zombie. */
+	if (rc && rc != -EAGAIN)
+		return rc;
+	return ne_zombies_free_again(ne) ?: rc;
 }
 
 /*
@@ -592,7 +718,7 @@ void ne_misc_device_off(struct ne_pci_dev *ne)
 	list_for_each_entry(e, &ne_kvm.enclaves, node)
 		if (e->dev_loc == loc)
 			WRITE_ONCE(e->slot_gone, true);
-	ne_retry_zombies();
+	ne_reap_gone_zombies();
 	mutex_unlock(&ne_kvm.list_lock);
 	up_write(&ne_kvm.dev_sem);
 }
@@ -658,7 +784,7 @@ void ne_misc_unregister(struct ne_pci_dev *ne)
 	mutex_lock(&ne_kvm.list_lock);
 	list_for_each_entry(e, &ne_kvm.enclaves, node)
 		wake_up(&e->eventq);
-	ne_retry_zombies();
+	ne_reap_gone_zombies();
 	mutex_unlock(&ne_kvm.list_lock);
 	up_read(&ne_kvm.dev_sem);
 }
@@ -677,9 +803,10 @@ static int ne_zombies_show(struct seq_file *m, void *unused)
 		pages = 0;
 		list_for_each_entry(pins, &e->pins, node)
 			pages += pins->nr;
-		seq_printf(m, "slot_uid: %#llx device: %u epoch: %u free_rc: %d pinned_pages: %lu cpus: %*pbl\n",
-			   e->slot_uid, e->dev_gen, e->resets, e->free_rc,
-			   pages, cpumask_pr_args(e->cpus));
+		seq_printf(m, "slot_uid: %#llx device: %u epoch: %u free_tries: %u free_rc: %d pinned_pages: %lu cpus: %*pbl\n",
+			   e->slot_uid, e->dev_gen, e->resets,
+			   READ_ONCE(e->free_tries), e->free_rc, pages,
+			   cpumask_pr_args(e->cpus));
 	}
 	mutex_unlock(&ne_kvm.list_lock);
 	return 0;

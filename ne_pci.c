@@ -45,7 +45,8 @@
  * Out-of-band events (vector 1) are handled in a work item that asks the
  * user API to refresh the state of running enclaves (SLOT_INFO); another
  * work item on the same ordered workqueue, the tidy work, settles a stale
- * command and frees orphan slots when no user command comes to do so.
+ * command and frees orphan slots when no user command comes to do so, and
+ * has the user API send SLOT_FREE again for its zombies.
  */
 
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
@@ -246,6 +247,25 @@ static void ne_pci_kick_tidy(struct ne_pci_dev *ne)
 {
 	if (current_work() != &ne->tidy_work.work)
 		mod_delayed_work(ne->event_wq, &ne->tidy_work, 0);
+}
+
+/* The event and tidy works' retries: after 100 ms, doubling up to 2 s. */
+#define NE_WORK_RETRY_MIN_MS	100
+#define NE_WORK_RETRY_MAX_MS	2000
+
+/**
+ * ne_pci_tidy_soon() - have the tidy work run after its shortest delay
+ * @ne:		the device.
+ *
+ * For what is retried there but did not fail in a command of the tidy
+ * work's own (a zombie's SLOT_FREE); a run already queued keeps its time.
+ *
+ * Context: any.
+ */
+void ne_pci_tidy_soon(struct ne_pci_dev *ne)
+{
+	queue_delayed_work(ne->event_wq, &ne->tidy_work,
+			   msecs_to_jiffies(NE_WORK_RETRY_MIN_MS));
 }
 
 /*
@@ -487,8 +507,8 @@ void ne_pci_discard_slot(struct ne_pci_dev *ne, unsigned int epoch,
  *
  * Context: the tidy work, with the user API's dev_sem held.
  * Return: 0 when nothing is left to do (or the device cannot be used or is
- * going), else why not (-EAGAIN: a command is still stale, or an orphan
- * left): the caller tries again later.
+ * going), else why not: -EINPROGRESS, a command is still stale; -EAGAIN,
+ * an orphan is left.  The caller tries again later.
  */
 int ne_pci_tidy(struct ne_pci_dev *ne)
 {
@@ -498,9 +518,12 @@ int ne_pci_tidy(struct ne_pci_dev *ne)
 	rc = ne_pci_settle(ne);
 	if (!rc)
 		ne_pci_free_orphans(ne);
-	if (!rc && (ne->stale || ne->nr_orphans) && !ne->broken &&
-	    !READ_ONCE(ne->dying))
-		rc = -EAGAIN;
+	if (!rc && !ne->broken && !READ_ONCE(ne->dying)) {
+		if (ne->stale)
+			rc = -EINPROGRESS;
+		else if (ne->nr_orphans)
+			rc = -EAGAIN;
+	}
 	mutex_unlock(&ne->cmd_lock);
 	return rc == -ENODEV ? 0 : rc;
 }
@@ -657,10 +680,6 @@ static irqreturn_t ne_pci_event_irq(int irq, void *data)
 	mod_delayed_work(ne->event_wq, &ne->event_work, 0);
 	return IRQ_HANDLED;
 }
-
-/* The event and tidy works' retries: after 100 ms, doubling up to 2 s. */
-#define NE_WORK_RETRY_MIN_MS	100
-#define NE_WORK_RETRY_MAX_MS	2000
 
 /*
  * After a run of @dwork that could not finish: again later, each time

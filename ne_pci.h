@@ -151,8 +151,10 @@ struct ne_pci_orphan {
  * @event_retry_ms: the delay of that retry, 0 after a run that finished;
  *		@event_work's own (an ordered workqueue runs it alone).
  * @tidy_work:	settles a stale command and frees @orphans when no user
- *		command comes to do so (ne_pci_tidy()); queued when a command times
- *		out or an orphan is kept, and again while one is left.
+ *		command comes to do so (ne_pci_tidy()), then sends SLOT_FREE
+ *		again for the zombies (ne_misc_tidy()); queued when a command
+ *		times out, an orphan is kept or a zombie made, and again while
+ *		one is left.
  * @tidy_retry_ms: the delay of that retry, @tidy_work's own.
  * @orphans_lock: @orphans and @nr_orphans: changed under @cmd_lock and
  *		this spinlock, read under either (debugfs reads them without
@@ -201,6 +203,7 @@ int ne_pci_cmd_new(struct ne_pci_dev *ne, unsigned int *epoch,
 void ne_pci_discard_slot(struct ne_pci_dev *ne, unsigned int epoch,
 			 u64 slot_uid);
 int ne_pci_tidy(struct ne_pci_dev *ne);
+void ne_pci_tidy_soon(struct ne_pci_dev *ne);
 unsigned int ne_pci_orphans(struct ne_pci_dev *ne,
 			    struct ne_pci_orphan list[NE_PCI_MAX_ORPHANS],
 			    unsigned int *epoch);

@@ -12,7 +12,9 @@
  * device removed or reset without turning off, -ENODEV) makes the enclave a
  * zombie: it keeps its pins and cores, is named in the kernel log, listed in
  * debugfs (ne_kvm/zombies), keeps the CPU pool from changing and the module
- * from unloading (EBUSY), and is freed only if the device later confirms.
+ * from unloading (EBUSY), and is freed only if the device later confirms:
+ * the tidy work sends SLOT_FREE again (100 ms, backing off to 2 s) while it
+ * lasts, and a reset or the device turned off ends it too.
  */
 
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
@@ -315,7 +317,7 @@ static void ne_vm_show_fdinfo(struct seq_file *m, struct file *file)
 }
 
 /* Frees @e's memory; what it holds on the device is teardown's business. */
-static void ne_enclave_free(struct ne_enclave *e)
+void ne_enclave_free(struct ne_enclave *e)
 {
 	if (!refcount_dec_and_test(&e->refs))
 		return;
@@ -328,6 +330,45 @@ static void ne_enclave_free(struct ne_enclave *e)
 	kfree(e->uranges);
 	bitmap_free(e->slots_used);
 	kfree(e);
+}
+
+/**
+ * ne_enclave_stop_and_free() - ask the device to stop an enclave, then free
+ * its slot
+ * @e:		the enclave, which no fd refers to any more.
+ * @eagain_ms:	how long a busy device (-EAGAIN) is asked again: the
+ *		teardown waits for it; a zombie's retries, which come again
+ *		anyway, send each command once (0).
+ *
+ * ENCLAVE_STOP is sent unless the device surely runs nothing in the slot:
+ * the enclave was never started (and no command about it timed out), or
+ * the device confirmed an ENCLAVE_STOP already.
+ *
+ * Context: the teardown work, or the tidy work for a zombie: one at a time
+ * (a zombie is retried only once its teardown has made it one).
+ * Return: SLOT_FREE's result; without @eagain_ms, ENCLAVE_STOP's
+ * -ETIMEDOUT, SLOT_FREE then not sent (it would first wait for that reply).
+ */
+int ne_enclave_stop_and_free(struct ne_enclave *e, unsigned int eagain_ms)
+{
+	int rc;
+
+	if (!e->stop_confirmed &&
+	    /* acquire: pairs with ne_event_stopped() (stop_unsure first) */
+	    (smp_load_acquire(&e->state) == NE_STATE_RUNNING ||
+	     e->wedged || READ_ONCE(e->stop_unsure))) {
+		rc = ne_enclave_cmd_retry(e, NE_CMD_ENCLAVE_STOP, eagain_ms);
+		if (!rc)
+			e->stop_confirmed = true;
+		else
+			pr_debug("enclave %#llx: ENCLAVE_STOP: %d\n",
+				 e->slot_uid, rc);
+		if (rc == -ETIMEDOUT && !eagain_ms)
+			return rc;
+	}
+	rc = ne_enclave_cmd_retry(e, NE_CMD_SLOT_FREE, eagain_ms);
+	WRITE_ONCE(e->free_tries, e->free_tries + 1);
+	return rc;
 }
 
 /**
@@ -346,18 +387,10 @@ void ne_enclave_teardown(struct work_struct *work)
 {
 	struct ne_enclave *e = container_of(work, struct ne_enclave, teardown);
 	struct ne_pins *pins, *tmp;
-	int rc = 0;
+	int rc;
 
 	if (e->slot_uid && !ne_enclave_gone(e)) {
-		/* acquire: pairs with ne_event_stopped() (stop_unsure first) */
-		if (smp_load_acquire(&e->state) == NE_STATE_RUNNING ||
-		    e->wedged || READ_ONCE(e->stop_unsure)) {
-			rc = ne_enclave_cmd_retry(e, NE_CMD_ENCLAVE_STOP);
-			if (rc)
-				pr_debug("enclave %#llx: ENCLAVE_STOP: %d\n",
-					 e->slot_uid, rc);
-		}
-		rc = ne_enclave_cmd_retry(e, NE_CMD_SLOT_FREE);
+		rc = ne_enclave_stop_and_free(e, NE_EAGAIN_RETRY_MS);
 		if (rc && ne_enclave_set_zombie(e, rc))
 			return;
 	}

@@ -165,6 +165,29 @@ static int zombie_listed(uint64_t uid)
 }
 
 /*
+ * The number after @field ("free_tries:", "free_rc:") on the zombie line of
+ * slot @uid; @missing when no zombie has that slot.
+ */
+static long zombie_field(uint64_t uid, const char *field, long missing)
+{
+	char line[512], want[64];
+	FILE *f = fopen(ZOMBIES, "r");
+	long val = missing;
+	char *p;
+
+	if (!f)
+		return missing;
+	snprintf(want, sizeof(want), "slot_uid: %#llx ", (unsigned long long)uid);
+	while (fgets(line, sizeof(line), f)) {
+		p = strstr(line, field);
+		if (!strncmp(line, want, strlen(want)) && p)
+			val = strtol(p + strlen(field), NULL, 0);
+	}
+	fclose(f);
+	return val;
+}
+
+/*
  * Unloads ne_kvm as rmmod does; a module in use answers EWOULDBLOCK (rmmod
  * then says "in use").
  */
@@ -244,12 +267,13 @@ TEST_F_TIMEOUT(td, slot_free_fails_makes_a_zombie, 90)
 		held = ne_pins_held();
 		ASSERT_LT(self->pins, held);
 
+		/* every SLOT_FREE: the driver tries again while it lasts */
 		ne_tc_arm(self->tc, NE_TESTCTL_FAIL_ARM, NE_WIRE_SLOT_FREE,
 			  NE_TESTCTL_FAIL_RC, (uint32_t)rcs[i]);
+		ne_tc_write(self->tc, NE_TESTCTL_FAIL_ARM, UINT32_MAX);
 		close(v0);
 		close(v1);
 		ASSERT_EQ(0, close(vm));
-		ASSERT_EQ(0, (int)ne_tc_read(self->tc, NE_TESTCTL_FAIL_ARM));
 
 		/* The device still holds the slot: nothing is given back. */
 		EXPECT_EQ(self->slots + 1,
@@ -277,9 +301,11 @@ TEST_F_TIMEOUT(td, slot_free_fails_makes_a_zombie, 90)
 		EXPECT_EQ(EWOULDBLOCK, errno);
 
 		/* The device confirms it is off: the zombie lets go. */
+		EXPECT_NE(0, ne_tc_read(self->tc, NE_TESTCTL_FAIL_ARM));
 		ASSERT_EQ(0, pci_remove());
 		EXPECT_EQ(self->pins, ne_pins_reach(self->pins));
 		EXPECT_EQ(0, zombie_listed(uid));
+		ne_tc_write(self->tc, NE_TESTCTL_FAIL_ARM, 0);	/* (the probe's) */
 		ASSERT_EQ(0, pci_rescan());
 		ASSERT_EQ(0, remap_testctl(self));
 		EXPECT_EQ(0, set_pool_soon(NE_TEST_POOL));
@@ -1613,6 +1639,158 @@ TEST_F_TIMEOUT(td, last_close_in_an_io_uring_worker_does_not_wait, 60)
 {
 	no_release_waits(_metadata, self, last_ref_in_an_io_uring_worker);
 	ring_close(&async_ring);
+}
+
+/*
+ * A refused SLOT_FREE is not the device's last word: the driver sends it
+ * again (after 100 ms, backing off to 2 s) for as long as the zombie lasts,
+ * and lets go as soon as the device accepts it: pins, core and slot come
+ * back without a reset, which a bystander's slot, still held, proves.  The
+ * old driver tried once and kept everything until the device was turned
+ * off.  Refused three times, it is freed by the fourth SLOT_FREE, and no
+ * SLOT_FREE follows.
+ */
+TEST_F_TIMEOUT(td, zombie_freed_once_its_slot_free_is_accepted, 90)
+{
+	static const uint32_t refusals[] = { UINT32_MAX, 3 };
+	int v0, v1, vm, bystander = ne_create_vm();
+	uint32_t frees, sent;
+	uint64_t uid, cid;
+	unsigned int i;
+	long held;
+
+	ASSERT_LE(0, bystander);
+	for (i = 0; i < ARRAY_SIZE(refusals); i++) {
+		TH_LOG("SLOT_FREE refused %u times", refusals[i]);
+		vm = build_enclave(self->mem, &v0, &v1);
+		ASSERT_LE(0, vm);
+		cid = 0;
+		ASSERT_EQ(0, ne_start(vm, 0, &cid));
+		uid = slot_uid(vm);
+		held = ne_pins_held();
+		frees = ne_tc_cmds(self->tc, NE_WIRE_SLOT_FREE);
+
+		ne_tc_arm(self->tc, NE_TESTCTL_FAIL_ARM, NE_WIRE_SLOT_FREE,
+			  NE_TESTCTL_FAIL_RC, (uint32_t)-EIO);
+		ne_tc_write(self->tc, NE_TESTCTL_FAIL_ARM, refusals[i]);
+		close(v0);
+		close(v1);
+		ASSERT_EQ(0, close(vm));
+
+		if (refusals[i] == UINT32_MAX) {
+			/* Tried again and again while refused... */
+			sent = tc_reach(self->tc,
+					NE_TESTCTL_CMD_COUNT(NE_WIRE_SLOT_FREE),
+					frees + 4, true);
+			EXPECT_LE(frees + 4, sent);
+			EXPECT_LE(4, zombie_field(uid, "free_tries:", -1));
+			EXPECT_EQ(-EIO, zombie_field(uid, "free_rc:", 0));
+			EXPECT_EQ(held, ne_pins_held());
+			EXPECT_EQ(self->slots + 2,
+				  ne_tc_read(self->tc, NE_TESTCTL_SLOTS));
+			/* ...until the device accepts it. */
+			ne_tc_write(self->tc, NE_TESTCTL_FAIL_ARM, 0);
+		}
+		EXPECT_EQ(self->pins, ne_pins_reach(self->pins));
+		EXPECT_EQ(0, zombie_listed(uid));
+		EXPECT_EQ(self->slots + 1,
+			  tc_reach(self->tc, NE_TESTCTL_SLOTS, self->slots + 1,
+				   false));
+		if (refusals[i] != UINT32_MAX) {
+			EXPECT_EQ(0, ne_tc_read(self->tc, NE_TESTCTL_FAIL_ARM));
+			EXPECT_EQ(frees + refusals[i] + 1,
+				  ne_tc_cmds(self->tc, NE_WIRE_SLOT_FREE));
+		}
+	}
+	close(bystander);
+	EXPECT_EQ(0, set_pool_soon(NE_TEST_POOL));
+	ASSERT_NOTHING_HELD(self);
+}
+
+/*
+ * The teardown's ENCLAVE_STOP timed out, then its SLOT_FREE was refused: the
+ * device never confirmed the enclave stopped, so each retry sends
+ * ENCLAVE_STOP again before SLOT_FREE (a device that will not free a
+ * running slot would otherwise refuse for good).
+ */
+TEST_F(td, zombie_retry_stops_the_enclave_first)
+{
+	uint32_t stops, frees;
+	int v0, v1, vm;
+	uint64_t cid = 0;
+
+	ASSERT_EQ(0, ne_set_timeout_ms(SHORT_MS));
+	vm = build_enclave(self->mem, &v0, &v1);
+	ASSERT_LE(0, vm);
+	ASSERT_EQ(0, ne_start(vm, 0, &cid));
+	stops = ne_tc_cmds(self->tc, NE_WIRE_ENCLAVE_STOP);
+	frees = ne_tc_cmds(self->tc, NE_WIRE_SLOT_FREE);
+
+	ne_tc_arm(self->tc, NE_TESTCTL_DELAY_ARM, NE_WIRE_ENCLAVE_STOP,
+		  NE_TESTCTL_DELAY_MS, 3 * SHORT_MS / 2);
+	ne_tc_arm(self->tc, NE_TESTCTL_FAIL_ARM, NE_WIRE_SLOT_FREE,
+		  NE_TESTCTL_FAIL_RC, (uint32_t)-EIO);
+	close(v0);
+	close(v1);
+	ASSERT_EQ(0, close(vm));
+
+	EXPECT_EQ(self->pins, ne_pins_reach(self->pins));
+	EXPECT_EQ(stops + 2, ne_tc_cmds(self->tc, NE_WIRE_ENCLAVE_STOP));
+	EXPECT_EQ(frees + 2, ne_tc_cmds(self->tc, NE_WIRE_SLOT_FREE));
+	EXPECT_EQ(0, set_pool_soon(NE_TEST_POOL));
+	ASSERT_NOTHING_HELD(self);
+}
+
+/*
+ * A retry round stops at the first SLOT_FREE that times out; the zombie it
+ * tried goes to the end of the list, so that the next round begins with
+ * the others.  Every SLOT_FREE here times out and is then refused: each of
+ * two zombies must be tried again, in turn.  Kept first, the first one
+ * would be the only one ever tried again.
+ */
+TEST_F_TIMEOUT(td, zombies_each_tried_again_in_turn, 90)
+{
+	int vm[2] = { ne_create_vm(), ne_create_vm() };
+	long tries[2] = { 0, 0 };
+	uint64_t uid[2];
+	unsigned int i;
+	double end;
+
+	ASSERT_LE(0, vm[0]);
+	ASSERT_LE(0, vm[1]);
+	ASSERT_EQ(0, ne_set_timeout_ms(SHORT_MS));
+	ne_tc_arm(self->tc, NE_TESTCTL_FAIL_ARM, NE_WIRE_SLOT_FREE,
+		  NE_TESTCTL_FAIL_RC, (uint32_t)-EIO);
+	ne_tc_write(self->tc, NE_TESTCTL_FAIL_ARM, UINT32_MAX);
+	ne_tc_arm(self->tc, NE_TESTCTL_DELAY_ARM, NE_WIRE_SLOT_FREE,
+		  NE_TESTCTL_DELAY_MS, 3 * SHORT_MS / 2);
+	ne_tc_write(self->tc, NE_TESTCTL_DELAY_ARM, UINT32_MAX);
+	for (i = 0; i < 2; i++) {
+		uid[i] = slot_uid(vm[i]);
+		ASSERT_EQ(0, close(vm[i]));
+		EXPECT_EQ(1, zombie_listed(uid[i]));
+	}
+
+	/* A round costs the timeout and the backoff (2 s at most). */
+	end = now() + 60;
+	while (now() < end && (tries[0] < 3 || tries[1] < 3)) {
+		usleep(250 * 1000);
+		for (i = 0; i < 2; i++)
+			tries[i] = zombie_field(uid[i], "free_tries:", -1);
+	}
+	TH_LOG("SLOT_FREEs sent: %ld and %ld", tries[0], tries[1]);
+	EXPECT_LE(3, tries[0]);
+	EXPECT_LE(3, tries[1]);
+	EXPECT_EQ(self->slots + 2, ne_tc_read(self->tc, NE_TESTCTL_SLOTS));
+
+	ne_tc_write(self->tc, NE_TESTCTL_DELAY_ARM, 0);
+	ne_tc_write(self->tc, NE_TESTCTL_FAIL_ARM, 0);
+	EXPECT_EQ(self->slots,
+		  tc_reach(self->tc, NE_TESTCTL_SLOTS, self->slots, false));
+	for (i = 0; i < 2; i++)
+		EXPECT_EQ(0, zombie_listed(uid[i]));
+	EXPECT_EQ(0, set_pool_soon(NE_TEST_POOL));
+	ASSERT_NOTHING_HELD(self);
 }
 
 int main(int argc, char **argv)
