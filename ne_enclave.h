@@ -47,8 +47,9 @@
  *                       and without it, under dev_sem read, by its debugfs
  *                       reader.
  *   ne_kvm.list_lock    the list of enclaves; a leaf: held only to walk,
- *                       link, unlink or mark enclaves and to wake pollers,
- *                       never across a command or user memory access.
+ *                       link, unlink, reorder or mark enclaves, to wake
+ *                       pollers and to queue work, never across a command
+ *                       or user memory access.
  *   ne_pool_lock        the CPU pool; a leaf lock: no command is ever sent
  *                       and no other lock taken while holding it, except
  *                       the CPU hotplug locks when ne_cpus changes (so
@@ -198,8 +199,9 @@ struct ne_vcpu_slot {
  *		vCPU fds was refused.
  * @teardown:	the teardown work, queued by the last close (ne_vm.c).
  * @slot_gone:	the device confirmed the slot gone: it was removed after
- *		turning off, a probe at the same place turned it off, or a
- *		SLOT_FREE's late reply said freed.
+ *		turning off, a probe at the same place turned it off, a
+ *		SLOT_FREE's late reply said freed, or a zombie's retried
+ *		SLOT_FREE succeeded.
  *		Written under ne_kvm.list_lock, read with READ_ONCE.
  * @zombie:	the device did not confirm the slot gone: pins and cores are
  *		kept; written under ne_kvm.list_lock with WRITE_ONCE (the
@@ -211,13 +213,22 @@ struct ne_vcpu_slot {
  * @free_rc:	why, for the zombie list: the last try's result (its
  *		SLOT_FREE's, or the -ETIMEDOUT of the ENCLAVE_STOP before it);
  *		under ne_kvm.list_lock.
- * @free_tries:	SLOT_FREEs sent (the teardown's, then the tidy work's
- *		retries); WRITE_ONCE by whichever of them runs, READ_ONCE by
- *		the zombie list.
+ * @free_tries:	SLOT_FREE attempts: the teardown's (with its resends of
+ *		-EAGAIN), then one per retry of the tidy work; WRITE_ONCE by
+ *		whichever of them runs, READ_ONCE by the zombie list.
+ * @retry_ms:	the delay before a zombie's next retry, doubling from
+ *		100 ms to a minute; under ne_kvm.list_lock.
+ * @retry_at:	when that retry is due (jiffies); under ne_kvm.list_lock.
+ * @uid_stale:	the device no longer knows the slot by @slot_uid (it
+ *		answered a zombie's SLOT_FREE -ENOENT, or gave the uid to a
+ *		new slot): no command about it is sent any more (the check is
+ *		made under the command lock).  Set under ne_kvm.list_lock;
+ *		read with READ_ONCE.
  * @stop_confirmed: the device answered an ENCLAVE_STOP with success: the
  *		retries of a zombie send none again.  Written and read by the
  *		teardown, then by the tidy work, one after the other.
- * @refs:	the teardown's reference, and the closer's while it waits.
+ * @refs:	the teardown's reference, the closer's while it waits, and
+ *		the tidy work's while it retries a zombie's SLOT_FREE.
  * @torn_down:	the teardown let go of everything (WRITE_ONCE, wakes
  *		@eventq).
  */
@@ -260,6 +271,9 @@ struct ne_enclave {
 	bool reaping;
 	int free_rc;
 	unsigned int free_tries;
+	unsigned int retry_ms;
+	unsigned long retry_at;
+	bool uid_stale;
 	bool stop_confirmed;
 	refcount_t refs;
 	bool torn_down;
@@ -286,7 +300,7 @@ unsigned int ne_zombies(void);
 /* ne_vm.c */
 int ne_enclave_stop_and_free(struct ne_enclave *e, unsigned int eagain_ms);
 void ne_enclave_teardown(struct work_struct *work);
-void ne_enclave_free(struct ne_enclave *e);
+void ne_enclave_put(struct ne_enclave *e);
 int ne_refuse(struct ne_enclave *e, int err, const char *why);
 int ne_refuse_why(struct ne_enclave *e, enum ne_why why, const char *text);
 long ne_refuse_unlocked(struct ne_enclave *e, int err, const char *why);

@@ -31,7 +31,8 @@
  * @dev_sem:	@dev and @gen.
  * @dev:	the bound NE device, NULL when there is none.
  * @gen:	bumped at each probe: a slot belongs to one device.
- * @list_lock:	@enclaves and each enclave's zombie and reaping flags.
+ * @list_lock:	@enclaves (and its order) and each enclave's zombie and
+ *		reaping flags and retry state.
  * @enclaves:	every enclave, from KVM_CREATE_VM until its teardown freed
  *		it; zombies stay.
  * @nr_enclaves: how many, zombies included (read locklessly).
@@ -44,7 +45,7 @@ struct ne_kvm {
 	struct rw_semaphore dev_sem;
 	struct ne_pci_dev *dev;
 	unsigned int gen;
-	struct mutex list_lock;		/* @enclaves, enclave->zombie, ->reaping */
+	struct mutex list_lock;		/* @enclaves, enclave->zombie, ->reaping... */
 	struct list_head enclaves;
 	atomic_t nr_enclaves;
 	atomic_t nr_zombies;
@@ -102,7 +103,8 @@ bool ne_enclave_gone(struct ne_enclave *e)
 
 /*
  * Sends a command about @e's slot: -ENODEV (nothing sent) once the slot is
- * lost, -ETIMEDOUT when its effect is unknown (see ne_pci_cmd()).
+ * lost or its uid stale, -ETIMEDOUT when its effect is unknown (see
+ * ne_pci_cmd()).
  */
 int ne_enclave_cmd(struct ne_enclave *e, enum ne_pci_cmd_type type,
 		   const void *req, size_t size, struct ne_pci_reply *reply)
@@ -112,7 +114,8 @@ int ne_enclave_cmd(struct ne_enclave *e, enum ne_pci_cmd_type type,
 	if (down_read_killable(&ne_kvm.dev_sem))
 		return -EINTR;
 	if (ne_kvm.dev && e->dev_gen == ne_kvm.gen && !READ_ONCE(e->slot_gone))
-		rc = ne_pci_cmd(ne_kvm.dev, e->resets, type, req, size, reply);
+		rc = ne_pci_cmd_unless(ne_kvm.dev, e->resets, &e->uid_stale,
+				       type, req, size, reply);
 	up_read(&ne_kvm.dev_sem);
 	return rc;
 }
@@ -234,6 +237,37 @@ static void ne_reap_zombie(struct ne_enclave *e)
 	queue_work(ne_kvm.teardown_wq, &e->teardown);
 }
 
+/* How many zombies one round of the tidy work sends SLOT_FREE for, at most. */
+#define NE_ZOMBIE_BATCH	16
+/* Each zombie's own retries: after 100 ms, doubling up to a minute. */
+#define NE_ZOMBIE_RETRY_MIN_MS	100
+#define NE_ZOMBIE_RETRY_MAX_MS	60000
+
+/*
+ * Whether the tidy work of @ne sends SLOT_FREE again for @e, now or
+ * later: a zombie whose slot on @ne is still usable (a reset, the remove
+ * or a probe lets the others go) and still known to the device by its uid
+ * (not after -ENOENT, nor once the uid went to a new slot).  Under dev_sem
+ * and list_lock.
+ */
+static bool ne_zombie_retryable(struct ne_pci_dev *ne, struct ne_enclave *e)
+{
+	return e->zombie && !e->reaping && ne && ne_kvm.dev == ne &&
+	       !READ_ONCE(ne->dying) && !ne_slot_lost(e) &&
+	       !READ_ONCE(e->uid_stale);
+}
+
+/* @e refused its SLOT_FREE with @rc: when to try again; under list_lock. */
+static void ne_zombie_refused(struct ne_enclave *e, int rc)
+{
+	e->free_rc = rc;
+	if (rc == -ENOENT)
+		WRITE_ONCE(e->uid_stale, true);	/* the device disowned it */
+	e->retry_ms = clamp(2 * e->retry_ms, NE_ZOMBIE_RETRY_MIN_MS,
+			    NE_ZOMBIE_RETRY_MAX_MS);
+	e->retry_at = jiffies + msecs_to_jiffies(e->retry_ms);
+}
+
 /*
  * @e's slot may still be in use: keep it listed, counted and named, and have
  * the tidy work send SLOT_FREE again (ne_zombies_free_again()).  Returns
@@ -254,18 +288,18 @@ bool ne_enclave_set_zombie(struct ne_enclave *e, int rc)
 			WRITE_ONCE(e->zombie, true);
 			atomic_inc(&ne_kvm.nr_zombies);
 		}
-		e->free_rc = rc;
+		ne_zombie_refused(e, rc);
+		if (ne_zombie_retryable(ne_kvm.dev, e))
+			ne_pci_tidy_soon(ne_kvm.dev);
 	}
-	if (!gone && !ne_slot_lost(e))
-		ne_pci_tidy_soon(ne_kvm.dev);	/* to send SLOT_FREE again */
 	mutex_unlock(&ne_kvm.list_lock);
 	up_read(&ne_kvm.dev_sem);
 	if (gone)
 		return false;
 
 	wake_up(&e->eventq);
-	pr_err_ratelimited("enclave %#llx: the device did not confirm its slot freed (%d): its memory stays pinned and CPUs %*pbl stay out of the pool until it does\n",
-			   e->slot_uid, rc, cpumask_pr_args(e->cpus));
+	pr_warn_ratelimited("enclave %#llx: the device did not confirm its slot freed (%d): its memory stays pinned and CPUs %*pbl stay out of the pool until it does\n",
+			    e->slot_uid, rc, cpumask_pr_args(e->cpus));
 	return true;
 }
 
@@ -309,6 +343,41 @@ void ne_misc_slot_freed(struct ne_pci_dev *ne, u64 slot_uid)
 	mutex_unlock(&ne_kvm.list_lock);
 }
 
+/**
+ * ne_misc_slot_allocated() - the device gave a new slot this uid
+ * @ne:		the device.
+ * @slot_uid:	the new slot's uid.
+ *
+ * An enclave of the same epoch with that uid is no longer known to the
+ * device by it (its slot was freed, or, from a device that misbehaves,
+ * dropped without a word): no command about it is sent any more, which
+ * would reach the new slot.  That is no confirmation that the device let
+ * go of its memory: a zombie stays one, and is not retried.
+ *
+ * Context: under @ne's cmd_lock, before any other command, with dev_sem
+ * held (as ne_misc_slot_freed()).
+ */
+void ne_misc_slot_allocated(struct ne_pci_dev *ne, u64 slot_uid)
+{
+	struct ne_enclave *e;
+
+	lockdep_assert_held(&ne_kvm.dev_sem);
+	lockdep_assert_held(&ne->cmd_lock);
+	if (ne_kvm.dev != ne)
+		return;
+	mutex_lock(&ne_kvm.list_lock);
+	list_for_each_entry(e, &ne_kvm.enclaves, node) {
+		if (e->dev_gen != ne_kvm.gen || e->resets != ne->resets ||
+		    e->slot_uid != slot_uid)
+			continue;
+		WRITE_ONCE(e->uid_stale, true);
+		if (e->zombie && !e->reaping)
+			pr_warn_ratelimited("enclave %#llx: the device gave its slot's uid to a new slot: SLOT_FREE is not sent again\n",
+					    e->slot_uid);
+	}
+	mutex_unlock(&ne_kvm.list_lock);
+}
+
 /* Requeues the teardown of every zombie whose slot is now gone; list_lock. */
 static void ne_reap_gone_zombies(void)
 {
@@ -320,32 +389,10 @@ static void ne_reap_gone_zombies(void)
 			ne_reap_zombie(e);
 }
 
-/* How many zombies one round of the tidy work sends SLOT_FREE for, at most. */
-#define NE_ZOMBIE_BATCH	16
-
 /*
- * Whether the tidy work of @ne sends SLOT_FREE again for @e: a zombie whose
- * slot on @ne is still usable (a reset, the remove or a probe lets the
- * others go), and whose uid no other enclave of the epoch has: a device
- * that gave it to a new slot dropped the zombie's slot on its own, and a
- * SLOT_FREE would free the new one.  Under dev_sem and list_lock.
- */
-static bool ne_zombie_retryable(struct ne_pci_dev *ne, struct ne_enclave *e)
-{
-	struct ne_enclave *other;
-
-	if (!e->zombie || e->reaping || ne_kvm.dev != ne || ne_slot_lost(e))
-		return false;
-	list_for_each_entry(other, &ne_kvm.enclaves, node)
-		if (other != e && other->slot_uid == e->slot_uid &&
-		    other->dev_gen == e->dev_gen && other->resets == e->resets)
-			return false;
-	return true;
-}
-
-/*
- * Up to NE_ZOMBIE_BATCH zombies to retry, in list order, each with a
- * reference, into @z; how many.  *@left: whether one more was left out.
+ * Up to NE_ZOMBIE_BATCH zombies due for a retry, in list order, each with
+ * a reference, into @z; how many.  *@left: whether one more is left for
+ * later.
  */
 static unsigned int ne_zombies_collect(struct ne_pci_dev *ne,
 				       struct ne_enclave **z, bool *left)
@@ -357,8 +404,11 @@ static unsigned int ne_zombies_collect(struct ne_pci_dev *ne,
 	down_read(&ne_kvm.dev_sem);
 	mutex_lock(&ne_kvm.list_lock);
 	list_for_each_entry(e, &ne_kvm.enclaves, node) {
-		if (!ne_zombie_retryable(ne, e))
+		if (!ne_zombie_retryable(ne, e) ||
+		    time_before(jiffies, e->retry_at)) {
+			*left |= ne_zombie_retryable(ne, e);
 			continue;
+		}
 		if (n == NE_ZOMBIE_BATCH) {
 			*left = true;
 			break;
@@ -373,10 +423,11 @@ static unsigned int ne_zombies_collect(struct ne_pci_dev *ne,
 
 /*
  * The retry of zombie @e's SLOT_FREE said @rc.  Freed: the slot is gone, its
- * teardown runs again and lets go.  Refused: it keeps the answer and goes
- * to the end of the list, so that one whose SLOT_FREE always times out
- * does not keep the others from their turn.  Returns whether it is still
- * a zombie to retry.
+ * teardown runs again and lets go.  Refused: it keeps the answer, waits
+ * twice as long as last time, and goes to the end of the list, so that
+ * one whose SLOT_FREE always times out does not keep the others from
+ * their turn.  (Nothing sent, the device going: nothing to keep.)
+ * Returns whether it is still a zombie to retry.
  */
 static bool ne_zombie_answered(struct ne_pci_dev *ne, struct ne_enclave *e,
 			       int rc)
@@ -390,8 +441,8 @@ static bool ne_zombie_answered(struct ne_pci_dev *ne, struct ne_enclave *e,
 				      e->slot_uid, READ_ONCE(e->free_tries));
 		WRITE_ONCE(e->slot_gone, true);
 		ne_reap_zombie(e);
-	} else if (rc && e->zombie && !ne_slot_lost(e)) {
-		e->free_rc = rc;
+	} else if (rc && ne_zombie_retryable(ne, e)) {
+		ne_zombie_refused(e, rc);
 		list_move_tail(&e->node, &ne_kvm.enclaves);
 	}
 	again = ne_zombie_retryable(ne, e);
@@ -429,7 +480,7 @@ static int ne_zombies_free_again(struct ne_pci_dev *ne)
 		} else {
 			again = true;	/* not tried: the device is stale */
 		}
-		ne_enclave_free(z[i]);
+		ne_enclave_put(z[i]);
 	}
 	return again ? -EAGAIN : 0;
 }
@@ -565,10 +616,10 @@ static void ne_event_stopped(const struct ne_event_query *q, bool unsure)
  * Asks the device (SLOT_INFO) whether @q's enclave still runs, and marks it
  * stopped if not.  A slot the device does not know (-ENOENT) runs no
  * enclave; the teardown's SLOT_FREE will most likely be refused the same
- * way, and the enclave then stays a zombie, its pages pinned, until the
- * device is turned off.  Returns 0 once answered (or when the device is
- * gone: a reset or the remove marks the enclave lost), else why not: the
- * caller asks again later.
+ * way (-ENOENT), and the enclave then stays a zombie, its pages pinned and
+ * its SLOT_FREE not sent again, until the device is turned off.  Returns 0
+ * once answered (or when the device is gone: a reset or the remove marks
+ * the enclave lost), else why not: the caller asks again later.
  */
 static int ne_event_query_one(struct ne_pci_dev *ne,
 			      const struct ne_event_query *q)

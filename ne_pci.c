@@ -224,8 +224,11 @@ static int ne_pci_rc(s32 rc)
 static void ne_pci_learn(struct ne_pci_dev *ne, enum ne_pci_cmd_type type,
 			 const struct ne_pci_reply *reply)
 {
-	if (type == NE_CMD_SLOT_ALLOC && reply->rc >= 0 && reply->slot_uid)
+	if (type == NE_CMD_SLOT_ALLOC && reply->rc >= 0 && reply->slot_uid) {
 		WRITE_ONCE(ne->max_mem_regions, reply->mem_regions);
+		/* before any other command: see ne_pci_cmd_unless() */
+		ne_misc_slot_allocated(ne, reply->slot_uid);
+	}
 }
 
 /* The slot that a SLOT_FREE request frees; 0 for any other command. */
@@ -260,7 +263,8 @@ static void ne_pci_kick_tidy(struct ne_pci_dev *ne)
  * For what is retried there but did not fail in a command of the tidy
  * work's own (a zombie's SLOT_FREE); a run already queued keeps its time.
  *
- * Context: any.
+ * Context: any, while @ne is the user API's device (dev_sem held): its
+ * workqueue goes at remove, after ne_misc_unregister().
  */
 void ne_pci_tidy_soon(struct ne_pci_dev *ne)
 {
@@ -554,9 +558,9 @@ unsigned int ne_pci_orphans(struct ne_pci_dev *ne,
 }
 
 static int __ne_pci_cmd(struct ne_pci_dev *ne, const unsigned int *want,
-			unsigned int *got, enum ne_pci_cmd_type type,
-			const void *req, size_t req_size,
-			struct ne_pci_reply *reply)
+			unsigned int *got, const bool *abandoned,
+			enum ne_pci_cmd_type type, const void *req,
+			size_t req_size, struct ne_pci_reply *reply)
 {
 	int rc;
 
@@ -572,6 +576,9 @@ static int __ne_pci_cmd(struct ne_pci_dev *ne, const unsigned int *want,
 	if (!rc && READ_ONCE(ne->dying))
 		rc = -ENODEV;
 	if (!rc && want && *want != ne->resets)
+		rc = -ENODEV;
+	/* set under cmd_lock too: ne_misc_slot_allocated() */
+	if (!rc && abandoned && READ_ONCE(*abandoned))
 		rc = -ENODEV;
 	if (!rc) {
 		if (got)
@@ -606,7 +613,30 @@ int ne_pci_cmd(struct ne_pci_dev *ne, unsigned int epoch,
 	       enum ne_pci_cmd_type type, const void *req, size_t req_size,
 	       struct ne_pci_reply *reply)
 {
-	return __ne_pci_cmd(ne, &epoch, NULL, type, req, req_size, reply);
+	return __ne_pci_cmd(ne, &epoch, NULL, NULL, type, req, req_size,
+			    reply);
+}
+
+/**
+ * ne_pci_cmd_unless() - send one command about a slot unless abandoned
+ * @ne:		the device.
+ * @epoch:	as for ne_pci_cmd().
+ * @abandoned:	checked under the command lock, after settling: when true,
+ *		the slot's uid may name another slot now, and nothing is sent.
+ * @type:	the command.
+ * @req:	its request payload.
+ * @req_size:	the payload's size, at most NE_DATA_SIZE.
+ * @reply:	where the reply goes.
+ *
+ * Context and return: as ne_pci_cmd() (-ENODEV when abandoned).
+ */
+int ne_pci_cmd_unless(struct ne_pci_dev *ne, unsigned int epoch,
+		      const bool *abandoned, enum ne_pci_cmd_type type,
+		      const void *req, size_t req_size,
+		      struct ne_pci_reply *reply)
+{
+	return __ne_pci_cmd(ne, &epoch, NULL, abandoned, type, req, req_size,
+			    reply);
 }
 
 /**
@@ -625,7 +655,8 @@ int ne_pci_cmd_new(struct ne_pci_dev *ne, unsigned int *epoch,
 		   enum ne_pci_cmd_type type, const void *req, size_t req_size,
 		   struct ne_pci_reply *reply)
 {
-	return __ne_pci_cmd(ne, NULL, epoch, type, req, req_size, reply);
+	return __ne_pci_cmd(ne, NULL, epoch, NULL, type, req, req_size,
+			    reply);
 }
 
 /* Runs the event work again (an event may have been missed), now. */

@@ -197,6 +197,10 @@ struct ne_pci_dev {
 int ne_pci_cmd(struct ne_pci_dev *ne, unsigned int epoch,
 	       enum ne_pci_cmd_type type, const void *req, size_t req_size,
 	       struct ne_pci_reply *reply);
+int ne_pci_cmd_unless(struct ne_pci_dev *ne, unsigned int epoch,
+		      const bool *abandoned, enum ne_pci_cmd_type type,
+		      const void *req, size_t req_size,
+		      struct ne_pci_reply *reply);
 int ne_pci_cmd_new(struct ne_pci_dev *ne, unsigned int *epoch,
 		   enum ne_pci_cmd_type type, const void *req, size_t req_size,
 		   struct ne_pci_reply *reply);
@@ -218,6 +222,7 @@ void ne_misc_unregister(struct ne_pci_dev *ne);
 int ne_misc_handle_event(struct ne_pci_dev *ne);
 int ne_misc_tidy(struct ne_pci_dev *ne);
 void ne_misc_slot_freed(struct ne_pci_dev *ne, u64 slot_uid);
+void ne_misc_slot_allocated(struct ne_pci_dev *ne, u64 slot_uid);
 void ne_misc_exit(void);
 
 #endif /* _NE_PCI_H */

@@ -317,7 +317,7 @@ static void ne_vm_show_fdinfo(struct seq_file *m, struct file *file)
 }
 
 /* Frees @e's memory; what it holds on the device is teardown's business. */
-void ne_enclave_free(struct ne_enclave *e)
+void ne_enclave_put(struct ne_enclave *e)
 {
 	if (!refcount_dec_and_test(&e->refs))
 		return;
@@ -379,7 +379,8 @@ int ne_enclave_stop_and_free(struct ne_enclave *e, unsigned int eagain_ms)
  * the pool, and only once the device confirmed the slot gone (see the top
  * of this file); otherwise the enclave becomes a zombie.  Runs on the
  * driver's teardown workqueue, after the last close or a failed
- * KVM_CREATE_VM, and again for a zombie when the device later turns off.
+ * KVM_CREATE_VM, and again for a zombie once the device confirmed its slot
+ * gone (a retried SLOT_FREE, a late reply, the device turned off).
  *
  * Context: workqueue; nobody else holds or waits for the enclave's lock.
  */
@@ -403,7 +404,7 @@ void ne_enclave_teardown(struct work_struct *work)
 	ne_pool_release(e);
 	WRITE_ONCE(e->torn_down, true);
 	wake_up(&e->eventq);
-	ne_enclave_free(e);
+	ne_enclave_put(e);
 	module_put(THIS_MODULE);
 }
 
@@ -444,7 +445,7 @@ static void ne_enclave_release(struct ne_enclave *e)
 	ne_enclave_queue_teardown(e);
 	if (!(current->flags & (PF_KTHREAD | PF_IO_WORKER)))
 		ne_enclave_wait_teardown(e);
-	ne_enclave_free(e);
+	ne_enclave_put(e);
 }
 
 /*
@@ -481,7 +482,7 @@ static struct ne_enclave *ne_enclave_alloc(void)
 	refcount_set(&e->refs, 1);
 	if (!zalloc_cpumask_var(&e->cpus, GFP_KERNEL_ACCOUNT) ||
 	    !zalloc_cpumask_var(&e->used_cpus, GFP_KERNEL_ACCOUNT)) {
-		ne_enclave_free(e);
+		ne_enclave_put(e);
 		return NULL;
 	}
 	return e;

@@ -187,6 +187,19 @@ static long zombie_field(uint64_t uid, const char *field, long missing)
 	return val;
 }
 
+/* Polls zombie_field() for up to 10 s until it is at least @want. */
+static long zombie_reach(uint64_t uid, const char *field, long want)
+{
+	long val = zombie_field(uid, field, -1);
+	int i;
+
+	for (i = 0; i < 200 && val < want; i++) {
+		usleep(50 * 1000);
+		val = zombie_field(uid, field, -1);
+	}
+	return val;
+}
+
 /*
  * Unloads ne_kvm as rmmod does; a module in use answers EWOULDBLOCK (rmmod
  * then says "in use").
@@ -305,7 +318,8 @@ TEST_F_TIMEOUT(td, slot_free_fails_makes_a_zombie, 90)
 		ASSERT_EQ(0, pci_remove());
 		EXPECT_EQ(self->pins, ne_pins_reach(self->pins));
 		EXPECT_EQ(0, zombie_listed(uid));
-		ne_tc_write(self->tc, NE_TESTCTL_FAIL_ARM, 0);	/* (the probe's) */
+		/* disarmed before the probe's own SLOT_FREE */
+		ne_tc_write(self->tc, NE_TESTCTL_FAIL_ARM, 0);
 		ASSERT_EQ(0, pci_rescan());
 		ASSERT_EQ(0, remap_testctl(self));
 		EXPECT_EQ(0, set_pool_soon(NE_TEST_POOL));
@@ -1654,10 +1668,11 @@ TEST_F_TIMEOUT(td, zombie_freed_once_its_slot_free_is_accepted, 90)
 {
 	static const uint32_t refusals[] = { UINT32_MAX, 3 };
 	int v0, v1, vm, bystander = ne_create_vm();
-	uint32_t frees, sent;
-	uint64_t uid, cid;
+	long held, tries;
+	uint32_t frees;
+	uint64_t uid;
 	unsigned int i;
-	long held;
+	uint64_t cid;
 
 	ASSERT_LE(0, bystander);
 	for (i = 0; i < ARRAY_SIZE(refusals); i++) {
@@ -1679,11 +1694,10 @@ TEST_F_TIMEOUT(td, zombie_freed_once_its_slot_free_is_accepted, 90)
 
 		if (refusals[i] == UINT32_MAX) {
 			/* Tried again and again while refused... */
-			sent = tc_reach(self->tc,
-					NE_TESTCTL_CMD_COUNT(NE_WIRE_SLOT_FREE),
-					frees + 4, true);
-			EXPECT_LE(frees + 4, sent);
-			EXPECT_LE(4, zombie_field(uid, "free_tries:", -1));
+			tries = zombie_reach(uid, "free_tries:", 4);
+			EXPECT_LE(4, tries);
+			EXPECT_LE(frees + tries,
+				  ne_tc_cmds(self->tc, NE_WIRE_SLOT_FREE));
 			EXPECT_EQ(-EIO, zombie_field(uid, "free_rc:", 0));
 			EXPECT_EQ(held, ne_pins_held());
 			EXPECT_EQ(self->slots + 2,
@@ -1789,6 +1803,47 @@ TEST_F_TIMEOUT(td, zombies_each_tried_again_in_turn, 90)
 		  tc_reach(self->tc, NE_TESTCTL_SLOTS, self->slots, false));
 	for (i = 0; i < 2; i++)
 		EXPECT_EQ(0, zombie_listed(uid[i]));
+	EXPECT_EQ(0, set_pool_soon(NE_TEST_POOL));
+	ASSERT_NOTHING_HELD(self);
+}
+
+/*
+ * SLOT_FREE answered ENOENT: the device no longer knows the slot by that
+ * uid, and may give it to a new slot, which a SLOT_FREE sent again would
+ * free.  The zombie is not retried (nor let go: the device did not say
+ * it let go of the memory) until the device is turned off.
+ */
+TEST_F_TIMEOUT(td, zombie_disowned_by_the_device_is_not_retried, 60)
+{
+	int v0, v1, vm = build_enclave(self->mem, &v0, &v1);
+	uint32_t frees;
+	uint64_t uid;
+	long held;
+
+	ASSERT_LE(0, vm);
+	uid = slot_uid(vm);
+	held = ne_pins_held();
+	frees = ne_tc_cmds(self->tc, NE_WIRE_SLOT_FREE);
+	ne_tc_arm(self->tc, NE_TESTCTL_FAIL_ARM, NE_WIRE_SLOT_FREE,
+		  NE_TESTCTL_FAIL_RC, (uint32_t)-ENOENT);
+	ne_tc_write(self->tc, NE_TESTCTL_FAIL_ARM, UINT32_MAX);
+	close(v0);
+	close(v1);
+	ASSERT_EQ(0, close(vm));
+	EXPECT_EQ(-ENOENT, zombie_field(uid, "free_rc:", 0));
+
+	/* A retry would come after 0.1, 0.3, 0.7 and 1.5 s. */
+	ne_tc_write(self->tc, NE_TESTCTL_FAIL_ARM, 0);
+	usleep(3 * 1000 * 1000);
+	EXPECT_EQ(frees + 1, ne_tc_cmds(self->tc, NE_WIRE_SLOT_FREE));
+	EXPECT_EQ(1, zombie_field(uid, "free_tries:", -1));
+	EXPECT_EQ(held, ne_pins_held());
+
+	ASSERT_EQ(0, pci_remove());
+	EXPECT_EQ(self->pins, ne_pins_reach(self->pins));
+	EXPECT_EQ(0, zombie_listed(uid));
+	ASSERT_EQ(0, pci_rescan());
+	ASSERT_EQ(0, remap_testctl(self));
 	EXPECT_EQ(0, set_pool_soon(NE_TEST_POOL));
 	ASSERT_NOTHING_HELD(self);
 }
