@@ -60,13 +60,17 @@ static struct ne_kvm ne_kvm = {
 	.enclaves = LIST_HEAD_INIT(ne_kvm.enclaves),
 };
 
-/* Whether @e's slot is usable no more; under dev_sem. */
+/*
+ * Whether @e's slot is usable no more (its uid stale included: no command
+ * about it is sent any more); under dev_sem.
+ */
 static bool ne_slot_lost(struct ne_enclave *e)
 {
 	struct ne_pci_dev *dev = ne_kvm.dev;
 
 	return !dev || e->dev_gen != ne_kvm.gen || READ_ONCE(e->slot_gone) ||
-	       READ_ONCE(dev->resets) != e->resets || READ_ONCE(dev->broken);
+	       READ_ONCE(dev->resets) != e->resets || READ_ONCE(dev->broken) ||
+	       READ_ONCE(e->uid_stale);
 }
 
 /*
@@ -253,8 +257,7 @@ static void ne_reap_zombie(struct ne_enclave *e)
 static bool ne_zombie_retryable(struct ne_pci_dev *ne, struct ne_enclave *e)
 {
 	return e->zombie && !e->reaping && ne && ne_kvm.dev == ne &&
-	       !READ_ONCE(ne->dying) && !ne_slot_lost(e) &&
-	       !READ_ONCE(e->uid_stale);
+	       !READ_ONCE(ne->dying) && !ne_slot_lost(e);
 }
 
 /* @e refused its SLOT_FREE with @rc: when to try again; under list_lock. */
@@ -333,9 +336,15 @@ void ne_misc_slot_freed(struct ne_pci_dev *ne, u64 slot_uid)
 		    e->slot_uid != slot_uid)
 			continue;
 		/*
-		 * Every match: an enclave whose SLOT_FREE succeeded may still
-		 * be listed (its teardown has not unlinked it yet) with the
-		 * uid the device then gave to this one.
+		 * A stale uid names another slot now: the SLOT_FREE was not
+		 * about this enclave (no command about it is sent since).
+		 */
+		if (READ_ONCE(e->uid_stale))
+			continue;
+		/*
+		 * Every other match: an enclave whose SLOT_FREE succeeded may
+		 * still be listed (its teardown has not unlinked it yet) with
+		 * the uid the device then gave to this one.
 		 */
 		WRITE_ONCE(e->slot_gone, true);
 		ne_reap_zombie(e);
@@ -351,8 +360,9 @@ void ne_misc_slot_freed(struct ne_pci_dev *ne, u64 slot_uid)
  * An enclave of the same epoch with that uid is no longer known to the
  * device by it (its slot was freed, or, from a device that misbehaves,
  * dropped without a word): no command about it is sent any more, which
- * would reach the new slot.  That is no confirmation that the device let
- * go of its memory: a zombie stays one, and is not retried.
+ * would reach the new slot; it is lost (its pollers are woken).  That is
+ * no confirmation that the device let go of its memory: a zombie stays
+ * one, and is not retried.
  *
  * Context: under @ne's cmd_lock, before any other command, with dev_sem
  * held (as ne_misc_slot_freed()).
@@ -370,10 +380,12 @@ void ne_misc_slot_allocated(struct ne_pci_dev *ne, u64 slot_uid)
 		if (e->dev_gen != ne_kvm.gen || e->resets != ne->resets ||
 		    e->slot_uid != slot_uid)
 			continue;
+		if (READ_ONCE(e->slot_gone) || e->reaping)
+			continue;	/* freed: letting go already */
 		WRITE_ONCE(e->uid_stale, true);
-		if (e->zombie && !e->reaping)
-			pr_warn_ratelimited("enclave %#llx: the device gave its slot's uid to a new slot: SLOT_FREE is not sent again\n",
-					    e->slot_uid);
+		wake_up(&e->eventq);
+		pr_warn_ratelimited("enclave %#llx: the device gave its slot's uid to a new slot: nothing is sent about it any more, and it keeps its memory and CPUs\n",
+				    e->slot_uid);
 	}
 	mutex_unlock(&ne_kvm.list_lock);
 }
@@ -578,7 +590,8 @@ static unsigned int ne_event_collect(struct ne_event_query *q,
 
 	list_for_each_entry(e, &ne_kvm.enclaves, node) {
 		wake_up(&e->eventq);
-		if (READ_ONCE(e->state) != NE_STATE_RUNNING || e->zombie)
+		if (READ_ONCE(e->state) != NE_STATE_RUNNING || e->zombie ||
+		    READ_ONCE(e->uid_stale))
 			continue;
 		if (q && n < max)
 			q[n] = (struct ne_event_query){ e->slot_uid, e->dev_gen,
@@ -840,13 +853,33 @@ void ne_misc_unregister(struct ne_pci_dev *ne)
 	up_read(&ne_kvm.dev_sem);
 }
 
-/* debugfs ne_kvm/zombies: one line per enclave the device may still hold. */
+/*
+ * When zombie @e's SLOT_FREE is sent again: in how many ms (0: due), or -1
+ * when it is not (its device unusable or going, its uid stale); under
+ * list_lock.
+ */
+static long ne_zombie_retry_in_ms(struct ne_enclave *e)
+{
+	long left;
+
+	if (!ne_zombie_retryable(ne_kvm.dev, e))
+		return -1;
+	left = (long)(e->retry_at - jiffies);
+	return left > 0 ? jiffies_to_msecs(left) : 0;
+}
+
+/*
+ * debugfs ne_kvm/zombies: one line per enclave the device may still hold;
+ * under dev_sem (read) and list_lock.
+ */
 static int ne_zombies_show(struct seq_file *m, void *unused)
 {
 	struct ne_enclave *e;
 	struct ne_pins *pins;
 	unsigned long pages;
 
+	if (down_read_killable(&ne_kvm.dev_sem))
+		return -EINTR;
 	mutex_lock(&ne_kvm.list_lock);
 	list_for_each_entry(e, &ne_kvm.enclaves, node) {
 		if (!e->zombie)
@@ -854,12 +887,14 @@ static int ne_zombies_show(struct seq_file *m, void *unused)
 		pages = 0;
 		list_for_each_entry(pins, &e->pins, node)
 			pages += pins->nr;
-		seq_printf(m, "slot_uid: %#llx device: %u epoch: %u free_tries: %u free_rc: %d pinned_pages: %lu cpus: %*pbl\n",
+		seq_printf(m, "slot_uid: %#llx device: %u epoch: %u free_tries: %u free_rc: %d retry_in_ms: %ld pinned_pages: %lu cpus: %*pbl\n",
 			   e->slot_uid, e->dev_gen, e->resets,
-			   READ_ONCE(e->free_tries), e->free_rc, pages,
+			   READ_ONCE(e->free_tries), e->free_rc,
+			   ne_zombie_retry_in_ms(e), pages,
 			   cpumask_pr_args(e->cpus));
 	}
 	mutex_unlock(&ne_kvm.list_lock);
+	up_read(&ne_kvm.dev_sem);
 	return 0;
 }
 DEFINE_SHOW_ATTRIBUTE(ne_zombies);

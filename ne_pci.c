@@ -221,12 +221,20 @@ static int ne_pci_rc(s32 rc)
  * per slot: every one refreshes it, so that a limit unknown at probe (its
  * SLOT_ALLOC failed) is learnt from the next one.  Under cmd_lock.
  */
+static void ne_pci_orphan_answered(struct ne_pci_dev *ne, u64 slot_uid,
+				   int rc);
+
+/*
+ * A SLOT_ALLOC reply gave a new slot @reply->slot_uid: whatever the uid
+ * named before (an orphan, an enclave's slot) is known by it no more.
+ * Before any other command, under cmd_lock: see ne_pci_cmd_unless().
+ */
 static void ne_pci_learn(struct ne_pci_dev *ne, enum ne_pci_cmd_type type,
 			 const struct ne_pci_reply *reply)
 {
 	if (type == NE_CMD_SLOT_ALLOC && reply->rc >= 0 && reply->slot_uid) {
 		WRITE_ONCE(ne->max_mem_regions, reply->mem_regions);
-		/* before any other command: see ne_pci_cmd_unless() */
+		ne_pci_orphan_answered(ne, reply->slot_uid, 0);
 		ne_misc_slot_allocated(ne, reply->slot_uid);
 	}
 }
@@ -464,7 +472,7 @@ static int ne_pci_settle(struct ne_pci_dev *ne)
 		if (ne->stale_slot && !rc)
 			ne_misc_slot_freed(ne, ne->stale_slot);
 		/* An unanswered SLOT_FREE is stale: the loop settles it. */
-		if (ne->stale_type == NE_CMD_SLOT_ALLOC && !reply.rc &&
+		if (ne->stale_type == NE_CMD_SLOT_ALLOC && reply.rc >= 0 &&
 		    reply.slot_uid)
 			ne_pci_free_unowned(ne, reply.slot_uid);
 	}

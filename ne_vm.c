@@ -13,8 +13,9 @@
  * zombie: it keeps its pins and cores, is named in the kernel log, listed in
  * debugfs (ne_kvm/zombies), keeps the CPU pool from changing and the module
  * from unloading (EBUSY), and is freed only if the device later confirms:
- * the tidy work sends SLOT_FREE again (100 ms, backing off to 2 s) while it
- * lasts, and a reset or the device turned off ends it too.
+ * the tidy work sends SLOT_FREE again (after 100 ms, each zombie's delay
+ * doubling up to a minute) while the device still knows the slot by its
+ * uid, and a reset or the device turned off ends it too.
  */
 
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt

@@ -1657,7 +1657,7 @@ TEST_F_TIMEOUT(td, last_close_in_an_io_uring_worker_does_not_wait, 60)
 
 /*
  * A refused SLOT_FREE is not the device's last word: the driver sends it
- * again (after 100 ms, backing off to 2 s) for as long as the zombie lasts,
+ * again (after 100 ms, doubling up to a minute) for as long as it lasts,
  * and lets go as soon as the device accepts it: pins, core and slot come
  * back without a reset, which a bystander's slot, still held, proves.  The
  * old driver tried once and kept everything until the device was turned
@@ -1699,6 +1699,7 @@ TEST_F_TIMEOUT(td, zombie_freed_once_its_slot_free_is_accepted, 90)
 			EXPECT_LE(frees + tries,
 				  ne_tc_cmds(self->tc, NE_WIRE_SLOT_FREE));
 			EXPECT_EQ(-EIO, zombie_field(uid, "free_rc:", 0));
+			EXPECT_LE(0, zombie_field(uid, "retry_in_ms:", -1));
 			EXPECT_EQ(held, ne_pins_held());
 			EXPECT_EQ(self->slots + 2,
 				  ne_tc_read(self->tc, NE_TESTCTL_SLOTS));
@@ -1831,6 +1832,7 @@ TEST_F_TIMEOUT(td, zombie_disowned_by_the_device_is_not_retried, 60)
 	close(v1);
 	ASSERT_EQ(0, close(vm));
 	EXPECT_EQ(-ENOENT, zombie_field(uid, "free_rc:", 0));
+	EXPECT_EQ(-1, zombie_field(uid, "retry_in_ms:", 0));
 
 	/* A retry would come after 0.1, 0.3, 0.7 and 1.5 s. */
 	ne_tc_write(self->tc, NE_TESTCTL_FAIL_ARM, 0);
