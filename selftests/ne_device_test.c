@@ -1015,6 +1015,56 @@ TEST_F(dev, fault_enclave_stopped_event)
 	EXPECT_EQ((uint16_t)(evt + 2), (uint16_t)ne_rd32(r, NE_REG_EVTCNT));
 }
 
+/* Writes @uid to EVENT_SLOT, 1 to FORGET_SLOT; the status it reads then. */
+static int32_t forget_slot(struct ne_raw *r, uint64_t uid)
+{
+	ne_tc_wr(r, NE_TESTCTL_EVENT_SLOT, (uint32_t)uid);
+	ne_tc_wr(r, NE_TESTCTL_EVENT_SLOT + 4, uid >> 32);
+	ne_tc_wr(r, NE_TESTCTL_FORGET_SLOT, 1);
+	return (int32_t)ne_tc_rd(r, NE_TESTCTL_EVENT_STATUS);
+}
+
+/*
+ * FORGET_SLOT: the device loses a running slot without a word (no event,
+ * no reply), lets go of its memory, CPU and CID, and gives its uid to the
+ * next SLOT_ALLOC only; an unknown uid changes nothing.
+ */
+TEST_F(dev, fault_forget_slot)
+{
+	struct ne_raw *r = &self->raw;
+	struct ne_raw_reply rep;
+	uint64_t uid, again, other, cid, cid2;
+	uint32_t replies, events;
+
+	ASSERT_LE(5, ne_tc_rd(r, NE_TESTCTL_LAYOUT));
+	if (self->nr_cpus < 2)
+		SKIP(return, "needs 2 parent CPUs");
+	NEED_MEM(NE_MIN_PAGES);
+	ASSERT_EQ(0, start_min_enclave(r, &self->mem, 0, 1, 0, &uid, &cid));
+	replies = ne_tc_rd(r, NE_TESTCTL_REPLIES);
+	events = ne_tc_rd(r, NE_TESTCTL_EVENTS);
+
+	EXPECT_EQ(-ENOENT, forget_slot(r, ~uid));
+	EXPECT_EQ(1, ne_tc_rd(r, NE_TESTCTL_SLOTS));
+	EXPECT_EQ(0, forget_slot(r, uid));
+	EXPECT_EQ(0, ne_tc_rd(r, NE_TESTCTL_SLOTS));
+	EXPECT_EQ(replies, ne_tc_rd(r, NE_TESTCTL_REPLIES));
+	EXPECT_EQ(events, ne_tc_rd(r, NE_TESTCTL_EVENTS));
+	EXPECT_EQ(-ENOENT, ne_raw_slot_info(r, uid, &rep));
+	EXPECT_EQ(-ENOENT, forget_slot(r, uid));
+
+	/* Its uid goes to the next slot, and to that one only. */
+	ASSERT_EQ(0, ne_raw_slot_alloc(r, &again));
+	EXPECT_EQ(uid, again);
+	ASSERT_EQ(0, ne_raw_slot_alloc(r, &other));
+	EXPECT_NE(uid, other);
+	/* Its memory, CPU and CID are free again. */
+	ASSERT_EQ(0, ne_raw_add_pages(r, again, &self->mem, 0, NE_MIN_PAGES));
+	ASSERT_EQ(0, ne_raw_add_vcpu(r, again, 1));
+	ASSERT_EQ(0, ne_raw_start(r, again, cid, 0, &cid2));
+	EXPECT_EQ(cid, cid2);
+}
+
 /* ---- robustness --------------------------------------------------------- */
 
 TEST_F_TIMEOUT(dev, random_register_writes, 60)

@@ -195,10 +195,18 @@ NESlot *ne_hv_find_slot(NEHv *hv, uint64_t uid)
     return NULL;
 }
 
-/* Opaque ids: random, non-zero, unique; never derived from a counter. */
+/*
+ * Opaque ids: random, non-zero, unique; never derived from a counter.  But
+ * the uid of a slot the test controls made the device forget goes first.
+ */
 static uint64_t ne_hv_new_uid(NEHv *hv)
 {
-    uint64_t uid;
+    uint64_t uid = hv->reuse_uid;
+
+    hv->reuse_uid = 0;
+    if (uid && !ne_hv_find_slot(hv, uid)) {
+        return uid;
+    }
 
     do {
         qemu_guest_getrandom_nofail(&uid, sizeof(uid));
@@ -253,6 +261,7 @@ void ne_hv_free_all(NEHv *hv)
     while (!QTAILQ_EMPTY(&hv->slots)) {
         ne_hv_slot_destroy(QTAILQ_FIRST(&hv->slots));
     }
+    hv->reuse_uid = 0;
 }
 
 static bool ne_hv_cpu_donated(NEHv *hv, uint32_t cpu)
@@ -824,6 +833,22 @@ int ne_hv_enclave_exited(NEHv *hv, uint64_t uid)
     }
     trace_ne_hv_event(uid, slot ? slot->state : 0);
     hv->raise_event(hv->event_opaque);
+    return 0;
+}
+
+int ne_hv_forget_slot(NEHv *hv, uint64_t uid)
+{
+    NESlot *slot = uid ? ne_hv_find_slot(hv, uid) : NULL;
+
+    if (!slot) {
+        return -NE_ERRNO_ENOENT;
+    }
+    if (slot->starting) {
+        return -NE_ERRNO_EBUSY;
+    }
+    trace_ne_hv_forget(uid);
+    ne_hv_slot_destroy(slot);
+    hv->reuse_uid = uid;
     return 0;
 }
 

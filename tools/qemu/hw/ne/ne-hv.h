@@ -156,6 +156,8 @@ struct NEHv {
     /* Parent accesses that hit carved-out memory (test-controls counters). */
     uint32_t carve_reads;
     uint32_t carve_writes;
+    /* The uid the next SLOT_ALLOC gives, 0: a new one (ne_hv_forget_slot) */
+    uint64_t reuse_uid;
 };
 
 /* Checks the limits; @raise_event posts an out-of-band event. */
@@ -194,6 +196,15 @@ NEHv *ne_pci_get_hv(Object *obj);
  * (no event) when there is no such slot.
  */
 int ne_hv_enclave_exited(NEHv *hv, uint64_t uid);
+
+/*
+ * Test controls: the device loses slot @uid without a word (its enclave
+ * stops, its memory and CPUs are let go, as at SLOT_FREE) and gives its
+ * uid to the next SLOT_ALLOC, as a device that misbehaves so would.
+ * Returns 0, -NE_ERRNO_ENOENT when there is no such slot, -NE_ERRNO_EBUSY
+ * while its ENCLAVE_START is under way.
+ */
+int ne_hv_forget_slot(NEHv *hv, uint64_t uid);
 
 /*
  * Reads enclave memory: @addr is enclave-physical (the donated ranges

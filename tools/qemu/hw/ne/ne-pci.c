@@ -494,6 +494,11 @@ static bool ne_testctl_write32(NEPCIState *s, hwaddr addr, uint32_t val)
                                                       s->tc.event_slot);
         }
         return true;
+    case NE_TESTCTL_FORGET_SLOT:
+        if (val == 1) {
+            s->tc.event_status = ne_hv_forget_slot(&s->hv, s->tc.event_slot);
+        }
+        return true;
     case NE_TESTCTL_STUCK_ARM:
         s->tc.stuck = val != 0;
         return true;

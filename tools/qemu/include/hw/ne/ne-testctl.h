@@ -55,6 +55,13 @@
  * raises an event that concerns no slot.  NE_TESTCTL_EVENT_STATUS then
  * reads 0, or -ENOENT (as u32) if no such slot exists (no event raised).
  *
+ * A misbehaving device.  Write a slot uid to NE_TESTCTL_EVENT_SLOT, then 1
+ * to NE_TESTCTL_FORGET_SLOT: the device loses that slot without a word (its
+ * enclave stops, its memory and CPUs are let go, as at SLOT_FREE), and the
+ * next SLOT_ALLOC gives the new slot the same uid.  NE_TESTCTL_EVENT_STATUS
+ * then reads 0, -ENOENT (no such slot) or -EBUSY (its ENCLAVE_START is
+ * under way): nothing changed.
+ *
  * Counters.  They count from device reset, or from the last write of 1 to
  * NE_TESTCTL_COUNTERS_RESET; they wrap at 2^32.
  *
@@ -74,8 +81,8 @@
 #define NE_TESTCTL_MAGIC                0x000
 #define NE_TESTCTL_LAYOUT               0x004
 #define NE_TESTCTL_MAGIC_VALUE          0x4c54454eu     /* "NETL" */
-/* 2: STUCK, 3: OFF_STAYS, 4: ARM counts commands */
-#define NE_TESTCTL_LAYOUT_VERSION       4
+/* 2: STUCK, 3: OFF_STAYS, 4: ARM counts commands, 5: FORGET_SLOT */
+#define NE_TESTCTL_LAYOUT_VERSION       5
 
 /* The value of a TYPE register that matches every command type. */
 #define NE_TESTCTL_ANY_TYPE             0xffffffffu
@@ -115,6 +122,9 @@
 
 /* Ignore the next write of ENABLE = 1 (1 = armed). */
 #define NE_TESTCTL_OFF_STAYS_ARM        0x054
+
+/* Lose the slot EVENT_SLOT names, and give its uid next (write 1). */
+#define NE_TESTCTL_FORGET_SLOT          0x058
 
 /*
  * Counters, read-only; writing 1 to COUNTERS_RESET zeroes all of them.
