@@ -1850,6 +1850,70 @@ TEST_F_TIMEOUT(td, zombie_disowned_by_the_device_is_not_retried, 60)
 	ASSERT_NOTHING_HELD(self);
 }
 
+/*
+ * A device that loses a zombie's slot without a word and gives its uid to a
+ * new slot (FORGET_SLOT, test-control layout 5): a SLOT_FREE sent again for
+ * the zombie would free the new enclave's slot.  The SLOT_ALLOC that hands
+ * the uid out marks the zombie stale, before any other command: it is not
+ * retried (nor let go: the device never confirmed its memory released),
+ * the new enclave keeps its slot, and its own SLOT_FREE at close does not
+ * release the zombie either.  PCI remove does.
+ */
+TEST_F_TIMEOUT(td, zombie_whose_uid_goes_to_a_new_slot_is_left_alone, 60)
+{
+	int v0, v1, vm, vm2;
+	uint32_t frees;
+	uint64_t uid;
+	long held;
+
+	ASSERT_LE(5, (int)ne_tc_read(self->tc, NE_TESTCTL_LAYOUT));
+	vm = build_enclave(self->mem, &v0, &v1);
+	ASSERT_LE(0, vm);
+	uid = slot_uid(vm);
+	held = ne_pins_held();
+	ne_tc_arm(self->tc, NE_TESTCTL_FAIL_ARM, NE_WIRE_SLOT_FREE,
+		  NE_TESTCTL_FAIL_RC, (uint32_t)-EIO);
+	ne_tc_write(self->tc, NE_TESTCTL_FAIL_ARM, UINT32_MAX);
+	close(v0);
+	close(v1);
+	ASSERT_EQ(0, close(vm));
+	EXPECT_LE(2, zombie_reach(uid, "free_tries:", 2));
+
+	/* The device loses the slot; the next one gets its uid. */
+	ne_tc_write(self->tc, NE_TESTCTL_EVENT_SLOT, (uint32_t)uid);
+	ne_tc_write(self->tc, NE_TESTCTL_EVENT_SLOT + 4, uid >> 32);
+	ne_tc_write(self->tc, NE_TESTCTL_FORGET_SLOT, 1);
+	ASSERT_EQ(0, (int32_t)ne_tc_read(self->tc, NE_TESTCTL_EVENT_STATUS));
+	vm2 = ne_create_vm();
+	ASSERT_LE(0, vm2);
+	ASSERT_EQ(uid, slot_uid(vm2));
+	EXPECT_EQ(-1, zombie_field(uid, "retry_in_ms:", 0));
+
+	/* SLOT_FREE would work now: it is not sent for the zombie. */
+	ne_tc_write(self->tc, NE_TESTCTL_FAIL_ARM, 0);
+	frees = ne_tc_cmds(self->tc, NE_WIRE_SLOT_FREE);
+	usleep(3 * 1000 * 1000);
+	EXPECT_EQ(frees, ne_tc_cmds(self->tc, NE_WIRE_SLOT_FREE));
+	EXPECT_EQ(self->slots + 1, ne_tc_read(self->tc, NE_TESTCTL_SLOTS));
+	EXPECT_EQ(1, zombie_listed(uid));
+	EXPECT_EQ(held, ne_pins_held());
+
+	/* The new enclave's own SLOT_FREE frees its slot, not the zombie. */
+	ASSERT_EQ(0, close(vm2));
+	EXPECT_EQ(frees + 1, ne_tc_cmds(self->tc, NE_WIRE_SLOT_FREE));
+	EXPECT_EQ(self->slots, ne_tc_read(self->tc, NE_TESTCTL_SLOTS));
+	EXPECT_EQ(1, zombie_listed(uid));
+	EXPECT_EQ(held, ne_pins_held());
+
+	ASSERT_EQ(0, pci_remove());
+	EXPECT_EQ(self->pins, ne_pins_reach(self->pins));
+	EXPECT_EQ(0, zombie_listed(uid));
+	ASSERT_EQ(0, pci_rescan());
+	ASSERT_EQ(0, remap_testctl(self));
+	EXPECT_EQ(0, set_pool_soon(NE_TEST_POOL));
+	ASSERT_NOTHING_HELD(self);
+}
+
 int main(int argc, char **argv)
 {
 	ne_require_device();
