@@ -1027,7 +1027,8 @@ static int32_t forget_slot(struct ne_raw *r, uint64_t uid)
 /*
  * FORGET_SLOT: the device loses a running slot without a word (no event,
  * no reply), lets go of its memory, CPU and CID, and gives its uid to the
- * next SLOT_ALLOC only; an unknown uid changes nothing.
+ * next SLOT_ALLOC only; an unknown uid changes nothing; a handshake (the
+ * device turned off) forgets the uid to give.
  */
 TEST_F(dev, fault_forget_slot)
 {
@@ -1053,16 +1054,24 @@ TEST_F(dev, fault_forget_slot)
 	EXPECT_EQ(-ENOENT, ne_raw_slot_info(r, uid, &rep));
 	EXPECT_EQ(-ENOENT, forget_slot(r, uid));
 
-	/* Its uid goes to the next slot, and to that one only. */
+	/* Its uid goes to the next slot... */
 	ASSERT_EQ(0, ne_raw_slot_alloc(r, &again));
 	EXPECT_EQ(uid, again);
-	ASSERT_EQ(0, ne_raw_slot_alloc(r, &other));
-	EXPECT_NE(uid, other);
-	/* Its memory, CPU and CID are free again. */
+	/* ...whose memory, CPU and CID are free again... */
 	ASSERT_EQ(0, ne_raw_add_pages(r, again, &self->mem, 0, NE_MIN_PAGES));
 	ASSERT_EQ(0, ne_raw_add_vcpu(r, again, 1));
 	ASSERT_EQ(0, ne_raw_start(r, again, cid, 0, &cid2));
 	EXPECT_EQ(cid, cid2);
+	/* ...and to that one only (freed, the uid is not given again). */
+	ASSERT_EQ(0, ne_raw_cmd_u64(r, NE_CMD_SLOT_FREE, again, &rep));
+	ASSERT_EQ(0, ne_raw_slot_alloc(r, &other));
+	EXPECT_NE(uid, other);
+
+	/* Turned off, the device forgets the uid it was to give. */
+	EXPECT_EQ(0, forget_slot(r, other));
+	ASSERT_EQ(0, ne_raw_handshake(r));
+	ASSERT_EQ(0, ne_raw_slot_alloc(r, &again));
+	EXPECT_NE(other, again);
 }
 
 /* ---- robustness --------------------------------------------------------- */

@@ -113,9 +113,13 @@ FIXTURE_TEARDOWN(td)
 		return;
 	/* (first: an armed STUCK would keep the remove below from working) */
 	ne_tc_disarm_all(self->tc);
-	/* a slot left, or a device left unbound by a failed probe */
+	/*
+	 * a slot left, a device left unbound by a failed probe, or pins kept
+	 * by a zombie whose slot the device lost (FORGET_SLOT)
+	 */
 	if ((ne_tc_read(self->tc, NE_TESTCTL_SLOTS) != self->slots ||
-	     access(NE_DEV_PATH, F_OK)) && !pci_remove() && !pci_rescan())
+	     access(NE_DEV_PATH, F_OK) || ne_pins_held() != self->pins) &&
+	    !pci_remove() && !pci_rescan())
 		remap_testctl(self);
 	ne_tc_disarm_all(self->tc);
 	ne_write_file(NE_TIMEOUT_PARAM, self->timeout);

@@ -40,7 +40,8 @@
  *                starts are still winding down
  *
  * STOP on a STOPPED slot succeeds and changes nothing.  SLOT_FREE works in
- * any state.  A CID stays taken from START until SLOT_FREE.
+ * any state.  A CID stays taken from START until SLOT_FREE (or the test
+ * controls' FORGET_SLOT).
  *
  * Copyright (c) 2026 The ne-kvm authors
  *
@@ -196,8 +197,10 @@ NESlot *ne_hv_find_slot(NEHv *hv, uint64_t uid)
 }
 
 /*
- * Opaque ids: random, non-zero, unique; never derived from a counter.  But
- * the uid of a slot the test controls made the device forget goes first.
+ * Opaque ids: random, non-zero, unique among live slots; never derived
+ * from a counter.  But the uid of a slot the test controls made the device
+ * forget goes first (checked against the live slots only defensively: no
+ * other path creates a slot).
  */
 static uint64_t ne_hv_new_uid(NEHv *hv)
 {
@@ -846,7 +849,7 @@ int ne_hv_forget_slot(NEHv *hv, uint64_t uid)
     if (slot->starting) {
         return -NE_ERRNO_EBUSY;
     }
-    trace_ne_hv_forget(uid);
+    trace_ne_hv_forget(uid, hv->reuse_uid);
     ne_hv_slot_destroy(slot);
     hv->reuse_uid = uid;
     return 0;

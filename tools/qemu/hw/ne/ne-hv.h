@@ -19,7 +19,8 @@
  *     or reset): the launcher forgets it and never calls
  *     ne_hv_start_done() for it.
  *   - stop(slot) is called when a RUNNING slot leaves RUNNING (ENCLAVE_STOP,
- *     SLOT_FREE, device disable or reset, or ne_hv_enclave_exited()), after
+ *     SLOT_FREE, device disable or reset, ne_hv_enclave_exited(), or
+ *     ne_hv_forget_slot()), after
  *     the slot is marked STOPPED (so nothing it sets off can stop the slot
  *     again).  It must detach whatever start() set up from the slot, must
  *     not call back into ne-hv and must not wait (the parent's vCPUs do
@@ -179,7 +180,10 @@ void ne_hv_start_done(NESlot *slot, int rc);
 void ne_hv_encode_reply(const NEReply *reply, uint8_t *buf);
 const char *ne_hv_cmd_name(uint32_t type);
 
-/* Stops and frees every slot (device disabled, reset or unplugged). */
+/*
+ * Stops and frees every slot (device disabled, reset or unplugged), and
+ * forgets the uid ne_hv_forget_slot() left to give.
+ */
 void ne_hv_free_all(NEHv *hv);
 /* Frees everything, overlays included: only from the owner's finalize. */
 void ne_hv_finalize(NEHv *hv);
@@ -199,10 +203,15 @@ int ne_hv_enclave_exited(NEHv *hv, uint64_t uid);
 
 /*
  * Test controls: the device loses slot @uid without a word (its enclave
- * stops, its memory and CPUs are let go, as at SLOT_FREE) and gives its
- * uid to the next SLOT_ALLOC, as a device that misbehaves so would.
- * Returns 0, -NE_ERRNO_ENOENT when there is no such slot, -NE_ERRNO_EBUSY
- * while its ENCLAVE_START is under way.
+ * stops, its memory, CPUs and CID are let go, as at SLOT_FREE; no reply,
+ * no event) and gives its uid to the next successful SLOT_ALLOC (only the
+ * last forgotten uid is kept).  A device that misbehaves so is what the
+ * driver must survive.  Returns 0, -NE_ERRNO_ENOENT when there is no such
+ * slot (uid 0 included), -NE_ERRNO_EBUSY while the launcher boots its
+ * enclave (a START still queued in the device is not under way yet: it
+ * answers -ENOENT).  Runs in the MMIO handler, under the BQL, as
+ * ne_hv_enclave_exited() does: what stop() starts finishes in the
+ * background.
  */
 int ne_hv_forget_slot(NEHv *hv, uint64_t uid);
 

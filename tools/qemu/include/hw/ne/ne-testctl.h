@@ -33,9 +33,10 @@
  * value but 0; it reads back 1) to NE_TESTCTL_STUCK_ARM, makes the next
  * write of ENABLE = 0 have no effect: ENABLE keeps its value (1 when the
  * device was on) and the device keeps every slot and the command in
- * flight, as a device that does not turn off would.  The write after it
- * turns the device off as usual.  That write consumes the knob (and counts
- * in FAULTS_FIRED) even if the device was already off.
+ * flight (and the uid FORGET_SLOT left to give), as a device that does not
+ * turn off would.  The write after it turns the device off as usual.  That
+ * write consumes the knob (and counts in FAULTS_FIRED) even if the device
+ * was already off.
  *
  * A fifth, OFF_STAYS (NE_TESTCTL_OFF_STAYS_ARM, armed as STUCK is), makes
  * the next write of ENABLE = 1 have no effect: ENABLE keeps its value (0
@@ -44,7 +45,8 @@
  * even if the device was already on.
  *
  * A reset of the device (a machine reset, or a reset of its PCI bus)
- * disarms every knob and zeroes every counter.
+ * disarms every knob and zeroes every counter.  A reset, or ENABLE = 0,
+ * forgets the uid FORGET_SLOT left to give.
  *
  * Events.  Write a slot uid to NE_TESTCTL_EVENT_SLOT (one 64-bit write, or
  * the low then the high half), then 1 to NE_TESTCTL_EVENT_RAISE: the device
@@ -57,10 +59,12 @@
  *
  * A misbehaving device.  Write a slot uid to NE_TESTCTL_EVENT_SLOT, then 1
  * to NE_TESTCTL_FORGET_SLOT: the device loses that slot without a word (its
- * enclave stops, its memory and CPUs are let go, as at SLOT_FREE), and the
- * next SLOT_ALLOC gives the new slot the same uid.  NE_TESTCTL_EVENT_STATUS
- * then reads 0, -ENOENT (no such slot) or -EBUSY (its ENCLAVE_START is
- * under way): nothing changed.
+ * enclave stops, its memory, CPUs and CID are let go, as at SLOT_FREE; no
+ * reply, no event), and the next successful SLOT_ALLOC gives the new slot
+ * the same uid (only the last forgotten uid is kept).
+ * NE_TESTCTL_EVENT_STATUS then reads 0, or (as u32) -ENOENT (no such slot;
+ * uid 0 too, unlike EVENT_RAISE) or -EBUSY (the enclave of its
+ * ENCLAVE_START is booting), and then nothing changed.
  *
  * Counters.  They count from device reset, or from the last write of 1 to
  * NE_TESTCTL_COUNTERS_RESET; they wrap at 2^32.
@@ -111,7 +115,8 @@
 /*
  * Raise an "enclave stopped on its own" event: EVENT_SLOT is the u64 slot
  * uid (low half at 0x040, high half at 0x044), writing 1 to EVENT_RAISE
- * raises the event, EVENT_STATUS then reads 0 or -ENOENT (int32_t).
+ * raises the event, EVENT_STATUS then reads 0 or -ENOENT (int32_t); it
+ * also reports FORGET_SLOT's result (0, -ENOENT or -EBUSY).
  */
 #define NE_TESTCTL_EVENT_SLOT           0x040
 #define NE_TESTCTL_EVENT_RAISE          0x048
